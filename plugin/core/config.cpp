@@ -1,0 +1,283 @@
+// Loading and validation of fb::Config (config.h). Unknown keys are errors, so a typo in a
+// config file fails at start instead of silently using a default.
+#include "fathom_bridge/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/secret.h"
+#include "crypto/sealer.h"
+#include "http/http_client.h"
+
+namespace fb {
+namespace {
+
+using nlohmann::json;
+
+// Reads the keys of one config section into fields, refusing unknown keys and wrong types.
+class Section {
+ public:
+  Section(const json& root, const char* name) : name_(name) {
+    if (root.contains(name)) {
+      if (!root[name].is_object()) {
+        status_ = Status::Config(std::string("setting '") + name + "' must be an object");
+      } else {
+        obj_ = &root[name];
+      }
+    }
+  }
+
+  template <typename T>
+  Section& get(const char* key, T* out) {
+    if (!status_.ok() || !obj_ || !obj_->contains(key)) return *this;
+    seen_.push_back(key);
+    const json& v = (*obj_)[key];
+    try {
+      if constexpr (std::is_same_v<T, bool>) {
+        if (!v.is_boolean()) throw std::runtime_error("must be true or false");
+      } else if constexpr (std::is_integral_v<T>) {
+        if (!v.is_number_integer()) throw std::runtime_error("must be an integer");
+      } else if constexpr (std::is_same_v<T, std::string>) {
+        if (!v.is_string()) throw std::runtime_error("must be a string");
+      } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+        if (!v.is_array()) throw std::runtime_error("must be an array of strings");
+        for (const auto& e : v) {
+          if (!e.is_string()) throw std::runtime_error("must be an array of strings");
+        }
+      }
+      *out = v.get<T>();
+    } catch (const std::exception& e) {
+      status_ = Status::Config("setting '" + name_ + "." + key + "' " + e.what());
+    }
+    return *this;
+  }
+
+  Status finish() {
+    if (!status_.ok() || !obj_) return status_;
+    for (const auto& [k, _] : obj_->items()) {
+      bool known = false;
+      for (const auto& s : seen_) known = known || s == k;
+      if (!known) return Status::Config("unknown setting '" + name_ + "." + k + "'");
+    }
+    return status_;
+  }
+
+ private:
+  std::string name_;
+  const json* obj_ = nullptr;
+  std::vector<std::string> seen_;
+  Status status_;
+};
+
+Status from_json(const json& root, Config* c) {
+  if (!root.is_object()) return Status::Config("config file must hold a JSON object");
+  static const char* kSections[] = {"fathom", "frontend", "tokens", "sync", "webhooks",
+                                    "scripts", "store", "server", "log_level"};
+  for (const auto& [k, _] : root.items()) {
+    bool known = false;
+    for (const char* s : kSections) known = known || k == s;
+    if (!known) return Status::Config("unknown setting '" + k + "'");
+  }
+  auto& f = c->fathom;
+  FB_TRY(Section(root, "fathom")
+             .get("client_id", &f.client_id).get("client_secret", &f.client_secret)
+             .get("redirect_uri", &f.redirect_uri).get("authorize_url", &f.authorize_url)
+             .get("token_url", &f.token_url).get("api_base", &f.api_base).get("scope", &f.scope)
+             .get("use_pkce", &f.use_pkce).get("ca_file", &f.ca_file).get("verify_tls", &f.verify_tls)
+             .get("connect_timeout_ms", &f.connect_timeout_ms).get("read_timeout_ms", &f.read_timeout_ms)
+             .get("oauth_include_content_on_list", &f.oauth_include_content_on_list)
+             .finish());
+  FB_TRY(Section(root, "frontend").get("url", &c->frontend.url)
+             .get("success_path", &c->frontend.success_path).finish());
+  auto& t = c->tokens;
+  FB_TRY(Section(root, "tokens")
+             .get("key", &t.key).get("old_keys", &t.old_keys).get("refresh_buffer_s", &t.refresh_buffer_s)
+             .get("state_ttl_s", &t.state_ttl_s).get("refresh_max_attempts", &t.refresh_max_attempts)
+             .get("refresh_backoff_base_ms", &t.refresh_backoff_base_ms)
+             .get("refresh_backoff_max_ms", &t.refresh_backoff_max_ms)
+             .get("failure_cooldown_s", &t.failure_cooldown_s).get("keepalive_window_s", &t.keepalive_window_s)
+             .get("refresh_lock_ttl_s", &t.refresh_lock_ttl_s)
+             .finish());
+  auto& s = c->sync;
+  FB_TRY(Section(root, "sync")
+             .get("backfill_days", &s.backfill_days).get("interval_s", &s.interval_s)
+             .get("overlap_s", &s.overlap_s).get("fetch_transcripts", &s.fetch_transcripts)
+             .get("fetch_summaries", &s.fetch_summaries).get("rate_limit_per_minute", &s.rate_limit_per_minute)
+             .get("max_attempts", &s.max_attempts).get("backoff_base_ms", &s.backoff_base_ms)
+             .get("backoff_max_ms", &s.backoff_max_ms).get("scheduler", &s.scheduler)
+             .finish());
+  auto& w = c->webhooks;
+  FB_TRY(Section(root, "webhooks")
+             .get("public_base_url", &w.public_base_url).get("path_prefix", &w.path_prefix)
+             .get("triggered_for", &w.triggered_for).get("include_transcript", &w.include_transcript)
+             .get("include_summary", &w.include_summary).get("include_action_items", &w.include_action_items)
+             .get("include_crm_matches", &w.include_crm_matches).get("tolerance_s", &w.tolerance_s)
+             .get("max_body_bytes", &w.max_body_bytes).get("workers", &w.workers)
+             .get("max_attempts", &w.max_attempts).get("backoff_base_ms", &w.backoff_base_ms)
+             .get("backoff_max_ms", &w.backoff_max_ms).get("secret_grace_s", &w.secret_grace_s)
+             .finish());
+  auto& sc = c->scripts;
+  FB_TRY(Section(root, "scripts")
+             .get("dir", &sc.dir).get("mapping", &sc.mapping).get("reactions", &sc.reactions)
+             .get("instruction_limit", &sc.instruction_limit).get("time_limit_ms", &sc.time_limit_ms)
+             .get("memory_limit_bytes", &sc.memory_limit_bytes).get("max_call_depth", &sc.max_call_depth)
+             .get("max_pattern_subject", &sc.max_pattern_subject).get("hot_reload", &sc.hot_reload)
+             .get("pool_size", &sc.pool_size)
+             .finish());
+  FB_TRY(Section(root, "store").get("path", &c->store.path).get("full_sync", &c->store.full_sync)
+             .get("busy_timeout_ms", &c->store.busy_timeout_ms).finish());
+  FB_TRY(Section(root, "server").get("host", &c->server.host).get("port", &c->server.port)
+             .get("api_token", &c->server.api_token).get("threads", &c->server.threads).finish());
+  if (root.contains("log_level")) {
+    if (!root["log_level"].is_string()) return Status::Config("setting 'log_level' must be a string");
+    c->log_level = root["log_level"].get<std::string>();
+  }
+  return Status::Ok();
+}
+
+Status apply_env(Config* c) {
+  auto env = [](const char* name, std::string* out) {
+    if (const char* v = std::getenv(name); v && *v) *out = v;
+  };
+  env("FATHOM_CLIENT_ID", &c->fathom.client_id);
+  env("FATHOM_CLIENT_SECRET", &c->fathom.client_secret);
+  env("FATHOM_REDIRECT_URI", &c->fathom.redirect_uri);
+  env("FATHOM_AUTHORIZE_URL", &c->fathom.authorize_url);
+  env("FATHOM_TOKEN_URL", &c->fathom.token_url);
+  env("FATHOM_API_BASE", &c->fathom.api_base);
+  env("FRONTEND_URL", &c->frontend.url);
+  env("FATHOM_BRIDGE_TOKEN_KEY", &c->tokens.key);
+  env("FATHOM_BRIDGE_PUBLIC_URL", &c->webhooks.public_base_url);
+  env("FATHOM_BRIDGE_SCRIPTS_DIR", &c->scripts.dir);
+  env("FATHOM_BRIDGE_DB", &c->store.path);
+  env("FATHOM_BRIDGE_API_TOKEN", &c->server.api_token);
+  env("FATHOM_BRIDGE_LOG_LEVEL", &c->log_level);
+  std::string old;
+  env("FATHOM_BRIDGE_OLD_TOKEN_KEYS", &old);
+  if (!old.empty()) {
+    c->tokens.old_keys.clear();
+    std::stringstream ss(old);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (!item.empty()) c->tokens.old_keys.push_back(item);
+    }
+  }
+  std::string port;
+  env("FATHOM_BRIDGE_PORT", &port);
+  if (!port.empty()) {
+    char* end = nullptr;
+    long p = std::strtol(port.c_str(), &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535) return Status::Config("FATHOM_BRIDGE_PORT must be a port number");
+    c->server.port = static_cast<int>(p);
+  }
+  return Status::Ok();
+}
+
+Status check_url(const std::string& value, const char* name) {
+  auto u = detail::parse_url(value);
+  if (!u.ok()) return Status::Config(std::string("setting '") + name + "' is not a valid http(s) URL: " + u.status().message());
+  return Status::Ok();
+}
+
+Status check_positive(int64_t v, const char* name) {
+  if (v <= 0) return Status::Config(std::string("setting '") + name + "' must be greater than 0");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status validate_config(const Config& c, ConfigRequirements req) {
+  if (req.oauth) {
+    if (c.fathom.client_id.empty()) return Status::Config("setting 'fathom.client_id' (FATHOM_CLIENT_ID) is missing");
+    if (c.fathom.client_secret.empty()) {
+      return Status::Config("setting 'fathom.client_secret' (FATHOM_CLIENT_SECRET) is missing");
+    }
+    if (c.fathom.redirect_uri.empty()) {
+      return Status::Config("setting 'fathom.redirect_uri' (FATHOM_REDIRECT_URI) is missing");
+    }
+    FB_TRY(check_url(c.fathom.redirect_uri, "fathom.redirect_uri"));
+  }
+  if (c.fathom.scope != "public_api") {
+    return Status::Config("setting 'fathom.scope' must be 'public_api', the only scope Fathom has");
+  }
+  FB_TRY(check_url(c.fathom.authorize_url, "fathom.authorize_url"));
+  FB_TRY(check_url(c.fathom.token_url, "fathom.token_url"));
+  FB_TRY(check_url(c.fathom.api_base, "fathom.api_base"));
+  if (!c.frontend.url.empty()) FB_TRY(check_url(c.frontend.url, "frontend.url"));
+  if (!c.webhooks.public_base_url.empty()) FB_TRY(check_url(c.webhooks.public_base_url, "webhooks.public_base_url"));
+  if (c.tokens.key.empty()) {
+    return Status::Config("setting 'tokens.key' (FATHOM_BRIDGE_TOKEN_KEY) is missing: 32 random bytes, base64");
+  }
+  {
+    std::string id;
+    detail::SecretString key;
+    FB_TRY(detail::parse_key_spec(c.tokens.key, &id, &key).with_context("setting 'tokens.key'"));
+    for (const auto& k : c.tokens.old_keys) {
+      FB_TRY(detail::parse_key_spec(k, &id, &key).with_context("setting 'tokens.old_keys'"));
+    }
+  }
+  if (c.tokens.refresh_buffer_s < 0) return Status::Config("setting 'tokens.refresh_buffer_s' must be >= 0");
+  FB_TRY(check_positive(c.tokens.state_ttl_s, "tokens.state_ttl_s"));
+  FB_TRY(check_positive(c.tokens.refresh_max_attempts, "tokens.refresh_max_attempts"));
+  FB_TRY(check_positive(c.sync.interval_s, "sync.interval_s"));
+  FB_TRY(check_positive(c.sync.backfill_days, "sync.backfill_days"));
+  FB_TRY(check_positive(c.sync.rate_limit_per_minute, "sync.rate_limit_per_minute"));
+  FB_TRY(check_positive(c.sync.max_attempts, "sync.max_attempts"));
+  FB_TRY(check_positive(c.webhooks.max_body_bytes, "webhooks.max_body_bytes"));
+  FB_TRY(check_positive(c.webhooks.workers, "webhooks.workers"));
+  FB_TRY(check_positive(c.webhooks.max_attempts, "webhooks.max_attempts"));
+  FB_TRY(check_positive(c.webhooks.tolerance_s, "webhooks.tolerance_s"));
+  static const char* kTriggers[] = {"my_recordings", "shared_external_recordings", "my_shared_with_team_recordings",
+                                    "shared_team_recordings"};
+  if (c.webhooks.triggered_for.empty()) return Status::Config("setting 'webhooks.triggered_for' must not be empty");
+  for (const auto& t : c.webhooks.triggered_for) {
+    bool ok = false;
+    for (const char* k : kTriggers) ok = ok || t == k;
+    if (!ok) return Status::Config("setting 'webhooks.triggered_for' has unknown value '" + t + "'");
+  }
+  if (!c.webhooks.include_transcript && !c.webhooks.include_summary && !c.webhooks.include_action_items &&
+      !c.webhooks.include_crm_matches) {
+    return Status::Config("settings 'webhooks.include_*': Fathom requires at least one to be true");
+  }
+  FB_TRY(check_positive(c.scripts.instruction_limit, "scripts.instruction_limit"));
+  FB_TRY(check_positive(c.scripts.time_limit_ms, "scripts.time_limit_ms"));
+  FB_TRY(check_positive(c.scripts.memory_limit_bytes, "scripts.memory_limit_bytes"));
+  FB_TRY(check_positive(c.scripts.pool_size, "scripts.pool_size"));
+  if (c.store.path.empty()) return Status::Config("setting 'store.path' (FATHOM_BRIDGE_DB) is empty");
+  if (c.server.port < 0 || c.server.port > 65535) return Status::Config("setting 'server.port' is out of range");
+  static const char* kLevels[] = {"debug", "info", "warn", "error", "off"};
+  bool level_ok = false;
+  for (const char* l : kLevels) level_ok = level_ok || c.log_level == l;
+  if (!level_ok) return Status::Config("setting 'log_level' must be debug, info, warn, error or off");
+  return Status::Ok();
+}
+
+Result<Config> parse_config(const std::string& json_text, bool use_env, ConfigRequirements req) {
+  Config c;
+  if (!json_text.empty()) {
+    json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+    if (root.is_discarded()) return Status::Config("config is not valid JSON");
+    FB_TRY(from_json(root, &c));
+  }
+  if (use_env) FB_TRY(apply_env(&c));
+  FB_TRY(validate_config(c, req));
+  return c;
+}
+
+Result<Config> load_config(const std::string& path, ConfigRequirements req) {
+  std::string text;
+  if (!path.empty()) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::Config("cannot read config file '" + path + "'");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  auto r = parse_config(text, true, req);
+  if (!r.ok()) return r.status().with_context(path.empty() ? "config" : "config file '" + path + "'");
+  return r;
+}
+
+}  // namespace fb

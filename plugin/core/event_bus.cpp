@@ -1,0 +1,28 @@
+#include "core/event_bus.h"
+
+#include "core/log.h"
+
+namespace fb::detail {
+
+void EventBus::subscribe(EventSink sink) {
+  std::lock_guard lock(mu_);
+  sinks_.push_back(std::move(sink));
+}
+
+void EventBus::emit(const Event& event) const {
+  std::vector<EventSink> sinks;
+  {
+    std::lock_guard lock(mu_);
+    sinks = sinks_;
+  }
+  FB_LOG(kInfo, "events") << event.type << " integration=" << event.integration_id << " " << event.detail;
+  for (const auto& s : sinks) {
+    try {
+      s(event);
+    } catch (const std::exception& e) {
+      FB_LOG(kError, "events") << "event listener threw: " << e.what();
+    }
+  }
+}
+
+}  // namespace fb::detail

@@ -1,0 +1,46 @@
+// pipeline.h: where a meeting goes once it is stored. The sync engine and the webhook workers
+// hand each new or changed meeting (per content version) to a MeetingPipeline; the scripting
+// layer implements it with the admins' Lua rules, tests implement it directly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "fathom_bridge/status.h"
+
+namespace fb::detail {
+
+struct MeetingEvent {
+  int64_t integration_id = 0;
+  std::string tenant_id;
+  std::string user_id;
+  int64_t recording_id = 0;
+  int64_t content_version = 0;  // increases whenever the stored meeting's content changes
+  std::string_view raw_json;    // the Meeting object as Fathom sent it (valid during the call)
+  std::string source;           // "sync" or "webhook"
+};
+
+class MeetingPipeline {
+ public:
+  virtual ~MeetingPipeline() = default;
+  // Maps one meeting into the CRM. A non-ok Status means "retry later" (the caller keeps the
+  // meeting unmapped, or retries/dead-letters the webhook event); the message explains why.
+  // Thread-safe: called from several workers at once.
+  virtual Status on_meeting(const MeetingEvent& event) = 0;
+  // Reacts to a verified webhook delivery after its meeting was stored (reactions.lua).
+  virtual Status on_webhook(const MeetingEvent& event) { (void)event; return Status::Ok(); }
+};
+
+// Read access to a recording's transcript and summary, through the cache and (when missing) the
+// rate-limited API. Implemented by the sync layer; used by the scripting layer's `fathom` module.
+class MeetingContentSource {
+ public:
+  virtual ~MeetingContentSource() = default;
+  // JSON array of TranscriptItem, from cache or one API call.
+  virtual Result<std::string> transcript_json(int64_t integration_id, int64_t recording_id) = 0;
+  // JSON MeetingSummary object, from cache or one API call.
+  virtual Result<std::string> summary_json(int64_t integration_id, int64_t recording_id) = 0;
+};
+
+}  // namespace fb::detail

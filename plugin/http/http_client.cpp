@@ -1,0 +1,158 @@
+#include "http/http_client.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace fb::detail {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+constexpr size_t kMaxIdlePerOrigin = 16;
+
+}  // namespace
+
+std::string HttpResponse::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return v;
+  }
+  return {};
+}
+
+bool HttpResponse::has_header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return true;
+  }
+  return false;
+}
+
+std::string Url::origin() const { return scheme + "://" + host + ":" + std::to_string(port); }
+
+Result<Url> parse_url(std::string_view url) {
+  Url u;
+  size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return Status::InvalidArgument("URL has no scheme: '" + std::string(url) + "'");
+  u.scheme = std::string(url.substr(0, sep));
+  std::transform(u.scheme.begin(), u.scheme.end(), u.scheme.begin(), ::tolower);
+  if (u.scheme != "http" && u.scheme != "https") {
+    return Status::InvalidArgument("URL scheme must be http or https: '" + std::string(url) + "'");
+  }
+  std::string_view rest = url.substr(sep + 3);
+  size_t slash = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view tail = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  if (authority.find('@') != std::string_view::npos) {
+    return Status::InvalidArgument("URL must not carry credentials");
+  }
+  u.port = u.scheme == "https" ? 443 : 80;
+  if (!authority.empty() && authority.front() == '[') {  // IPv6 literal
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return Status::InvalidArgument("URL has a malformed IPv6 host");
+    u.host = std::string(authority.substr(1, close - 1));
+    authority = authority.substr(close + 1);
+    if (!authority.empty() && authority.front() == ':') authority = authority.substr(1);
+    else authority = {};
+    if (!authority.empty()) u.port = std::atoi(std::string(authority).c_str());
+  } else {
+    size_t colon = authority.rfind(':');
+    u.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      std::string p(authority.substr(colon + 1));
+      if (p.empty() || !std::all_of(p.begin(), p.end(), ::isdigit)) {
+        return Status::InvalidArgument("URL has a malformed port: '" + std::string(url) + "'");
+      }
+      u.port = std::atoi(p.c_str());
+    }
+  }
+  if (u.host.empty()) return Status::InvalidArgument("URL has no host: '" + std::string(url) + "'");
+  if (u.port <= 0 || u.port > 65535) return Status::InvalidArgument("URL port out of range");
+  if (size_t hash = tail.find('#'); hash != std::string_view::npos) tail = tail.substr(0, hash);
+  u.path_and_query = tail.empty() ? "/" : (tail.front() == '?' ? "/" + std::string(tail) : std::string(tail));
+  return u;
+}
+
+HttplibTransport::HttplibTransport(HttpClientOptions options) : options_(std::move(options)) {}
+HttplibTransport::~HttplibTransport() = default;
+
+std::unique_ptr<httplib::Client> HttplibTransport::acquire(const Url& url) {
+  std::string origin = url.origin();
+  {
+    std::lock_guard lock(mu_);
+    auto& pool = idle_[origin];
+    if (!pool.empty()) {
+      auto c = std::move(pool.back());
+      pool.pop_back();
+      return c;
+    }
+  }
+  auto c = std::make_unique<httplib::Client>(origin);
+  c->set_keep_alive(true);
+  c->set_connection_timeout(options_.connect_timeout_ms / 1000, (options_.connect_timeout_ms % 1000) * 1000);
+  c->set_read_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
+  c->set_write_timeout(options_.write_timeout_ms / 1000, (options_.write_timeout_ms % 1000) * 1000);
+  c->set_follow_location(false);
+  c->set_decompress(true);
+  if (url.scheme == "https") {
+    c->enable_server_certificate_verification(options_.verify_tls);
+    if (!options_.ca_file.empty()) c->set_ca_cert_path(options_.ca_file.c_str());
+  }
+  return c;
+}
+
+void HttplibTransport::release(const std::string& origin, std::unique_ptr<httplib::Client> client) {
+  std::lock_guard lock(mu_);
+  auto& pool = idle_[origin];
+  if (pool.size() < kMaxIdlePerOrigin) pool.push_back(std::move(client));
+}
+
+Result<HttpResponse> HttplibTransport::send(const HttpRequest& request) {
+  FB_ASSIGN(Url url, parse_url(request.url));
+  auto client = acquire(url);
+  httplib::Headers headers;
+  for (const auto& [k, v] : request.headers) headers.emplace(k, v);
+  if (!headers.count("User-Agent")) headers.emplace("User-Agent", options_.user_agent);
+  if (options_.gzip && !headers.count("Accept-Encoding")) headers.emplace("Accept-Encoding", "gzip");
+  const std::string& path = url.path_and_query;
+  httplib::Result res{nullptr, httplib::Error::Unknown};
+  const std::string& m = request.method;
+  const std::string ctype = request.content_type.empty() ? "application/octet-stream" : request.content_type;
+  if (m == "GET") res = client->Get(path, headers);
+  else if (m == "POST") res = client->Post(path, headers, request.body, ctype);
+  else if (m == "PUT") res = client->Put(path, headers, request.body, ctype);
+  else if (m == "PATCH") res = client->Patch(path, headers, request.body, ctype);
+  else if (m == "DELETE") res = request.body.empty() ? client->Delete(path, headers)
+                                                     : client->Delete(path, headers, request.body, ctype);
+  else if (m == "HEAD") res = client->Head(path, headers);
+  else return Status::InvalidArgument("unsupported HTTP method '" + m + "'");
+
+  if (!res) {
+    httplib::Error err = res.error();
+    std::string what = "HTTP " + m + " " + url.origin() + " failed: " + httplib::to_string(err);
+    // The client's socket is in an unknown state: drop it instead of pooling it.
+    if (err == httplib::Error::Read || err == httplib::Error::Write) {
+      // Read/Write errors after a connection was established include timeouts.
+      return Status::Unavailable(what);
+    }
+    if (err == httplib::Error::ConnectionTimeout) return Status::Timeout(what);
+    return Status::Unavailable(what);
+  }
+  HttpResponse out;
+  out.status = res->status;
+  out.body = std::move(res->body);
+  out.headers.reserve(res->headers.size());
+  for (const auto& [k, v] : res->headers) out.headers.emplace_back(k, v);
+  bool close = false;
+  for (const auto& [k, v] : out.headers) {
+    if (iequals(k, "Connection") && iequals(v, "close")) close = true;
+  }
+  if (!close) release(url.origin(), std::move(client));
+  return out;
+}
+
+}  // namespace fb::detail

@@ -1,0 +1,88 @@
+// http_client.h: the outbound HTTP seam. Services depend on HttpTransport; production uses
+// HttplibTransport (cpp-httplib with OpenSSL), tests use it too against loopback servers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "fathom_bridge/status.h"
+
+namespace httplib {
+class Client;
+}
+
+namespace fb::detail {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;  // absolute: scheme://host[:port]/path?query
+  Headers headers;
+  std::string body;
+  std::string content_type;  // set with a body
+};
+
+struct HttpResponse {
+  int status = 0;
+  Headers headers;  // names as received
+  std::string body;
+  // Case-insensitive lookup of the first header with this name ("" when absent).
+  std::string header(std::string_view name) const;
+  bool has_header(std::string_view name) const;
+};
+
+// Network-level failures (connection refused, timeout, TLS) come back as kUnavailable or
+// kTimeout; any HTTP status, including 4xx/5xx, is a successful Result with that status.
+class HttpTransport {
+ public:
+  virtual ~HttpTransport() = default;
+  // Thread-safe.
+  virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
+};
+
+struct Url {
+  std::string scheme;  // "http" or "https"
+  std::string host;
+  int port = 0;
+  std::string path_and_query;  // starts with '/'
+  std::string origin() const;  // scheme://host:port
+};
+// Parses an absolute http(s) URL; the message names what is wrong.
+Result<Url> parse_url(std::string_view url);
+
+struct HttpClientOptions {
+  int connect_timeout_ms = 10000;
+  int read_timeout_ms = 30000;
+  int write_timeout_ms = 30000;
+  bool verify_tls = true;  // certificate and host name checks against the system CA store
+  std::string ca_file;     // empty: the system store
+  std::string user_agent = "fathom-bridge/0.1 (+cpp-httplib)";
+  bool gzip = true;        // ask for and accept gzip
+};
+
+// cpp-httplib transport with a keep-alive connection pool per origin. Thread-safe.
+class HttplibTransport final : public HttpTransport {
+ public:
+  explicit HttplibTransport(HttpClientOptions options = {});
+  ~HttplibTransport() override;
+  Result<HttpResponse> send(const HttpRequest& request) override;
+  const HttpClientOptions& options() const { return options_; }
+
+ private:
+  std::unique_ptr<httplib::Client> acquire(const Url& url);
+  void release(const std::string& origin, std::unique_ptr<httplib::Client> client);
+
+  HttpClientOptions options_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<httplib::Client>>> idle_;  // guarded by mu_
+};
+
+}  // namespace fb::detail

@@ -1,0 +1,142 @@
+// config.h: every setting of fathom-bridge, with its default, and how it is loaded.
+//
+// Settings come from a JSON config file (keys as in the comments below, grouped by section), then
+// from the environment, which wins. load_config() checks everything and fails with kConfig and a
+// message that names the setting; a secret's value is never echoed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fathom_bridge/status.h"
+
+namespace fb {
+
+struct FathomConfig {
+  // "fathom": { ... }
+  std::string client_id;      // client_id; env FATHOM_CLIENT_ID (required for OAuth)
+  std::string client_secret;  // client_secret; env FATHOM_CLIENT_SECRET (required for OAuth)
+  std::string redirect_uri;   // redirect_uri; env FATHOM_REDIRECT_URI (required for OAuth)
+  std::string authorize_url = "https://fathom.video/external/v1/oauth2/authorize";  // env FATHOM_AUTHORIZE_URL
+  std::string token_url = "https://fathom.video/external/v1/oauth2/token";          // env FATHOM_TOKEN_URL
+  std::string api_base = "https://api.fathom.ai/external/v1";                       // env FATHOM_API_BASE
+  std::string scope = "public_api";
+  bool use_pkce = false;          // use_pkce: PKCE S256 (Fathom does not document it)
+  std::string ca_file;            // ca_file: extra CA bundle; empty uses the system store
+  bool verify_tls = true;         // verify_tls
+  int connect_timeout_ms = 10000;
+  int read_timeout_ms = 30000;
+  // OAuth callers may not ask /meetings for transcripts or summaries (fathom-api.md 1.5).
+  bool oauth_include_content_on_list = false;
+};
+
+struct FrontendConfig {
+  // "frontend": { ... }
+  std::string url;  // url; env FRONTEND_URL: where the redirect flow returns, and the popup's target origin
+  std::string success_path = "/settings/integrations/fathom";  // success_path
+};
+
+struct TokenConfig {
+  // "tokens": { ... }
+  // key; env FATHOM_BRIDGE_TOKEN_KEY: "base64(32 bytes)" or "keyid:base64(32 bytes)". Required.
+  std::string key;
+  // old_keys; env FATHOM_BRIDGE_OLD_TOKEN_KEYS: comma-separated "keyid:base64" still accepted for opening.
+  std::vector<std::string> old_keys;
+  int refresh_buffer_s = 300;            // refresh_buffer_s: refresh when expiring within this
+  int state_ttl_s = 600;                 // state_ttl_s: lifetime of an OAuth state
+  int refresh_max_attempts = 4;          // refresh_max_attempts
+  int refresh_backoff_base_ms = 500;     // refresh_backoff_base_ms
+  int refresh_backoff_max_ms = 30000;    // refresh_backoff_max_ms
+  int failure_cooldown_s = 900;          // failure_cooldown_s: after transient failures, wait this long
+  int keepalive_window_s = 6 * 3600;     // keepalive_window_s: sweep refreshes tokens idle longer than this
+  int refresh_lock_ttl_s = 60;           // refresh_lock_ttl_s: cross-process refresh lease
+};
+
+struct SyncConfig {
+  // "sync": { ... }
+  int backfill_days = 90;                  // backfill_days: initial backfill window
+  int interval_s = 3600;                   // interval_s: incremental sync period
+  int overlap_s = 300;                     // overlap_s: re-read this far behind the high-water mark
+  bool fetch_transcripts = false;          // fetch_transcripts: always fetch (else only when a rule asks)
+  bool fetch_summaries = false;            // fetch_summaries
+  int rate_limit_per_minute = 60;          // rate_limit_per_minute: starting budget per account
+  int max_attempts = 5;                    // max_attempts: per API call on 5xx/network errors
+  int backoff_base_ms = 500;               // backoff_base_ms
+  int backoff_max_ms = 30000;              // backoff_max_ms
+  bool scheduler = true;                   // scheduler: run the built-in scheduler thread
+};
+
+struct WebhookConfig {
+  // "webhooks": { ... }
+  std::string public_base_url;   // public_base_url; env FATHOM_BRIDGE_PUBLIC_URL: receiving base URL Fathom can reach
+  std::string path_prefix = "/webhooks/fathom";  // path_prefix
+  std::vector<std::string> triggered_for = {"my_recordings"};  // triggered_for
+  bool include_transcript = true;     // include_transcript
+  bool include_summary = true;        // include_summary
+  bool include_action_items = true;   // include_action_items
+  bool include_crm_matches = false;   // include_crm_matches
+  int tolerance_s = 300;              // tolerance_s: timestamp tolerance both ways
+  int64_t max_body_bytes = 16 << 20;  // max_body_bytes
+  int workers = 2;                    // workers: processing threads
+  int max_attempts = 8;               // max_attempts: before dead-letter
+  int backoff_base_ms = 1000;         // backoff_base_ms
+  int backoff_max_ms = 3600 * 1000;   // backoff_max_ms
+  int secret_grace_s = 24 * 3600;     // secret_grace_s: a rotated-out secret stays valid this long
+};
+
+struct ScriptConfig {
+  // "scripts": { ... }
+  std::string dir = "scripts";            // dir; env FATHOM_BRIDGE_SCRIPTS_DIR
+  std::string mapping = "mapping.lua";    // mapping
+  std::string reactions = "reactions.lua";  // reactions
+  int64_t instruction_limit = 50'000'000;   // instruction_limit per call
+  int time_limit_ms = 2000;                 // time_limit_ms per call
+  int64_t memory_limit_bytes = 64 << 20;    // memory_limit_bytes per state
+  int max_call_depth = 200;                 // max_call_depth (Lua C stack / recursion)
+  int64_t max_pattern_subject = 1 << 20;    // max_pattern_subject: bound on string pattern inputs
+  bool hot_reload = true;                   // hot_reload
+  int pool_size = 2;                        // pool_size: Lua states (one per worker)
+};
+
+struct StoreConfig {
+  // "store": { ... }
+  std::string path = "fathom-bridge.db";  // path; env FATHOM_BRIDGE_DB
+  bool full_sync = false;                 // full_sync: SQLite synchronous=FULL (power-loss durable)
+  int busy_timeout_ms = 10000;            // busy_timeout_ms
+};
+
+struct ServerConfig {
+  // "server": { ... } (sidecar mode)
+  std::string host = "127.0.0.1";   // host
+  int port = 8787;                  // port; env FATHOM_BRIDGE_PORT
+  std::string api_token;            // api_token; env FATHOM_BRIDGE_API_TOKEN: bearer for the host-facing routes
+  int threads = 8;                  // threads
+};
+
+struct Config {
+  FathomConfig fathom;
+  FrontendConfig frontend;
+  TokenConfig tokens;
+  SyncConfig sync;
+  WebhookConfig webhooks;
+  ScriptConfig scripts;
+  StoreConfig store;
+  ServerConfig server;
+  std::string log_level = "info";  // log_level; env FATHOM_BRIDGE_LOG_LEVEL
+};
+
+// What load_config needs to be strict about: a host that only uses API keys needs no OAuth app.
+struct ConfigRequirements {
+  bool oauth = true;
+};
+
+// Reads the JSON file at path (empty: none), applies the environment, validates.
+Result<Config> load_config(const std::string& path, ConfigRequirements req = {});
+// Parses a JSON document (for hosts that hold config in memory), applies the environment when
+// use_env is true, validates.
+Result<Config> parse_config(const std::string& json_text, bool use_env = true, ConfigRequirements req = {});
+// Validates an assembled Config.
+Status validate_config(const Config& config, ConfigRequirements req = {});
+
+}  // namespace fb

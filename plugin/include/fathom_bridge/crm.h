@@ -1,0 +1,31 @@
+// crm.h: the CRM operations a host registers for the Lua scripts (crm.upsert_contact, ...).
+//
+// A script calls crm.<operation>(args) with a table; the bridge turns it into JSON and calls the
+// host's handler with an idempotency key derived from (integration, recording, content version,
+// operation, call index), so reprocessing an event never creates a CRM record twice: the host
+// must return the earlier result when it sees a key again. A handler's failure Status becomes a
+// Lua error carrying the host's message. Handlers are called from worker threads: thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "fathom_bridge/status.h"
+
+namespace fb {
+
+struct CrmCall {
+  std::string operation;        // e.g. "upsert_contact"
+  std::string args_json;        // a JSON object
+  std::string idempotency_key;  // stable across retries of the same event
+  int64_t integration_id = 0;
+  std::string tenant_id;
+  std::string user_id;
+  bool dry_run = false;         // true under `fathom-bridge script test`: nothing may be written
+};
+
+// Returns the operation's result as JSON text (an object, e.g. {"id":"c_42"}), or a Status.
+using CrmHandler = std::function<Result<std::string>(const CrmCall&)>;
+
+}  // namespace fb

@@ -1,0 +1,26 @@
+// events.h: what the bridge tells its host.
+//
+// Events are raised from worker threads; a host's EventSink must be thread-safe and quick (queue
+// the event, do not block). Events never carry a token or secret.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace fb {
+
+struct Event {
+  // "connected", "disconnected", "reconnect_required", "connection_recovered",
+  // "sync_completed", "sync_failed", "webhook_dead_lettered", "script_rejected", "script_loaded"
+  std::string type;
+  std::string tenant_id;
+  std::string user_id;
+  int64_t integration_id = 0;  // 0 when not about one integration
+  std::string detail;          // human-readable reason
+  std::string data_json;       // extra structured data ("{}" when none)
+};
+
+using EventSink = std::function<void(const Event&)>;
+
+}  // namespace fb
