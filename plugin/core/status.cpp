@@ -1,5 +1,7 @@
 #include "fathom_bridge/status.h"
 
+#include <ostream>
+
 namespace fb {
 
 const char* code_name(Code c) noexcept {
@@ -46,5 +48,8 @@ Status Status::with_context(std::string_view context) const {
   m += message_;
   return Status(code_, std::move(m));
 }
+
+std::ostream& operator<<(std::ostream& os, Code c) { return os << code_name(c); }
+std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.to_string(); }
 
 }  // namespace fb

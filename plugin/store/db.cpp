@@ -244,11 +244,13 @@ Result<int> Db::schema_version(std::string_view component) {
 
 Status Db::migrate(std::string_view component, const std::vector<Migration>& steps) {
   int last = 0;
-  for (const Migration& m : steps) {
+  for (const Migration& m : steps) {  // check the whole list before applying any of it
     if (m.version <= last) {
       return Status::Internal("migrations of '" + std::string(component) + "' are not strictly increasing");
     }
     last = m.version;
+  }
+  for (const Migration& m : steps) {
     Status s = transaction([&]() -> Status {
       Stmt& q = prepare("SELECT 1 FROM schema_migrations WHERE component=? AND version=?");
       q.bind(1, component).bind(2, m.version);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,6 +113,10 @@ class [[nodiscard]] Result {
   }
   std::variant<T, Status> v_;
 };
+
+// Printing for logs and test frameworks: "invalid_grant" / "invalid_grant: message".
+std::ostream& operator<<(std::ostream& os, Code c);
+std::ostream& operator<<(std::ostream& os, const Status& s);
 
 }  // namespace fb
 
