@@ -124,7 +124,10 @@ Status from_json(const json& root, Config* c) {
              .get("instruction_limit", &sc.instruction_limit).get("time_limit_ms", &sc.time_limit_ms)
              .get("memory_limit_bytes", &sc.memory_limit_bytes).get("max_call_depth", &sc.max_call_depth)
              .get("max_pattern_subject", &sc.max_pattern_subject).get("hot_reload", &sc.hot_reload)
-             .get("pool_size", &sc.pool_size)
+             .get("pool_size", &sc.pool_size).get("hook_mode", &sc.hook_mode)
+             .get("watchdog_ms", &sc.watchdog_ms).get("reload_interval_ms", &sc.reload_interval_ms)
+             .get("company_domains", &sc.company_domains)
+             .get("fathom_calls_per_event", &sc.fathom_calls_per_event)
              .finish());
   FB_TRY(Section(root, "store").get("path", &c->store.path).get("full_sync", &c->store.full_sync)
              .get("busy_timeout_ms", &c->store.busy_timeout_ms).finish());
@@ -245,6 +248,14 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.scripts.time_limit_ms, "scripts.time_limit_ms"));
   FB_TRY(check_positive(c.scripts.memory_limit_bytes, "scripts.memory_limit_bytes"));
   FB_TRY(check_positive(c.scripts.pool_size, "scripts.pool_size"));
+  FB_TRY(check_positive(c.scripts.max_call_depth, "scripts.max_call_depth"));
+  FB_TRY(check_positive(c.scripts.max_pattern_subject, "scripts.max_pattern_subject"));
+  FB_TRY(check_positive(c.scripts.watchdog_ms, "scripts.watchdog_ms"));
+  if (c.scripts.hook_mode != "watchdog" && c.scripts.hook_mode != "always")
+    return Status::Config("setting 'scripts.hook_mode' must be \"watchdog\" or \"always\"");
+  if (c.scripts.reload_interval_ms < 0) return Status::Config("setting 'scripts.reload_interval_ms' must be >= 0");
+  if (c.scripts.fathom_calls_per_event < 0)
+    return Status::Config("setting 'scripts.fathom_calls_per_event' must be >= 0");
   if (c.store.path.empty()) return Status::Config("setting 'store.path' (FATHOM_BRIDGE_DB) is empty");
   if (c.server.port < 0 || c.server.port > 65535) return Status::Config("setting 'server.port' is out of range");
   static const char* kLevels[] = {"debug", "info", "warn", "error", "off"};

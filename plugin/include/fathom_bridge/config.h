@@ -97,6 +97,14 @@ struct ScriptConfig {
   int64_t max_pattern_subject = 1 << 20;    // max_pattern_subject: bound on string pattern inputs
   bool hot_reload = true;                   // hot_reload
   int pool_size = 2;                        // pool_size: Lua states (one per worker)
+  // hook_mode: "watchdog" arms the instruction hook only once a call has run watchdog_ms (tight
+  // loops run at full speed; see plugin/scripting/README.md), "always" arms it for every call.
+  std::string hook_mode = "watchdog";
+  int watchdog_ms = 10;                     // watchdog_ms: script time before the hook is armed
+  int reload_interval_ms = 1000;            // reload_interval_ms: stat script files at most this often (0: every event)
+  // company_domains: our own email domains, for util.is_internal; empty: the recorder's domain.
+  std::vector<std::string> company_domains;
+  int fathom_calls_per_event = 4;           // fathom_calls_per_event: fathom.transcript/summary calls per event
 };
 
 struct StoreConfig {
