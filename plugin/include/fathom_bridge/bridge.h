@@ -1,0 +1,132 @@
+// bridge.h: the C++ API of fathom-bridge. Start here.
+//
+//   auto bridge = fb::Bridge::open(config);            // store, scripts, workers
+//   bridge.value()->register_crm_operation("upsert_contact", handler);
+//   auto start = bridge.value()->connect_start({"acme", "u42"}, fb::ReturnMode::kPopup);
+//   ... user approves at Fathom, the browser lands on the redirect URI ...
+//   auto outcome = bridge.value()->connect_callback(query_string);   // serve outcome.body
+//
+// Threading: a Bridge is thread-safe; every method may be called from any thread. Callbacks
+// (events, CRM handlers) run on worker threads. Destroying the Bridge stops its workers after
+// in-flight work finishes.
+// Errors: every method returns Status or Result<T> (status.h); nothing throws.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fathom_bridge/config.h"
+#include "fathom_bridge/crm.h"
+#include "fathom_bridge/events.h"
+#include "fathom_bridge/status.h"
+
+namespace fb {
+
+// Who is asking: every integration belongs to one (tenant, user); every call is scoped by it.
+struct Caller {
+  std::string tenant_id;
+  std::string user_id;
+  std::string team_id;  // optional
+};
+
+enum class ReturnMode { kPopup, kRedirect };
+
+struct ConnectStart {
+  std::string authorize_url;  // open this in the user's browser (popup or full page)
+  int64_t expires_at = 0;     // unix seconds; the state is refused after this
+};
+
+// The answer to the OAuth callback request, ready to send to the browser.
+struct CallbackOutcome {
+  bool ok = false;
+  int64_t integration_id = 0;
+  Code code = Code::kOk;       // why it failed
+  std::string error;           // short machine reason: "access_denied", "state_expired", ...
+  std::string reason;          // human-readable reason
+  ReturnMode mode = ReturnMode::kPopup;
+  int http_status = 200;       // 200 with the page (popup) or 302 (redirect)
+  std::string content_type;    // "text/html; charset=utf-8" for the popup page
+  std::string body;            // the popup page
+  std::string location;        // the frontend URL (redirect mode)
+  std::string to_json() const;
+};
+
+struct WebhookReply {
+  int http_status = 500;
+  std::string body;    // short reason
+  Code code = Code::kOk;
+};
+
+struct SyncRequest {
+  std::string mode = "incremental";  // "incremental", "backfill" or "manual"
+  int64_t since = 0;                 // manual: unix seconds, 0 = open
+  int64_t until = 0;
+  int64_t recording_id = 0;          // manual: one recording
+};
+
+class Bridge {
+ public:
+  struct Impl;
+
+  // Opens the store (migrations), loads scripts, starts workers per config.
+  static Result<std::unique_ptr<Bridge>> open(const Config& config);
+  ~Bridge();
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  const Config& config() const;
+
+  // ---- host registration ----
+  // Replaces the host's event sink (events.h). Thread-safe.
+  void set_event_sink(EventSink sink);
+  // Registers (or replaces) the CRM operation `name` for the scripts (crm.h).
+  Status register_crm_operation(const std::string& name, CrmHandler handler);
+
+  // ---- connect ----
+  Result<ConnectStart> connect_start(const Caller& caller, ReturnMode mode);
+  // query: the callback request's raw query string ("code=..&state=..").
+  CallbackOutcome connect_callback(const std::string& query);
+  Result<int64_t> connect_api_key(const Caller& caller, const std::string& api_key);
+  Status disconnect(const Caller& caller, int64_t integration_id);
+
+  // ---- tokens ----
+  // A valid access token (refreshed first when it expires within the buffer).
+  Result<std::string> access_token(const Caller& caller, int64_t integration_id);
+  // JSON array (see fb_token_health in fathom_bridge.h). Empty tenant: all tenants.
+  Result<std::string> token_health_json(const std::string& tenant_id, const std::string& user_id);
+  // The same report as a fixed-width table for terminals.
+  Result<std::string> token_health_table(const std::string& tenant_id, const std::string& user_id);
+  // JSON array of {"integration_id","tenant_id","user_id"} deactivated.
+  Result<std::string> deactivate_expired();
+
+  // ---- sync ----
+  // Runs one sync and waits for it; returns the job record as JSON.
+  Result<std::string> sync(const Caller& caller, int64_t integration_id, const SyncRequest& request);
+  // Runs due scheduled work once (for hosts that drive time).
+  Status tick();
+  // JSON array of job records, newest first. integration_id 0 and status "" mean all.
+  Result<std::string> sync_jobs_json(int64_t integration_id, const std::string& status, int limit);
+
+  // ---- webhooks ----
+  WebhookReply receive_webhook(const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers,
+                               std::string_view body);
+  Result<std::string> webhook_events_json(const std::string& status, int64_t integration_id, int limit);
+  // Replays one event by id, or all dead letters when event_id is "dead". Returns how many.
+  Result<int> webhook_replay(const std::string& event_id);
+
+  // ---- scripts ----
+  Status reload_scripts();
+
+  // Internal services, for the sidecar server and the CLI in this repository.
+  Impl& impl() { return *impl_; }
+
+ private:
+  explicit Bridge(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fb

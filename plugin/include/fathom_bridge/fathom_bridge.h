@@ -1,0 +1,172 @@
+/* fathom_bridge.h: the C ABI of fathom-bridge. This one header is the whole API a host needs.
+ *
+ * Conventions
+ *  1. Every function returns an int result code: FB_OK (0) or one of FB_* below. Codes are
+ *     numbered forever and only appended. fb_code_name() gives a static name for any code.
+ *  2. On failure, fb_errmsg(handle) returns the message of the last failed call made by the
+ *     calling thread on that handle (valid until that thread's next call on the handle). Messages
+ *     name what was wrong and never contain a token, secret or key.
+ *  3. Strings are UTF-8 and NUL-terminated. Input strings are borrowed for the duration of the
+ *     call. Strings returned through `char **out` belong to the caller: free them with
+ *     fb_string_free(). On failure *out is set to NULL.
+ *  4. Structured results are JSON documents (objects or arrays), described at each function.
+ *  5. Threading: a fb_bridge handle is thread-safe; any function may be called from any thread
+ *     concurrently, except fb_bridge_close(), which must be the last call on the handle.
+ *     Callbacks (events, CRM operations) run on library worker threads and must be thread-safe.
+ *  6. fb_bridge_open() returns a handle even when it fails, so the caller can read fb_errmsg();
+ *     such a handle accepts only fb_errmsg() and fb_bridge_close(). Closing NULL is harmless.
+ *  7. A handle that is used after close, or a NULL handle, gives FB_MISUSE.
+ */
+#ifndef FATHOM_BRIDGE_H
+#define FATHOM_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FB_API __attribute__((visibility("default")))
+#else
+#define FB_API
+#endif
+
+/* Result codes. The same numbers as fb::Code in the C++ API. */
+#define FB_OK 0
+#define FB_INVALID_ARGUMENT 1
+#define FB_NOT_FOUND 2
+#define FB_ALREADY_EXISTS 3
+#define FB_PERMISSION_DENIED 4
+#define FB_UNAUTHENTICATED 5
+#define FB_FAILED_PRECONDITION 6
+#define FB_UNAVAILABLE 7
+#define FB_RATE_LIMITED 8
+#define FB_TIMEOUT 9
+#define FB_INTERNAL 10
+#define FB_RECONNECT_REQUIRED 11
+#define FB_INVALID_GRANT 12
+#define FB_IO 13
+#define FB_CONFIG 14
+#define FB_SCRIPT 15
+#define FB_CONFLICT 16
+#define FB_TOO_LARGE 17
+#define FB_MALFORMED 18
+#define FB_REJECTED 19
+#define FB_CANCELLED 20
+#define FB_MISUSE 100 /* NULL, closed or failed handle, or a NULL required argument */
+
+typedef struct fb_bridge fb_bridge;
+
+/* The library version, e.g. "0.1.0". Static string. */
+FB_API const char *fb_version(void);
+/* A static name for a result code ("ok", "invalid_grant", ...); "unknown" for others. */
+FB_API const char *fb_code_name(int code);
+/* Frees a string returned by this library. NULL is harmless. */
+FB_API void fb_string_free(char *s);
+
+/* Opens a bridge. config_path: a JSON config file, or NULL. config_json: a JSON config document
+ * used instead of the file when not NULL. The environment overrides both (see README).
+ * Opens or creates the SQLite store, applies migrations, loads the Lua scripts and starts the
+ * background workers (webhook processing, scheduler) unless the config disables them.
+ * Always sets *out (unless out is NULL); on failure the handle only serves fb_errmsg/fb_bridge_close. */
+FB_API int fb_bridge_open(const char *config_path, const char *config_json, fb_bridge **out);
+/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless. */
+FB_API int fb_bridge_close(fb_bridge *b);
+/* The message of the calling thread's last failed call on b (see convention 2). Never NULL. */
+FB_API const char *fb_errmsg(fb_bridge *b);
+
+/* ---- Host callbacks ---- */
+
+/* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
+ * sync_failed, webhook_dead_lettered, script_rejected, script_loaded) as a JSON object:
+ * {"type", "tenant_id", "user_id", "integration_id", "detail", "data"}. Replaces any earlier callback;
+ * NULL removes it. */
+typedef void (*fb_event_fn)(void *user_data, const char *event_json);
+FB_API int fb_set_event_callback(fb_bridge *b, fb_event_fn fn, void *user_data);
+
+/* Log lines ("debug", "info", "warn", "error"); replaces the default stderr sink for the whole
+ * process. NULL restores it. */
+typedef void (*fb_log_fn)(void *user_data, const char *level, const char *component, const char *message);
+FB_API int fb_set_log_callback(fb_bridge *b, fb_log_fn fn, void *user_data);
+
+/* A CRM operation the Lua scripts may call as crm.<name>(args). call_json is
+ * {"operation", "args", "idempotency_key", "integration_id", "tenant_id", "user_id", "dry_run"}.
+ * On success return FB_OK and set *result_json to a JSON object allocated with malloc() (the
+ * library frees it with free()). On failure return any non-zero code and optionally set
+ * *error_message (malloc'd) to a message the script will see. A handler must treat a repeated
+ * idempotency_key as the same request and return the earlier result. */
+typedef int (*fb_crm_fn)(void *user_data, const char *call_json, char **result_json, char **error_message);
+FB_API int fb_register_crm_operation(fb_bridge *b, const char *name, fb_crm_fn fn, void *user_data);
+
+/* ---- Connect ---- */
+
+/* Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
+ * callback page posts to window.opener), 0 for the redirect flow back to the frontend.
+ * *authorize_url receives the URL to open in the user's browser. */
+FB_API int fb_connect_start(fb_bridge *b, const char *tenant_id, const char *user_id, const char *team_id,
+                            int popup, char **authorize_url);
+/* Completes the flow from the callback request's query string (e.g. "code=..&state=.."). Always
+ * produces *result_json when b is usable, even for a refused callback:
+ * {"ok", "integration_id", "error", "reason", "mode": "popup"|"redirect", "http_status",
+ *  "content_type", "body" (the popup page HTML, for popup), "location" (for redirect)}.
+ * The return code is FB_OK when the connection was stored, otherwise the reason's code. */
+FB_API int fb_connect_callback(fb_bridge *b, const char *query_string, char **result_json);
+/* Connects with a per-user Fathom API key (single-user setups). */
+FB_API int fb_connect_api_key(fb_bridge *b, const char *tenant_id, const char *user_id, const char *api_key,
+                              int64_t *integration_id);
+/* Deletes the integration's tokens and its Fathom webhooks (best effort), marks it inactive. */
+FB_API int fb_disconnect(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id);
+
+/* ---- Tokens ---- */
+
+/* A valid access token for the integration, refreshed first when it expires within the buffer.
+ * Only for hosts that call Fathom themselves; free with fb_string_free. */
+FB_API int fb_access_token(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                           char **token);
+/* Token health: a JSON array of {"integration_id", "tenant_id", "user_id", "kind", "status"
+ * (valid|expiring_soon|expired|reconnect_required|disconnected), "expires_in_s",
+ * "has_refresh_token", "last_refresh_at", "last_sync_at"}. tenant_id NULL: all tenants (operators);
+ * user_id NULL: all users of the tenant. */
+FB_API int fb_token_health(fb_bridge *b, const char *tenant_id, const char *user_id, char **report_json);
+/* Deactivates integrations whose tokens are expired and cannot be refreshed. *affected_json is a
+ * JSON array of {"integration_id", "tenant_id", "user_id"} to notify. */
+FB_API int fb_deactivate_expired(fb_bridge *b, char **affected_json);
+
+/* ---- Sync ---- */
+
+/* Runs a sync now and waits for it. mode: "incremental", "backfill", or "manual"; options_json may
+ * be NULL or {"since": ISO8601, "until": ISO8601, "recording_id": n}. *job_json is the job record. */
+FB_API int fb_sync(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                   const char *mode, const char *options_json, char **job_json);
+/* Runs due scheduled work once (incremental syncs, token keep-alive) for hosts that drive time. */
+FB_API int fb_tick(fb_bridge *b);
+/* The sync job log, newest first. filter_json may be NULL or {"integration_id", "status", "limit"}. */
+FB_API int fb_sync_jobs(fb_bridge *b, const char *filter_json, char **jobs_json);
+
+/* ---- Webhooks ---- */
+
+/* Receives one webhook delivery (the host's HTTP server passes it through). The headers are
+ * n_headers name/value pairs; body is the raw request body (not re-serialised). On return
+ * *http_status and *response_body hold what to answer. The delivery is durable before this
+ * returns a 2xx status. Returns FB_OK when accepted (including duplicates), FB_REJECTED etc. otherwise. */
+FB_API int fb_webhook_receive(fb_bridge *b, const char *path, const char *const *header_names,
+                              const char *const *header_values, size_t n_headers, const char *body,
+                              size_t body_len, int *http_status, char **response_body);
+/* The webhook inbox: filter_json NULL or {"status": "pending"|"done"|"dead", "integration_id", "limit"}. */
+FB_API int fb_webhook_events(fb_bridge *b, const char *filter_json, char **events_json);
+/* Replays one event by id, or every dead letter when event_id is "dead". *count: events requeued. */
+FB_API int fb_webhook_replay(fb_bridge *b, const char *event_id, int *count);
+
+/* ---- Scripts ---- */
+
+/* Reloads the Lua scripts now (they also reload by themselves on change when hot_reload is on).
+ * A script that fails to load is rejected with file and line, and the previous version stays. */
+FB_API int fb_scripts_reload(fb_bridge *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FATHOM_BRIDGE_H */
