@@ -1,0 +1,265 @@
+#include "sync/meeting_store.h"
+
+#include <algorithm>
+#include <set>
+
+#include "sync/sync_schema.h"
+
+namespace fb::detail {
+namespace {
+
+constexpr const char* kMeetingColumns =
+    "integration_id, recording_id, title, meeting_title, url, share_url, created_at, scheduled_start, "
+    "scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, recorded_by_team, "
+    "invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, content_hash, "
+    "content_version, mapped_version, mapped_at, map_error, map_attempts, first_source, last_source, "
+    "first_seen_at, last_seen_at, updated_at";
+
+StoredMeeting read_meeting(const Stmt& q) {
+  StoredMeeting m;
+  int c = 0;
+  m.integration_id = q.int64(c++);
+  m.recording_id = q.int64(c++);
+  m.title = q.text(c++);
+  m.meeting_title = q.opt_text(c++);
+  m.url = q.text(c++);
+  m.share_url = q.text(c++);
+  m.created_at = q.int64(c++);
+  m.scheduled_start = q.int64(c++);
+  m.scheduled_end = q.int64(c++);
+  m.recording_start = q.int64(c++);
+  m.recording_end = q.int64(c++);
+  m.recorded_by_email = q.text(c++);
+  m.recorded_by_name = q.text(c++);
+  m.recorded_by_team = q.opt_text(c++);
+  m.invitees_domains_type = q.text(c++);
+  m.transcript_language = q.text(c++);
+  m.invitee_count = q.int64(c++);
+  m.external_domains = q.text(c++);
+  m.raw_json = q.text(c++);
+  m.content_hash = q.text(c++);
+  m.content_version = q.int64(c++);
+  m.mapped_version = q.int64(c++);
+  m.mapped_at = q.int64(c++);
+  m.map_error = q.opt_text(c++);
+  m.map_attempts = q.int64(c++);
+  m.first_source = q.text(c++);
+  m.last_source = q.text(c++);
+  m.first_seen_at = q.int64(c++);
+  m.last_seen_at = q.int64(c++);
+  m.updated_at = q.int64(c++);
+  return m;
+}
+
+std::string external_domains(const Meeting& m) {
+  std::set<std::string> domains;
+  for (const auto& inv : m.calendar_invitees) {
+    if (inv.is_external && inv.email_domain && !inv.email_domain->empty()) domains.insert(*inv.email_domain);
+  }
+  std::string out;
+  for (const auto& d : domains) {
+    if (!out.empty()) out.push_back(',');
+    out += d;
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* content_kind_name(ContentKind kind) {
+  switch (kind) {
+    case ContentKind::kTranscript: return "transcript";
+    case ContentKind::kSummary: return "summary";
+    case ContentKind::kActionItems: return "action_items";
+    case ContentKind::kCrmMatches: return "crm_matches";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<MeetingStore>> MeetingStore::open(Db& db, Clock& clock) {
+  FB_TRY(migrate_sync_schema(db));
+  return std::unique_ptr<MeetingStore>(new MeetingStore(db, clock));
+}
+
+Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, std::string_view raw_meeting_json,
+                                          std::string_view source) {
+  FB_ASSIGN(Meeting m, parse_meeting(raw_meeting_json));
+  return upsert(integration_id, m, source);
+}
+
+Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting& m, std::string_view source) {
+  UpsertResult out;
+  out.recording_id = m.recording_id;
+  const int64_t now = clock_.now_s();
+  Status s = db_.transaction([&]() -> Status {
+    Stmt& sel = db_.prepare(
+        "SELECT content_hash, content_version, mapped_version FROM sync_meetings "
+        "WHERE integration_id=? AND recording_id=?");
+    sel.bind_all(integration_id, m.recording_id);
+    FB_ASSIGN(bool found, sel.step());
+    std::string old_hash;
+    int64_t old_version = 0, mapped = 0;
+    if (found) {
+      old_hash = sel.text(0);
+      old_version = sel.int64(1);
+      mapped = sel.int64(2);
+    }
+    sel.reset();
+    if (found && old_hash == m.core_hash) {
+      Stmt& touch = db_.prepare(
+          "UPDATE sync_meetings SET last_seen_at=?, last_source=? WHERE integration_id=? AND recording_id=?");
+      touch.bind_all(now, source, integration_id, m.recording_id);
+      FB_TRY(touch.run());
+      out.content_version = old_version;
+      out.needs_mapping = mapped < old_version;
+      return cache_parts(integration_id, m, source);
+    }
+    out.created = !found;
+    out.changed = true;
+    out.content_version = old_version + 1;
+    out.needs_mapping = true;
+    // One statement for both cases: an insert, or on conflict a new content version.
+    Stmt& up = db_.prepare(
+        "INSERT INTO sync_meetings(integration_id, recording_id, title, meeting_title, url, share_url, created_at, "
+        "scheduled_start, scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, "
+        "recorded_by_team, invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, "
+        "content_hash, content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(integration_id, recording_id) DO UPDATE SET title=excluded.title, "
+        "meeting_title=excluded.meeting_title, url=excluded.url, share_url=excluded.share_url, "
+        "created_at=excluded.created_at, scheduled_start=excluded.scheduled_start, "
+        "scheduled_end=excluded.scheduled_end, recording_start=excluded.recording_start, "
+        "recording_end=excluded.recording_end, recorded_by_email=excluded.recorded_by_email, "
+        "recorded_by_name=excluded.recorded_by_name, recorded_by_team=excluded.recorded_by_team, "
+        "invitees_domains_type=excluded.invitees_domains_type, transcript_language=excluded.transcript_language, "
+        "invitee_count=excluded.invitee_count, external_domains=excluded.external_domains, "
+        "raw_json=excluded.raw_json, content_hash=excluded.content_hash, "
+        "content_version=excluded.content_version, map_error=NULL, map_attempts=0, "
+        "last_source=excluded.last_source, last_seen_at=excluded.last_seen_at, updated_at=excluded.updated_at");
+    up.bind_all(integration_id, m.recording_id, m.title, m.meeting_title, m.url, m.share_url, m.created_at_s,
+                m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, m.recorded_by.email,
+                m.recorded_by.name, m.recorded_by.team, m.calendar_invitees_domains_type, m.transcript_language,
+                static_cast<int64_t>(m.calendar_invitees.size()), external_domains(m), m.raw_json, m.core_hash,
+                out.content_version, source, source, now, now, now);
+    FB_TRY(up.run());
+    return cache_parts(integration_id, m, source);
+  });
+  if (!s.ok()) return s.with_context("storing meeting " + std::to_string(m.recording_id));
+  return out;
+}
+
+Status MeetingStore::cache_parts(int64_t integration_id, const Meeting& m, std::string_view source) {
+  // A null part (requested but not ready at Fathom) is not cached: a later fetch may find it.
+  if (!m.transcript_json.empty()) {
+    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kTranscript, m.transcript_json, source));
+  }
+  if (!m.default_summary_json.empty()) {
+    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kSummary, m.default_summary_json, source));
+  }
+  if (!m.action_items_json.empty()) {
+    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kActionItems, m.action_items_json, source));
+  }
+  if (!m.crm_matches_json.empty()) {
+    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kCrmMatches, m.crm_matches_json, source));
+  }
+  return Status::Ok();
+}
+
+Result<StoredMeeting> MeetingStore::get(int64_t integration_id, int64_t recording_id) {
+  StoredMeeting out;
+  bool found = false;
+  FB_TRY(db_.with([&]() -> Status {
+    Stmt& q = db_.prepare(std::string("SELECT ") + kMeetingColumns +
+                          " FROM sync_meetings WHERE integration_id=? AND recording_id=?");
+    q.bind_all(integration_id, recording_id);
+    FB_ASSIGN(found, q.step());
+    if (found) out = read_meeting(q);
+    q.reset();
+    return Status::Ok();
+  }));
+  if (!found) {
+    return Status::NotFound("meeting " + std::to_string(recording_id) + " of integration " +
+                            std::to_string(integration_id) + " is not stored");
+  }
+  return out;
+}
+
+Result<std::vector<StoredMeeting>> MeetingStore::list(int64_t integration_id, int limit, int offset) {
+  std::vector<StoredMeeting> out;
+  FB_TRY(db_.with([&]() -> Status {
+    Stmt& q = db_.prepare(std::string("SELECT ") + kMeetingColumns +
+                          " FROM sync_meetings WHERE integration_id=? "
+                          "ORDER BY created_at DESC, recording_id DESC LIMIT ? OFFSET ?");
+    q.bind_all(integration_id, limit, offset);
+    for (;;) {
+      auto row = q.step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back(read_meeting(q));
+    }
+    q.reset();
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<int64_t> MeetingStore::count(int64_t integration_id) {
+  int64_t n = 0;
+  FB_TRY(db_.with([&]() -> Status {
+    Stmt& q = db_.prepare("SELECT COUNT(*) FROM sync_meetings WHERE integration_id=?");
+    q.bind(1, integration_id);
+    FB_ASSIGN(bool row, q.step());
+    if (row) n = q.int64(0);
+    q.reset();
+    return Status::Ok();
+  }));
+  return n;
+}
+
+Result<std::vector<int64_t>> MeetingStore::unmapped(int64_t integration_id, int limit) {
+  std::vector<int64_t> out;
+  FB_TRY(db_.with([&]() -> Status {
+    Stmt& q = db_.prepare(
+        "SELECT recording_id FROM sync_meetings WHERE integration_id=? AND mapped_version < content_version "
+        "ORDER BY created_at, recording_id LIMIT ?");
+    q.bind_all(integration_id, limit);
+    for (;;) {
+      auto row = q.step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back(q.int64(0));
+    }
+    q.reset();
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::optional<std::string>> MeetingStore::cached_content(int64_t integration_id, int64_t recording_id,
+                                                                ContentKind kind) {
+  std::optional<std::string> out;
+  FB_TRY(db_.with([&]() -> Status {
+    Stmt& q = db_.prepare(
+        "SELECT json FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND kind=?");
+    q.bind_all(integration_id, recording_id, content_kind_name(kind));
+    FB_ASSIGN(bool row, q.step());
+    if (row) out = q.text(0);
+    q.reset();
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Status MeetingStore::put_content(int64_t integration_id, int64_t recording_id, ContentKind kind,
+                                 std::string_view json, std::string_view source) {
+  return db_.transaction([&]() -> Status {
+    Stmt& q = db_.prepare(
+        "INSERT INTO sync_meeting_content(integration_id, recording_id, kind, json, source, fetched_at) "
+        "VALUES(?,?,?,?,?,?) ON CONFLICT(integration_id, recording_id, kind) DO UPDATE SET "
+        "json=excluded.json, source=excluded.source, fetched_at=excluded.fetched_at");
+    q.bind_all(integration_id, recording_id, content_kind_name(kind), json, source, clock_.now_s());
+    return q.run();
+  });
+}
+
+}  // namespace fb::detail

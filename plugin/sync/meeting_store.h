@@ -1,0 +1,102 @@
+// meeting_store.h: the meetings repository shared by sync and the webhook workers.
+//
+// One row per (integration_id, recording_id) in sync_meetings: the Meeting JSON as received, the
+// columns the CRM needs, a content hash and two versions:
+//   content_version  starts at 1 and grows by one each time the meeting's core content changes;
+//   mapped_version   the highest content_version the mapping pipeline accepted (0 = never).
+// The hash covers the core fields only (Meeting::core_hash): the include_* parts (transcript,
+// default_summary, action_items, crm_matches) are left out, because OAuth list calls omit them
+// while webhook payloads carry them. Those parts go to the content cache (sync_meeting_content)
+// instead, so the same meeting delivered by webhook and then listed by sync is one version.
+// When the hash is unchanged the stored raw_json is kept as it is (a later, poorer copy never
+// replaces a richer one); only last_seen_at/last_source move.
+//
+// Thread-safe: every method runs in Db::transaction (nesting joins an outer transaction, so a
+// caller may upsert a whole page and its checkpoint atomically).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "fathom/models.h"
+#include "fathom_bridge/status.h"
+#include "store/db.h"
+
+namespace fb::detail {
+
+struct UpsertResult {
+  int64_t recording_id = 0;
+  int64_t content_version = 0;
+  bool created = false;  // first time this integration saw the meeting
+  bool changed = false;  // created, or the core content differs from what was stored
+  bool needs_mapping = false;  // mapped_version < content_version after the upsert
+};
+
+struct StoredMeeting {
+  int64_t integration_id = 0;
+  int64_t recording_id = 0;
+  std::string title;
+  std::optional<std::string> meeting_title;
+  std::string url, share_url;
+  int64_t created_at = 0;  // Unix seconds
+  int64_t scheduled_start = 0, scheduled_end = 0, recording_start = 0, recording_end = 0;
+  std::string recorded_by_email, recorded_by_name;
+  std::optional<std::string> recorded_by_team;
+  std::string invitees_domains_type;  // calendar_invitees_domains_type
+  std::string transcript_language;
+  int64_t invitee_count = 0;
+  std::string external_domains;  // comma-separated, sorted, distinct email domains of external invitees
+  std::string raw_json;
+  std::string content_hash;
+  int64_t content_version = 0;
+  int64_t mapped_version = 0;
+  int64_t mapped_at = 0;
+  std::optional<std::string> map_error;  // why the last mapping attempt failed
+  int64_t map_attempts = 0;              // failed attempts since the last success or change
+  std::string first_source, last_source;  // "sync", "webhook", ...
+  int64_t first_seen_at = 0, last_seen_at = 0, updated_at = 0;
+};
+
+enum class ContentKind { kTranscript, kSummary, kActionItems, kCrmMatches };
+const char* content_kind_name(ContentKind kind);  // "transcript", "summary", "action_items", "crm_matches"
+
+class MeetingStore {
+ public:
+  // Applies the "sync" migrations. db and clock must outlive the store.
+  static Result<std::unique_ptr<MeetingStore>> open(Db& db, Clock& clock);
+
+  // Parses the Meeting JSON (errors name the field), then inserts or updates the row and caches
+  // any include_* parts the payload carries. `source` is "sync", "webhook", ... (recorded only).
+  Result<UpsertResult> upsert(int64_t integration_id, std::string_view raw_meeting_json, std::string_view source);
+  // Same, for a meeting already parsed (its raw_json and core_hash are used).
+  Result<UpsertResult> upsert(int64_t integration_id, const Meeting& meeting, std::string_view source);
+
+  // kNotFound when the integration has no such meeting.
+  Result<StoredMeeting> get(int64_t integration_id, int64_t recording_id);
+  // Newest first (created_at desc), at most limit rows from offset.
+  Result<std::vector<StoredMeeting>> list(int64_t integration_id, int limit = 100, int offset = 0);
+  Result<int64_t> count(int64_t integration_id);
+  // Recording ids with mapped_version < content_version, oldest first.
+  Result<std::vector<int64_t>> unmapped(int64_t integration_id, int limit = 1000);
+
+  // The content cache. cached_content gives nullopt on a miss.
+  Result<std::optional<std::string>> cached_content(int64_t integration_id, int64_t recording_id, ContentKind kind);
+  Status put_content(int64_t integration_id, int64_t recording_id, ContentKind kind, std::string_view json,
+                     std::string_view source);
+
+  Db& db() { return db_; }
+
+ private:
+  MeetingStore(Db& db, Clock& clock) : db_(db), clock_(clock) {}
+  Status cache_parts(int64_t integration_id, const Meeting& m, std::string_view source);
+
+  Db& db_;
+  Clock& clock_;
+};
+
+}  // namespace fb::detail

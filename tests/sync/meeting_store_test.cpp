@@ -1,0 +1,232 @@
+// MeetingStore and MeetingDispatcher over a real SQLite file: versions, the content cache, and
+// exactly-once mapping under concurrency.
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "core/clock.h"
+#include "store/db.h"
+#include "support/temp_dir.h"
+#include "sync/meeting_dispatcher.h"
+#include "sync/meeting_store.h"
+
+using namespace fb;
+using namespace fb::detail;
+using nlohmann::json;
+
+namespace {
+
+json meeting_json(int64_t id, const std::string& title = "Acme call") {
+  return {{"title", title},
+          {"meeting_title", "Acme x Example"},
+          {"recording_id", id},
+          {"url", "https://fathom.video/calls/" + std::to_string(id)},
+          {"share_url", "https://fathom.video/share/x" + std::to_string(id)},
+          {"created_at", "2025-03-01T17:01:30Z"},
+          {"scheduled_start_time", "2025-03-01T16:00:00Z"},
+          {"scheduled_end_time", "2025-03-01T17:00:00Z"},
+          {"recording_start_time", "2025-03-01T16:01:12Z"},
+          {"recording_end_time", "2025-03-01T17:00:55Z"},
+          {"calendar_invitees_domains_type", "one_or_more_external"},
+          {"transcript_language", "en"},
+          {"calendar_invitees",
+           {{{"name", "Alice"}, {"email", "alice@example.com"}, {"email_domain", "example.com"}, {"is_external", false}},
+            {{"name", "Bob"}, {"email", "bob@acme.test"}, {"email_domain", "acme.test"}, {"is_external", true}}}},
+          {"recorded_by", {{"name", "Alice"}, {"email", "alice@example.com"}, {"email_domain", "example.com"},
+                           {"team", "Sales"}}},
+          {"future_field", {{"nested", 1}}}};
+}
+
+// What a webhook with every include_* flag carries on top of the list item.
+json with_content(json m) {
+  m["transcript"] = {{{"speaker", {{"display_name", "Alice"}, {"matched_calendar_invitee_email", "alice@example.com"}}},
+                      {"text", "Hello"},
+                      {"timestamp", "00:00:04"}}};
+  m["default_summary"] = {{"template_name", "general"}, {"markdown_formatted", "## Summary"}};
+  m["action_items"] = json::array();
+  m["crm_matches"] = nullptr;
+  m["calendar_invitees"][0]["matched_speaker_display_name"] = "Alice";
+  return m;
+}
+
+class CountingPipeline : public MeetingPipeline {
+ public:
+  Status on_meeting(const MeetingEvent& e) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    std::lock_guard lock(mu);
+    calls.emplace_back(e.recording_id, e.content_version);
+    if (fail) return Status::Unavailable("CRM is down");
+    return Status::Ok();
+  }
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  bool fail = false;
+  int delay_ms = 0;
+};
+
+struct Fixture {
+  test::TempDir dir;
+  FakeClock clock;
+  std::unique_ptr<Db> db = Db::open(dir.file("sync.db")).value();
+  std::unique_ptr<MeetingStore> store = MeetingStore::open(*db, clock).value();
+  std::unique_ptr<MeetingDispatcher> dispatcher = MeetingDispatcher::open(*db, clock).value();
+  IntegrationInfo integration{7, "tenant-a", "user-1", "", "api_key", "active", true, 0};
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(parse_errors_name_the_field) {
+  json m = meeting_json(1);
+  m["recording_id"] = "1";
+  auto r = parse_meeting(m.dump());
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message() == "meeting.recording_id: expected integer, got string");
+  m = meeting_json(1);
+  m["calendar_invitees"][1]["is_external"] = "yes";
+  r = parse_meeting(m.dump());
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message() == "meeting.calendar_invitees[1].is_external: expected boolean, got string");
+  BOOST_TEST(r.code() == Code::kMalformed);
+  m = meeting_json(1);
+  m.erase("recording_id");
+  BOOST_TEST(parse_meeting(m.dump()).status().message() == "meeting.recording_id: missing");
+  BOOST_TEST(parse_meeting("{not json").code() == Code::kMalformed);
+}
+
+BOOST_AUTO_TEST_CASE(missing_optional_fields_are_tolerated_and_unknown_fields_kept) {
+  json m = meeting_json(5);
+  m.erase("meeting_title");
+  m.erase("share_url");
+  m["recorded_by"].erase("email_domain");
+  m["recorded_by"].erase("team");
+  auto r = parse_meeting(m.dump());
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status());
+  BOOST_TEST(!r->meeting_title.has_value());
+  BOOST_TEST(r->recorded_by.email_domain == "example.com");  // derived from the email
+  BOOST_TEST(r->raw_json.find("future_field") != std::string::npos);
+  BOOST_TEST(r->created_at_s == 1740848490);
+}
+
+BOOST_AUTO_TEST_CASE(core_hash_ignores_include_parts_and_key_order) {
+  auto a = parse_meeting(meeting_json(9).dump()).value();
+  auto b = parse_meeting(with_content(meeting_json(9)).dump()).value();
+  BOOST_TEST(a.core_hash == b.core_hash);
+  BOOST_TEST(b.has_transcript);
+  BOOST_TEST(b.has_crm_matches);
+  BOOST_TEST(b.crm_matches_json.empty());  // null: present but nothing to cache
+  // Key order does not matter.
+  std::string reordered = R"({"recording_id":9,)" + meeting_json(9).dump().substr(1);
+  json j = meeting_json(9);
+  j.erase("recording_id");
+  reordered = R"({"recording_id":9,)" + j.dump().substr(1);
+  BOOST_TEST(parse_meeting(reordered).value().core_hash == a.core_hash);
+  // A real change does.
+  BOOST_TEST(parse_meeting(meeting_json(9, "Renamed").dump()).value().core_hash != a.core_hash);
+}
+
+BOOST_FIXTURE_TEST_CASE(upsert_versions_only_on_core_change, Fixture) {
+  auto r1 = store->upsert(7, meeting_json(100).dump(), "sync");
+  BOOST_REQUIRE_MESSAGE(r1.ok(), r1.status());
+  BOOST_TEST(r1->created);
+  BOOST_TEST(r1->changed);
+  BOOST_TEST(r1->content_version == 1);
+  auto r2 = store->upsert(7, meeting_json(100).dump(), "sync");
+  BOOST_TEST(!r2->changed);
+  BOOST_TEST(r2->content_version == 1);
+  auto r3 = store->upsert(7, meeting_json(100, "New title").dump(), "sync");
+  BOOST_TEST(r3->changed);
+  BOOST_TEST(!r3->created);
+  BOOST_TEST(r3->content_version == 2);
+  auto m = store->get(7, 100).value();
+  BOOST_TEST(m.title == "New title");
+  BOOST_TEST(m.recorded_by_email == "alice@example.com");
+  BOOST_TEST(m.external_domains == "acme.test");
+  BOOST_TEST(m.invitees_domains_type == "one_or_more_external");
+  BOOST_TEST(m.invitee_count == 2);
+  BOOST_TEST(m.mapped_version == 0);
+  // Same recording id under another integration is another row.
+  BOOST_TEST(store->upsert(8, meeting_json(100).dump(), "sync")->created);
+  BOOST_TEST(store->count(7).value() == 1);
+  BOOST_TEST(store->get(7, 999).code() == Code::kNotFound);
+}
+
+BOOST_FIXTURE_TEST_CASE(webhook_then_sync_is_one_version_and_fills_the_cache, Fixture) {
+  auto w = store->upsert(7, with_content(meeting_json(200)).dump(), "webhook");
+  BOOST_REQUIRE_MESSAGE(w.ok(), w.status());
+  auto s = store->upsert(7, meeting_json(200).dump(), "sync");
+  BOOST_TEST(!s->changed);
+  BOOST_TEST(s->content_version == 1);
+  auto t = store->cached_content(7, 200, ContentKind::kTranscript).value();
+  BOOST_REQUIRE(t.has_value());
+  BOOST_TEST(parse_transcript_items(*t).value().at(0).text == "Hello");
+  BOOST_TEST(store->cached_content(7, 200, ContentKind::kSummary).value().has_value());
+  BOOST_TEST(store->cached_content(7, 200, ContentKind::kActionItems).value().value() == "[]");
+  BOOST_TEST(!store->cached_content(7, 200, ContentKind::kCrmMatches).value().has_value());
+  // The richer webhook copy stays the stored raw JSON.
+  BOOST_TEST(store->get(7, 200)->raw_json.find("\"transcript\"") != std::string::npos);
+  BOOST_TEST(store->get(7, 200)->last_source == "sync");
+}
+
+BOOST_FIXTURE_TEST_CASE(dispatch_maps_each_version_once_and_records_failures, Fixture) {
+  CountingPipeline p;
+  BOOST_REQUIRE(store->upsert(7, meeting_json(300).dump(), "sync").ok());
+  auto d1 = dispatcher->dispatch(integration, 300, p, "sync").value();
+  BOOST_TEST(dispatch_outcome_name(d1.outcome) == std::string("mapped"));
+  auto d2 = dispatcher->dispatch(integration, 300, p, "webhook").value();
+  BOOST_TEST(dispatch_outcome_name(d2.outcome) == std::string("already_mapped"));
+  BOOST_TEST(p.calls.size() == 1u);
+
+  BOOST_REQUIRE(store->upsert(7, meeting_json(300, "v2").dump(), "sync").ok());
+  p.fail = true;
+  auto d3 = dispatcher->dispatch(integration, 300, p, "sync").value();
+  BOOST_TEST(dispatch_outcome_name(d3.outcome) == std::string("failed"));
+  BOOST_TEST(d3.error.code() == Code::kUnavailable);
+  auto m = store->get(7, 300).value();
+  BOOST_TEST(m.mapped_version == 1);
+  BOOST_TEST(m.content_version == 2);
+  BOOST_TEST(m.map_attempts == 1);
+  BOOST_REQUIRE(m.map_error.has_value());
+  BOOST_TEST(m.map_error->find("CRM is down") != std::string::npos);
+  BOOST_TEST(store->unmapped(7).value() == std::vector<int64_t>{300});
+
+  p.fail = false;
+  auto sum = dispatcher->dispatch_pending(integration, p, "sync").value();
+  BOOST_TEST(sum.mapped == 1);
+  m = store->get(7, 300).value();
+  BOOST_TEST(m.mapped_version == 2);
+  BOOST_TEST(!m.map_error.has_value());
+  BOOST_TEST(p.calls.size() == 3u);
+  BOOST_TEST(p.calls.back().second == 2);
+  BOOST_TEST(dispatcher->dispatch(integration, 999, p, "sync").code() == Code::kNotFound);
+}
+
+BOOST_FIXTURE_TEST_CASE(concurrent_dispatchers_on_separate_connections_map_once, Fixture) {
+  SystemClock real;
+  auto db2 = Db::open(db->path()).value();
+  auto d_a = MeetingDispatcher::open(*db, real).value();
+  auto d_b = MeetingDispatcher::open(*db2, real).value();
+  CountingPipeline p;
+  p.delay_ms = 5;
+  for (int i = 1; i <= 20; ++i) BOOST_REQUIRE(store->upsert(7, meeting_json(1000 + i).dump(), "sync").ok());
+  std::atomic<int> busy{0};
+  auto worker = [&](MeetingDispatcher* d, const char* src) {
+    for (int i = 1; i <= 20; ++i) {
+      auto r = d->dispatch(integration, 1000 + i, p, src);
+      if (r.ok() && r->outcome == DispatchOutcome::kBusy) ++busy;
+    }
+  };
+  std::thread a(worker, d_a.get(), "sync"), b(worker, d_b.get(), "webhook");
+  a.join();
+  b.join();
+  BOOST_TEST(p.calls.size() == 20u);
+  std::set<int64_t> ids;
+  for (auto& c : p.calls) ids.insert(c.first);
+  BOOST_TEST(ids.size() == 20u);
+  BOOST_TEST(store->unmapped(7).value().empty());
+  BOOST_TEST_MESSAGE("busy answers: " << busy.load());
+}
