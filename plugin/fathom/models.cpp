@@ -165,16 +165,23 @@ class Obj {
 // same to us), scalars as simdjson minifies them. `skip` names keys to leave out of this object.
 void canonical(const element& el, std::string* out, std::initializer_list<std::string_view> skip = {});
 
+// An object's non-null fields except `skip`, sorted by key.
+std::vector<std::pair<std::string_view, element>> sorted_fields(const element& el,
+                                                                std::initializer_list<std::string_view> skip) {
+  std::vector<std::pair<std::string_view, element>> fields;
+  for (auto field : as_object(el)) {
+    if (field.value.type() == element_type::NULL_VALUE) continue;
+    if (std::find(skip.begin(), skip.end(), field.key) != skip.end()) continue;
+    fields.emplace_back(field.key, field.value);
+  }
+  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return fields;
+}
+
 void canonical(const element& el, std::string* out, std::initializer_list<std::string_view> skip) {
   switch (el.type()) {
     case element_type::OBJECT: {
-      std::vector<std::pair<std::string_view, element>> fields;
-      for (auto field : as_object(el)) {
-        if (field.value.type() == element_type::NULL_VALUE) continue;
-        if (std::find(skip.begin(), skip.end(), field.key) != skip.end()) continue;
-        fields.emplace_back(field.key, field.value);
-      }
-      std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      auto fields = sorted_fields(el, skip);
       out->push_back('{');
       for (size_t i = 0; i < fields.size(); ++i) {
         if (i) out->push_back(',');
@@ -207,16 +214,7 @@ void canonical(const element& el, std::string* out, std::initializer_list<std::s
 std::string meeting_core_hash(const element& meeting) {
   std::string canon;
   canon.reserve(1024);
-  std::vector<std::pair<std::string_view, element>> fields;
-  for (auto field : as_object(meeting)) {
-    if (field.value.type() == element_type::NULL_VALUE) continue;
-    if (field.key == "transcript" || field.key == "default_summary" || field.key == "action_items" ||
-        field.key == "crm_matches") {
-      continue;
-    }
-    fields.emplace_back(field.key, field.value);
-  }
-  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  auto fields = sorted_fields(meeting, {"transcript", "default_summary", "action_items", "crm_matches"});
   canon.push_back('{');
   for (size_t i = 0; i < fields.size(); ++i) {
     if (i) canon.push_back(',');

@@ -131,21 +131,7 @@ Result<DispatchResult> MeetingDispatcher::dispatch(const IntegrationInfo& integr
 Result<DispatchSummary> MeetingDispatcher::dispatch_pending(const IntegrationInfo& integration,
                                                             MeetingPipeline& pipeline, std::string_view source,
                                                             int limit) {
-  std::vector<int64_t> ids;
-  FB_TRY(db_.with([&]() -> Status {
-    Stmt& q = db_.prepare(
-        "SELECT recording_id FROM sync_meetings WHERE integration_id=? AND mapped_version < content_version "
-        "ORDER BY created_at, recording_id LIMIT ?");
-    q.bind_all(integration.id, limit);
-    for (;;) {
-      auto row = q.step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      ids.push_back(q.int64(0));
-    }
-    q.reset();
-    return Status::Ok();
-  }));
+  FB_ASSIGN(std::vector<int64_t> ids, select_unmapped(db_, integration.id, limit));
   DispatchSummary sum;
   for (int64_t id : ids) {
     FB_ASSIGN(DispatchResult r, dispatch(integration, id, pipeline, source));

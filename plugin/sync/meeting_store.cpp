@@ -217,22 +217,7 @@ Result<int64_t> MeetingStore::count(int64_t integration_id) {
 }
 
 Result<std::vector<int64_t>> MeetingStore::unmapped(int64_t integration_id, int limit) {
-  std::vector<int64_t> out;
-  FB_TRY(db_.with([&]() -> Status {
-    Stmt& q = db_.prepare(
-        "SELECT recording_id FROM sync_meetings WHERE integration_id=? AND mapped_version < content_version "
-        "ORDER BY created_at, recording_id LIMIT ?");
-    q.bind_all(integration_id, limit);
-    for (;;) {
-      auto row = q.step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      out.push_back(q.int64(0));
-    }
-    q.reset();
-    return Status::Ok();
-  }));
-  return out;
+  return select_unmapped(db_, integration_id, limit);
 }
 
 Result<std::optional<std::string>> MeetingStore::cached_content(int64_t integration_id, int64_t recording_id,

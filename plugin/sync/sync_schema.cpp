@@ -115,4 +115,23 @@ CREATE INDEX sync_jobs_status ON sync_jobs(status, started_at);
 
 Status migrate_sync_schema(Db& db) { return db.migrate("sync", kSyncMigrations); }
 
+Result<std::vector<int64_t>> select_unmapped(Db& db, int64_t integration_id, int limit) {
+  std::vector<int64_t> out;
+  FB_TRY(db.with([&]() -> Status {
+    Stmt& q = db.prepare(
+        "SELECT recording_id FROM sync_meetings WHERE integration_id=? AND mapped_version < content_version "
+        "ORDER BY created_at, recording_id LIMIT ?");
+    q.bind_all(integration_id, limit);
+    for (;;) {
+      auto row = q.step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back(q.int64(0));
+    }
+    q.reset();
+    return Status::Ok();
+  }));
+  return out;
+}
+
 }  // namespace fb::detail
