@@ -109,7 +109,7 @@ void RateLimiter::on_response(const HttpResponse& response) {
     blocked_until_ = std::max(blocked_until_, now + wait_ms);
     server_view_ = true;
     server_remaining_ = 0;
-    server_reset_at_ = std::max(server_reset_at_, blocked_until_);
+    server_reset_at_ = blocked_until_;  // Retry-After, when sent, overrides the announced reset
     FB_LOG(kInfo, "fathom") << "rate limited (429): holding calls of this account for " << wait_ms << " ms";
   }
 }
