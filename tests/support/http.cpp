@@ -1,9 +1,14 @@
 #include "support/http.h"
 
-#include <httplib.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "crypto/encoding.h"
@@ -12,6 +17,10 @@ namespace fb::test {
 namespace {
 
 int lower(char c) { return std::tolower(static_cast<unsigned char>(c)); }
+
+bool iequals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
 
 }  // namespace
 
@@ -36,39 +45,121 @@ nlohmann::json HttpReply::json() const {
   return parsed;
 }
 
+// A deliberately small HTTP/1.1 client over a plain socket ("Connection: close"), so what a test
+// observes is exactly what went over the wire. (cpp-httplib 0.11's client percent-decodes
+// response header values, which would turn an encoded Location into a different URL.)
 HttpReply http_request(const HttpCall& call) {
   HttpReply reply;
-  size_t scheme_end = call.url.find("://");
-  if (scheme_end == std::string::npos) {
-    reply.error = "URL has no scheme: " + call.url;
+  const std::string prefix = "http://";
+  if (call.url.rfind(prefix, 0) != 0) {
+    reply.error = "only http:// URLs are supported: " + call.url;
     return reply;
   }
-  size_t path_start = call.url.find('/', scheme_end + 3);
-  std::string origin = path_start == std::string::npos ? call.url : call.url.substr(0, path_start);
+  size_t path_start = call.url.find_first_of("/?", prefix.size());
+  std::string authority = call.url.substr(prefix.size(), path_start == std::string::npos ? std::string::npos
+                                                                                          : path_start - prefix.size());
   std::string path = path_start == std::string::npos ? "/" : call.url.substr(path_start);
+  if (path[0] == '?') path = "/" + path;
+  if (size_t hash = path.find('#'); hash != std::string::npos) path.resize(hash);
+  std::string host = authority, port = "80";
+  if (size_t colon = authority.rfind(':'); colon != std::string::npos && authority.find(']') == std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.find(']') - 1);
 
-  httplib::Client cli(origin);
-  auto seconds = static_cast<time_t>(call.timeout_s);
-  auto micros = static_cast<time_t>((call.timeout_s - static_cast<double>(seconds)) * 1e6);
-  cli.set_connection_timeout(seconds, micros);
-  cli.set_read_timeout(seconds, micros);
-  cli.set_write_timeout(seconds, micros);
-  cli.set_follow_location(false);
-
-  httplib::Request req;
-  req.method = call.method;
-  req.path = path;
-  for (const auto& [k, v] : call.headers) req.headers.emplace(k, v);
-  if (!call.content_type.empty()) req.headers.emplace("Content-Type", call.content_type);
-  req.body = call.body;
-  auto res = cli.send(req);
-  if (!res) {
-    reply.error = httplib::to_string(res.error());
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* ai = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &ai) != 0 || !ai) {
+    reply.error = "cannot resolve " + authority;
     return reply;
   }
-  reply.status = res->status;
-  reply.body = res->body;
-  for (const auto& [k, v] : res->headers) reply.headers.emplace(k, v);
+  int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+  timeval tv{static_cast<time_t>(call.timeout_s),
+             static_cast<suseconds_t>((call.timeout_s - static_cast<double>(static_cast<time_t>(call.timeout_s))) * 1e6)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int rc = fd < 0 ? -1 : ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+  ::freeaddrinfo(ai);
+  if (rc != 0) {
+    reply.error = std::string("connect to ") + authority + " failed: " + std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return reply;
+  }
+
+  std::string req = call.method + " " + path + " HTTP/1.1\r\nHost: " + authority + "\r\nConnection: close\r\n";
+  bool has_ua = false;
+  for (const auto& [k, v] : call.headers) {
+    req += k + ": " + v + "\r\n";
+    if (iequals(k, "User-Agent")) has_ua = true;
+  }
+  if (!has_ua) req += "User-Agent: fb-test\r\n";
+  if (!call.content_type.empty()) req += "Content-Type: " + call.content_type + "\r\n";
+  if (!call.body.empty() || call.method == "POST" || call.method == "PUT" || call.method == "PATCH") {
+    req += "Content-Length: " + std::to_string(call.body.size()) + "\r\n";
+  }
+  req += "\r\n" + call.body;
+  for (size_t sent = 0; sent < req.size();) {
+    ssize_t n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      reply.error = std::string("send failed: ") + std::strerror(errno);
+      ::close(fd);
+      return reply;
+    }
+    sent += static_cast<size_t>(n);
+  }
+  std::string raw;
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      reply.error = errno == EAGAIN || errno == EWOULDBLOCK ? "timeout" : std::string("recv failed: ") + std::strerror(errno);
+      ::close(fd);
+      return reply;
+    }
+    if (n == 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+
+  size_t head_end = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) {
+    reply.error = "malformed HTTP response";
+    return reply;
+  }
+  size_t line_end = raw.find("\r\n");
+  reply.status = std::atoi(raw.c_str() + raw.find(' ') + 1);
+  for (size_t pos = line_end + 2; pos < head_end;) {
+    size_t eol = raw.find("\r\n", pos);
+    std::string line = raw.substr(pos, eol - pos);
+    size_t colon = line.find(':');
+    if (colon != std::string::npos) {
+      size_t v = line.find_first_not_of(" \t", colon + 1);
+      reply.headers.emplace(line.substr(0, colon), v == std::string::npos ? "" : line.substr(v));
+    }
+    pos = eol + 2;
+  }
+  std::string body = raw.substr(head_end + 4);
+  if (reply.header("Transfer-Encoding").find("chunked") != std::string::npos) {
+    std::string out;
+    size_t pos = 0;
+    while (pos < body.size()) {
+      size_t eol = body.find("\r\n", pos);
+      if (eol == std::string::npos) break;
+      size_t len = std::strtoul(body.substr(pos, eol - pos).c_str(), nullptr, 16);
+      if (len == 0) break;
+      out += body.substr(eol + 2, len);
+      pos = eol + 2 + len + 2;
+    }
+    body = out;
+  } else if (reply.has_header("Content-Length")) {
+    body.resize(std::min<size_t>(body.size(), std::strtoul(reply.header("Content-Length").c_str(), nullptr, 10)));
+  }
+  reply.body = std::move(body);
   return reply;
 }
 

@@ -2,7 +2,8 @@
 //
 // Tests use these to talk to fathom-sim or a WebhookReceiver directly, without the plugin's
 // transport, so a test of the plugin never depends on the code under test to observe the wire.
-// Redirects are never followed (an OAuth test reads the Location header itself).
+// Redirects are never followed (an OAuth test reads the Location header itself). Plain http only;
+// each call opens one connection with "Connection: close" and returns the bytes as sent.
 #pragma once
 
 #include <map>

@@ -171,4 +171,21 @@ std::string SimProcess::api_key(const std::string& email) const {
   throw std::runtime_error("fathom-sim has no user '" + email + "'");
 }
 
+std::string SimProcess::authorize_as(const std::string& authorize_request_url, const std::string& email,
+                                     const std::string& decision) const {
+  HttpReply page = http_get(authorize_request_url);
+  if (page.status != 200 || page.body.find("name=\"decision\"") == std::string::npos) {
+    throw std::runtime_error("fathom-sim authorize page: HTTP " + std::to_string(page.status) + " " +
+                             page.body.substr(0, 300));
+  }
+  auto fields = parse_query(authorize_request_url);
+  fields.emplace_back("user", email);
+  fields.emplace_back("decision", decision);
+  HttpReply r = http_post_form(authorize_url(), fields);
+  if (r.status != 302 || r.header("Location").empty()) {
+    throw std::runtime_error("fathom-sim authorize decision: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 300));
+  }
+  return r.header("Location");
+}
+
 }  // namespace fb::test

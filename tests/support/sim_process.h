@@ -55,6 +55,14 @@ class SimProcess {
   // The API key of a user (throws when the user does not exist).
   std::string api_key(const std::string& email) const;
 
+  // Plays the browser on the authorize page: GETs `authorize_request_url` (the full URL the client
+  // would open, with client_id, redirect_uri, state, ...), checks it is the Approve/Deny page, then
+  // POSTs the page's form with user=<email> and decision=approve|deny. Returns the Location of
+  // the 302 (redirect_uri?code=..&state=.. or ?error=access_denied&state=..). Throws with the
+  // status and body when the page or the decision is not answered as expected.
+  std::string authorize_as(const std::string& authorize_request_url, const std::string& email,
+                           const std::string& decision = "approve") const;
+
   // Stops the process now (the destructor does it otherwise). Idempotent.
   void stop();
 
