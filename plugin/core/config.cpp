@@ -132,7 +132,8 @@ Status from_json(const json& root, Config* c) {
   FB_TRY(Section(root, "store").get("path", &c->store.path).get("full_sync", &c->store.full_sync)
              .get("busy_timeout_ms", &c->store.busy_timeout_ms).finish());
   FB_TRY(Section(root, "server").get("host", &c->server.host).get("port", &c->server.port)
-             .get("api_token", &c->server.api_token).get("threads", &c->server.threads).finish());
+             .get("api_token", &c->server.api_token).get("threads", &c->server.threads)
+             .get("crm_url", &c->server.crm_url).get("event_buffer", &c->server.event_buffer).finish());
   if (root.contains("log_level")) {
     if (!root["log_level"].is_string()) return Status::Config("setting 'log_level' must be a string");
     c->log_level = root["log_level"].get<std::string>();
@@ -156,6 +157,7 @@ Status apply_env(Config* c) {
   env("FATHOM_BRIDGE_SCRIPTS_DIR", &c->scripts.dir);
   env("FATHOM_BRIDGE_DB", &c->store.path);
   env("FATHOM_BRIDGE_API_TOKEN", &c->server.api_token);
+  env("FATHOM_BRIDGE_CRM_URL", &c->server.crm_url);
   env("FATHOM_BRIDGE_LOG_LEVEL", &c->log_level);
   std::string old;
   env("FATHOM_BRIDGE_OLD_TOKEN_KEYS", &old);
@@ -258,6 +260,8 @@ Status validate_config(const Config& c, ConfigRequirements req) {
     return Status::Config("setting 'scripts.fathom_calls_per_event' must be >= 0");
   if (c.store.path.empty()) return Status::Config("setting 'store.path' (FATHOM_BRIDGE_DB) is empty");
   if (c.server.port < 0 || c.server.port > 65535) return Status::Config("setting 'server.port' is out of range");
+  FB_TRY(check_positive(c.server.threads, "server.threads"));
+  if (!c.server.crm_url.empty()) FB_TRY(check_url(c.server.crm_url, "server.crm_url"));
   static const char* kLevels[] = {"debug", "info", "warn", "error", "off"};
   bool level_ok = false;
   for (const char* l : kLevels) level_ok = level_ok || c.log_level == l;

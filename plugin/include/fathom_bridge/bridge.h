@@ -68,12 +68,18 @@ struct SyncRequest {
   int64_t recording_id = 0;          // manual: one recording
 };
 
+struct OpenOptions {
+  // Start the webhook workers and (when sync.scheduler is on) the scheduler. One-off tools such
+  // as the CLI's status command turn this off; work then runs only when asked (sync, tick).
+  bool background = true;
+};
+
 class Bridge {
  public:
   struct Impl;
 
-  // Opens the store (migrations), loads scripts, starts workers per config.
-  static Result<std::unique_ptr<Bridge>> open(const Config& config);
+  // Opens the store (migrations), loads scripts, starts workers per options and config.
+  static Result<std::unique_ptr<Bridge>> open(const Config& config, OpenOptions options = {});
   ~Bridge();
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;

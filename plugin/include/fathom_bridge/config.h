@@ -119,7 +119,12 @@ struct ServerConfig {
   std::string host = "127.0.0.1";   // host
   int port = 8787;                  // port; env FATHOM_BRIDGE_PORT
   std::string api_token;            // api_token; env FATHOM_BRIDGE_API_TOKEN: bearer for the host-facing routes
-  int threads = 8;                  // threads
+  // threads: connections served at once (cpp-httplib keeps one thread per keep-alive connection)
+  int threads = 64;
+  // crm_url; env FATHOM_BRIDGE_CRM_URL: in sidecar mode every crm.<op> call of the scripts is
+  // POSTed here as {"operation", "args", "idempotency_key", ...}; the host answers 200 with a JSON object.
+  std::string crm_url;
+  int event_buffer = 1000;          // event_buffer: host events kept for GET /v1/events
 };
 
 struct Config {
