@@ -1,0 +1,399 @@
+#include "lua/lua_json.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "lua/lua_host.h"
+
+namespace fb::lua {
+namespace {
+
+// The address is the identity of json.null; the byte itself is never read.
+const char kNullTag = 0;
+const char kArrayMarkKey = 0;  // registry key of the json.array marker metatable
+
+// ---------------------------------------------------------------- decoding
+
+class Pusher {
+ public:
+  Pusher(lua_State* L, int max_depth) : L_(L), max_depth_(max_depth) {}
+
+  bool push(simdjson::dom::element e, int depth) {
+    using T = simdjson::dom::element_type;
+    switch (e.type()) {
+      case T::OBJECT: {
+        if (depth >= max_depth_) return too_deep();
+        simdjson::dom::object obj = e.get_object().value_unsafe();
+        luaL_checkstack(L_, 3, "JSON too deep");
+        lua_createtable(L_, 0, static_cast<int>(std::min<size_t>(obj.size(), 1 << 16)));
+        for (auto field : obj) {
+          lua_pushlstring(L_, field.key.data(), field.key.size());
+          if (!push(field.value, depth + 1)) return false;
+          lua_rawset(L_, -3);
+        }
+        return true;
+      }
+      case T::ARRAY: {
+        if (depth >= max_depth_) return too_deep();
+        simdjson::dom::array arr = e.get_array().value_unsafe();
+        luaL_checkstack(L_, 2, "JSON too deep");
+        lua_createtable(L_, static_cast<int>(std::min<size_t>(arr.size(), 1 << 20)), 0);
+        lua_Integer i = 0;
+        for (auto v : arr) {
+          if (!push(v, depth + 1)) return false;
+          lua_rawseti(L_, -2, ++i);
+        }
+        return true;
+      }
+      case T::STRING: {
+        std::string_view s = e.get_string().value_unsafe();
+        lua_pushlstring(L_, s.data(), s.size());
+        return true;
+      }
+      case T::INT64: lua_pushinteger(L_, e.get_int64().value_unsafe()); return true;
+      case T::UINT64: lua_pushnumber(L_, static_cast<lua_Number>(e.get_uint64().value_unsafe())); return true;
+      case T::DOUBLE: lua_pushnumber(L_, e.get_double().value_unsafe()); return true;
+      case T::BOOL: lua_pushboolean(L_, e.get_bool().value_unsafe()); return true;
+      case T::NULL_VALUE: push_null(L_); return true;
+    }
+    error_ = "unknown JSON value type";
+    return false;
+  }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  bool too_deep() {
+    error_ = "JSON nested deeper than " + std::to_string(max_depth_) + " levels";
+    return false;
+  }
+  lua_State* L_;
+  int max_depth_;
+  std::string error_;
+};
+
+simdjson::dom::parser& thread_parser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+
+// ---------------------------------------------------------------- encoding
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) { ++i; continue; }
+    int len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return false;
+    if (i + len > n) return false;
+    for (int k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+void append_string(std::string* out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t run = 0;  // start of the pending run of bytes that need no escaping
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default:
+        out->append("\\u00");
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 15]);
+    }
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+class Encoder {
+ public:
+  Encoder(lua_State* L, int max_depth, std::string* out) : L_(L), max_depth_(max_depth), out_(out) {}
+
+  void encode(int idx, int depth) {
+    idx = lua_absindex(L_, idx);
+    switch (lua_type(L_, idx)) {
+      case LUA_TNIL: out_->append("null"); return;
+      case LUA_TBOOLEAN: out_->append(lua_toboolean(L_, idx) ? "true" : "false"); return;
+      case LUA_TNUMBER: return encode_number(idx);
+      case LUA_TSTRING: {
+        size_t len;
+        const char* s = lua_tolstring(L_, idx, &len);
+        if (!valid_utf8({s, len})) fail("cannot encode a string that is not valid UTF-8");
+        append_string(out_, {s, len});
+        return;
+      }
+      case LUA_TLIGHTUSERDATA:
+        if (is_null(L_, idx)) { out_->append("null"); return; }
+        break;
+      case LUA_TTABLE: return encode_table(idx, depth);
+      default: break;
+    }
+    fail(std::string("cannot encode a ") + luaL_typename(L_, idx) + " value");
+  }
+
+ private:
+  struct PathItem {
+    std::string_view key;  // empty: an array index
+    lua_Integer index = 0;
+  };
+
+  [[noreturn]] void fail(const std::string& why) {
+    std::string where;
+    for (const auto& p : path_) {
+      if (p.key.data()) {
+        where += '.';
+        where.append(p.key);
+      } else {
+        where += '[' + std::to_string(p.index) + ']';
+      }
+    }
+    if (where.empty()) where = "(top level)";
+    lua_pushfstring(L_, "%s (at %s)", why.c_str(), where.c_str());
+    lua_error(L_);
+    std::abort();  // unreachable: lua_error does not return
+  }
+
+  void encode_number(int idx) {
+    char buf[64];
+    std::to_chars_result r;
+    if (lua_isinteger(L_, idx)) {
+      r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(lua_tointeger(L_, idx)));
+    } else {
+      double d = lua_tonumber(L_, idx);
+      if (!std::isfinite(d)) fail("cannot encode NaN or infinity");
+      r = std::to_chars(buf, buf + sizeof buf, d);
+    }
+    out_->append(buf, r.ptr);
+  }
+
+  bool marked_array(int idx) {
+    if (!lua_getmetatable(L_, idx)) return false;
+    lua_rawgetp(L_, LUA_REGISTRYINDEX, &kArrayMarkKey);
+    bool marked = lua_rawequal(L_, -1, -2);
+    lua_pop(L_, 2);
+    return marked;
+  }
+
+  void encode_table(int idx, int depth) {
+    if (depth >= max_depth_) fail("nested deeper than " + std::to_string(max_depth_) + " levels (or a cycle)");
+    luaL_checkstack(L_, 4, "JSON encode");
+    // One pass over the keys decides array vs object and collects the object's keys.
+    std::vector<std::pair<std::string, int>> keys;  // text, 0 = string key, 1 = integer key
+    lua_Integer count = 0, max_int = 0;
+    bool all_ints = true;
+    lua_pushnil(L_);
+    while (lua_next(L_, idx)) {
+      lua_pop(L_, 1);
+      ++count;
+      if (lua_type(L_, -1) == LUA_TNUMBER && lua_isinteger(L_, -1)) {
+        lua_Integer k = lua_tointeger(L_, -1);
+        if (k < 1) all_ints = false;
+        max_int = std::max(max_int, k);
+        keys.emplace_back(std::to_string(k), 1);
+      } else if (lua_type(L_, -1) == LUA_TSTRING) {
+        all_ints = false;
+        size_t len;
+        const char* s = lua_tolstring(L_, -1, &len);
+        keys.emplace_back(std::string(s, len), 0);
+      } else {
+        fail(std::string("cannot encode a table with a ") + luaL_typename(L_, -1) + " key");
+      }
+    }
+    bool is_array = (count > 0 && all_ints && max_int == count) || (count == 0 && marked_array(idx));
+    if (is_array) {
+      out_->push_back('[');
+      for (lua_Integer i = 1; i <= count; ++i) {
+        if (i > 1) out_->push_back(',');
+        path_.push_back({std::string_view(), i});
+        lua_rawgeti(L_, idx, i);
+        encode(-1, depth + 1);
+        lua_pop(L_, 1);
+        path_.pop_back();
+      }
+      out_->push_back(']');
+      return;
+    }
+    std::sort(keys.begin(), keys.end());
+    out_->push_back('{');
+    bool first = true;
+    for (const auto& [text, is_int] : keys) {
+      if (!first) out_->push_back(',');
+      first = false;
+      if (!valid_utf8(text)) fail("cannot encode a key that is not valid UTF-8");
+      append_string(out_, text);
+      out_->push_back(':');
+      path_.push_back({text, 0});
+      if (is_int) {
+        lua_rawgeti(L_, idx, std::stoll(text));
+      } else {
+        lua_pushlstring(L_, text.data(), text.size());
+        lua_rawget(L_, idx);
+      }
+      encode(-1, depth + 1);
+      lua_pop(L_, 1);
+      path_.pop_back();
+    }
+    out_->push_back('}');
+  }
+
+  lua_State* L_;
+  int max_depth_;
+  std::string* out_;
+  std::vector<PathItem> path_;
+};
+
+// ---------------------------------------------------------------- module
+
+int null_index(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    return luaL_error(L, "attempt to index a JSON null value (key '%s'); test it with util.present(v)",
+                      lua_tostring(L, 2));
+  }
+  return luaL_error(L, "attempt to index a JSON null value; test it with util.present(v)");
+}
+
+int null_tostring(lua_State* L) {
+  if (is_null(L, 1)) {
+    lua_pushliteral(L, "null");
+  } else {
+    lua_pushfstring(L, "userdata: %p", lua_touserdata(L, 1));
+  }
+  return 1;
+}
+
+// json.encode(value) -> string. Raises on values JSON cannot hold.
+int json_encode(lua_State* L) {
+  luaL_checkany(L, 1);
+  std::string out;
+  encode_json(L, 1, host(L).max_depth(), &out);
+  lua_pushlstring(L, out.data(), out.size());
+  return 1;
+}
+
+// json.decode(text) -> value | nil, message, code. Raises when text is not a string.
+int json_decode(lua_State* L) {
+  size_t len;
+  const char* s = luaL_checklstring(L, 1, &len);
+  if (static_cast<int64_t>(len) > host(L).max_json_bytes()) {
+    return push_failure(L, Status::TooLarge("JSON text of " + std::to_string(len) + " bytes is over the limit of " +
+                                            std::to_string(host(L).max_json_bytes())));
+  }
+  std::string error;
+  if (!push_json_text(L, {s, len}, host(L).max_depth(), &error)) return push_failure(L, Status::Malformed(error));
+  return 1;
+}
+
+// json.array([t]) -> t, marked to encode as a JSON array even when empty. Raises when t has a metatable.
+int json_array(lua_State* L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getmetatable(L, 1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &kArrayMarkKey);
+    if (!lua_rawequal(L, -1, -2)) return luaL_argerror(L, 1, "table already has a metatable");
+    lua_settop(L, 1);
+    return 1;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kArrayMarkKey);
+  lua_setmetatable(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+// json.is_null(v) -> boolean. Never raises.
+int json_is_null(lua_State* L) {
+  lua_pushboolean(L, is_null(L, 1));
+  return 1;
+}
+
+}  // namespace
+
+void push_null(lua_State* L) { lua_pushlightuserdata(L, const_cast<char*>(&kNullTag)); }
+
+bool is_null(lua_State* L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == &kNullTag;
+}
+
+void install_null_metatable(lua_State* L) {
+  push_null(L);
+  lua_createtable(L, 0, 4);
+  lua_pushcfunction(L, null_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "json.null");
+  lua_setfield(L, -2, "__name");
+  lua_pushliteral(L, "json.null");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+  // The json.array marker: protected, so a script cannot unmark or reuse it for other tricks.
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "json.array");
+  lua_setfield(L, -2, "__metatable");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kArrayMarkKey);
+}
+
+bool push_json_text(lua_State* L, std::string_view text, int max_depth, std::string* error) {
+  simdjson::dom::element doc;
+  auto err = thread_parser().parse(text.data(), text.size()).get(doc);
+  if (err) {
+    *error = std::string("malformed JSON: ") + simdjson::error_message(err);
+    return false;
+  }
+  int top = lua_gettop(L);
+  Pusher p(L, max_depth);
+  if (!p.push(doc, 0)) {
+    lua_settop(L, top);
+    *error = p.error();
+    return false;
+  }
+  return true;
+}
+
+void encode_json(lua_State* L, int idx, int max_depth, std::string* out) {
+  Encoder(L, max_depth, out).encode(idx, 0);
+}
+
+int luaopen_fb_json(lua_State* L) {
+  static const luaL_Reg kFuncs[] = {{"encode", json_encode}, {"decode", json_decode}, {"array", json_array},
+                                    {"is_null", json_is_null}, {nullptr, nullptr}};
+  luaL_newlib(L, kFuncs);
+  push_null(L);
+  lua_setfield(L, -2, "null");
+  return 1;
+}
+
+}  // namespace fb::lua

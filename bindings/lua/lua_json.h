@@ -1,0 +1,38 @@
+// lua_json.h: JSON <-> Lua values without a JSON text round trip inside Lua, and the json module.
+//
+// Parsed JSON (simdjson DOM) becomes Lua values directly: objects and arrays are tables, integers
+// that fit int64 are Lua integers, other numbers floats, and JSON null is the one sentinel
+// json.null everywhere (a light userdata: `v == json.null` works; indexing it raises a clear
+// error). A top-level null decodes to nil only where a binding documents it (crm results).
+#pragma once
+
+#include <lua.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace fb::lua {
+
+// Pushes json.null.
+void push_null(lua_State* L);
+bool is_null(lua_State* L, int idx);
+// Sets the metatable shared by all light userdata, so json.null prints as "null" and indexing it
+// raises "attempt to index a JSON null value". Called once per state.
+void install_null_metatable(lua_State* L);
+
+// Parses text and pushes its value. Returns false and sets *error (nothing pushed) when the text is
+// malformed or nested deeper than max_depth. Raises only on a Lua memory error.
+// Not reentrant per thread (one parser per thread is reused).
+bool push_json_text(lua_State* L, std::string_view text, int max_depth, std::string* error);
+
+// Appends the JSON encoding of the value at idx to *out. Raises a Lua error naming the offending
+// path for values JSON cannot hold: functions, userdata other than json.null, NaN/inf, strings
+// that are not UTF-8, keys that are not strings or integers, nesting deeper than max_depth (which
+// is also how a cycle shows). Objects are written with sorted keys (stable output); a table is an
+// array when its keys are exactly 1..n or it was marked with json.array; {} is an object.
+void encode_json(lua_State* L, int idx, int max_depth, std::string* out);
+
+// The json module: json.encode, json.decode, json.null, json.array, json.is_null.
+int luaopen_fb_json(lua_State* L);
+
+}  // namespace fb::lua

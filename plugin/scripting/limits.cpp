@@ -1,0 +1,272 @@
+#include "scripting/limits.h"
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+namespace fb::detail {
+namespace {
+
+constexpr size_t kStopHeadroom = 1 << 20;  // lets the stop error itself be built and raised
+
+bool membarrier_ready() {
+  static const bool ready = [] {
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (q < 0 || !(q & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  }();
+  return ready;
+}
+
+}  // namespace
+
+std::string lua_location(lua_State* L) {
+  lua_Debug ar;
+  for (int level = 0; level < 64 && lua_getstack(L, level, &ar); ++level) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      return std::string(ar.short_src) + ":" + std::to_string(ar.currentline) + ": ";
+    }
+  }
+  return "";
+}
+
+namespace {
+
+struct UnwindProbe {
+  bool* ran;
+  ~UnwindProbe() { *ran = true; }
+};
+
+int probe_raise(lua_State* L) {
+  auto* ran = static_cast<bool*>(lua_touserdata(L, 1));
+  UnwindProbe p{ran};
+  return luaL_error(L, "probe");
+}
+
+}  // namespace
+
+bool lua_errors_unwind_cxx() {
+  static const bool ok = [] {
+    bool ran = false;
+    lua_State* L = luaL_newstate();
+    if (!L) return false;
+    lua_pushcfunction(L, probe_raise);
+    lua_pushlightuserdata(L, &ran);
+    lua_pcall(L, 1, 0, 0);
+    lua_close(L);
+    return ran;
+  }();
+  return ok;
+}
+
+StateLimits::StateLimits(BudgetLimits limits) : limits_(limits) {
+  stop_message_.reserve(512);
+  membarrier_ready();
+}
+
+int64_t StateLimits::now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void StateLimits::wait_while_arming() const {
+  if (!membarrier_ready()) std::atomic_thread_fence(std::memory_order_seq_cst);
+  while (arming_.load(std::memory_order_acquire)) std::this_thread::yield();
+}
+
+void* StateLimits::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  auto* self = static_cast<StateLimits*>(ud);
+  if (nsize == 0) {
+    if (ptr) {
+      // A freed block may be a CallInfo the watchdog is walking (see limits.h).
+      self->wait_while_arming();
+      std::free(ptr);
+      self->used_ -= osize;
+    }
+    return nullptr;
+  }
+  size_t old = ptr ? osize : 0;  // without ptr, osize is the kind of object, not a size
+  size_t cap = static_cast<size_t>(self->limits_.memory_limit_bytes) +
+               (self->stop_ != StopReason::kNone ? kStopHeadroom : 0);
+  if (nsize > old && self->used_ - old + nsize > cap) {
+    self->on_refused(nsize);
+    return nullptr;
+  }
+  void* p = std::realloc(ptr, nsize);
+  if (!p) return nullptr;
+  self->used_ = self->used_ - old + nsize;
+  if (self->used_ > self->peak_) self->peak_ = self->used_;
+  return p;
+}
+
+void StateLimits::on_refused(size_t nsize) {
+  (void)nsize;
+  if (stop_ != StopReason::kNone || !L_ || !active_.load(std::memory_order_relaxed)) return;
+  // Lua raises its own "not enough memory" (which a pcall could catch); the sticky stop makes
+  // the next instruction raise ours, with the place where the memory ran out.
+  record_stop(L_, StopReason::kMemory);
+  arm_every_instruction(L_);
+}
+
+void StateLimits::record_stop(lua_State* L, StopReason reason) {
+  stop_ = reason;
+  stop_message_ = lua_location(L);
+  switch (reason) {
+    case StopReason::kTime:
+      stop_message_ += "script exceeded its time budget of " + std::to_string(limits_.time_limit_ms) +
+                       " ms (scripts.time_limit_ms)";
+      break;
+    case StopReason::kInstructions:
+      stop_message_ += "script exceeded its instruction budget of " + std::to_string(limits_.instruction_limit) +
+                       " (scripts.instruction_limit)";
+      break;
+    case StopReason::kMemory:
+      stop_message_ += "script exceeded its memory limit of " +
+                       std::to_string(limits_.memory_limit_bytes >> 20) + " MiB (scripts.memory_limit_bytes)";
+      break;
+    case StopReason::kDepth:
+      stop_message_ += "script exceeded the call depth limit of " + std::to_string(limits_.max_call_depth) +
+                       " (scripts.max_call_depth)";
+      break;
+    case StopReason::kNone: break;
+  }
+}
+
+void StateLimits::arm_every_instruction(lua_State* L) {
+  std::lock_guard lock(arm_mu_);
+  armed_ = true;
+  lua_sethook(L, &StateLimits::hook, LUA_MASKCOUNT, 1);
+}
+
+void StateLimits::begin_call() {
+  stop_ = StopReason::kNone;
+  stop_message_.clear();
+  instructions_ = 0;
+  host_ns_.store(0, std::memory_order_relaxed);
+  host_since_.store(0, std::memory_order_relaxed);
+  start_ns_.store(now_ns(), std::memory_order_relaxed);
+  if (limits_.always_armed) {
+    std::lock_guard lock(arm_mu_);
+    armed_ = true;
+    lua_sethook(L_, &StateLimits::hook, LUA_MASKCOUNT, kHookEvery);
+  }
+  active_.store(true, std::memory_order_release);
+}
+
+void StateLimits::end_call() {
+  {
+    std::lock_guard lock(arm_mu_);
+    active_.store(false, std::memory_order_release);
+    if (armed_) {
+      lua_sethook(L_, nullptr, 0, 0);
+      armed_ = false;
+    }
+  }
+  used_snapshot_.store(used_, std::memory_order_relaxed);
+  peak_snapshot_.store(peak_, std::memory_order_relaxed);
+}
+
+void StateLimits::host_begin() { host_since_.store(now_ns(), std::memory_order_relaxed); }
+
+void StateLimits::host_end() {
+  int64_t since = host_since_.exchange(0, std::memory_order_relaxed);
+  if (since) host_ns_.fetch_add(now_ns() - since, std::memory_order_relaxed);
+}
+
+int64_t StateLimits::script_ns(int64_t now) const {
+  int64_t since = host_since_.load(std::memory_order_relaxed);
+  int64_t in_host = host_ns_.load(std::memory_order_relaxed) + (since ? now - since : 0);
+  return now - start_ns_.load(std::memory_order_relaxed) - in_host;
+}
+
+void StateLimits::watchdog_check(int64_t now) {
+  if (!active_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(arm_mu_);
+  if (!active_.load(std::memory_order_acquire) || armed_) return;
+  if (host_since_.load(std::memory_order_relaxed) != 0) return;  // in a host call: nothing to interrupt
+  if (script_ns(now) < static_cast<int64_t>(limits_.watchdog_ms) * 1'000'000) return;
+  arming_.store(true, std::memory_order_seq_cst);
+  if (membarrier_ready()) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  lua_sethook(L_, &StateLimits::hook, LUA_MASKCOUNT, kHookEvery);
+  arming_.store(false, std::memory_order_release);
+  armed_ = true;
+}
+
+void StateLimits::hook(lua_State* L, lua_Debug* ar) {
+  (void)ar;
+  void* ud = nullptr;
+  lua_getallocf(L, &ud);
+  static_cast<StateLimits*>(ud)->on_hook(L);
+}
+
+void StateLimits::on_hook(lua_State* L) {
+  if (stop_ != StopReason::kNone) {
+    lua_pushlstring(L, stop_message_.data(), stop_message_.size());
+    lua_error(L);
+  }
+  instructions_ += kHookEvery;
+  if (instructions_ > limits_.instruction_limit) trip(L, StopReason::kInstructions);
+  if (script_ns(now_ns()) > static_cast<int64_t>(limits_.time_limit_ms) * 1'000'000) trip(L, StopReason::kTime);
+  lua_Debug ar;
+  if (lua_getstack(L, limits_.max_call_depth, &ar)) trip(L, StopReason::kDepth);
+}
+
+void StateLimits::trip(lua_State* L, StopReason reason) {
+  record_stop(L, reason);
+  arm_every_instruction(L);
+  lua_pushlstring(L, stop_message_.data(), stop_message_.size());
+  lua_error(L);
+  std::abort();  // unreachable
+}
+
+// ---------------------------------------------------------------- Watchdog
+
+Watchdog::Watchdog(int tick_ms) : tick_ms_(tick_ms < 2 ? 1 : tick_ms / 2) { thread_ = std::thread([this] { run(); }); }
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Watchdog::add(StateLimits* s) {
+  std::lock_guard lock(mu_);
+  states_.push_back(s);
+}
+
+void Watchdog::remove(StateLimits* s) {
+  std::lock_guard lock(mu_);
+  std::erase(states_, s);
+}
+
+void Watchdog::call_started() {
+  if (active_calls_.fetch_add(1, std::memory_order_acq_rel) == 0) {
+    std::lock_guard lock(mu_);  // pairs with the idle wait in run()
+    cv_.notify_all();
+  }
+}
+
+void Watchdog::call_finished() { active_calls_.fetch_sub(1, std::memory_order_acq_rel); }
+
+void Watchdog::run() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (active_calls_.load(std::memory_order_acquire) == 0) {
+      cv_.wait(lock, [&] { return stop_ || active_calls_.load(std::memory_order_acquire) > 0; });
+      continue;
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(tick_ms_), [&] { return stop_; });
+    if (stop_) break;
+    int64_t now = StateLimits::now_ns();
+    for (StateLimits* s : states_) s->watchdog_check(now);
+  }
+}
+
+}  // namespace fb::detail

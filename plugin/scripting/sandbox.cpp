@@ -1,0 +1,306 @@
+#include "scripting/sandbox.h"
+
+#include <cstring>
+
+#include "lua/lua_host.h"
+#include "lua/lua_json.h"
+#include "lua/lua_modules.h"
+
+namespace fb::detail {
+namespace {
+
+// Registry keys (their addresses).
+const char kPristine = 0;   // name -> pristine value (library tables with only allowed fields)
+const char kBase = 0;       // the current base table
+const char kBaseMeta = 0;   // metatable of every base: strict reads
+const char kEnvOpen = 0;    // metatable of an environment during its chunk's top level
+const char kEnvLocked = 0;  // metatable of a locked environment
+const char kMode = 0;       // SandboxMode as an integer
+const char kRealLoad = 0;   // the unrestricted load, used by the safe one
+
+const char* const kMarker = "__fb_protected";  // set in every metatable of ours
+
+bool is_ours(lua_State* L, int idx) {
+  if (!lua_getmetatable(L, idx)) return false;
+  lua_pushstring(L, kMarker);
+  bool ours = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return ours;
+}
+
+// __index of a base: the name is not a global anywhere.
+int undefined_global(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TSTRING) return luaL_error(L, "undefined global '%s'", lua_tostring(L, 2));
+  return luaL_error(L, "undefined global (a %s key)", luaL_typename(L, 2));
+}
+
+// __newindex of a locked environment.
+int locked_global(lua_State* L) {
+  return luaL_error(L,
+                    "assignment to global '%s' outside the script's top level (keep per-event state in locals, "
+                    "lasting state in the store module)",
+                    lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+// __newindex of a read-only proxy; upvalue 1 is the library's name.
+int readonly_write(lua_State* L) {
+  return luaL_error(L, "attempt to modify read-only table '%s' (field '%s')", lua_tostring(L, lua_upvalueindex(1)),
+                    lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+// __pairs of a read-only proxy: iterate the library itself. Upvalue 1 is the library.
+int proxy_pairs(lua_State* L) {
+  lua_getglobal(L, "next");  // the state's real globals hold the pristine next
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushnil(L);
+  return 3;
+}
+
+void mark(lua_State* L, int mt_idx) {
+  mt_idx = lua_absindex(L, mt_idx);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, mt_idx, kMarker);
+}
+
+// Pushes a read-only proxy of the table at idx.
+void push_proxy(lua_State* L, int idx, const char* name) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  lua_createtable(L, 0, 5);
+  lua_pushvalue(L, idx);
+  lua_setfield(L, -2, "__index");
+  lua_pushstring(L, name);
+  lua_pushcclosure(L, readonly_write, 1);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushvalue(L, idx);
+  lua_pushcclosure(L, proxy_pairs, 1);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  mark(L, -1);
+  lua_setmetatable(L, -2);
+}
+
+// Pushes a shallow copy of the table at idx, sharing its metatable.
+void push_copy(lua_State* L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  if (lua_getmetatable(L, idx)) lua_setmetatable(L, -2);
+}
+
+SandboxMode mode_of(lua_State* L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kMode);
+  auto m = static_cast<SandboxMode>(lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  return m;
+}
+
+// Builds a base from the pristine values (proxies or copies) and makes it current.
+void build_base(lua_State* L, SandboxMode mode) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kPristine);
+  int pristine = lua_gettop(L);
+  lua_createtable(L, 0, 40);
+  int base = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, pristine)) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      if (mode == SandboxMode::kReadOnlyProxies) {
+        push_proxy(L, -1, lua_tostring(L, -2));
+      } else {
+        push_copy(L, -1);
+      }
+      lua_replace(L, -2);
+    }
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, base);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kBaseMeta);
+  lua_setmetatable(L, base);
+  for (const void* key : {static_cast<const void*>(&kEnvOpen), static_cast<const void*>(&kEnvLocked)}) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    lua_pushvalue(L, base);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, base);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kBase);
+  lua_settop(L, pristine - 1);
+}
+
+// ---------------------------------------------------------------- safe base functions
+
+// setmetatable(t, mt) -> t. Raises for __gc metamethods and protected metatables.
+int safe_setmetatable(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int t = lua_type(L, 2);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+      return luaL_error(L, "setmetatable: __gc metamethods are not allowed in scripts (a finalizer runs outside the "
+                           "script's time budget)");
+    }
+    lua_pop(L, 1);
+  }
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) return luaL_error(L, "cannot change a protected metatable");
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+// rawset(t, k, v) -> t. Raises for the sandbox's own tables (environments, read-only proxies).
+int safe_rawset(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  luaL_checkany(L, 3);
+  if (is_ours(L, 1)) return luaL_error(L, "rawset: this table is protected by the sandbox");
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+// load(chunk [, chunkname [, mode [, env]]]) -> function | nil, message. Text chunks only; without
+// env the chunk gets a new, isolated environment (never the state's globals).
+int safe_load(lua_State* L) {
+  bool has_env = !lua_isnone(L, 4);
+  luaL_checkany(L, 1);
+  lua_settop(L, 4);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kRealLoad);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushliteral(L, "t");  // binary chunks (bytecode) can crash the VM: never
+  if (has_env) {
+    lua_pushvalue(L, 4);
+  } else {
+    push_new_env(L);
+  }
+  lua_call(L, 4, LUA_MULTRET);
+  return lua_gettop(L) - 4;
+}
+
+// collectgarbage("count") -> KiB in use. Any other option raises.
+int safe_collectgarbage(lua_State* L) {
+  const char* opt = luaL_optstring(L, 1, "collect");
+  if (std::strcmp(opt, "count") != 0) {
+    return luaL_error(L, "collectgarbage('%s') is not allowed in scripts (only 'count')", opt);
+  }
+  lua_pushnumber(L, lua_gc(L, LUA_GCCOUNT) + lua_gc(L, LUA_GCCOUNTB) / 1024.0);
+  return 1;
+}
+
+void copy_field(lua_State* L, int from, int to, const char* name) {
+  lua_getfield(L, from, name);
+  lua_setfield(L, to, name);
+}
+
+}  // namespace
+
+void open_sandbox(lua_State* L, const SandboxOptions& options) {
+  lua_pushinteger(L, static_cast<lua_Integer>(options.mode));
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kMode);
+
+  // The real libraries, in the state's own globals (which no script can reach).
+  static const luaL_Reg kLibs[] = {{LUA_GNAME, luaopen_base},      {LUA_STRLIBNAME, luaopen_string},
+                                   {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+                                   {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_OSLIBNAME, luaopen_os}};
+  for (const auto& lib : kLibs) {
+    luaL_requiref(L, lib.name, lib.func, 1);
+    lua_pop(L, 1);
+  }
+  lua_pushglobaltable(L);
+  int g = lua_gettop(L);
+  lua_getfield(L, g, "load");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kRealLoad);
+
+  // string: bounded patterns, no dump; the metatable of strings is protected.
+  lua_getfield(L, g, LUA_STRLIBNAME);
+  install_bounded_patterns(L, -1, options.patterns);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushliteral(L, "protected by fathom-bridge");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 2);
+  lua::install_null_metatable(L);
+
+  // Pristine values: everything a base is built from.
+  lua_createtable(L, 0, 40);
+  int pristine = lua_gettop(L);
+  for (const char* name : {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
+                           "rawlen", "select", "tonumber", "tostring", "type", "xpcall", "_VERSION"}) {
+    copy_field(L, g, pristine, name);
+  }
+  static const luaL_Reg kSafe[] = {{"setmetatable", safe_setmetatable}, {"rawset", safe_rawset},
+                                   {"load", safe_load},                 {"collectgarbage", safe_collectgarbage},
+                                   {"print", lua::lua_print},           {nullptr, nullptr}};
+  luaL_setfuncs(L, kSafe, 0);
+  if (options.require) {
+    lua_pushcfunction(L, options.require);
+    lua_setfield(L, pristine, "require");
+  }
+  for (const char* lib : {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME}) copy_field(L, g, pristine, lib);
+  lua_createtable(L, 0, 3);
+  lua_getfield(L, g, LUA_OSLIBNAME);
+  for (const char* f : {"time", "date", "clock"}) copy_field(L, -1, -2, f);
+  lua_pop(L, 1);
+  lua_setfield(L, pristine, LUA_OSLIBNAME);
+  static const luaL_Reg kModules[] = {{"json", lua::luaopen_fb_json},     {"crm", lua::luaopen_fb_crm},
+                                      {"fathom", lua::luaopen_fb_fathom}, {"log", lua::luaopen_fb_log},
+                                      {"util", lua::luaopen_fb_util},     {"store", lua::luaopen_fb_store}};
+  for (const auto& m : kModules) {
+    m.func(L);
+    lua_setfield(L, pristine, m.name);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kPristine);
+  lua_pop(L, 1);  // globals
+
+  // Shared metatables: strict base, open and locked environments.
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, undefined_global);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "protected by fathom-bridge");
+  lua_setfield(L, -2, "__metatable");
+  mark(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kBaseMeta);
+  for (const void* key : {static_cast<const void*>(&kEnvOpen), static_cast<const void*>(&kEnvLocked)}) {
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "protected by fathom-bridge");
+    lua_setfield(L, -2, "__metatable");
+    mark(L, -1);
+    if (key == &kEnvLocked) {
+      lua_pushcfunction(L, locked_global);
+      lua_setfield(L, -2, "__newindex");
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+  }
+  build_base(L, options.mode);
+}
+
+void push_new_env(lua_State* L) {
+  lua_createtable(L, 0, 8);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "_G");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kEnvOpen);
+  lua_setmetatable(L, -2);
+}
+
+void lock_env(lua_State* L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kEnvLocked);
+  lua_setmetatable(L, idx);
+}
+
+void refresh_for_event(lua_State* L) {
+  if (mode_of(L) == SandboxMode::kFreshEnvPerEvent) build_base(L, SandboxMode::kFreshEnvPerEvent);
+}
+
+}  // namespace fb::detail

@@ -1,0 +1,386 @@
+#include "scripting/script_host.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+
+namespace fb::detail {
+namespace {
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t unix_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string last_component(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+// Splits "scripts/mapping.lua:42: message [load]" into file and line (0 when absent).
+void locate(const std::string& msg, std::string* file, int* line) {
+  *line = 0;
+  for (size_t colon = msg.find(':'); colon != std::string::npos && colon < 400; colon = msg.find(':', colon + 1)) {
+    size_t i = colon + 1;
+    while (i < msg.size() && std::isdigit(static_cast<unsigned char>(msg[i]))) ++i;
+    if (i > colon + 1 && i < msg.size() && msg[i] == ':') {
+      *file = msg.substr(0, colon);
+      *line = std::stoi(msg.substr(colon + 1, i - colon - 1));
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+ScriptHost::ScriptHost(ScriptHostOptions options) : options_(std::move(options)) {}
+
+ScriptHost::~ScriptHost() {
+  // States first: they unregister from the watchdog and use the store.
+  std::lock_guard lock(pool_mu_);
+  free_.clear();
+}
+
+Result<std::unique_ptr<ScriptHost>> ScriptHost::open(ScriptHostOptions options) {
+  std::unique_ptr<ScriptHost> h(new ScriptHost(std::move(options)));
+  const ScriptConfig& c = h->options_.config;
+  if (c.pool_size < 1) return Status::Config("setting 'scripts.pool_size' must be at least 1");
+  auto dir = canonical_dir(c.dir);
+  if (!dir.ok()) return Status::Config(dir.status().message() + " (scripts.dir)");
+  h->dir_ = *dir;
+  h->prefix_ = h->options_.display_prefix.empty() ? last_component(c.dir) : h->options_.display_prefix;
+  FB_ASSIGN(h->store_, ScriptStore::open(h->options_.dry_run ? nullptr : h->options_.db));
+  if (c.hook_mode != "always") h->watchdog_ = std::make_unique<Watchdog>(c.watchdog_ms);
+
+  StateServices& s = h->services_;
+  s.config = c;
+  for (std::string d : c.company_domains) {
+    std::transform(d.begin(), d.end(), d.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (!d.empty()) s.company_domains.push_back(d);
+  }
+  s.crm = &h->crm_;
+  s.store = h->store_.get();
+  s.content = h->options_.content;
+  s.log_sink = h->options_.log_sink;
+  s.crm_observer = h->options_.crm_observer;
+  s.dry_run = h->options_.dry_run;
+  s.mode = h->options_.sandbox;
+  s.watchdog = h->watchdog_.get();
+
+  (void)h->check_files(true);  // a broken first version is reported, not fatal
+  return h;
+}
+
+Status ScriptHost::register_crm_operation(const std::string& name, CrmHandler handler) {
+  return crm_.add(name, std::move(handler));
+}
+
+std::shared_ptr<Generation> ScriptHost::current() const {
+  std::lock_guard lock(gen_mu_);
+  return current_;
+}
+
+uint64_t ScriptHost::generation() const {
+  auto g = current();
+  return g ? g->id() : 0;
+}
+
+Status ScriptHost::load_status() const {
+  std::lock_guard lock(gen_mu_);
+  return load_status_;
+}
+
+Status ScriptHost::reload() { return check_files(true); }
+
+void ScriptHost::emit(const std::string& type, const std::string& detail, const std::string& data_json) {
+  if (options_.dry_run) {
+    // The dry run reports load results itself.
+  } else if (type == "script_rejected") {
+    FB_LOG(kWarn, "scripting") << "rejected: " << detail;
+  } else {
+    FB_LOG(kInfo, "scripting") << detail;
+  }
+  if (!options_.event_sink) return;
+  Event e;
+  e.type = type;
+  e.detail = detail;
+  e.data_json = data_json;
+  try {
+    options_.event_sink(e);
+  } catch (const std::exception& ex) {
+    FB_LOG(kError, "scripting") << "event sink threw: " << ex.what();
+  }
+}
+
+Status ScriptHost::check_files(bool force) {
+  const ScriptConfig& c = services_.config;
+  int64_t now = steady_ms();
+  if (!force && (!c.hot_reload || now - last_check_ms_.load(std::memory_order_relaxed) < c.reload_interval_ms)) {
+    return Status::Ok();
+  }
+  std::unique_lock lock(reload_mu_, std::defer_lock);
+  if (force) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return Status::Ok();  // another thread is checking right now
+  }
+  last_check_ms_.store(now, std::memory_order_relaxed);
+
+  auto cur = current();
+  bool changed = !cur;
+  if (cur) {
+    for (const FileSig& old : cur->signatures()) {
+      if (!same_file(sample_file(dir_, old.rel, &old), old)) {
+        changed = true;
+        break;
+      }
+    }
+  }
+  if (!changed) {
+    std::lock_guard g(gen_mu_);
+    load_status_ = Status::Ok();
+    return Status::Ok();
+  }
+  if (!rejected_.empty()) {
+    bool same = true;
+    for (const FileSig& r : rejected_) same = same && same_file(sample_file(dir_, r.rel, &r), r);
+    if (same) return load_status();  // this broken version was already reported
+  }
+  return load_candidate();
+}
+
+Status ScriptHost::load_candidate() {
+  const ScriptConfig& c = services_.config;
+  std::vector<ScriptSource> entries;
+  std::vector<FileSig> sigs;
+  Status problem;
+  for (const std::string* rel : {&c.mapping, &c.reactions}) {
+    if (rel->empty()) continue;
+    FileSig sig = sample_file(dir_, *rel, nullptr);  // before reading: a later write is seen next time
+    sigs.push_back(sig);
+    if (!sig.exists) {
+      if (rel == &c.mapping && problem.ok()) {
+        problem = Status::Script(prefix_ + "/" + *rel + ": not found in the scripts directory [load]");
+      }
+      continue;  // an absent reactions script is fine; adding it later is a change
+    }
+    auto text = read_script(dir_, *rel);
+    if (!text.ok()) {
+      if (problem.ok()) problem = Status::Script(prefix_ + "/" + *rel + ": " + text.status().message() + " [load]");
+      continue;
+    }
+    entries.push_back({*rel, prefix_ + "/" + *rel, std::move(text).value()});
+  }
+  auto gen = std::make_shared<Generation>(next_generation_++, dir_, prefix_, std::move(entries), std::move(sigs));
+  if (problem.ok()) {
+    auto state = ScriptState::create(&services_, gen);
+    states_created_.fetch_add(1, std::memory_order_relaxed);
+    if (!state.ok()) {
+      problem = state.status();
+    } else {
+      adopt(std::move(state).value());  // a ready state for the first event of this generation
+    }
+  }
+  if (!problem.ok()) {
+    rejected_ = gen->signatures();
+    rejections_.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard g(gen_mu_);
+      load_status_ = problem;
+    }
+    std::string file;
+    int line = 0;
+    locate(problem.message(), &file, &line);
+    nlohmann::json data = {{"error", problem.message()}, {"generation_running", generation()}};
+    if (!file.empty()) {
+      data["file"] = file;
+      data["line"] = line;
+    }
+    emit("script_rejected", problem.message() + (current() ? " (the previous version keeps running)" : ""),
+         data.dump());
+    return problem;
+  }
+  rejected_.clear();
+  bool first;
+  {
+    std::lock_guard g(gen_mu_);
+    first = !current_;
+    current_ = gen;
+    load_status_ = Status::Ok();
+  }
+  if (!first) reloads_.fetch_add(1, std::memory_order_relaxed);
+  nlohmann::json files = nlohmann::json::array();
+  std::string names;
+  for (const ScriptSource& e : gen->entries()) {
+    files.push_back(e.display);
+    names += (names.empty() ? "" : ", ") + e.display;
+  }
+  emit("script_loaded", "loaded " + names + " (generation " + std::to_string(gen->id()) + ")",
+       nlohmann::json{{"generation", gen->id()}, {"files", files}}.dump());
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ScriptState>> ScriptHost::acquire(const std::shared_ptr<Generation>& gen) {
+  std::unique_ptr<ScriptState> stale;
+  {
+    std::unique_lock lock(pool_mu_);
+    pool_cv_.wait(lock, [&] { return !free_.empty() || live_ < services_.config.pool_size; });
+    if (!free_.empty()) {
+      std::unique_ptr<ScriptState> s = std::move(free_.back());
+      free_.pop_back();
+      if (s->generation() == gen) return s;
+      stale = std::move(s);  // an older generation: replaced below, outside the lock
+    } else {
+      ++live_;
+    }
+  }
+  stale.reset();
+  auto created = ScriptState::create(&services_, gen);
+  states_created_.fetch_add(1, std::memory_order_relaxed);
+  if (!created.ok()) {
+    std::lock_guard lock(pool_mu_);
+    --live_;
+    pool_cv_.notify_one();
+  }
+  return created;
+}
+
+void ScriptHost::release(std::unique_ptr<ScriptState> state) {
+  if (state && state->healthy()) {
+    uint64_t peak = state->memory_peak();
+    uint64_t seen = memory_peak_.load(std::memory_order_relaxed);
+    while (peak > seen && !memory_peak_.compare_exchange_weak(seen, peak)) {
+    }
+  }
+  std::unique_ptr<ScriptState> dead;
+  {
+    std::lock_guard lock(pool_mu_);
+    if (state && state->healthy()) {
+      free_.push_back(std::move(state));
+    } else {
+      dead = std::move(state);
+      --live_;
+    }
+  }
+  pool_cv_.notify_one();
+}
+
+void ScriptHost::adopt(std::unique_ptr<ScriptState> state) {
+  std::unique_ptr<ScriptState> spare;
+  {
+    std::lock_guard lock(pool_mu_);
+    if (live_ < services_.config.pool_size) {
+      ++live_;
+      free_.push_back(std::move(state));
+    } else {
+      spare = std::move(state);  // the pool is full: destroyed outside the lock
+    }
+  }
+  pool_cv_.notify_one();
+}
+
+Status ScriptHost::run(const HookCall& call) {
+  (void)check_files(false);
+  auto gen = current();
+  if (!gen) {
+    return Status::Script("no valid scripts are loaded: " + load_status().message() + " [" + call.id.hook + "]");
+  }
+  auto state = acquire(gen);
+  if (!state.ok()) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return Status::Script(state.status().message());
+  }
+  std::unique_ptr<ScriptState> s = std::move(state).value();
+  if (!s->defines(call.id.hook)) {
+    release(std::move(s));
+    return Status::Ok();
+  }
+  Status st = s->call(call);
+  events_.fetch_add(1, std::memory_order_relaxed);
+  convert_ns_.fetch_add(s->last_timings().convert_ns, std::memory_order_relaxed);
+  script_ns_.fetch_add(s->last_timings().script_ns, std::memory_order_relaxed);
+  if (!st.ok()) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    FB_LOG(kWarn, "scripting") << st.message();
+    FB_LOG(kDebug, "scripting") << s->last_traceback();
+  }
+  release(std::move(s));
+  return st;
+}
+
+Status ScriptHost::meeting_hook(const char* hook, const MeetingEvent& event) {
+  HookCall c;
+  c.id.hook = hook;
+  c.id.integration_id = event.integration_id;
+  c.id.tenant_id = event.tenant_id;
+  c.id.user_id = event.user_id;
+  c.id.recording_id = event.recording_id;
+  c.id.content_version = event.content_version;
+  c.id.event_id = "rec" + std::to_string(event.recording_id) + ".v" + std::to_string(event.content_version);
+  c.id.source = event.source;
+  c.args = HookArgs::kMeeting;
+  c.json = event.raw_json;
+  return run(c);
+}
+
+Status ScriptHost::on_meeting(const MeetingEvent& event) { return meeting_hook("on_meeting", event); }
+Status ScriptHost::on_webhook(const MeetingEvent& event) { return meeting_hook("on_webhook", event); }
+
+Status ScriptHost::integration_hook(const char* hook, const IntegrationRef& integration, HookArgs args,
+                                    std::string_view text, const std::string& event_id) {
+  HookCall c;
+  c.id.hook = hook;
+  c.id.integration_id = integration.id;
+  c.id.tenant_id = integration.tenant_id;
+  c.id.user_id = integration.user_id;
+  c.id.event_id = event_id.empty() ? std::string(hook) + "." + std::to_string(unix_s()) : event_id;
+  c.id.source = "event";
+  c.args = args;
+  if (args == HookArgs::kSummary) c.json = text;
+  if (args == HookArgs::kIntegrationReason) c.reason = std::string(text);
+  return run(c);
+}
+
+Status ScriptHost::on_connect(const IntegrationRef& integration, const std::string& event_id) {
+  return integration_hook("on_connect", integration, HookArgs::kIntegration, {}, event_id);
+}
+
+Status ScriptHost::on_disconnect(const IntegrationRef& integration, const std::string& event_id) {
+  return integration_hook("on_disconnect", integration, HookArgs::kIntegration, {}, event_id);
+}
+
+Status ScriptHost::on_token_failure(const IntegrationRef& integration, std::string_view reason,
+                                    const std::string& event_id) {
+  return integration_hook("on_token_failure", integration, HookArgs::kIntegrationReason, reason, event_id);
+}
+
+Status ScriptHost::on_sync_complete(const IntegrationRef& integration, std::string_view summary_json,
+                                    const std::string& event_id) {
+  return integration_hook("on_sync_complete", integration, HookArgs::kSummary, summary_json, event_id);
+}
+
+ScriptStats ScriptHost::stats() const {
+  ScriptStats s;
+  s.generation = generation();
+  s.events = events_.load();
+  s.failures = failures_.load();
+  s.reloads = reloads_.load();
+  s.rejections = rejections_.load();
+  s.states_created = states_created_.load();
+  s.convert_ns = convert_ns_.load();
+  s.script_ns = script_ns_.load();
+  s.state_memory_peak = memory_peak_.load();
+  return s;
+}
+
+}  // namespace fb::detail
