@@ -1,0 +1,18 @@
+// webhook_routes.h: the webhook receiving route of the sidecar's HTTP server.
+//
+//   POST {webhooks.path_prefix}/{token}  -> Receiver::handle(path, headers, raw body)
+//
+// The body is read as raw bytes (never re-encoded); a Content-Length above the receiver's
+// max_body_bytes is refused with 413 before the body is read, and the connection is closed.
+// The answer is the receiver's status with its short reason as text/plain.
+#pragma once
+
+#include "server/http_server.h"
+#include "webhooks/receiver.h"
+
+namespace fb::detail {
+
+// Mounts the route on server (before server.start()). The receiver must outlive the server's run.
+void mount_webhook_routes(HttpServer& server, Receiver& receiver);
+
+}  // namespace fb::detail

@@ -1,0 +1,141 @@
+// inbox.h: the durable webhook inbox, with group commit.
+//
+// append() returns only once the delivery is committed: the receiver answers 2xx after that, so a
+// crash after the 2xx loses nothing. Durability is that of the Db: synchronous=NORMAL in WAL mode
+// survives a process crash, synchronous=FULL (store.full_sync) also survives power loss.
+//
+// Group commit: one writer thread takes every delivery queued while it was committing the previous
+// batch and writes them in one transaction, then wakes each waiting caller. With N concurrent
+// deliveries the cost of a commit (and of its fsync under FULL) is shared by N.
+//
+// Deduplication: (integration_id, webhook-id) is unique. A repeated delivery is acknowledged
+// (duplicate = true, with the first delivery's event id) and never queued for processing again.
+//
+// Event life: pending -> processing (claimed by a worker, attempts + 1) -> done, or back to pending
+// with a later next_attempt_at, or dead (dead letter) with last_error. replay() puts an event back
+// to pending. reclaim() returns events left in processing by a crashed process to pending.
+//
+// Threading: thread-safe. Pass the process's shared write connection: every writer in the process
+// then queues on its mutex instead of SQLite's sleeping busy handler. The Db must outlive the Inbox.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "fathom_bridge/status.h"
+#include "store/db.h"
+
+namespace fb::detail {
+
+// One verified delivery. The views must stay valid until append() returns.
+struct Delivery {
+  int64_t integration_id = 0;
+  int64_t registration_id = 0;
+  std::string_view webhook_id;  // the webhook-id header
+  int64_t recording_id = 0;
+  std::string_view body;        // the raw bytes that were signed
+};
+
+struct Appended {
+  int64_t event_id = 0;
+  bool duplicate = false;  // this webhook-id was already in the inbox
+};
+
+struct InboxEvent {
+  int64_t id = 0;
+  int64_t integration_id = 0;
+  int64_t registration_id = 0;
+  std::string webhook_id;
+  int64_t recording_id = 0;
+  int64_t received_at_ms = 0;
+  std::string status;  // "pending", "processing", "done", "dead"
+  int attempts = 0;
+  int64_t next_attempt_at_ms = 0;
+  std::string last_error;
+  int64_t processed_at_ms = 0;  // 0 when not done
+  std::string body;             // filled by claim() and get(id, true) only
+};
+
+struct InboxFilter {
+  std::string status;          // "" = any
+  int64_t integration_id = 0;  // 0 = any
+  int limit = 100;             // newest first
+};
+
+struct InboxOptions {
+  size_t max_batch = 512;  // deliveries per group commit
+};
+
+class Inbox {
+ public:
+  // Starts the writer thread. REQUIRES: migrate_webhooks(db) was applied.
+  Inbox(Db& db, Clock& clock, InboxOptions options = {});
+  // Stops the writer after it has committed what is queued.
+  ~Inbox();
+  Inbox(const Inbox&) = delete;
+  Inbox& operator=(const Inbox&) = delete;
+
+  // Commits the delivery (or finds it already there) and returns once it is durable. Blocks the
+  // caller for about one group commit. Fails with kIo when the database fails; then nothing of the
+  // delivery is stored and the sender should retry.
+  Result<Appended> append(const Delivery& delivery);
+
+  // Called on the writer thread after a batch that added new events (to wake workers). Set before
+  // deliveries arrive; must be quick.
+  void set_commit_listener(std::function<void()> listener);
+
+  // ---- worker side ----
+  // Claims up to max due pending events (oldest due first): status processing, attempts + 1.
+  Result<std::vector<InboxEvent>> claim(int max);
+  Status mark_done(int64_t event_id);
+  // Back to pending, due at next_attempt_at_ms, remembering the error.
+  Status mark_retry(int64_t event_id, std::string_view error, int64_t next_attempt_at_ms);
+  Status mark_dead(int64_t event_id, std::string_view error);
+  // Returns events in processing claimed at or before claimed_before_ms to pending. Returns how many.
+  Result<int> reclaim(int64_t claimed_before_ms);
+  // The earliest next_attempt_at of a pending event, if any.
+  Result<std::optional<int64_t>> next_due_ms();
+
+  // ---- commands ----
+  Result<std::vector<InboxEvent>> list(const InboxFilter& filter);
+  // kNotFound when there is no such event.
+  Result<InboxEvent> get(int64_t event_id, bool with_body = false);
+  // Puts a done or dead (or pending) event back to pending, due now, attempts 0. kNotFound for an
+  // unknown id; kFailedPrecondition while a worker is processing it.
+  Status replay(int64_t event_id);
+  // Replays every dead letter (of one integration when integration_id != 0). Returns how many.
+  Result<int> replay_dead(int64_t integration_id = 0);
+  // Number of events per status: {pending, processing, done, dead}.
+  Result<std::vector<std::pair<std::string, int64_t>>> counts();
+
+  Clock& clock() const { return clock_; }
+
+ private:
+  struct Pending;
+  void writer_loop();
+  void write_batch(std::vector<Pending*>& batch);
+
+  Db& db_;
+  Clock& clock_;
+  InboxOptions options_;
+  std::function<void()> listener_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending*> queue_;  // guarded by mu_
+  bool stop_ = false;            // guarded by mu_
+  std::thread writer_;
+};
+
+// JSON array of events (no bodies), as the list command prints them.
+std::string events_to_json(const std::vector<InboxEvent>& events);
+
+}  // namespace fb::detail

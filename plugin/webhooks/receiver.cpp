@@ -1,0 +1,198 @@
+#include "webhooks/receiver.h"
+
+#include <simdjson.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+
+namespace fb::detail {
+
+namespace {
+
+constexpr size_t kIndex(Rejection r) { return static_cast<size_t>(r); }
+
+// Parsers keep their buffers between documents, so each request thread reuses one; bodies larger
+// than this get a parser of their own so that a few huge transcripts do not pin memory per thread.
+constexpr size_t kReusableParserBytes = 1 << 20;
+
+}  // namespace
+
+const char* rejection_name(Rejection r) {
+  switch (r) {
+    case Rejection::kNone: return "none";
+    case Rejection::kUnknownEndpoint: return "unknown_endpoint";
+    case Rejection::kTooLarge: return "too_large";
+    case Rejection::kMissingHeader: return "missing_header";
+    case Rejection::kMalformedTimestamp: return "malformed_timestamp";
+    case Rejection::kStaleTimestamp: return "stale_timestamp";
+    case Rejection::kFutureTimestamp: return "future_timestamp";
+    case Rejection::kBadSignature: return "bad_signature";
+    case Rejection::kMalformedJson: return "malformed_json";
+    case Rejection::kStorage: return "storage";
+    case Rejection::kCount: break;
+  }
+  return "unknown";
+}
+
+Code ReceiveResult::code() const {
+  switch (rejection) {
+    case Rejection::kNone: return Code::kOk;
+    case Rejection::kUnknownEndpoint: return Code::kNotFound;
+    case Rejection::kTooLarge: return Code::kTooLarge;
+    case Rejection::kMalformedJson: return Code::kMalformed;
+    case Rejection::kStorage: return Code::kUnavailable;
+    default: return Code::kRejected;
+  }
+}
+
+int64_t ReceiverStats::rejected_total() const {
+  int64_t n = 0;
+  for (int64_t v : rejected) n += v;
+  return n;
+}
+
+std::string ReceiverStats::to_json() const {
+  nlohmann::json r = nlohmann::json::object();
+  for (size_t i = 1; i < rejected.size(); ++i) r[rejection_name(static_cast<Rejection>(i))] = rejected[i];
+  return nlohmann::json{{"accepted", accepted}, {"duplicates", duplicates}, {"rejected", r}}.dump();
+}
+
+Result<int64_t> validate_meeting_json(std::string_view body) {
+  thread_local simdjson::dom::parser reusable;
+  std::unique_ptr<simdjson::dom::parser> own;
+  simdjson::dom::parser* parser = &reusable;
+  if (body.size() > kReusableParserBytes) {
+    own = std::make_unique<simdjson::dom::parser>();
+    parser = own.get();
+  }
+  simdjson::dom::element doc;
+  if (parser->parse(body.data(), body.size(), true).get(doc) != simdjson::SUCCESS) {
+    return Status::Malformed("malformed JSON");
+  }
+  simdjson::dom::object obj;
+  if (doc.get(obj) != simdjson::SUCCESS) return Status::Malformed("malformed JSON: not an object");
+  int64_t id = 0;
+  if (obj["recording_id"].get(id) != simdjson::SUCCESS) {
+    return Status::Malformed("malformed JSON: recording_id must be an integer");
+  }
+  return id;
+}
+
+Receiver::Receiver(Registry& registry, Inbox& inbox, Clock& clock, const WebhookConfig& config)
+    : registry_(registry),
+      inbox_(inbox),
+      clock_(clock),
+      prefix_(registry.config().path_prefix + "/"),
+      tolerance_s_(config.tolerance_s),
+      max_body_bytes_(config.max_body_bytes) {}
+
+ReceiveResult Receiver::reject(Rejection r, std::string_view reason, int64_t integration_id, size_t body_bytes) {
+  size_t i = kIndex(r);
+  rejected_[i].fetch_add(1, std::memory_order_relaxed);
+  // One line per reason per second at most: a flood of forged deliveries must not flood the log.
+  int64_t now = clock_.mono_ms();
+  int64_t last = last_log_ms_[i].load(std::memory_order_relaxed);
+  if (now - last >= 1000 && last_log_ms_[i].compare_exchange_strong(last, now)) {
+    int64_t more = unlogged_[i].exchange(0);
+    FB_LOG(kWarn, "webhooks") << "rejected a webhook delivery: " << reason << " (integration "
+                              << (integration_id ? std::to_string(integration_id) : std::string("unknown")) << ", "
+                              << body_bytes << " bytes)"
+                              << (more ? "; " + std::to_string(more) + " more like it since the last report" : "");
+  } else {
+    unlogged_[i].fetch_add(1, std::memory_order_relaxed);
+  }
+  int status = 400;
+  switch (r) {
+    case Rejection::kUnknownEndpoint: status = 404; break;
+    case Rejection::kTooLarge: status = 413; break;
+    case Rejection::kStaleTimestamp:
+    case Rejection::kFutureTimestamp:
+    case Rejection::kBadSignature: status = 401; break;
+    case Rejection::kStorage: status = 503; break;
+    default: status = 400; break;
+  }
+  ReceiveResult out;
+  out.http_status = status;
+  out.reason = reason;
+  out.rejection = r;
+  out.integration_id = integration_id;
+  return out;
+}
+
+ReceiveResult Receiver::reject_too_large(int64_t content_length) {
+  return reject(Rejection::kTooLarge, "payload too large", 0, static_cast<size_t>(content_length));
+}
+
+ReceiveResult Receiver::handle(std::string_view path, const std::vector<std::pair<std::string, std::string>>& headers,
+                               std::string_view raw_body) {
+  return handle(path, find_delivery_headers(headers), raw_body);
+}
+
+ReceiveResult Receiver::handle(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body) {
+  if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  std::shared_ptr<const Endpoint> ep;
+  if (path.size() > prefix_.size() && path.compare(0, prefix_.size(), prefix_) == 0) {
+    ep = registry_.lookup(path.substr(prefix_.size()));
+  }
+  if (!ep) return reject(Rejection::kUnknownEndpoint, "unknown endpoint", 0, raw_body.size());
+  const int64_t integration = ep->integration_id;
+  if (static_cast<int64_t>(raw_body.size()) > max_body_bytes_) {
+    return reject(Rejection::kTooLarge, "payload too large", integration, raw_body.size());
+  }
+
+  int64_t now_s = clock_.now_s();
+  const SigningKey* keys[2];
+  size_t n_keys = ep->keys(now_s, keys);
+  const char* missing = nullptr;
+  VerifyResult v = verify_delivery(headers, raw_body, keys, n_keys, {now_s, tolerance_s_}, &missing);
+  switch (v) {
+    case VerifyResult::kOk: break;
+    case VerifyResult::kMissingHeader: {
+      std::string_view m = missing;
+      std::string_view reason = m == "webhook-id"          ? "missing header webhook-id"
+                                : m == "webhook-timestamp" ? "missing header webhook-timestamp"
+                                                           : "missing header webhook-signature";
+      return reject(Rejection::kMissingHeader, reason, integration, raw_body.size());
+    }
+    case VerifyResult::kMalformedTimestamp:
+      return reject(Rejection::kMalformedTimestamp, "malformed timestamp", integration, raw_body.size());
+    case VerifyResult::kStaleTimestamp:
+      return reject(Rejection::kStaleTimestamp, "stale timestamp", integration, raw_body.size());
+    case VerifyResult::kFutureTimestamp:
+      return reject(Rejection::kFutureTimestamp, "future timestamp", integration, raw_body.size());
+    case VerifyResult::kBadSignature:
+      return reject(Rejection::kBadSignature, "bad signature", integration, raw_body.size());
+  }
+
+  auto recording = validate_meeting_json(raw_body);
+  if (!recording.ok()) return reject(Rejection::kMalformedJson, "malformed JSON", integration, raw_body.size());
+
+  Delivery d;
+  d.integration_id = integration;
+  d.registration_id = ep->registration_id;
+  d.webhook_id = headers.id;
+  d.recording_id = *recording;
+  d.body = raw_body;
+  auto appended = inbox_.append(d);
+  if (!appended.ok()) return reject(Rejection::kStorage, "storage unavailable", integration, raw_body.size());
+
+  ReceiveResult out;
+  out.http_status = 200;
+  out.integration_id = integration;
+  out.event_id = appended->event_id;
+  out.duplicate = appended->duplicate;
+  out.reason = out.duplicate ? "duplicate" : "accepted";
+  (out.duplicate ? duplicates_ : accepted_).fetch_add(1, std::memory_order_relaxed);
+  return out;
+}
+
+ReceiverStats Receiver::stats() const {
+  ReceiverStats s;
+  s.accepted = accepted_.load();
+  s.duplicates = duplicates_.load();
+  for (size_t i = 0; i < s.rejected.size(); ++i) s.rejected[i] = rejected_[i].load();
+  return s;
+}
+
+}  // namespace fb::detail

@@ -1,0 +1,115 @@
+// receiver.h: the host-agnostic entry point for webhook deliveries.
+//
+// handle(path, headers, raw_body) decides what to answer. The C ABI (fb_webhook_receive), the
+// built-in HTTP server and any host's own server all call it with the bytes exactly as received.
+//
+//   unknown path                                   404 "unknown endpoint"
+//   body over webhooks.max_body_bytes              413 "payload too large"
+//   a webhook-id/-timestamp/-signature missing     400 "missing header webhook-id" (...)
+//   timestamp not decimal seconds                  400 "malformed timestamp"
+//   timestamp too old / too new (tolerance_s)      401 "stale timestamp" / "future timestamp"
+//   no v1 signature matches a current key          401 "bad signature"
+//   not a JSON object with an integer recording_id 400 "malformed JSON"
+//   the inbox could not commit                     503 "storage unavailable" (the sender retries)
+//   committed (or already there)                   200 "accepted" / "duplicate"
+//
+// A rejection stores nothing, is counted per reason and logged (throttled to one line per reason
+// per second) with the reason, the integration when known and the body size: never a secret, a
+// signature, a path token or a body. A 2xx is returned only after the delivery is durable.
+//
+// Threading: thread-safe; every method may be called from many threads at once.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "fathom_bridge/config.h"
+#include "fathom_bridge/status.h"
+#include "webhooks/inbox.h"
+#include "webhooks/registry.h"
+#include "webhooks/verifier.h"
+
+namespace fb::detail {
+
+enum class Rejection : int {
+  kNone = 0,
+  kUnknownEndpoint,
+  kTooLarge,
+  kMissingHeader,
+  kMalformedTimestamp,
+  kStaleTimestamp,
+  kFutureTimestamp,
+  kBadSignature,
+  kMalformedJson,
+  kStorage,
+  kCount,
+};
+
+// "unknown_endpoint", "too_large", ... (stable names for counters and JSON).
+const char* rejection_name(Rejection r);
+
+struct ReceiveResult {
+  int http_status = 500;
+  std::string_view reason;  // static text, safe to send and to log
+  Rejection rejection = Rejection::kNone;
+  int64_t event_id = 0;     // the inbox event (also for a duplicate)
+  bool duplicate = false;
+  int64_t integration_id = 0;  // 0 when the path was unknown
+  bool accepted() const { return rejection == Rejection::kNone; }
+  // kOk, kNotFound, kTooLarge, kRejected (headers, timestamp, signature), kMalformed, kUnavailable.
+  Code code() const;
+};
+
+struct ReceiverStats {
+  int64_t accepted = 0;    // new events committed
+  int64_t duplicates = 0;  // acknowledged repeats
+  std::array<int64_t, static_cast<size_t>(Rejection::kCount)> rejected{};  // by Rejection
+  int64_t rejected_total() const;
+  std::string to_json() const;
+};
+
+class Receiver {
+ public:
+  // Registry and Inbox must outlive the Receiver.
+  Receiver(Registry& registry, Inbox& inbox, Clock& clock, const WebhookConfig& config);
+
+  // path: the request path ("{path_prefix}/{token}"; a query string is ignored).
+  ReceiveResult handle(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body);
+  ReceiveResult handle(std::string_view path, const std::vector<std::pair<std::string, std::string>>& headers,
+                       std::string_view raw_body);
+  // For a server that refuses an oversized body before reading it: counts and logs the rejection
+  // and returns the 413 answer.
+  ReceiveResult reject_too_large(int64_t content_length);
+
+  int64_t max_body_bytes() const { return max_body_bytes_; }
+  const std::string& path_prefix() const { return prefix_; }
+  ReceiverStats stats() const;
+
+ private:
+  ReceiveResult reject(Rejection r, std::string_view reason, int64_t integration_id, size_t body_bytes);
+
+  Registry& registry_;
+  Inbox& inbox_;
+  Clock& clock_;
+  std::string prefix_;  // path_prefix + "/"
+  int64_t tolerance_s_;
+  int64_t max_body_bytes_;
+
+  std::atomic<int64_t> accepted_{0};
+  std::atomic<int64_t> duplicates_{0};
+  std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> rejected_{};
+  std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> last_log_ms_{};
+  std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> unlogged_{};
+};
+
+// Checks a delivery body: a JSON object with an integer recording_id (simdjson, full validation).
+// Returns the recording id, or kMalformed with a short reason that never quotes the body.
+Result<int64_t> validate_meeting_json(std::string_view body);
+
+}  // namespace fb::detail

@@ -1,0 +1,48 @@
+#include "webhooks/schema.h"
+
+namespace fb::detail {
+
+Status migrate_webhooks(Db& db) {
+  static const std::vector<Migration> kSteps = {
+      {1,
+       // One row per receiving endpoint. The signing secrets are sealed (AES-GCM, AAD bound to the
+       // path token); the path token routes a delivery to its registration and is not a secret of
+       // the signature scheme. Times are Unix seconds.
+       "CREATE TABLE webhook_registrations("
+       " id INTEGER PRIMARY KEY,"
+       " integration_id INTEGER NOT NULL,"
+       " fathom_webhook_id TEXT,"  // NULL when the webhook was made in Fathom's settings
+       " path_token TEXT NOT NULL UNIQUE,"
+       " destination_url TEXT NOT NULL,"
+       " secret_sealed BLOB NOT NULL,"
+       " prev_secret_sealed BLOB,"
+       " prev_secret_expires_at INTEGER,"
+       " triggered_for TEXT NOT NULL,"  // JSON array
+       " include_transcript INTEGER NOT NULL, include_summary INTEGER NOT NULL,"
+       " include_action_items INTEGER NOT NULL, include_crm_matches INTEGER NOT NULL,"
+       " source TEXT NOT NULL CHECK(source IN ('api','manual')),"
+       " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+       "CREATE INDEX webhook_registrations_integration ON webhook_registrations(integration_id);"
+       // The durable inbox. A verified delivery is a row before its 2xx is sent. Times are Unix
+       // milliseconds. The body is the raw bytes that were signed.
+       "CREATE TABLE webhook_inbox("
+       " id INTEGER PRIMARY KEY,"
+       " integration_id INTEGER NOT NULL,"
+       " webhook_id TEXT NOT NULL,"
+       " registration_id INTEGER NOT NULL,"
+       " recording_id INTEGER NOT NULL,"
+       " received_at INTEGER NOT NULL,"
+       " body BLOB NOT NULL,"
+       " status TEXT NOT NULL DEFAULT 'pending' CHECK(status IN ('pending','processing','done','dead')),"
+       " attempts INTEGER NOT NULL DEFAULT 0,"
+       " next_attempt_at INTEGER NOT NULL,"
+       " claimed_at INTEGER,"
+       " last_error TEXT,"
+       " processed_at INTEGER,"
+       " UNIQUE(integration_id, webhook_id));"
+       "CREATE INDEX webhook_inbox_due ON webhook_inbox(status, next_attempt_at);"},
+  };
+  return db.migrate("webhooks", kSteps);
+}
+
+}  // namespace fb::detail

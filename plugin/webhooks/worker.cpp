@@ -1,0 +1,211 @@
+#include "webhooks/worker.h"
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+
+namespace fb::detail {
+
+namespace {
+constexpr size_t kMaxErrorBytes = 1000;
+}
+
+WorkerOptions WorkerOptions::from(const WebhookConfig& c) {
+  WorkerOptions o;
+  o.workers = c.workers;
+  o.max_attempts = c.max_attempts;
+  o.backoff_base_ms = c.backoff_base_ms;
+  o.backoff_max_ms = c.backoff_max_ms;
+  return o;
+}
+
+WorkerPool::WorkerPool(Inbox& inbox, InboxEventHandler& handler, Clock& clock, Random& random, WorkerOptions options,
+                       EventBus* bus, IntegrationDirectory* directory)
+    : inbox_(inbox), handler_(handler), clock_(clock), random_(random), options_(options), bus_(bus),
+      directory_(directory) {
+  options_.max_attempts = std::max(1, options_.max_attempts);
+  options_.claim_batch = std::max(1, options_.claim_batch);
+  options_.backoff_base_ms = std::max<int64_t>(1, options_.backoff_base_ms);
+  options_.backoff_max_ms = std::max(options_.backoff_base_ms, options_.backoff_max_ms);
+}
+
+WorkerPool::~WorkerPool() { stop(); }
+
+Status WorkerPool::start() {
+  std::lock_guard lk(mu_);
+  if (started_) return Status::Ok();
+  if (options_.reclaim_on_start) {
+    FB_ASSIGN(int n, inbox_.reclaim(clock_.now_ms()));
+    if (n > 0) {
+      FB_LOG(kWarn, "webhooks") << "reclaimed " << n << " webhook event(s) left in processing by a crash";
+    }
+  }
+  stopping_ = false;
+  started_ = true;
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { loop(); });
+  return Status::Ok();
+}
+
+void WorkerPool::stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (!started_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  std::lock_guard lk(mu_);
+  started_ = false;
+}
+
+void WorkerPool::notify() {
+  {
+    std::lock_guard lk(mu_);
+    ++wake_gen_;
+  }
+  cv_.notify_all();
+}
+
+int64_t WorkerPool::backoff_ms(int attempts) {
+  int shift = std::clamp(attempts - 1, 0, 40);
+  int64_t d = options_.backoff_base_ms;
+  for (int i = 0; i < shift && d < options_.backoff_max_ms; ++i) d *= 2;
+  d = std::min(d, options_.backoff_max_ms);
+  // "Equal jitter": half fixed, half random, so retries of events that failed together spread out.
+  int64_t half = d / 2;
+  return d - half + static_cast<int64_t>(random_.next_unit() * static_cast<double>(half + 1));
+}
+
+void WorkerPool::dead_letter(const InboxEvent& e, const std::string& error) {
+  Status s = inbox_.mark_dead(e.id, error);
+  if (!s.ok()) {
+    FB_LOG(kError, "webhooks") << "cannot dead-letter webhook event " << e.id << ": " << s.message();
+    return;
+  }
+  dead_.fetch_add(1);
+  FB_LOG(kWarn, "webhooks") << "webhook event " << e.id << " (integration " << e.integration_id << ", recording "
+                            << e.recording_id << ") dead-lettered after " << e.attempts << " attempt(s): " << error;
+  if (!bus_) return;
+  Event ev;
+  ev.type = "webhook_dead_lettered";
+  ev.integration_id = e.integration_id;
+  if (directory_) {
+    if (auto info = directory_->get(e.integration_id); info.ok()) {
+      ev.tenant_id = info->tenant_id;
+      ev.user_id = info->user_id;
+    }
+  }
+  ev.detail = "webhook event " + std::to_string(e.id) + " failed " + std::to_string(e.attempts) +
+              " time(s); last error: " + error;
+  ev.data_json = nlohmann::json{{"event_id", e.id},
+                                {"webhook_id", e.webhook_id},
+                                {"recording_id", e.recording_id},
+                                {"attempts", e.attempts},
+                                {"error", error}}
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  bus_->emit(ev);
+}
+
+void WorkerPool::process(const InboxEvent& e) {
+  Status s;
+  try {
+    s = handler_.handle(e);
+  } catch (const std::exception& ex) {
+    s = Status::Internal(std::string("exception in webhook handler: ") + ex.what());
+  } catch (...) {
+    s = Status::Internal("unknown exception in webhook handler");
+  }
+  if (s.ok()) {
+    Status m = inbox_.mark_done(e.id);
+    if (!m.ok()) {
+      // The event stays in processing and is reclaimed later; the handlers are idempotent per
+      // content version, so running it again is harmless.
+      FB_LOG(kError, "webhooks") << "cannot mark webhook event " << e.id << " done: " << m.message();
+      return;
+    }
+    processed_.fetch_add(1);
+    return;
+  }
+  std::string error = s.to_string();
+  if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
+  if (e.attempts >= options_.max_attempts) {
+    dead_letter(e, error);
+    return;
+  }
+  int64_t delay = backoff_ms(e.attempts);
+  Status m = inbox_.mark_retry(e.id, error, clock_.now_ms() + delay);
+  if (!m.ok()) {
+    FB_LOG(kError, "webhooks") << "cannot reschedule webhook event " << e.id << ": " << m.message();
+    return;
+  }
+  retried_.fetch_add(1);
+  FB_LOG(kInfo, "webhooks") << "webhook event " << e.id << " failed (attempt " << e.attempts << " of "
+                            << options_.max_attempts << "), retrying in " << delay << " ms: " << error;
+}
+
+Result<int> WorkerPool::run_once(int max) {
+  int done = 0;
+  while (done < max) {
+    FB_ASSIGN(std::vector<InboxEvent> events, inbox_.claim(std::min(options_.claim_batch, max - done)));
+    if (events.empty()) break;
+    for (const InboxEvent& e : events) process(e);
+    done += static_cast<int>(events.size());
+  }
+  return done;
+}
+
+void WorkerPool::loop() {
+  for (;;) {
+    uint64_t gen;
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) return;
+      gen = wake_gen_;
+    }
+    int64_t now = clock_.now_ms();
+    int64_t last = last_stale_check_ms_.load();
+    if (now - last >= options_.poll_interval_ms && last_stale_check_ms_.compare_exchange_strong(last, now)) {
+      auto n = inbox_.reclaim(now - options_.stale_claim_ms);
+      if (n.ok() && *n > 0) {
+        FB_LOG(kWarn, "webhooks") << "reclaimed " << *n << " webhook event(s) stuck in processing";
+      }
+    }
+    auto events = inbox_.claim(options_.claim_batch);
+    if (!events.ok()) {
+      FB_LOG(kError, "webhooks") << "cannot claim webhook events: " << events.status().message();
+    } else if (!events->empty()) {
+      for (const InboxEvent& e : *events) process(e);
+      continue;
+    }
+    // Nothing due: sleep until the next retry is due, a new event arrives, or the poll interval.
+    int64_t wait_ms = options_.poll_interval_ms;
+    if (events.ok()) {
+      if (auto due = inbox_.next_due_ms(); due.ok() && due->has_value()) {
+        wait_ms = std::clamp<int64_t>(**due - clock_.now_ms(), 1, options_.poll_interval_ms);
+      }
+    }
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || wake_gen_ != gen; });
+  }
+}
+
+Status WorkerPool::replay(int64_t event_id) {
+  FB_TRY(inbox_.replay(event_id));
+  FB_LOG(kInfo, "webhooks") << "replaying webhook event " << event_id;
+  notify();
+  return Status::Ok();
+}
+
+Result<int> WorkerPool::replay_dead_letters(int64_t integration_id) {
+  FB_ASSIGN(int n, inbox_.replay_dead(integration_id));
+  FB_LOG(kInfo, "webhooks") << "replaying " << n << " dead-lettered webhook event(s)";
+  if (n > 0) notify();
+  return n;
+}
+
+WorkerStats WorkerPool::stats() const { return {processed_.load(), retried_.load(), dead_.load()}; }
+
+}  // namespace fb::detail

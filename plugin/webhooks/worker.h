@@ -1,0 +1,118 @@
+// worker.h: the threads that process the webhook inbox.
+//
+// Each worker claims due events, hands each to an InboxEventHandler (in production the
+// MeetingEventHandler: upsert the meeting, dispatch it to the mapping pipeline, run the webhook
+// reaction) and records the outcome:
+//   ok                       -> done
+//   failed, attempts left    -> pending again after backoff: min(backoff_max, base * 2^(n-1)), of
+//                               which the upper half is random jitter
+//   failed, attempts used up -> dead (dead letter) with the last error, and the event
+//                               "webhook_dead_lettered" on the EventBus
+// start() first returns events left in "processing" by a crashed process to "pending" (one process
+// runs workers per database); while running, events stuck in processing longer than
+// stale_claim_ms are reclaimed too. The inbox wakes the workers when new events are committed.
+//
+// Threading: thread-safe. Inbox, handler, clock, random, bus and directory must outlive the pool.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/event_bus.h"
+#include "core/integration_directory.h"
+#include "core/random.h"
+#include "fathom_bridge/config.h"
+#include "fathom_bridge/status.h"
+#include "webhooks/inbox.h"
+
+namespace fb::detail {
+
+// What a worker does with one event. A non-ok Status means "retry later"; its message becomes the
+// event's last_error, so it must not contain secrets. Thread-safe: called by several workers.
+class InboxEventHandler {
+ public:
+  virtual ~InboxEventHandler() = default;
+  virtual Status handle(const InboxEvent& event) = 0;
+};
+
+struct WorkerOptions {
+  int workers = 2;                         // threads; 0 = none (run_once only)
+  int max_attempts = 8;                    // then dead letter
+  int64_t backoff_base_ms = 1000;
+  int64_t backoff_max_ms = 3600 * 1000;
+  int claim_batch = 8;                     // events claimed per database round trip
+  int64_t poll_interval_ms = 1000;         // longest sleep when nothing is due
+  int64_t stale_claim_ms = 30 * 60 * 1000; // reclaim events processing longer than this
+  bool reclaim_on_start = true;
+  static WorkerOptions from(const WebhookConfig& config);
+};
+
+struct WorkerStats {
+  int64_t processed = 0;      // events done
+  int64_t retried = 0;        // failures scheduled for another attempt
+  int64_t dead_lettered = 0;
+};
+
+class WorkerPool {
+ public:
+  WorkerPool(Inbox& inbox, InboxEventHandler& handler, Clock& clock, Random& random, WorkerOptions options,
+             EventBus* bus = nullptr, IntegrationDirectory* directory = nullptr);
+  // Stops the workers after their current events.
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Reclaims abandoned events (reclaim_on_start) and starts the threads. Idempotent.
+  Status start();
+  // Stops and joins the threads; events being processed are finished first.
+  void stop();
+  // Wakes idle workers (new or replayed events).
+  void notify();
+  // Processes up to max due events on the calling thread; returns how many were handled (any
+  // outcome). For hosts that drive time and for tests.
+  Result<int> run_once(int max = 100);
+
+  // ---- commands ----
+  Result<std::vector<InboxEvent>> list(const InboxFilter& filter) { return inbox_.list(filter); }
+  // Puts one event back to pending and wakes the workers.
+  Status replay(int64_t event_id);
+  // Replays every dead letter (of one integration when integration_id != 0); returns how many.
+  Result<int> replay_dead_letters(int64_t integration_id = 0);
+
+  WorkerStats stats() const;
+  // The delay before attempt `attempts + 1` after `attempts` failures (with jitter).
+  int64_t backoff_ms(int attempts);
+
+ private:
+  void loop();
+  void process(const InboxEvent& e);
+  void dead_letter(const InboxEvent& e, const std::string& error);
+
+  Inbox& inbox_;
+  InboxEventHandler& handler_;
+  Clock& clock_;
+  Random& random_;
+  WorkerOptions options_;
+  EventBus* bus_;
+  IntegrationDirectory* directory_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t wake_gen_ = 0;  // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  bool started_ = false;   // guarded by mu_
+  std::vector<std::thread> threads_;
+  std::atomic<int64_t> last_stale_check_ms_{0};
+
+  std::atomic<int64_t> processed_{0};
+  std::atomic<int64_t> retried_{0};
+  std::atomic<int64_t> dead_{0};
+};
+
+}  // namespace fb::detail

@@ -1,0 +1,304 @@
+// The receiver over a real SQLite file: what is accepted is stored (durably, once), what is
+// rejected is answered with its reason, counted, logged without secrets, and stores nothing.
+#include <boost/test/unit_test.hpp>
+#include <mutex>
+#include <thread>
+
+#include "core/log.h"
+#include "crypto/encoding.h"
+#include "fixture.h"
+
+using namespace fb;
+using namespace fb::detail;
+using namespace fb::test;
+
+namespace {
+
+constexpr int64_t kNow = 1'700'000'000;
+
+struct Rx {
+  FakeClock clock{kNow * 1000};
+  WebhookStack stack{clock};
+  int64_t reg_id = 0;
+  std::string path = stack.add_endpoint(42, kSecretA, &reg_id);
+
+  ReceiveResult post(const HeaderList& h, const std::string& body, const std::string& p = "") {
+    return stack.receiver->handle(p.empty() ? path : p, h, body);
+  }
+  int64_t rejected(Rejection r) { return stack.receiver->stats().rejected[static_cast<size_t>(r)]; }
+};
+
+// Captures log lines for the duration of a test.
+struct LogCapture {
+  LogCapture() {
+    set_log_sink([this](LogLevel, std::string_view c, std::string_view m) {
+      std::lock_guard lk(mu);
+      lines.push_back(std::string(c) + ": " + std::string(m));
+    });
+  }
+  ~LogCapture() { set_log_sink(nullptr); }
+  std::string all() {
+    std::lock_guard lk(mu);
+    std::string s;
+    for (auto& l : lines) s += l + "\n";
+    return s;
+  }
+  std::mutex mu;
+  std::vector<std::string> lines;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(receiver)
+
+BOOST_AUTO_TEST_CASE(valid_delivery_is_stored_with_its_raw_bytes) {
+  Rx rx;
+  // Unusual but valid JSON formatting must be kept byte for byte.
+  std::string body = "{ \"recording_id\" : 123456789 ,\n \"title\": \"Caf\xC3\xA9 \\u00e9\" }";
+  auto r = rx.post(signed_headers(kSecretA, "msg_ok_1", kNow, body), body);
+  BOOST_TEST(r.http_status == 200);
+  BOOST_TEST(r.reason == "accepted");
+  BOOST_TEST(r.accepted());
+  BOOST_TEST(r.integration_id == 42);
+  BOOST_TEST(r.event_id > 0);
+  auto e = rx.stack.inbox->get(r.event_id, true);
+  BOOST_REQUIRE(e.ok());
+  BOOST_TEST(e->body == body);
+  BOOST_TEST(e->webhook_id == "msg_ok_1");
+  BOOST_TEST(e->recording_id == 123456789);
+  BOOST_TEST(e->integration_id == 42);
+  BOOST_TEST(e->registration_id == rx.reg_id);
+  BOOST_TEST(e->status == "pending");
+  BOOST_TEST(e->received_at_ms == kNow * 1000);
+  BOOST_TEST(rx.stack.receiver->stats().accepted == 1);
+}
+
+BOOST_AUTO_TEST_CASE(each_rejection_has_its_reason_and_stores_nothing) {
+  Rx rx;
+  LogCapture logs;
+  const std::string body = meeting_body(555);
+  auto good = signed_headers(kSecretA, "msg_r_1", kNow, body);
+  struct Case {
+    const char* name;
+    HeaderList headers;
+    std::string body;
+    std::string path;
+    int status;
+    std::string reason;
+    Rejection rejection;
+  };
+  std::string tampered = body;
+  tampered.replace(tampered.find("555"), 3, "556");
+  auto without = [&](const char* name) {
+    HeaderList h;
+    for (auto& kv : good) {
+      if (kv.first != name) h.push_back(kv);
+    }
+    return h;
+  };
+  std::vector<Case> cases = {
+      {"tampered body", good, tampered, "", 401, "bad signature", Rejection::kBadSignature},
+      {"wrong secret", signed_headers(kSecretB, "msg_r_1", kNow, body), body, "", 401, "bad signature",
+       Rejection::kBadSignature},
+      {"stale timestamp", signed_headers(kSecretA, "msg_r_1", kNow - 301, body), body, "", 401, "stale timestamp",
+       Rejection::kStaleTimestamp},
+      {"future timestamp", signed_headers(kSecretA, "msg_r_1", kNow + 301, body), body, "", 401, "future timestamp",
+       Rejection::kFutureTimestamp},
+      {"no id", without("webhook-id"), body, "", 400, "missing header webhook-id", Rejection::kMissingHeader},
+      {"no timestamp", without("webhook-timestamp"), body, "", 400, "missing header webhook-timestamp",
+       Rejection::kMissingHeader},
+      {"no signature", without("webhook-signature"), body, "", 400, "missing header webhook-signature",
+       Rejection::kMissingHeader},
+      {"unknown token", good, body, "/webhooks/fathom/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 404,
+       "unknown endpoint", Rejection::kUnknownEndpoint},
+      {"other prefix", good, body, "/hooks/" + rx.path.substr(rx.path.rfind('/') + 1), 404, "unknown endpoint",
+       Rejection::kUnknownEndpoint},
+      {"bare prefix", good, body, "/webhooks/fathom/", 404, "unknown endpoint", Rejection::kUnknownEndpoint},
+  };
+  // Well signed, but not a Meeting: each must be refused as malformed.
+  for (std::string bad : {std::string("not json"), std::string("[1,2]"), std::string(R"({"title":"x"})"),
+                          std::string(R"({"recording_id":"12"})"), std::string(R"({"recording_id":1.5})"),
+                          std::string(R"({"recording_id":1} trailing)"), std::string("{\"recording_id\":1,\"t\":\"\xff\"}")}) {
+    cases.push_back({"malformed body", signed_headers(kSecretA, "msg_r_1", kNow, bad), bad, "", 400,
+                     "malformed JSON", Rejection::kMalformedJson});
+  }
+  int64_t before_total = 0;
+  for (const Case& c : cases) {
+    int64_t before = rx.rejected(c.rejection);
+    auto r = rx.post(c.headers, c.body, c.path);
+    BOOST_TEST(r.http_status == c.status, c.name);
+    BOOST_TEST(std::string(r.reason) == c.reason, c.name);
+    BOOST_TEST(!r.accepted(), c.name);
+    BOOST_TEST(r.event_id == 0, c.name);
+    BOOST_TEST(rx.rejected(c.rejection) == before + 1, c.name);
+    BOOST_TEST(rx.stack.inbox_rows() == 0, c.name << ": something was stored");
+    ++before_total;
+  }
+  BOOST_TEST(rx.stack.receiver->stats().rejected_total() == before_total);
+  BOOST_TEST(rx.stack.receiver->stats().accepted == 0);
+  // The code each maps to, for the C ABI.
+  BOOST_TEST((rx.post(without("webhook-id"), body).code() == Code::kRejected));
+
+  // Logged (throttled, so at least once), never with the secret, the token, a signature or the body.
+  std::string log = logs.all();
+  BOOST_TEST(log.find("bad signature") != std::string::npos);
+  BOOST_TEST(log.find("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY") == std::string::npos);
+  BOOST_TEST(log.find(rx.path.substr(rx.path.rfind('/') + 1)) == std::string::npos);
+  BOOST_TEST(log.find(good[2].second.substr(3)) == std::string::npos);
+  BOOST_TEST(log.find("Weekly sync") == std::string::npos);
+
+  // The genuine delivery still goes through afterwards.
+  BOOST_TEST(rx.post(good, body).http_status == 200);
+  BOOST_TEST(rx.stack.inbox_rows() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(oversized_body_is_refused) {
+  FakeClock clock(kNow * 1000);
+  Config cfg;
+  cfg.webhooks.max_body_bytes = 4096;
+  WebhookStack stack(clock, cfg);
+  std::string path = stack.add_endpoint(1, kSecretA);
+  std::string big = meeting_body(1, std::string(5000, 'x'));
+  auto r = stack.receiver->handle(path, signed_headers(kSecretA, "msg_big", kNow, big), big);
+  BOOST_TEST(r.http_status == 413);
+  BOOST_TEST(r.reason == "payload too large");
+  BOOST_TEST(stack.inbox_rows() == 0);
+  std::string fits = meeting_body(1, std::string(3000, 'x'));
+  BOOST_TEST(stack.receiver->handle(path, signed_headers(kSecretA, "msg_fits", kNow, fits), fits).http_status == 200);
+  // The default fits a long meeting (a 3-hour transcript is a few MB).
+  BOOST_TEST(Config().webhooks.max_body_bytes >= (8 << 20));
+}
+
+BOOST_AUTO_TEST_CASE(duplicates_are_acknowledged_and_stored_once) {
+  Rx rx;
+  std::string body = meeting_body(77);
+  auto h = signed_headers(kSecretA, "msg_dup", kNow, body);
+  auto first = rx.post(h, body);
+  BOOST_REQUIRE(first.http_status == 200);
+  BOOST_TEST(!first.duplicate);
+  // The sender retries with the same id (and a new timestamp and signature).
+  rx.clock.advance_ms(5000);
+  auto again = rx.post(signed_headers(kSecretA, "msg_dup", kNow + 5, body), body);
+  BOOST_TEST(again.http_status == 200);
+  BOOST_TEST(again.duplicate);
+  BOOST_TEST(again.reason == "duplicate");
+  BOOST_TEST(again.event_id == first.event_id);
+  BOOST_TEST(rx.stack.inbox_rows() == 1);
+  BOOST_TEST(rx.stack.receiver->stats().duplicates == 1);
+  // Another integration may use the same message id: webhook ids are unique per endpoint.
+  std::string other = rx.stack.add_endpoint(43, kSecretB);
+  auto third = rx.stack.receiver->handle(other, signed_headers(kSecretB, "msg_dup", kNow + 5, body), body);
+  BOOST_TEST(third.http_status == 200);
+  BOOST_TEST(!third.duplicate);
+  BOOST_TEST(rx.stack.inbox_rows() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_deliveries_are_all_committed_once) {
+  SystemClock clock;
+  WebhookStack stack(clock);
+  std::string path = stack.add_endpoint(5, kSecretA);
+  constexpr int kThreads = 8, kEach = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0}, dup{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        // Every delivery is sent twice, from two threads, to race the duplicate check.
+        int n = (t / 2) * kEach + i;
+        std::string id = "msg_c_" + std::to_string(n);
+        std::string body = meeting_body(1000 + n);
+        auto r = stack.receiver->handle(path, signed_headers(kSecretA, id, clock.now_s(), body), body);
+        if (r.http_status == 200) (r.duplicate ? dup : ok)++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  BOOST_TEST(ok.load() == kThreads / 2 * kEach);
+  BOOST_TEST(dup.load() == kThreads / 2 * kEach);
+  BOOST_TEST(stack.inbox_rows() == kThreads / 2 * kEach);
+}
+
+BOOST_AUTO_TEST_CASE(previous_secret_is_accepted_within_its_grace_period) {
+  FakeClock clock(kNow * 1000);
+  Config cfg;
+  cfg.webhooks.secret_grace_s = 600;
+  WebhookStack stack(clock, cfg);
+  int64_t reg = 0;
+  std::string path = stack.add_endpoint(9, kSecretA, &reg);
+  auto post = [&](const char* secret, const std::string& id) {
+    std::string body = meeting_body(900);
+    return stack.receiver->handle(path, signed_headers(secret, id, clock.now_s(), body), body);
+  };
+  BOOST_TEST(post(kSecretB, "m1").http_status == 401);
+  BOOST_REQUIRE(stack.registry->set_secret(reg, SecretString(kSecretB)).ok());
+  BOOST_TEST(post(kSecretB, "m2").http_status == 200);  // the new secret at once
+  BOOST_TEST(post(kSecretA, "m3").http_status == 200);  // the old one during the grace period
+  // A two-signature header (old and new) during the rotation.
+  std::string body = meeting_body(901);
+  auto h = signed_headers(kSecretA, "m4", clock.now_s(), body);
+  auto hb = signed_headers(kSecretB, "m4", clock.now_s(), body);
+  h[2].second += " " + hb[2].second;
+  BOOST_TEST(stack.receiver->handle(path, h, body).http_status == 200);
+  auto list = stack.registry->list(9);
+  BOOST_REQUIRE(list.ok());
+  BOOST_TEST(list->at(0).prev_secret_expires_at_s == kNow + 600);
+  clock.advance_ms(601 * 1000);
+  stack.registry->invalidate();  // another process would see it after the cache TTL; force it
+  BOOST_TEST(post(kSecretA, "m5").http_status == 401);
+  BOOST_TEST(post(kSecretB, "m6").http_status == 200);
+  // A malformed secret is refused and changes nothing.
+  BOOST_TEST((stack.registry->set_secret(reg, SecretString("whsec_***")).code() == Code::kInvalidArgument));
+  BOOST_TEST(post(kSecretB, "m7").http_status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(secrets_are_sealed_at_rest) {
+  Rx rx;
+  std::string body = meeting_body(1);
+  BOOST_REQUIRE(rx.post(signed_headers(kSecretA, "m", kNow, body), body).http_status == 200);
+  BOOST_REQUIRE(rx.stack.registry->set_secret(rx.reg_id, SecretString(kSecretB)).ok());
+  std::string file = read_file(rx.stack.db->path()) + read_file(rx.stack.db->path() + "-wal");
+  BOOST_TEST(file.find("webhook_registrations") != std::string::npos);  // we did read the database
+  for (std::string secret : {std::string(kSecretA), std::string(kSecretB)}) {
+    BOOST_TEST(file.find(secret.substr(6)) == std::string::npos);
+    auto raw = base64_decode(secret.substr(6));
+    BOOST_TEST(file.find(*raw) == std::string::npos);
+  }
+  // A new registry instance (as after a restart) opens them again.
+  Registry again(*rx.stack.db, rx.stack.sealer, rx.clock, system_random(), rx.stack.config.webhooks);
+  auto ep = again.lookup(rx.path.substr(rx.path.rfind('/') + 1));
+  BOOST_REQUIRE(ep != nullptr);
+  BOOST_TEST(ep->integration_id == 42);
+  BOOST_TEST(ep->previous.has_value());
+  // Without the sealing key nothing opens, and the endpoint is refused rather than half-trusted.
+  Sealer other;
+  BOOST_REQUIRE(other.add_key("t1", SecretString(std::string(32, '\x43'))).ok());
+  Registry wrong(*rx.stack.db, other, rx.clock, system_random(), rx.stack.config.webhooks);
+  BOOST_TEST(wrong.lookup(rx.path.substr(rx.path.rfind('/') + 1)) == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(paths_are_unguessable_and_removal_takes_effect) {
+  Rx rx;
+  std::string token = rx.path.substr(rx.path.rfind('/') + 1);
+  BOOST_TEST(rx.path.rfind("/webhooks/fathom/", 0) == 0);
+  BOOST_TEST(token.size() >= 43u);  // 32 random bytes, base64url
+  BOOST_TEST(valid_path_token(token));
+  std::string second = rx.stack.add_endpoint(42, kSecretA);
+  BOOST_TEST(second != rx.path);
+  std::string body = meeting_body(3);
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "a", kNow, body), body).http_status == 200);
+  BOOST_REQUIRE(rx.stack.registry->unregister_all(42).ok());
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "b", kNow, body), body).http_status == 404);
+  BOOST_TEST(rx.stack.registry->list(42)->empty());
+}
+
+BOOST_AUTO_TEST_CASE(storage_failure_answers_503_so_the_sender_retries) {
+  Rx rx;
+  BOOST_REQUIRE(rx.stack.db->with([&] { return rx.stack.db->exec("DROP TABLE webhook_inbox"); }).ok());
+  std::string body = meeting_body(4);
+  auto r = rx.post(signed_headers(kSecretA, "x", kNow, body), body);
+  BOOST_TEST(r.http_status == 503);
+  BOOST_TEST(r.reason == "storage unavailable");
+  BOOST_TEST(rx.rejected(Rejection::kStorage) == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,260 @@
+// Inbox workers: success, retries with backoff, dead letters with their error and the host event,
+// replay once fixed, and reclaiming events abandoned in processing.
+#include <boost/test/unit_test.hpp>
+#include <mutex>
+#include <set>
+
+#include "core/event_bus.h"
+#include "fixture.h"
+#include "webhooks/worker.h"
+
+using namespace fb;
+using namespace fb::detail;
+using namespace fb::test;
+
+namespace {
+
+// Fails while `failing` is set, with a message naming the event; records every call.
+class FlakyHandler final : public InboxEventHandler {
+ public:
+  Status handle(const InboxEvent& e) override {
+    std::lock_guard lk(mu_);
+    calls_.push_back(e.id);
+    bodies_.push_back(e.body);
+    if (failing_) return Status::Unavailable("CRM said 503 for recording " + std::to_string(e.recording_id));
+    done_.insert(e.id);
+    return Status::Ok();
+  }
+  void set_failing(bool f) {
+    std::lock_guard lk(mu_);
+    failing_ = f;
+  }
+  int calls_for(int64_t id) {
+    std::lock_guard lk(mu_);
+    int n = 0;
+    for (auto c : calls_) n += c == id;
+    return n;
+  }
+  size_t done_count() {
+    std::lock_guard lk(mu_);
+    return done_.size();
+  }
+  std::vector<std::string> bodies() {
+    std::lock_guard lk(mu_);
+    return bodies_;
+  }
+
+ private:
+  std::mutex mu_;
+  bool failing_ = false;
+  std::vector<int64_t> calls_;
+  std::vector<std::string> bodies_;
+  std::set<int64_t> done_;
+};
+
+struct Events {
+  void attach(EventBus& bus) {
+    bus.subscribe([this](const Event& e) {
+      std::lock_guard lk(mu);
+      got.push_back(e);
+    });
+  }
+  std::vector<Event> of(const std::string& type) {
+    std::lock_guard lk(mu);
+    std::vector<Event> out;
+    for (auto& e : got) {
+      if (e.type == type) out.push_back(e);
+    }
+    return out;
+  }
+  std::mutex mu;
+  std::vector<Event> got;
+};
+
+WorkerOptions fast_options(int workers = 2, int max_attempts = 3) {
+  WorkerOptions o;
+  o.workers = workers;
+  o.max_attempts = max_attempts;
+  o.backoff_base_ms = 20;
+  o.backoff_max_ms = 80;
+  o.poll_interval_ms = 50;
+  return o;
+}
+
+int64_t deliver(WebhookStack& s, const std::string& path, const std::string& id, int64_t recording) {
+  std::string body = meeting_body(recording);
+  auto r = s.receiver->handle(path, signed_headers(kSecretA, id, s.clock.now_s(), body), body);
+  BOOST_REQUIRE(r.http_status == 200);
+  return r.event_id;
+}
+
+std::string status_of(WebhookStack& s, int64_t id) {
+  auto e = s.inbox->get(id);
+  return e.ok() ? e->status : "?";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(worker)
+
+BOOST_AUTO_TEST_CASE(events_are_processed_once_with_their_body) {
+  SystemClock clock;
+  WebhookStack s(clock);
+  std::string path = s.add_endpoint(1, kSecretA);
+  FlakyHandler handler;
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), fast_options());
+  s.inbox->set_commit_listener([&] { pool.notify(); });
+  BOOST_REQUIRE(pool.start().ok());
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(deliver(s, path, "msg_" + std::to_string(i), 100 + i));
+  BOOST_TEST(wait_until([&] { return handler.done_count() == 20; }));
+  BOOST_TEST(wait_until([&] { return pool.stats().processed == 20; }));
+  for (int64_t id : ids) {
+    BOOST_TEST(status_of(s, id) == "done");
+    BOOST_TEST(handler.calls_for(id) == 1);
+    auto e = s.inbox->get(id);
+    BOOST_TEST(e->processed_at_ms > 0);
+    BOOST_TEST(e->attempts == 1);
+  }
+  BOOST_TEST(handler.bodies().front().find("\"recording_id\":1") != std::string::npos);
+  // A repeated delivery of a processed message is acknowledged and not processed again.
+  deliver(s, path, "msg_3", 103);
+  pool.stop();
+  BOOST_TEST(handler.calls_for(ids[3]) == 1);
+  BOOST_TEST(s.inbox_rows() == 20);
+}
+
+BOOST_AUTO_TEST_CASE(failing_handler_is_retried_dead_lettered_then_replayed) {
+  SystemClock clock;
+  WebhookStack s(clock);
+  std::string path = s.add_endpoint(7, kSecretA);
+  FlakyHandler handler;
+  handler.set_failing(true);
+  EventBus bus;
+  Events events;
+  events.attach(bus);
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), fast_options(2, 3), &bus);
+  s.inbox->set_commit_listener([&] { pool.notify(); });
+  BOOST_REQUIRE(pool.start().ok());
+  int64_t id = deliver(s, path, "msg_fail", 4242);
+
+  BOOST_REQUIRE(wait_until([&] { return status_of(s, id) == "dead"; }));
+  auto e = s.inbox->get(id);
+  BOOST_REQUIRE(e.ok());
+  BOOST_TEST(e->attempts == 3);
+  BOOST_TEST(handler.calls_for(id) == 3);  // every attempt ran the handler: retried, not dropped
+  BOOST_TEST(e->last_error.find("CRM said 503 for recording 4242") != std::string::npos);
+  BOOST_TEST(pool.stats().retried == 2);
+  BOOST_TEST(pool.stats().dead_lettered == 1);
+  auto dead_events = events.of("webhook_dead_lettered");
+  BOOST_REQUIRE(dead_events.size() == 1u);
+  BOOST_TEST(dead_events[0].integration_id == 7);
+  BOOST_TEST(dead_events[0].data_json.find("\"event_id\":" + std::to_string(id)) != std::string::npos);
+  BOOST_TEST(dead_events[0].detail.find("CRM said 503") != std::string::npos);
+
+  // The dead letter is listed as such.
+  auto dead = pool.list({"dead", 0, 10});
+  BOOST_REQUIRE(dead.ok());
+  BOOST_REQUIRE(dead->size() == 1u);
+  BOOST_TEST(dead->at(0).id == id);
+  BOOST_TEST(events_to_json(*dead).find("CRM said 503") != std::string::npos);
+
+  // Fixed: replaying it processes it successfully.
+  handler.set_failing(false);
+  BOOST_REQUIRE(pool.replay(id).ok());
+  BOOST_REQUIRE(wait_until([&] { return status_of(s, id) == "done"; }));
+  BOOST_TEST(handler.calls_for(id) == 4);
+  BOOST_TEST(s.inbox->get(id)->attempts == 1);
+  BOOST_TEST(pool.list({"dead", 0, 10})->empty());
+  BOOST_TEST((pool.replay(999999).code() == Code::kNotFound));
+}
+
+BOOST_AUTO_TEST_CASE(replay_all_dead_letters) {
+  SystemClock clock;
+  WebhookStack s(clock);
+  std::string path = s.add_endpoint(3, kSecretA);
+  std::string other = s.add_endpoint(4, kSecretA);
+  FlakyHandler handler;
+  handler.set_failing(true);
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), fast_options(1, 1));
+  s.inbox->set_commit_listener([&] { pool.notify(); });
+  BOOST_REQUIRE(pool.start().ok());
+  std::vector<int64_t> ids = {deliver(s, path, "a", 1), deliver(s, path, "b", 2), deliver(s, other, "c", 3)};
+  BOOST_REQUIRE(wait_until([&] { return pool.stats().dead_lettered == 3; }));
+  handler.set_failing(false);
+  auto n = pool.replay_dead_letters(3);  // one integration first
+  BOOST_REQUIRE(n.ok());
+  BOOST_TEST(*n == 2);
+  BOOST_REQUIRE(wait_until([&] { return status_of(s, ids[0]) == "done" && status_of(s, ids[1]) == "done"; }));
+  BOOST_TEST(status_of(s, ids[2]) == "dead");
+  BOOST_TEST(*pool.replay_dead_letters() == 1);
+  BOOST_TEST(wait_until([&] { return status_of(s, ids[2]) == "done"; }));
+}
+
+BOOST_AUTO_TEST_CASE(backoff_grows_exponentially_with_jitter_and_is_capped) {
+  SystemClock clock;
+  WebhookStack s(clock);
+  FlakyHandler handler;
+  WorkerOptions o;
+  o.backoff_base_ms = 1000;
+  o.backoff_max_ms = 60'000;
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), o);
+  for (int attempt = 1; attempt <= 12; ++attempt) {
+    int64_t full = std::min<int64_t>(60'000, 1000LL << (attempt - 1));
+    for (int k = 0; k < 50; ++k) {
+      int64_t d = pool.backoff_ms(attempt);
+      BOOST_TEST(d >= full / 2);
+      BOOST_TEST(d <= full);
+    }
+  }
+  std::set<int64_t> seen;
+  for (int k = 0; k < 50; ++k) seen.insert(pool.backoff_ms(5));
+  BOOST_TEST(seen.size() > 1u);  // jittered
+}
+
+BOOST_AUTO_TEST_CASE(events_abandoned_in_processing_are_reclaimed_on_start) {
+  SystemClock clock;
+  WebhookStack s(clock);
+  std::string path = s.add_endpoint(1, kSecretA);
+  int64_t id = deliver(s, path, "msg_crash", 1);
+  // A worker of a process that then crashed claimed it.
+  auto claimed = s.inbox->claim(10);
+  BOOST_REQUIRE(claimed.ok());
+  BOOST_REQUIRE(claimed->size() == 1u);
+  BOOST_TEST(status_of(s, id) == "processing");
+  FlakyHandler handler;
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), fast_options());
+  BOOST_REQUIRE(pool.start().ok());
+  BOOST_TEST(wait_until([&] { return status_of(s, id) == "done"; }));
+  BOOST_TEST(s.inbox->get(id)->attempts == 2);
+}
+
+BOOST_AUTO_TEST_CASE(run_once_without_threads_and_list_filters) {
+  FakeClock clock(1'700'000'000'000);
+  WebhookStack s(clock);
+  std::string path = s.add_endpoint(1, kSecretA);
+  std::string other = s.add_endpoint(2, kSecretA);
+  FlakyHandler handler;
+  WorkerOptions o = fast_options(0, 5);
+  o.backoff_base_ms = 10'000;
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), o);
+  BOOST_REQUIRE(pool.start().ok());
+  int64_t a = deliver(s, path, "a", 1);
+  int64_t b = deliver(s, other, "b", 2);
+  handler.set_failing(true);
+  BOOST_TEST(*pool.run_once() == 2);
+  BOOST_TEST(*pool.run_once() == 0);  // not due yet: the fake clock has not moved
+  BOOST_TEST(pool.list({"pending", 1, 10})->size() == 1u);
+  BOOST_TEST(pool.list({"", 2, 10})->at(0).id == b);
+  BOOST_TEST((pool.list({"bogus", 0, 10}).code() == Code::kInvalidArgument));
+  clock.advance_ms(10'001);
+  handler.set_failing(false);
+  BOOST_TEST(*pool.run_once() == 2);
+  BOOST_TEST(status_of(s, a) == "done");
+  BOOST_TEST(status_of(s, b) == "done");
+  auto counts = s.inbox->counts();
+  BOOST_REQUIRE(counts.ok());
+  BOOST_TEST(counts->at(2).second == 2);  // done
+}
+
+BOOST_AUTO_TEST_SUITE_END()
