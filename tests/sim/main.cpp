@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   }
   if (opts.client_id.empty() || opts.client_secret.empty()) die("--client-id and --client-secret must not be empty");
 
-  // SIGPIPE from a vanished receiver must not kill us; SIGTERM/SIGINT stop the server cleanly.
+  // SIGPIPE from a vanished receiver must not kill us.
   signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -118,12 +118,16 @@ int main(int argc, char** argv) {
   std::printf("fathom-sim listening on http://%s:%d\n", opts.host.c_str(), port);
   std::fflush(stdout);
 
+  // All state is in memory, so there is nothing to save: exit at once on SIGTERM/SIGINT rather
+  // than wait for idle keep-alive connections or a delivery stuck in a 15 s timeout.
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    if (sig != 0) sim.stop();
+    std::fflush(nullptr);
+    std::_Exit(0);
   });
-  waiter.detach();  // exits with the process; it only ever calls stop()
+  waiter.detach();
   sim.run();
-  return 0;
+  std::fflush(nullptr);
+  std::_Exit(0);
 }
