@@ -32,7 +32,13 @@ void usage(std::FILE* out) {
                "Runtime knobs (also settable with POST /_sim/config {\"name\": value}); booleans take\n"
                "no value or =true/=false:\n");
   for (const auto& k : fb::sim::knob_table()) {
-    std::fprintf(out, "  %-30s %s\n", (std::string(k.flag) + " (" + k.name + ")").c_str(), k.help);
+    std::string hint;
+    if (std::holds_alternative<std::string fb::sim::Knobs::*>(k.field)) {
+      for (const auto& c : k.choices) hint += (hint.empty() ? " " : "|") + c;
+    } else if (!std::holds_alternative<bool fb::sim::Knobs::*>(k.field)) {
+      hint = " N";
+    }
+    std::fprintf(out, "  %s%s   [%s]\n      %s\n", k.flag, hint.c_str(), k.name, k.help);
   }
 }
 
