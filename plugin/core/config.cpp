@@ -226,6 +226,17 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   if (c.tokens.refresh_buffer_s < 0) return Status::Config("setting 'tokens.refresh_buffer_s' must be >= 0");
   FB_TRY(check_positive(c.tokens.state_ttl_s, "tokens.state_ttl_s"));
   FB_TRY(check_positive(c.tokens.refresh_max_attempts, "tokens.refresh_max_attempts"));
+  if (c.tokens.state_ttl_s > 86400) return Status::Config("setting 'tokens.state_ttl_s' must be at most 86400");
+  if (c.tokens.refresh_backoff_base_ms < 0) return Status::Config("setting 'tokens.refresh_backoff_base_ms' must be >= 0");
+  if (c.tokens.refresh_backoff_max_ms < c.tokens.refresh_backoff_base_ms) {
+    return Status::Config("setting 'tokens.refresh_backoff_max_ms' must be >= tokens.refresh_backoff_base_ms");
+  }
+  if (c.tokens.failure_cooldown_s < 0) return Status::Config("setting 'tokens.failure_cooldown_s' must be >= 0");
+  FB_TRY(check_positive(c.tokens.keepalive_window_s, "tokens.keepalive_window_s"));
+  FB_TRY(check_positive(c.tokens.refresh_lock_ttl_s, "tokens.refresh_lock_ttl_s"));
+  if (c.frontend.success_path.empty() || c.frontend.success_path.front() != '/') {
+    return Status::Config("setting 'frontend.success_path' must start with '/'");
+  }
   FB_TRY(check_positive(c.sync.interval_s, "sync.interval_s"));
   FB_TRY(check_positive(c.sync.backfill_days, "sync.backfill_days"));
   FB_TRY(check_positive(c.sync.rate_limit_per_minute, "sync.rate_limit_per_minute"));

@@ -1,0 +1,192 @@
+#include "oauth/token_endpoint.h"
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+#include "crypto/encoding.h"
+
+namespace fb::detail {
+namespace {
+
+// Keeps only what can safely appear in an error message: printable ASCII, bounded.
+std::string printable(std::string_view s, size_t max) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  return out;
+}
+
+bool transient_status(int status) { return status == 429 || status >= 500; }
+
+void wipe(std::string& s) { std::fill(s.begin(), s.end(), '\0'); }
+
+}  // namespace
+
+TokenEndpointOptions TokenEndpointOptions::from_config(const Config& c) {
+  TokenEndpointOptions o;
+  o.token_url = c.fathom.token_url;
+  o.client_id = c.fathom.client_id;
+  o.client_secret = SecretString(c.fathom.client_secret);
+  o.max_attempts = c.tokens.refresh_max_attempts;
+  o.backoff_base_ms = c.tokens.refresh_backoff_base_ms;
+  o.backoff_max_ms = c.tokens.refresh_backoff_max_ms;
+  return o;
+}
+
+std::string scrub_secrets(std::string text, const std::vector<const SecretString*>& secrets) {
+  for (const SecretString* s : secrets) {
+    if (!s || s->empty()) continue;
+    const std::string& v = s->reveal();
+    for (size_t pos = text.find(v); pos != std::string::npos; pos = text.find(v, pos)) {
+      text.replace(pos, v.size(), SecretString::kRedacted);
+      pos += SecretString::kRedacted.size();
+    }
+  }
+  return text;
+}
+
+int64_t full_jitter_backoff_ms(int retry, int base_ms, int max_ms, Random& random) {
+  double cap = static_cast<double>(std::max(0, base_ms)) * static_cast<double>(int64_t{1} << std::min(retry, 30));
+  cap = std::min(cap, static_cast<double>(std::max(0, max_ms)));
+  return static_cast<int64_t>(random.next_unit() * cap);
+}
+
+int64_t parse_retry_after_ms(const std::string& value) {
+  size_t b = value.find_first_not_of(" \t");
+  size_t e = value.find_last_not_of(" \t");
+  if (b == std::string::npos) return -1;
+  std::string_view v(value.data() + b, e - b + 1);
+  if (v.empty() || v.size() > 9) return -1;
+  int64_t s = 0;
+  for (char c : v) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return -1;  // HTTP-dates are not used by Fathom
+    s = s * 10 + (c - '0');
+  }
+  return s * 1000;
+}
+
+TokenEndpoint::TokenEndpoint(HttpTransport& transport, Clock& clock, Random& random, TokenEndpointOptions options)
+    : transport_(transport), clock_(clock), random_(random), options_(std::move(options)) {}
+
+Result<TokenGrant> TokenEndpoint::exchange_code(const SecretString& code, const std::string& redirect_uri,
+                                                const SecretString& code_verifier, TokenCallStats* stats,
+                                                const BeforeAttempt& before_attempt) {
+  std::vector<std::pair<std::string, std::string>> fields = {{"code", code.reveal()}, {"redirect_uri", redirect_uri}};
+  if (!code_verifier.empty()) fields.emplace_back("code_verifier", code_verifier.reveal());
+  auto r = post("authorization_code", std::move(fields), {&code, &code_verifier}, stats, before_attempt);
+  return r;
+}
+
+Result<TokenGrant> TokenEndpoint::refresh(const SecretString& refresh_token, TokenCallStats* stats,
+                                          const BeforeAttempt& before_attempt) {
+  if (refresh_token.empty()) return Status::FailedPrecondition("no refresh token stored");
+  return post("refresh_token", {{"refresh_token", refresh_token.reveal()}}, {&refresh_token}, stats, before_attempt);
+}
+
+Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::pair<std::string, std::string>> fields,
+                                       const std::vector<const SecretString*>& scrub_in, TokenCallStats* stats,
+                                       const BeforeAttempt& before_attempt) {
+  TokenCallStats local;
+  TokenCallStats& st = stats ? *stats : local;
+  st = TokenCallStats{};
+  std::vector<const SecretString*> scrub = scrub_in;
+  scrub.push_back(&options_.client_secret);
+
+  fields.insert(fields.begin(), {"grant_type", grant_type});
+  fields.emplace_back("client_id", options_.client_id);
+  fields.emplace_back("client_secret", options_.client_secret.reveal());
+  HttpRequest req;
+  req.method = "POST";
+  req.url = options_.token_url;
+  req.content_type = "application/x-www-form-urlencoded";
+  req.headers.emplace_back("Accept", "application/json");
+  req.body = form_encode(fields);
+  for (auto& [k, v] : fields) wipe(v);
+  struct BodyWiper {
+    std::string& b;
+    ~BodyWiper() { wipe(b); }
+  } wiper{req.body};
+
+  const int max_attempts = std::max(1, options_.max_attempts);
+  Status last = Status::Unavailable("token endpoint not reached");
+  for (int attempt = 1; attempt <= max_attempts; ++attempt) {
+    if (before_attempt) {
+      Status go = before_attempt(attempt);
+      if (!go.ok()) return go;
+    }
+    ++st.attempts;
+    auto sent = transport_.send(req);
+    int64_t wait_ms = -1;
+    if (!sent.ok()) {
+      st.last_http_status = 0;
+      last = Status(sent.code(), "token endpoint unreachable: " + scrub_secrets(sent.status().message(), scrub));
+      FB_LOG(kDebug, "oauth") << "token request grant_type=" << grant_type << " attempt " << attempt << "/"
+                              << max_attempts << ": no answer (" << code_name(sent.code()) << ")";
+    } else {
+      HttpResponse& res = sent.value();
+      st.last_http_status = res.status;
+      auto body = nlohmann::json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+      FB_LOG(kDebug, "oauth") << "token request grant_type=" << grant_type << " attempt " << attempt << "/"
+                              << max_attempts << ": HTTP " << res.status << " (" << res.body.size() << " bytes)";
+      if (res.status >= 200 && res.status < 300) {
+        if (!body.is_object() || !body.contains("access_token") || !body["access_token"].is_string() ||
+            body["access_token"].get_ref<const std::string&>().empty()) {
+          return Status::Malformed("token endpoint answered HTTP " + std::to_string(res.status) +
+                                   " without an access_token");
+        }
+        int64_t expires_in = 0;
+        if (body.contains("expires_in") && body["expires_in"].is_number()) {
+          expires_in = body["expires_in"].get<int64_t>();
+        } else if (body.contains("expires_in") && body["expires_in"].is_string()) {
+          expires_in = std::atoll(body["expires_in"].get_ref<const std::string&>().c_str());
+        }
+        if (expires_in <= 0) return Status::Malformed("token endpoint answered without a positive expires_in");
+        TokenGrant g;
+        g.access_token = SecretString(body["access_token"].get<std::string>());
+        if (body.contains("refresh_token") && body["refresh_token"].is_string()) {
+          g.refresh_token = SecretString(body["refresh_token"].get<std::string>());
+        }
+        g.expires_at = clock_.now_s() + expires_in;
+        wipe(res.body);
+        return g;
+      }
+      std::string error, description;
+      if (body.is_object()) {
+        if (body.contains("error") && body["error"].is_string()) error = body["error"].get<std::string>();
+        if (body.contains("error_description") && body["error_description"].is_string()) {
+          description = body["error_description"].get<std::string>();
+        } else if (body.contains("message") && body["message"].is_string()) {
+          description = body["message"].get<std::string>();
+        }
+      }
+      st.oauth_error = printable(error, 64);
+      std::string msg = "token endpoint answered HTTP " + std::to_string(res.status);
+      if (!error.empty()) msg += " " + printable(error, 64);
+      if (!description.empty()) msg += ": " + printable(scrub_secrets(description, scrub), 200);
+      if (error == "invalid_grant") return Status::InvalidGrant(msg);
+      if (!transient_status(res.status)) {
+        if (error == "invalid_client" || res.status == 401) return Status::Unauthenticated(msg);
+        return Status::InvalidArgument(msg);
+      }
+      last = Status(res.status == 429 ? Code::kRateLimited : Code::kUnavailable, msg);
+      wait_ms = parse_retry_after_ms(res.header("Retry-After"));
+      if (wait_ms > options_.max_retry_after_ms) {
+        return Status::RateLimited(msg + " (Retry-After " + std::to_string(wait_ms / 1000) + " s is too long to wait)");
+      }
+    }
+    if (attempt == max_attempts) break;
+    if (wait_ms < 0) wait_ms = full_jitter_backoff_ms(attempt - 1, options_.backoff_base_ms, options_.backoff_max_ms, random_);
+    st.waited_ms += wait_ms;
+    clock_.sleep_ms(wait_ms);
+  }
+  return last.with_context("after " + std::to_string(st.attempts) + " attempt(s)");
+}
+
+}  // namespace fb::detail

@@ -1,0 +1,416 @@
+// Unit tests of the oauth layer that need no simulator: PKCE and state helpers, sealing and
+// scoping in a real SQLite file, the popup page and redirect, backoff arithmetic, and the
+// in-process single-flight against a local token server (the fathom-sim tests are the real check).
+#define BOOST_TEST_MODULE fb_oauth_unit
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "crypto/hash.h"
+#include "oauth/schema.h"
+#include "oauth_fixture.h"
+#include "support/temp_dir.h"
+
+using namespace fb;
+using namespace fb::detail;
+using fb::test::OAuthStack;
+
+namespace {
+
+// A token endpoint in process: rotating refresh tokens (each usable once), a counter, an optional
+// delay so concurrent callers overlap, and a queue of canned failures.
+class LocalTokenServer final : public HttpTransport {
+ public:
+  Result<HttpResponse> send(const HttpRequest& req) override {
+    HttpResponse res;
+    if (req.url.find("/teams") != std::string::npos) {
+      bool ok = false;
+      for (const auto& [k, v] : req.headers) ok = ok || (k == "X-Api-Key" && v == "good-key");
+      res.status = ok ? 200 : 401;
+      res.body = ok ? R"({"items":[],"next_cursor":null,"limit":10})" : R"({"error":"unauthorized"})";
+      return res;
+    }
+    if (req.content_type != "application/x-www-form-urlencoded") return Status::Internal("not a form post");
+    auto fields = form_decode(req.body);
+    std::map<std::string, std::string> f(fields->begin(), fields->end());
+    ++requests;
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    std::lock_guard lock(mu);
+    last_fields = f;
+    if (!failures.empty()) {
+      res.status = failures.front();
+      failures.erase(failures.begin());
+      if (res.status == 429 && !retry_after.empty()) res.headers.emplace_back("Retry-After", retry_after);
+      res.body = R"({"error":"temporarily_unavailable"})";
+      return res;
+    }
+    if (f["client_secret"] != "sim-secret") {
+      res.status = 401;
+      res.body = R"({"error":"invalid_client"})";
+      return res;
+    }
+    if (f["grant_type"] == "refresh_token") {
+      if (!live_refresh.count(f["refresh_token"])) {
+        ++invalid_grants;
+        res.status = 400;
+        res.body = R"({"error":"invalid_grant","error_description":"refresh token )" + f["refresh_token"] +
+                   R"( already used"})";
+        return res;
+      }
+      live_refresh.erase(f["refresh_token"]);
+    } else if (f["grant_type"] == "authorization_code") {
+      if (!challenge.empty() && pkce_challenge_s256(f["code_verifier"]) != challenge) {
+        res.status = 400;
+        res.body = R"({"error":"invalid_grant"})";
+        return res;
+      }
+    }
+    ++issued;
+    std::string at = "at-" + std::to_string(issued), rt = "rt-" + std::to_string(issued);
+    live_refresh.insert(rt);
+    res.status = 200;
+    res.body = R"({"access_token":")" + at + R"(","refresh_token":")" + rt + R"(","expires_in":)" +
+               std::to_string(ttl_s) + R"(,"token_type":"Bearer"})";
+    return res;
+  }
+
+  std::atomic<int> requests{0};
+  std::atomic<int> delay_ms{0};
+  std::mutex mu;
+  int issued = 0;
+  int invalid_grants = 0;
+  int ttl_s = 3600;
+  std::string challenge;
+  std::string retry_after;
+  std::vector<int> failures;
+  std::set<std::string> live_refresh;
+  std::map<std::string, std::string> last_fields;
+};
+
+std::string query_of(const std::string& url) { return url.substr(url.find('?') + 1); }
+
+std::string param(const std::string& url, const std::string& key) {
+  auto f = form_decode(query_of(url));
+  for (const auto& [k, v] : *f) {
+    if (k == key) return v;
+  }
+  return "";
+}
+
+// Connects `p` through the flow against the local token server: start, then the callback with a
+// code and the state from the authorize URL.
+int64_t connect(OAuthStack& s, const Principal& p, CallbackMode mode = CallbackMode::kPopup) {
+  auto start = s.flow->start(p, mode);
+  BOOST_REQUIRE_MESSAGE(start.ok(), start.status().to_string());
+  auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+  BOOST_REQUIRE_MESSAGE(r.ok, r.error + ": " + r.reason);
+  return r.integration_id;
+}
+
+Config local_config() {
+  Config c = fb::test::oauth_test_config("http://127.0.0.1:9");
+  return c;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(helpers)
+
+BOOST_AUTO_TEST_CASE(pkce_matches_rfc7636_appendix_b) {
+  BOOST_TEST(pkce_challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") ==
+             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+}
+
+BOOST_AUTO_TEST_CASE(state_hash_is_hex_sha256) {
+  BOOST_TEST(state_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+BOOST_AUTO_TEST_CASE(origins_are_in_browser_form) {
+  BOOST_TEST(*url_origin("https://crm.example.com/app/settings") == "https://crm.example.com");
+  BOOST_TEST(*url_origin("https://CRM.Example.com:443/") == "https://crm.example.com");
+  BOOST_TEST(*url_origin("http://localhost:3000/x?y=1") == "http://localhost:3000");
+  BOOST_TEST(url_origin("javascript:alert(1)").code() == Code::kInvalidArgument);
+}
+
+BOOST_AUTO_TEST_CASE(backoff_is_bounded_full_jitter) {
+  struct MaxRandom final : Random {
+    void fill(uint8_t* b, size_t n) override { std::memset(b, 0xff, n); }
+  } hi;
+  struct ZeroRandom final : Random {
+    void fill(uint8_t* b, size_t n) override { std::memset(b, 0, n); }
+  } lo;
+  BOOST_TEST(full_jitter_backoff_ms(0, 100, 1000, lo) == 0);
+  BOOST_TEST(full_jitter_backoff_ms(0, 100, 1000, hi) == 99);   // just under base * 2^0
+  BOOST_TEST(full_jitter_backoff_ms(2, 100, 1000, hi) == 399);  // base * 2^2
+  BOOST_TEST(full_jitter_backoff_ms(10, 100, 1000, hi) == 999); // capped at max
+  BOOST_TEST(parse_retry_after_ms("7") == 7000);
+  BOOST_TEST(parse_retry_after_ms(" 2 ") == 2000);
+  BOOST_TEST(parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT") == -1);
+  BOOST_TEST(parse_retry_after_ms("") == -1);
+}
+
+BOOST_AUTO_TEST_CASE(scrubbing_removes_every_secret) {
+  SecretString a("tok123"), b("sec");
+  BOOST_TEST(scrub_secrets("x tok123 y sec tok123", {&a, &b}) == "x [redacted] y [redacted] [redacted]");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(flow)
+
+BOOST_AUTO_TEST_CASE(authorize_url_and_state_storage) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack s(dir.file("a.db"), local_config(), server);
+  auto start = s.flow->start({"acme", "u1", "team-7"}, CallbackMode::kPopup);
+  BOOST_REQUIRE(start.ok());
+  BOOST_TEST(start->url.rfind("http://127.0.0.1:9/external/v1/oauth2/authorize?", 0) == 0);
+  BOOST_TEST(param(start->url, "client_id") == "sim-client");
+  BOOST_TEST(param(start->url, "redirect_uri") == fb::test::kRedirectUri);
+  BOOST_TEST(param(start->url, "response_type") == "code");
+  BOOST_TEST(param(start->url, "scope") == "public_api");
+  BOOST_TEST(param(start->url, "code_challenge").empty());  // PKCE is off by default
+  const std::string state = param(start->url, "state");
+  auto raw = base64url_decode(state.substr(1));
+  BOOST_REQUIRE(raw.has_value());
+  BOOST_TEST(raw->size() * 8 >= 128);
+  BOOST_TEST(start->expires_at == s.clock_.now_s() + 600);
+  // Only the hash is stored, bound to tenant, user and team.
+  std::string stored_hash, tenant, user, team;
+  BOOST_REQUIRE(s.db->with([&]() -> Status {
+    Stmt& q = s.db->prepare("SELECT state_hash, tenant_id, user_id, team_id FROM oauth_states");
+    auto r = q.step();
+    stored_hash = q.text(0), tenant = q.text(1), user = q.text(2), team = q.text(3);
+    q.reset();
+    return r.status();
+  }).ok());
+  BOOST_TEST(stored_hash == state_hash(state));
+  BOOST_TEST(tenant == "acme");
+  BOOST_TEST(user == "u1");
+  BOOST_TEST(team == "team-7");
+  // Two starts never share a state.
+  auto again = s.flow->start({"acme", "u1"}, CallbackMode::kRedirect);
+  BOOST_TEST(param(again->url, "state") != state);
+  BOOST_TEST(param(again->url, "state").front() == 'r');
+}
+
+BOOST_AUTO_TEST_CASE(pkce_verifier_reaches_the_token_endpoint) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  Config c = local_config();
+  c.fathom.use_pkce = true;
+  OAuthStack s(dir.file("a.db"), c, server);
+  auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+  BOOST_REQUIRE(start.ok());
+  BOOST_TEST(param(start->url, "code_challenge_method") == "S256");
+  server.challenge = param(start->url, "code_challenge");
+  BOOST_TEST(server.challenge.size() == 43u);
+  auto r = s.flow->complete("code=c&state=" + url_encode(param(start->url, "state")));
+  BOOST_TEST_REQUIRE(r.ok, r.reason);
+  BOOST_TEST(pkce_challenge_s256(server.last_fields["code_verifier"]) == server.challenge);
+  BOOST_TEST(server.last_fields["redirect_uri"] == fb::test::kRedirectUri);
+  BOOST_TEST(server.last_fields["client_id"] == "sim-client");
+}
+
+BOOST_AUTO_TEST_CASE(frontend_url_is_required_to_start) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  Config c = local_config();
+  c.frontend.url.clear();
+  OAuthStack s(dir.file("a.db"), c, server);
+  auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+  BOOST_TEST(start.code() == Code::kConfig);
+  BOOST_TEST(start.status().message().find("frontend.url") != std::string::npos);
+  BOOST_TEST(s.flow->start({"", "u1"}, CallbackMode::kPopup).code() == Code::kInvalidArgument);
+}
+
+BOOST_AUTO_TEST_CASE(popup_page_posts_to_the_frontend_origin_only) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  Config c = local_config();
+  c.frontend.url = "https://crm.example.test:8443/app";
+  OAuthStack s(dir.file("a.db"), c, server);
+  CallbackResult ok;
+  ok.ok = true;
+  ok.reason = "Fathom is connected.";
+  std::string page = s.flow->popup_page_html(ok);
+  BOOST_TEST(page.find("#5636D3") != std::string::npos);
+  BOOST_TEST(page.find("opener.postMessage(message, origin)") != std::string::npos);
+  BOOST_TEST(page.find("var origin = \"https://crm.example.test:8443\"") != std::string::npos);
+  BOOST_TEST(page.find("'*'") == std::string::npos);
+  BOOST_TEST(page.find("\"*\"") == std::string::npos);
+  BOOST_TEST(page.find(R"({"source":"fathom-bridge","status":"connected"})") != std::string::npos);
+  BOOST_TEST(page.find("window.close()") != std::string::npos);
+  BOOST_TEST(page.find(", 1500)") != std::string::npos);
+  BOOST_TEST(page.find("!opener.closed") != std::string::npos);  // no opener: stays open with a link
+
+  CallbackResult bad;
+  bad.error = "state_used</script><script>alert(1)</script>";
+  bad.reason = "<img src=x onerror=alert(1)> & \"quotes\"";
+  page = s.flow->popup_page_html(bad);
+  BOOST_TEST(page.find("<img") == std::string::npos);
+  BOOST_TEST(page.find("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quotes&quot;") != std::string::npos);
+  BOOST_TEST(page.find("</script><script>alert") == std::string::npos);
+  BOOST_TEST(page.find("\"status\":\"error\"") != std::string::npos);
+  BOOST_TEST(page.find("\\u003c/script\\u003e") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(redirect_location_carries_the_outcome) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  Config c = local_config();
+  c.frontend.url = "https://crm.example.test/";
+  c.frontend.success_path = "/settings/fathom";
+  OAuthStack s(dir.file("a.db"), c, server);
+  CallbackResult ok;
+  ok.ok = true;
+  BOOST_TEST(*s.flow->redirect_location(ok) == "https://crm.example.test/settings/fathom?fathom=connected");
+  CallbackResult bad;
+  bad.error = "access_denied";
+  BOOST_TEST(*s.flow->redirect_location(bad) ==
+             "https://crm.example.test/settings/fathom?fathom=error&reason=access_denied");
+}
+
+BOOST_AUTO_TEST_CASE(api_key_connect_checks_the_key) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack s(dir.file("a.db"), local_config(), server);
+  auto bad = s.flow->connect_api_key({"acme", "u1"}, SecretString("wrong-key"));
+  BOOST_TEST(bad.code() == Code::kUnauthenticated);
+  BOOST_TEST(s.count_rows("integrations") == 0);
+  auto id = s.flow->connect_api_key({"acme", "u1"}, SecretString("good-key"));
+  BOOST_REQUIRE(id.ok());
+  auto cred = s.tokens->credential(*id);
+  BOOST_REQUIRE(cred.ok());
+  BOOST_TEST((cred->kind == Credential::Kind::kApiKey));
+  BOOST_TEST(cred->value.reveal() == "good-key");
+  BOOST_TEST(server.requests == 0);  // never a token request for an API key
+  BOOST_TEST(s.tokens->refresh_after_unauthorized(*id, *cred).code() == Code::kUnauthenticated);
+  BOOST_TEST(s.count_events("connected") == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(store)
+
+BOOST_AUTO_TEST_CASE(sealed_blobs_are_bound_to_row_field_and_version) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack s(dir.file("a.db"), local_config(), server);
+  int64_t a = connect(s, {"acme", "u1"});
+  int64_t b = connect(s, {"acme", "u2"});
+  // Copy a's sealed access token into b's row: it must not open there.
+  BOOST_REQUIRE(s.db->with([&]() -> Status {
+    return s.db->exec("UPDATE integrations SET access_token=(SELECT access_token FROM integrations WHERE id=" +
+                      std::to_string(a) + ") WHERE id=" + std::to_string(b));
+  }).ok());
+  auto moved = s.tokens->credential(b);
+  BOOST_TEST(moved.code() == Code::kRejected);
+  // Swapping fields within a row fails as well.
+  BOOST_REQUIRE(s.db->with([&]() -> Status {
+    return s.db->exec("UPDATE integrations SET access_token=refresh_token WHERE id=" + std::to_string(a));
+  }).ok());
+  BOOST_TEST(s.tokens->credential(a).code() == Code::kRejected);
+}
+
+BOOST_AUTO_TEST_CASE(every_write_uses_a_fresh_nonce) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack s(dir.file("a.db"), local_config(), server);
+  TokenGrant g{SecretString("same-token"), SecretString("same-refresh"), 2'000'000'000};
+  auto blob = [&] {
+    auto r = s.store->find({"acme", "u1"});
+    return r->sealed.access_token;
+  };
+  BOOST_REQUIRE(s.store->save_oauth({"acme", "u1"}, g).ok());
+  std::string first = blob();
+  BOOST_REQUIRE(s.store->save_oauth({"acme", "u1"}, g).ok());
+  BOOST_TEST(blob() != first);
+  BOOST_TEST(blob().find("same-token") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(scoped_reads_never_leak_existence) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack s(dir.file("a.db"), local_config(), server);
+  int64_t id = connect(s, {"acme", "u1"});
+  auto other_tenant = s.store->get({"globex", "u1"}, id);
+  auto other_user = s.store->get({"acme", "u2"}, id);
+  auto missing = s.store->get({"acme", "u1"}, id + 1000);
+  BOOST_TEST(other_tenant.code() == Code::kNotFound);
+  BOOST_TEST(other_user.code() == Code::kNotFound);
+  BOOST_TEST(missing.code() == Code::kNotFound);
+  // Same wording whether the row exists elsewhere or not at all.
+  BOOST_TEST(other_tenant.status().message() == "integration " + std::to_string(id) + " not found");
+  BOOST_TEST(s.store->get({"acme", "u1"}, id).ok());
+}
+
+BOOST_AUTO_TEST_CASE(migrations_are_idempotent) {
+  fb::test::TempDir dir;
+  auto db = Db::open(dir.file("m.db"));
+  BOOST_REQUIRE(db.ok());
+  BOOST_REQUIRE(migrate_oauth_schema(**db).ok());
+  BOOST_REQUIRE(migrate_oauth_schema(**db).ok());
+  BOOST_TEST(*(*db)->schema_version("oauth") == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(tokens)
+
+BOOST_AUTO_TEST_CASE(concurrent_callers_share_one_refresh_in_process) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  FakeClock clock;
+  OAuthStack s(dir.file("a.db"), local_config(), server, clock);
+  int64_t id = connect(s, {"acme", "u1"});
+  BOOST_TEST(server.requests == 1);
+  clock.advance_ms(3600 * 1000);  // expired
+  server.delay_ms = 50;
+  constexpr int kThreads = 50;
+  std::barrier go(kThreads);
+  std::vector<std::string> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      go.arrive_and_wait();
+      auto c = s.tokens->credential(id);
+      got[i] = c.ok() ? c->value.reveal() : c.status().to_string();
+    });
+  }
+  for (auto& t : threads) t.join();
+  BOOST_TEST(server.requests == 2);  // the code exchange and exactly one refresh
+  for (const auto& g : got) BOOST_TEST(g == "at-2");
+  BOOST_TEST(server.invalid_grants == 0);
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_is_honoured_and_attempts_are_bounded) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  FakeClock clock;
+  Config c = local_config();
+  c.tokens.refresh_max_attempts = 3;
+  OAuthStack s(dir.file("a.db"), c, server, clock);
+  int64_t id = connect(s, {"acme", "u1"});
+  server.failures = {429, 429};
+  server.retry_after = "4";
+  const int64_t before = clock.now_ms();
+  auto cred = s.tokens->force_refresh(id);
+  BOOST_REQUIRE_MESSAGE(cred.ok(), cred.status().to_string());
+  BOOST_TEST(clock.now_ms() - before >= 8000);  // two waits of Retry-After: 4
+  BOOST_TEST(server.requests == 4);             // exchange + 2 refused + 1 accepted
+
+  server.failures = {503, 503, 503, 503, 503};
+  server.requests = 0;
+  auto failed = s.tokens->force_refresh(id);
+  BOOST_TEST(failed.code() == Code::kUnavailable);
+  BOOST_TEST(server.requests == 3);  // refresh_max_attempts
+}
+
+BOOST_AUTO_TEST_SUITE_END()
