@@ -196,6 +196,8 @@ int safe_collectgarbage(lua_State* L) {
 }
 
 void copy_field(lua_State* L, int from, int to, const char* name) {
+  from = lua_absindex(L, from);
+  to = lua_absindex(L, to);
   lua_getfield(L, from, name);
   lua_setfield(L, to, name);
 }

@@ -148,7 +148,14 @@ Result<std::shared_ptr<const ScriptSource>> Generation::module(const std::string
   }
   FileSig sig = sample_file(dir_, rel, nullptr);
   auto text = read_script(dir_, rel);
-  if (!text.ok()) return text.status();
+  if (!text.ok()) {
+    // Watch the missing or unreadable file too: creating or fixing it is a change.
+    std::lock_guard lock(mu_);
+    bool known = false;
+    for (const FileSig& s : sigs_) known = known || s.rel == rel;
+    if (!known) sigs_.push_back(sig);
+    return text.status();
+  }
   auto src = std::make_shared<const ScriptSource>(ScriptSource{rel, display(rel), std::move(text).value()});
   std::lock_guard lock(mu_);
   auto [it, inserted] = modules_.emplace(rel, src);

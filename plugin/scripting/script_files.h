@@ -64,7 +64,8 @@ class Generation {
 
   // The module at rel, read and remembered on first use (kNotFound when there is no such file).
   Result<std::shared_ptr<const ScriptSource>> module(const std::string& rel);
-  // Entry files (also the absent optional ones) and the modules read so far.
+  // Entry files (also the absent optional ones) and the modules required so far (also those
+  // that were missing), so that creating or changing any of them is a change.
   std::vector<FileSig> signatures() const;
 
  private:

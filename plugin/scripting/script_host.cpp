@@ -311,7 +311,9 @@ Status ScriptHost::run(const HookCall& call) {
   script_ns_.fetch_add(s->last_timings().script_ns, std::memory_order_relaxed);
   if (!st.ok()) {
     failures_.fetch_add(1, std::memory_order_relaxed);
-    FB_LOG(kWarn, "scripting") << st.message();
+    if (!options_.dry_run) {
+      FB_LOG(kWarn, "scripting") << st.message();
+    }
     FB_LOG(kDebug, "scripting") << s->last_traceback();
   }
   release(std::move(s));

@@ -56,6 +56,9 @@ function on_meeting(m, ctx)
     encoded = json.encode({ 1, 2 }),
     leaked = rawget(_G, "leaked") or "none",
     gsub = (string.gsub("a-b-c", "-", "+")),
+    year = os.date("!%Y", 0),
+    clock = type(os.clock()),
+    time = os.time() > 1700000000,
   })
 end
 )LUA";
@@ -148,6 +151,9 @@ void check_benign(const json& a) {
   BOOST_TEST(a["encoded"] == "[1,2]");
   BOOST_TEST(a["leaked"] == "none");
   BOOST_TEST(a["gsub"] == "a+b+c");
+  BOOST_TEST(a["year"] == "1970");
+  BOOST_TEST(a["clock"] == "number");
+  BOOST_TEST(a["time"] == true);
 }
 
 void run_all_attacks(const std::string& hook_mode) {

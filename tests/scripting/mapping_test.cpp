@@ -1,0 +1,255 @@
+// The default mapping (scripts/mapping.lua) and the example rule sets (examples/rules) against
+// fixture meetings, through a CRM that honours idempotency keys like a real one: the expected
+// operations, and no duplicate records when an event is processed again.
+#include <boost/test/unit_test.hpp>
+
+#include "scripting_test_util.h"
+
+using namespace fb;
+using namespace fb::test;
+
+namespace {
+
+struct MappingFixture {
+  ScriptDir dir;
+  RecordingCrm crm;
+  std::unique_ptr<detail::ScriptHost> host;
+
+  explicit MappingFixture(const std::string& example = "") {
+    dir.copy_in(source_path("scripts/mapping.lua"), "mapping.lua");
+    auto o = host_options(dir);
+    if (!example.empty()) {
+      dir.copy_in(source_path("examples/rules/" + example), example);
+      o.config.mapping = example;
+    }
+    host = open_host(o);
+    crm.install(*host);
+  }
+
+  Status map(const std::string& raw, int64_t rec, int64_t version = 1) {
+    return host->on_meeting(meeting_event(raw, rec, version));
+  }
+};
+
+using Ops = std::vector<std::string>;
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(default_mapping)
+
+BOOST_AUTO_TEST_CASE(internal_only_meeting_creates_nothing) {
+  MappingFixture f;
+  std::string raw = fixture("internal_only.json");
+  BOOST_REQUIRE(f.map(raw, 1001).ok());
+  BOOST_TEST(f.crm.calls.empty());
+  BOOST_TEST(f.crm.records() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(mixed_meeting) {
+  MappingFixture f;
+  std::string raw = fixture("mixed.json");
+  Status s = f.map(raw, 123456789);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  BOOST_TEST(f.crm.ops() == (Ops{"find_company_by_domain", "upsert_company", "upsert_contact", "log_activity",
+                                 "create_task", "find_deal", "attach_recording"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(f.crm.calls[0].args == json({{"domain", "acme.test"}}));
+  BOOST_TEST(f.crm.calls[1].args == json({{"domain", "acme.test"}, {"name", "Acme"}}));
+  json contact = f.crm.calls[2].args;
+  BOOST_TEST(contact["email"] == "bob@acme.test");
+  BOOST_TEST(contact["name"] == "Bob Client");
+  BOOST_TEST(contact["company_id"] == f.crm.companies["acme.test"]["id"]);
+  json act = f.crm.calls[3].args;
+  BOOST_TEST(act["type"] == "meeting");
+  BOOST_TEST(act["title"] == "Acme onboarding call");
+  BOOST_TEST(act["started_at"] == "2025-03-01T16:01:12Z");
+  BOOST_TEST(act["ended_at"] == "2025-03-01T17:00:55Z");
+  BOOST_TEST(act["duration_s"] == 3583);
+  BOOST_TEST(act["share_url"] == "https://fathom.video/share/AbCdEf123456");
+  BOOST_TEST(act["url"] == "https://fathom.video/calls/123456789");
+  BOOST_TEST(act["summary"] == "## Summary\nKickoff done; proposal due Friday.\n");
+  BOOST_TEST(act["recording_id"] == 123456789);
+  BOOST_TEST(act["owner_email"] == "alice@example.com");
+  BOOST_TEST(act["contact_ids"] == json::array({f.crm.contacts["bob@acme.test"]["id"]}));
+  BOOST_TEST(act["company_ids"] == json::array({f.crm.companies["acme.test"]["id"]}));
+  json task = f.crm.calls[4].args;
+  BOOST_TEST(task["title"] == "Send the revised proposal to Acme");
+  BOOST_TEST(task["assignee_email"] == "alice@example.com");
+  BOOST_TEST(task["playback_url"] == "https://fathom.video/calls/123456789#t=645");
+  BOOST_TEST(task["activity_id"] == f.crm.activities["123456789"]["id"]);
+  json att = f.crm.calls[6].args;
+  BOOST_TEST(att["record_type"] == "contact");  // no deal for Acme yet
+  BOOST_TEST(att["record_id"] == f.crm.contacts["bob@acme.test"]["id"]);
+}
+
+BOOST_AUTO_TEST_CASE(existing_company_and_deal_are_reused) {
+  MappingFixture f;
+  f.crm.companies["acme.test"] = {{"id", "co_existing"}, {"name", "Acme Corp"}, {"domain", "acme.test"}};
+  f.crm.deals["deal_9"] = {{"id", "deal_9"}, {"company_id", "co_existing"}, {"name", "Acme renewal"}};
+  std::string raw = fixture("mixed.json");
+  BOOST_REQUIRE(f.map(raw, 123456789).ok());
+  BOOST_TEST(f.crm.calls_of("upsert_company").empty());
+  BOOST_TEST(f.crm.calls_of("upsert_contact")[0].args["company_id"] == "co_existing");
+  json att = f.crm.calls_of("attach_recording").at(0).args;
+  BOOST_TEST(att["record_type"] == "deal");
+  BOOST_TEST(att["record_id"] == "deal_9");
+}
+
+BOOST_AUTO_TEST_CASE(many_invitees) {
+  MappingFixture f;
+  std::string raw = fixture("many_invitees.json");
+  Status s = f.map(raw, 2002);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  // Four company domains (gmail.com is personal), looked up once each.
+  BOOST_TEST(f.crm.calls_of("find_company_by_domain").size() == 4u);
+  BOOST_TEST(f.crm.companies.size() == 4u);
+  // Ten distinct external addresses (case-insensitive, the repeated one once, no null email,
+  // carol@eu.example.com is internal through the subdomain).
+  auto contacts = f.crm.calls_of("upsert_contact");
+  BOOST_REQUIRE_EQUAL(contacts.size(), 10u);
+  BOOST_TEST(contacts[1].args["email"] == "ben@acme.test");
+  json personal;
+  for (const auto& c : contacts) {
+    if (c.args["email"] == "jo.personal@gmail.com") personal = c.args;
+  }
+  BOOST_TEST(!personal.contains("company_id"));
+  json act = f.crm.calls_of("log_activity").at(0).args;
+  BOOST_TEST(act["contact_ids"].size() == 10u);
+  BOOST_TEST(act["company_ids"].size() == 4u);
+  // Two open action items: one for an internal assignee, one for an external one (goes to the
+  // recorder); the completed one is skipped.
+  auto tasks = f.crm.calls_of("create_task");
+  BOOST_REQUIRE_EQUAL(tasks.size(), 2u);
+  BOOST_TEST(tasks[0].args["assignee_email"] == "carol@eu.example.com");
+  BOOST_TEST(tasks[1].args["assignee_email"] == "alice@example.com");
+  BOOST_TEST(f.crm.calls_of("attach_recording").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(missing_fields) {
+  MappingFixture f;
+  std::string raw = fixture("missing_fields.json");
+  Status s = f.map(raw, 3003);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  BOOST_TEST(f.crm.ops() == (Ops{"find_company_by_domain", "upsert_company", "upsert_contact", "log_activity",
+                                 "find_deal", "attach_recording"}),
+             boost::test_tools::per_element());
+  json contact = f.crm.calls_of("upsert_contact")[0].args;
+  BOOST_TEST(contact["email"] == "pat@newco.test");
+  BOOST_TEST(!contact.contains("name"));
+  json act = f.crm.calls_of("log_activity")[0].args;
+  BOOST_TEST(act["title"] == "Intro call");
+  for (const char* absent : {"started_at", "ended_at", "duration_s", "summary", "owner_email", "url"}) {
+    BOOST_TEST(!act.contains(absent), absent);
+  }
+  BOOST_TEST(act["share_url"] == "https://fathom.video/share/Missing3003");
+}
+
+BOOST_AUTO_TEST_CASE(reprocessing_creates_no_duplicates) {
+  for (const char* name : {"mixed.json", "many_invitees.json", "missing_fields.json"}) {
+    BOOST_TEST_CONTEXT(name) {
+      MappingFixture f;
+      std::string raw = fixture(name);
+      int64_t rec = json::parse(raw)["recording_id"];
+      BOOST_REQUIRE(f.map(raw, rec).ok());
+      size_t records = f.crm.records();
+      size_t first_calls = f.crm.calls.size();
+      BOOST_TEST(records > 0u);
+      // The same event again (a retry, a re-sync): every call carries the same key.
+      BOOST_REQUIRE(f.map(raw, rec).ok());
+      BOOST_TEST(f.crm.records() == records);
+      BOOST_REQUIRE_EQUAL(f.crm.calls.size(), 2 * first_calls);
+      for (size_t i = first_calls; i < f.crm.calls.size(); ++i) {
+        BOOST_TEST(f.crm.calls[i].replayed, "call " << i << " " << f.crm.calls[i].op << " was not a replay");
+        BOOST_TEST(f.crm.calls[i].key == f.crm.calls[i - first_calls].key);
+      }
+      // A new content version: new keys, but the records are matched, not duplicated.
+      BOOST_REQUIRE(f.map(raw, rec, 2).ok());
+      BOOST_TEST(f.crm.records() == records);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_crm_call_is_retried_without_duplicates) {
+  MappingFixture f;
+  f.crm.fail_next["log_activity"] = "CRM timeout";
+  std::string raw = fixture("mixed.json");
+  Status s = f.map(raw, 123456789);
+  BOOST_TEST(s.code() == Code::kScript);
+  BOOST_TEST(s.message().find("crm.log_activity failed: CRM timeout (unavailable) [on_meeting, recording 123456789]") !=
+                 std::string::npos,
+             s.message());
+  BOOST_TEST(s.message().find("scripts/mapping.lua:") == 0u, s.message());
+  // The caller retries the event: the company and contact calls replay, the rest runs once.
+  BOOST_REQUIRE(f.map(raw, 123456789).ok());
+  BOOST_TEST(f.crm.companies.size() == 1u);
+  BOOST_TEST(f.crm.contacts.size() == 1u);
+  BOOST_TEST(f.crm.activities.size() == 1u);
+  BOOST_TEST(f.crm.tasks.size() == 1u);
+  BOOST_TEST(f.crm.calls_of("upsert_company")[1].replayed);
+}
+
+BOOST_AUTO_TEST_CASE(hosts_without_attach_recording) {
+  ScriptDir dir;
+  dir.copy_in(source_path("scripts/mapping.lua"), "mapping.lua");
+  auto host = open_host(host_options(dir));
+  RecordingCrm crm;
+  crm.install(*host, {"find_company_by_domain", "upsert_company", "upsert_contact", "log_activity", "create_task"});
+  std::string raw = fixture("mixed.json");
+  BOOST_REQUIRE(host->on_meeting(meeting_event(raw, 123456789)).ok());
+  BOOST_TEST(crm.ops() == (Ops{"find_company_by_domain", "upsert_company", "upsert_contact", "log_activity", "create_task"}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(example_rules)
+
+BOOST_AUTO_TEST_CASE(route_by_domain_gives_key_accounts_to_their_owner) {
+  MappingFixture f("route_by_domain.lua");
+  std::string raw = fixture("mixed.json");
+  Status s = f.map(raw, 123456789);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  BOOST_TEST(f.crm.calls_of("log_activity")[0].args["owner_email"] == "bob@example.com");
+  // A meeting with no key account keeps the recorder as owner.
+  json m = json::parse(raw);
+  m["calendar_invitees"][1]["email"] = "zed@other.test";
+  std::string other = m.dump();
+  BOOST_REQUIRE(f.map(other, 5).ok());
+  BOOST_TEST(f.crm.calls_of("log_activity")[1].args["owner_email"] == "alice@example.com");
+}
+
+BOOST_AUTO_TEST_CASE(long_meetings_only_skips_short_calls) {
+  MappingFixture f("long_meetings_only.lua");
+  std::string raw = fixture("mixed.json");
+  BOOST_REQUIRE(f.map(raw, 123456789).ok());
+  BOOST_TEST(f.crm.calls_of("log_activity").size() == 1u);
+  json m = json::parse(raw);
+  m["recording_end_time"] = "2025-03-01T16:05:00Z";  // under 4 minutes
+  std::string short_call = m.dump();
+  BOOST_REQUIRE(f.map(short_call, 6).ok());
+  BOOST_TEST(f.crm.calls_of("log_activity").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(deal_from_title_opens_a_deal_for_matching_titles) {
+  MappingFixture f("deal_from_title.lua");
+  std::string raw = fixture("mixed.json");
+  BOOST_REQUIRE(f.map(raw, 123456789).ok());
+  BOOST_TEST(f.crm.calls_of("create_deal").empty());  // "onboarding" is not a deal title
+  json m = json::parse(raw);
+  m["title"] = "Acme pricing review";
+  std::string pricing = m.dump();
+  BOOST_REQUIRE(f.map(pricing, 7).ok());
+  auto deals = f.crm.calls_of("create_deal");
+  BOOST_REQUIRE_EQUAL(deals.size(), 1u);
+  BOOST_TEST(deals[0].args["name"] == "Acme pricing review");
+  BOOST_TEST(deals[0].args["source"] == "fathom:pricing");
+  BOOST_TEST(deals[0].args["owner_email"] == "alice@example.com");
+  BOOST_TEST(f.crm.calls_of("attach_recording").back().args["record_type"] == "deal");
+  // The deal exists now: the next matching meeting does not open another.
+  m["title"] = "Acme demo";
+  std::string demo = m.dump();
+  BOOST_REQUIRE(f.map(demo, 8).ok());
+  BOOST_TEST(f.crm.calls_of("create_deal").size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

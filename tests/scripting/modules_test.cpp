@@ -1,0 +1,266 @@
+// The Lua modules (json, util, crm, fathom, store, log) through the real bindings, error
+// reporting, the non-meeting hooks, the default reactions.lua, and the pool under concurrency.
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "scripting_test_util.h"
+#include "store/db.h"
+
+using namespace fb;
+using namespace fb::test;
+
+namespace {
+
+class FakeContent : public detail::MeetingContentSource {
+ public:
+  Result<std::string> transcript_json(int64_t integration_id, int64_t recording_id) override {
+    ++calls;
+    last_integration = integration_id;
+    (void)recording_id;
+    return std::string(
+        R"([{"speaker":{"display_name":"Bob","matched_calendar_invitee_email":null},"text":"hello from the content source","timestamp":"00:00:01"}])");
+  }
+  Result<std::string> summary_json(int64_t, int64_t) override {
+    ++calls;
+    return Status::NotFound("no summary yet");
+  }
+  std::atomic<int> calls{0};
+  std::atomic<int64_t> last_integration{0};
+};
+
+struct Captured {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  detail::ScriptLogSink sink() {
+    return [this](detail::LogLevel level, std::string_view script, std::string_view msg) {
+      std::lock_guard lock(mu);
+      lines.push_back(std::string(detail::log_level_name(level)) + " [" + std::string(script) + "] " + std::string(msg));
+    };
+  }
+  bool has(const std::string& s) {
+    std::lock_guard lock(mu);
+    for (const auto& l : lines) {
+      if (l.find(s) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
+void install_test_ops(detail::ScriptHost& host) {
+  BOOST_REQUIRE(host.register_crm_operation("note", [](const CrmCall& c) -> Result<std::string> {
+                      return json{{"echo", json::parse(c.args_json)}, {"key", c.idempotency_key}}.dump();
+                    }).ok());
+  BOOST_REQUIRE(host.register_crm_operation("fail_op", [](const CrmCall&) -> Result<std::string> {
+                      return Status::Unavailable("CRM is down");
+                    }).ok());
+  BOOST_REQUIRE(host.register_crm_operation("find_nothing", [](const CrmCall&) -> Result<std::string> {
+                      return std::string("null");
+                    }).ok());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(modules)
+
+BOOST_AUTO_TEST_CASE(every_module_behaves_as_documented) {
+  ScriptDir dir;
+  dir.copy_in(source_path("tests/scripting/lua/modules_spec.lua"), "modules_spec.lua");
+  auto db = detail::Db::open(dir.root() + "/store.db");
+  BOOST_REQUIRE(db.ok());
+  FakeContent content;
+  Captured logs;
+  std::vector<CrmCall> calls;
+  std::mutex calls_mu;
+  auto o = host_options(dir);
+  o.config.mapping = "modules_spec.lua";
+  o.config.fathom_calls_per_event = 2;
+  o.db = db->get();
+  o.content = &content;
+  o.log_sink = logs.sink();
+  o.crm_observer = [&](const CrmCall& c, const Result<std::string>&) {
+    std::lock_guard lock(calls_mu);
+    calls.push_back(c);
+  };
+  auto host = open_host(o);
+  install_test_ops(*host);
+  std::string raw = fixture("mixed.json");
+  Status s = host->on_meeting(meeting_event(raw, 123456789));
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+
+  // Idempotency keys: integration, event (recording + content version), hook, operation, index.
+  std::vector<std::string> note_keys;
+  for (const auto& c : calls) {
+    if (c.operation == "note") note_keys.push_back(c.idempotency_key);
+    BOOST_TEST(c.integration_id == 7);
+    BOOST_TEST(c.tenant_id == "acme-crm");
+    BOOST_TEST(!c.dry_run);
+  }
+  BOOST_REQUIRE_EQUAL(note_keys.size(), 4u);
+  BOOST_TEST(note_keys[0] == "fb1:7:rec123456789.v1:on_meeting:note:1");
+  BOOST_TEST(note_keys[3] == "fb1:7:rec123456789.v1:on_meeting:note:4");
+  // fathom: one transcript call (the second was cached), one summary call, the third refused.
+  BOOST_TEST(content.calls.load() == 2);
+  BOOST_TEST(content.last_integration.load() == 7);
+  // log lines carry the script's name.
+  BOOST_TEST(logs.has("INFO [scripts/modules_spec.lua] hello 42 null"));
+  BOOST_TEST(logs.has("INFO [scripts/modules_spec.lua] printed"));
+
+  // The store persisted in SQLite, per integration: a new host on the same database sees it.
+  host.reset();
+  ScriptDir dir2;
+  dir2.write("mapping.lua", "function on_meeting(m, ctx) crm.note({ stored = store.get('persisted') or 'none' }) end\n");
+  auto o2 = host_options(dir2);
+  o2.db = db->get();
+  auto host2 = open_host(o2);
+  RecordingCrm crm;
+  crm.install(*host2, {"note"});
+  std::string raw2 = json{{"recording_id", 1}}.dump();
+  BOOST_REQUIRE(host2->on_meeting(meeting_event(raw2, 1, 1, /*integration_id=*/7)).ok());
+  BOOST_REQUIRE(host2->on_meeting(meeting_event(raw2, 1, 1, /*integration_id=*/8)).ok());
+  auto notes = crm.calls_of("note");
+  BOOST_REQUIRE_EQUAL(notes.size(), 2u);
+  BOOST_TEST(notes[0].args["stored"]["at"] == 123456789);
+  BOOST_TEST(notes[1].args["stored"] == "none");
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_file_line_hook_and_recording) {
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "function on_meeting(meeting, ctx)\n"
+            "  local who = meeting.recorded_by\n"
+            "  return who.nope.email\n"
+            "end\n");
+  dir.write("reactions.lua",
+            "function on_webhook(m) error({ code = 1 }) end\n"
+            "function on_token_failure(integration, reason)\n"
+            "  error('cannot handle ' .. reason, 0)\n"
+            "end\n");
+  auto host = open_host(host_options(dir));
+  std::string raw = fixture("mixed.json");
+  Status s = host->on_meeting(meeting_event(raw, 123));
+  BOOST_TEST(s.code() == Code::kScript);
+  BOOST_TEST(s.message() == "scripts/mapping.lua:3: attempt to index a nil value (field 'nope') [on_meeting, recording 123]");
+  s = host->on_webhook(meeting_event(raw, 124));
+  BOOST_TEST(s.message() == "scripts/reactions.lua:1: (error object is a table value) [on_webhook, recording 124]");
+  s = host->on_token_failure({9, "acme-crm", "u1"}, "invalid_grant", "tf-1");
+  BOOST_TEST(s.message() == "scripts/reactions.lua:3: cannot handle invalid_grant [on_token_failure, integration 9]");
+  BOOST_TEST(host->stats().failures == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(host_failures_and_misuse_are_lua_errors_not_crashes) {
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "function on_meeting(m)\n"
+            "  if m.title == 'throw' then return crm.thrower({}) end\n"
+            "  if m.title == 'toplevel' then return end\n"
+            "  crm.note({ ok = true })\n"
+            "end\n");
+  auto host = open_host(host_options(dir));
+  install_test_ops(*host);
+  BOOST_REQUIRE(host->register_crm_operation("thrower", [](const CrmCall&) -> Result<std::string> {
+                      throw std::runtime_error("boom");
+                    }).ok());
+  std::string raw = json{{"title", "throw"}, {"recording_id", 5}}.dump();
+  Status s = host->on_meeting(meeting_event(raw, 5));
+  BOOST_TEST(s.message().find("scripts/mapping.lua:2: crm.thrower failed: host call threw: boom") != std::string::npos,
+             s.message());
+  raw = json{{"title", "fine"}, {"recording_id", 6}}.dump();
+  BOOST_TEST(host->on_meeting(meeting_event(raw, 6)).ok());
+  // Bad names are refused when registering.
+  BOOST_TEST(host->register_crm_operation("try", [](const CrmCall&) { return Result<std::string>("{}"); }).code() ==
+             Code::kInvalidArgument);
+  BOOST_TEST(host->register_crm_operation("bad name", [](const CrmCall&) { return Result<std::string>("{}"); }).code() ==
+             Code::kInvalidArgument);
+  // A CRM call at the top level of a script is refused with a clear message.
+  dir.write("mapping.lua", "crm.note({})\nfunction on_meeting() end\n");
+  BOOST_TEST(host->reload().message().find("scripts/mapping.lua:1: crm.note failed: CRM operations can only be called from a hook") !=
+                 std::string::npos,
+             host->load_status().message());
+  // A malformed meeting is a clear error too.
+  dir.write("mapping.lua", "function on_meeting() end\n");
+  BOOST_TEST(host->reload().ok());
+  std::string broken = "{\"recording_id\": 5,";
+  s = host->on_meeting(meeting_event(broken, 5));
+  BOOST_TEST(s.message().find("the event's meeting JSON is malformed") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_CASE(default_reactions_script) {
+  ScriptDir dir;
+  dir.write("mapping.lua", "function on_meeting() end\n");
+  dir.copy_in(source_path("scripts/reactions.lua"), "reactions.lua");
+  auto db = detail::Db::open(dir.root() + "/store.db");
+  BOOST_REQUIRE(db.ok());
+  Captured logs;
+  auto o = host_options(dir);
+  o.db = db->get();
+  o.log_sink = logs.sink();
+  auto host = open_host(o);
+  RecordingCrm crm;
+  crm.install(*host);
+  detail::IntegrationRef who{7, "acme-crm", "u42"};
+
+  // Token failure: one reconnect task, even when the failure repeats.
+  Status tf = host->on_token_failure(who, "invalid_grant", "tf-1");
+  BOOST_REQUIRE_MESSAGE(tf.ok(), tf.to_string());
+  BOOST_REQUIRE(host->on_token_failure(who, "invalid_grant", "tf-2").ok());
+  auto tasks = crm.calls_of("create_task");
+  BOOST_REQUIRE_EQUAL(tasks.size(), 1u);
+  BOOST_TEST(tasks[0].args["title"] == "Reconnect Fathom");
+  BOOST_TEST(tasks[0].args["assignee_user_id"] == "u42");
+  BOOST_TEST(tasks[0].args["description"].get<std::string>().find("invalid_grant") != std::string::npos);
+  BOOST_TEST(tasks[0].key == "fb1:7:tf-1:on_token_failure:create_task:1");
+  // Reconnected: the next failure asks again.
+  BOOST_REQUIRE(host->on_connect(who, "c-1").ok());
+  BOOST_REQUIRE(host->on_token_failure(who, "revoked", "tf-3").ok());
+  BOOST_TEST(crm.calls_of("create_task").size() == 2u);
+  BOOST_TEST(logs.has("Fathom connected for user u42"));
+
+  // New content for an external meeting without action items: a follow-up task.
+  json m = json::parse(fixture("mixed.json"));
+  m["action_items"] = json::array();
+  std::string raw = m.dump();
+  BOOST_REQUIRE(host->on_webhook(meeting_event(raw, 123456789)).ok());
+  auto follow = crm.calls_of("create_task");
+  BOOST_REQUIRE_EQUAL(follow.size(), 3u);
+  BOOST_TEST(follow[2].args["kind"] == "follow_up");
+  BOOST_TEST(follow[2].args["assignee_email"] == "alice@example.com");
+  // With action items: none.
+  std::string with_items = fixture("mixed.json");
+  BOOST_REQUIRE(host->on_webhook(meeting_event(with_items, 123456789, 2)).ok());
+  BOOST_TEST(crm.calls_of("create_task").size() == 3u);
+
+  BOOST_REQUIRE(host->on_sync_complete(who, R"({"integration_id":7,"meetings":12})", "sync-1").ok());
+  BOOST_TEST(logs.has("sync complete: {\"integration_id\":7,\"meetings\":12}"));
+  BOOST_REQUIRE(host->on_disconnect(who, "d-1").ok());
+  BOOST_TEST(logs.has("Fathom disconnected for user u42"));
+}
+
+BOOST_AUTO_TEST_CASE(workers_share_a_pool_without_a_global_lock) {
+  ScriptDir dir;
+  dir.copy_in(source_path("scripts/mapping.lua"), "mapping.lua");
+  auto o = host_options(dir);
+  o.config.pool_size = 3;
+  auto host = open_host(o);
+  RecordingCrm crm;
+  crm.install(*host);
+  std::string raw = fixture("many_invitees.json");
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        if (!host->on_meeting(meeting_event(raw, 2002, 1 + i % 3, 100 + t)).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  BOOST_TEST(failures.load() == 0);
+  auto st = host->stats();
+  BOOST_TEST(st.events == 150u);
+  BOOST_TEST(st.states_created <= 3u);  // never more states than the pool allows
+  BOOST_TEST(st.state_memory_peak > 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
