@@ -72,13 +72,6 @@ bool CallScope::cancelled() {
   return false;
 }
 
-const std::atomic<bool>* CallScope::cancel_flag() {
-  for (CallScope* s = t_scope; s; s = s->outer_) {
-    if (s->cancel_) return s->cancel_;
-  }
-  return nullptr;
-}
-
 // --- MeetingQuery ---
 
 std::string MeetingQuery::to_query_string() const {
@@ -180,7 +173,7 @@ Result<HttpResponse> FathomClient::call_with(int64_t integration_id, const std::
   bool refreshed = false;
   for (;;) {
     if (CallScope::cancelled()) return Status::Cancelled("Fathom call cancelled");
-    FB_TRY(limiter.acquire(CallScope::cancel_flag()));
+    FB_TRY(limiter.acquire([] { return CallScope::cancelled(); }));
     std::string path = path_fn(cred);
     std::string what = "Fathom " + method + " " + path_only(path);
     HttpRequest req;

@@ -88,8 +88,8 @@ class CallScope {
   int64_t calls() const { return calls_; }
   // Internal: called by FathomClient for each send on this thread.
   static void count_call();
+  // True when the cancel flag of any live scope on this thread is set.
   static bool cancelled();
-  static const std::atomic<bool>* cancel_flag();
 
  private:
   CallScope* outer_;

@@ -43,7 +43,7 @@ int64_t RateLimiter::wait_ms() const {
   return std::max<int64_t>(0, wait_locked(clock_.mono_ms()));
 }
 
-Status RateLimiter::acquire(const std::atomic<bool>* cancel) {
+Status RateLimiter::acquire(const std::function<bool()>& cancelled) {
   bool counted_wait = false;
   for (;;) {
     int64_t wait = 0;
@@ -74,14 +74,14 @@ Status RateLimiter::acquire(const std::atomic<bool>* cancel) {
         counted_wait = true;
       }
     }
-    if (cancel && cancel->load()) return Status::Cancelled("cancelled while waiting for the Fathom rate limit");
+    if (cancelled && cancelled()) return Status::Cancelled("cancelled while waiting for the Fathom rate limit");
     int64_t slice = options_.wait_slice_ms > 0 ? std::min(wait, options_.wait_slice_ms) : wait;
     clock_.sleep_ms(slice);
     {
       std::lock_guard lock(mu_);
       waited_ms_ += slice;
     }
-    if (cancel && cancel->load()) return Status::Cancelled("cancelled while waiting for the Fathom rate limit");
+    if (cancelled && cancelled()) return Status::Cancelled("cancelled while waiting for the Fathom rate limit");
   }
 }
 

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,9 +51,9 @@ class RateLimiter {
  public:
   RateLimiter(Clock& clock, RateLimitOptions options);
 
-  // Blocks until one call may be sent now, and reserves it. Fails with kCancelled when *cancel
-  // turns true while waiting, or kRateLimited when the wait would exceed max_wait_ms.
-  Status acquire(const std::atomic<bool>* cancel = nullptr);
+  // Blocks until one call may be sent now, and reserves it. Fails with kCancelled when
+  // cancelled() turns true while waiting, or kRateLimited when the wait would exceed max_wait_ms.
+  Status acquire(const std::function<bool()>& cancelled = {});
   // Feeds back the answer to a reserved call: RateLimit-* headers, and 429 + Retry-After.
   void on_response(const HttpResponse& response);
   // The reserved call got no answer (network error): nothing to learn.

@@ -191,14 +191,7 @@ Result<std::vector<StoredMeeting>> MeetingStore::list(int64_t integration_id, in
                           " FROM sync_meetings WHERE integration_id=? "
                           "ORDER BY created_at DESC, recording_id DESC LIMIT ? OFFSET ?");
     q.bind_all(integration_id, limit, offset);
-    for (;;) {
-      auto row = q.step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      out.push_back(read_meeting(q));
-    }
-    q.reset();
-    return Status::Ok();
+    return each_row(q, [&](const Stmt& r) { out.push_back(read_meeting(r)); });
   }));
   return out;
 }

@@ -122,14 +122,7 @@ Result<std::vector<int64_t>> select_unmapped(Db& db, int64_t integration_id, int
         "SELECT recording_id FROM sync_meetings WHERE integration_id=? AND mapped_version < content_version "
         "ORDER BY created_at, recording_id LIMIT ?");
     q.bind_all(integration_id, limit);
-    for (;;) {
-      auto row = q.step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      out.push_back(q.int64(0));
-    }
-    q.reset();
-    return Status::Ok();
+    return each_row(q, [&](const Stmt& r) { out.push_back(r.int64(0)); });
   }));
   return out;
 }

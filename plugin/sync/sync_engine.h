@@ -1,0 +1,190 @@
+// sync_engine.h: brings an integration's meetings from Fathom into the store, resumably, once.
+//
+// Modes
+//   backfill     created_after = now - backfill_days.
+//   incremental  created_after = high-water mark (newest created_at of the last completed run)
+//                minus overlap_s; without a mark yet, a backfill. With nothing new: 1 API call.
+//   manual       an explicit [from, to] range of created_at, or one stored recording (re-listed
+//                through a one-second window around its created_at: Fathom has no
+//                GET /meetings/{id}).
+// Each page costs one list call. The page's meetings and the checkpoint (next cursor + the
+// filters) commit in one transaction, so a process killed mid-sync resumes at the first page it
+// had not committed; the high-water mark only moves when the last page commits. New or changed
+// meetings go to the MeetingDispatcher (exactly once per content version, also against webhook
+// workers), and after the listing every still-unmapped meeting of the integration is retried.
+// Transcripts and summaries are fetched only when a rule asks (through content_source()) or
+// when fetch_transcripts / fetch_summaries say always; API-key integrations then get them with
+// the list call itself (include_transcript / include_summary), OAuth ones one call per recording.
+//
+// One sync at a time per integration: a lease in sync_state (token, host, pid, expiry) guards
+// against other threads and other processes on the same database; the lease of a dead process
+// on this host is taken over at once, any other after lease_ttl_s. A second run() while one is
+// running fails with kConflict. An integration whose status is not "active", or whose
+// credential source answers kReconnectRequired, is skipped: a "skipped" job is logged, no call
+// is made.
+//
+// Every run is a row in sync_jobs (see JobRecord); recent_jobs() answers "which syncs failed,
+// when, for whom, and why". IntegrationDirectory::record_sync is called after each success.
+//
+// Thread-safe: run() may be called from several threads for different integrations.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/integration_directory.h"
+#include "core/pipeline.h"
+#include "fathom/fathom_client.h"
+#include "store/db.h"
+#include "sync/content_source.h"
+#include "sync/meeting_dispatcher.h"
+#include "sync/meeting_store.h"
+
+namespace fb::detail {
+
+enum class SyncMode { kBackfill, kIncremental, kManual };
+const char* sync_mode_name(SyncMode mode);  // "backfill", "incremental", "manual"
+
+struct SyncOptions {
+  int backfill_days = 90;          // sync.backfill_days
+  int overlap_s = 300;             // sync.overlap_s
+  bool fetch_transcripts = false;  // sync.fetch_transcripts
+  bool fetch_summaries = false;    // sync.fetch_summaries
+  int lease_ttl_s = 900;           // a running sync renews its lease on every page
+  int dispatch_pending_limit = 1000;  // unmapped meetings retried at the end of a run
+};
+
+struct SyncRequest {
+  int64_t integration_id = 0;
+  SyncMode mode = SyncMode::kIncremental;
+  int64_t from_s = 0;        // manual range: created_at > from_s (0 = open)
+  int64_t to_s = 0;          // manual range: created_at < to_s (0 = open)
+  int64_t recording_id = 0;  // manual: this one stored recording instead of a range
+  std::string trigger = "api";  // who asked: "scheduler", "api", "host", "cli", ...
+};
+
+// One row of the job log.
+struct JobRecord {
+  int64_t id = 0;
+  int64_t integration_id = 0;
+  std::string tenant_id, user_id;  // for whom
+  std::string mode;                // sync_mode_name
+  std::string trigger;
+  // "running", "succeeded", "failed", "skipped", "cancelled", or "interrupted" (its process
+  // died; a later run resumed from its checkpoint).
+  std::string status;
+  std::string message;        // one line for humans
+  std::string error_code;     // code_name of the failure ("" on success)
+  std::string error_details;  // JSON: {code, message, page, resumed, ...} ("" on success)
+  std::string query_json;     // the filters that were paged
+  int64_t resumed_job_id = 0; // the interrupted/failed job this one continued (0: fresh)
+  int64_t started_at = 0, ended_at = 0;  // Unix seconds (ended_at 0 while running)
+  int64_t api_calls = 0;      // HTTP calls spent, retries, content and pipeline-driven calls included
+  int64_t pages = 0;
+  int64_t meetings_seen = 0, meetings_new = 0, meetings_changed = 0, meetings_mapped = 0;
+  int64_t map_failures = 0;   // pipeline failures (those meetings stay unmapped and are retried)
+  int64_t content_fetched = 0;  // transcripts/summaries fetched by the "always" settings
+  bool ok() const { return status == "succeeded"; }
+};
+
+struct JobFilter {
+  int64_t integration_id = 0;  // 0: all
+  std::string tenant_id;       // "": all
+  std::string status;          // "": all; e.g. "failed"
+  std::string mode;            // "": all
+  int64_t since_s = 0;         // started_at >= since_s
+  int limit = 50;
+};
+
+// Per-integration sync state (sync_state).
+struct SyncState {
+  int64_t integration_id = 0;
+  std::string status = "idle";  // "idle", "running", "failed"
+  std::string checkpoint_mode;  // "" when no listing is half done
+  std::string checkpoint_cursor;
+  std::string checkpoint_query;
+  int64_t checkpoint_job_id = 0;
+  int64_t checkpoint_pages = 0;
+  int64_t high_water = 0;       // newest created_at of the last completed listing
+  int64_t last_sync_at = 0;     // last success
+  int64_t last_attempt_at = 0;
+  std::string last_error, last_error_code;
+  int64_t last_job_id = 0;
+  std::string lease_host;
+  int64_t lease_pid = 0, lease_until = 0;
+  int64_t runs = 0, failures = 0, consecutive_failures = 0;
+  int64_t meetings_new_total = 0, meetings_changed_total = 0, api_calls_total = 0;
+  bool has_checkpoint() const { return !checkpoint_mode.empty(); }
+};
+
+class SyncEngine {
+ public:
+  // Applies the "sync" migrations. All references (and pipeline, when set) must outlive the
+  // engine. pipeline may be null: meetings are then stored and left unmapped.
+  static Result<std::unique_ptr<SyncEngine>> open(Db& db, FathomClient& client, IntegrationDirectory& directory,
+                                                  MeetingStore& store, MeetingDispatcher& dispatcher,
+                                                  MeetingPipeline* pipeline, Clock& clock, SyncOptions options = {});
+
+  // Runs one sync to its end (or failure) on the calling thread and returns its job record.
+  // Non-ok only when no job could be run at all: kConflict (another sync of the integration is
+  // running), kNotFound (unknown integration), kInvalidArgument, storage errors. A failed sync is
+  // an ok Result whose record has status "failed" and the error.
+  Result<JobRecord> run(const SyncRequest& request);
+  Result<JobRecord> backfill(int64_t integration_id, const std::string& trigger = "api");
+  Result<JobRecord> incremental(int64_t integration_id, const std::string& trigger = "api");
+  Result<JobRecord> manual_range(int64_t integration_id, int64_t from_s, int64_t to_s,
+                                 const std::string& trigger = "api");
+  Result<JobRecord> manual_recording(int64_t integration_id, int64_t recording_id, const std::string& trigger = "api");
+
+  // The job log.
+  Result<std::vector<JobRecord>> recent_jobs(const JobFilter& filter = {});
+  Result<JobRecord> job(int64_t job_id);
+  // Sync state; an integration never synced has a default (idle) state.
+  Result<SyncState> state(int64_t integration_id);
+  // States of every integration with this status ("" = all), e.g. "failed".
+  Result<std::vector<SyncState>> states(const std::string& status = "");
+
+  // Cache-first transcripts/summaries for the scripting layer.
+  CachedContentSource& content_source() { return content_; }
+  void set_pipeline(MeetingPipeline* pipeline) { pipeline_.store(pipeline); }
+
+  // Makes running and future syncs stop at their next wait or page boundary (job "cancelled",
+  // checkpoint kept). For shutdown; irreversible.
+  void request_stop() { stop_ = true; }
+
+  // Called on the syncing thread after each page has committed (tests, progress reporting).
+  using PageObserver = std::function<void(int64_t integration_id, int64_t page_number, const Page<Meeting>& page)>;
+  void set_page_observer(PageObserver observer) { observer_ = std::move(observer); }
+
+ private:
+  struct Run;
+  SyncEngine(Db& db, FathomClient& client, IntegrationDirectory& directory, MeetingStore& store,
+             MeetingDispatcher& dispatcher, MeetingPipeline* pipeline, Clock& clock, SyncOptions options);
+  Status acquire_lease(Run& run);
+  Status plan(Run& run);
+  Status list_pages(Run& run);
+  Status store_page(Run& run, const Page<Meeting>& page, std::vector<int64_t>* to_map);
+  Status map_and_fetch(Run& run, const std::vector<int64_t>& ids);
+  Status finish(Run& run, const Status& outcome);
+  Result<int64_t> log_job_start(Run& run, const std::string& status, const std::string& message);
+
+  Db& db_;
+  FathomClient& client_;
+  IntegrationDirectory& directory_;
+  MeetingStore& store_;
+  MeetingDispatcher& dispatcher_;
+  std::atomic<MeetingPipeline*> pipeline_;
+  Clock& clock_;
+  const SyncOptions options_;
+  CachedContentSource content_;
+  std::atomic<bool> stop_{false};
+  PageObserver observer_;
+};
+
+}  // namespace fb::detail

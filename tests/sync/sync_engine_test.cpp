@@ -1,0 +1,462 @@
+// SyncEngine against fathom-sim over real HTTP, into a real SQLite file.
+#include <boost/test/unit_test.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "fathom/sim_credentials.h"
+#include "support/sim_process.h"
+#include "support/temp_dir.h"
+#include "sync/scheduler.h"
+#include "sync/sync_test_env.h"
+
+using namespace fb;
+using namespace fb::detail;
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kAlice = 1;
+constexpr int64_t kCarol = 2;
+
+std::set<int64_t> visible_ids(const test::SimProcess& sim, const std::string& email) {
+  json all = sim.admin("GET", "/_sim/meetings?visible_to=" + email);
+  std::set<int64_t> out;
+  for (auto& m : all["items"]) out.insert(m["recording_id"].get<int64_t>());
+  return out;
+}
+
+int64_t api_calls(const test::SimProcess& sim, const std::string& route) {
+  json c = sim.counters();
+  return c["api_calls"].value(route, int64_t{0});
+}
+
+std::set<int64_t> stored_ids(MeetingStore& store, int64_t integration) {
+  std::set<int64_t> out;
+  auto rows = store.list(integration, 100000).value();
+  for (auto& m : rows) out.insert(m.recording_id);
+  return out;
+}
+
+// A sim with alice (API key) connected as integration 1 and carol as 2.
+struct Env {
+  explicit Env(std::vector<std::string> sim_args = {"--meetings", "47"}, SyncOptions opts = {},
+               FathomClientOptions client_options = {})
+      : sim(std::move(sim_args)) {
+    creds.set(kAlice, sim.api_key("alice@example.com"));
+    creds.set(kCarol, sim.api_key("carol@example.com"));
+    directory.add(kAlice);
+    directory.add(kCarol);
+    client_options.backoff_base_ms = 5;
+    client_options.backoff_max_ms = 20;
+    env = std::make_unique<test::SyncEnv>(sim.api_base(), creds, directory, dir.file("sync.db"), &pipeline, opts,
+                                          RateLimitOptions{}, client_options);
+    pipeline.content = &env->engine->content_source();
+  }
+  SyncEngine& engine() { return *env->engine; }
+  MeetingStore& store() { return *env->store; }
+
+  test::SimProcess sim;
+  test::TempDir dir;
+  test::ApiKeyCredentials creds;
+  test::TestDirectory directory;
+  test::CountingPipeline pipeline;
+  std::unique_ptr<test::SyncEnv> env;
+};
+
+int64_t pages_for(size_t n) { return static_cast<int64_t>((n + 9) / 10); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(backfill_costs_one_call_per_page_and_incremental_with_nothing_new_costs_one) {
+  Env e;
+  auto expected = visible_ids(e.sim, "alice@example.com");
+  BOOST_REQUIRE_GT(expected.size(), 20u);
+  auto job = e.engine().backfill(kAlice);
+  BOOST_REQUIRE_MESSAGE(job.ok(), job.status());
+  BOOST_TEST(job->status == "succeeded", job->message);
+  BOOST_TEST(api_calls(e.sim, "GET /meetings") == pages_for(expected.size()));
+  BOOST_TEST(job->api_calls == pages_for(expected.size()));
+  BOOST_TEST(job->pages == pages_for(expected.size()));
+  BOOST_TEST(job->meetings_new == static_cast<int64_t>(expected.size()));
+  BOOST_TEST(job->meetings_mapped == static_cast<int64_t>(expected.size()));
+  BOOST_TEST(stored_ids(e.store(), kAlice) == expected);
+  BOOST_TEST(e.pipeline.total == static_cast<int>(expected.size()));
+  BOOST_TEST(api_calls(e.sim, "GET /recordings/{id}/transcript") == 0);  // no rule asked
+  BOOST_TEST(e.directory.record_sync_calls == 1);
+  auto st = e.engine().state(kAlice).value();
+  BOOST_TEST(st.status == "idle");
+  BOOST_TEST(!st.has_checkpoint());
+  BOOST_TEST(st.high_water == e.store().list(kAlice, 1).value().at(0).created_at);
+  BOOST_TEST(st.last_sync_at > 0);
+
+  e.sim.admin("POST", "/_sim/counters/reset");
+  auto inc = e.engine().incremental(kAlice);
+  BOOST_REQUIRE_MESSAGE(inc.ok(), inc.status());
+  BOOST_TEST(inc->status == "succeeded", inc->message);
+  BOOST_TEST(e.sim.counters()["api_calls_total"].get<int64_t>() == 1);
+  BOOST_TEST(inc->api_calls == 1);
+  BOOST_TEST(inc->meetings_new == 0);
+  BOOST_TEST(inc->meetings_mapped == 0);
+  BOOST_TEST(e.pipeline.total == static_cast<int>(expected.size()));
+}
+
+BOOST_AUTO_TEST_CASE(meetings_arriving_mid_sync_are_neither_missed_nor_duplicated) {
+  Env e({"--meetings", "90"});
+  auto before = visible_ids(e.sim, "alice@example.com");
+  std::set<int64_t> added;
+  e.engine().set_page_observer([&](int64_t, int64_t page, const Page<Meeting>&) {
+    if (page == 1 || page == 3 || page == 5) {
+      json r = e.sim.admin("POST", "/_sim/meetings", {{"count", 3}, {"recorded_by", "alice@example.com"}});
+      for (auto& id : r["recording_ids"]) added.insert(id.get<int64_t>());
+    }
+  });
+  auto job = e.engine().backfill(kAlice);
+  BOOST_REQUIRE(job.ok());
+  BOOST_REQUIRE_MESSAGE(job->ok(), job->message);
+  BOOST_REQUIRE_EQUAL(added.size(), 9u);
+  BOOST_TEST(job->pages >= 5);
+  // Every meeting that existed when the sync started, each once.
+  auto stored = stored_ids(e.store(), kAlice);
+  for (int64_t id : before) BOOST_TEST(stored.count(id) == 1u, "missed " << id);
+  BOOST_TEST(job->meetings_seen == static_cast<int64_t>(stored.size()));  // no page repeated a meeting
+
+  e.engine().set_page_observer(nullptr);
+  auto inc = e.engine().incremental(kAlice);
+  BOOST_REQUIRE(inc.ok() && inc->ok());
+  auto all = visible_ids(e.sim, "alice@example.com");
+  BOOST_TEST(all.size() == before.size() + 9);
+  BOOST_TEST(stored_ids(e.store(), kAlice) == all);
+  BOOST_TEST(e.pipeline.total == static_cast<int>(all.size()));
+  BOOST_TEST(e.pipeline.max_per_version() == 1);
+  BOOST_TEST(inc->api_calls == 1);  // the 9 new ones fit one page
+}
+
+BOOST_AUTO_TEST_CASE(the_same_sync_twice_leaves_the_same_rows_and_maps_nothing_twice) {
+  Env e;
+  auto snapshot = [&] {
+    std::vector<std::tuple<int64_t, std::string, int64_t, int64_t, std::string>> rows;
+    auto stored = e.store().list(kAlice, 100000).value();
+    for (auto& m : stored) {
+      rows.emplace_back(m.recording_id, m.content_hash, m.content_version, m.mapped_version, m.raw_json);
+    }
+    return rows;
+  };
+  BOOST_REQUIRE(e.engine().backfill(kAlice)->ok());
+  auto first = snapshot();
+  int mapped = e.pipeline.total;
+  auto again = e.engine().backfill(kAlice);
+  BOOST_REQUIRE(again.ok() && again->ok());
+  BOOST_TEST(again->meetings_new == 0);
+  BOOST_TEST(again->meetings_changed == 0);
+  BOOST_TEST(again->meetings_mapped == 0);
+  BOOST_TEST((snapshot() == first));
+  BOOST_TEST(e.pipeline.total == mapped);
+  BOOST_TEST(e.pipeline.max_per_version() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_meeting_delivered_by_webhook_then_listed_by_sync_is_mapped_once) {
+  Env e;
+  e.pipeline.want_transcript = true;  // a rule that reads fathom.transcript()
+  auto ids = visible_ids(e.sim, "alice@example.com");
+  int64_t hooked = *ids.rbegin();
+  // The webhook body: the meeting with every include_* part, as the sim would deliver it.
+  json payload = e.sim.admin("GET", "/_sim/meetings/" + std::to_string(hooked));
+  BOOST_REQUIRE(payload.contains("transcript"));
+  auto up = e.store().upsert(kAlice, payload.dump(), "webhook");
+  BOOST_REQUIRE_MESSAGE(up.ok(), up.status());
+  auto info = e.directory.get(kAlice).value();
+  auto d = e.env->dispatcher->dispatch(info, hooked, e.pipeline, "webhook");
+  BOOST_REQUIRE(d.ok());
+  BOOST_TEST(dispatch_outcome_name(d->outcome) == std::string("mapped"));
+  BOOST_TEST(api_calls(e.sim, "GET /recordings/{id}/transcript") == 0);  // the payload carried it
+
+  auto job = e.engine().backfill(kAlice);
+  BOOST_REQUIRE(job.ok() && job->ok());
+  BOOST_TEST(e.pipeline.mapped(hooked) == 1);
+  BOOST_TEST(e.pipeline.sources[hooked] == "webhook");
+  BOOST_TEST(e.store().get(kAlice, hooked)->content_version == 1);
+  BOOST_TEST(job->meetings_new == static_cast<int64_t>(ids.size()) - 1);
+  BOOST_TEST(e.pipeline.total == static_cast<int>(ids.size()));
+  // The rule's transcripts: one call per meeting except the one the webhook brought.
+  BOOST_TEST(api_calls(e.sim, "GET /recordings/{id}/transcript") == static_cast<int64_t>(ids.size()) - 1);
+  BOOST_TEST(job->api_calls == pages_for(ids.size()) + static_cast<int64_t>(ids.size()) - 1);
+}
+
+BOOST_AUTO_TEST_CASE(content_is_fetched_always_only_when_configured_and_cheaply) {
+  SyncOptions o;
+  o.fetch_transcripts = true;
+  Env e({"--meetings", "25"}, o);
+  // API key: the transcripts come with the list pages.
+  auto job = e.engine().backfill(kAlice);
+  BOOST_REQUIRE(job.ok() && job->ok());
+  auto ids = visible_ids(e.sim, "alice@example.com");
+  BOOST_TEST(api_calls(e.sim, "GET /recordings/{id}/transcript") == 0);
+  BOOST_TEST(job->api_calls == pages_for(ids.size()));
+  for (int64_t id : ids) BOOST_TEST(e.store().cached_content(kAlice, id, ContentKind::kTranscript)->has_value());
+
+  // OAuth: not allowed on the list, so one transcript call per new meeting, and no summaries.
+  test::SimOAuthCredentials oauth(e.sim, "carol@example.com");
+  test::TestDirectory dir2;
+  dir2.add(kCarol, "oauth");
+  test::CountingPipeline p2;
+  test::SyncEnv env2(e.sim.api_base(), oauth, dir2, e.dir.file("oauth.db"), &p2, o);
+  e.sim.admin("POST", "/_sim/counters/reset");
+  auto j2 = env2.engine->backfill(kCarol);
+  BOOST_REQUIRE(j2.ok() && j2->ok());
+  auto carol = visible_ids(e.sim, "carol@example.com");
+  BOOST_TEST(api_calls(e.sim, "GET /recordings/{id}/transcript") == static_cast<int64_t>(carol.size()));
+  BOOST_TEST(api_calls(e.sim, "GET /recordings/{id}/summary") == 0);
+  BOOST_TEST(j2->content_fetched == static_cast<int64_t>(carol.size()));
+  // Running again fetches nothing: everything is cached and unchanged.
+  e.sim.admin("POST", "/_sim/counters/reset");
+  auto j3 = env2.engine->backfill(kCarol);
+  BOOST_TEST(api_calls(e.sim, "GET /recordings/{id}/transcript") == 0);
+  BOOST_TEST(j3->api_calls == pages_for(carol.size()));
+}
+
+BOOST_AUTO_TEST_CASE(a_token_expiring_mid_sync_is_refreshed_transparently) {
+  test::SimProcess sim({"--meetings", "60"});
+  test::TempDir dir;
+  test::SimOAuthCredentials oauth(sim, "alice@example.com");
+  test::TestDirectory directory;
+  directory.add(kAlice, "oauth");
+  test::CountingPipeline pipeline;
+  test::SyncEnv env(sim.api_base(), oauth, directory, dir.file("sync.db"), &pipeline);
+  env.engine->set_page_observer([&](int64_t, int64_t page, const Page<Meeting>&) {
+    if (page == 2) sim.admin("POST", "/_sim/tokens/expire", {{"user", "alice@example.com"}});
+  });
+  auto job = env.engine->backfill(kAlice);
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "succeeded", job->message);
+  auto ids = visible_ids(sim, "alice@example.com");
+  BOOST_REQUIRE_GT(ids.size(), 30u);
+  BOOST_TEST(stored_ids(*env.store, kAlice) == ids);
+  BOOST_TEST(oauth.refreshes.load() == 1);
+  json c = sim.counters();
+  BOOST_TEST(c["token_requests"]["refresh_token"].get<int>() == 1);
+  BOOST_TEST(c["api_statuses"].value("401", 0) == 1);
+  // The 401 and its retry are both spent calls.
+  BOOST_TEST(job->api_calls == pages_for(ids.size()) + 1);
+}
+
+BOOST_AUTO_TEST_CASE(the_job_log_records_failures_with_details_and_resumes_them) {
+  FathomClientOptions co;
+  co.max_attempts = 2;
+  Env e({"--meetings", "47"}, {}, co);
+  auto ids = visible_ids(e.sim, "alice@example.com");
+  // Page 3 fails for good: two 503s, and max_attempts is 2.
+  e.engine().set_page_observer([&](int64_t, int64_t page, const Page<Meeting>&) {
+    if (page == 2) e.sim.admin("POST", "/_sim/faults", {{"status", 503}, {"count", 2}, {"path_prefix", "/external/v1/meetings"}});
+  });
+  auto failed = e.engine().backfill(kAlice, "test");
+  BOOST_REQUIRE(failed.ok());
+  BOOST_TEST(failed->status == "failed");
+  BOOST_TEST(failed->error_code == "unavailable");
+  BOOST_TEST(failed->message.find("HTTP 503") != std::string::npos);
+  BOOST_TEST(failed->api_calls == 4);  // 2 pages + 2 attempts at the third
+  BOOST_TEST(failed->pages == 2);
+  BOOST_TEST(failed->tenant_id == "tenant-1");
+  BOOST_TEST(failed->user_id == "user-1");
+  BOOST_TEST(failed->trigger == "test");
+  json details = json::parse(failed->error_details);
+  BOOST_TEST(details["failed_page"].get<int>() == 3);
+  BOOST_TEST(details["checkpoint_kept"].get<bool>());
+  BOOST_TEST(failed->ended_at >= failed->started_at);
+  auto st = e.engine().state(kAlice).value();
+  BOOST_TEST(st.status == "failed");
+  BOOST_TEST(st.last_error_code == "unavailable");
+  BOOST_TEST(st.consecutive_failures == 1);
+  BOOST_TEST(st.checkpoint_pages == 2);
+  BOOST_TEST(st.high_water == 0);  // only a completed listing moves it
+
+  e.engine().set_page_observer(nullptr);
+  e.sim.admin("POST", "/_sim/counters/reset");
+  auto resumed = e.engine().incremental(kAlice, "test");
+  BOOST_REQUIRE(resumed.ok());
+  BOOST_TEST(resumed->status == "succeeded", resumed->message);
+  BOOST_TEST(resumed->resumed_job_id == failed->id);
+  BOOST_TEST(resumed->pages == pages_for(ids.size()) - 2);
+  BOOST_TEST(api_calls(e.sim, "GET /meetings") == pages_for(ids.size()) - 2);
+  BOOST_TEST(stored_ids(e.store(), kAlice) == ids);
+  BOOST_TEST(e.pipeline.max_per_version() == 1);
+  BOOST_TEST(e.engine().state(kAlice)->consecutive_failures == 0);
+
+  // The questions operators ask, without SQL.
+  auto fails = e.engine().recent_jobs({0, "", "failed"}).value();
+  BOOST_REQUIRE_EQUAL(fails.size(), 1u);
+  BOOST_TEST(fails[0].id == failed->id);
+  BOOST_TEST(e.engine().recent_jobs({kCarol, "", "failed"})->empty());
+  BOOST_TEST(e.engine().recent_jobs({0, "tenant-1", ""})->size() == 2u);
+  BOOST_TEST(e.engine().recent_jobs({0, "tenant-0", ""})->empty());
+  BOOST_TEST(e.engine().recent_jobs({0, "", "", "", failed->started_at + 100000})->empty());
+  auto all = e.engine().recent_jobs({kAlice}).value();
+  BOOST_REQUIRE_EQUAL(all.size(), 2u);
+  BOOST_TEST(all[0].id == resumed->id);  // newest first
+  BOOST_TEST(e.engine().job(failed->id)->error_code == "unavailable");
+  BOOST_TEST(e.engine().job(99999).code() == Code::kNotFound);
+}
+
+BOOST_AUTO_TEST_CASE(mapping_failures_stay_unmapped_and_are_retried_next_run) {
+  Env e({"--meetings", "25"});
+  auto ids = visible_ids(e.sim, "alice@example.com");
+  int64_t bad = *ids.begin();
+  e.pipeline.fail_ids = {bad};
+  auto job = e.engine().backfill(kAlice);
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "succeeded");
+  BOOST_TEST(job->map_failures == 1);
+  BOOST_TEST(job->message.find("failed to map") != std::string::npos);
+  BOOST_TEST(json::parse(job->error_details)["first_map_error"].get<std::string>().find("test CRM refused") !=
+             std::string::npos);
+  auto m = e.store().get(kAlice, bad).value();
+  BOOST_TEST(m.mapped_version == 0);
+  BOOST_TEST(m.map_error.value_or("").find("test CRM refused") != std::string::npos);
+  e.pipeline.fail_ids.clear();
+  auto next = e.engine().incremental(kAlice);
+  BOOST_REQUIRE(next.ok() && next->ok());
+  BOOST_TEST(next->meetings_mapped == 1);
+  BOOST_TEST(e.pipeline.mapped(bad) == 1);
+  BOOST_TEST(e.pipeline.total == static_cast<int>(ids.size()));
+}
+
+BOOST_AUTO_TEST_CASE(reconnect_required_integrations_are_skipped_and_logged) {
+  Env e({"--meetings", "5"});
+  e.directory.set_status(kAlice, "reconnect_required");
+  auto job = e.engine().incremental(kAlice);
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "skipped");
+  BOOST_TEST(job->error_code == "reconnect_required");
+  BOOST_TEST(job->message.find("must connect again") != std::string::npos);
+  BOOST_TEST(e.sim.counters()["api_calls_total"].get<int>() == 0);
+
+  // The credential source learns it first (a refresh said invalid_grant).
+  e.directory.set_status(kAlice, "active");
+  e.creds.set_reconnect_required(kAlice, true);
+  auto job2 = e.engine().incremental(kAlice);
+  BOOST_REQUIRE(job2.ok());
+  BOOST_TEST(job2->status == "skipped");
+  BOOST_TEST(job2->error_code == "reconnect_required");
+  BOOST_TEST(job2->api_calls == 0);
+  BOOST_TEST(e.sim.counters()["api_calls_total"].get<int>() == 0);
+  BOOST_TEST(e.engine().recent_jobs({kAlice, "", "skipped"})->size() == 2u);
+  BOOST_TEST(e.engine().incremental(999).code() == Code::kNotFound);
+}
+
+BOOST_AUTO_TEST_CASE(one_sync_at_a_time_per_integration) {
+  Env e({"--meetings", "30"});
+  // A second engine on its own connection to the same file, as another worker would have.
+  test::CountingPipeline p2;
+  test::SyncEnv other(e.sim.api_base(), e.creds, e.directory, e.env->db->path(), &p2);
+  Status same_engine, other_engine, other_integration;
+  e.engine().set_page_observer([&](int64_t id, int64_t page, const Page<Meeting>&) {
+    if (id != kAlice || page != 1) return;
+    same_engine = e.engine().incremental(kAlice).status();
+    other_engine = other.engine->incremental(kAlice).status();
+    auto j = other.engine->incremental(kCarol);
+    other_integration = j.ok() && j->ok() ? Status::Ok() : Status::Internal("carol's sync did not run");
+  });
+  auto job = e.engine().backfill(kAlice);
+  BOOST_REQUIRE(job.ok() && job->ok());
+  BOOST_TEST(same_engine.code() == Code::kConflict);
+  BOOST_TEST(other_engine.code() == Code::kConflict);
+  BOOST_TEST(other_engine.message().find("already running") != std::string::npos);
+  BOOST_TEST(other_integration.ok());
+  // Once it finished, the lease is free again.
+  e.engine().set_page_observer(nullptr);
+  BOOST_TEST(other.engine->incremental(kAlice)->ok());
+}
+
+BOOST_AUTO_TEST_CASE(manual_range_and_single_recording) {
+  Env e({"--meetings", "40"});
+  json all = e.sim.admin("GET", "/_sim/meetings?visible_to=alice@example.com");
+  std::vector<std::pair<int64_t, int64_t>> items;  // created_at, id
+  for (auto& m : all["items"]) {
+    int64_t t = 0;
+    parse_iso8601(m["created_at"].get<std::string>(), &t);
+    items.emplace_back(t, m["recording_id"].get<int64_t>());
+  }
+  std::sort(items.begin(), items.end());
+  int64_t from = items[3].first, to = items[items.size() - 4].first;
+  std::set<int64_t> expected;
+  for (auto& [t, id] : items) {
+    if (t > from && t < to) expected.insert(id);
+  }
+  auto job = e.engine().manual_range(kAlice, from, to);
+  BOOST_REQUIRE(job.ok() && job->ok());
+  BOOST_TEST(stored_ids(e.store(), kAlice) == expected);
+  BOOST_TEST(e.engine().state(kAlice)->high_water == 0);  // a closed range never moves the mark
+
+  e.sim.admin("POST", "/_sim/counters/reset");
+  int64_t one = *expected.begin();
+  auto single = e.engine().manual_recording(kAlice, one);
+  BOOST_REQUIRE(single.ok());
+  BOOST_TEST(single->status == "succeeded", single->message);
+  BOOST_TEST(single->api_calls == 1);
+  BOOST_TEST(single->meetings_seen >= 1);
+  auto unknown = e.engine().manual_recording(kAlice, 42);
+  BOOST_REQUIRE(unknown.ok());
+  BOOST_TEST(unknown->status == "failed");
+  BOOST_TEST(unknown->error_code == "not_found");
+  BOOST_TEST(unknown->api_calls == 0);
+  BOOST_TEST(e.engine().manual_range(kAlice, 10, 5).code() == Code::kInvalidArgument);
+}
+
+BOOST_AUTO_TEST_CASE(scheduler_runs_due_integrations_and_the_keepalive) {
+  Env e({"--meetings", "12"});
+  int keepalives = 0;
+  SchedulerOptions so;
+  so.interval_s = 3600;
+  so.keepalive_interval_s = 600;
+  SyncScheduler sched(e.engine(), e.directory, system_clock(), so, [&] { ++keepalives; });
+  int64_t now = system_clock().now_s();
+  auto r1 = sched.tick(now);
+  BOOST_TEST(r1.syncs_run == 2);
+  BOOST_TEST(r1.keepalive_ran);
+  auto r2 = sched.tick(now + 10);
+  BOOST_TEST(r2.syncs_run == 0);  // not due yet
+  BOOST_TEST(!r2.keepalive_ran);
+  auto r3 = sched.tick(now + 3600);
+  BOOST_TEST(r3.syncs_run == 2);
+  BOOST_TEST(keepalives == 2);
+  auto jobs = e.engine().recent_jobs({kAlice}).value();
+  BOOST_REQUIRE_EQUAL(jobs.size(), 2u);
+  BOOST_TEST(jobs[0].trigger == "scheduler");
+  BOOST_TEST(jobs[0].mode == "incremental");
+  BOOST_TEST(jobs[0].api_calls == 1);
+
+  // The thread: it syncs a new integration on its own, and stops cleanly.
+  e.creds.set(3, e.sim.api_key("bob@example.com"));
+  e.directory.add(3);
+  SchedulerOptions fast = so;
+  fast.poll_ms = 20;
+  SyncScheduler threaded(e.engine(), e.directory, system_clock(), fast);
+  threaded.start();
+  bool done = false;
+  for (int i = 0; i < 500 && !done; ++i) {
+    done = !e.engine().recent_jobs({3}).value().empty() && e.engine().recent_jobs({3}).value()[0].ok();
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  threaded.stop();
+  BOOST_TEST(done);
+  BOOST_TEST(!threaded.running());
+}
+
+BOOST_AUTO_TEST_CASE(stopping_the_scheduler_interrupts_a_sync_waiting_on_the_rate_limit) {
+  Env e({"--meetings", "60", "--rate-limit", "2", "--rate-window", "60"});
+  e.directory.set_status(kCarol, "disconnected");
+  SchedulerOptions so;
+  so.poll_ms = 20;
+  SyncScheduler sched(e.engine(), e.directory, system_clock(), so);
+  sched.start();
+  // Two pages go through, then the limiter holds the third for about a minute.
+  auto& lim = e.env->limiters.for_account(kAlice);
+  for (int i = 0; i < 500 && lim.snapshot().waits == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  BOOST_REQUIRE(lim.snapshot().waits > 0);
+  sched.stop();
+  auto jobs = e.engine().recent_jobs({kAlice}).value();
+  BOOST_REQUIRE_EQUAL(jobs.size(), 1u);
+  BOOST_TEST(jobs[0].status == "cancelled");
+  BOOST_TEST(jobs[0].pages == 2);
+  BOOST_TEST(e.engine().state(kAlice)->checkpoint_pages == 2);
+  BOOST_TEST(e.sim.counters()["rate_limited"].get<int>() == 0);
+}
