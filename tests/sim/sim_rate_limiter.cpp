@@ -19,7 +19,7 @@ RateDecision RateLimiter::hit(const std::string& key, int64_t limit, double wind
     while (!w.stamps.empty() && w.stamps.front() + window_ms <= now_ms) w.stamps.pop_front();
     d.allowed = static_cast<int64_t>(w.stamps.size()) < limit;
     if (d.allowed) w.stamps.push_back(now_ms);
-    d.remaining = limit - static_cast<int64_t>(w.stamps.size());
+    d.remaining = std::max<int64_t>(0, limit - static_cast<int64_t>(w.stamps.size()));
     d.reset_s = w.stamps.empty() ? 0 : ceil_seconds(w.stamps.front() + window_ms - now_ms);
     return d;
   }
