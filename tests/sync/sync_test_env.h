@@ -112,10 +112,12 @@ class CountingPipeline : public detail::MeetingPipeline {
 struct SyncEnv {
   SyncEnv(const std::string& api_base, detail::CredentialSource& creds, detail::IntegrationDirectory& directory,
           const std::string& db_path, detail::MeetingPipeline* pipeline, detail::SyncOptions sync_options = {},
-          detail::RateLimitOptions limits = {}, detail::FathomClientOptions client_options = {})
+          detail::RateLimitOptions limits = {}, detail::FathomClientOptions client_options = {},
+          detail::HttpTransport* transport_override = nullptr)
       : limiters(detail::system_clock(), limits) {
     client_options.api_base = api_base;
-    client = std::make_unique<detail::FathomClient>(transport, creds, limiters, detail::system_clock(), client_options);
+    client = std::make_unique<detail::FathomClient>(transport_override ? *transport_override : transport, creds,
+                                                    limiters, detail::system_clock(), client_options);
     db = detail::Db::open(db_path).value();
     store = detail::MeetingStore::open(*db, detail::system_clock()).value();
     dispatcher = detail::MeetingDispatcher::open(*db, detail::system_clock()).value();
