@@ -284,7 +284,9 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
     FB_LOG(kError, "oauth") << "state lookup failed: " << s;
     return fail(r, s.code(), "storage_failed", "The connection could not be checked (database error). Please try again.");
   }
-  FB_LOG(kDebug, "oauth") << "callback for state " << hash_prefix(hash) << ": verdict " << static_cast<int>(verdict);
+  static const char* kVerdicts[] = {"valid", "unknown", "used", "expired", "foreign"};
+  FB_LOG(kDebug, "oauth") << "callback for state " << hash_prefix(hash) << ": "
+                          << kVerdicts[static_cast<int>(verdict)];
   switch (verdict) {
     case Verdict::kUnknown:
       return fail(r, Code::kInvalidArgument, "state_unknown",

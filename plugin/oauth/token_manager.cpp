@@ -277,8 +277,17 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
 
     ++refresh_failures_;
     if (grant.code() == Code::kInvalidGrant) {
-      // Lost race or dead grant? Only a row that did not move means the grant is dead.
+      // Lost race or dead grant? Only a row that did not move means the grant is dead. If our
+      // lease expired and another refresher took it, that refresher spent the token: wait for
+      // its commit instead of declaring the grant dead.
       FB_ASSIGN(IntegrationRecord now_row, store_.load(id));
+      while (now_row.token_version == row.token_version && !now_row.refresh_lease_owner.empty() &&
+             now_row.refresh_lease_owner != owner_ && now_row.refresh_lease_until_ms > clock_.now_ms() &&
+             clock_.mono_ms() < wait_deadline) {
+        ++lease_waits_;
+        clock_.sleep_ms(options_.lease_poll_ms);
+        FB_ASSIGN(now_row, store_.load(id));
+      }
       if (now_row.token_version != row.token_version) {
         FB_LOG(kDebug, "oauth") << "integration " << id << ": invalid_grant after another refresher won; using "
                                 << "version " << now_row.token_version;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <map>
 #include <set>
@@ -56,6 +57,7 @@ class LocalTokenServer final : public HttpTransport {
       return res;
     }
     if (f["grant_type"] == "refresh_token") {
+      if (on_refresh) on_refresh();
       if (!live_refresh.count(f["refresh_token"])) {
         ++invalid_grants;
         res.status = 400;
@@ -91,6 +93,7 @@ class LocalTokenServer final : public HttpTransport {
   std::vector<int> failures;
   std::set<std::string> live_refresh;
   std::map<std::string, std::string> last_fields;
+  std::function<void()> on_refresh;  // called (under mu) when a refresh request arrives
 };
 
 std::string query_of(const std::string& url) { return url.substr(url.find('?') + 1); }
@@ -388,6 +391,37 @@ BOOST_AUTO_TEST_CASE(concurrent_callers_share_one_refresh_in_process) {
   BOOST_TEST(server.requests == 2);  // the code exchange and exactly one refresh
   for (const auto& g : got) BOOST_TEST(g == "at-2");
   BOOST_TEST(server.invalid_grants == 0);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_grant_after_a_stolen_lease_waits_for_the_thief) {
+  // Our lease expired while our request was slow; another process took the lease and spent the
+  // refresh token first. Our invalid_grant is a lost race, not a dead grant.
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack a(dir.file("a.db"), local_config(), server);
+  OAuthStack b(dir.file("a.db"), local_config(), server);
+  int64_t id = connect(a, {"acme", "u1"});
+  std::thread thief;
+  bool fired = false;
+  server.on_refresh = [&] {
+    if (fired) return;
+    fired = true;
+    auto seen = b.store->load(id);
+    BOOST_REQUIRE(b.store->take_lease(id, "thief", system_clock().now_ms() + 10'000).ok());
+    server.live_refresh.clear();  // the thief spent it
+    thief = std::thread([&, row = *seen] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      TokenGrant g{SecretString("at-thief"), SecretString("rt-thief"), system_clock().now_s() + 3600};
+      BOOST_REQUIRE(*b.store->commit_refresh(row, g));
+    });
+  };
+  auto c = a.tokens->force_refresh(id);
+  thief.join();
+  BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  BOOST_TEST(c->value.reveal() == "at-thief");
+  BOOST_TEST(a.store->load(id)->status == "active");
+  BOOST_TEST(a.count_events("reconnect_required") == 0);
+  BOOST_TEST(a.tokens->stats().lease_waits > 0);
 }
 
 BOOST_AUTO_TEST_CASE(retry_after_is_honoured_and_attempts_are_bounded) {
