@@ -131,15 +131,19 @@ class OAuthFlow {
   // be deleted before (the caller needs the credential for that).
   Status disconnect(const Principal& principal, int64_t integration_id);
 
-  // Deletes states that expired more than a day ago. Returns how many.
+  // Deletes states that expired more than a day ago (start() also does this). Returns how many.
   Result<int> purge_states();
+
+  // Checks the settings start() needs (client_id, redirect_uri, authorize_url, frontend.url,
+  // state_ttl_s): kConfig naming the setting. Hosts using OAuth may call it at startup so a
+  // missing FRONTEND_URL fails at start rather than at the first connect.
+  Status check_config() const;
 
   const OAuthFlowOptions& options() const { return options_; }
 
  private:
   struct ConsumedState;
   CallbackResult fail(CallbackResult r, Code code, const char* error, std::string reason) const;
-  Status check_config() const;
   void audit(int64_t id, const std::string& tenant, const std::string& user, const std::string& event,
              const std::string& detail);
   void emit(const std::string& type, const std::string& tenant, const std::string& user, int64_t id,
