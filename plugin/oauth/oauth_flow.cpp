@@ -227,7 +227,8 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
   for (auto& [k, v] : *params) {
     if (!p.emplace(k, v).second) {
       return fail(r, Code::kInvalidArgument, "invalid_request",
-                  "The sign-in response repeats the parameter '" + html_escape(k).substr(0, 40) + "'.");
+                  "The sign-in response repeats the parameter '" +
+                      (printable_ascii(k) ? k.substr(0, 40) : std::string("?")) + "'.");
     }
   }
   auto it = p.find("state");

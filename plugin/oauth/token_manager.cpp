@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "core/log.h"
 
 namespace fb::detail {
@@ -304,7 +306,10 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       return Status::ReconnectRequired("integration " + id_str(id) + " needs the user to connect Fathom again: " +
                                        grant.status().message());
     }
-    const int64_t until = clock_.now_s() + options_.failure_cooldown_s;
+    // The cool-down doubles with each consecutive failure, up to 4x: a connection that stays
+    // broken costs at most refresh_max_attempts requests per 4 * failure_cooldown_s.
+    const int64_t factor = int64_t{1} << std::min<int64_t>(row.refresh_failures, 2);
+    const int64_t until = clock_.now_s() + options_.failure_cooldown_s * factor;
     Status rec = store_.record_refresh_failure(id, owner_, grant.status().message(), until);
     if (!rec.ok()) {
       FB_LOG(kError, "oauth") << "integration " << id << ": recording a refresh failure failed: " << rec;

@@ -13,7 +13,8 @@
 // Failures:
 //   - network errors, 429 and 5xx: retried by the TokenEndpoint (backoff with full jitter,
 //     Retry-After honoured, tokens.refresh_max_attempts sends); when all fail, the integration
-//     enters a cool-down of tokens.failure_cooldown_s during which no refresh is attempted, the
+//     enters a cool-down of tokens.failure_cooldown_s (doubling with each consecutive failure,
+//     up to 4x) during which no refresh is attempted, the
 //     failure is counted and audited, and callers get the old access token while it has not
 //     expired (else kUnavailable). The next success clears it and emits "connection_recovered".
 //   - invalid_grant: the row is re-read first; if token_version moved, another refresher won and

@@ -221,6 +221,25 @@ BOOST_AUTO_TEST_CASE(pkce_verifier_reaches_the_token_endpoint) {
   BOOST_TEST(server.last_fields["client_id"] == "sim-client");
 }
 
+BOOST_AUTO_TEST_CASE(malformed_callbacks_are_refused_before_any_exchange) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack s(dir.file("a.db"), local_config(), server);
+  auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+  const std::string state = url_encode(param(start->url, "state"));
+  BOOST_TEST(s.flow->complete("code=a&code=b&state=" + state).error == "invalid_request");
+  BOOST_TEST(s.flow->complete("code=%zz&state=" + state).error == "invalid_request");
+  BOOST_TEST(s.flow->complete("?state=" + state).error == "invalid_request");  // no code; state consumed
+  BOOST_TEST(s.flow->complete("code=a&state=" + state).error == "state_used");
+  auto other = s.flow->start({"acme", "u1"}, CallbackMode::kRedirect);
+  CallbackResult err = s.flow->complete("error=server_error&state=" + url_encode(param(other->url, "state")));
+  BOOST_TEST(err.error == "authorization_error");
+  BOOST_TEST((err.mode == CallbackMode::kRedirect));
+  BOOST_TEST(err.reason.find("server_error") != std::string::npos);
+  BOOST_TEST(server.requests == 0);
+  BOOST_TEST(s.count_rows("integrations") == 0);
+}
+
 BOOST_AUTO_TEST_CASE(frontend_url_is_required_to_start) {
   fb::test::TempDir dir;
   LocalTokenServer server;
@@ -440,11 +459,20 @@ BOOST_AUTO_TEST_CASE(retry_after_is_honoured_and_attempts_are_bounded) {
   BOOST_TEST(clock.now_ms() - before >= 8000);  // two waits of Retry-After: 4
   BOOST_TEST(server.requests == 4);             // exchange + 2 refused + 1 accepted
 
-  server.failures = {503, 503, 503, 503, 503};
+  server.failures = std::vector<int>(9, 503);
   server.requests = 0;
   auto failed = s.tokens->force_refresh(id);
   BOOST_TEST(failed.code() == Code::kUnavailable);
   BOOST_TEST(server.requests == 3);  // refresh_max_attempts
+  BOOST_TEST(s.store->load(id)->cooldown_until == clock.now_s() + 900);
+  // Consecutive failures stretch the cool-down: 900 s, 1800 s, then at most 3600 s.
+  for (int64_t expect : {1800, 3600}) {
+    clock.advance_ms(3601 * 1000);
+    BOOST_TEST(s.tokens->force_refresh(id).code() == Code::kUnavailable);
+    BOOST_TEST(s.store->load(id)->cooldown_until == clock.now_s() + expect);
+  }
+  BOOST_TEST(server.requests == 9);
+  BOOST_TEST(s.store->load(id)->refresh_failures == 3);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
