@@ -603,6 +603,9 @@ BOOST_AUTO_TEST_CASE(key_rotation_old_key_opens_rewrite_uses_new_key) {
   auto refused = stale.tokens->credential(a);
   BOOST_TEST(refused.code() == Code::kNotFound);
   BOOST_TEST(refused.status().message().find("2026") != std::string::npos);
+  BOOST_TEST(stale.tokens->force_refresh(a).code() == Code::kNotFound);  // refuses before spending anything
+  BOOST_TEST(stale.store->load(a)->refresh_lease_owner.empty());        // and leaves no lease behind
+  BOOST_TEST(fresh.tokens->force_refresh(a).ok());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
