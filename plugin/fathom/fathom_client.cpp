@@ -128,6 +128,16 @@ Result<MeetingQuery> MeetingQuery::from_json(std::string_view json) {
 
 // --- FathomClient ---
 
+FathomClientOptions FathomClientOptions::from_config(const Config& config) {
+  FathomClientOptions o;
+  o.api_base = config.fathom.api_base;
+  o.oauth_include_content_on_list = config.fathom.oauth_include_content_on_list;
+  o.max_attempts = config.sync.max_attempts;
+  o.backoff_base_ms = config.sync.backoff_base_ms;
+  o.backoff_max_ms = config.sync.backoff_max_ms;
+  return o;
+}
+
 FathomClient::FathomClient(HttpTransport& transport, CredentialSource& credentials, RateLimiterRegistry& limiters,
                            Clock& clock, FathomClientOptions options, Random& random)
     : transport_(transport),

@@ -25,6 +25,7 @@
 
 #include "core/clock.h"
 #include "core/random.h"
+#include "fathom_bridge/config.h"
 #include "fathom/credential_source.h"
 #include "fathom/models.h"
 #include "fathom/rate_limiter.h"
@@ -44,6 +45,8 @@ struct FathomClientOptions {
   // summaries (fathom-api.md 1.5), so by default those flags are dropped for Bearer credentials.
   bool oauth_include_content_on_list = false;
   size_t error_body_max = 300;  // bytes of a 4xx/5xx body kept in the error message
+  // fathom.api_base, fathom.oauth_include_content_on_list, sync.max_attempts, sync.backoff_*.
+  static FathomClientOptions from_config(const Config& config);
 };
 
 // Filters of GET /meetings. Times are Unix seconds (0 = not set), sent as ISO 8601.

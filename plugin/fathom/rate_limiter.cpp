@@ -23,6 +23,13 @@ bool header_int(const HttpResponse& r, std::string_view name, int64_t* out) {
 
 }  // namespace
 
+RateLimitOptions RateLimitOptions::from_config(const Config& config) {
+  RateLimitOptions o;
+  o.limit = config.sync.rate_limit_per_minute;
+  o.window_ms = 60'000;
+  return o;
+}
+
 RateLimiter::RateLimiter(Clock& clock, RateLimitOptions options)
     : clock_(clock), options_(options), limit_(std::max(1, options.limit)) {}
 

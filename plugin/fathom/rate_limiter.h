@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "core/clock.h"
+#include "fathom_bridge/config.h"
 #include "fathom_bridge/status.h"
 #include "http/http_client.h"
 
@@ -32,6 +33,8 @@ struct RateLimitOptions {
   int64_t reset_margin_ms = 250;
   // Waits are sliced so a cancel flag is noticed within this long.
   int64_t wait_slice_ms = 200;
+  // limit = sync.rate_limit_per_minute over a 60 s window.
+  static RateLimitOptions from_config(const Config& config);
 };
 
 struct RateLimitSnapshot {

@@ -1,8 +1,17 @@
 #include "sync/scheduler.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 
 namespace fb::detail {
+
+SchedulerOptions SchedulerOptions::from_config(const Config& config) {
+  SchedulerOptions o;
+  o.interval_s = config.sync.interval_s;
+  o.keepalive_interval_s = std::min(900, config.sync.interval_s);
+  return o;
+}
 
 SyncScheduler::SyncScheduler(SyncEngine& engine, IntegrationDirectory& directory, Clock& clock,
                              SchedulerOptions options, std::function<void()> keepalive)

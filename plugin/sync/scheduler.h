@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/integration_directory.h"
+#include "fathom_bridge/config.h"
 #include "sync/sync_engine.h"
 
 namespace fb::detail {
@@ -29,6 +30,8 @@ struct SchedulerOptions {
   int interval_s = 3600;            // sync.interval_s
   int keepalive_interval_s = 900;   // how often the keep-alive hook runs
   int poll_ms = 1000;               // how often the thread looks for due work
+  // sync.interval_s (keep-alive every min(900 s, interval_s)).
+  static SchedulerOptions from_config(const Config& config);
 };
 
 struct TickReport {

@@ -122,6 +122,15 @@ SyncState read_state(const Stmt& q) {
 
 }  // namespace
 
+SyncOptions SyncOptions::from_config(const Config& config) {
+  SyncOptions o;
+  o.backfill_days = config.sync.backfill_days;
+  o.overlap_s = config.sync.overlap_s;
+  o.fetch_transcripts = config.sync.fetch_transcripts;
+  o.fetch_summaries = config.sync.fetch_summaries;
+  return o;
+}
+
 const char* sync_mode_name(SyncMode mode) {
   switch (mode) {
     case SyncMode::kBackfill: return "backfill";

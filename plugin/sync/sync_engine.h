@@ -41,6 +41,7 @@
 #include "core/integration_directory.h"
 #include "core/pipeline.h"
 #include "fathom/fathom_client.h"
+#include "fathom_bridge/config.h"
 #include "store/db.h"
 #include "sync/content_source.h"
 #include "sync/meeting_dispatcher.h"
@@ -57,7 +58,9 @@ struct SyncOptions {
   bool fetch_transcripts = false;  // sync.fetch_transcripts
   bool fetch_summaries = false;    // sync.fetch_summaries
   int lease_ttl_s = 900;           // a running sync renews its lease on every page
-  int dispatch_pending_limit = 1000;  // unmapped meetings retried at the end of a run
+  int dispatch_pending_limit = 1000;  // unmapped meetings retried at the start of a run
+  // sync.backfill_days, overlap_s, fetch_transcripts, fetch_summaries.
+  static SyncOptions from_config(const Config& config);
 };
 
 struct SyncRequest {

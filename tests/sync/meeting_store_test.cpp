@@ -14,6 +14,7 @@
 #include "support/temp_dir.h"
 #include "sync/meeting_dispatcher.h"
 #include "sync/meeting_store.h"
+#include "sync/scheduler.h"
 
 using namespace fb;
 using namespace fb::detail;
@@ -229,4 +230,27 @@ BOOST_FIXTURE_TEST_CASE(concurrent_dispatchers_on_separate_connections_map_once,
   BOOST_TEST(ids.size() == 20u);
   BOOST_TEST(store->unmapped(7).value().empty());
   BOOST_TEST_MESSAGE("busy answers: " << busy.load());
+}
+
+BOOST_AUTO_TEST_CASE(options_follow_the_config) {
+  auto cfg = fb::parse_config(R"({"tokens": {"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+      "fathom": {"api_base": "http://127.0.0.1:9/external/v1", "oauth_include_content_on_list": true},
+      "sync": {"backfill_days": 7, "overlap_s": 60, "fetch_transcripts": true, "rate_limit_per_minute": 30,
+               "max_attempts": 3, "backoff_base_ms": 100, "interval_s": 600}})",
+                              false, fb::ConfigRequirements{false});
+  BOOST_REQUIRE_MESSAGE(cfg.ok(), cfg.status());
+  auto co = FathomClientOptions::from_config(*cfg);
+  BOOST_TEST(co.api_base == "http://127.0.0.1:9/external/v1");
+  BOOST_TEST(co.oauth_include_content_on_list);
+  BOOST_TEST(co.max_attempts == 3);
+  BOOST_TEST(co.backoff_base_ms == 100);
+  BOOST_TEST(RateLimitOptions::from_config(*cfg).limit == 30);
+  auto so = SyncOptions::from_config(*cfg);
+  BOOST_TEST(so.backfill_days == 7);
+  BOOST_TEST(so.overlap_s == 60);
+  BOOST_TEST(so.fetch_transcripts);
+  BOOST_TEST(!so.fetch_summaries);
+  auto sched = SchedulerOptions::from_config(*cfg);
+  BOOST_TEST(sched.interval_s == 600);
+  BOOST_TEST(sched.keepalive_interval_s == 600);
 }
