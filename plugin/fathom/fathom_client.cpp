@@ -138,18 +138,24 @@ FathomClientOptions FathomClientOptions::from_config(const Config& config) {
   return o;
 }
 
+namespace {
+
+FathomClientOptions normalized(FathomClientOptions o) {
+  while (!o.api_base.empty() && o.api_base.back() == '/') o.api_base.pop_back();
+  if (o.max_attempts < 1) o.max_attempts = 1;
+  return o;
+}
+
+}  // namespace
+
 FathomClient::FathomClient(HttpTransport& transport, CredentialSource& credentials, RateLimiterRegistry& limiters,
                            Clock& clock, FathomClientOptions options, Random& random)
     : transport_(transport),
       credentials_(credentials),
       limiters_(limiters),
       clock_(clock),
-      options_(std::move(options)),
-      random_(random) {
-  while (!options_.api_base.empty() && options_.api_base.back() == '/') {
-    const_cast<std::string&>(options_.api_base).pop_back();
-  }
-}
+      options_(normalized(std::move(options))),
+      random_(random) {}
 
 Status FathomClient::backoff(int attempt) {
   int64_t cap = options_.backoff_base_ms;
