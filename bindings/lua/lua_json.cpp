@@ -204,11 +204,23 @@ class Encoder {
     return marked;
   }
 
+  // Keys of the tables being encoded, one range per nesting level on a shared stack; string
+  // keys are views of the table's own (live) key strings.
+  struct Key {
+    std::string_view text;  // string keys
+    lua_Integer num = 0;    // integer keys
+    bool is_int = false;
+    bool operator<(const Key& o) const {
+      if (is_int != o.is_int) return is_int;  // integer keys first, in numeric order
+      return is_int ? num < o.num : text < o.text;
+    }
+  };
+
   void encode_table(int idx, int depth) {
     if (depth >= max_depth_) fail("nested deeper than " + std::to_string(max_depth_) + " levels (or a cycle)");
     luaL_checkstack(L_, 4, "JSON encode");
     // One pass over the keys decides array vs object and collects the object's keys.
-    std::vector<std::pair<std::string, int>> keys;  // text, 0 = string key, 1 = integer key
+    size_t first = keys_.size();
     lua_Integer count = 0, max_int = 0;
     bool all_ints = true;
     lua_pushnil(L_);
@@ -219,18 +231,19 @@ class Encoder {
         lua_Integer k = lua_tointeger(L_, -1);
         if (k < 1) all_ints = false;
         max_int = std::max(max_int, k);
-        keys.emplace_back(std::to_string(k), 1);
+        keys_.push_back({{}, k, true});
       } else if (lua_type(L_, -1) == LUA_TSTRING) {
         all_ints = false;
         size_t len;
         const char* s = lua_tolstring(L_, -1, &len);
-        keys.emplace_back(std::string(s, len), 0);
+        keys_.push_back({{s, len}, 0, false});
       } else {
         fail(std::string("cannot encode a table with a ") + luaL_typename(L_, -1) + " key");
       }
     }
     bool is_array = (count > 0 && all_ints && max_int == count) || (count == 0 && marked_array(idx));
     if (is_array) {
+      keys_.resize(first);
       out_->push_back('[');
       for (lua_Integer i = 1; i <= count; ++i) {
         if (i > 1) out_->push_back(',');
@@ -243,18 +256,24 @@ class Encoder {
       out_->push_back(']');
       return;
     }
-    std::sort(keys.begin(), keys.end());
+    std::sort(keys_.begin() + static_cast<long>(first), keys_.end());
     out_->push_back('{');
-    bool first = true;
-    for (const auto& [text, is_int] : keys) {
-      if (!first) out_->push_back(',');
-      first = false;
-      if (!valid_utf8(text)) fail("cannot encode a key that is not valid UTF-8");
+    for (size_t k = first; k < keys_.size(); ++k) {
+      Key key = keys_[k];  // a copy: nested tables push onto keys_ and may reallocate it
+      if (k > first) out_->push_back(',');
+      char buf[32];
+      std::string_view text = key.text;
+      if (key.is_int) {
+        auto r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(key.num));
+        text = std::string_view(buf, static_cast<size_t>(r.ptr - buf));
+      } else if (!valid_utf8(text)) {
+        fail("cannot encode a key that is not valid UTF-8");
+      }
       append_string(out_, text);
       out_->push_back(':');
-      path_.push_back({text, 0});
-      if (is_int) {
-        lua_rawgeti(L_, idx, std::stoll(text));
+      path_.push_back({key.is_int ? std::string_view() : text, key.num});
+      if (key.is_int) {
+        lua_rawgeti(L_, idx, key.num);
       } else {
         lua_pushlstring(L_, text.data(), text.size());
         lua_rawget(L_, idx);
@@ -263,6 +282,7 @@ class Encoder {
       lua_pop(L_, 1);
       path_.pop_back();
     }
+    keys_.resize(first);
     out_->push_back('}');
   }
 
@@ -270,6 +290,7 @@ class Encoder {
   int max_depth_;
   std::string* out_;
   std::vector<PathItem> path_;
+  std::vector<Key> keys_;
 };
 
 // ---------------------------------------------------------------- module

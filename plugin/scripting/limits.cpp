@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -78,13 +79,56 @@ void StateLimits::wait_while_arming() const {
   while (arming_.load(std::memory_order_acquire)) std::this_thread::yield();
 }
 
+SmallBlockPool::~SmallBlockPool() {
+  for (void* c : chunks_) std::free(c);
+}
+
+void* SmallBlockPool::get(size_t n) {
+  size_t cls = (n + 15) / 16 - 1;
+  if (Node* node = free_[cls]) {
+    free_[cls] = node->next;
+    return node;
+  }
+  size_t size = (cls + 1) * 16;
+  if (bump_left_ < size) {
+    // The tail of the old chunk goes to the free lists rather than being wasted.
+    while (bump_left_ >= 16) {
+      size_t c = std::min(bump_left_, kMaxSmall) / 16 - 1;
+      put(bump_, (c + 1) * 16);
+      bump_ += (c + 1) * 16;
+      bump_left_ -= (c + 1) * 16;
+    }
+    void* chunk = std::malloc(kChunk);
+    if (!chunk) return nullptr;
+    chunks_.push_back(chunk);
+    bump_ = static_cast<char*>(chunk);
+    bump_left_ = kChunk;
+  }
+  void* p = bump_;
+  bump_ += size;
+  bump_left_ -= size;
+  return p;
+}
+
+void SmallBlockPool::put(void* p, size_t n) {
+  size_t cls = (n + 15) / 16 - 1;
+  auto* node = static_cast<Node*>(p);
+  node->next = free_[cls];
+  free_[cls] = node;
+}
+
 void* StateLimits::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   auto* self = static_cast<StateLimits*>(ud);
+  constexpr size_t kSmall = SmallBlockPool::kMaxSmall;
   if (nsize == 0) {
     if (ptr) {
       // A freed block may be a CallInfo the watchdog is walking (see limits.h).
       self->wait_while_arming();
-      std::free(ptr);
+      if (osize <= kSmall) {
+        self->pool_.put(ptr, osize);
+      } else {
+        std::free(ptr);
+      }
       self->used_ -= osize;
     }
     return nullptr;
@@ -96,7 +140,26 @@ void* StateLimits::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
     self->on_refused(nsize);
     return nullptr;
   }
-  void* p = std::realloc(ptr, nsize);
+  void* p;
+  if (!ptr) {
+    p = nsize <= kSmall ? self->pool_.get(nsize) : std::malloc(nsize);
+  } else if (old <= kSmall && nsize <= kSmall && SmallBlockPool::same_class(old, nsize)) {
+    p = ptr;
+  } else if (old > kSmall && nsize > kSmall) {
+    p = std::realloc(ptr, nsize);
+  } else {
+    // Between the pool and malloc, or between pool classes: move the bytes.
+    p = nsize <= kSmall ? self->pool_.get(nsize) : std::malloc(nsize);
+    if (p) {
+      std::memcpy(p, ptr, std::min(old, nsize));
+      self->wait_while_arming();
+      if (old <= kSmall) {
+        self->pool_.put(ptr, old);
+      } else {
+        std::free(ptr);
+      }
+    }
+  }
   if (!p) return nullptr;
   self->used_ = self->used_ - old + nsize;
   if (self->used_ > self->peak_) self->peak_ = self->used_;
@@ -247,25 +310,36 @@ void Watchdog::remove(StateLimits* s) {
 }
 
 void Watchdog::call_started() {
-  if (active_calls_.fetch_add(1, std::memory_order_acq_rel) == 0) {
-    std::lock_guard lock(mu_);  // pairs with the idle wait in run()
+  // seq_cst on both sides: either run() sees the call before it sleeps, or we see it asleep.
+  active_calls_.fetch_add(1);
+  if (idle_.load()) {
+    std::lock_guard lock(mu_);
     cv_.notify_all();
   }
 }
 
-void Watchdog::call_finished() { active_calls_.fetch_sub(1, std::memory_order_acq_rel); }
+void Watchdog::call_finished() { active_calls_.fetch_sub(1); }
 
 void Watchdog::run() {
+  constexpr int64_t kIdleAfterNs = 1'000'000'000;  // stay ticking through short gaps in traffic
   std::unique_lock lock(mu_);
+  int64_t last_busy = StateLimits::now_ns();
   while (!stop_) {
-    if (active_calls_.load(std::memory_order_acquire) == 0) {
-      cv_.wait(lock, [&] { return stop_ || active_calls_.load(std::memory_order_acquire) > 0; });
+    if (idle_.load()) {
+      cv_.wait(lock, [&] { return stop_ || active_calls_.load() > 0; });
+      idle_.store(false);
+      last_busy = StateLimits::now_ns();
       continue;
     }
     cv_.wait_for(lock, std::chrono::milliseconds(tick_ms_), [&] { return stop_; });
     if (stop_) break;
     int64_t now = StateLimits::now_ns();
     for (StateLimits* s : states_) s->watchdog_check(now);
+    if (active_calls_.load() > 0) {
+      last_busy = now;
+    } else if (now - last_busy > kIdleAfterNs) {
+      idle_.store(true);  // no call for a while: sleep until one starts
+    }
   }
 }
 

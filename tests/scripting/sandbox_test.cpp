@@ -85,7 +85,7 @@ const Attack kAttacks[] = {
     {"infinite_loop", "script exceeded its"},
     {"loop_in_pcall", "script exceeded its"},
     {"loop_in_tail_pcall", "script exceeded its"},
-    {"recursion", "stack overflow|call depth limit of 200"},
+    {"recursion", "stack overflow|call depth limit of 200|exceeded its memory limit of 32 MiB"},
     {"pattern", "pattern too complex"},
     {"pattern_method", "pattern too complex"},
     {"string_metatable", "field '__index'"},
