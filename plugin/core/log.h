@@ -31,10 +31,11 @@ void log_write(LogLevel level, std::string_view component, std::string_view mess
 }  // namespace fb::detail
 
 // FB_LOG(kInfo, "oauth") << "connected integration " << id;  (the stream is skipped when disabled)
-#define FB_LOG(level, component)                                              \
-  if (!::fb::detail::log_enabled(::fb::detail::LogLevel::level)) {            \
-  } else                                                                      \
-    ::fb::detail::LogLine(::fb::detail::LogLevel::level, component).stream()
+// One expression, so it is safe after a bare `if` without braces.
+#define FB_LOG(level, component)                                                \
+  !::fb::detail::log_enabled(::fb::detail::LogLevel::level)                     \
+      ? (void)0                                                                 \
+      : ::fb::detail::LogVoidify() & ::fb::detail::LogLine(::fb::detail::LogLevel::level, component).stream()
 
 namespace fb::detail {
 class LogLine {
@@ -47,5 +48,9 @@ class LogLine {
   LogLevel level_;
   std::string_view component_;
   std::ostringstream os_;
+};
+// Turns the stream expression into void so both arms of FB_LOG's ?: have one type.
+struct LogVoidify {
+  void operator&(std::ostream&) {}
 };
 }  // namespace fb::detail
