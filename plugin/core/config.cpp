@@ -104,7 +104,8 @@ Status from_json(const json& root, Config* c) {
   FB_TRY(Section(root, "sync")
              .get("backfill_days", &s.backfill_days).get("interval_s", &s.interval_s)
              .get("overlap_s", &s.overlap_s).get("fetch_transcripts", &s.fetch_transcripts)
-             .get("fetch_summaries", &s.fetch_summaries).get("rate_limit_per_minute", &s.rate_limit_per_minute)
+             .get("fetch_summaries", &s.fetch_summaries)
+             .get("include_action_items", &s.include_action_items).get("include_crm_matches", &s.include_crm_matches).get("rate_limit_per_minute", &s.rate_limit_per_minute)
              .get("max_attempts", &s.max_attempts).get("backoff_base_ms", &s.backoff_base_ms)
              .get("backoff_max_ms", &s.backoff_max_ms).get("scheduler", &s.scheduler)
              .finish());

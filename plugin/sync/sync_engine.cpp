@@ -128,6 +128,8 @@ SyncOptions SyncOptions::from_config(const Config& config) {
   o.overlap_s = config.sync.overlap_s;
   o.fetch_transcripts = config.sync.fetch_transcripts;
   o.fetch_summaries = config.sync.fetch_summaries;
+  o.include_action_items = config.sync.include_action_items;
+  o.include_crm_matches = config.sync.include_crm_matches;
   return o;
 }
 
@@ -333,6 +335,8 @@ Status SyncEngine::plan(Run& run) {
                                      "sync a range that covers it first)");
     }
     run.single = true;
+    q.include_action_items = options_.include_action_items;
+    q.include_crm_matches = options_.include_crm_matches;
     q.created_after = m->created_at - 1;  // Fathom's bounds are strict (or undocumented): widen by 1 s
     q.created_before = m->created_at + 1;
     run.checkpoint_mode = "manual";
@@ -371,6 +375,9 @@ Status SyncEngine::plan(Run& run) {
         q.created_before = run.req.to_s;
         break;
     }
+    // Action items and CRM matches come with the list page for every kind of credential: free.
+    q.include_action_items = options_.include_action_items;
+    q.include_crm_matches = options_.include_crm_matches;
     // API keys may take content with the list: one call per 10 meetings instead of one each.
     // OAuth may not (fathom-api.md 1.5); those recordings are fetched one by one when needed.
     if (run.info.kind == "api_key") {

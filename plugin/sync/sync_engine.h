@@ -57,6 +57,8 @@ struct SyncOptions {
   int overlap_s = 300;             // sync.overlap_s
   bool fetch_transcripts = false;  // sync.fetch_transcripts
   bool fetch_summaries = false;    // sync.fetch_summaries
+  bool include_action_items = true;   // sync.include_action_items: ask /meetings for them (no extra call)
+  bool include_crm_matches = false;   // sync.include_crm_matches
   int lease_ttl_s = 900;           // a running sync renews its lease on every page
   int dispatch_pending_limit = 1000;  // unmapped meetings retried at the start of a run
   // sync.backfill_days, overlap_s, fetch_transcripts, fetch_summaries.

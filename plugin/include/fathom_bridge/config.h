@@ -60,6 +60,8 @@ struct SyncConfig {
   int overlap_s = 300;                     // overlap_s: re-read this far behind the high-water mark
   bool fetch_transcripts = false;          // fetch_transcripts: always fetch (else only when a rule asks)
   bool fetch_summaries = false;            // fetch_summaries
+  bool include_action_items = true;        // include_action_items: list pages carry them at no extra call
+  bool include_crm_matches = false;        // include_crm_matches
   int rate_limit_per_minute = 60;          // rate_limit_per_minute: starting budget per account
   int max_attempts = 5;                    // max_attempts: per API call on 5xx/network errors
   int backoff_base_ms = 500;               // backoff_base_ms
