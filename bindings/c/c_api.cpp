@@ -1,0 +1,368 @@
+// The C ABI (fathom_bridge.h) as thin wrappers over fb::Bridge: check the handle, call the
+// facade inside try/catch, record the message for fb_errmsg, return the code.
+#include "fathom_bridge/fathom_bridge.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "fathom_bridge/bridge.h"
+
+struct fb_bridge {
+  std::unique_ptr<fb::Bridge> bridge;  // null when open failed
+  std::string open_error;
+  int open_code = FB_OK;
+  std::atomic<bool> closed{false};
+};
+
+namespace {
+
+using nlohmann::json;
+
+// Convention 2: the last failure message per (thread, handle).
+thread_local std::unordered_map<const fb_bridge*, std::string> t_errors;
+
+constexpr const char* kMisuse = "misuse: NULL, closed or failed handle";
+
+int fail(fb_bridge* b, int code, std::string message) {
+  if (b) t_errors[b] = std::move(message);
+  return code;
+}
+
+int fail(fb_bridge* b, const fb::Status& s) { return fail(b, static_cast<int>(s.code()), s.message()); }
+
+char* dup(const std::string& s) {
+  char* p = static_cast<char*>(std::malloc(s.size() + 1));
+  if (!p) return nullptr;
+  std::memcpy(p, s.data(), s.size());
+  p[s.size()] = '\0';
+  return p;
+}
+
+bool usable(fb_bridge* b) { return b && !b->closed.load() && b->bridge; }
+
+fb::Caller caller_of(const char* tenant, const char* user, const char* team = nullptr) {
+  return {tenant ? tenant : "", user ? user : "", team ? team : ""};
+}
+
+// Runs body for a usable handle, turning exceptions into FB_INTERNAL.
+template <typename F>
+int guarded(fb_bridge* b, F&& body) {
+  if (!usable(b)) return fail(b, FB_MISUSE, kMisuse);
+  try {
+    return body(*b->bridge);
+  } catch (const std::exception& e) {
+    return fail(b, FB_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(b, FB_INTERNAL, "internal error");
+  }
+}
+
+// Stores a Result<std::string> into *out.
+int deliver(fb_bridge* b, const fb::Result<std::string>& r, char** out) {
+  if (!r.ok()) return fail(b, r.status());
+  *out = dup(*r);
+  return *out ? FB_OK : fail(b, FB_INTERNAL, "out of memory");
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* fb_version(void) { return "0.1.0"; }
+
+const char* fb_code_name(int code) {
+  if (code == FB_MISUSE) return "misuse";
+  if (code < 0 || code > FB_CANCELLED) return "unknown";
+  return fb::code_name(static_cast<fb::Code>(code));
+}
+
+void fb_string_free(char* s) { std::free(s); }
+
+int fb_bridge_open(const char* config_path, const char* config_json, fb_bridge** out) {
+  if (!out) return FB_MISUSE;
+  auto* b = new (std::nothrow) fb_bridge();
+  *out = b;
+  if (!b) return FB_INTERNAL;
+  try {
+    fb::Result<fb::Config> config = config_json ? fb::parse_config(config_json, true)
+                                                : fb::load_config(config_path ? config_path : "");
+    if (!config.ok()) {
+      b->open_code = static_cast<int>(config.code());
+      b->open_error = config.status().message();
+      return fail(b, config.status());
+    }
+    auto bridge = fb::Bridge::open(*config);
+    if (!bridge.ok()) {
+      b->open_code = static_cast<int>(bridge.code());
+      b->open_error = bridge.status().message();
+      return fail(b, bridge.status());
+    }
+    b->bridge = std::move(bridge).value();
+    return FB_OK;
+  } catch (const std::exception& e) {
+    b->open_code = FB_INTERNAL;
+    b->open_error = e.what();
+    return fail(b, FB_INTERNAL, e.what());
+  }
+}
+
+int fb_bridge_close(fb_bridge* b) {
+  if (!b) return FB_OK;
+  if (b->closed.exchange(true)) return FB_MISUSE;
+  b->bridge.reset();
+  t_errors.erase(b);
+  delete b;
+  return FB_OK;
+}
+
+const char* fb_errmsg(fb_bridge* b) {
+  if (!b) return kMisuse;
+  auto it = t_errors.find(b);
+  if (it != t_errors.end()) return it->second.c_str();
+  if (!b->open_error.empty()) return b->open_error.c_str();
+  return "ok";
+}
+
+int fb_set_event_callback(fb_bridge* b, fb_event_fn fn, void* user_data) {
+  return guarded(b, [&](fb::Bridge& br) {
+    if (!fn) {
+      br.set_event_sink(nullptr);
+      return FB_OK;
+    }
+    br.set_event_sink([fn, user_data](const fb::Event& e) {
+      json data = json::parse(e.data_json.empty() ? "{}" : e.data_json, nullptr, false);
+      json j = {{"type", e.type},         {"tenant_id", e.tenant_id}, {"user_id", e.user_id},
+                {"integration_id", e.integration_id}, {"detail", e.detail},
+                {"data", data.is_discarded() ? json::object() : data}};
+      fn(user_data, j.dump().c_str());
+    });
+    return FB_OK;
+  });
+}
+
+int fb_set_log_callback(fb_bridge* b, fb_log_fn fn, void* user_data) {
+  return guarded(b, [&](fb::Bridge&) {
+    if (!fn) {
+      fb::detail::set_log_sink(nullptr);
+      return FB_OK;
+    }
+    fb::detail::set_log_sink([fn, user_data](fb::detail::LogLevel level, std::string_view component,
+                                             std::string_view message) {
+      std::string lv = fb::detail::log_level_name(level);
+      for (char& c : lv) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string comp(component), msg(message);
+      fn(user_data, lv.c_str(), comp.c_str(), msg.c_str());
+    });
+    return FB_OK;
+  });
+}
+
+int fb_register_crm_operation(fb_bridge* b, const char* name, fb_crm_fn fn, void* user_data) {
+  if (usable(b) && (!name || !fn)) return fail(b, FB_MISUSE, "name and fn are required");
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::Status s = br.register_crm_operation(name, [fn, user_data](const fb::CrmCall& call) -> fb::Result<std::string> {
+      json args = json::parse(call.args_json, nullptr, false);
+      json j = {{"operation", call.operation},
+                {"args", args.is_discarded() ? json::object() : args},
+                {"idempotency_key", call.idempotency_key},
+                {"integration_id", call.integration_id},
+                {"tenant_id", call.tenant_id},
+                {"user_id", call.user_id},
+                {"dry_run", call.dry_run}};
+      char* result = nullptr;
+      char* error = nullptr;
+      int rc = fn(user_data, j.dump().c_str(), &result, &error);
+      std::string result_s = result ? result : "";
+      std::string error_s = error ? error : "";
+      std::free(result);
+      std::free(error);
+      if (rc != FB_OK) {
+        fb::Code code = (rc > 0 && rc <= FB_CANCELLED) ? static_cast<fb::Code>(rc) : fb::Code::kUnavailable;
+        if (code == fb::Code::kOk) code = fb::Code::kUnavailable;
+        return fb::Status(code, error_s.empty() ? "CRM operation '" + call.operation + "' failed" : error_s);
+      }
+      return result_s.empty() ? std::string("{}") : result_s;
+    });
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
+int fb_connect_start(fb_bridge* b, const char* tenant_id, const char* user_id, const char* team_id, int popup,
+                     char** authorize_url) {
+  if (!authorize_url) return fail(b, FB_MISUSE, "authorize_url is required");
+  *authorize_url = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    auto r = br.connect_start(caller_of(tenant_id, user_id, team_id),
+                              popup ? fb::ReturnMode::kPopup : fb::ReturnMode::kRedirect);
+    if (!r.ok()) return fail(b, r.status());
+    *authorize_url = dup(r->authorize_url);
+    return FB_OK;
+  });
+}
+
+int fb_connect_callback(fb_bridge* b, const char* query_string, char** result_json) {
+  if (!result_json) return fail(b, FB_MISUSE, "result_json is required");
+  *result_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::CallbackOutcome o = br.connect_callback(query_string ? query_string : "");
+    *result_json = dup(o.to_json());
+    return o.ok ? FB_OK : fail(b, static_cast<int>(o.code), o.reason);
+  });
+}
+
+int fb_connect_api_key(fb_bridge* b, const char* tenant_id, const char* user_id, const char* api_key,
+                       int64_t* integration_id) {
+  return guarded(b, [&](fb::Bridge& br) {
+    if (!api_key) return fail(b, FB_INVALID_ARGUMENT, "api_key is required");
+    auto r = br.connect_api_key(caller_of(tenant_id, user_id), api_key);
+    if (!r.ok()) return fail(b, r.status());
+    if (integration_id) *integration_id = *r;
+    return FB_OK;
+  });
+}
+
+int fb_disconnect(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id) {
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::Status s = br.disconnect(caller_of(tenant_id, user_id), integration_id);
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
+int fb_access_token(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id, char** token) {
+  if (!token) return fail(b, FB_MISUSE, "token is required");
+  *token = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver(b, br.access_token(caller_of(tenant_id, user_id), integration_id), token);
+  });
+}
+
+int fb_token_health(fb_bridge* b, const char* tenant_id, const char* user_id, char** report_json) {
+  if (!report_json) return fail(b, FB_MISUSE, "report_json is required");
+  *report_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver(b, br.token_health_json(tenant_id ? tenant_id : "", user_id ? user_id : ""), report_json);
+  });
+}
+
+int fb_deactivate_expired(fb_bridge* b, char** affected_json) {
+  if (!affected_json) return fail(b, FB_MISUSE, "affected_json is required");
+  *affected_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) { return deliver(b, br.deactivate_expired(), affected_json); });
+}
+
+int fb_sync(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id, const char* mode,
+            const char* options_json, char** job_json) {
+  if (!job_json) return fail(b, FB_MISUSE, "job_json is required");
+  *job_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::SyncRequest req;
+    req.mode = mode ? mode : "incremental";
+    if (options_json) {
+      json o = json::parse(options_json, nullptr, false);
+      if (o.is_discarded() || !o.is_object()) return fail(b, FB_INVALID_ARGUMENT, "options_json is not a JSON object");
+      for (const char* key : {"since", "until"}) {
+        if (!o.contains(key)) continue;
+        if (!o[key].is_string()) return fail(b, FB_INVALID_ARGUMENT, std::string("options.") + key + " must be an ISO 8601 string");
+        int64_t t = 0;
+        if (!fb::detail::parse_iso8601(o[key].get<std::string>(), &t)) {
+          return fail(b, FB_INVALID_ARGUMENT, std::string("options.") + key + " is not an ISO 8601 time");
+        }
+        (std::strcmp(key, "since") == 0 ? req.since : req.until) = t;
+      }
+      if (o.contains("recording_id")) {
+        if (!o["recording_id"].is_number_integer()) return fail(b, FB_INVALID_ARGUMENT, "options.recording_id must be an integer");
+        req.recording_id = o["recording_id"].get<int64_t>();
+      }
+    }
+    return deliver(b, br.sync(caller_of(tenant_id, user_id), integration_id, req), job_json);
+  });
+}
+
+int fb_tick(fb_bridge* b) {
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::Status s = br.tick();
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
+int fb_sync_jobs(fb_bridge* b, const char* filter_json, char** jobs_json) {
+  if (!jobs_json) return fail(b, FB_MISUSE, "jobs_json is required");
+  *jobs_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    int64_t id = 0;
+    std::string status;
+    int limit = 50;
+    if (filter_json) {
+      json f = json::parse(filter_json, nullptr, false);
+      if (f.is_discarded() || !f.is_object()) return fail(b, FB_INVALID_ARGUMENT, "filter_json is not a JSON object");
+      if (f.contains("integration_id") && f["integration_id"].is_number_integer()) id = f["integration_id"];
+      if (f.contains("status") && f["status"].is_string()) status = f["status"];
+      if (f.contains("limit") && f["limit"].is_number_integer()) limit = f["limit"];
+    }
+    return deliver(b, br.sync_jobs_json(id, status, limit), jobs_json);
+  });
+}
+
+int fb_webhook_receive(fb_bridge* b, const char* path, const char* const* header_names,
+                       const char* const* header_values, size_t n_headers, const char* body, size_t body_len,
+                       int* http_status, char** response_body) {
+  if (!http_status || !response_body) return fail(b, FB_MISUSE, "http_status and response_body are required");
+  *response_body = nullptr;
+  *http_status = 500;
+  return guarded(b, [&](fb::Bridge& br) {
+    if (n_headers > 0 && (!header_names || !header_values)) return fail(b, FB_MISUSE, "header arrays are NULL");
+    std::vector<std::pair<std::string, std::string>> headers;
+    headers.reserve(n_headers);
+    for (size_t i = 0; i < n_headers; ++i) {
+      headers.emplace_back(header_names[i] ? header_names[i] : "", header_values[i] ? header_values[i] : "");
+    }
+    fb::WebhookReply r = br.receive_webhook(path ? path : "", headers, std::string_view(body ? body : "", body ? body_len : 0));
+    *http_status = r.http_status;
+    *response_body = dup(r.body);
+    return r.code == fb::Code::kOk ? FB_OK : fail(b, static_cast<int>(r.code), r.body);
+  });
+}
+
+int fb_webhook_events(fb_bridge* b, const char* filter_json, char** events_json) {
+  if (!events_json) return fail(b, FB_MISUSE, "events_json is required");
+  *events_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    std::string status;
+    int64_t id = 0;
+    int limit = 100;
+    if (filter_json) {
+      json f = json::parse(filter_json, nullptr, false);
+      if (f.is_discarded() || !f.is_object()) return fail(b, FB_INVALID_ARGUMENT, "filter_json is not a JSON object");
+      if (f.contains("status") && f["status"].is_string()) status = f["status"];
+      if (f.contains("integration_id") && f["integration_id"].is_number_integer()) id = f["integration_id"];
+      if (f.contains("limit") && f["limit"].is_number_integer()) limit = f["limit"];
+    }
+    return deliver(b, br.webhook_events_json(status, id, limit), events_json);
+  });
+}
+
+int fb_webhook_replay(fb_bridge* b, const char* event_id, int* count) {
+  return guarded(b, [&](fb::Bridge& br) {
+    if (!event_id) return fail(b, FB_INVALID_ARGUMENT, "event_id is required");
+    auto r = br.webhook_replay(event_id);
+    if (!r.ok()) return fail(b, r.status());
+    if (count) *count = *r;
+    return FB_OK;
+  });
+}
+
+int fb_scripts_reload(fb_bridge* b) {
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::Status s = br.reload_scripts();
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
+}  // extern "C"

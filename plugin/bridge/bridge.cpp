@@ -1,0 +1,392 @@
+// fb::Bridge: wires the services of every concern together and exposes them as one API.
+#include "fathom_bridge/bridge.h"
+
+#include <nlohmann/json.hpp>
+
+#include "bridge/bridge_impl.h"
+#include "core/log.h"
+#include "core/principal.h"
+#include "crypto/encoding.h"
+#include "oauth/schema.h"
+#include "sync/sync_schema.h"
+#include "webhooks/schema.h"
+
+namespace fb {
+namespace {
+
+using nlohmann::json;
+
+detail::Principal principal_of(const Caller& c) { return {c.tenant_id, c.user_id, c.team_id}; }
+
+json job_to_json(const detail::JobRecord& j) {
+  json details = j.error_details.empty() ? json(nullptr) : json::parse(j.error_details, nullptr, false);
+  if (details.is_discarded()) details = j.error_details;
+  return {{"id", j.id},
+          {"integration_id", j.integration_id},
+          {"tenant_id", j.tenant_id},
+          {"user_id", j.user_id},
+          {"mode", j.mode},
+          {"trigger", j.trigger},
+          {"status", j.status},
+          {"message", j.message},
+          {"error", j.error_code.empty() ? json(nullptr) : json(j.error_code)},
+          {"error_details", details},
+          {"resumed_job_id", j.resumed_job_id},
+          {"started_at", j.started_at},
+          {"ended_at", j.ended_at},
+          {"api_calls", j.api_calls},
+          {"pages", j.pages},
+          {"meetings_seen", j.meetings_seen},
+          {"meetings_new", j.meetings_new},
+          {"meetings_changed", j.meetings_changed},
+          {"meetings_mapped", j.meetings_mapped},
+          {"map_failures", j.map_failures},
+          {"content_fetched", j.content_fetched}};
+}
+
+json event_to_json(const detail::InboxEvent& e) {
+  return {{"id", e.id},
+          {"integration_id", e.integration_id},
+          {"webhook_id", e.webhook_id},
+          {"recording_id", e.recording_id},
+          {"status", e.status},
+          {"attempts", e.attempts},
+          {"received_at_ms", e.received_at_ms},
+          {"next_attempt_at_ms", e.next_attempt_at_ms},
+          {"processed_at_ms", e.processed_at_ms},
+          {"last_error", e.last_error.empty() ? json(nullptr) : json(e.last_error)}};
+}
+
+Result<std::unique_ptr<detail::Db>> open_db(const Config& c) {
+  return detail::Db::open(c.store.path, {.full_sync = c.store.full_sync, .busy_timeout_ms = c.store.busy_timeout_ms});
+}
+
+Status load_keys(const TokenConfig& t, detail::Sealer* sealer) {
+  std::string id;
+  detail::SecretString key;
+  FB_TRY(detail::parse_key_spec(t.key, &id, &key).with_context("setting 'tokens.key'"));
+  FB_TRY(sealer->add_key(id, key));
+  const std::string active = id;
+  for (const auto& spec : t.old_keys) {
+    FB_TRY(detail::parse_key_spec(spec, &id, &key).with_context("setting 'tokens.old_keys'"));
+    if (id == active) return Status::Config("setting 'tokens.old_keys' repeats the active key id '" + id + "'");
+    FB_TRY(sealer->add_key(id, key));
+  }
+  return sealer->set_active(active);
+}
+
+// Script hooks that follow host events: connect, disconnect, token failure.
+void subscribe_script_hooks(Bridge::Impl* impl) {
+  impl->bus.subscribe([impl](const Event& e) {
+    if (!impl->scripts || e.integration_id == 0) return;
+    detail::IntegrationRef ref{e.integration_id, e.tenant_id, e.user_id};
+    Status s;
+    if (e.type == "connected") s = impl->scripts->on_connect(ref);
+    else if (e.type == "disconnected") s = impl->scripts->on_disconnect(ref);
+    else if (e.type == "reconnect_required") s = impl->scripts->on_token_failure(ref, e.detail);
+    else return;
+    if (!s.ok()) FB_LOG(kWarn, "bridge") << "script hook for " << e.type << " failed: " << s.message();
+  });
+}
+
+}  // namespace
+
+std::string CallbackOutcome::to_json() const {
+  json j = {{"ok", ok},
+            {"integration_id", integration_id},
+            {"error", error.empty() ? json(nullptr) : json(error)},
+            {"reason", reason.empty() ? json(nullptr) : json(reason)},
+            {"mode", mode == ReturnMode::kPopup ? "popup" : "redirect"},
+            {"http_status", http_status},
+            {"content_type", content_type},
+            {"body", body},
+            {"location", location}};
+  return j.dump();
+}
+
+Bridge::Impl::~Impl() {
+  // Threads first: they use everything below.
+  if (scheduler) scheduler->stop();
+  if (workers) workers->stop();
+}
+
+Result<detail::IntegrationRecord> Bridge::Impl::owned(const Caller& caller, int64_t integration_id) {
+  FB_TRY(detail::validate_principal(principal_of(caller)));
+  return integrations->get(principal_of(caller), integration_id);
+}
+
+Bridge::Bridge(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Bridge::~Bridge() = default;
+
+const Config& Bridge::config() const { return impl_->config; }
+
+Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions options) {
+  FB_TRY(validate_config(config, {.oauth = false}));
+  auto impl = std::make_unique<Impl>();
+  Impl& m = *impl;
+  m.config = config;
+  m.open_options = options;
+  detail::LogLevel level;
+  if (detail::parse_log_level(config.log_level, &level)) detail::set_log_level(level);
+  m.bus.subscribe([p = &m](const Event& e) {
+    EventSink sink;
+    {
+      std::lock_guard lock(p->sink_mu);
+      sink = p->host_sink;
+    }
+    if (sink) sink(e);
+  });
+  FB_TRY(load_keys(config.tokens, &m.sealer));
+
+  detail::HttpClientOptions http;
+  http.connect_timeout_ms = config.fathom.connect_timeout_ms;
+  http.read_timeout_ms = config.fathom.read_timeout_ms;
+  http.verify_tls = config.fathom.verify_tls;
+  http.ca_file = config.fathom.ca_file;
+  m.http = std::make_unique<detail::HttplibTransport>(http);
+
+  FB_ASSIGN(m.db_oauth, open_db(config));
+  FB_ASSIGN(m.db_sync, open_db(config));
+  FB_ASSIGN(m.db_webhooks, open_db(config));
+  FB_ASSIGN(m.db_scripts, open_db(config));
+  FB_TRY(detail::migrate_oauth_schema(*m.db_oauth));
+  FB_TRY(detail::migrate_sync_schema(*m.db_sync));
+  FB_TRY(detail::migrate_webhooks(*m.db_webhooks));
+
+  m.integrations = std::make_unique<detail::IntegrationStore>(*m.db_oauth, m.sealer, m.clock);
+  m.token_endpoint = std::make_unique<detail::TokenEndpoint>(*m.http, m.clock, m.random,
+                                                             detail::TokenEndpointOptions::from_config(config));
+  m.oauth = std::make_unique<detail::OAuthFlow>(detail::OAuthFlowOptions::from_config(config), *m.integrations,
+                                                *m.token_endpoint, *m.http, &m.bus, m.clock, m.random);
+  // An OAuth app that is configured must be configured completely: fail at start, not at first connect.
+  if (!config.fathom.client_id.empty()) FB_TRY(m.oauth->check_config());
+  m.tokens = std::make_unique<detail::TokenManager>(*m.integrations, *m.token_endpoint, &m.bus,
+                                                    detail::TokenManagerOptions::from_config(config), m.clock, m.random);
+  m.health = std::make_unique<detail::TokenHealthReporter>(*m.integrations, m.clock, config.tokens.refresh_buffer_s);
+
+  m.limiters = std::make_unique<detail::RateLimiterRegistry>(m.clock, detail::RateLimitOptions::from_config(config));
+  m.fathom = std::make_unique<detail::FathomClient>(*m.http, *m.tokens, *m.limiters, m.clock,
+                                                    detail::FathomClientOptions::from_config(config), m.random);
+  FB_ASSIGN(m.meetings, detail::MeetingStore::open(*m.db_sync, m.clock));
+  FB_ASSIGN(m.dispatcher, detail::MeetingDispatcher::open(*m.db_sync, m.clock, {}, m.random));
+  // The engine owns the content cache front, so scripts and syncs share in-flight fetches.
+  FB_ASSIGN(m.sync, detail::SyncEngine::open(*m.db_sync, *m.fathom, *m.integrations, *m.meetings, *m.dispatcher,
+                                             nullptr, m.clock, detail::SyncOptions::from_config(config)));
+
+  detail::ScriptHostOptions so;
+  so.config = config.scripts;
+  so.db = m.db_scripts.get();
+  so.content = &m.sync->content_source();
+  so.event_sink = [p = &m](const Event& e) { p->emit(e); };
+  FB_ASSIGN(m.scripts, detail::ScriptHost::open(std::move(so)));
+  m.pipeline = std::make_unique<detail::LuaPipeline>(*m.scripts);
+  m.sync->set_pipeline(m.pipeline.get());
+  subscribe_script_hooks(&m);
+
+  detail::SchedulerOptions sched = detail::SchedulerOptions::from_config(config);
+  m.scheduler = std::make_unique<detail::SyncScheduler>(*m.sync, *m.integrations, m.clock, sched,
+                                                        [p = &m] { p->tokens->sweep_keepalive(); });
+
+  m.registry = std::make_unique<detail::Registry>(*m.db_webhooks, m.sealer, m.clock, m.random, config.webhooks,
+                                                  m.fathom.get());
+  m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock);
+  m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
+  m.webhook_handler = std::make_unique<detail::MeetingEventHandler>(*m.meetings, *m.dispatcher, *m.integrations,
+                                                                    *m.pipeline);
+  detail::WorkerOptions wo = detail::WorkerOptions::from(config.webhooks);
+  if (!options.background) wo.workers = 0;
+  m.workers = std::make_unique<detail::WorkerPool>(*m.inbox, *m.webhook_handler, m.clock, m.random, wo, &m.bus,
+                                                   m.integrations.get());
+  if (options.background) {
+    FB_TRY(m.workers->start());
+    if (config.sync.scheduler) m.scheduler->start();
+  }
+  FB_LOG(kInfo, "bridge") << "open: store " << config.store.path << ", scripts " << config.scripts.dir
+                          << (options.background ? ", workers running" : ", no background work");
+  return std::unique_ptr<Bridge>(new Bridge(std::move(impl)));
+}
+
+void Bridge::set_event_sink(EventSink sink) {
+  std::lock_guard lock(impl_->sink_mu);
+  impl_->host_sink = std::move(sink);
+}
+
+Status Bridge::register_crm_operation(const std::string& name, CrmHandler handler) {
+  if (name.empty()) return Status::InvalidArgument("CRM operation name is empty");
+  if (!handler) return Status::InvalidArgument("CRM operation '" + name + "' has no handler");
+  return impl_->scripts->register_crm_operation(name, std::move(handler));
+}
+
+// ---- connect ----
+
+Result<ConnectStart> Bridge::connect_start(const Caller& caller, ReturnMode mode) {
+  FB_TRY(detail::validate_principal(principal_of(caller)));
+  FB_ASSIGN(detail::AuthorizeRequest r,
+            impl_->oauth->start(principal_of(caller),
+                                mode == ReturnMode::kPopup ? detail::CallbackMode::kPopup : detail::CallbackMode::kRedirect));
+  return ConnectStart{r.url, r.expires_at};
+}
+
+CallbackOutcome Bridge::connect_callback(const std::string& query) {
+  detail::CallbackResult r = impl_->oauth->complete(query);
+  if (r.ok && !impl_->config.webhooks.public_base_url.empty()) {
+    // Register the Fathom webhook once per integration; a reconnect keeps the existing one.
+    auto existing = impl_->registry->list(r.integration_id);
+    if (existing.ok() && existing->empty()) {
+      auto reg = impl_->registry->register_for(r.integration_id);
+      if (!reg.ok()) {
+        // The connection stands; sync still brings the meetings. Say so loudly.
+        FB_LOG(kWarn, "bridge") << "integration " << r.integration_id
+                                << ": webhook registration failed: " << reg.status().message();
+      }
+    }
+  }
+  CallbackOutcome o;
+  o.ok = r.ok;
+  o.integration_id = r.integration_id;
+  o.code = r.code;
+  o.error = r.error;
+  o.reason = r.reason;
+  o.mode = r.mode == detail::CallbackMode::kPopup ? ReturnMode::kPopup : ReturnMode::kRedirect;
+  if (o.mode == ReturnMode::kPopup) {
+    o.http_status = 200;
+    o.content_type = "text/html; charset=utf-8";
+    o.body = impl_->oauth->popup_page_html(r);
+  } else {
+    auto loc = impl_->oauth->redirect_location(r);
+    if (loc.ok()) {
+      o.http_status = 302;
+      o.location = *loc;
+    } else {  // no frontend URL configured: fall back to the page
+      o.http_status = 200;
+      o.content_type = "text/html; charset=utf-8";
+      o.body = impl_->oauth->popup_page_html(r);
+    }
+  }
+  return o;
+}
+
+Result<int64_t> Bridge::connect_api_key(const Caller& caller, const std::string& api_key) {
+  FB_TRY(detail::validate_principal(principal_of(caller)));
+  if (api_key.empty()) return Status::InvalidArgument("api_key is empty");
+  return impl_->oauth->connect_api_key(principal_of(caller), detail::SecretString(api_key));
+}
+
+Status Bridge::disconnect(const Caller& caller, int64_t integration_id) {
+  FB_TRY(impl_->owned(caller, integration_id).status());
+  // Webhooks first, while the credentials still work; best effort inside unregister_all.
+  Status w = impl_->registry->unregister_all(integration_id);
+  if (!w.ok()) FB_LOG(kWarn, "bridge") << "integration " << integration_id << ": " << w.message();
+  return impl_->oauth->disconnect(principal_of(caller), integration_id);
+}
+
+// ---- tokens ----
+
+Result<std::string> Bridge::access_token(const Caller& caller, int64_t integration_id) {
+  FB_TRY(detail::validate_principal(principal_of(caller)));
+  FB_ASSIGN(detail::Credential c, impl_->tokens->credential(principal_of(caller), integration_id));
+  return c.value.reveal();
+}
+
+Result<std::string> Bridge::token_health_json(const std::string& tenant_id, const std::string& user_id) {
+  FB_ASSIGN(auto report, impl_->health->report(tenant_id, user_id));
+  return detail::token_health_to_json(report, tenant_id.empty() ? detail::HealthView::kOperator
+                                                                : detail::HealthView::kFrontend)
+      .dump();
+}
+
+Result<std::string> Bridge::token_health_table(const std::string& tenant_id, const std::string& user_id) {
+  FB_ASSIGN(auto report, impl_->health->report(tenant_id, user_id));
+  return detail::token_health_table(report);
+}
+
+Result<std::string> Bridge::deactivate_expired() {
+  FB_ASSIGN(auto list, impl_->health->deactivate_expired());
+  return detail::deactivated_to_json(list).dump();
+}
+
+// ---- sync ----
+
+Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, const SyncRequest& request) {
+  FB_ASSIGN(detail::IntegrationRecord rec, impl_->owned(caller, integration_id));
+  detail::SyncRequest r;
+  r.integration_id = integration_id;
+  r.trigger = "host";
+  if (request.mode == "incremental") r.mode = detail::SyncMode::kIncremental;
+  else if (request.mode == "backfill") r.mode = detail::SyncMode::kBackfill;
+  else if (request.mode == "manual") r.mode = detail::SyncMode::kManual;
+  else return Status::InvalidArgument("sync mode must be incremental, backfill or manual, not '" + request.mode + "'");
+  r.from_s = request.since;
+  r.to_s = request.until;
+  r.recording_id = request.recording_id;
+  FB_ASSIGN(detail::JobRecord job, impl_->sync->run(r));
+  std::string summary = job_to_json(job).dump();
+  Event e{job.ok() ? "sync_completed" : "sync_failed", rec.tenant_id, rec.user_id, integration_id, job.message, summary};
+  impl_->emit(e);
+  if (job.ok()) {
+    Status hook = impl_->scripts->on_sync_complete({integration_id, rec.tenant_id, rec.user_id}, summary,
+                                                   "sync_complete:" + std::to_string(job.id));
+    if (!hook.ok()) FB_LOG(kWarn, "bridge") << "on_sync_complete failed: " << hook.message();
+  }
+  return summary;
+}
+
+Status Bridge::tick() {
+  impl_->scheduler->tick(impl_->clock.now_s());
+  if (!impl_->open_options.background) {
+    auto r = impl_->workers->run_once();
+    if (!r.ok()) return r.status();
+  }
+  return Status::Ok();
+}
+
+Result<std::string> Bridge::sync_jobs_json(int64_t integration_id, const std::string& status, int limit) {
+  detail::JobFilter f;
+  f.integration_id = integration_id;
+  f.status = status;
+  f.limit = limit > 0 ? limit : 50;
+  FB_ASSIGN(auto jobs, impl_->sync->recent_jobs(f));
+  json out = json::array();
+  for (const auto& j : jobs) out.push_back(job_to_json(j));
+  return out.dump();
+}
+
+// ---- webhooks ----
+
+WebhookReply Bridge::receive_webhook(const std::string& path,
+                                     const std::vector<std::pair<std::string, std::string>>& headers,
+                                     std::string_view body) {
+  detail::ReceiveResult r = impl_->receiver->handle(path, headers, body);
+  return WebhookReply{r.http_status, std::string(r.reason), r.code()};
+}
+
+Result<std::string> Bridge::webhook_events_json(const std::string& status, int64_t integration_id, int limit) {
+  if (!status.empty() && status != "pending" && status != "processing" && status != "done" && status != "dead") {
+    return Status::InvalidArgument("webhook event status must be pending, processing, done or dead");
+  }
+  detail::InboxFilter f;
+  f.status = status;
+  f.integration_id = integration_id;
+  f.limit = limit > 0 ? limit : 100;
+  FB_ASSIGN(auto events, impl_->workers->list(f));
+  json out = json::array();
+  for (const auto& e : events) out.push_back(event_to_json(e));
+  return out.dump();
+}
+
+Result<int> Bridge::webhook_replay(const std::string& event_id) {
+  if (event_id == "dead") return impl_->workers->replay_dead_letters();
+  char* end = nullptr;
+  long long id = std::strtoll(event_id.c_str(), &end, 10);
+  if (event_id.empty() || *end != '\0' || id <= 0) {
+    return Status::InvalidArgument("event id must be a positive number or \"dead\", not '" + event_id + "'");
+  }
+  FB_TRY(impl_->workers->replay(id));
+  return 1;
+}
+
+// ---- scripts ----
+
+Status Bridge::reload_scripts() { return impl_->scripts->reload(); }
+
+}  // namespace fb

@@ -1,0 +1,262 @@
+// fathom-bridge: the command-line tool for operators and admins.
+//
+//   fathom-bridge status [--tenant T] [--user U] [--json]       token health of every integration
+//   fathom-bridge deactivate-expired                              deactivate dead integrations, list whom to notify
+//   fathom-bridge sync --tenant T --user U --integration N [--mode incremental|backfill|manual]
+//                      [--since ISO] [--until ISO] [--recording N]
+//   fathom-bridge jobs [--integration N] [--status failed] [--limit N] [--json]
+//   fathom-bridge webhooks list [--status pending|done|dead] [--integration N] [--limit N]
+//   fathom-bridge webhooks replay <event-id> | --dead
+//   fathom-bridge script test <script> --meeting <file.json> [...]   (see `script test --help`)
+//   fathom-bridge serve                                           run the HTTP sidecar
+// Every command but `script test` takes --config FILE (and the environment, see README).
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "fathom_bridge/bridge.h"
+#include "scripting/dry_run.h"
+#include "server/sidecar.h"
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kUsage = R"(usage: fathom-bridge <command> [options]
+
+commands:
+  status [--tenant T] [--user U] [--json]     token health (valid, expiring_soon, expired, reconnect_required)
+  deactivate-expired                          deactivate integrations that cannot be refreshed; lists users to notify
+  sync --tenant T --user U --integration N [--mode incremental|backfill|manual]
+       [--since ISO8601] [--until ISO8601] [--recording N]
+  jobs [--integration N] [--status running|succeeded|failed|skipped] [--limit N] [--json]
+  webhooks list [--status pending|processing|done|dead] [--integration N] [--limit N]
+  webhooks replay <event-id> | --dead
+  script test <script> --meeting <file.json> [--json] [...]   dry-run a Lua script (exit 1 on script error)
+  serve                                       run the HTTP sidecar (host routes + webhook receiver)
+
+common options:
+  --config FILE    JSON config file (the environment overrides it; see README)
+)";
+
+// Parses "--name value" and "--flag" options after the command words.
+struct Options {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> values;
+  bool has(const std::string& k) const { return values.count(k) != 0; }
+  std::string get(const std::string& k, const std::string& fallback = "") const {
+    auto it = values.find(k);
+    return it == values.end() ? fallback : it->second;
+  }
+};
+
+bool parse_options(int argc, char** argv, int from, Options* o, std::string* error) {
+  static const char* kFlags[] = {"--json", "--dead", "--help"};
+  for (int i = from; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) {
+      o->positional.push_back(a);
+      continue;
+    }
+    bool flag = false;
+    for (const char* f : kFlags) flag = flag || a == f;
+    if (flag) {
+      o->values[a.substr(2)] = "1";
+      continue;
+    }
+    if (i + 1 >= argc) {
+      *error = "option " + a + " needs a value";
+      return false;
+    }
+    o->values[a.substr(2)] = argv[++i];
+  }
+  return true;
+}
+
+bool parse_int(const std::string& text, int64_t* out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (*end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+int fail(const fb::Status& s) {
+  std::cerr << "fathom-bridge: " << s.to_string() << "\n";
+  return 1;
+}
+
+int usage_error(const std::string& message) {
+  std::cerr << "fathom-bridge: " << message << "\n\n" << kUsage;
+  return 2;
+}
+
+fb::Result<std::unique_ptr<fb::Bridge>> open_bridge(const Options& o, bool background) {
+  auto config = fb::load_config(o.get("config"));
+  if (!config.ok()) return config.status();
+  fb::detail::LogLevel level;
+  if (fb::detail::parse_log_level(config->log_level, &level)) fb::detail::set_log_level(level);
+  return fb::Bridge::open(*config, {.background = background});
+}
+
+void print_jobs_table(const json& jobs) {
+  std::printf("%-6s %-11s %-12s %-10s %-20s %6s %6s %6s %6s  %s\n", "job", "integration", "mode", "status", "started",
+              "calls", "seen", "new", "mapped", "error");
+  for (const auto& j : jobs) {
+    auto num = [&](const char* k) { return j.contains(k) && j[k].is_number() ? j[k].get<int64_t>() : int64_t{0}; };
+    auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+    std::string started = j.contains("started_at") && j["started_at"].is_number()
+                              ? fb::detail::format_iso8601(j["started_at"].get<int64_t>())
+                              : str("started_at");
+    std::printf("%-6lld %-11lld %-12s %-10s %-20s %6lld %6lld %6lld %6lld  %s\n", static_cast<long long>(num("id")),
+                static_cast<long long>(num("integration_id")), str("mode").c_str(), str("status").c_str(),
+                started.c_str(), static_cast<long long>(num("api_calls")), static_cast<long long>(num("meetings_seen")),
+                static_cast<long long>(num("meetings_new")), static_cast<long long>(num("meetings_mapped")),
+                str("error").c_str());
+  }
+}
+
+int cmd_status(const Options& o) {
+  auto b = open_bridge(o, false);
+  if (!b.ok()) return fail(b.status());
+  if (o.has("json")) {
+    auto r = (*b)->token_health_json(o.get("tenant"), o.get("user"));
+    if (!r.ok()) return fail(r.status());
+    std::cout << json::parse(*r).dump(2) << "\n";
+  } else {
+    auto r = (*b)->token_health_table(o.get("tenant"), o.get("user"));
+    if (!r.ok()) return fail(r.status());
+    std::cout << *r;
+  }
+  return 0;
+}
+
+int cmd_deactivate(const Options& o) {
+  auto b = open_bridge(o, false);
+  if (!b.ok()) return fail(b.status());
+  auto r = (*b)->deactivate_expired();
+  if (!r.ok()) return fail(r.status());
+  json affected = json::parse(*r);
+  std::cout << "deactivated " << affected.size() << " integration(s)\n";
+  for (const auto& a : affected) {
+    std::cout << "  notify tenant=" << a.value("tenant_id", "") << " user=" << a.value("user_id", "")
+              << " (integration " << a.value("integration_id", int64_t{0}) << ")\n";
+  }
+  return 0;
+}
+
+int cmd_sync(const Options& o) {
+  int64_t id = 0;
+  if (!parse_int(o.get("integration"), &id)) return usage_error("sync needs --integration N");
+  if (!o.has("tenant") || !o.has("user")) return usage_error("sync needs --tenant and --user");
+  fb::SyncRequest req;
+  req.mode = o.get("mode", "incremental");
+  for (const char* k : {"since", "until"}) {
+    if (!o.has(k)) continue;
+    int64_t t = 0;
+    if (!fb::detail::parse_iso8601(o.get(k), &t)) return usage_error(std::string("--") + k + " is not an ISO 8601 time");
+    (std::strcmp(k, "since") == 0 ? req.since : req.until) = t;
+  }
+  if (o.has("recording") && !parse_int(o.get("recording"), &req.recording_id)) {
+    return usage_error("--recording must be a number");
+  }
+  auto b = open_bridge(o, false);
+  if (!b.ok()) return fail(b.status());
+  auto r = (*b)->sync({o.get("tenant"), o.get("user"), ""}, id, req);
+  if (!r.ok()) return fail(r.status());
+  std::cout << json::parse(*r).dump(2) << "\n";
+  return 0;
+}
+
+int cmd_jobs(const Options& o) {
+  int64_t id = 0, limit = 20;
+  if (o.has("integration") && !parse_int(o.get("integration"), &id)) return usage_error("--integration must be a number");
+  if (o.has("limit") && !parse_int(o.get("limit"), &limit)) return usage_error("--limit must be a number");
+  auto b = open_bridge(o, false);
+  if (!b.ok()) return fail(b.status());
+  auto r = (*b)->sync_jobs_json(id, o.get("status"), static_cast<int>(limit));
+  if (!r.ok()) return fail(r.status());
+  if (o.has("json")) {
+    std::cout << json::parse(*r).dump(2) << "\n";
+  } else {
+    print_jobs_table(json::parse(*r));
+  }
+  return 0;
+}
+
+int cmd_webhooks(const Options& o) {
+  if (o.positional.empty()) return usage_error("webhooks needs 'list' or 'replay'");
+  auto b = open_bridge(o, false);
+  if (!b.ok()) return fail(b.status());
+  if (o.positional[0] == "list") {
+    int64_t id = 0, limit = 50;
+    if (o.has("integration") && !parse_int(o.get("integration"), &id)) return usage_error("--integration must be a number");
+    if (o.has("limit") && !parse_int(o.get("limit"), &limit)) return usage_error("--limit must be a number");
+    auto r = (*b)->webhook_events_json(o.get("status"), id, static_cast<int>(limit));
+    if (!r.ok()) return fail(r.status());
+    std::cout << json::parse(*r).dump(2) << "\n";
+    return 0;
+  }
+  if (o.positional[0] == "replay") {
+    std::string which = o.has("dead") ? "dead" : (o.positional.size() > 1 ? o.positional[1] : "");
+    if (which.empty()) return usage_error("webhooks replay needs an event id or --dead");
+    auto r = (*b)->webhook_replay(which);
+    if (!r.ok()) return fail(r.status());
+    std::cout << "requeued " << *r << " event(s); running workers (or the next `serve`) process them\n";
+    return 0;
+  }
+  return usage_error("unknown webhooks command '" + o.positional[0] + "'");
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+
+int cmd_serve(const Options& o) {
+  auto b = open_bridge(o, true);
+  if (!b.ok()) return fail(b.status());
+  auto server = fb::detail::Sidecar::start(**b);
+  if (!server.ok()) return fail(server.status());
+  std::cout << "fathom-bridge sidecar listening on http://" << (*b)->config().server.host << ":" << (*server)->port()
+            << "\n"
+            << std::flush;
+  std::signal(SIGINT, [](int) { g_stop = 1; });
+  std::signal(SIGTERM, [](int) { g_stop = 1; });
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  (*server)->stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "script") {
+    if (argc < 3 || std::strcmp(argv[2], "test") != 0) return usage_error("script needs 'test'");
+    return fb::detail::run_script_test(argc - 2, argv + 2, std::cout, std::cerr);
+  }
+  Options o;
+  std::string error;
+  if (!parse_options(argc, argv, 2, &o, &error)) return usage_error(error);
+  if (o.has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (cmd == "status") return cmd_status(o);
+  if (cmd == "deactivate-expired") return cmd_deactivate(o);
+  if (cmd == "sync") return cmd_sync(o);
+  if (cmd == "jobs") return cmd_jobs(o);
+  if (cmd == "webhooks") return cmd_webhooks(o);
+  if (cmd == "serve") return cmd_serve(o);
+  return usage_error("unknown command '" + cmd + "'");
+}

@@ -1,0 +1,348 @@
+#include "server/sidecar.h"
+
+#include <httplib.h>
+
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "bridge/bridge_impl.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "crypto/hash.h"
+#include "http/http_client.h"
+#include "scripting/dry_run.h"
+#include "server/http_server.h"
+#include "server/webhook_routes.h"
+
+namespace fb::detail {
+namespace {
+
+using nlohmann::json;
+
+int http_status_of(Code c) {
+  switch (c) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument:
+    case Code::kMalformed:
+    case Code::kConfig: return 400;
+    case Code::kUnauthenticated: return 401;
+    case Code::kPermissionDenied: return 403;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists:
+    case Code::kConflict:
+    case Code::kFailedPrecondition:
+    case Code::kReconnectRequired:
+    case Code::kInvalidGrant: return 409;
+    case Code::kTooLarge: return 413;
+    case Code::kScript: return 422;
+    case Code::kRateLimited: return 429;
+    case Code::kUnavailable:
+    case Code::kTimeout: return 503;
+    default: return 500;
+  }
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, const Status& s) {
+  send_json(res, http_status_of(s.code()), {{"error", code_name(s.code())}, {"message", s.message()}});
+}
+
+// Sends a Result<std::string> that already holds JSON text.
+void send_result(httplib::Response& res, const Result<std::string>& r) {
+  if (!r.ok()) return send_error(res, r.status());
+  res.status = 200;
+  res.set_content(*r, "application/json");
+}
+
+// Parses the request body as a JSON object or answers 400.
+bool body_object(const httplib::Request& req, httplib::Response& res, json* out) {
+  *out = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+  if (out->is_discarded() || !out->is_object()) {
+    send_error(res, Status::InvalidArgument("request body must be a JSON object"));
+    return false;
+  }
+  return true;
+}
+
+bool string_field(const json& j, const char* key, bool required, std::string* out, httplib::Response& res) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (required) send_error(res, Status::InvalidArgument(std::string("field '") + key + "' is required"));
+    return !required;
+  }
+  if (!j[key].is_string()) {
+    send_error(res, Status::InvalidArgument(std::string("field '") + key + "' must be a string"));
+    return false;
+  }
+  *out = j[key].get<std::string>();
+  return true;
+}
+
+bool int_field(const json& j, const char* key, bool required, int64_t* out, httplib::Response& res) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (required) send_error(res, Status::InvalidArgument(std::string("field '") + key + "' is required"));
+    return !required;
+  }
+  if (!j[key].is_number_integer()) {
+    send_error(res, Status::InvalidArgument(std::string("field '") + key + "' must be an integer"));
+    return false;
+  }
+  *out = j[key].get<int64_t>();
+  return true;
+}
+
+bool caller_of(const json& j, Caller* c, httplib::Response& res) {
+  return string_field(j, "tenant_id", true, &c->tenant_id, res) && string_field(j, "user_id", true, &c->user_id, res) &&
+         string_field(j, "team_id", false, &c->team_id, res);
+}
+
+int64_t query_int(const httplib::Request& req, const char* key, int64_t fallback) {
+  if (!req.has_param(key)) return fallback;
+  try {
+    return std::stoll(req.get_param_value(key));
+  } catch (...) {
+    return fallback;
+  }
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+// Host events kept for GET /v1/events; shared with the bus listener, which may outlive the sidecar.
+struct EventFeed {
+  std::mutex mu;
+  std::deque<json> events;
+  int64_t next_seq = 1;
+  size_t capacity = 1000;
+
+  void push(const Event& e) {
+    std::lock_guard lock(mu);
+    json data = json::parse(e.data_json.empty() ? "{}" : e.data_json, nullptr, false);
+    events.push_back({{"seq", next_seq++},
+                      {"type", e.type},
+                      {"tenant_id", e.tenant_id},
+                      {"user_id", e.user_id},
+                      {"integration_id", e.integration_id},
+                      {"detail", e.detail},
+                      {"data", data.is_discarded() ? json::object() : data}});
+    while (events.size() > capacity) events.pop_front();
+  }
+
+  json after(int64_t seq) {
+    std::lock_guard lock(mu);
+    json out = json::array();
+    for (const auto& e : events) {
+      if (e["seq"].get<int64_t>() > seq) out.push_back(e);
+    }
+    return {{"events", out}, {"next", next_seq - 1}};
+  }
+};
+
+struct Sidecar::State {
+  Bridge* bridge = nullptr;
+  std::unique_ptr<HttpServer> server;
+  std::shared_ptr<EventFeed> feed;
+  std::shared_ptr<HttplibTransport> crm_transport;  // shared with the bridge's CRM handlers
+};
+
+namespace {
+
+// Forwards crm.<op> calls to the host's URL (server.crm_url).
+// The handlers live in the bridge, which may outlive the sidecar: they share the transport.
+Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport> transport, const std::string& url) {
+  for (const std::string& op : documented_crm_operations()) {
+    FB_TRY(bridge.register_crm_operation(op, [transport, url](const CrmCall& call) -> Result<std::string> {
+      json args = json::parse(call.args_json, nullptr, false);
+      json body = {{"operation", call.operation},
+                   {"args", args.is_discarded() ? json::object() : args},
+                   {"idempotency_key", call.idempotency_key},
+                   {"integration_id", call.integration_id},
+                   {"tenant_id", call.tenant_id},
+                   {"user_id", call.user_id},
+                   {"dry_run", call.dry_run}};
+      HttpRequest req{"POST", url, {{"Idempotency-Key", call.idempotency_key}}, body.dump(), "application/json"};
+      FB_ASSIGN(HttpResponse resp, transport->send(req));
+      if (resp.status / 100 != 2) {
+        std::string detail = resp.body.substr(0, 300);
+        return Status::Unavailable("CRM host answered " + std::to_string(resp.status) + " to " + call.operation +
+                                   (detail.empty() ? "" : ": " + detail));
+      }
+      json result = json::parse(resp.body.empty() ? "{}" : resp.body, nullptr, false);
+      if (result.is_discarded()) return Status::Malformed("CRM host's answer to " + call.operation + " is not JSON");
+      return result.dump();
+    }));
+  }
+  return Status::Ok();
+}
+
+void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<EventFeed> feed) {
+  const Config& config = bridge.config();
+  std::string token = config.server.api_token;
+
+  // Every /v1 route checks the bearer token first.
+  svr.set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
+    if (token.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    std::string auth = req.get_header_value("Authorization");
+    std::string presented = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+    if (!constant_time_equal(sha256(presented), sha256(token))) {
+      send_json(res, 401, {{"error", "unauthenticated"}, {"message", "missing or wrong bearer token"}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+
+  std::string callback_path = "/oauth/callback";
+  if (auto u = parse_url(config.fathom.redirect_uri); u.ok()) {
+    callback_path = u->path_and_query.substr(0, u->path_and_query.find('?'));
+  }
+  svr.Get(callback_path, [&bridge](const httplib::Request& req, httplib::Response& res) {
+    std::string query;
+    if (auto q = req.target.find('?'); q != std::string::npos) query = req.target.substr(q + 1);
+    CallbackOutcome o = bridge.connect_callback(query);
+    res.status = o.http_status;
+    res.set_header("Cache-Control", "no-store");
+    if (!o.location.empty()) {
+      res.set_header("Location", o.location);
+    } else {
+      res.set_header("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+      res.set_content(o.body, o.content_type.empty() ? "text/html; charset=utf-8" : o.content_type);
+    }
+  });
+
+  svr.Post("/v1/connect/start", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    Caller c;
+    std::string mode = "popup";
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !string_field(b, "mode", false, &mode, res)) return;
+    if (mode != "popup" && mode != "redirect") return send_error(res, Status::InvalidArgument("mode must be popup or redirect"));
+    auto r = bridge.connect_start(c, mode == "popup" ? ReturnMode::kPopup : ReturnMode::kRedirect);
+    if (!r.ok()) return send_error(res, r.status());
+    send_json(res, 200, {{"authorize_url", r->authorize_url}, {"expires_at", r->expires_at}});
+  });
+  svr.Post("/v1/connect/api-key", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    Caller c;
+    std::string key;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !string_field(b, "api_key", true, &key, res)) return;
+    auto r = bridge.connect_api_key(c, key);
+    if (!r.ok()) return send_error(res, r.status());
+    send_json(res, 200, {{"integration_id", *r}});
+  });
+  svr.Post("/v1/disconnect", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    Caller c;
+    int64_t id = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "integration_id", true, &id, res)) return;
+    Status s = bridge.disconnect(c, id);
+    if (!s.ok()) return send_error(res, s);
+    send_json(res, 200, {{"disconnected", id}});
+  });
+  svr.Post("/v1/access-token", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    Caller c;
+    int64_t id = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "integration_id", true, &id, res)) return;
+    auto r = bridge.access_token(c, id);
+    if (!r.ok()) return send_error(res, r.status());
+    res.set_header("Cache-Control", "no-store");
+    send_json(res, 200, {{"access_token", *r}});
+  });
+  svr.Get("/v1/token-health", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    send_result(res, bridge.token_health_json(req.get_param_value("tenant_id"), req.get_param_value("user_id")));
+  });
+  svr.Post("/v1/deactivate-expired", [&bridge](const httplib::Request&, httplib::Response& res) {
+    send_result(res, bridge.deactivate_expired());
+  });
+  svr.Post("/v1/sync", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    Caller c;
+    int64_t id = 0;
+    fb::SyncRequest sr;
+    std::string since, until;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "integration_id", true, &id, res) ||
+        !string_field(b, "mode", false, &sr.mode, res) || !string_field(b, "since", false, &since, res) ||
+        !string_field(b, "until", false, &until, res) || !int_field(b, "recording_id", false, &sr.recording_id, res)) {
+      return;
+    }
+    if (!since.empty() && !parse_iso8601(since, &sr.since)) return send_error(res, Status::InvalidArgument("field 'since' is not ISO 8601"));
+    if (!until.empty() && !parse_iso8601(until, &sr.until)) return send_error(res, Status::InvalidArgument("field 'until' is not ISO 8601"));
+    send_result(res, bridge.sync(c, id, sr));
+  });
+  svr.Get("/v1/sync/jobs", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    send_result(res, bridge.sync_jobs_json(query_int(req, "integration_id", 0), req.get_param_value("status"),
+                                           static_cast<int>(query_int(req, "limit", 50))));
+  });
+  svr.Get("/v1/webhooks/events", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    send_result(res, bridge.webhook_events_json(req.get_param_value("status"), query_int(req, "integration_id", 0),
+                                                static_cast<int>(query_int(req, "limit", 100))));
+  });
+  svr.Post("/v1/webhooks/replay", [&bridge](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    std::string id;
+    if (!body_object(req, res, &b)) return;
+    if (b.contains("event_id") && b["event_id"].is_number_integer()) {
+      id = std::to_string(b["event_id"].get<int64_t>());
+    } else if (!string_field(b, "event_id", true, &id, res)) {
+      return;
+    }
+    auto r = bridge.webhook_replay(id);
+    if (!r.ok()) return send_error(res, r.status());
+    send_json(res, 200, {{"replayed", *r}});
+  });
+  svr.Post("/v1/scripts/reload", [&bridge](const httplib::Request&, httplib::Response& res) {
+    Status s = bridge.reload_scripts();
+    if (!s.ok()) return send_error(res, s);
+    send_json(res, 200, {{"reloaded", true}});
+  });
+  svr.Get("/v1/events", [feed](const httplib::Request& req, httplib::Response& res) {
+    send_json(res, 200, feed->after(query_int(req, "after", 0)));
+  });
+}
+
+}  // namespace
+
+Sidecar::Sidecar(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Sidecar::~Sidecar() { stop(); }
+int Sidecar::port() const { return state_->server->port(); }
+void Sidecar::stop() {
+  if (state_ && state_->server) state_->server->stop();
+}
+
+Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_override) {
+  const Config& config = bridge.config();
+  if (config.server.api_token.empty() && !is_loopback(config.server.host)) {
+    return Status::Config("setting 'server.api_token' (FATHOM_BRIDGE_API_TOKEN) is required to listen on " +
+                          config.server.host + ": the host routes would be open to the network");
+  }
+  auto state = std::make_unique<State>();
+  state->bridge = &bridge;
+  HttpServerOptions options = HttpServer::options_from(config.server, config.webhooks);
+  if (port_override >= 0) options.port = port_override;
+  state->server = std::make_unique<HttpServer>(options);
+  state->feed = std::make_shared<EventFeed>();
+  state->feed->capacity = static_cast<size_t>(std::max(1, config.server.event_buffer));
+  std::weak_ptr<EventFeed> weak = state->feed;
+  bridge.impl().bus.subscribe([weak](const Event& e) {
+    if (auto f = weak.lock()) f->push(e);
+  });
+  if (!config.server.crm_url.empty()) {
+    state->crm_transport = std::make_shared<HttplibTransport>();
+    FB_TRY(register_crm_forwarding(bridge, state->crm_transport, config.server.crm_url));
+  }
+  mount_webhook_routes(*state->server, *bridge.impl().receiver);
+  mount_host_routes(state->server->raw(), bridge, state->feed);
+  FB_TRY(state->server->start());
+  FB_LOG(kInfo, "sidecar") << "listening on " << options.host << ":" << state->server->port();
+  return std::unique_ptr<Sidecar>(new Sidecar(std::move(state)));
+}
+
+}  // namespace fb::detail
