@@ -97,6 +97,7 @@ std::unique_ptr<httplib::Client> HttplibTransport::acquire(const Url& url) {
   c->set_read_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
   c->set_write_timeout(options_.write_timeout_ms / 1000, (options_.write_timeout_ms % 1000) * 1000);
   c->set_follow_location(false);
+  c->set_tcp_nodelay(true);  // requests go out as header and body writes: no Nagle wait between them
   c->set_decompress(true);
   if (url.scheme == "https") {
     c->enable_server_certificate_verification(options_.verify_tls);

@@ -51,6 +51,9 @@ Simulator::Simulator(SimOptions opts)
       },
       [this](const nlohmann::json& a) { record_delivery(a); });
   svr_->new_task_queue = [] { return new httplib::ThreadPool(32); };
+  // Headers and body go out in separate writes: without TCP_NODELAY, Nagle waits for the
+  // client's delayed ACK and every reused keep-alive connection stalls ~40 ms.
+  svr_->set_tcp_nodelay(true);
   if (!opts_.quiet) {
     svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
       // The path only: queries and bodies may carry codes, tokens or secrets.
