@@ -4,7 +4,9 @@
 //
 // The body is read as raw bytes (never re-encoded); a Content-Length above the receiver's
 // max_body_bytes is refused with 413 before the body is read, and the connection is closed.
-// The answer is the receiver's status with its short reason as text/plain.
+// The answer is the receiver's status. A rejection has its short reason as a text/plain body; an
+// acceptance (200) has an empty body and the reason ("accepted" or "duplicate") in the header
+// Webhook-Result.
 #pragma once
 
 #include "server/http_server.h"

@@ -1,8 +1,8 @@
 #include "webhooks/inbox.h"
 
 #include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
-#include <semaphore>
 
 #include "core/log.h"
 
@@ -49,16 +49,45 @@ Status each_row(Stmt& q, F&& read) {
 
 }  // namespace
 
+// One caller waiting for its delivery to be committed. A mutex and condition variable rather than
+// std::binary_semaphore: libstdc++'s semaphore spins with sched_yield before it sleeps, which
+// costs more CPU than the wait itself with dozens of waiting request threads.
 struct Inbox::Pending {
   const Delivery* delivery = nullptr;
   int64_t now_ms = 0;
   Appended result;
   Status status;
-  std::binary_semaphore done{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;  // guarded by mu
+
+  void finish() {
+    // Notified under the lock: the waiter cannot return (and destroy this) before we unlock.
+    std::lock_guard lk(mu);
+    done = true;
+    cv.notify_one();
+  }
+  void wait() {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return done; });
+  }
 };
 
 Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock), options_(options) {
   if (options_.max_batch == 0) options_.max_batch = 1;
+  if (options_.background_checkpoint && !db_.path().empty() && db_.path() != ":memory:" &&
+      db_.path().rfind("file:", 0) != 0) {
+    auto ckpt = Db::open(db_.path());
+    Status off = db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=0"); });
+    if (ckpt.ok() && off.ok()) {
+      checkpoint_db_ = std::move(*ckpt);
+      checkpointer_ = std::thread([this] { checkpoint_loop(); });
+    } else {
+      (void)db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=1000"); });
+      FB_LOG(kWarn, "webhooks") << "no background WAL checkpoints (commits will checkpoint inline): "
+                                << (ckpt.ok() ? off.message() : ckpt.status().message());
+    }
+  }
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -69,6 +98,33 @@ Inbox::~Inbox() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lk(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (checkpointer_.joinable()) {
+    checkpointer_.join();
+    // Leave the shared connection as we found it.
+    (void)db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=1000"); });
+  }
+}
+
+void Inbox::checkpoint_loop() {
+  std::unique_lock lk(ckpt_mu_);
+  for (;;) {
+    ckpt_cv_.wait_for(lk, std::chrono::milliseconds(options_.checkpoint_interval_ms),
+                      [&] { return ckpt_stop_ || ckpt_bytes_ >= options_.checkpoint_bytes; });
+    bool stopping = ckpt_stop_;
+    ckpt_bytes_ = 0;
+    lk.unlock();
+    // PASSIVE never blocks the writer; it copies what no reader still needs, and the WAL restarts
+    // from its beginning once a checkpoint has caught up.
+    Status s = checkpoint_db_->with([&] { return checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)"); });
+    if (!s.ok() && !s.is(Code::kConflict)) FB_LOG(kWarn, "webhooks") << "WAL checkpoint failed: " << s.message();
+    lk.lock();
+    if (stopping) return;
+  }
 }
 
 void Inbox::set_commit_listener(std::function<void()> listener) {
@@ -86,7 +142,7 @@ Result<Appended> Inbox::append(const Delivery& delivery) {
     queue_.push_back(&p);
   }
   cv_.notify_one();
-  p.done.acquire();
+  p.wait();
   if (!p.status.ok()) return p.status;
   return p.result;
 }
@@ -106,12 +162,23 @@ void Inbox::writer_loop() {
       listener = listener_;
     }
     bool added = false;
+    size_t bytes = 0;
     write_batch(batch);
-    for (Pending* p : batch) added = added || (p->status.ok() && !p->result.duplicate);
-    // After release() a Pending lives on a caller's stack that may already be gone.
-    for (Pending* p : batch) p->done.release();
+    for (Pending* p : batch) {
+      if (p->status.ok() && !p->result.duplicate) {
+        added = true;
+        bytes += p->delivery->body.size();
+      }
+    }
+    // After finish() a Pending lives on a caller's stack that may already be gone.
+    for (Pending* p : batch) p->finish();
     batch.clear();
     if (added && listener) listener();
+    if (bytes && checkpointer_.joinable()) {
+      std::lock_guard lk(ckpt_mu_);
+      ckpt_bytes_ += bytes;
+      if (ckpt_bytes_ >= options_.checkpoint_bytes) ckpt_cv_.notify_one();
+    }
   }
 }
 
@@ -150,20 +217,28 @@ Result<std::vector<InboxEvent>> Inbox::claim(int max) {
   std::vector<InboxEvent> out;
   int64_t now = clock_.now_ms();
   Status s = db_.transaction([&]() -> Status {
-    Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=?1"
-        " WHERE id IN (SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=?1"
-        " ORDER BY next_attempt_at, id LIMIT ?2)"
+    // Ids first, then one single-row UPDATE each: a multi-row UPDATE would make SQLite open a
+    // statement journal (a temporary file) on every claim.
+    std::vector<int64_t> ids;
+    Stmt& due = db_.prepare(
+        "SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? ORDER BY next_attempt_at, id"
+        " LIMIT ?");
+    due.bind(1, now).bind(2, max);
+    FB_TRY(each_row(due, [&](const Stmt& row) { ids.push_back(row.int64(0)); }));
+    Stmt& take = db_.prepare(
+        "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=? WHERE id=?"
         " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
         " next_attempt_at, last_error, processed_at, body");
-    q.bind(1, now).bind(2, max);
-    return each_row(q, [&](const Stmt& row) {
-      out.push_back(read_event(row));
-      out.back().body = row.blob(11);
-    });
+    for (int64_t id : ids) {
+      take.bind(1, now).bind(2, id);
+      FB_TRY(each_row(take, [&](const Stmt& row) {
+        out.push_back(read_event(row));
+        out.back().body = row.blob(11);
+      }));
+    }
+    return Status::Ok();
   });
   if (!s.ok()) return s;
-  std::sort(out.begin(), out.end(), [](const InboxEvent& a, const InboxEvent& b) { return a.id < b.id; });
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -72,6 +73,14 @@ struct InboxFilter {
 
 struct InboxOptions {
   size_t max_batch = 512;  // deliveries per group commit
+  // WAL checkpoints on a connection of their own instead of inside the commits (SQLite's
+  // default): the writer never stalls on a checkpoint's fsync. The Inbox then sets
+  // wal_autocheckpoint=0 on the shared connection (restored in the destructor) and checkpoints
+  // the file (PASSIVE) every checkpoint_bytes of new bodies or checkpoint_interval_ms, whichever
+  // comes first, which also covers what other components write through that connection.
+  bool background_checkpoint = true;
+  size_t checkpoint_bytes = 32u << 20;
+  int checkpoint_interval_ms = 1000;
 };
 
 class Inbox {
@@ -122,6 +131,7 @@ class Inbox {
   struct Pending;
   void writer_loop();
   void write_batch(std::vector<Pending*>& batch);
+  void checkpoint_loop();
 
   Db& db_;
   Clock& clock_;
@@ -133,6 +143,13 @@ class Inbox {
   std::vector<Pending*> queue_;  // guarded by mu_
   bool stop_ = false;            // guarded by mu_
   std::thread writer_;
+
+  std::unique_ptr<Db> checkpoint_db_;  // own connection, used by checkpointer_ only
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  size_t ckpt_bytes_ = 0;   // guarded by ckpt_mu_: body bytes committed since the last checkpoint
+  bool ckpt_stop_ = false;  // guarded by ckpt_mu_
+  std::thread checkpointer_;
 };
 
 // JSON array of events (no bodies), as the list command prints them.

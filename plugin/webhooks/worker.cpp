@@ -131,7 +131,8 @@ void WorkerPool::process(const InboxEvent& e) {
   }
   std::string error = s.to_string();
   if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
-  if (e.attempts >= options_.max_attempts) {
+  // A payload the store cannot parse will not parse on the next attempt either.
+  if (e.attempts >= options_.max_attempts || s.is(Code::kMalformed)) {
     dead_letter(e, error);
     return;
   }

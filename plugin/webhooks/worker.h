@@ -7,7 +7,7 @@
 //   failed, attempts left    -> pending again after backoff: min(backoff_max, base * 2^(n-1)), of
 //                               which the upper half is random jitter
 //   failed, attempts used up -> dead (dead letter) with the last error, and the event
-//                               "webhook_dead_lettered" on the EventBus
+//   or failed with kMalformed   "webhook_dead_lettered" on the EventBus
 // start() first returns events left in "processing" by a crashed process to "pending" (one process
 // runs workers per database); while running, events stuck in processing longer than
 // stale_claim_ms are reclaimed too. The inbox wakes the workers when new events are committed.
