@@ -42,9 +42,7 @@ HttpServer::HttpServer(HttpServerOptions options)
 
 HttpServer::~HttpServer() { stop(); }
 
-Status HttpServer::start() {
-  std::lock_guard lk(mu_);
-  if (started_) return Status::FailedPrecondition("HTTP server already started");
+Status HttpServer::bind_locked() {
   int port = options_.port;
   if (port == 0) {
     port = server_->bind_to_any_port(options_.host);
@@ -54,6 +52,20 @@ Status HttpServer::start() {
                                " (in use, or not a local address)");
   }
   port_ = port;
+  bound_ = true;
+  return Status::Ok();
+}
+
+Status HttpServer::bind() {
+  std::lock_guard lk(mu_);
+  if (bound_) return Status::FailedPrecondition("HTTP server already bound");
+  return bind_locked();
+}
+
+Status HttpServer::start() {
+  std::lock_guard lk(mu_);
+  if (started_) return Status::FailedPrecondition("HTTP server already started");
+  if (!bound_) FB_TRY(bind_locked());
   started_ = true;
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // httplib's stop() does nothing until the listen loop runs, so a stop() right after start()
@@ -66,10 +78,16 @@ Status HttpServer::start() {
 
 void HttpServer::stop() {
   std::lock_guard lk(mu_);
-  if (!started_) return;
+  if (!started_ && !bound_) return;
+  if (!started_) {
+    // httplib closes a bound socket only from its listen loop: run the loop for a moment.
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
   server_->stop();
   if (thread_.joinable()) thread_.join();
   started_ = false;
+  bound_ = false;
   port_ = 0;
 }
 

@@ -54,12 +54,16 @@ class HttpServer {
   httplib::Server& raw() { return *server_; }
   const HttpServerOptions& options() const { return options_; }
 
-  // Binds host:port (kUnavailable naming the address when it cannot) and serves on a background
-  // thread. Calling it twice fails with kFailedPrecondition.
+  // Binds host:port now (kUnavailable naming the address when it cannot), so that port() is known
+  // before routes that need it (a public URL with the port) are built. Optional: start() binds
+  // when bind() was not called. Calling it twice fails with kFailedPrecondition.
+  Status bind();
+  // Binds (unless bind() did) and serves on a background thread. Calling it twice fails with
+  // kFailedPrecondition.
   Status start();
   // Stops accepting, finishes in-flight requests and joins the thread. Idempotent.
   void stop();
-  // The bound port (after start()), or 0.
+  // The bound port (after bind() or start()), or 0.
   int port() const;
   bool running() const;
 
@@ -69,7 +73,10 @@ class HttpServer {
   mutable std::mutex mu_;
   std::thread thread_;  // guarded by mu_
   int port_ = 0;        // guarded by mu_
-  bool started_ = false;
+  bool bound_ = false;  // guarded by mu_
+  bool started_ = false;  // guarded by mu_
+
+  Status bind_locked();
 };
 
 }  // namespace fb::detail

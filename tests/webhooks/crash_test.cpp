@@ -1,0 +1,163 @@
+// Durability across a crash: a receiving process (fb_webhook_crash_receiver) acknowledges a
+// delivery and is killed with SIGKILL before it processes it; after a restart the event is
+// processed. And a process killed while processing: the event is reclaimed after the restart.
+#define BOOST_TEST_MODULE fb_webhooks_crash
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <csignal>
+#include <sstream>
+
+#include "fixture.h"
+#include "support/http.h"
+
+using namespace fb;
+using namespace fb::detail;
+using namespace fb::test;
+
+namespace {
+
+std::string receiver_binary() { return std::string(FB_BINARY_DIR) + "/tests/webhooks/fb_webhook_crash_receiver"; }
+
+// One run of the receiving process.
+class ReceiverProcess {
+ public:
+  ReceiverProcess(const TempDir& dir, std::vector<std::string> extra) {
+    std::vector<std::string> args = {receiver_binary(), "--db",  dir.file("bridge.db"), "--secret",
+                                     kSecretA,          "--log", dir.file("processed.log")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    int fds[2];
+    BOOST_REQUIRE(pipe(fds) == 0);
+    pid_ = fork();
+    BOOST_REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    // The first line within 10 s: "listening <port> <path>".
+    std::string line;
+    pollfd p{fds[0], POLLIN, 0};
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      if (poll(&p, 1, 100) > 0) {
+        char buf[256];
+        ssize_t n = read(fds[0], buf, sizeof buf);
+        if (n <= 0) break;
+        line.append(buf, static_cast<size_t>(n));
+      }
+    }
+    close(fds[0]);
+    std::istringstream in(line);
+    std::string word;
+    in >> word >> port_ >> path_;
+    BOOST_REQUIRE_MESSAGE(word == "listening" && port_ > 0, "receiver did not start: '" << line << "'");
+  }
+  ~ReceiverProcess() { kill_now(SIGKILL); }
+
+  void kill_now(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  HttpReply deliver(const std::string& id, const std::string& body) {
+    HttpCall call;
+    call.method = "POST";
+    call.url = "http://127.0.0.1:" + std::to_string(port_) + path_;
+    call.body = body;
+    call.content_type = "application/json";
+    for (auto& [k, v] : signed_headers(kSecretA, id, std::time(nullptr), body)) {
+      if (k != "Content-Type") call.headers.emplace(k, v);
+    }
+    return http_request(call);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string path_;
+};
+
+// Reads the inbox from the test process (its own connection to the same file).
+std::string status_of(const TempDir& dir, const std::string& webhook_id) {
+  auto db = Db::open(dir.file("bridge.db"));
+  BOOST_REQUIRE(db.ok());
+  std::string status = "absent";
+  BOOST_REQUIRE((*db)->with([&]() -> Status {
+                     Stmt& q = (*db)->prepare("SELECT status FROM webhook_inbox WHERE webhook_id=?");
+                     q.bind(1, webhook_id);
+                     FB_ASSIGN(bool row, q.step());
+                     if (row) status = q.text(0);
+                     q.reset();
+                     return Status::Ok();
+                   }).ok());
+  return status;
+}
+
+int times_processed(const TempDir& dir, int64_t recording_id) {
+  std::istringstream in(read_file(dir.file("processed.log")));
+  int n = 0;
+  for (std::string l; std::getline(in, l);) n += l == std::to_string(recording_id);
+  return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(crash)
+
+BOOST_AUTO_TEST_CASE(killed_right_after_acknowledging_then_processed_after_restart) {
+  TempDir dir;
+  std::string path;
+  {
+    ReceiverProcess rx(dir, {"--workers", "0"});  // acknowledges, never processes
+    path = rx.path();
+    auto r = rx.deliver("msg_crash_1", meeting_body(777001));
+    BOOST_REQUIRE(r.status == 200);
+    BOOST_TEST(r.header("Webhook-Result") == "accepted");
+    rx.kill_now(SIGKILL);  // no shutdown code runs: only what was committed survives
+  }
+  BOOST_TEST(status_of(dir, "msg_crash_1") == "pending");
+  BOOST_TEST(times_processed(dir, 777001) == 0);
+
+  ReceiverProcess again(dir, {"--workers", "1"});
+  BOOST_TEST(again.path() == path);  // the same registration after the restart
+  BOOST_TEST(wait_until([&] { return status_of(dir, "msg_crash_1") == "done"; }, 20));
+  BOOST_TEST(times_processed(dir, 777001) == 1);
+  // The sender retries the acknowledged delivery: still processed once.
+  auto dup = again.deliver("msg_crash_1", meeting_body(777001));
+  BOOST_TEST(dup.status == 200);
+  BOOST_TEST(dup.header("Webhook-Result") == "duplicate");
+  again.kill_now(SIGTERM);
+  BOOST_TEST(times_processed(dir, 777001) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(killed_while_processing_then_reclaimed_after_restart) {
+  TempDir dir;
+  {
+    ReceiverProcess rx(dir, {"--workers", "1", "--hang"});  // the pipeline never returns
+    BOOST_REQUIRE(rx.deliver("msg_crash_2", meeting_body(777002)).status == 200);
+    BOOST_REQUIRE(wait_until([&] { return status_of(dir, "msg_crash_2") == "processing"; }, 20));
+    rx.kill_now(SIGKILL);
+  }
+  BOOST_TEST(status_of(dir, "msg_crash_2") == "processing");
+  ReceiverProcess again(dir, {"--workers", "1"});
+  BOOST_TEST(wait_until([&] { return status_of(dir, "msg_crash_2") == "done"; }, 20));
+  BOOST_TEST(times_processed(dir, 777002) == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
