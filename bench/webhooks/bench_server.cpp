@@ -176,7 +176,6 @@ int main(int argc, char** argv) {
   wo.workers = std::stoi(arg(argc, argv, "--workers", "0"));
   wo.claim_batch = std::stoi(arg(argc, argv, "--claim-batch", "8"));
   WorkerPool pool(inbox, handler, clock, system_random(), wo);
-  inbox.set_commit_listener([&pool] { pool.notify(); });
   if (Status s = pool.start(); !s.ok()) return fail(s);
 
   HttpServerOptions so = HttpServer::options_from(config.server, config.webhooks);

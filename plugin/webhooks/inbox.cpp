@@ -128,7 +128,7 @@ void Inbox::checkpoint_loop() {
 }
 
 void Inbox::set_commit_listener(std::function<void()> listener) {
-  std::lock_guard lk(mu_);
+  std::lock_guard lk(listener_mu_);  // waits for a call in progress: then the old one is never called again
   listener_ = std::move(listener);
 }
 
@@ -151,7 +151,6 @@ void Inbox::writer_loop() {
   std::vector<Pending*> batch;
   batch.reserve(options_.max_batch);
   for (;;) {
-    std::function<void()> listener;
     {
       std::unique_lock lk(mu_);
       cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
@@ -159,7 +158,6 @@ void Inbox::writer_loop() {
       size_t n = std::min(queue_.size(), options_.max_batch);
       batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-      listener = listener_;
     }
     bool added = false;
     size_t bytes = 0;
@@ -173,7 +171,10 @@ void Inbox::writer_loop() {
     // After finish() a Pending lives on a caller's stack that may already be gone.
     for (Pending* p : batch) p->finish();
     batch.clear();
-    if (added && listener) listener();
+    if (added) {
+      std::lock_guard lk(listener_mu_);
+      if (listener_) listener_();
+    }
     if (bytes && checkpointer_.joinable()) {
       std::lock_guard lk(ckpt_mu_);
       ckpt_bytes_ += bytes;

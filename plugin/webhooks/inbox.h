@@ -97,8 +97,9 @@ class Inbox {
   // delivery is stored and the sender should retry.
   Result<Appended> append(const Delivery& delivery);
 
-  // Called on the writer thread after a batch that added new events (to wake workers). Set before
-  // deliveries arrive; must be quick.
+  // Called on the writer thread after a batch that added new events (a WorkerPool subscribes itself
+  // to wake its workers). Must be quick. Replacing it (or clearing it with nullptr) waits for a
+  // call in progress, so the old listener is never called after this returns.
   void set_commit_listener(std::function<void()> listener);
 
   // ---- worker side ----
@@ -136,7 +137,8 @@ class Inbox {
   Db& db_;
   Clock& clock_;
   InboxOptions options_;
-  std::function<void()> listener_;
+  std::mutex listener_mu_;
+  std::function<void()> listener_;  // guarded by listener_mu_
 
   std::mutex mu_;
   std::condition_variable cv_;

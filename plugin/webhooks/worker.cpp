@@ -29,9 +29,13 @@ WorkerPool::WorkerPool(Inbox& inbox, InboxEventHandler& handler, Clock& clock, R
   options_.claim_batch = std::max(1, options_.claim_batch);
   options_.backoff_base_ms = std::max<int64_t>(1, options_.backoff_base_ms);
   options_.backoff_max_ms = std::max(options_.backoff_base_ms, options_.backoff_max_ms);
+  inbox_.set_commit_listener([this] { notify(); });
 }
 
-WorkerPool::~WorkerPool() { stop(); }
+WorkerPool::~WorkerPool() {
+  inbox_.set_commit_listener(nullptr);
+  stop();
+}
 
 Status WorkerPool::start() {
   std::lock_guard lk(mu_);

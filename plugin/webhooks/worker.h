@@ -10,7 +10,8 @@
 //   or failed with kMalformed   "webhook_dead_lettered" on the EventBus
 // start() first returns events left in "processing" by a crashed process to "pending" (one process
 // runs workers per database); while running, events stuck in processing longer than
-// stale_claim_ms are reclaimed too. The inbox wakes the workers when new events are committed.
+// stale_claim_ms are reclaimed too. The pool subscribes to its inbox's commit listener (one pool per
+// inbox), so new events wake the workers at once instead of at the next poll.
 //
 // Threading: thread-safe. Inbox, handler, clock, random, bus and directory must outlive the pool.
 #pragma once

@@ -136,7 +136,6 @@ int main(int argc, char** argv) {
   wo.workers = workers;
   wo.backoff_base_ms = 20;
   WorkerPool pool(inbox, handler, clock, system_random(), wo);
-  inbox.set_commit_listener([&pool] { pool.notify(); });
   if (workers > 0) {
     if (Status s = pool.start(); !s.ok()) return fail(s);
   }

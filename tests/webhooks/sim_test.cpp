@@ -126,7 +126,6 @@ struct Bridge {
     WorkerOptions wo = WorkerOptions::from(config.webhooks);
     wo.backoff_base_ms = 20;
     workers = std::make_unique<WorkerPool>(*stack->inbox, *handler, clock, system_random(), wo);
-    stack->inbox->set_commit_listener([this] { workers->notify(); });
     BOOST_REQUIRE(workers->start().ok());
     mount_webhook_routes(*server, *receiver);
     BOOST_REQUIRE(server->start().ok());
