@@ -2,11 +2,13 @@
 //
 //   fb_webhook_bench_gen --secret whsec_... --count N --size BYTES --bodies K --out DIR [--ts UNIX]
 //
-// Writes K distinct Meeting bodies of about BYTES each (DIR/body_<k>.json, a realistic payload:
-// invitees, a transcript long enough for the size, a summary, action items) and DIR/requests.txt
-// with N lines "<webhook-id> <timestamp> <v1,signature> <k>": N distinct deliveries, each signed
-// over its own id and the body it names. The signatures use the current time (or --ts), so the
-// file is good for the receiver's tolerance (5 minutes by default).
+// Writes K Meeting body templates of about BYTES each (a realistic payload: invitees, a transcript
+// long enough for the size, a summary, action items), split around the recording id into
+// DIR/body_<k>.pre and DIR/body_<k>.post, and DIR/requests.txt with N lines
+// "<webhook-id> <timestamp> <v1,signature> <k> <recording_id>": N distinct deliveries of N distinct
+// meetings, each signed over its own id and the body pre + recording_id + post. DIR/body_0.json is
+// one complete body, for reference. The signatures use the current time (or --ts), so the file is
+// good for the receiver's tolerance (5 minutes by default).
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -30,12 +32,15 @@ std::string arg(int argc, char** argv, const char* name, const char* fallback) {
   return fallback;
 }
 
-std::string meeting(int64_t recording_id, size_t target) {
-  std::string id = std::to_string(recording_id);
+constexpr const char* kRid = "@RID@";
+
+// A body with kRid where the recording id goes (and nowhere else).
+std::string meeting(int64_t template_id, size_t target) {
+  std::string id = std::to_string(template_id);
   std::string s;
   s.reserve(target + 1024);
   s += R"({"title":"Acme onboarding call )" + id + R"(","meeting_title":"Acme x Example onboarding","recording_id":)" +
-       id + R"(,"url":"https://fathom.video/calls/)" + id +
+       kRid + R"(,"url":"https://fathom.video/calls/)" + id +
        R"(","share_url":"https://fathom.video/share/AbCdEf123456","created_at":"2025-03-01T17:01:30Z",)"
        R"("scheduled_start_time":"2025-03-01T16:00:00Z","scheduled_end_time":"2025-03-01T17:00:00Z",)"
        R"("recording_start_time":"2025-03-01T16:01:12Z","recording_end_time":"2025-03-01T17:00:55Z",)"
@@ -91,21 +96,30 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::filesystem::create_directories(out);
-  std::vector<std::string> payloads;
+  std::vector<std::pair<std::string, std::string>> parts;  // pre, post
   for (long k = 0; k < bodies; ++k) {
-    payloads.push_back(meeting(100000 + k, static_cast<size_t>(size)));
-    std::ofstream(out + "/body_" + std::to_string(k) + ".json", std::ios::binary) << payloads.back();
+    std::string m = meeting(100000 + k, static_cast<size_t>(size));
+    size_t at = m.find(kRid);
+    parts.emplace_back(m.substr(0, at), m.substr(at + std::strlen(kRid)));
+    std::string base = out + "/body_" + std::to_string(k);
+    std::ofstream(base + ".pre", std::ios::binary) << parts.back().first;
+    std::ofstream(base + ".post", std::ios::binary) << parts.back().second;
   }
+  std::ofstream(out + "/body_0.json", std::ios::binary) << parts[0].first << 100000000 << parts[0].second;
   std::string t = std::to_string(ts);
   std::ofstream req(out + "/requests.txt", std::ios::binary);
   // A unique run tag keeps ids distinct across runs against the same database.
   std::string tag = std::to_string(ts % 100000);
+  std::string body;
   for (long i = 0; i < count; ++i) {
     std::string id = "msg_bench_" + tag + "_" + std::to_string(i);
     long k = i % bodies;
-    req << id << ' ' << t << ' ' << key->sign(id, t, payloads[static_cast<size_t>(k)]) << ' ' << k << '\n';
+    std::string rid = std::to_string(100000000 + i);
+    const auto& [pre, post] = parts[static_cast<size_t>(k)];
+    body.assign(pre).append(rid).append(post);
+    req << id << ' ' << t << ' ' << key->sign(id, t, body) << ' ' << k << ' ' << rid << '\n';
   }
-  std::cout << "wrote " << count << " signed deliveries over " << bodies << " bodies of " << payloads[0].size()
-            << " bytes to " << out << "\n";
+  std::cout << "wrote " << count << " signed deliveries of distinct meetings over " << bodies
+            << " templates of about " << body.size() << " bytes to " << out << "\n";
   return 0;
 }

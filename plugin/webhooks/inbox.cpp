@@ -279,6 +279,20 @@ Result<int> Inbox::reclaim(int64_t claimed_before_ms) {
   return n;
 }
 
+Result<int> Inbox::purge_done(int64_t processed_before_ms, int limit) {
+  int n = 0;
+  Status s = db_.with([&] {
+    Stmt& q = db_.prepare(
+        "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE status='done' AND processed_at<?"
+        " LIMIT ?)");
+    FB_TRY(q.bind(1, processed_before_ms).bind(2, limit).run());
+    n = db_.changes();
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
 Result<std::optional<int64_t>> Inbox::next_due_ms() {
   std::optional<int64_t> due;
   Status s = db_.with([&] {

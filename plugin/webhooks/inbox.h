@@ -111,6 +111,9 @@ class Inbox {
   Status mark_dead(int64_t event_id, std::string_view error);
   // Returns events in processing claimed at or before claimed_before_ms to pending. Returns how many.
   Result<int> reclaim(int64_t claimed_before_ms);
+  // Deletes done events processed before processed_before_ms, at most `limit` in one transaction
+  // (so ingest never waits long behind it). Dead letters are kept. Returns how many.
+  Result<int> purge_done(int64_t processed_before_ms, int limit = 500);
   // The earliest next_attempt_at of a pending event, if any.
   Result<std::optional<int64_t>> next_due_ms();
 

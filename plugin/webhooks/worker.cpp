@@ -18,6 +18,7 @@ WorkerOptions WorkerOptions::from(const WebhookConfig& c) {
   o.max_attempts = c.max_attempts;
   o.backoff_base_ms = c.backoff_base_ms;
   o.backoff_max_ms = c.backoff_max_ms;
+  o.retention_ms = static_cast<int64_t>(c.retention_days) * 86'400'000;
   return o;
 }
 
@@ -178,6 +179,13 @@ void WorkerPool::loop() {
         FB_LOG(kWarn, "webhooks") << "reclaimed " << *n << " webhook event(s) stuck in processing";
       }
     }
+    int64_t last_purge = last_purge_ms_.load();
+    if (options_.retention_ms > 0 && now - last_purge >= options_.purge_interval_ms &&
+        last_purge_ms_.compare_exchange_strong(last_purge, now)) {
+      if (auto n = purge_expired(); !n.ok()) {
+        FB_LOG(kWarn, "webhooks") << "cannot purge old webhook events: " << n.status().message();
+      }
+    }
     auto events = inbox_.claim(options_.claim_batch);
     if (!events.ok()) {
       FB_LOG(kError, "webhooks") << "cannot claim webhook events: " << events.status().message();
@@ -195,6 +203,19 @@ void WorkerPool::loop() {
     std::unique_lock lk(mu_);
     cv_.wait_for(lk, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || wake_gen_ != gen; });
   }
+}
+
+Result<int> WorkerPool::purge_expired() {
+  if (options_.retention_ms <= 0) return 0;
+  int64_t cutoff = clock_.now_ms() - options_.retention_ms;
+  int total = 0;
+  for (;;) {
+    FB_ASSIGN(int n, inbox_.purge_done(cutoff));
+    total += n;
+    if (n < 500) break;
+  }
+  if (total > 0) FB_LOG(kInfo, "webhooks") << "deleted " << total << " processed webhook event(s) past retention";
+  return total;
 }
 
 Status WorkerPool::replay(int64_t event_id) {

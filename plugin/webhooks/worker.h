@@ -8,7 +8,9 @@
 //                               which the upper half is random jitter
 //   failed, attempts used up -> dead (dead letter) with the last error, and the event
 //   or failed with kMalformed   "webhook_dead_lettered" on the EventBus
-// start() first returns events left in "processing" by a crashed process to "pending" (one process
+// Done events older than retention_ms are deleted (checked every purge_interval_ms; dead letters
+// stay until replayed). start() first returns events left in "processing" by a crashed process to
+// "pending" (one process
 // runs workers per database); while running, events stuck in processing longer than
 // stale_claim_ms are reclaimed too. The pool subscribes to its inbox's commit listener (one pool per
 // inbox), so new events wake the workers at once instead of at the next poll.
@@ -51,6 +53,8 @@ struct WorkerOptions {
   int64_t poll_interval_ms = 1000;         // longest sleep when nothing is due
   int64_t stale_claim_ms = 30 * 60 * 1000; // reclaim events processing longer than this
   bool reclaim_on_start = true;
+  int64_t retention_ms = 30LL * 86'400'000;  // delete done events older than this; 0 = keep them
+  int64_t purge_interval_ms = 3'600'000;     // how often the workers look for such events
   static WorkerOptions from(const WebhookConfig& config);
 };
 
@@ -89,6 +93,8 @@ class WorkerPool {
   WorkerStats stats() const;
   // The delay before attempt `attempts + 1` after `attempts` failures (with jitter).
   int64_t backoff_ms(int attempts);
+  // Deletes done events older than retention_ms now (all of them, in chunks); returns how many.
+  Result<int> purge_expired();
 
  private:
   void loop();
@@ -110,6 +116,7 @@ class WorkerPool {
   bool started_ = false;   // guarded by mu_
   std::vector<std::thread> threads_;
   std::atomic<int64_t> last_stale_check_ms_{0};
+  std::atomic<int64_t> last_purge_ms_{0};
 
   std::atomic<int64_t> processed_{0};
   std::atomic<int64_t> retried_{0};

@@ -256,4 +256,37 @@ BOOST_AUTO_TEST_CASE(run_once_without_threads_and_list_filters) {
   BOOST_TEST(counts->at(2).second == 2);  // done
 }
 
+BOOST_AUTO_TEST_CASE(done_events_past_retention_are_deleted_dead_letters_kept) {
+  FakeClock clock(1'700'000'000'000);
+  Config cfg;
+  cfg.webhooks.retention_days = 2;
+  WebhookStack s(clock, cfg);
+  std::string path = s.add_endpoint(1, kSecretA);
+  FlakyHandler handler;
+  WorkerOptions o = WorkerOptions::from(cfg.webhooks);
+  o.workers = 0;
+  o.max_attempts = 1;
+  BOOST_TEST(o.retention_ms == 2 * 86'400'000LL);
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), o);
+  int64_t old_done = deliver(s, path, "old", 1);
+  BOOST_REQUIRE(*pool.run_once() == 1);
+  handler.set_failing(true);
+  int64_t dead = deliver(s, path, "dead", 2);
+  BOOST_REQUIRE(*pool.run_once() == 1);
+  BOOST_REQUIRE(s.inbox->get(dead)->status == "dead");
+  handler.set_failing(false);
+  clock.advance_ms(86'400'000);
+  int64_t recent = deliver(s, path, "recent", 3);
+  BOOST_REQUIRE(*pool.run_once() == 1);
+  clock.advance_ms(86'400'000 + 1000);  // old is now past 2 days, recent is not
+  auto n = pool.purge_expired();
+  BOOST_REQUIRE(n.ok());
+  BOOST_TEST(*n == 1);
+  BOOST_TEST((s.inbox->get(old_done).code() == Code::kNotFound));
+  BOOST_TEST(s.inbox->get(recent)->status == "done");
+  BOOST_TEST(s.inbox->get(dead)->status == "dead");
+  // A purged webhook-id is no longer remembered: Fathom stops retrying long before retention.
+  BOOST_TEST(s.inbox_rows() == 2);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -85,6 +85,7 @@ struct WebhookConfig {
   int backoff_base_ms = 1000;         // backoff_base_ms
   int backoff_max_ms = 3600 * 1000;   // backoff_max_ms
   int secret_grace_s = 24 * 3600;     // secret_grace_s: a rotated-out secret stays valid this long
+  int retention_days = 30;            // retention_days: processed (done) inbox events are deleted after this; 0 = keep
 };
 
 struct ScriptConfig {
