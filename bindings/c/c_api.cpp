@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "bridge/bridge_impl.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "fathom_bridge/bridge.h"
@@ -136,13 +137,7 @@ int fb_set_event_callback(fb_bridge* b, fb_event_fn fn, void* user_data) {
       br.set_event_sink(nullptr);
       return FB_OK;
     }
-    br.set_event_sink([fn, user_data](const fb::Event& e) {
-      json data = json::parse(e.data_json.empty() ? "{}" : e.data_json, nullptr, false);
-      json j = {{"type", e.type},         {"tenant_id", e.tenant_id}, {"user_id", e.user_id},
-                {"integration_id", e.integration_id}, {"detail", e.detail},
-                {"data", data.is_discarded() ? json::object() : data}};
-      fn(user_data, j.dump().c_str());
-    });
+    br.set_event_sink([fn, user_data](const fb::Event& e) { fn(user_data, fb::detail::event_json(e).dump().c_str()); });
     return FB_OK;
   });
 }
@@ -168,17 +163,10 @@ int fb_register_crm_operation(fb_bridge* b, const char* name, fb_crm_fn fn, void
   if (usable(b) && (!name || !fn)) return fail(b, FB_MISUSE, "name and fn are required");
   return guarded(b, [&](fb::Bridge& br) {
     fb::Status s = br.register_crm_operation(name, [fn, user_data](const fb::CrmCall& call) -> fb::Result<std::string> {
-      json args = json::parse(call.args_json, nullptr, false);
-      json j = {{"operation", call.operation},
-                {"args", args.is_discarded() ? json::object() : args},
-                {"idempotency_key", call.idempotency_key},
-                {"integration_id", call.integration_id},
-                {"tenant_id", call.tenant_id},
-                {"user_id", call.user_id},
-                {"dry_run", call.dry_run}};
+      std::string call_json = fb::detail::crm_call_json(call);
       char* result = nullptr;
       char* error = nullptr;
-      int rc = fn(user_data, j.dump().c_str(), &result, &error);
+      int rc = fn(user_data, call_json.c_str(), &result, &error);
       std::string result_s = result ? result : "";
       std::string error_s = error ? error : "";
       std::free(result);

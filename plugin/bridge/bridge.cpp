@@ -91,6 +91,28 @@ void subscribe_script_hooks(Bridge::Impl* impl) {
 
 }  // namespace
 
+std::string detail::crm_call_json(const CrmCall& call) {
+  json args = json::parse(call.args_json, nullptr, false);
+  return json{{"operation", call.operation},
+              {"args", args.is_discarded() ? json::object() : args},
+              {"idempotency_key", call.idempotency_key},
+              {"integration_id", call.integration_id},
+              {"tenant_id", call.tenant_id},
+              {"user_id", call.user_id},
+              {"dry_run", call.dry_run}}
+      .dump();
+}
+
+json detail::event_json(const Event& e) {
+  json data = json::parse(e.data_json.empty() ? "{}" : e.data_json, nullptr, false);
+  return {{"type", e.type},
+          {"tenant_id", e.tenant_id},
+          {"user_id", e.user_id},
+          {"integration_id", e.integration_id},
+          {"detail", e.detail},
+          {"data", data.is_discarded() ? json::object() : data}};
+}
+
 std::string CallbackOutcome::to_json() const {
   json j = {{"ok", ok},
             {"integration_id", integration_id},

@@ -9,6 +9,8 @@
 
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/event_bus.h"
 #include "crypto/sealer.h"
@@ -84,5 +86,13 @@ struct Bridge::Impl {
   // The integration owned by caller, or kNotFound (never revealing another tenant's ids).
   Result<detail::IntegrationRecord> owned(const Caller& caller, int64_t integration_id);
 };
+
+namespace detail {
+// The JSON forms hosts see, shared by the C ABI and the sidecar:
+// {"operation", "args", "idempotency_key", "integration_id", "tenant_id", "user_id", "dry_run"}
+std::string crm_call_json(const CrmCall& call);
+// {"type", "tenant_id", "user_id", "integration_id", "detail", "data"}
+nlohmann::json event_json(const Event& event);
+}  // namespace detail
 
 }  // namespace fb

@@ -124,14 +124,9 @@ struct EventFeed {
 
   void push(const Event& e) {
     std::lock_guard lock(mu);
-    json data = json::parse(e.data_json.empty() ? "{}" : e.data_json, nullptr, false);
-    events.push_back({{"seq", next_seq++},
-                      {"type", e.type},
-                      {"tenant_id", e.tenant_id},
-                      {"user_id", e.user_id},
-                      {"integration_id", e.integration_id},
-                      {"detail", e.detail},
-                      {"data", data.is_discarded() ? json::object() : data}});
+    json j = event_json(e);
+    j["seq"] = next_seq++;
+    events.push_back(std::move(j));
     while (events.size() > capacity) events.pop_front();
   }
 
@@ -159,15 +154,7 @@ namespace {
 Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport> transport, const std::string& url) {
   for (const std::string& op : documented_crm_operations()) {
     FB_TRY(bridge.register_crm_operation(op, [transport, url](const CrmCall& call) -> Result<std::string> {
-      json args = json::parse(call.args_json, nullptr, false);
-      json body = {{"operation", call.operation},
-                   {"args", args.is_discarded() ? json::object() : args},
-                   {"idempotency_key", call.idempotency_key},
-                   {"integration_id", call.integration_id},
-                   {"tenant_id", call.tenant_id},
-                   {"user_id", call.user_id},
-                   {"dry_run", call.dry_run}};
-      HttpRequest req{"POST", url, {{"Idempotency-Key", call.idempotency_key}}, body.dump(), "application/json"};
+      HttpRequest req{"POST", url, {{"Idempotency-Key", call.idempotency_key}}, crm_call_json(call), "application/json"};
       FB_ASSIGN(HttpResponse resp, transport->send(req));
       if (resp.status / 100 != 2) {
         std::string detail = resp.body.substr(0, 300);

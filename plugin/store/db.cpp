@@ -102,6 +102,17 @@ std::string Stmt::blob(int col) const {
 
 // --- Db ---
 
+namespace {
+// Runs fn, turning an exception into a Status so a transaction always ends (commit or rollback).
+Status guarded(const std::function<Status()>& fn, const char* where) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("exception in ") + where + ": " + e.what());
+  }
+}
+}  // namespace
+
 Db::~Db() {
   cache_.clear();  // finalize statements before closing
   if (db_) sqlite3_close_v2(db_);
@@ -148,34 +159,20 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, DbOptions options)
 
 Status Db::with(const std::function<Status()>& fn) {
   std::lock_guard lock(mu_);
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("exception in database work: ") + e.what());
-  }
+  return guarded(fn, "database work");
 }
 
 Status Db::transaction(const std::function<Status()>& fn, bool immediate) {
   std::lock_guard lock(mu_);
   if (tx_depth_ > 0) {  // join the outer transaction
     ++tx_depth_;
-    Status s;
-    try {
-      s = fn();
-    } catch (const std::exception& e) {
-      s = Status::Internal(std::string("exception in transaction: ") + e.what());
-    }
+    Status s = guarded(fn, "transaction");
     --tx_depth_;
     return s;
   }
   FB_TRY(exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN"));
   ++tx_depth_;
-  Status s;
-  try {
-    s = fn();
-  } catch (const std::exception& e) {
-    s = Status::Internal(std::string("exception in transaction: ") + e.what());
-  }
+  Status s = guarded(fn, "transaction");
   --tx_depth_;
   if (s.ok()) {
     Status c = exec("COMMIT");
