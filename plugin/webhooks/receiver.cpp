@@ -133,7 +133,9 @@ ReceiveResult Receiver::handle(std::string_view path, const DeliveryHeaders& hea
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   std::shared_ptr<const Endpoint> ep;
   if (path.size() > prefix_.size() && path.compare(0, prefix_.size(), prefix_) == 0) {
-    ep = registry_.lookup(path.substr(prefix_.size()));
+    auto found = registry_.lookup(path.substr(prefix_.size()));
+    if (!found.ok()) return reject(Rejection::kStorage, "storage unavailable", 0, raw_body.size());
+    ep = std::move(*found);
   }
   if (!ep) return reject(Rejection::kUnknownEndpoint, "unknown endpoint", 0, raw_body.size());
   const int64_t integration = ep->integration_id;

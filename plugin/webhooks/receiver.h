@@ -10,7 +10,8 @@
 //   timestamp too old / too new (tolerance_s)      401 "stale timestamp" / "future timestamp"
 //   no v1 signature matches a current key          401 "bad signature"
 //   not a JSON object with an integer recording_id 400 "malformed JSON"
-//   the inbox could not commit                     503 "storage unavailable" (the sender retries)
+//   the inbox could not commit, or the endpoint    503 "storage unavailable" (the sender retries)
+//   could not be read (database, sealing key)
 //   committed (or already there)                   200 "accepted" / "duplicate"
 //
 // A rejection stores nothing, is counted per reason and logged (throttled to one line per reason

@@ -273,8 +273,8 @@ Result<std::shared_ptr<const Endpoint>> Registry::load(std::string_view token) {
   return std::shared_ptr<const Endpoint>(std::move(ep));
 }
 
-std::shared_ptr<const Endpoint> Registry::lookup(std::string_view token) {
-  if (!valid_path_token(token)) return nullptr;
+Result<std::shared_ptr<const Endpoint>> Registry::lookup(std::string_view token) {
+  if (!valid_path_token(token)) return std::shared_ptr<const Endpoint>();
   {
     std::shared_lock lk(mu_);
     auto it = cache_.find(token);
@@ -282,9 +282,8 @@ std::shared_ptr<const Endpoint> Registry::lookup(std::string_view token) {
   }
   auto loaded = load(token);
   if (!loaded.ok()) {
-    // A secret that no longer opens (lost key) or a database error: refuse, and say why once.
     FB_LOG(kError, "webhooks") << "cannot load a webhook registration: " << loaded.status().to_string();
-    return nullptr;
+    return loaded.status();
   }
   std::unique_lock lk(mu_);
   if (*loaded) {

@@ -108,8 +108,10 @@ class Registry {
   // Registrations of one integration (0: all), oldest first. Never includes secrets.
   Result<std::vector<Registration>> list(int64_t integration_id = 0);
 
-  // The endpoint for a path token, or null when unknown. Hot path.
-  std::shared_ptr<const Endpoint> lookup(std::string_view path_token);
+  // The endpoint for a path token, or null when no registration has it. Hot path. Fails (and the
+  // receiver answers 503, so the sender retries) when the database cannot be read or a stored
+  // secret does not open with the configured sealing keys.
+  Result<std::shared_ptr<const Endpoint>> lookup(std::string_view path_token);
   // Drops cached endpoints (all when token is empty), e.g. after another process changed them.
   void invalidate(std::string_view path_token = {});
 

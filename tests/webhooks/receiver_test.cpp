@@ -265,15 +265,26 @@ BOOST_AUTO_TEST_CASE(secrets_are_sealed_at_rest) {
   }
   // A new registry instance (as after a restart) opens them again.
   Registry again(*rx.stack.db, rx.stack.sealer, rx.clock, system_random(), rx.stack.config.webhooks);
-  auto ep = again.lookup(rx.path.substr(rx.path.rfind('/') + 1));
+  auto found = again.lookup(rx.path.substr(rx.path.rfind('/') + 1));
+  BOOST_REQUIRE(found.ok());
+  auto ep = *found;
   BOOST_REQUIRE(ep != nullptr);
   BOOST_TEST(ep->integration_id == 42);
   BOOST_TEST(ep->previous.has_value());
-  // Without the sealing key nothing opens, and the endpoint is refused rather than half-trusted.
+  // Without the sealing key nothing opens: the delivery is refused with 503 (the sender retries until
+  // the key is configured) rather than verified against anything else, and nothing is stored.
   Sealer other;
   BOOST_REQUIRE(other.add_key("t1", SecretString(std::string(32, '\x43'))).ok());
   Registry wrong(*rx.stack.db, other, rx.clock, system_random(), rx.stack.config.webhooks);
-  BOOST_TEST(wrong.lookup(rx.path.substr(rx.path.rfind('/') + 1)) == nullptr);
+  BOOST_TEST((wrong.lookup(rx.path.substr(rx.path.rfind('/') + 1)).code() == Code::kRejected));
+  Receiver refusing(wrong, *rx.stack.inbox, rx.clock, rx.stack.config.webhooks);
+  auto r = refusing.handle(rx.path, signed_headers(kSecretA, "m2", kNow, body), body);
+  BOOST_TEST(r.http_status == 503);
+  BOOST_TEST(rx.stack.inbox_rows() == 1);
+  // An unknown token is not an error: no registration has it.
+  auto none = again.lookup("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(*none == nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(paths_are_unguessable_and_removal_takes_effect) {
