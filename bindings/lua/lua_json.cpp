@@ -295,6 +295,7 @@ class Encoder {
 
 // ---------------------------------------------------------------- module
 
+// json.null[key] -> never returns: raises "attempt to index a JSON null value (key 'k')".
 int null_index(lua_State* L) {
   if (lua_type(L, 2) == LUA_TSTRING) {
     return luaL_error(L, "attempt to index a JSON null value (key '%s'); test it with util.present(v)",
@@ -303,6 +304,7 @@ int null_index(lua_State* L) {
   return luaL_error(L, "attempt to index a JSON null value; test it with util.present(v)");
 }
 
+// tostring(json.null) -> "null" (other light userdata: "userdata: 0x..."). Never raises.
 int null_tostring(lua_State* L) {
   if (is_null(L, 1)) {
     lua_pushliteral(L, "null");

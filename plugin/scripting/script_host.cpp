@@ -236,8 +236,11 @@ Result<std::unique_ptr<ScriptState>> ScriptHost::acquire(const std::shared_ptr<G
     std::unique_lock lock(pool_mu_);
     pool_cv_.wait(lock, [&] { return !free_.empty() || live_ < services_.config.pool_size; });
     if (!free_.empty()) {
-      std::unique_ptr<ScriptState> s = std::move(free_.back());
-      free_.pop_back();
+      auto mine = std::find_if(free_.rbegin(), free_.rend(),
+                               [](const auto& e) { return e.first == std::this_thread::get_id(); });
+      auto pick = mine != free_.rend() ? std::prev(mine.base()) : std::prev(free_.end());
+      std::unique_ptr<ScriptState> s = std::move(pick->second);
+      free_.erase(pick);
       if (s->generation() == gen) return s;
       stale = std::move(s);  // an older generation: replaced below, outside the lock
     } else {
@@ -266,7 +269,7 @@ void ScriptHost::release(std::unique_ptr<ScriptState> state) {
   {
     std::lock_guard lock(pool_mu_);
     if (state && state->healthy()) {
-      free_.push_back(std::move(state));
+      free_.emplace_back(std::this_thread::get_id(), std::move(state));
     } else {
       dead = std::move(state);
       --live_;
@@ -281,7 +284,7 @@ void ScriptHost::adopt(std::unique_ptr<ScriptState> state) {
     std::lock_guard lock(pool_mu_);
     if (live_ < services_.config.pool_size) {
       ++live_;
-      free_.push_back(std::move(state));
+      free_.emplace_back(std::thread::id(), std::move(state));
     } else {
       spare = std::move(state);  // the pool is full: destroyed outside the lock
     }

@@ -27,6 +27,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/pipeline.h"
@@ -138,7 +140,9 @@ class ScriptHost {
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;
-  std::vector<std::unique_ptr<ScriptState>> free_;  // guarded by pool_mu_
+  // Idle states with the thread that used each last: a worker gets its own state back, so a
+  // state's memory stays in one core's cache (and one malloc arena).
+  std::vector<std::pair<std::thread::id, std::unique_ptr<ScriptState>>> free_;  // guarded by pool_mu_
   int live_ = 0;                                    // guarded by pool_mu_: states in or out of the pool
 
   std::atomic<uint64_t> events_{0}, failures_{0}, reloads_{0}, rejections_{0}, states_created_{0};
