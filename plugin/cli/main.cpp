@@ -10,6 +10,8 @@
 //   fathom-bridge script test <script> --meeting <file.json> [...]   (see `script test --help`)
 //   fathom-bridge serve                                           run the HTTP sidecar
 // Every command but `script test` takes --config FILE (and the environment, see README).
+#include <malloc.h>
+
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -219,6 +221,10 @@ int cmd_webhooks(const Options& o) {
 volatile std::sig_atomic_t g_stop = 0;
 
 int cmd_serve(const Options& o) {
+  // Webhook bodies are 20 KB-1 MB buffers freed on many threads: keep glibc from returning them to
+  // the kernel and faulting them in again on the next request (bench/README.md, "Webhooks").
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
   auto b = open_bridge(o, true);
   if (!b.ok()) return fail(b.status());
   auto server = fb::detail::Sidecar::start(**b);
