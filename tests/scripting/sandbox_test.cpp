@@ -24,7 +24,7 @@ attacks.require_symlink = function() return require("escape") end
 attacks.debug = function() return debug.getinfo(1) end
 attacks.package = function() return package.loadlib("libc.so.6", "system") end
 attacks.rep_bomb = function() local s = string.rep("x", 1 << 30) return #s end
-attacks.growing_table = function() local t = {} while true do t[#t + 1] = tostring(#t) .. " padding" end end
+attacks.growing_table = function() local t = {} while true do t[#t + 1] = ("x"):rep(4096) .. #t end end
 attacks.infinite_loop = function() while true do end end
 attacks.loop_in_pcall = function() while true do pcall(function() while true do end end) end end
 attacks.loop_in_tail_pcall = function() return pcall(function() while true do end end) end
