@@ -72,6 +72,26 @@ int deliver(fb_bridge* b, const fb::Result<std::string>& r, char** out) {
   return *out ? FB_OK : fail(b, FB_INTERNAL, "out of memory");
 }
 
+// The optional list filter of fb_sync_jobs / fb_webhook_events: {"integration_id", "status", "limit"}.
+struct ListFilter {
+  int64_t integration_id = 0;
+  std::string status;
+  int limit;
+};
+
+bool parse_filter(fb_bridge* b, const char* filter_json, ListFilter* f, int* rc) {
+  if (!filter_json) return true;
+  json j = json::parse(filter_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    *rc = fail(b, FB_INVALID_ARGUMENT, "filter_json is not a JSON object");
+    return false;
+  }
+  if (j.contains("integration_id") && j["integration_id"].is_number_integer()) f->integration_id = j["integration_id"];
+  if (j.contains("status") && j["status"].is_string()) f->status = j["status"];
+  if (j.contains("limit") && j["limit"].is_number_integer()) f->limit = j["limit"];
+  return true;
+}
+
 }  // namespace
 
 extern "C" {
@@ -284,17 +304,10 @@ int fb_sync_jobs(fb_bridge* b, const char* filter_json, char** jobs_json) {
   if (!jobs_json) return fail(b, FB_MISUSE, "jobs_json is required");
   *jobs_json = nullptr;
   return guarded(b, [&](fb::Bridge& br) {
-    int64_t id = 0;
-    std::string status;
-    int limit = 50;
-    if (filter_json) {
-      json f = json::parse(filter_json, nullptr, false);
-      if (f.is_discarded() || !f.is_object()) return fail(b, FB_INVALID_ARGUMENT, "filter_json is not a JSON object");
-      if (f.contains("integration_id") && f["integration_id"].is_number_integer()) id = f["integration_id"];
-      if (f.contains("status") && f["status"].is_string()) status = f["status"];
-      if (f.contains("limit") && f["limit"].is_number_integer()) limit = f["limit"];
-    }
-    return deliver(b, br.sync_jobs_json(id, status, limit), jobs_json);
+    ListFilter f{.limit = 50};
+    int rc = FB_OK;
+    if (!parse_filter(b, filter_json, &f, &rc)) return rc;
+    return deliver(b, br.sync_jobs_json(f.integration_id, f.status, f.limit), jobs_json);
   });
 }
 
@@ -322,17 +335,10 @@ int fb_webhook_events(fb_bridge* b, const char* filter_json, char** events_json)
   if (!events_json) return fail(b, FB_MISUSE, "events_json is required");
   *events_json = nullptr;
   return guarded(b, [&](fb::Bridge& br) {
-    std::string status;
-    int64_t id = 0;
-    int limit = 100;
-    if (filter_json) {
-      json f = json::parse(filter_json, nullptr, false);
-      if (f.is_discarded() || !f.is_object()) return fail(b, FB_INVALID_ARGUMENT, "filter_json is not a JSON object");
-      if (f.contains("status") && f["status"].is_string()) status = f["status"];
-      if (f.contains("integration_id") && f["integration_id"].is_number_integer()) id = f["integration_id"];
-      if (f.contains("limit") && f["limit"].is_number_integer()) limit = f["limit"];
-    }
-    return deliver(b, br.webhook_events_json(status, id, limit), events_json);
+    ListFilter f{.limit = 100};
+    int rc = FB_OK;
+    if (!parse_filter(b, filter_json, &f, &rc)) return rc;
+    return deliver(b, br.webhook_events_json(f.status, f.integration_id, f.limit), events_json);
   });
 }
 

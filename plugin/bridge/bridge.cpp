@@ -44,19 +44,6 @@ json job_to_json(const detail::JobRecord& j) {
           {"content_fetched", j.content_fetched}};
 }
 
-json event_to_json(const detail::InboxEvent& e) {
-  return {{"id", e.id},
-          {"integration_id", e.integration_id},
-          {"webhook_id", e.webhook_id},
-          {"recording_id", e.recording_id},
-          {"status", e.status},
-          {"attempts", e.attempts},
-          {"received_at_ms", e.received_at_ms},
-          {"next_attempt_at_ms", e.next_attempt_at_ms},
-          {"processed_at_ms", e.processed_at_ms},
-          {"last_error", e.last_error.empty() ? json(nullptr) : json(e.last_error)}};
-}
-
 Result<std::unique_ptr<detail::Db>> open_db(const Config& c) {
   return detail::Db::open(c.store.path, {.full_sync = c.store.full_sync, .busy_timeout_ms = c.store.busy_timeout_ms});
 }
@@ -391,9 +378,7 @@ Result<std::string> Bridge::webhook_events_json(const std::string& status, int64
   f.integration_id = integration_id;
   f.limit = limit > 0 ? limit : 100;
   FB_ASSIGN(auto events, impl_->workers->list(f));
-  json out = json::array();
-  for (const auto& e : events) out.push_back(event_to_json(e));
-  return out.dump();
+  return detail::events_to_json(events);
 }
 
 Result<int> Bridge::webhook_replay(const std::string& event_id) {
