@@ -52,16 +52,26 @@ Status each_row(Stmt& q, F&& read) {
 // One caller waiting for its delivery to be committed. A mutex and condition variable rather than
 // std::binary_semaphore: libstdc++'s semaphore spins with sched_yield before it sleeps, which
 // costs more CPU than the wait itself with dozens of waiting request threads.
+// An asynchronous caller's Pending is owned by the queue instead: finish() calls back and deletes it.
 struct Inbox::Pending {
   const Delivery* delivery = nullptr;
+  Delivery copy;  // asynchronous callers: the delivery itself (its views stay the caller's)
   int64_t now_ms = 0;
   Appended result;
   Status status;
+  AppendCallback callback;  // set: asynchronous
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;  // guarded by mu
 
   void finish() {
+    if (callback) {
+      AppendCallback cb = std::move(callback);
+      Result<Appended> r = status.ok() ? Result<Appended>(result) : Result<Appended>(status);
+      delete this;
+      cb(std::move(r));
+      return;
+    }
     // Notified under the lock: the waiter cannot return (and destroy this) before we unlock.
     std::lock_guard lk(mu);
     done = true;
@@ -145,6 +155,25 @@ Result<Appended> Inbox::append(const Delivery& delivery) {
   p.wait();
   if (!p.status.ok()) return p.status;
   return p.result;
+}
+
+void Inbox::append_async(const Delivery& delivery, AppendCallback done) {
+  auto* p = new Pending;
+  p->copy = delivery;
+  p->delivery = &p->copy;
+  p->now_ms = clock_.now_ms();
+  p->callback = std::move(done);
+  {
+    std::unique_lock lk(mu_);
+    if (stop_) {
+      lk.unlock();
+      p->status = Status::Unavailable("webhook inbox is shutting down");
+      p->finish();
+      return;
+    }
+    queue_.push_back(p);
+  }
+  cv_.notify_one();
 }
 
 void Inbox::writer_loop() {

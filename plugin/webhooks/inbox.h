@@ -97,6 +97,12 @@ class Inbox {
   // delivery is stored and the sender should retry.
   Result<Appended> append(const Delivery& delivery);
 
+  // The same without blocking the caller (for an event-loop server): done is called exactly once,
+  // on the writer thread, after the commit (or with kIo/kUnavailable). The delivery and the bytes
+  // it views must stay valid until then. done must be quick: it runs before the next batch.
+  using AppendCallback = std::function<void(Result<Appended>)>;
+  void append_async(const Delivery& delivery, AppendCallback done);
+
   // Called on the writer thread after a batch that added new events (a WorkerPool subscribes itself
   // to wake its workers). Must be quick. Replacing it (or clearing it with nullptr) waits for a
   // call in progress, so the old listener is never called after this returns.

@@ -130,6 +130,27 @@ ReceiveResult Receiver::handle(std::string_view path, const std::vector<std::pai
 }
 
 ReceiveResult Receiver::handle(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body) {
+  Delivery d;
+  ReceiveResult r = check(path, headers, raw_body, &d);
+  if (!r.accepted()) return r;
+  return committed(d, inbox_.append(d));
+}
+
+void Receiver::handle_async(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body,
+                            ReceiveCallback done) {
+  Delivery d;
+  ReceiveResult r = check(path, headers, raw_body, &d);
+  if (!r.accepted()) {
+    done(r);
+    return;
+  }
+  inbox_.append_async(d, [this, d, done = std::move(done)](Result<Appended> appended) {
+    done(committed(d, appended));
+  });
+}
+
+ReceiveResult Receiver::check(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body,
+                              Delivery* d) {
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   std::shared_ptr<const Endpoint> ep;
   if (path.size() > prefix_.size() && path.compare(0, prefix_.size(), prefix_) == 0) {
@@ -170,18 +191,22 @@ ReceiveResult Receiver::handle(std::string_view path, const DeliveryHeaders& hea
   auto recording = validate_meeting_json(raw_body);
   if (!recording.ok()) return reject(Rejection::kMalformedJson, "malformed JSON", integration, raw_body.size());
 
-  Delivery d;
-  d.integration_id = integration;
-  d.registration_id = ep->registration_id;
-  d.webhook_id = headers.id;
-  d.recording_id = *recording;
-  d.body = raw_body;
-  auto appended = inbox_.append(d);
-  if (!appended.ok()) return reject(Rejection::kStorage, "storage unavailable", integration, raw_body.size());
+  d->integration_id = integration;
+  d->registration_id = ep->registration_id;
+  d->webhook_id = headers.id;
+  d->recording_id = *recording;
+  d->body = raw_body;
+  ReceiveResult ok;
+  ok.http_status = 200;
+  ok.integration_id = integration;
+  return ok;
+}
 
+ReceiveResult Receiver::committed(const Delivery& d, const Result<Appended>& appended) {
+  if (!appended.ok()) return reject(Rejection::kStorage, "storage unavailable", d.integration_id, d.body.size());
   ReceiveResult out;
   out.http_status = 200;
-  out.integration_id = integration;
+  out.integration_id = d.integration_id;
   out.event_id = appended->event_id;
   out.duplicate = appended->duplicate;
   out.reason = out.duplicate ? "duplicate" : "accepted";

@@ -24,6 +24,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -84,6 +85,12 @@ class Receiver {
   ReceiveResult handle(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body);
   ReceiveResult handle(std::string_view path, const std::vector<std::pair<std::string, std::string>>& headers,
                        std::string_view raw_body);
+  // The same for an event-loop server: the answer goes to done, exactly once: on this thread for a
+  // rejection, on the inbox's writer thread once the delivery is committed. headers and raw_body
+  // must stay valid until then; done must be quick (it runs before the inbox's next batch).
+  using ReceiveCallback = std::function<void(const ReceiveResult&)>;
+  void handle_async(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body,
+                    ReceiveCallback done);
   // For a server that refuses an oversized body before reading it: counts and logs the rejection
   // and returns the 413 answer.
   ReceiveResult reject_too_large(int64_t content_length);
@@ -93,6 +100,9 @@ class Receiver {
   ReceiverStats stats() const;
 
  private:
+  // Everything before the inbox: a rejection, or accepted() with *d filled.
+  ReceiveResult check(std::string_view path, const DeliveryHeaders& headers, std::string_view raw_body, Delivery* d);
+  ReceiveResult committed(const Delivery& d, const Result<Appended>& appended);
   ReceiveResult reject(Rejection r, std::string_view reason, int64_t integration_id, size_t body_bytes);
 
   Registry& registry_;
