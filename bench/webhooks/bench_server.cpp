@@ -14,8 +14,6 @@
 #include <signal.h>
 #include <sys/resource.h>
 
-#include <httplib.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -197,12 +195,12 @@ int main(int argc, char** argv) {
     return m;
   };
   mark = take();
-  server.raw().Post("/_bench/mark", [&](const httplib::Request&, httplib::Response& res) {
+  server.route("POST", "/_bench/mark", [&](const ServerRequest&, ServerResponse& res) {
     std::lock_guard lk(mark_mu);
     mark = take();
     res.set_content("{}", "application/json");
   });
-  server.raw().Get("/_bench/report", [&](const httplib::Request&, httplib::Response& res) {
+  server.route("GET", "/_bench/report", [&](const ServerRequest&, ServerResponse& res) {
     Mark now = take();
     Mark m0;
     {

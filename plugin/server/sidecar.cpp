@@ -1,7 +1,5 @@
 #include "server/sidecar.h"
 
-#include <httplib.h>
-
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -43,25 +41,26 @@ int http_status_of(Code c) {
   }
 }
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_json(ServerResponse& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
 }
 
-void send_error(httplib::Response& res, const Status& s) {
+void send_error(ServerResponse& res, const Status& s) {
   send_json(res, http_status_of(s.code()), {{"error", code_name(s.code())}, {"message", s.message()}});
 }
 
 // Sends a Result<std::string> that already holds JSON text.
-void send_result(httplib::Response& res, const Result<std::string>& r) {
+void send_result(ServerResponse& res, const Result<std::string>& r) {
   if (!r.ok()) return send_error(res, r.status());
   res.status = 200;
   res.set_content(*r, "application/json");
 }
 
 // Parses the request body as a JSON object or answers 400.
-bool body_object(const httplib::Request& req, httplib::Response& res, json* out) {
-  *out = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+bool body_object(const ServerRequest& req, ServerResponse& res, json* out) {
+  std::string_view text = req.body.empty() ? std::string_view("{}") : req.body;
+  *out = json::parse(text.begin(), text.end(), nullptr, false);
   if (out->is_discarded() || !out->is_object()) {
     send_error(res, Status::InvalidArgument("request body must be a JSON object"));
     return false;
@@ -69,7 +68,7 @@ bool body_object(const httplib::Request& req, httplib::Response& res, json* out)
   return true;
 }
 
-bool string_field(const json& j, const char* key, bool required, std::string* out, httplib::Response& res) {
+bool string_field(const json& j, const char* key, bool required, std::string* out, ServerResponse& res) {
   if (!j.contains(key) || j[key].is_null()) {
     if (required) send_error(res, Status::InvalidArgument(std::string("field '") + key + "' is required"));
     return !required;
@@ -82,7 +81,7 @@ bool string_field(const json& j, const char* key, bool required, std::string* ou
   return true;
 }
 
-bool int_field(const json& j, const char* key, bool required, int64_t* out, httplib::Response& res) {
+bool int_field(const json& j, const char* key, bool required, int64_t* out, ServerResponse& res) {
   if (!j.contains(key) || j[key].is_null()) {
     if (required) send_error(res, Status::InvalidArgument(std::string("field '") + key + "' is required"));
     return !required;
@@ -95,15 +94,15 @@ bool int_field(const json& j, const char* key, bool required, int64_t* out, http
   return true;
 }
 
-bool caller_of(const json& j, Caller* c, httplib::Response& res) {
+bool caller_of(const json& j, Caller* c, ServerResponse& res) {
   return string_field(j, "tenant_id", true, &c->tenant_id, res) && string_field(j, "user_id", true, &c->user_id, res) &&
          string_field(j, "team_id", false, &c->team_id, res);
 }
 
-int64_t query_int(const httplib::Request& req, const char* key, int64_t fallback) {
+int64_t query_int(const ServerRequest& req, const char* key, int64_t fallback) {
   if (!req.has_param(key)) return fallback;
   try {
-    return std::stoll(req.get_param_value(key));
+    return std::stoll(req.param(key));
   } catch (...) {
     return fallback;
   }
@@ -169,32 +168,30 @@ Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport>
   return Status::Ok();
 }
 
-void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<EventFeed> feed) {
+void mount_host_routes(HttpServer& svr, Bridge& bridge, std::shared_ptr<EventFeed> feed) {
   const Config& config = bridge.config();
   std::string token = config.server.api_token;
 
   // Every /v1 route checks the bearer token first.
-  svr.set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
-    if (token.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
-    std::string auth = req.get_header_value("Authorization");
+  svr.guard("/v1/", [token](const ServerRequest& req, ServerResponse& res) {
+    if (token.empty()) return true;
+    std::string auth(req.header("Authorization"));
     std::string presented = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
     if (!constant_time_equal(sha256(presented), sha256(token))) {
       send_json(res, 401, {{"error", "unauthenticated"}, {"message", "missing or wrong bearer token"}});
-      return httplib::Server::HandlerResponse::Handled;
+      return false;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
+    return true;
   });
 
-  svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+  svr.route("GET", "/healthz", [](const ServerRequest&, ServerResponse& res) { res.set_content("ok", "text/plain"); });
 
   std::string callback_path = "/oauth/callback";
   if (auto u = parse_url(config.fathom.redirect_uri); u.ok()) {
     callback_path = u->path_and_query.substr(0, u->path_and_query.find('?'));
   }
-  svr.Get(callback_path, [&bridge](const httplib::Request& req, httplib::Response& res) {
-    std::string query;
-    if (auto q = req.target.find('?'); q != std::string::npos) query = req.target.substr(q + 1);
-    CallbackOutcome o = bridge.connect_callback(query);
+  svr.route("GET", callback_path, [&bridge](const ServerRequest& req, ServerResponse& res) {
+    CallbackOutcome o = bridge.connect_callback(std::string(req.query));
     res.status = o.http_status;
     res.set_header("Cache-Control", "no-store");
     if (!o.location.empty()) {
@@ -205,7 +202,7 @@ void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<Eve
     }
   });
 
-  svr.Post("/v1/connect/start", [&bridge](const httplib::Request& req, httplib::Response& res) {
+  svr.route("POST", "/v1/connect/start", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     Caller c;
     std::string mode = "popup";
@@ -215,7 +212,7 @@ void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<Eve
     if (!r.ok()) return send_error(res, r.status());
     send_json(res, 200, {{"authorize_url", r->authorize_url}, {"expires_at", r->expires_at}});
   });
-  svr.Post("/v1/connect/api-key", [&bridge](const httplib::Request& req, httplib::Response& res) {
+  svr.route("POST", "/v1/connect/api-key", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     Caller c;
     std::string key;
@@ -224,7 +221,7 @@ void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<Eve
     if (!r.ok()) return send_error(res, r.status());
     send_json(res, 200, {{"integration_id", *r}});
   });
-  svr.Post("/v1/disconnect", [&bridge](const httplib::Request& req, httplib::Response& res) {
+  svr.route("POST", "/v1/disconnect", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     Caller c;
     int64_t id = 0;
@@ -233,7 +230,7 @@ void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<Eve
     if (!s.ok()) return send_error(res, s);
     send_json(res, 200, {{"disconnected", id}});
   });
-  svr.Post("/v1/access-token", [&bridge](const httplib::Request& req, httplib::Response& res) {
+  svr.route("POST", "/v1/access-token", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     Caller c;
     int64_t id = 0;
@@ -243,13 +240,13 @@ void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<Eve
     res.set_header("Cache-Control", "no-store");
     send_json(res, 200, {{"access_token", *r}});
   });
-  svr.Get("/v1/token-health", [&bridge](const httplib::Request& req, httplib::Response& res) {
-    send_result(res, bridge.token_health_json(req.get_param_value("tenant_id"), req.get_param_value("user_id")));
+  svr.route("GET", "/v1/token-health", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    send_result(res, bridge.token_health_json(req.param("tenant_id"), req.param("user_id")));
   });
-  svr.Post("/v1/deactivate-expired", [&bridge](const httplib::Request&, httplib::Response& res) {
+  svr.route("POST", "/v1/deactivate-expired", [&bridge](const ServerRequest&, ServerResponse& res) {
     send_result(res, bridge.deactivate_expired());
   });
-  svr.Post("/v1/sync", [&bridge](const httplib::Request& req, httplib::Response& res) {
+  svr.route("POST", "/v1/sync", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     Caller c;
     int64_t id = 0;
@@ -264,15 +261,15 @@ void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<Eve
     if (!until.empty() && !parse_iso8601(until, &sr.until)) return send_error(res, Status::InvalidArgument("field 'until' is not ISO 8601"));
     send_result(res, bridge.sync(c, id, sr));
   });
-  svr.Get("/v1/sync/jobs", [&bridge](const httplib::Request& req, httplib::Response& res) {
-    send_result(res, bridge.sync_jobs_json(query_int(req, "integration_id", 0), req.get_param_value("status"),
+  svr.route("GET", "/v1/sync/jobs", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    send_result(res, bridge.sync_jobs_json(query_int(req, "integration_id", 0), req.param("status"),
                                            static_cast<int>(query_int(req, "limit", 50))));
   });
-  svr.Get("/v1/webhooks/events", [&bridge](const httplib::Request& req, httplib::Response& res) {
-    send_result(res, bridge.webhook_events_json(req.get_param_value("status"), query_int(req, "integration_id", 0),
+  svr.route("GET", "/v1/webhooks/events", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    send_result(res, bridge.webhook_events_json(req.param("status"), query_int(req, "integration_id", 0),
                                                 static_cast<int>(query_int(req, "limit", 100))));
   });
-  svr.Post("/v1/webhooks/replay", [&bridge](const httplib::Request& req, httplib::Response& res) {
+  svr.route("POST", "/v1/webhooks/replay", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     std::string id;
     if (!body_object(req, res, &b)) return;
@@ -285,12 +282,12 @@ void mount_host_routes(httplib::Server& svr, Bridge& bridge, std::shared_ptr<Eve
     if (!r.ok()) return send_error(res, r.status());
     send_json(res, 200, {{"replayed", *r}});
   });
-  svr.Post("/v1/scripts/reload", [&bridge](const httplib::Request&, httplib::Response& res) {
+  svr.route("POST", "/v1/scripts/reload", [&bridge](const ServerRequest&, ServerResponse& res) {
     Status s = bridge.reload_scripts();
     if (!s.ok()) return send_error(res, s);
     send_json(res, 200, {{"reloaded", true}});
   });
-  svr.Get("/v1/events", [feed](const httplib::Request& req, httplib::Response& res) {
+  svr.route("GET", "/v1/events", [feed](const ServerRequest& req, ServerResponse& res) {
     send_json(res, 200, feed->after(query_int(req, "after", 0)));
   });
 }
@@ -326,7 +323,7 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
     FB_TRY(register_crm_forwarding(bridge, state->crm_transport, config.server.crm_url));
   }
   mount_webhook_routes(*state->server, *bridge.impl().receiver);
-  mount_host_routes(state->server->raw(), bridge, state->feed);
+  mount_host_routes(*state->server, bridge, state->feed);
   FB_TRY(state->server->start());
   FB_LOG(kInfo, "sidecar") << "listening on " << options.host << ":" << state->server->port();
   return std::unique_ptr<Sidecar>(new Sidecar(std::move(state)));

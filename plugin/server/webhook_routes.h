@@ -3,7 +3,8 @@
 //   POST {webhooks.path_prefix}/{token}  -> Receiver::handle(path, headers, raw body)
 //
 // The body is read as raw bytes (never re-encoded); a Content-Length above the receiver's
-// max_body_bytes is refused with 413 before the body is read, and the connection is closed.
+// max_body_bytes is refused with 413 before the body is read, and the connection is closed. The
+// route is asynchronous (HttpServer::route_async): no thread waits for the group commit.
 // The answer is the receiver's status. A rejection has its short reason as a text/plain body; an
 // acceptance (200) has an empty body and the reason ("accepted" or "duplicate") in the header
 // Webhook-Result.

@@ -122,8 +122,10 @@ struct ServerConfig {
   std::string host = "127.0.0.1";   // host
   int port = 8787;                  // port; env FATHOM_BRIDGE_PORT
   std::string api_token;            // api_token; env FATHOM_BRIDGE_API_TOKEN: bearer for the host-facing routes
-  // threads: connections served at once (cpp-httplib keeps one thread per keep-alive connection)
-  int threads = 64;
+  // threads: host-route requests handled at once (their handlers may wait on the database or on
+  // Fathom). Connections are served by event loops, one per core; webhook deliveries never wait
+  // on one of these threads.
+  int threads = 16;
   // crm_url; env FATHOM_BRIDGE_CRM_URL: in sidecar mode every crm.<op> call of the scripts is
   // POSTed here as {"operation", "args", "idempotency_key", ...}; the host answers 200 with a JSON object.
   std::string crm_url;

@@ -1,0 +1,411 @@
+// The sidecar's HTTP/1.1 server over real loopback sockets. Requests are written byte by byte
+// where the protocol matters (pipelining, chunked bodies, 100-continue, malformed heads), and with
+// cpp-httplib's client where an ordinary client is the point.
+#define BOOST_TEST_MODULE fb_server
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/http_server.h"
+
+using namespace fb;
+using namespace fb::detail;
+
+namespace {
+
+// A raw client connection with a receive timeout.
+class Raw {
+ public:
+  explicit Raw(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  ~Raw() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void send(const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the server closed: what it answered is still readable
+      off += static_cast<size_t>(n);
+    }
+  }
+  // Reads until `until` appears in what was read (or the peer closes / timeout_ms passes).
+  std::string read_until(const std::string& until, int timeout_ms = 5000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (buf_.find(until) == std::string::npos) {
+      if (!fill(deadline)) break;
+    }
+    size_t at = buf_.find(until);
+    size_t n = at == std::string::npos ? buf_.size() : at + until.size();
+    std::string out = buf_.substr(0, n);
+    buf_.erase(0, n);
+    return out;
+  }
+  // One whole response (head and Content-Length body).
+  std::string response(int timeout_ms = 5000) {
+    std::string head = read_until("\r\n\r\n", timeout_ms);
+    size_t cl = head.find("Content-Length: ");
+    if (cl == std::string::npos) return head;
+    size_t len = std::stoul(head.substr(cl + 16));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (buf_.size() < len && fill(deadline)) {
+    }
+    std::string body = buf_.substr(0, std::min(len, buf_.size()));
+    buf_.erase(0, body.size());
+    return head + body;
+  }
+  // True when the server closed the connection within timeout_ms (EOF or reset).
+  bool closed_within(int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      char c[4096];
+      ssize_t n = ::recv(fd_, c, sizeof c, 0);
+      if (n <= 0) return true;
+      buf_.append(c, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  bool fill(std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char c[65536];
+    ssize_t n = ::recv(fd_, c, sizeof c, 0);
+    if (n <= 0) return false;
+    buf_.append(c, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::string buf_;
+};
+
+int status_of(const std::string& response) {
+  if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12) return 0;
+  return std::stoi(response.substr(9, 3));
+}
+
+std::string body_of(const std::string& response) {
+  size_t at = response.find("\r\n\r\n");
+  return at == std::string::npos ? "" : response.substr(at + 4);
+}
+
+// A server with an echo route, an async route answered from another thread, and a guard.
+struct Served {
+  explicit Served(HttpServerOptions o = {}) : server(prepare(o)) {
+    server.route("POST", "/echo", [](const ServerRequest& req, ServerResponse& res) {
+      std::string out = std::string(req.method) + " " + std::string(req.path) + " q=" + req.param("q") +
+                        " x=" + std::string(req.header("x-test")) + " body=" + std::string(req.body);
+      res.set_content(out, "text/plain");
+      res.set_header("X-Echo", "1");
+    });
+    server.route("GET", "/throws", [](const ServerRequest&, ServerResponse&) { throw std::runtime_error("secret"); });
+    server.route("GET", "/private/data", [](const ServerRequest&, ServerResponse& res) { res.set_content("data", "text/plain"); });
+    server.guard("/private/", [](const ServerRequest& req, ServerResponse& res) {
+      if (req.header("Authorization") == "Bearer ok") return true;
+      res.status = 401;
+      res.set_content("no", "text/plain");
+      return false;
+    });
+    server.route_async(
+        "POST", "/async/",
+        [this](const ServerRequest& req, Responder respond) {
+          if (req.path == "/async/inline") {
+            ServerResponse r;
+            r.set_content("inline " + std::string(req.body), "text/plain");
+            respond(std::move(r));
+            return;
+          }
+          if (req.path == "/async/forget") return;  // dropped unanswered: the server answers 500
+          // Answered later from another thread, which reads the request's views first.
+          std::string body(req.body);
+          std::string path(req.path);
+          auto shared = std::make_shared<Responder>(std::move(respond));
+          std::thread([shared, body, path, this] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(async_delay_ms.load()));
+            ServerResponse r;
+            r.set_content(path + ":" + body, "text/plain");
+            (*shared)(std::move(r));
+          }).detach();
+        },
+        64, [](int64_t n) {
+          ServerResponse r;
+          r.status = 413;
+          r.set_content("too large: " + std::to_string(n), "text/plain");
+          return r;
+        });
+    BOOST_REQUIRE(server.start().ok());
+  }
+  static HttpServerOptions prepare(HttpServerOptions o) {
+    o.port = 0;
+    o.threads = 4;
+    o.io_threads = 2;
+    return o;
+  }
+  int port() { return server.port(); }
+  std::atomic<int> async_delay_ms{5};
+  HttpServer server;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(http_server)
+
+BOOST_AUTO_TEST_CASE(routes_headers_query_and_keep_alive) {
+  Served s;
+  Raw c(s.port());
+  c.send("POST /echo?q=a%20b+c&z=1 HTTP/1.1\r\nHost: x\r\nX-TEST:  v1 \r\nContent-Length: 5\r\n\r\nhello");
+  std::string r = c.response();
+  BOOST_TEST(status_of(r) == 200);
+  BOOST_TEST(body_of(r) == "POST /echo q=a b c x=v1 body=hello");
+  BOOST_TEST(r.find("X-Echo: 1\r\n") != std::string::npos);
+  BOOST_TEST(r.find("Connection: close") == std::string::npos);
+  // The same connection serves the next request.
+  c.send("POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nok");
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=ok");
+  c.send("GET /nowhere HTTP/1.1\r\n\r\n");
+  BOOST_TEST(status_of(c.response()) == 404);
+  // HTTP/1.0 without keep-alive: answered, then closed.
+  Raw old(s.port());
+  old.send("POST /echo HTTP/1.0\r\nContent-Length: 1\r\n\r\nz");
+  std::string r10 = old.response();
+  BOOST_TEST(status_of(r10) == 200);
+  BOOST_TEST(r10.find("Connection: close") != std::string::npos);
+  BOOST_TEST(old.closed_within(3000));
+}
+
+BOOST_AUTO_TEST_CASE(pipelined_requests_are_answered_in_order) {
+  Served s;
+  s.async_delay_ms = 30;  // the first answer comes late: the second must still come after it
+  Raw c(s.port());
+  c.send(
+      "POST /async/a HTTP/1.1\r\nContent-Length: 3\r\n\r\none"
+      "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\ntwo"
+      "POST /async/inline HTTP/1.1\r\nContent-Length: 5\r\n\r\nthree");
+  BOOST_TEST(body_of(c.response()) == "/async/a:one");
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=two");
+  BOOST_TEST(body_of(c.response()) == "inline three");
+}
+
+BOOST_AUTO_TEST_CASE(chunked_body_and_expect_continue) {
+  Served s;
+  Raw c(s.port());
+  c.send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the body arrives in two parts
+  c.send("E\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: t\r\n\r\n");
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=Wikipedia in\r\n\r\nchunks.");
+  // Expect: 100-continue: the interim answer comes before the body is sent.
+  c.send("POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  BOOST_TEST(c.read_until("\r\n\r\n") == "HTTP/1.1 100 Continue\r\n\r\n");
+  c.send("body");
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=body");
+  // An ordinary client sending a chunked body.
+  httplib::Client cli("127.0.0.1", s.port());
+  std::string big(200000, 'q');
+  size_t sent = 0;
+  auto res = cli.Post(
+      "/echo",
+      [&](size_t, httplib::DataSink& sink) {
+        size_t n = std::min<size_t>(7000, big.size() - sent);
+        sink.write(big.data() + sent, n);
+        sent += n;
+        if (sent == big.size()) sink.done();
+        return true;
+      },
+      "text/plain");
+  BOOST_REQUIRE(res);
+  BOOST_TEST(res->status == 200);
+  BOOST_TEST(res->body == "POST /echo q= x= body=" + big);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_requests_get_their_status_and_a_close) {
+  Served s;
+  struct Case {
+    std::string request;
+    int status;
+  };
+  std::vector<Case> cases = {
+      {"GARBAGE\r\n\r\n", 400},
+      {"POST /echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+      {"POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+      {"POST /echo HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n", 400},
+      {"POST /echo HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400},
+      {"POST /echo HTTP/1.1\r\nBad Header: x\r\n\r\n", 400},
+      {"POST /echo HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", 400},
+      {"POST /echo HTTP/1.1\r\nExpect: magic\r\nContent-Length: 1\r\n\r\n", 417},
+      {"POST /echo HTTP/2.0\r\n\r\n", 505},
+      {"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+      {"POST /echo HTTP/1.1\r\nX: " + std::string(70000, 'a') + "\r\n\r\n", 431},
+  };
+  for (const Case& k : cases) {
+    Raw c(s.port());
+    c.send(k.request);
+    std::string r = c.response();
+    BOOST_TEST(status_of(r) == k.status, k.request.substr(0, 60));
+    BOOST_TEST(r.find("Connection: close") != std::string::npos);
+    BOOST_TEST(c.closed_within(3000));
+  }
+  // The server still serves.
+  Raw ok(s.port());
+  ok.send("POST /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  BOOST_TEST(status_of(ok.response()) == 200);
+}
+
+BOOST_AUTO_TEST_CASE(oversized_bodies_are_refused_and_the_client_gets_the_answer) {
+  HttpServerOptions o;
+  o.payload_max_bytes = 1000;
+  Served s(o);
+  // Announced: refused before the body is read, while the client is still sending it.
+  Raw c(s.port());
+  c.send("POST /async/x HTTP/1.1\r\nContent-Length: 5000000\r\n\r\n");
+  c.send(std::string(1 << 20, 'x'));
+  std::string r = c.response();
+  BOOST_TEST(status_of(r) == 413);
+  BOOST_TEST(body_of(r) == "too large: 5000000");  // the route's own answer
+  // A chunked body that grows past the limit.
+  Raw k(s.port());
+  k.send("POST /async/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n" + std::string(64, 'a') + "\r\n1\r\nb\r\n");
+  BOOST_TEST(status_of(k.response()) == 413);
+  // The host routes' limit, through an ordinary client.
+  httplib::Client cli("127.0.0.1", s.port());
+  auto res = cli.Post("/echo", std::string(5000, 'y'), "text/plain");
+  BOOST_REQUIRE(res);
+  BOOST_TEST(res->status == 413);
+}
+
+BOOST_AUTO_TEST_CASE(guard_exception_and_unanswered_async_handler) {
+  Served s;
+  httplib::Client cli("127.0.0.1", s.port());
+  auto denied = cli.Get("/private/data");
+  BOOST_REQUIRE(denied);
+  BOOST_TEST(denied->status == 401);
+  auto allowed = cli.Get("/private/data", httplib::Headers{{"Authorization", "Bearer ok"}});
+  BOOST_REQUIRE(allowed);
+  BOOST_TEST(allowed->body == "data");
+  auto thrown = cli.Get("/throws");
+  BOOST_REQUIRE(thrown);
+  BOOST_TEST(thrown->status == 500);
+  BOOST_TEST(thrown->body.find("secret") == std::string::npos);
+  auto forgot = cli.Post("/async/forget", "x", "text/plain");
+  BOOST_REQUIRE(forgot);
+  BOOST_TEST(forgot->status == 500);
+}
+
+BOOST_AUTO_TEST_CASE(many_connections_get_their_own_answers) {
+  Served s;
+  s.async_delay_ms = 1;
+  constexpr int kClients = 40, kEach = 25;
+  std::atomic<int> right{0}, wrong{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kClients; ++i) {
+    ts.emplace_back([&, i] {
+      httplib::Client cli("127.0.0.1", s.port());
+      cli.set_keep_alive(true);
+      for (int j = 0; j < kEach; ++j) {
+        std::string body = std::to_string(i) + "-" + std::to_string(j) + std::string(static_cast<size_t>(j) * 2, '.');
+        bool async = (i + j) % 2 == 0;
+        auto res = async ? cli.Post("/async/c", body.substr(0, 60), "text/plain") : cli.Post("/echo", body, "text/plain");
+        std::string want = async ? "/async/c:" + body.substr(0, 60) : "POST /echo q= x= body=" + body;
+        (res && res->status == 200 && res->body == want ? right : wrong)++;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  BOOST_TEST(right.load() == kClients * kEach);
+  BOOST_TEST(wrong.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(idle_and_slow_connections_are_closed) {
+  HttpServerOptions o;
+  o.keep_alive_timeout_s = 1;
+  o.read_timeout_s = 1;
+  Served s(o);
+  Raw idle(s.port());
+  idle.send("POST /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  BOOST_TEST(status_of(idle.response()) == 200);
+  BOOST_TEST(idle.closed_within(4000));
+  Raw slow(s.port());
+  slow.send("POST /echo HTTP/1.1\r\nContent-Le");  // and nothing more
+  BOOST_TEST(slow.closed_within(4000));
+}
+
+BOOST_AUTO_TEST_CASE(stop_with_an_answer_in_flight) {
+  HttpServerOptions o;
+  o.write_timeout_s = 1;
+  auto s = std::make_unique<Served>(o);
+  s->async_delay_ms = 300;
+  int port = s->port();
+  auto reply = std::async(std::launch::async, [port] {
+    httplib::Client cli("127.0.0.1", port);
+    auto res = cli.Post("/async/slow", "x", "text/plain");
+    return res ? res->status : -1;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  s->server.stop();  // waits for the answer in flight, then closes
+  BOOST_TEST(reply.get() == 200);
+  BOOST_TEST(!s->server.running());
+  // An answer that comes after stop() (handler slower than write_timeout) is dropped safely.
+  HttpServerOptions quick;
+  quick.write_timeout_s = 1;
+  Served late(quick);
+  late.async_delay_ms = 1500;
+  int lport = late.port();
+  auto lreply = std::async(std::launch::async, [lport] {
+    httplib::Client cli("127.0.0.1", lport);
+    cli.set_read_timeout(5, 0);
+    auto res = cli.Post("/async/late", "x", "text/plain");
+    return res ? res->status : -1;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  late.server.stop();
+  BOOST_TEST(lreply.get() == -1);  // closed unanswered
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // the late answer arrives: no crash
+}
+
+BOOST_AUTO_TEST_CASE(bind_errors_and_restart) {
+  HttpServerOptions o;
+  HttpServer a(o);
+  BOOST_REQUIRE(a.start().ok());
+  BOOST_TEST(a.port() > 0);
+  BOOST_TEST((a.start().code() == Code::kFailedPrecondition));
+  HttpServerOptions taken;
+  taken.port = a.port();
+  HttpServer b(taken);
+  Status st = b.start();
+  BOOST_TEST((st.code() == Code::kUnavailable));
+  BOOST_TEST(st.message().find(std::to_string(a.port())) != std::string::npos);
+  HttpServerOptions bad;
+  bad.host = "203.0.113.7";  // not an address of this machine
+  HttpServer c(bad);
+  BOOST_TEST((c.start().code() == Code::kUnavailable));
+  a.stop();
+  a.stop();
+  BOOST_TEST(!a.running());
+  BOOST_TEST(a.start().ok());  // binds again
+  a.stop();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
