@@ -28,7 +28,8 @@ namespace {
 
 constexpr size_t kMaxHeadBytes = 64 * 1024;
 constexpr size_t kMaxHeaders = 100;
-constexpr size_t kMinReadRoom = 64 * 1024;  // free space offered to each recv
+constexpr size_t kMinReadRoom = 16 * 1024;  // free space offered to each recv
+constexpr int64_t kReleaseIdleBufferMs = 1000;  // an idle connection gives its buffer back after this
 constexpr size_t kKeptBufferBytes = 1 << 20;  // a connection keeps a buffer up to this between requests
 constexpr size_t kMaxChunkLine = 1024;
 
@@ -1030,7 +1031,14 @@ void Loop::sweep(int64_t now) {
     if (sending) {
       if (now - c->last_activity_ms > int64_t{o.write_timeout_s} * 1000) expired.push_back(p);
     } else if (c->len == 0 && c->phase == Conn::Phase::kHead) {
-      if (now - c->last_activity_ms > int64_t{o.keep_alive_timeout_s} * 1000) expired.push_back(p);
+      if (now - c->last_activity_ms > int64_t{o.keep_alive_timeout_s} * 1000) {
+        expired.push_back(p);
+      } else if (c->cap && now - c->last_activity_ms > kReleaseIdleBufferMs) {
+        // Thousands of idle keep-alive connections must not each hold a request's worth of memory.
+        c->buf.reset();
+        c->cap = 0;
+        std::string().swap(c->out);
+      }
     } else if (c->request_start_ms && now - c->request_start_ms > int64_t{o.read_timeout_s} * 1000) {
       expired.push_back(p);  // a request that trickles in (or never completes)
     }
