@@ -4,7 +4,10 @@
 //
 //   fb_webhook_bench_server --db FILE --secret whsec_... [--full-sync] [--threads 64] [--workers 0]
 //                           [--claim-batch 8] [--checkpoint-mb 32] [--inline-checkpoint]
-//                           [--default-malloc]
+//                           [--default-malloc] [--inline-bodies]
+//
+// Bodies go to the body log beside the database ("<db>-webhook-bodies", as the Bridge does);
+// --inline-bodies keeps them in SQLite's body column instead.
 //
 // First stdout line: "listening <port> <path>". Control routes (loopback only):
 //   POST /_bench/mark    start a measurement window (CPU time, counters, wall clock)
@@ -164,6 +167,7 @@ int main(int argc, char** argv) {
   InboxOptions io;
   io.checkpoint_bytes = static_cast<size_t>(std::stol(arg(argc, argv, "--checkpoint-mb", "32"))) << 20;
   io.background_checkpoint = !flag(argc, argv, "--inline-checkpoint");
+  if (!flag(argc, argv, "--inline-bodies")) io.body_dir = default_body_dir(db_path);  // as the Bridge does
   Inbox inbox(**db, clock, io);
   Receiver receiver(registry, inbox, clock, config.webhooks);
 

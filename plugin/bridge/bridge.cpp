@@ -198,7 +198,9 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
 
   m.registry = std::make_unique<detail::Registry>(*m.db_webhooks, m.sealer, m.clock, m.random, config.webhooks,
                                                   m.fathom.get());
-  m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock);
+  detail::InboxOptions io;
+  io.body_dir = detail::default_body_dir(m.db_webhooks->path());  // bodies beside the database file
+  m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock, io);
   m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
   m.webhook_handler = std::make_unique<detail::MeetingEventHandler>(*m.meetings, *m.dispatcher, *m.integrations,
                                                                     *m.pipeline);

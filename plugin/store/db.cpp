@@ -128,6 +128,7 @@ Status Db::last_error(std::string_view what) const {
 Result<std::unique_ptr<Db>> Db::open(const std::string& path, DbOptions options) {
   std::unique_ptr<Db> db(new Db());
   db->path_ = path;
+  db->full_sync_ = options.full_sync && !options.read_only;
   int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;  // our own mutex serialises use of the connection
   if (sqlite3_open_v2(path.c_str(), &db->db_, flags, nullptr) != SQLITE_OK) {

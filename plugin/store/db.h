@@ -100,6 +100,8 @@ class Db {
   static Result<std::unique_ptr<Db>> open(const std::string& path, DbOptions options = {});
 
   const std::string& path() const { return path_; }
+  // Whether commits are durable against power loss (DbOptions::full_sync).
+  bool full_sync() const { return full_sync_; }
 
   // Runs fn holding the connection lock inside BEGIN IMMEDIATE ... COMMIT (or BEGIN DEFERRED
   // when immediate is false). A non-ok Status from fn, or an exception, rolls back. Nested calls
@@ -131,6 +133,7 @@ class Db {
   Db() = default;
   sqlite3* db_ = nullptr;
   std::string path_;
+  bool full_sync_ = false;
   std::recursive_mutex mu_;
   int tx_depth_ = 0;  // guarded by mu_
   std::unordered_map<std::string, Stmt> cache_;

@@ -12,11 +12,27 @@ namespace {
 
 constexpr const char* kInsert =
     "INSERT INTO webhook_inbox(integration_id, webhook_id, registration_id, recording_id, received_at, body,"
-    " next_attempt_at) VALUES(?,?,?,?,?,?,?) ON CONFLICT(integration_id, webhook_id) DO NOTHING RETURNING id";
+    " next_attempt_at, body_segment, body_offset, body_length) VALUES(?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(integration_id, webhook_id) DO NOTHING RETURNING id";
 constexpr const char* kFindExisting = "SELECT id FROM webhook_inbox WHERE integration_id=? AND webhook_id=?";
 constexpr const char* kColumns =
     "id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
     " next_attempt_at, last_error, processed_at";
+
+// What a committed row adds to the WAL, roughly: the row and its index entries, plus the pages a
+// commit rewrites whatever its size (table, unique index, due index, body index). Inline bodies
+// come on top. Only the checkpoint trigger uses this.
+constexpr size_t kRowWalBytes = 256;
+constexpr size_t kCommitWalBytes = 4 * 4096;
+
+bool on_disk(const std::string& path) {
+  return !path.empty() && path != ":memory:" && path.rfind("file:", 0) != 0;
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 InboxEvent read_event(const Stmt& q) {
   InboxEvent e;
@@ -48,6 +64,10 @@ Status each_row(Stmt& q, F&& read) {
 }
 
 }  // namespace
+
+std::string default_body_dir(const std::string& db_path) {
+  return on_disk(db_path) ? db_path + "-webhook-bodies" : std::string();
+}
 
 // One caller waiting for its delivery to be committed. A mutex and condition variable rather than
 // std::binary_semaphore: libstdc++'s semaphore spins with sched_yield before it sleeps, which
@@ -85,8 +105,11 @@ struct Inbox::Pending {
 
 Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock), options_(options) {
   if (options_.max_batch == 0) options_.max_batch = 1;
-  if (options_.background_checkpoint && !db_.path().empty() && db_.path() != ":memory:" &&
-      db_.path().rfind("file:", 0) != 0) {
+  if (!options_.body_dir.empty()) {
+    log_ = std::make_unique<BodyLog>(
+        BodyLogOptions{.dir = options_.body_dir, .segment_bytes = options_.segment_bytes, .sync = db_.full_sync()});
+  }
+  if (options_.background_checkpoint && on_disk(db_.path())) {
     auto ckpt = Db::open(db_.path());
     Status off = db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=0"); });
     if (ckpt.ok() && off.ok()) {
@@ -194,9 +217,10 @@ void Inbox::writer_loop() {
     for (Pending* p : batch) {
       if (p->status.ok() && !p->result.duplicate) {
         added = true;
-        bytes += p->delivery->body.size();
+        bytes += kRowWalBytes + p->delivery->webhook_id.size() + (log_ ? 0 : p->delivery->body.size());
       }
     }
+    if (added) bytes += kCommitWalBytes;
     // After finish() a Pending lives on a caller's stack that may already be gone.
     for (Pending* p : batch) p->finish();
     batch.clear();
@@ -213,12 +237,35 @@ void Inbox::writer_loop() {
 }
 
 void Inbox::write_batch(std::vector<Pending*>& batch) {
-  Status s = db_.transaction([&]() -> Status {
-    Stmt& ins = db_.prepare(kInsert);
+  if (log_) {
+    // The bodies first, so that a committed row never references bytes that are not written
+    // (and synced, under full_sync). Duplicates are written too: they are found only below.
+    records_.clear();
     for (Pending* p : batch) {
       const Delivery& d = *p->delivery;
+      records_.push_back({{d.integration_id, d.webhook_id}, d.body});
+    }
+    Status ls = log_->append(records_, &segment_, &offsets_);
+    if (!ls.ok()) {
+      FB_LOG(kError, "webhooks") << "body log write of " << batch.size() << " deliveries failed: " << ls.message();
+      Status failed = Status::Io("webhook inbox commit failed: " + ls.message());
+      for (Pending* p : batch) p->status = failed;
+      return;
+    }
+  }
+  Status s = db_.transaction([&]() -> Status {
+    Stmt& ins = db_.prepare(kInsert);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Pending* p = batch[i];
+      const Delivery& d = *p->delivery;
       ins.bind(1, d.integration_id).bind(2, d.webhook_id).bind(3, d.registration_id).bind(4, d.recording_id);
-      ins.bind(5, p->now_ms).bind_blob(6, d.body).bind(7, p->now_ms);
+      ins.bind(5, p->now_ms).bind(7, p->now_ms);
+      if (log_) {
+        ins.bind_blob(6, std::string_view("", 0)).bind(8, segment_).bind(9, offsets_[i]);
+        ins.bind(10, static_cast<int64_t>(d.body.size()));
+      } else {
+        ins.bind_blob(6, d.body).bind(8, nullptr).bind(9, nullptr).bind(10, nullptr);
+      }
       auto row = ins.step();
       if (!row.ok()) return row.status();
       if (*row) {
@@ -245,6 +292,12 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
 
 Result<std::vector<InboxEvent>> Inbox::claim(int max) {
   std::vector<InboxEvent> out;
+  struct Ref {
+    size_t index;
+    std::string segment;
+    int64_t offset, length;
+  };
+  std::vector<Ref> refs;
   int64_t now = clock_.now_ms();
   Status s = db_.transaction([&]() -> Status {
     // Ids first, then one single-row UPDATE each: a multi-row UPDATE would make SQLite open a
@@ -258,18 +311,54 @@ Result<std::vector<InboxEvent>> Inbox::claim(int max) {
     Stmt& take = db_.prepare(
         "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=? WHERE id=?"
         " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
-        " next_attempt_at, last_error, processed_at, body");
+        " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length");
     for (int64_t id : ids) {
       take.bind(1, now).bind(2, id);
       FB_TRY(each_row(take, [&](const Stmt& row) {
         out.push_back(read_event(row));
         out.back().body = row.blob(11);
+        if (!row.is_null(12)) refs.push_back({out.size() - 1, row.text(12), row.int64(13), row.int64(14)});
       }));
     }
     return Status::Ok();
   });
   if (!s.ok()) return s;
+  // Outside the transaction: the events are in processing now, so the collector leaves their
+  // segments alone.
+  for (const Ref& r : refs) {
+    InboxEvent& e = out[r.index];
+    e.body_status = load_body(e, r.segment, r.offset, r.length);
+    if (!e.body_status.ok()) {
+      FB_LOG(kError, "webhooks") << "cannot load the body of webhook event " << e.id << ": " << e.body_status.message();
+    }
+  }
   return out;
+}
+
+Status Inbox::load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length) {
+  BodyRef ref{segment, offset, length};
+  BodyKey key{e.integration_id, e.webhook_id};
+  Status s = log_ ? log_->read(ref, key, e.id, &e.body)
+                  : Status::Io("webhook event " + std::to_string(e.id) + ": its body is in segment '" + segment +
+                               "' but this inbox has no body directory");
+  if (!s.is(Code::kNotFound)) return s;
+  // The segment is gone: the collector may have copied the body into the row and deleted it
+  // since we read the row. Look again.
+  bool referenced = true;
+  bool found = false;
+  Status again = db_.with([&] {
+    Stmt& q = db_.prepare("SELECT body, body_segment FROM webhook_inbox WHERE id=?");
+    q.bind(1, e.id);
+    return each_row(q, [&](const Stmt& row) {
+      found = true;
+      referenced = !row.is_null(1);
+      if (!referenced) e.body = row.blob(0);
+    });
+  });
+  if (!again.ok()) return again;
+  if (!found) return Status::NotFound("no webhook event " + std::to_string(e.id));
+  if (referenced) return Status::Io(s.message() + " (the body is lost)");
+  return Status::Ok();
 }
 
 Status Inbox::mark_done(int64_t event_id) {
@@ -332,6 +421,99 @@ Result<std::optional<int64_t>> Inbox::next_due_ms() {
   return due;
 }
 
+Result<BodyCollection> Inbox::collect_body_segments() {
+  BodyCollection out;
+  if (!log_) return out;
+  log_->drop_unlinked();
+  FB_ASSIGN(std::vector<std::string> names, log_->segments());
+  int64_t old_before = wall_ms() - options_.inline_after_ms;
+  // Rows referencing a segment, by whether the collector may move their bodies (pending, dead).
+  auto references = [&](const std::string& name, int64_t* movable, int64_t* pinned) {
+    *movable = *pinned = 0;
+    return db_.with([&] {
+      Stmt& q = db_.prepare("SELECT status IN ('pending','dead'), COUNT(*) FROM webhook_inbox WHERE body_segment=?"
+                            " GROUP BY 1");
+      q.bind(1, name);
+      return each_row(q, [&](const Stmt& row) { *(row.int64(0) ? movable : pinned) += row.int64(1); });
+    });
+  };
+  for (const std::string& name : names) {
+    // Locked before the rows are counted: a writer commits the rows of a segment before it lets go
+    // of it, so what we count below is final (no new row can reference an unowned segment).
+    std::optional<SegmentLock> lock = log_->lock_segment(name);
+    if (!lock) {
+      ++out.kept;
+      continue;
+    }
+    int64_t movable = 0, pinned = 0;
+    FB_TRY(references(name, &movable, &pinned));
+    if (movable > 0 && pinned == 0 && lock->mtime_ms() <= old_before) {
+      auto n = inline_bodies(name, *lock);
+      if (!n.ok()) {
+        FB_LOG(kError, "webhooks") << "cannot move webhook bodies out of segment '" << log_->dir() << "/" << name
+                                   << "' (it is kept): " << n.status().message();
+        ++out.kept;
+        continue;
+      }
+      out.inlined += *n;
+      FB_TRY(references(name, &movable, &pinned));
+    }
+    if (movable + pinned > 0) {
+      ++out.kept;
+      continue;
+    }
+    FB_TRY(log_->remove(name));
+    ++out.deleted;
+  }
+  if (out.deleted > 0 || out.inlined > 0) {
+    FB_LOG(kInfo, "webhooks") << "webhook body log: deleted " << out.deleted << " segment(s), moved " << out.inlined
+                              << " body(ies) into the database, " << out.kept << " segment(s) in use";
+  }
+  return out;
+}
+
+Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& lock) {
+  int moved = 0;
+  for (;;) {
+    std::vector<InboxEvent> rows;
+    std::vector<BodyRef> refs;
+    FB_TRY(db_.with([&] {
+      Stmt& q = db_.prepare(
+          "SELECT id, integration_id, webhook_id, body_offset, body_length FROM webhook_inbox"
+          " WHERE body_segment=? AND status IN ('pending','dead') LIMIT 64");
+      q.bind(1, segment);
+      return each_row(q, [&](const Stmt& row) {
+        InboxEvent e;
+        e.id = row.int64(0);
+        e.integration_id = row.int64(1);
+        e.webhook_id = row.text(2);
+        rows.push_back(std::move(e));
+        refs.push_back({segment, row.int64(3), row.int64(4)});
+      });
+    }));
+    if (rows.empty()) return moved;
+    // Read outside the database lock: the bytes of a segment never change.
+    for (size_t i = 0; i < rows.size(); ++i) {
+      FB_TRY(BodyLog::read_fd(lock.fd(), refs[i], {rows[i].integration_id, rows[i].webhook_id}, rows[i].id,
+                              &rows[i].body));
+    }
+    int n = 0;
+    Status s = db_.transaction([&]() -> Status {
+      Stmt& q = db_.prepare(
+          "UPDATE webhook_inbox SET body=?, body_segment=NULL, body_offset=NULL, body_length=NULL"
+          " WHERE id=? AND body_segment=? AND status IN ('pending','dead')");
+      for (const InboxEvent& e : rows) {
+        FB_TRY(q.bind_blob(1, e.body).bind(2, e.id).bind(3, segment).run());
+        n += db_.changes();
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    moved += n;
+    if (n == 0) return moved;  // every one was claimed meanwhile: its segment stays
+  }
+}
+
 Result<std::vector<InboxEvent>> Inbox::list(const InboxFilter& f) {
   static const char* kStatuses[] = {"pending", "processing", "done", "dead"};
   if (!f.status.empty()) {
@@ -356,17 +538,23 @@ Result<std::vector<InboxEvent>> Inbox::list(const InboxFilter& f) {
 
 Result<InboxEvent> Inbox::get(int64_t event_id, bool with_body) {
   std::optional<InboxEvent> e;
+  std::optional<std::string> segment;
+  int64_t offset = 0, length = 0;
   Status s = db_.with([&] {
     Stmt& q = db_.prepare(std::string("SELECT ") + kColumns + ", CASE WHEN ?2 THEN body END" +
-                          " FROM webhook_inbox WHERE id=?1");
+                          ", body_segment, body_offset, body_length FROM webhook_inbox WHERE id=?1");
     q.bind(1, event_id).bind(2, with_body ? 1 : 0);
     return each_row(q, [&](const Stmt& row) {
       e = read_event(row);
       e->body = row.blob(11);
+      segment = row.opt_text(12);
+      offset = row.int64(13);
+      length = row.int64(14);
     });
   });
   if (!s.ok()) return s;
   if (!e) return Status::NotFound("no webhook event " + std::to_string(event_id));
+  if (with_body && segment) FB_TRY(load_body(*e, *segment, offset, length));
   return std::move(*e);
 }
 

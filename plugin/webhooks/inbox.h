@@ -15,6 +15,14 @@
 // with a later next_attempt_at, or dead (dead letter) with last_error. replay() puts an event back
 // to pending. reclaim() returns events left in processing by a crashed process to pending.
 //
+// Bodies: with InboxOptions::body_dir set, bodies live in an append-only body log (body_log.h)
+// instead of the body column: a group commit first writes every body of its batch with one
+// pwritev (fdatasync'ed when the Db is full_sync), then commits rows that reference them. Rows
+// written without a body log keep their body inline, and both kinds are read the same way.
+// collect_body_segments() deletes segments no row needs any more and, after inline_after_ms,
+// copies the bodies of pending and dead events still in a segment into their rows, so a dead
+// letter never pins a segment (nor loses its body).
+//
 // Threading: thread-safe. Pass the process's shared write connection: every writer in the process
 // then queues on its mutex instead of SQLite's sleeping busy handler. The Db must outlive the Inbox.
 #pragma once
@@ -33,6 +41,7 @@
 #include "core/clock.h"
 #include "fathom_bridge/status.h"
 #include "store/db.h"
+#include "webhooks/body_log.h"
 
 namespace fb::detail {
 
@@ -63,6 +72,16 @@ struct InboxEvent {
   std::string last_error;
   int64_t processed_at_ms = 0;  // 0 when not done
   std::string body;             // filled by claim() and get(id, true) only
+  // claim() only: not ok when the body could not be loaded from the body log. kIo: the record is
+  // damaged or missing (the event should be dead-lettered with this message); other codes may pass.
+  Status body_status;
+};
+
+// What collect_body_segments() did.
+struct BodyCollection {
+  int deleted = 0;  // segments deleted
+  int inlined = 0;  // bodies copied into their rows
+  int kept = 0;     // segments still needed (or locked by a writer)
 };
 
 struct InboxFilter {
@@ -76,12 +95,21 @@ struct InboxOptions {
   // WAL checkpoints on a connection of their own instead of inside the commits (SQLite's
   // default): the writer never stalls on a checkpoint's fsync. The Inbox then sets
   // wal_autocheckpoint=0 on the shared connection (restored in the destructor) and checkpoints
-  // the file (PASSIVE) every checkpoint_bytes of new bodies or checkpoint_interval_ms, whichever
-  // comes first, which also covers what other components write through that connection.
+  // the file (PASSIVE) every checkpoint_bytes of WAL growth (estimated from the rows and inline
+  // bodies committed) or checkpoint_interval_ms, whichever comes first, which also covers what
+  // other components write through that connection.
   bool background_checkpoint = true;
   size_t checkpoint_bytes = 32u << 20;
   int checkpoint_interval_ms = 1000;
+  // The body log's directory; "" keeps bodies in the body column (":memory:" databases).
+  // default_body_dir() is the usual choice for a database file.
+  std::string body_dir;
+  uint64_t segment_bytes = 64ull << 20;    // a writer starts a new segment past this size
+  int64_t inline_after_ms = 3'600'000;     // segments untouched this long give up pending/dead bodies
 };
+
+// "<db_path>-webhook-bodies" for a database file, "" for ":memory:" and "file:" URIs.
+std::string default_body_dir(const std::string& db_path);
 
 class Inbox {
  public:
@@ -122,6 +150,11 @@ class Inbox {
   Result<int> purge_done(int64_t processed_before_ms, int limit = 500);
   // The earliest next_attempt_at of a pending event, if any.
   Result<std::optional<int64_t>> next_due_ms();
+  // Body log housekeeping (no-op without body_dir): deletes every segment no writer owns and no
+  // row references; in a segment last written inline_after_ms ago or more whose rows are all pending
+  // or dead, copies their bodies into the rows first. A segment whose bodies cannot be read is
+  // kept (and logged). Safe beside writers and collectors in other processes.
+  Result<BodyCollection> collect_body_segments();
 
   // ---- commands ----
   Result<std::vector<InboxEvent>> list(const InboxFilter& filter);
@@ -142,6 +175,8 @@ class Inbox {
   void writer_loop();
   void write_batch(std::vector<Pending*>& batch);
   void checkpoint_loop();
+  Status load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length);
+  Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock);
 
   Db& db_;
   Clock& clock_;
@@ -154,11 +189,15 @@ class Inbox {
   std::vector<Pending*> queue_;  // guarded by mu_
   bool stop_ = false;            // guarded by mu_
   std::thread writer_;
+  std::unique_ptr<BodyLog> log_;         // null without body_dir
+  std::vector<BodyRecord> records_;      // writer thread: the batch's bodies
+  std::vector<int64_t> offsets_;         // writer thread: where append() put them
+  std::string segment_;                  // writer thread: the segment append() used
 
   std::unique_ptr<Db> checkpoint_db_;  // own connection, used by checkpointer_ only
   std::mutex ckpt_mu_;
   std::condition_variable ckpt_cv_;
-  size_t ckpt_bytes_ = 0;   // guarded by ckpt_mu_: body bytes committed since the last checkpoint
+  size_t ckpt_bytes_ = 0;   // guarded by ckpt_mu_: estimated WAL bytes committed since the last checkpoint
   bool ckpt_stop_ = false;  // guarded by ckpt_mu_
   std::thread checkpointer_;
 };

@@ -41,6 +41,14 @@ Status migrate_webhooks(Db& db) {
        " processed_at INTEGER,"
        " UNIQUE(integration_id, webhook_id));"
        "CREATE INDEX webhook_inbox_due ON webhook_inbox(status, next_attempt_at);"},
+      {2,
+       // Bodies in the body log (body_log.h): body is then empty (a zero-length blob: SQLite cannot
+       // drop NOT NULL without rebuilding the table) and the row says where the body is. NULL
+       // body_segment: the body is in the row, as before. The index serves the log's collector.
+       "ALTER TABLE webhook_inbox ADD COLUMN body_segment TEXT;"
+       "ALTER TABLE webhook_inbox ADD COLUMN body_offset INTEGER;"
+       "ALTER TABLE webhook_inbox ADD COLUMN body_length INTEGER;"
+       "CREATE INDEX webhook_inbox_body_segment ON webhook_inbox(body_segment) WHERE body_segment IS NOT NULL;"},
   };
   return db.migrate("webhooks", kSteps);
 }

@@ -115,13 +115,22 @@ void WorkerPool::dead_letter(const InboxEvent& e, const std::string& error) {
 }
 
 void WorkerPool::process(const InboxEvent& e) {
-  Status s;
-  try {
-    s = handler_.handle(e);
-  } catch (const std::exception& ex) {
-    s = Status::Internal(std::string("exception in webhook handler: ") + ex.what());
-  } catch (...) {
-    s = Status::Internal("unknown exception in webhook handler");
+  // A body the log cannot give back (damaged or missing) will not come back on a later attempt.
+  if (e.body_status.is(Code::kIo)) {
+    std::string error = e.body_status.to_string();
+    if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
+    dead_letter(e, error);
+    return;
+  }
+  Status s = e.body_status;  // not ok: the body may load on a later attempt
+  if (s.ok()) {
+    try {
+      s = handler_.handle(e);
+    } catch (const std::exception& ex) {
+      s = Status::Internal(std::string("exception in webhook handler: ") + ex.what());
+    } catch (...) {
+      s = Status::Internal("unknown exception in webhook handler");
+    }
   }
   if (s.ok()) {
     Status m = inbox_.mark_done(e.id);
@@ -180,10 +189,13 @@ void WorkerPool::loop() {
       }
     }
     int64_t last_purge = last_purge_ms_.load();
-    if (options_.retention_ms > 0 && now - last_purge >= options_.purge_interval_ms &&
-        last_purge_ms_.compare_exchange_strong(last_purge, now)) {
+    if (now - last_purge >= options_.purge_interval_ms && last_purge_ms_.compare_exchange_strong(last_purge, now)) {
       if (auto n = purge_expired(); !n.ok()) {
         FB_LOG(kWarn, "webhooks") << "cannot purge old webhook events: " << n.status().message();
+      }
+      // After the purge: segments whose rows it deleted can go now.
+      if (auto c = inbox_.collect_body_segments(); !c.ok()) {
+        FB_LOG(kWarn, "webhooks") << "cannot collect webhook body segments: " << c.status().message();
       }
     }
     auto events = inbox_.claim(options_.claim_batch);

@@ -9,7 +9,8 @@
 //   failed, attempts used up -> dead (dead letter) with the last error, and the event
 //   or failed with kMalformed   "webhook_dead_lettered" on the EventBus
 // Done events older than retention_ms are deleted (checked every purge_interval_ms; dead letters
-// stay until replayed). start() first returns events left in "processing" by a crashed process to
+// stay until replayed), then the inbox's body log is collected (Inbox::collect_body_segments). An
+// event whose body the log cannot give back (kIo: damaged or missing) is dead-lettered at once. start() first returns events left in "processing" by a crashed process to
 // "pending" (one process
 // runs workers per database); while running, events stuck in processing longer than
 // stale_claim_ms are reclaimed too. The pool subscribes to its inbox's commit listener (one pool per

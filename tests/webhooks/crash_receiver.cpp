@@ -127,7 +127,9 @@ int main(int argc, char** argv) {
   } else {
     token = existing->front().path_token;
   }
-  Inbox inbox(**db, clock);
+  InboxOptions io;
+  io.body_dir = default_body_dir(db_path);  // as the Bridge does: the crash tests cover the body log
+  Inbox inbox(**db, clock, io);
   Receiver receiver(registry, inbox, clock, config.webhooks);
   One directory;
   LoggingPipeline pipeline(log, hang);

@@ -93,20 +93,24 @@ class ReceiverProcess {
   std::string path_;
 };
 
-// Reads the inbox from the test process (its own connection to the same file).
-std::string status_of(const TempDir& dir, const std::string& webhook_id) {
+// Reads a column of the inbox from the test process (its own connection to the same file).
+std::string column_of(const TempDir& dir, const std::string& webhook_id, const std::string& column) {
   auto db = Db::open(dir.file("bridge.db"));
   BOOST_REQUIRE(db.ok());
-  std::string status = "absent";
+  std::string value = "absent";
   BOOST_REQUIRE((*db)->with([&]() -> Status {
-                     Stmt& q = (*db)->prepare("SELECT status FROM webhook_inbox WHERE webhook_id=?");
+                     Stmt& q = (*db)->prepare("SELECT " + column + " FROM webhook_inbox WHERE webhook_id=?");
                      q.bind(1, webhook_id);
                      FB_ASSIGN(bool row, q.step());
-                     if (row) status = q.text(0);
+                     if (row) value = q.text(0);
                      q.reset();
                      return Status::Ok();
                    }).ok());
-  return status;
+  return value;
+}
+
+std::string status_of(const TempDir& dir, const std::string& webhook_id) {
+  return column_of(dir, webhook_id, "status");
 }
 
 int times_processed(const TempDir& dir, int64_t recording_id) {
@@ -133,6 +137,11 @@ BOOST_AUTO_TEST_CASE(killed_right_after_acknowledging_then_processed_after_resta
   }
   BOOST_TEST(status_of(dir, "msg_crash_1") == "pending");
   BOOST_TEST(times_processed(dir, 777001) == 0);
+  // The body survived the kill in the body log, not in the row.
+  BOOST_TEST(column_of(dir, "msg_crash_1", "length(body)") == "0");
+  std::string segment = column_of(dir, "msg_crash_1", "body_segment");
+  BOOST_REQUIRE(!segment.empty());
+  BOOST_TEST(read_file(dir.file("bridge.db-webhook-bodies/" + segment)).find(meeting_body(777001)) != std::string::npos);
 
   ReceiverProcess again(dir, {"--workers", "1"});
   BOOST_TEST(again.path() == path);  // the same registration after the restart
