@@ -69,12 +69,12 @@ echo "| case            | body B  | deliv/s  | CPU µs | p50      | p99      | e
 echo "|-----------------|---------|----------|--------|----------|----------|----------|-------|"
 for c in $CASES; do
   case $c in
-    ingest-20k)      run_case "$c" 20000   $((30000 * DUR)) 64 ;;
-    ingest-20k-full) run_case "$c" 20000   $((30000 * DUR)) 64 --full-sync ;;
-    ingest-1m)       run_case "$c" 1000000 $((1000 * DUR))  8 ;;
-    ingest-1m-full)  run_case "$c" 1000000 $((1000 * DUR))  8 --full-sync ;;
-    ingest-1k)       run_case "$c" 1000    $((60000 * DUR)) 64 ;;
-    e2e-20k)         run_case "$c" 20000   $((30000 * DUR)) 64 --workers 2 ;;
+    ingest-20k)      run_case "$c" 20000   $((50000 * DUR)) 64 ;;
+    ingest-20k-full) run_case "$c" 20000   $((50000 * DUR)) 64 --full-sync ;;
+    ingest-1m)       run_case "$c" 1000000 $((1500 * DUR))  8 ;;
+    ingest-1m-full)  run_case "$c" 1000000 $((1500 * DUR))  8 --full-sync ;;
+    ingest-1k)       run_case "$c" 1000    $((150000 * DUR)) 64 ;;
+    e2e-20k)         run_case "$c" 20000   $((50000 * DUR)) 64 --workers 2 ;;
     *) echo "run.sh: unknown case $c" >&2; exit 2 ;;
   esac
 done
