@@ -5,6 +5,8 @@
 //   fb_webhook_bench_server --db FILE --secret whsec_... [--full-sync] [--threads 64] [--workers 0]
 //                           [--claim-batch 8] [--checkpoint-mb 32] [--inline-checkpoint]
 //                           [--default-malloc] [--inline-bodies]
+// --default-malloc: glibc's malloc thresholds and SQLite's memory statistics as they come (the
+// sidecar's main() changes both); --inline-bodies: webhook bodies in the inbox rows, not the body log.
 //
 // Bodies go to the body log beside the database ("<db>-webhook-bodies", as the Bridge does);
 // --inline-bodies keeps them in SQLite's body column instead.
@@ -140,6 +142,7 @@ int main(int argc, char** argv) {
     // glibc.malloc.trim_threshold / mmap_threshold.
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    disable_sqlite_memory_statistics();  // as `fathom-bridge serve` does
   }
   sigset_t sigs;
   sigemptyset(&sigs);

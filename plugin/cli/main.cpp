@@ -26,6 +26,7 @@
 #include "fathom_bridge/bridge.h"
 #include "scripting/dry_run.h"
 #include "server/sidecar.h"
+#include "store/db.h"
 
 namespace {
 
@@ -225,6 +226,7 @@ int cmd_serve(const Options& o) {
   // the kernel and faulting them in again on the next request (bench/README.md, "Webhooks").
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  fb::detail::disable_sqlite_memory_statistics();  // before the first connection
   auto b = open_bridge(o, true);
   if (!b.ok()) return fail(b.status());
   auto server = fb::detail::Sidecar::start(**b);

@@ -268,4 +268,6 @@ Status Db::migrate(std::string_view component, const std::vector<Migration>& ste
   return Status::Ok();
 }
 
+bool disable_sqlite_memory_statistics() { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }
+
 }  // namespace fb::detail

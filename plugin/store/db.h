@@ -139,4 +139,10 @@ class Db {
   std::unordered_map<std::string, Stmt> cache_;
 };
 
+// For a process that is ours alone (`fathom-bridge serve`, benchmarks): turns off SQLite's
+// global memory statistics, which take a process-wide mutex on every SQLite allocation (about 2%
+// of a webhook delivery's CPU). Process-wide, so a library never calls it on a host's behalf.
+// Effective only before SQLite is first used; returns whether it took effect.
+bool disable_sqlite_memory_statistics();
+
 }  // namespace fb::detail

@@ -13,7 +13,7 @@ namespace {
 constexpr const char* kInsert =
     "INSERT INTO webhook_inbox(integration_id, webhook_id, registration_id, recording_id, received_at, body,"
     " next_attempt_at, body_segment, body_offset, body_length) VALUES(?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT(integration_id, webhook_id) DO NOTHING RETURNING id";
+    " ON CONFLICT(integration_id, webhook_id) DO NOTHING";  // no RETURNING: SQLite buffers it in a temporary b-tree
 constexpr const char* kFindExisting = "SELECT id FROM webhook_inbox WHERE integration_id=? AND webhook_id=?";
 constexpr const char* kColumns =
     "id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
@@ -266,14 +266,11 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
       } else {
         ins.bind_blob(6, d.body).bind(8, nullptr).bind(9, nullptr).bind(10, nullptr);
       }
-      auto row = ins.step();
-      if (!row.ok()) return row.status();
-      if (*row) {
-        p->result = {ins.int64(0), false};
-        ins.reset();
+      FB_TRY(ins.run());
+      if (db_.changes() == 1) {
+        p->result = {db_.last_insert_rowid(), false};
         continue;
       }
-      ins.reset();
       Stmt& find = db_.prepare(kFindExisting);
       find.bind(1, d.integration_id).bind(2, d.webhook_id);
       auto found = find.step();
