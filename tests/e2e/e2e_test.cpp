@@ -22,23 +22,13 @@
 #include "support/http.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
+#include "support/wait.h"
 
 using nlohmann::json;
 using namespace fb::test;
 
 namespace {
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // A CRM that behaves like a real one: idempotency keys are honoured, and a record created twice
 // for the same natural key is counted as a duplicate (which the scripts must never cause).
@@ -94,15 +84,6 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-template <typename F>
-bool eventually(F&& cond, int timeout_ms = 15000) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
 
 }  // namespace
 
