@@ -654,7 +654,11 @@ bool Loop::flush(Conn* c) {
 // Reads what the socket has. False when nothing more can be read now (or the connection closed).
 bool Loop::read_some(Conn* c) {
   size_t want = kMinReadRoom;
-  if (c->phase == Conn::Phase::kBody) want = std::max(want, c->req_end > c->len ? c->req_end - c->len : 0);
+  // Room for the rest of the body, but at most as much again as has arrived: an announced length
+  // is only a claim, and reserving it up front would let a few bytes pin megabytes per connection.
+  if (c->phase == Conn::Phase::kBody && c->req_end > c->len) {
+    want = std::max(want, std::min(c->req_end - c->len, c->len));
+  }
   c->reserve(c->len + want);
   size_t room = c->cap - c->len;
   for (;;) {
