@@ -192,6 +192,7 @@ struct Conn {
   enum class Chunk { kSize, kData, kDataEnd, kTrailer } chunk = Chunk::kSize;
   size_t chunk_pos = 0;     // next undecoded byte
   size_t chunk_left = 0;    // bytes left in the current chunk
+  size_t trailer_bytes = 0;  // trailer section read so far (bounded like a head)
   std::string chunked_body;
 
   // Output.
@@ -829,6 +830,7 @@ Loop::Progress Loop::parse_head(Conn* c) {
     c->chunk = Conn::Chunk::kSize;
     c->chunk_pos = c->head_end;
     c->chunk_left = 0;
+    c->trailer_bytes = 0;
     c->chunked_body.clear();
   } else {
     uint64_t n = 0;
@@ -858,6 +860,17 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
     c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
     return Progress::kAnswered;
   }
+  // What is decoded (copied to chunked_body) leaves the buffer before more is read: only the head,
+  // which the request's views point into, and the undecoded rest stay. Otherwise the framing
+  // (chunk extensions, trailer fields) would accumulate for as long as the client sends it.
+  auto need_more = [c] {
+    if (c->chunk_pos > c->head_end) {
+      std::memmove(c->buf.get() + c->head_end, c->buf.get() + c->chunk_pos, c->len - c->chunk_pos);
+      c->len -= c->chunk_pos - c->head_end;
+      c->chunk_pos = c->head_end;
+    }
+    return Progress::kNeedMore;
+  };
   for (;;) {
     std::string_view rest(c->buf.get() + c->chunk_pos, c->len - c->chunk_pos);
     switch (c->chunk) {
@@ -865,7 +878,7 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
         size_t eol = rest.find("\r\n");
         if (eol == std::string_view::npos) {
           if (rest.size() > kMaxChunkLine) return refuse(c, plain(400, "malformed chunked body"));
-          return Progress::kNeedMore;
+          return need_more();
         }
         std::string_view line = rest.substr(0, std::min(eol, rest.find(';')));
         line = trim(line);
@@ -890,7 +903,7 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
         break;
       }
       case Conn::Chunk::kData: {
-        if (rest.empty()) return Progress::kNeedMore;
+        if (rest.empty()) return need_more();
         size_t take = std::min(rest.size(), c->chunk_left);
         c->chunked_body.append(rest.data(), take);
         c->chunk_pos += take;
@@ -899,7 +912,7 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
         break;
       }
       case Conn::Chunk::kDataEnd: {
-        if (rest.size() < 2) return Progress::kNeedMore;
+        if (rest.size() < 2) return need_more();
         if (rest[0] != '\r' || rest[1] != '\n') return refuse(c, plain(400, "malformed chunked body"));
         c->chunk_pos += 2;
         c->chunk = Conn::Chunk::kSize;
@@ -907,11 +920,11 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
       }
       case Conn::Chunk::kTrailer: {
         size_t eol = rest.find("\r\n");
-        if (eol == std::string_view::npos) {
-          if (rest.size() > kMaxHeadBytes) return refuse(c, plain(431, "trailer too large"));
-          return Progress::kNeedMore;
-        }
+        size_t line = eol == std::string_view::npos ? rest.size() : eol + 2;
+        if (c->trailer_bytes + line > kMaxHeadBytes) return refuse(c, plain(431, "trailer too large"));
+        if (eol == std::string_view::npos) return need_more();
         c->chunk_pos += eol + 2;
+        c->trailer_bytes += eol + 2;
         if (eol == 0) {  // the blank line that ends the message
           c->req_end = c->chunk_pos;
           c->req.body = c->chunked_body;

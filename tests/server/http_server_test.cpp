@@ -445,4 +445,32 @@ BOOST_AUTO_TEST_CASE(an_announced_body_takes_memory_only_as_it_arrives) {
   BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=" + body);
 }
 
+BOOST_AUTO_TEST_CASE(chunk_framing_does_not_accumulate) {
+  // Chunk extensions make the encoded body ~1000 times its decoded size: the decoded part must
+  // not stay in the connection's buffer until the request ends.
+  Served s;
+  std::string chunk = "1;" + std::string(1000, 'e') + "\r\nx\r\n";
+  std::string piece;
+  for (int i = 0; i < 1000; ++i) piece += chunk;  // ~1 MB encoded, 1000 bytes decoded
+  Raw c(s.port());
+  size_t before = resident_bytes();
+  c.send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 48; ++i) c.send(piece);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  size_t grown = resident_bytes() - before;
+  BOOST_TEST(grown < (16u << 20), "resident memory grew by " << grown);
+  c.send("0\r\n\r\n");
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=" + std::string(48000, 'x'));
+  // Trailer fields are bounded like a head: an endless trailer is refused.
+  Raw t(s.port());
+  t.send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n");
+  std::string line = "X-Trailer: " + std::string(50, 't') + "\r\n";
+  std::string lines;
+  for (int i = 0; i < 2000; ++i) lines += line;  // 120 KB of trailer fields, never ended
+  t.send(lines);
+  std::string r = t.response(3000);
+  BOOST_TEST(status_of(r) == 431, r);
+  BOOST_TEST(t.closed_within(3000));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
