@@ -779,8 +779,10 @@ Loop::Progress Loop::parse_head(Conn* c) {
   } else {
     return refuse(c, plain(version.substr(0, 5) == "HTTP/" ? 505 : 400, "unsupported HTTP version"));
   }
-  if (req.target.empty() || req.target.find_first_of(" \t") != std::string_view::npos) {
-    return refuse(c, plain(400, "malformed request target"));
+  if (req.target.empty()) return refuse(c, plain(400, "malformed request target"));
+  for (char ch : req.target) {
+    // Spaces and control characters (a bare CR or LF among them) have no place in a target.
+    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) return refuse(c, plain(400, "malformed request target"));
   }
   size_t q = req.target.find('?');
   req.path = req.target.substr(0, q);
@@ -788,6 +790,8 @@ Loop::Progress Loop::parse_head(Conn* c) {
 
   std::string_view content_length, transfer_encoding, connection, expect;
   bool duplicate_length = false;
+  bool has_length = false;  // present, even with an empty value
+  int encodings = 0;        // Transfer-Encoding fields
   while (!head.empty()) {
     eol = head.find("\r\n");
     std::string_view h = head.substr(0, eol);
@@ -801,12 +805,21 @@ Loop::Progress Loop::parse_head(Conn* c) {
       if (!is_tchar(ch)) return refuse(c, plain(400, "malformed header name"));
     }
     std::string_view value = trim(h.substr(colon + 1));
+    // Lines end only at CRLF: a bare CR or LF (or a NUL) inside a field is refused, since a more
+    // lenient parser in front of this server would split the field there (request smuggling).
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return refuse(c, plain(400, "malformed header value"));
+    }
     if (req.headers.size() >= kMaxHeaders) return refuse(c, plain(431, "too many header fields"));
     req.headers.emplace_back(name, value);
     if (iequals(name, "content-length")) {
-      if (!content_length.empty() && content_length != value) duplicate_length = true;
+      if (has_length && content_length != value) duplicate_length = true;
+      has_length = true;
       content_length = value;
     } else if (iequals(name, "transfer-encoding")) {
+      // Several fields form one list of codings ("gzip" then "chunked" is "gzip, chunked"), never
+      // just "chunked": counted so that only a single "chunked" is taken.
+      ++encodings;
       transfer_encoding = value;
     } else if (iequals(name, "connection")) {
       connection = value;
@@ -823,9 +836,11 @@ Loop::Progress Loop::parse_head(Conn* c) {
     return refuse(c, plain(413, "payload too large"));
   };
 
-  if (!transfer_encoding.empty()) {
-    if (!content_length.empty()) return refuse(c, plain(400, "both Content-Length and Transfer-Encoding"));
-    if (!iequals(transfer_encoding, "chunked")) return refuse(c, plain(501, "unsupported transfer coding"));
+  if (encodings > 0) {
+    if (has_length) return refuse(c, plain(400, "both Content-Length and Transfer-Encoding"));
+    if (encodings > 1 || !iequals(transfer_encoding, "chunked")) {
+      return refuse(c, plain(501, "unsupported transfer coding"));
+    }
     c->phase = Conn::Phase::kChunked;
     c->chunk = Conn::Chunk::kSize;
     c->chunk_pos = c->head_end;
@@ -835,7 +850,8 @@ Loop::Progress Loop::parse_head(Conn* c) {
   } else {
     uint64_t n = 0;
     if (duplicate_length) return refuse(c, plain(400, "conflicting Content-Length"));
-    if (!content_length.empty()) {
+    if (has_length) {
+      if (content_length.empty()) return refuse(c, plain(400, "malformed Content-Length"));
       if (content_length.size() > 18) return too_large(INT64_MAX);
       for (char ch : content_length) {
         if (ch < '0' || ch > '9') return refuse(c, plain(400, "malformed Content-Length"));

@@ -473,4 +473,30 @@ BOOST_AUTO_TEST_CASE(chunk_framing_does_not_accumulate) {
   BOOST_TEST(t.closed_within(3000));
 }
 
+BOOST_AUTO_TEST_CASE(framing_that_another_parser_could_read_differently_is_refused) {
+  // Each of these could make a proxy in front and this server disagree on where a request ends.
+  Served s;
+  std::vector<std::string> cases = {
+      // A bare LF inside a field value: a lenient parser sees a second field there.
+      "POST /echo HTTP/1.1\r\nX-Test: a\nContent-Length: 11\r\nContent-Length: 0\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nX-Test: a\rb\r\nContent-Length: 0\r\n\r\n",
+      std::string("POST /echo HTTP/1.1\r\nX-Test: a") + '\0' + "b\r\nContent-Length: 0\r\n\r\n",
+      "POST /echo\x01 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+      // Present but empty: not the same as absent.
+      "POST /echo HTTP/1.1\r\nContent-Length:\r\nContent-Length: 5\r\n\r\nhello",
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      // Two Transfer-Encoding fields are one list ("gzip, chunked"), not the last one alone.
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+  };
+  for (const std::string& k : cases) {
+    Raw c(s.port());
+    c.send(k);
+    std::string r = c.response(2000);
+    int st = status_of(r);
+    BOOST_TEST((st == 400 || st == 501), k << " -> " << r);
+    BOOST_TEST(r.find("Connection: close") != std::string::npos);
+    BOOST_TEST(c.closed_within(3000));
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
