@@ -183,6 +183,7 @@ struct Conn {
   size_t req_end = 0;   // offset just after the whole request
   bool keep_alive = true;
   bool http10 = false;
+  bool head_method = false;  // a HEAD request: its answer has no body
   bool expect_continue = false;
   const Route* route = nullptr;
   int64_t body_limit = 0;
@@ -767,6 +768,7 @@ Loop::Progress Loop::parse_head(Conn* c) {
   size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp1 == 0 || sp2 == std::string_view::npos || sp2 == sp1 + 1) return refuse(c, plain(400, "malformed request line"));
   req.method = line.substr(0, sp1);
+  c->head_method = req.method == "HEAD";
   req.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
   for (char ch : req.method) {
@@ -1006,7 +1008,7 @@ void Loop::serialize(Conn* c, const ServerResponse& r) {
     o.append("Connection: keep-alive\r\n");
   }
   o.append("\r\n");
-  o.append(r.body);
+  if (!c->head_method) o.append(r.body);  // Content-Length still says what a GET would get
   c->close_after = close;
 }
 
@@ -1035,6 +1037,7 @@ void Loop::finish_request(Conn* c) {
   c->head_scan = 0;
   c->head_end = c->body_len = c->req_end = 0;
   c->expect_continue = false;
+  c->head_method = false;
   c->busy = false;
 }
 

@@ -499,4 +499,16 @@ BOOST_AUTO_TEST_CASE(framing_that_another_parser_could_read_differently_is_refus
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_answer_to_head_has_no_body) {
+  // The client reads no body after an answer to HEAD: one sent would be taken as the next answer.
+  Served s;
+  Raw c(s.port());
+  c.send("HEAD /nowhere HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nok");
+  std::string head = c.read_until("\r\n\r\n");
+  BOOST_TEST(status_of(head) == 404);
+  std::string next = c.response();
+  BOOST_TEST(status_of(next) == 200, next);
+  BOOST_TEST(body_of(next) == "POST /echo q= x= body=ok");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
