@@ -88,6 +88,8 @@ const char* reason_phrase(int status) {
   }
 }
 
+constexpr int64_t kAcceptPauseMs = 100;  // out of descriptors: accepting resumes after this
+
 int64_t mono_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -384,6 +386,8 @@ struct Loop {
   std::vector<std::pair<std::shared_ptr<Conn>, ServerResponse>> local;  // answers given on this thread
   std::thread thread;
   int64_t next_sweep_ms = 0;
+  int64_t accept_paused_until_ms = 0;  // out of descriptors: the listening socket is not watched until then
+  int64_t accept_warned_ms = 0;
 
   void run();
   void accept_all();
@@ -472,8 +476,16 @@ void Loop::run() {
       }
       for (Conn* c : idle) close_conn(c);
       if (conns.empty() || now >= stop_deadline) break;
+    } else if (accept_paused_until_ms && now >= accept_paused_until_ms) {
+      accept_paused_until_ms = 0;
+      epoll_event lev{};
+      lev.events = EPOLLIN | EPOLLEXCLUSIVE;
+      lev.data.ptr = nullptr;
+      epoll_ctl(epfd, EPOLL_CTL_ADD, server->listen_fd, &lev);
     }
-    int n = epoll_wait(epfd, events, 256, server->stopping.load() ? 50 : 1000);
+    int timeout_ms = server->stopping.load() ? 50 : 1000;
+    if (accept_paused_until_ms) timeout_ms = static_cast<int>(std::clamp<int64_t>(accept_paused_until_ms - now, 1, timeout_ms));
+    int n = epoll_wait(epfd, events, 256, timeout_ms);
     if (n < 0 && errno != EINTR) {
       FB_LOG(kError, "server") << "epoll_wait failed: " << std::strerror(errno);
       break;
@@ -538,8 +550,17 @@ void Loop::accept_all() {
     int fd = accept4(server->listen_fd, reinterpret_cast<sockaddr*>(&addr), &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      int64_t now = mono_ms();
+      if (now - accept_warned_ms >= 10000 || accept_warned_ms == 0) {
         FB_LOG(kWarn, "server") << "accept failed: " << std::strerror(errno);
+        accept_warned_ms = now;
+      }
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The connection stays queued and the listening socket readable: retrying at once would
+        // spin. Stop watching it for a moment (the queued connections wait in the backlog).
+        epoll_ctl(epfd, EPOLL_CTL_DEL, server->listen_fd, nullptr);
+        accept_paused_until_ms = now + kAcceptPauseMs;
       }
       return;
     }

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <future>
 #include <string>
 #include <thread>
@@ -509,6 +511,47 @@ BOOST_AUTO_TEST_CASE(an_answer_to_head_has_no_body) {
   std::string next = c.response();
   BOOST_TEST(status_of(next) == 200, next);
   BOOST_TEST(body_of(next) == "POST /echo q= x= body=ok");
+}
+
+BOOST_AUTO_TEST_CASE(out_of_descriptors_the_loops_wait_instead_of_spinning) {
+  // accept() failing with EMFILE leaves the connection queued and the listening socket readable:
+  // retried at once, every loop would spin at full speed (and log each failure) until a
+  // descriptor frees up.
+  Served s;
+  std::vector<int> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+  rlimit old{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  size_t open = 0;
+  for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++open;
+  }
+  rlimit low = old;
+  low.rlim_cur = open + 2;  // the server can accept two more
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(s.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : clients) BOOST_TEST(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto cpu_ms = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000;
+  };
+  long cpu_before = cpu_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  long spent = cpu_ms() - cpu_before;
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  BOOST_TEST(spent < 150, "CPU spent in 500 ms while out of descriptors: " << spent << " ms");
+  // Once descriptors are available again, the queued connections are served.
+  std::string req = "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+  BOOST_TEST(::send(clients.back(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+  pollfd p{clients.back(), POLLIN, 0};
+  BOOST_TEST(::poll(&p, 1, 3000) == 1);
+  for (int fd : clients) ::close(fd);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
