@@ -554,4 +554,27 @@ BOOST_AUTO_TEST_CASE(out_of_descriptors_the_loops_wait_instead_of_spinning) {
   for (int fd : clients) ::close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(requests_split_at_every_byte_and_pipelined_with_a_partial_one) {
+  Served s;
+  std::string req = "POST /echo?q=1 HTTP/1.1\r\nX-Test: t\r\nContent-Length: 5\r\n\r\nhello";
+  std::string creq = "POST /async/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n";
+  for (const std::string& r : {req, creq}) {
+    Raw c(s.port());
+    for (char ch : r) {
+      c.send(std::string(1, ch));
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+    std::string got = c.response(3000);
+    BOOST_TEST(status_of(got) == 200, got);
+  }
+  Raw p(s.port());
+  p.send(req + req + creq + req.substr(0, 30));
+  BOOST_TEST(status_of(p.response()) == 200);
+  BOOST_TEST(status_of(p.response()) == 200);
+  BOOST_TEST(body_of(p.response()) == "/async/k:abcde");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  p.send(req.substr(30));
+  BOOST_TEST(status_of(p.response(1500)) == 200);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
