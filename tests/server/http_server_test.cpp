@@ -157,8 +157,9 @@ struct Served {
           std::string body(req.body);
           std::string path(req.path);
           auto shared = std::make_shared<Responder>(std::move(respond));
-          std::thread([shared, body, path, this] {
-            std::this_thread::sleep_for(std::chrono::milliseconds(async_delay_ms.load()));
+          int delay_ms = async_delay_ms.load();  // read now: the thread may outlive this Served
+          std::thread([shared, body, path, delay_ms] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
             ServerResponse r;
             r.set_content(path + ":" + body, "text/plain");
             (*shared)(std::move(r));
