@@ -88,6 +88,8 @@ const char* reason_phrase(int status) {
   }
 }
 
+constexpr int64_t kAcceptPauseMs = 100;  // out of descriptors: accepting resumes after this
+
 int64_t mono_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -183,6 +185,7 @@ struct Conn {
   size_t req_end = 0;   // offset just after the whole request
   bool keep_alive = true;
   bool http10 = false;
+  bool head_method = false;  // a HEAD request: its answer has no body
   bool expect_continue = false;
   const Route* route = nullptr;
   int64_t body_limit = 0;
@@ -192,6 +195,7 @@ struct Conn {
   enum class Chunk { kSize, kData, kDataEnd, kTrailer } chunk = Chunk::kSize;
   size_t chunk_pos = 0;     // next undecoded byte
   size_t chunk_left = 0;    // bytes left in the current chunk
+  size_t trailer_bytes = 0;  // trailer section read so far (bounded like a head)
   std::string chunked_body;
 
   // Output.
@@ -382,6 +386,8 @@ struct Loop {
   std::vector<std::pair<std::shared_ptr<Conn>, ServerResponse>> local;  // answers given on this thread
   std::thread thread;
   int64_t next_sweep_ms = 0;
+  int64_t accept_paused_until_ms = 0;  // out of descriptors: the listening socket is not watched until then
+  int64_t accept_warned_ms = 0;
 
   void run();
   void accept_all();
@@ -470,8 +476,16 @@ void Loop::run() {
       }
       for (Conn* c : idle) close_conn(c);
       if (conns.empty() || now >= stop_deadline) break;
+    } else if (accept_paused_until_ms && now >= accept_paused_until_ms) {
+      accept_paused_until_ms = 0;
+      epoll_event lev{};
+      lev.events = EPOLLIN | EPOLLEXCLUSIVE;
+      lev.data.ptr = nullptr;
+      epoll_ctl(epfd, EPOLL_CTL_ADD, server->listen_fd, &lev);
     }
-    int n = epoll_wait(epfd, events, 256, server->stopping.load() ? 50 : 1000);
+    int timeout_ms = server->stopping.load() ? 50 : 1000;
+    if (accept_paused_until_ms) timeout_ms = static_cast<int>(std::clamp<int64_t>(accept_paused_until_ms - now, 1, timeout_ms));
+    int n = epoll_wait(epfd, events, 256, timeout_ms);
     if (n < 0 && errno != EINTR) {
       FB_LOG(kError, "server") << "epoll_wait failed: " << std::strerror(errno);
       break;
@@ -536,8 +550,17 @@ void Loop::accept_all() {
     int fd = accept4(server->listen_fd, reinterpret_cast<sockaddr*>(&addr), &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      int64_t now = mono_ms();
+      if (now - accept_warned_ms >= 10000 || accept_warned_ms == 0) {
         FB_LOG(kWarn, "server") << "accept failed: " << std::strerror(errno);
+        accept_warned_ms = now;
+      }
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The connection stays queued and the listening socket readable: retrying at once would
+        // spin. Stop watching it for a moment (the queued connections wait in the backlog).
+        epoll_ctl(epfd, EPOLL_CTL_DEL, server->listen_fd, nullptr);
+        accept_paused_until_ms = now + kAcceptPauseMs;
       }
       return;
     }
@@ -654,7 +677,11 @@ bool Loop::flush(Conn* c) {
 // Reads what the socket has. False when nothing more can be read now (or the connection closed).
 bool Loop::read_some(Conn* c) {
   size_t want = kMinReadRoom;
-  if (c->phase == Conn::Phase::kBody) want = std::max(want, c->req_end > c->len ? c->req_end - c->len : 0);
+  // Room for the rest of the body, but at most as much again as has arrived: an announced length
+  // is only a claim, and reserving it up front would let a few bytes pin megabytes per connection.
+  if (c->phase == Conn::Phase::kBody && c->req_end > c->len) {
+    want = std::max(want, std::min(c->req_end - c->len, c->len));
+  }
   c->reserve(c->len + want);
   size_t room = c->cap - c->len;
   for (;;) {
@@ -762,6 +789,7 @@ Loop::Progress Loop::parse_head(Conn* c) {
   size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp1 == 0 || sp2 == std::string_view::npos || sp2 == sp1 + 1) return refuse(c, plain(400, "malformed request line"));
   req.method = line.substr(0, sp1);
+  c->head_method = req.method == "HEAD";
   req.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
   for (char ch : req.method) {
@@ -774,8 +802,10 @@ Loop::Progress Loop::parse_head(Conn* c) {
   } else {
     return refuse(c, plain(version.substr(0, 5) == "HTTP/" ? 505 : 400, "unsupported HTTP version"));
   }
-  if (req.target.empty() || req.target.find_first_of(" \t") != std::string_view::npos) {
-    return refuse(c, plain(400, "malformed request target"));
+  if (req.target.empty()) return refuse(c, plain(400, "malformed request target"));
+  for (char ch : req.target) {
+    // Spaces and control characters (a bare CR or LF among them) have no place in a target.
+    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) return refuse(c, plain(400, "malformed request target"));
   }
   size_t q = req.target.find('?');
   req.path = req.target.substr(0, q);
@@ -783,6 +813,8 @@ Loop::Progress Loop::parse_head(Conn* c) {
 
   std::string_view content_length, transfer_encoding, connection, expect;
   bool duplicate_length = false;
+  bool has_length = false;  // present, even with an empty value
+  int encodings = 0;        // Transfer-Encoding fields
   while (!head.empty()) {
     eol = head.find("\r\n");
     std::string_view h = head.substr(0, eol);
@@ -796,12 +828,21 @@ Loop::Progress Loop::parse_head(Conn* c) {
       if (!is_tchar(ch)) return refuse(c, plain(400, "malformed header name"));
     }
     std::string_view value = trim(h.substr(colon + 1));
+    // Lines end only at CRLF: a bare CR or LF (or a NUL) inside a field is refused, since a more
+    // lenient parser in front of this server would split the field there (request smuggling).
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return refuse(c, plain(400, "malformed header value"));
+    }
     if (req.headers.size() >= kMaxHeaders) return refuse(c, plain(431, "too many header fields"));
     req.headers.emplace_back(name, value);
     if (iequals(name, "content-length")) {
-      if (!content_length.empty() && content_length != value) duplicate_length = true;
+      if (has_length && content_length != value) duplicate_length = true;
+      has_length = true;
       content_length = value;
     } else if (iequals(name, "transfer-encoding")) {
+      // Several fields form one list of codings ("gzip" then "chunked" is "gzip, chunked"), never
+      // just "chunked": counted so that only a single "chunked" is taken.
+      ++encodings;
       transfer_encoding = value;
     } else if (iequals(name, "connection")) {
       connection = value;
@@ -818,18 +859,22 @@ Loop::Progress Loop::parse_head(Conn* c) {
     return refuse(c, plain(413, "payload too large"));
   };
 
-  if (!transfer_encoding.empty()) {
-    if (!content_length.empty()) return refuse(c, plain(400, "both Content-Length and Transfer-Encoding"));
-    if (!iequals(transfer_encoding, "chunked")) return refuse(c, plain(501, "unsupported transfer coding"));
+  if (encodings > 0) {
+    if (has_length) return refuse(c, plain(400, "both Content-Length and Transfer-Encoding"));
+    if (encodings > 1 || !iequals(transfer_encoding, "chunked")) {
+      return refuse(c, plain(501, "unsupported transfer coding"));
+    }
     c->phase = Conn::Phase::kChunked;
     c->chunk = Conn::Chunk::kSize;
     c->chunk_pos = c->head_end;
     c->chunk_left = 0;
+    c->trailer_bytes = 0;
     c->chunked_body.clear();
   } else {
     uint64_t n = 0;
     if (duplicate_length) return refuse(c, plain(400, "conflicting Content-Length"));
-    if (!content_length.empty()) {
+    if (has_length) {
+      if (content_length.empty()) return refuse(c, plain(400, "malformed Content-Length"));
       if (content_length.size() > 18) return too_large(INT64_MAX);
       for (char ch : content_length) {
         if (ch < '0' || ch > '9') return refuse(c, plain(400, "malformed Content-Length"));
@@ -854,6 +899,17 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
     c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
     return Progress::kAnswered;
   }
+  // What is decoded (copied to chunked_body) leaves the buffer before more is read: only the head,
+  // which the request's views point into, and the undecoded rest stay. Otherwise the framing
+  // (chunk extensions, trailer fields) would accumulate for as long as the client sends it.
+  auto need_more = [c] {
+    if (c->chunk_pos > c->head_end) {
+      std::memmove(c->buf.get() + c->head_end, c->buf.get() + c->chunk_pos, c->len - c->chunk_pos);
+      c->len -= c->chunk_pos - c->head_end;
+      c->chunk_pos = c->head_end;
+    }
+    return Progress::kNeedMore;
+  };
   for (;;) {
     std::string_view rest(c->buf.get() + c->chunk_pos, c->len - c->chunk_pos);
     switch (c->chunk) {
@@ -861,7 +917,7 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
         size_t eol = rest.find("\r\n");
         if (eol == std::string_view::npos) {
           if (rest.size() > kMaxChunkLine) return refuse(c, plain(400, "malformed chunked body"));
-          return Progress::kNeedMore;
+          return need_more();
         }
         std::string_view line = rest.substr(0, std::min(eol, rest.find(';')));
         line = trim(line);
@@ -886,7 +942,7 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
         break;
       }
       case Conn::Chunk::kData: {
-        if (rest.empty()) return Progress::kNeedMore;
+        if (rest.empty()) return need_more();
         size_t take = std::min(rest.size(), c->chunk_left);
         c->chunked_body.append(rest.data(), take);
         c->chunk_pos += take;
@@ -895,7 +951,7 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
         break;
       }
       case Conn::Chunk::kDataEnd: {
-        if (rest.size() < 2) return Progress::kNeedMore;
+        if (rest.size() < 2) return need_more();
         if (rest[0] != '\r' || rest[1] != '\n') return refuse(c, plain(400, "malformed chunked body"));
         c->chunk_pos += 2;
         c->chunk = Conn::Chunk::kSize;
@@ -903,11 +959,11 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
       }
       case Conn::Chunk::kTrailer: {
         size_t eol = rest.find("\r\n");
-        if (eol == std::string_view::npos) {
-          if (rest.size() > kMaxHeadBytes) return refuse(c, plain(431, "trailer too large"));
-          return Progress::kNeedMore;
-        }
+        size_t line = eol == std::string_view::npos ? rest.size() : eol + 2;
+        if (c->trailer_bytes + line > kMaxHeadBytes) return refuse(c, plain(431, "trailer too large"));
+        if (eol == std::string_view::npos) return need_more();
         c->chunk_pos += eol + 2;
+        c->trailer_bytes += eol + 2;
         if (eol == 0) {  // the blank line that ends the message
           c->req_end = c->chunk_pos;
           c->req.body = c->chunked_body;
@@ -973,7 +1029,7 @@ void Loop::serialize(Conn* c, const ServerResponse& r) {
     o.append("Connection: keep-alive\r\n");
   }
   o.append("\r\n");
-  o.append(r.body);
+  if (!c->head_method) o.append(r.body);  // Content-Length still says what a GET would get
   c->close_after = close;
 }
 
@@ -1002,6 +1058,7 @@ void Loop::finish_request(Conn* c) {
   c->head_scan = 0;
   c->head_end = c->body_len = c->req_end = 0;
   c->expect_continue = false;
+  c->head_method = false;
   c->busy = false;
 }
 

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <future>
 #include <string>
 #include <thread>
@@ -113,6 +116,16 @@ std::string body_of(const std::string& response) {
   return at == std::string::npos ? "" : response.substr(at + 4);
 }
 
+// This process's resident memory (the server runs in it), in bytes.
+size_t resident_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long size = 0, resident = 0;
+  int got = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
 // A server with an echo route, an async route answered from another thread, and a guard.
 struct Served {
   explicit Served(HttpServerOptions o = {}) : server(prepare(o)) {
@@ -144,8 +157,9 @@ struct Served {
           std::string body(req.body);
           std::string path(req.path);
           auto shared = std::make_shared<Responder>(std::move(respond));
-          std::thread([shared, body, path, this] {
-            std::this_thread::sleep_for(std::chrono::milliseconds(async_delay_ms.load()));
+          int delay_ms = async_delay_ms.load();  // read now: the thread may outlive this Served
+          std::thread([shared, body, path, delay_ms] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
             ServerResponse r;
             r.set_content(path + ":" + body, "text/plain");
             (*shared)(std::move(r));
@@ -406,6 +420,162 @@ BOOST_AUTO_TEST_CASE(bind_errors_and_restart) {
   BOOST_TEST(!a.running());
   BOOST_TEST(a.start().ok());  // binds again
   a.stop();
+}
+
+BOOST_AUTO_TEST_CASE(an_announced_body_takes_memory_only_as_it_arrives) {
+  // A client that announces a large body and sends one byte of it must not make the server set
+  // aside the whole announced length: a few hundred bytes per connection would otherwise pin
+  // megabytes (the webhook route accepts 16 MB bodies).
+  HttpServerOptions o;
+  o.payload_max_bytes = 8 << 20;
+  Served s(o);
+  size_t before = resident_bytes();
+  std::vector<std::unique_ptr<Raw>> conns;
+  for (int i = 0; i < 32; ++i) {
+    conns.push_back(std::make_unique<Raw>(s.port()));
+    conns.back()->send("POST /echo HTTP/1.1\r\nContent-Length: 8000000\r\n\r\nx");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (auto& c : conns) c->send("y");  // a second read, once the head is known
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  size_t grown = resident_bytes() - before;
+  BOOST_TEST(grown < (32u << 20), "resident memory grew by " << grown);
+  // A body that does arrive, in pieces, is still read whole.
+  Raw c(s.port());
+  std::string body(3 << 20, 'b');
+  c.send("POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+  for (size_t off = 0; off < body.size(); off += 100000) c.send(body.substr(off, 100000));
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=" + body);
+}
+
+BOOST_AUTO_TEST_CASE(chunk_framing_does_not_accumulate) {
+  // Chunk extensions make the encoded body ~1000 times its decoded size: the decoded part must
+  // not stay in the connection's buffer until the request ends.
+  Served s;
+  std::string chunk = "1;" + std::string(1000, 'e') + "\r\nx\r\n";
+  std::string piece;
+  for (int i = 0; i < 1000; ++i) piece += chunk;  // ~1 MB encoded, 1000 bytes decoded
+  Raw c(s.port());
+  size_t before = resident_bytes();
+  c.send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 48; ++i) c.send(piece);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  size_t grown = resident_bytes() - before;
+  BOOST_TEST(grown < (16u << 20), "resident memory grew by " << grown);
+  c.send("0\r\n\r\n");
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=" + std::string(48000, 'x'));
+  // Trailer fields are bounded like a head: an endless trailer is refused.
+  Raw t(s.port());
+  t.send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n");
+  std::string line = "X-Trailer: " + std::string(50, 't') + "\r\n";
+  std::string lines;
+  for (int i = 0; i < 2000; ++i) lines += line;  // 120 KB of trailer fields, never ended
+  t.send(lines);
+  std::string r = t.response(3000);
+  BOOST_TEST(status_of(r) == 431, r);
+  BOOST_TEST(t.closed_within(3000));
+}
+
+BOOST_AUTO_TEST_CASE(framing_that_another_parser_could_read_differently_is_refused) {
+  // Each of these could make a proxy in front and this server disagree on where a request ends.
+  Served s;
+  std::vector<std::string> cases = {
+      // A bare LF inside a field value: a lenient parser sees a second field there.
+      "POST /echo HTTP/1.1\r\nX-Test: a\nContent-Length: 11\r\nContent-Length: 0\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nX-Test: a\rb\r\nContent-Length: 0\r\n\r\n",
+      std::string("POST /echo HTTP/1.1\r\nX-Test: a") + '\0' + "b\r\nContent-Length: 0\r\n\r\n",
+      "POST /echo\x01 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+      // Present but empty: not the same as absent.
+      "POST /echo HTTP/1.1\r\nContent-Length:\r\nContent-Length: 5\r\n\r\nhello",
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      // Two Transfer-Encoding fields are one list ("gzip, chunked"), not the last one alone.
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+  };
+  for (const std::string& k : cases) {
+    Raw c(s.port());
+    c.send(k);
+    std::string r = c.response(2000);
+    int st = status_of(r);
+    BOOST_TEST((st == 400 || st == 501), k << " -> " << r);
+    BOOST_TEST(r.find("Connection: close") != std::string::npos);
+    BOOST_TEST(c.closed_within(3000));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_answer_to_head_has_no_body) {
+  // The client reads no body after an answer to HEAD: one sent would be taken as the next answer.
+  Served s;
+  Raw c(s.port());
+  c.send("HEAD /nowhere HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nok");
+  std::string head = c.read_until("\r\n\r\n");
+  BOOST_TEST(status_of(head) == 404);
+  std::string next = c.response();
+  BOOST_TEST(status_of(next) == 200, next);
+  BOOST_TEST(body_of(next) == "POST /echo q= x= body=ok");
+}
+
+BOOST_AUTO_TEST_CASE(out_of_descriptors_the_loops_wait_instead_of_spinning) {
+  // accept() failing with EMFILE leaves the connection queued and the listening socket readable:
+  // retried at once, every loop would spin at full speed (and log each failure) until a
+  // descriptor frees up.
+  Served s;
+  std::vector<int> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+  rlimit old{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  size_t open = 0;
+  for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++open;
+  }
+  rlimit low = old;
+  low.rlim_cur = open + 2;  // the server can accept two more
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(s.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : clients) BOOST_TEST(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto cpu_ms = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000;
+  };
+  long cpu_before = cpu_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  long spent = cpu_ms() - cpu_before;
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  BOOST_TEST(spent < 150, "CPU spent in 500 ms while out of descriptors: " << spent << " ms");
+  // Once descriptors are available again, the queued connections are served.
+  std::string req = "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+  BOOST_TEST(::send(clients.back(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+  pollfd p{clients.back(), POLLIN, 0};
+  BOOST_TEST(::poll(&p, 1, 3000) == 1);
+  for (int fd : clients) ::close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(requests_split_at_every_byte_and_pipelined_with_a_partial_one) {
+  Served s;
+  std::string req = "POST /echo?q=1 HTTP/1.1\r\nX-Test: t\r\nContent-Length: 5\r\n\r\nhello";
+  std::string creq = "POST /async/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n";
+  for (const std::string& r : {req, creq}) {
+    Raw c(s.port());
+    for (char ch : r) {
+      c.send(std::string(1, ch));
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+    std::string got = c.response(3000);
+    BOOST_TEST(status_of(got) == 200, got);
+  }
+  Raw p(s.port());
+  p.send(req + req + creq + req.substr(0, 30));
+  BOOST_TEST(status_of(p.response()) == 200);
+  BOOST_TEST(status_of(p.response()) == 200);
+  BOOST_TEST(body_of(p.response()) == "/async/k:abcde");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  p.send(req.substr(30));
+  BOOST_TEST(status_of(p.response(1500)) == 200);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
