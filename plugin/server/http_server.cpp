@@ -214,7 +214,7 @@ struct Conn {
   void reserve(size_t want) {
     if (cap >= want) return;
     size_t n = std::max(want, cap * 2);
-    auto nb = std::make_unique<char[]>(n);
+    auto nb = std::make_unique_for_overwrite<char[]>(n);
     if (len) std::memcpy(nb.get(), buf.get(), len);
     std::unique_ptr<char[]> old = std::move(buf);  // freed after the views have moved
     buf = std::move(nb);
@@ -991,7 +991,7 @@ void Loop::dispatch(Conn* c) {
   if (c->route->async) {
     try {
       c->route->async(c->req, Responder(std::move(target)));
-    } catch (const std::exception&) {
+    } catch (...) {  // whatever a handler throws
       // The Responder was destroyed unanswered: it answered 500.
     }
     return;
@@ -1004,7 +1004,7 @@ void Loop::dispatch(Conn* c) {
     ServerResponse res;
     try {
       if (srv->guarded(conn->req, res)) route->handler(conn->req, res);
-    } catch (const std::exception&) {
+    } catch (...) {  // whatever a handler throws
       res = plain(500, "internal error");  // an exception's text could carry data: not sent
     }
     respond(std::move(res));
@@ -1045,7 +1045,7 @@ void Loop::finish_request(Conn* c) {
     c->request_start_ms = 0;
   }
   if (c->cap > kKeptBufferBytes && c->len < kMinReadRoom) {
-    auto nb = std::make_unique<char[]>(kMinReadRoom);
+    auto nb = std::make_unique_for_overwrite<char[]>(kMinReadRoom);
     if (c->len) std::memcpy(nb.get(), c->buf.get(), c->len);
     c->buf = std::move(nb);
     c->cap = kMinReadRoom;
