@@ -32,6 +32,7 @@ constexpr size_t kMinReadRoom = 16 * 1024;  // free space offered to each recv
 constexpr int64_t kReleaseIdleBufferMs = 1000;  // an idle connection gives its buffer back after this
 constexpr size_t kKeptBufferBytes = 1 << 20;  // a connection keeps a buffer up to this between requests
 constexpr size_t kMaxChunkLine = 1024;
+constexpr int kAnswerRounds = 16;  // see Loop::drain_answers
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -483,8 +484,10 @@ void Loop::run() {
       lev.data.ptr = nullptr;
       epoll_ctl(epfd, EPOLL_CTL_ADD, server->listen_fd, &lev);
     }
-    int timeout_ms = server->stopping.load() ? 50 : 1000;
-    if (accept_paused_until_ms) timeout_ms = static_cast<int>(std::clamp<int64_t>(accept_paused_until_ms - now, 1, timeout_ms));
+    int timeout_ms = !local.empty() ? 0 : server->stopping.load() ? 50 : 1000;
+    if (accept_paused_until_ms && timeout_ms > 0) {
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(accept_paused_until_ms - now, 1, timeout_ms));
+    }
     int n = epoll_wait(epfd, events, 256, timeout_ms);
     if (n < 0 && errno != EINTR) {
       FB_LOG(kError, "server") << "epoll_wait failed: " << std::strerror(errno);
@@ -522,7 +525,10 @@ void Loop::run() {
 }
 
 void Loop::drain_answers() {
-  for (;;) {
+  // Answers given on this thread can lead to the next pipelined request and its answer: a bounded
+  // number of rounds here, so one client that keeps its pipeline full cannot keep the loop from
+  // its other connections. What is left waits for the next turn (epoll_wait does not sleep then).
+  for (int round = 0; round < kAnswerRounds; ++round) {
     std::vector<std::pair<std::shared_ptr<Conn>, ServerResponse>> batch;
     std::vector<std::pair<int, std::string>> fresh;
     batch.swap(local);
