@@ -8,8 +8,7 @@
 namespace fb::detail {
 namespace {
 
-// A non-negative integer header value; false when absent or not a plain number (an HTTP-date
-// Retry-After is treated as absent: Fathom documents none, and seconds are what everyone sends).
+// A non-negative integer header value; false when absent or not a plain number.
 bool header_int(const HttpResponse& r, std::string_view name, int64_t* out) {
   std::string v = r.header(name);
   size_t b = v.find_first_not_of(" \t");
@@ -109,9 +108,9 @@ void RateLimiter::on_response(const HttpResponse& response) {
   }
   if (response.status == 429) {
     ++rate_limited_;
-    int64_t retry_after = 0;
     int64_t wait_ms = options_.window_ms;
-    if (header_int(response, "Retry-After", &retry_after)) wait_ms = retry_after * 1000 + options_.reset_margin_ms;
+    int64_t retry_after_ms = parse_retry_after_ms(response.header("Retry-After"), clock_.now_ms());
+    if (retry_after_ms >= 0) wait_ms = retry_after_ms + options_.reset_margin_ms;
     else if (has_reset) wait_ms = reset_s * 1000 + options_.reset_margin_ms;
     blocked_until_ = std::max(blocked_until_, now + wait_ms);
     server_view_ = true;

@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
+#include <iomanip>
+#include <locale>
+#include <sstream>
 
 namespace fb::detail {
 namespace {
@@ -154,6 +158,29 @@ Result<HttpResponse> HttplibTransport::send(const HttpRequest& request) {
   }
   if (!close) release(url.origin(), std::move(client));
   return out;
+}
+
+int64_t parse_retry_after_ms(std::string_view value, int64_t now_unix_ms) {
+  size_t b = value.find_first_not_of(" \t");
+  size_t e = value.find_last_not_of(" \t");
+  if (b == std::string_view::npos) return -1;
+  std::string v(value.substr(b, e - b + 1));
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (v.size() > 9) return -1;  // more than 31 years: not a delay anyone means
+    return std::stoll(v) * 1000;
+  }
+  // HTTP-date: the three forms, always GMT, English names whatever the host's locale.
+  static const char* const kForms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"};
+  for (const char* form : kForms) {
+    std::tm tm{};
+    std::istringstream in(v);
+    in.imbue(std::locale::classic());
+    in >> std::get_time(&tm, form);
+    if (in.fail() || in.peek() != std::char_traits<char>::eof()) continue;
+    int64_t at_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+    return std::max<int64_t>(0, at_ms - now_unix_ms);
+  }
+  return -1;
 }
 
 }  // namespace fb::detail

@@ -85,4 +85,10 @@ class HttplibTransport final : public HttpTransport {
   std::unordered_map<std::string, std::vector<std::unique_ptr<httplib::Client>>> idle_;  // guarded by mu_
 };
 
+// A Retry-After value (RFC 9110 section 10.2.3) as milliseconds to wait from now_unix_ms:
+// delay-seconds ("120"), or an HTTP-date in any of the three forms a recipient must accept
+// (IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT", asctime
+// "Sun Nov  6 08:49:37 1994"); a date in the past is 0. -1 when absent or malformed.
+int64_t parse_retry_after_ms(std::string_view value, int64_t now_unix_ms);
+
 }  // namespace fb::detail

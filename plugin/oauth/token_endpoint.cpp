@@ -58,19 +58,6 @@ int64_t full_jitter_backoff_ms(int retry, int base_ms, int max_ms, Random& rando
   return static_cast<int64_t>(random.next_unit() * cap);
 }
 
-int64_t parse_retry_after_ms(const std::string& value) {
-  size_t b = value.find_first_not_of(" \t");
-  size_t e = value.find_last_not_of(" \t");
-  if (b == std::string::npos) return -1;
-  std::string_view v(value.data() + b, e - b + 1);
-  if (v.empty() || v.size() > 9) return -1;
-  int64_t s = 0;
-  for (char c : v) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return -1;  // HTTP-dates are not used by Fathom
-    s = s * 10 + (c - '0');
-  }
-  return s * 1000;
-}
 
 TokenEndpoint::TokenEndpoint(HttpTransport& transport, Clock& clock, Random& random, TokenEndpointOptions options)
     : transport_(transport), clock_(clock), random_(random), options_(std::move(options)) {}
@@ -176,7 +163,7 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
         return Status::InvalidArgument(msg);
       }
       last = Status(res.status == 429 ? Code::kRateLimited : Code::kUnavailable, msg);
-      wait_ms = parse_retry_after_ms(res.header("Retry-After"));
+      wait_ms = parse_retry_after_ms(res.header("Retry-After"), clock_.now_ms());
       if (wait_ms > options_.max_retry_after_ms) {
         return Status::RateLimited(msg + " (Retry-After " + std::to_string(wait_ms / 1000) + " s is too long to wait)");
       }

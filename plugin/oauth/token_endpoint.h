@@ -90,7 +90,4 @@ std::string scrub_secrets(std::string text, const std::vector<const SecretString
 // [0, min(max_ms, base_ms * 2^retry)].
 int64_t full_jitter_backoff_ms(int retry, int base_ms, int max_ms, Random& random);
 
-// Retry-After as milliseconds: delta-seconds only; -1 when absent or not a number.
-int64_t parse_retry_after_ms(const std::string& value);
-
 }  // namespace fb::detail

@@ -29,6 +29,21 @@ BOOST_AUTO_TEST_CASE(parse_url_cases) {
   BOOST_TEST(parse_url("no-scheme").code() == fb::Code::kInvalidArgument);
 }
 
+BOOST_AUTO_TEST_CASE(retry_after_in_every_form_rfc_9110_allows) {
+  const int64_t now = 784111777000;  // Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example date)
+  BOOST_TEST(parse_retry_after_ms("120", now) == 120000);
+  BOOST_TEST(parse_retry_after_ms(" 0 ", now) == 0);
+  // The three HTTP-date forms, 60 s after now.
+  BOOST_TEST(parse_retry_after_ms("Sun, 06 Nov 1994 08:50:37 GMT", now) == 60000);
+  BOOST_TEST(parse_retry_after_ms("Sunday, 06-Nov-94 08:50:37 GMT", now) == 60000);
+  BOOST_TEST(parse_retry_after_ms("Sun Nov  6 08:50:37 1994", now) == 60000);
+  BOOST_TEST(parse_retry_after_ms("Sun, 06 Nov 1994 08:49:00 GMT", now) == 0);  // past: now
+  for (const char* bad : {"", "  ", "-5", "1.5", "soon", "Sun, 06 Nov 1994 08:50:37 PST", "9999999999",
+                          "Sun, 06 Nov 1994 08:50:37 GMT junk"}) {
+    BOOST_TEST(parse_retry_after_ms(bad, now) == -1, bad);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(transport_round_trip_and_connection_errors) {
   httplib::Server svr;
   svr.Post("/echo", [](const httplib::Request& req, httplib::Response& res) {

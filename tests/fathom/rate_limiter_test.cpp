@@ -87,8 +87,21 @@ BOOST_AUTO_TEST_CASE(a_429_holds_calls_for_retry_after_then_reset_then_a_window)
   BOOST_TEST(l.snapshot().rate_limited == 3);
   // Garbage headers are ignored, not trusted.
   BOOST_REQUIRE(l.acquire().ok());
-  l.on_response(answer(429, {{"Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"}, {"RateLimit-Reset", "-4"}}));
+  l.on_response(answer(429, {{"Retry-After", "in a while"}, {"RateLimit-Reset", "-4"}}));
   BOOST_TEST(l.wait_ms() == 60000);
+}
+
+BOOST_AUTO_TEST_CASE(a_429_with_an_http_date_retry_after_holds_until_that_time) {
+  FakeClock clock;  // 1,700,000,000 s = Tue, 14 Nov 2023 22:13:20 GMT
+  RateLimiter l(clock, opts(60, 60000));
+  BOOST_REQUIRE(l.acquire().ok());
+  l.on_response(answer(429, {{"Retry-After", "Tue, 14 Nov 2023 22:13:32 GMT"}, {"RateLimit-Reset", "30"}}));
+  BOOST_TEST(timed_acquire(l, clock) == 12000);  // the date wins over the announced reset
+  l.on_response(answer(200, {}));
+  // A date already past: retry now.
+  BOOST_REQUIRE(l.acquire().ok());
+  l.on_response(answer(429, {{"Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT"}}));
+  BOOST_TEST(l.wait_ms() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(bounded_and_cancellable_waits) {
