@@ -108,6 +108,7 @@ Status from_json(const json& root, Config* c) {
              .get("include_action_items", &s.include_action_items).get("include_crm_matches", &s.include_crm_matches).get("rate_limit_per_minute", &s.rate_limit_per_minute)
              .get("max_attempts", &s.max_attempts).get("backoff_base_ms", &s.backoff_base_ms)
              .get("backoff_max_ms", &s.backoff_max_ms).get("scheduler", &s.scheduler)
+             .get("scheduler_concurrency", &s.scheduler_concurrency)
              .finish());
   auto& w = c->webhooks;
   FB_TRY(Section(root, "webhooks")
@@ -240,6 +241,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
     return Status::Config("setting 'frontend.success_path' must start with '/'");
   }
   FB_TRY(check_positive(c.sync.interval_s, "sync.interval_s"));
+  FB_TRY(check_positive(c.sync.scheduler_concurrency, "sync.scheduler_concurrency"));
   FB_TRY(check_positive(c.sync.backfill_days, "sync.backfill_days"));
   FB_TRY(check_positive(c.sync.rate_limit_per_minute, "sync.rate_limit_per_minute"));
   FB_TRY(check_positive(c.sync.max_attempts, "sync.max_attempts"));

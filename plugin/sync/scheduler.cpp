@@ -1,6 +1,8 @@
 #include "sync/scheduler.h"
 
 #include <algorithm>
+#include <atomic>
+#include <vector>
 
 #include "core/log.h"
 
@@ -10,6 +12,7 @@ SchedulerOptions SchedulerOptions::from_config(const Config& config) {
   SchedulerOptions o;
   o.interval_s = config.sync.interval_s;
   o.keepalive_interval_s = std::min(900, config.sync.interval_s);
+  o.concurrency = config.sync.scheduler_concurrency;
   return o;
 }
 
@@ -56,25 +59,41 @@ TickReport SyncScheduler::tick(int64_t now_s) {
       FB_LOG(kError, "sync") << "keep-alive hook threw: " << e.what();
     }
   }
+  std::vector<int64_t> due;
   for (const IntegrationInfo& info : directory_.list_active()) {
-    if (stop_) break;
     auto st = engine_.state(info.id);
     if (!st.ok()) {
       FB_LOG(kError, "sync") << "reading the sync state of integration " << info.id << ": " << st.status();
       continue;
     }
     if (st->last_attempt_at > 0 && now_s - st->last_attempt_at < options_.interval_s) continue;
-    auto job = engine_.incremental(info.id, "scheduler");
-    if (!job.ok()) {
-      if (!job.status().is(Code::kConflict)) {
-        ++report.syncs_failed;
-        FB_LOG(kWarn, "sync") << "scheduled sync of integration " << info.id << ": " << job.status();
-      }
-      continue;
-    }
-    ++report.syncs_run;
-    if (job->status == "failed") ++report.syncs_failed;
+    due.push_back(info.id);
   }
+  std::atomic<size_t> next{0};
+  std::atomic<int> run{0}, failed{0};
+  auto work = [&] {
+    // Waits inside a sync (rate limit, backoff) see stop_ through this thread's scope.
+    CallScope thread_scope(&stop_);
+    for (size_t i = next++; i < due.size() && !stop_; i = next++) {
+      auto job = engine_.incremental(due[i], "scheduler");
+      if (!job.ok()) {
+        if (!job.status().is(Code::kConflict)) {
+          ++failed;
+          FB_LOG(kWarn, "sync") << "scheduled sync of integration " << due[i] << ": " << job.status();
+        }
+        continue;
+      }
+      ++run;
+      if (job->status == "failed") ++failed;
+    }
+  };
+  size_t helpers = std::min(due.size(), static_cast<size_t>(std::max(1, options_.concurrency))) - (due.empty() ? 0 : 1);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < helpers; ++i) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  report.syncs_run = run;
+  report.syncs_failed = failed;
   return report;
 }
 

@@ -2,8 +2,9 @@
 // token keep-alive sweep, either on its own thread (start/stop) or driven by the host (tick).
 //
 // An integration is due when interval_s has passed since its last sync attempt (sync_state
-// last_attempt_at, so a restart does not resync everything at once). Due integrations run one
-// after another; a failure is in the job log and the integration is tried again next interval.
+// last_attempt_at, so a restart does not resync everything at once). Due integrations run up to
+// `concurrency` at once (each account has its own rate limit, so they do not slow each other); a
+// failure is in the job log and the integration is tried again next interval.
 // The keep-alive hook (the facade wires it to the token manager's sweep) runs every
 // keepalive_interval_s. stop() interrupts a sync that is waiting on the rate limit or a backoff
 // (that job ends "cancelled", its checkpoint kept) and joins the thread.
@@ -30,7 +31,8 @@ struct SchedulerOptions {
   int interval_s = 3600;            // sync.interval_s
   int keepalive_interval_s = 900;   // how often the keep-alive hook runs
   int poll_ms = 1000;               // how often the thread looks for due work
-  // sync.interval_s (keep-alive every min(900 s, interval_s)).
+  int concurrency = 4;              // sync.scheduler_concurrency: integrations synced at once
+  // sync.interval_s (keep-alive every min(900 s, interval_s)), sync.scheduler_concurrency.
   static SchedulerOptions from_config(const Config& config);
 };
 
@@ -55,7 +57,8 @@ class SyncScheduler {
   void stop();
   bool running() const { return thread_.joinable(); }
 
-  // Runs what is due at now_s (Unix seconds) on the calling thread.
+  // Runs what is due at now_s (Unix seconds): on the calling thread, plus up to concurrency - 1
+  // threads of its own while there is more than one due integration. Returns when all are done.
   TickReport tick(int64_t now_s);
 
  private:

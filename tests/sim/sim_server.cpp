@@ -135,7 +135,15 @@ bool Simulator::pre_request(const httplib::Request& req, httplib::Response& res)
     std::lock_guard<std::mutex> lock(mu_);
     latency = knobs_.latency_ms;
   }
-  if (latency > 0) std::this_thread::sleep_for(std::chrono::milliseconds(latency));
+  if (latency > 0) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      api_concurrent_max_ = std::max(api_concurrent_max_, ++api_in_latency_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(latency));
+    std::lock_guard<std::mutex> lock(mu_);
+    --api_in_latency_;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = faults_.begin(); it != faults_.end(); ++it) {
     if (req.path.rfind(it->path_prefix, 0) != 0) continue;
@@ -202,6 +210,7 @@ nlohmann::json Simulator::counters_json() const {
                         {"api_statuses", api_statuses_},
                         {"rate_limited", rate_limited_},
                         {"faults_injected", faults_injected_},
+                        {"api_concurrent_max", api_concurrent_max_},
                         {"webhook_deliveries", webhook_deliveries_},
                         {"webhook_refused", webhook_refused_},
                         {"callback_deliveries", callback_deliveries_},
@@ -223,6 +232,7 @@ void Simulator::reset_counters() {
   api_statuses_.clear();
   authorize_.clear();
   api_calls_total_ = rate_limited_ = token_rate_limited_ = faults_injected_ = webhook_refused_ = 0;
+  api_concurrent_max_ = 0;
   webhook_deliveries_.clear();
   callback_deliveries_.clear();
 }

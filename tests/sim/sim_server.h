@@ -185,6 +185,9 @@ class Simulator {
   // Counters (GET /_sim/counters).
   std::map<std::string, int64_t> token_requests_, token_errors_, api_calls_, api_statuses_, authorize_;
   int64_t api_calls_total_ = 0, rate_limited_ = 0, token_rate_limited_ = 0, faults_injected_ = 0;
+  // API requests inside their latency delay now, and the most at once since the last reset: shows
+  // whether a client's calls (of different accounts) overlap.
+  int64_t api_in_latency_ = 0, api_concurrent_max_ = 0;
   int64_t webhook_refused_ = 0;
   std::vector<nlohmann::json> webhook_deliveries_, callback_deliveries_;
 };

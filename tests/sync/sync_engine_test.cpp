@@ -441,6 +441,34 @@ BOOST_AUTO_TEST_CASE(scheduler_runs_due_integrations_and_the_keepalive) {
   BOOST_TEST(!threaded.running());
 }
 
+BOOST_AUTO_TEST_CASE(the_scheduler_syncs_due_integrations_concurrently_up_to_its_limit) {
+  // Every API call takes 300 ms at the simulator: whether two accounts' syncs overlap shows in the
+  // simulator's count of calls waiting at once.
+  Env e({"--meetings", "12", "--latency", "300"});
+  e.creds.set(3, e.sim.api_key("bob@example.com"));
+  e.directory.add(3);
+  SchedulerOptions serial;
+  serial.concurrency = 1;
+  auto r1 = SyncScheduler(e.engine(), e.directory, system_clock(), serial).tick(system_clock().now_s());
+  BOOST_TEST(r1.syncs_run == 3);
+  BOOST_TEST(r1.syncs_failed == 0);
+  BOOST_TEST(e.sim.counters()["api_concurrent_max"].get<int>() == 1);
+  e.sim.admin("POST", "/_sim/counters/reset");
+  SchedulerOptions parallel;
+  parallel.concurrency = 3;
+  // An hour later all three are due again.
+  auto r2 = SyncScheduler(e.engine(), e.directory, system_clock(), parallel).tick(system_clock().now_s() + 3600);
+  BOOST_TEST(r2.syncs_run == 3);
+  BOOST_TEST(r2.syncs_failed == 0);
+  BOOST_TEST(e.sim.counters()["api_concurrent_max"].get<int>() >= 2);
+  BOOST_TEST(e.sim.counters()["api_concurrent_max"].get<int>() <= 3);
+  for (int64_t id : {kAlice, kCarol, int64_t{3}}) {
+    auto jobs = e.engine().recent_jobs({id}).value();
+    BOOST_REQUIRE_EQUAL(jobs.size(), 2u);
+    BOOST_TEST(jobs[0].ok());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(stopping_the_scheduler_interrupts_a_sync_waiting_on_the_rate_limit) {
   Env e({"--meetings", "60", "--rate-limit", "2", "--rate-window", "60"});
   e.directory.set_status(kCarol, "disconnected");

@@ -67,6 +67,9 @@ struct SyncConfig {
   int backoff_base_ms = 500;               // backoff_base_ms
   int backoff_max_ms = 30000;              // backoff_max_ms
   bool scheduler = true;                   // scheduler: run the built-in scheduler thread
+  // scheduler_concurrency: integrations the scheduler syncs at once. Each Fathom account has its own
+  // rate limit, so one slow or rate-limited account must not delay every other one by an hour.
+  int scheduler_concurrency = 4;
 };
 
 struct WebhookConfig {
