@@ -219,6 +219,7 @@ class Encoder {
   void encode_table(int idx, int depth) {
     if (depth >= max_depth_) fail("nested deeper than " + std::to_string(max_depth_) + " levels (or a cycle)");
     luaL_checkstack(L_, 4, "JSON encode");
+    materialize_lazy(L_, lua_absindex(L_, idx));
     // One pass over the keys decides array vs object and collects the object's keys.
     size_t first = keys_.size();
     lua_Integer count = 0, max_int = 0;
@@ -387,6 +388,179 @@ void install_null_metatable(lua_State* L) {
   lua_pushliteral(L, "json.array");
   lua_setfield(L, -2, "__metatable");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kArrayMarkKey);
+}
+
+namespace {
+
+// The lazy members' metatable holds this marker under kLazyMarkKey; its closures share upvalues:
+// 1 = the LazyJsonSource (light userdata), 2 = its generation when pushed, 3 = {key = true} of the
+// members still left out.
+const char kLazyMarkKey = 0;
+
+// Builds member key (a string at the top of the stack is not needed: key is given) of table t and
+// stores it; the pending set is the upvalue 3 of the running closure.
+void build_member(lua_State* L, int t, std::string_view key) {
+  const auto* src = static_cast<const LazyJsonSource*>(lua_touserdata(L, lua_upvalueindex(1)));
+  auto gen = static_cast<uint64_t>(lua_tointeger(L, lua_upvalueindex(2)));
+  if (src == nullptr || src->generation != gen) {
+    luaL_error(L, "meeting.%s can only be read while its event is handled", std::string(key).c_str());
+    return;
+  }
+  simdjson::dom::element doc;
+  simdjson::dom::element value;
+  if (thread_parser().parse(src->text.data(), src->text.size()).get(doc) || doc[key].get(value)) {
+    luaL_error(L, "meeting.%s could not be read again from the event", std::string(key).c_str());
+    return;
+  }
+  Pusher p(L, src->max_depth);
+  int top = lua_gettop(L);
+  if (!p.push(value, 1)) {
+    lua_settop(L, top);
+    luaL_error(L, "meeting.%s: %s", std::string(key).c_str(), p.error().c_str());
+    return;
+  }
+  lua_pushlstring(L, key.data(), key.size());
+  lua_insert(L, -2);
+  lua_rawset(L, t);
+  lua_pushlstring(L, key.data(), key.size());
+  lua_pushnil(L);
+  lua_rawset(L, lua_upvalueindex(3));
+}
+
+void build_all(lua_State* L, int t) {
+  std::vector<std::string> keys;
+  lua_pushnil(L);
+  while (lua_next(L, lua_upvalueindex(3))) {
+    lua_pop(L, 1);
+    keys.emplace_back(lua_tostring(L, -1));
+  }
+  for (const auto& k : keys) build_member(L, t, k);
+}
+
+// __index(t, k): a member still left out is built now.
+int lazy_index(lua_State* L) {
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(3)) == LUA_TNIL) return 0;
+  lua_pop(L, 1);
+  size_t len;
+  const char* k = lua_tolstring(L, 2, &len);
+  build_member(L, 1, {k, len});
+  lua_pushvalue(L, 2);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+// __newindex(t, k, v): an assignment replaces a member that was left out.
+int lazy_newindex(lua_State* L) {
+  lua_pushvalue(L, 2);
+  lua_pushnil(L);
+  lua_rawset(L, lua_upvalueindex(3));
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+// __pairs(t): every member is built first, then plain next.
+int lazy_pairs(lua_State* L) {
+  build_all(L, 1);
+  lua_pushcfunction(L, [](lua_State* S) -> int {
+    lua_settop(S, 2);
+    return lua_next(S, 1) ? 2 : (lua_pushnil(S), 1);
+  });
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+// materialize_lazy's worker, run as a closure with the metatable's upvalues.
+int lazy_build_all(lua_State* L) {
+  build_all(L, 1);
+  return 0;
+}
+
+}  // namespace
+
+bool push_json_object_lazy(lua_State* L, const LazyJsonSource* src, std::initializer_list<std::string_view> lazy_keys,
+                           size_t min_items, std::string* error) {
+  simdjson::dom::element doc;
+  auto err = thread_parser().parse(src->text.data(), src->text.size()).get(doc);
+  if (err) {
+    *error = std::string("malformed JSON: ") + simdjson::error_message(err);
+    return false;
+  }
+  simdjson::dom::object obj;
+  int top = lua_gettop(L);
+  Pusher p(L, src->max_depth);
+  if (doc.get(obj) != simdjson::SUCCESS) {
+    if (!p.push(doc, 0)) {
+      lua_settop(L, top);
+      *error = p.error();
+      return false;
+    }
+    return true;
+  }
+  luaL_checkstack(L, 8, "JSON too deep");
+  lua_createtable(L, 0, static_cast<int>(std::min<size_t>(obj.size(), 1 << 16)));
+  int t = lua_gettop(L);
+  int pending = 0;
+  for (auto field : obj) {
+    bool lazy = false;
+    if (field.value.is_array()) {
+      for (std::string_view k : lazy_keys) lazy = lazy || k == field.key;
+      lazy = lazy && field.value.get_array().value_unsafe().size() > min_items;
+    }
+    if (lazy) {
+      if (pending == 0) {
+        lua_newtable(L);
+        pending = lua_gettop(L);
+      }
+      lua_pushlstring(L, field.key.data(), field.key.size());
+      lua_pushboolean(L, 1);
+      lua_rawset(L, pending);
+      continue;
+    }
+    lua_pushlstring(L, field.key.data(), field.key.size());
+    if (!p.push(field.value, 1)) {
+      lua_settop(L, top);
+      *error = p.error();
+      return false;
+    }
+    lua_rawset(L, t);
+  }
+  if (pending == 0) return true;
+  lua_createtable(L, 0, 6);
+  int mt = lua_gettop(L);
+  const std::pair<const char*, lua_CFunction> kMethods[] = {
+      {"__index", lazy_index}, {"__newindex", lazy_newindex}, {"__pairs", lazy_pairs}, {"build_all", lazy_build_all}};
+  for (const auto& [name, fn] : kMethods) {
+    lua_pushlightuserdata(L, const_cast<LazyJsonSource*>(src));
+    lua_pushinteger(L, static_cast<lua_Integer>(src->generation));
+    lua_pushvalue(L, pending);
+    lua_pushcclosure(L, fn, 3);
+    if (std::string_view(name) == "build_all") {
+      lua_rawsetp(L, mt, &kLazyMarkKey);
+    } else {
+      lua_setfield(L, mt, name);
+    }
+  }
+  lua_pushliteral(L, "meeting");
+  lua_setfield(L, mt, "__metatable");  // getmetatable() shows a name; setmetatable() is refused
+  lua_setmetatable(L, t);
+  lua_settop(L, t);
+  return true;
+}
+
+void materialize_lazy(lua_State* L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return;
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, -1, &kLazyMarkKey) != LUA_TFUNCTION) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
 }
 
 bool push_json_text(lua_State* L, std::string_view text, int max_depth, std::string* error) {

@@ -8,6 +8,8 @@
 
 #include <lua.hpp>
 
+#include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,27 @@ void install_null_metatable(lua_State* L);
 // malformed or nested deeper than max_depth. Raises only on a Lua memory error.
 // Not reentrant per thread (one parser per thread is reused).
 bool push_json_text(lua_State* L, std::string_view text, int max_depth, std::string* error);
+
+// Where the members that push_json_object_lazy leaves out come from: the event's JSON text, which
+// is readable while `generation` still has the value it had when the object was pushed. The owner
+// bumps generation when the event ends (the text is gone then).
+struct LazyJsonSource {
+  std::string_view text;
+  uint64_t generation = 0;
+  int max_depth = 64;
+};
+
+// Like push_json_text for a JSON object, except that the members named in lazy_keys whose value is
+// an array of more than min_items elements are left out: a long transcript is thousands of Lua
+// tables most scripts never read. Such a member is built from src->text when first read
+// (__index), before pairs() (__pairs) and before json.encode sees the table; assigning it replaces
+// it. Read after the event, it raises "meeting.<key> can only be read while its event is handled".
+// src must outlive the Lua state. Not an object: the same as push_json_text.
+bool push_json_object_lazy(lua_State* L, const LazyJsonSource* src, std::initializer_list<std::string_view> lazy_keys,
+                           size_t min_items, std::string* error);
+
+// Builds every member push_json_object_lazy left out of the table at idx; other values: no-op.
+void materialize_lazy(lua_State* L, int idx);
 
 // Appends the JSON encoding of the value at idx to *out. Raises a Lua error naming the offending
 // path for values JSON cannot hold: functions, userdata other than json.null, NaN/inf, strings

@@ -11,6 +11,8 @@ namespace {
 const char kEnvs = 0;     // registry: array of the entry scripts' environments
 const char kLoaded = 0;   // registry: module name -> value returned by the module
 const char kLoading = 0;  // light userdata marking a module whose top level is running
+// A transcript with more lines than this is built in Lua only when a script reads it.
+constexpr size_t kLazyTranscriptItems = 32;
 
 constexpr int kMaxLogLinesPerEvent = 200;
 constexpr size_t kMaxErrorMessage = 2000;
@@ -268,7 +270,17 @@ int ScriptState::dispatch(lua_State* L) {
     case HookArgs::kMeeting:
     case HookArgs::kSummary: {
       std::string err;
-      if (!lua::push_json_text(L, c.json, s.max_depth(), &err)) {
+      bool pushed;
+      if (c.args == HookArgs::kMeeting) {
+        // A long transcript (thousands of Lua tables) is built only if the script reads it.
+        s.lazy_.text = c.json;
+        s.lazy_.max_depth = s.max_depth();
+        ++s.lazy_.generation;
+        pushed = lua::push_json_object_lazy(L, &s.lazy_, {"transcript"}, kLazyTranscriptItems, &err);
+      } else {
+        pushed = lua::push_json_text(L, c.json, s.max_depth(), &err);
+      }
+      if (!pushed) {
         return luaL_error(L, "the event's %s JSON is malformed: %s", c.args == HookArgs::kMeeting ? "meeting" : "summary",
                           err.c_str());
       }
@@ -339,6 +351,8 @@ Status ScriptState::call(const HookCall& call) {
   if (!healthy_) return Status::Internal("a Lua state was used after an error");
   begin_event(&call);
   Status st = run_protected(&ScriptState::dispatch, event_context(call.id));
+  ++lazy_.generation;  // the event's text is gone: a meeting kept past it cannot read it any more
+  lazy_.text = {};
   call_ = nullptr;
   ops_.reset();
   return st;

@@ -20,6 +20,7 @@
 #include "fathom_bridge/config.h"
 #include "fathom_bridge/crm.h"
 #include "lua/lua_host.h"
+#include "lua/lua_json.h"
 #include "scripting/crm_registry.h"
 #include "scripting/limits.h"
 #include "scripting/sandbox.h"
@@ -143,6 +144,7 @@ class ScriptState final : public lua::LuaHost {
   CallTimings timings_;
   std::string traceback_;
   std::set<std::string, std::less<>> hooks_;  // hooks the entry scripts define
+  lua::LazyJsonSource lazy_;  // the meeting's JSON text while its event runs (long transcripts are built on read)
 };
 
 }  // namespace fb::detail

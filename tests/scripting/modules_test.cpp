@@ -125,6 +125,70 @@ BOOST_AUTO_TEST_CASE(every_module_behaves_as_documented) {
   BOOST_TEST(notes[1].args["stored"] == "none");
 }
 
+BOOST_AUTO_TEST_CASE(a_long_transcript_reads_like_any_field_and_only_once_read) {
+  // 200 lines: more than the 32 above which the transcript is built only when a script reads it.
+  json lines = json::array();
+  for (int i = 0; i < 200; ++i) {
+    lines.push_back({{"speaker", {{"display_name", i % 2 ? "Bob" : "Alice"}, {"matched_calendar_invitee_email", nullptr}}},
+                     {"text", "line " + std::to_string(i)},
+                     {"timestamp", "00:00:" + std::to_string(i % 60)}});
+  }
+  std::string raw = json{{"recording_id", 77}, {"title", "Long call"}, {"transcript", lines}}.dump();
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "local kept = {}\n"
+            "function on_meeting(m, ctx)\n"
+            "  if m.title == 'count' then\n"
+            "    local keys = {}\n"
+            "    for k in pairs(m) do keys[#keys + 1] = k end\n"
+            "    table.sort(keys)\n"
+            "    crm.note({ keys = table.concat(keys, ','), n = #m.transcript, third = m.transcript[3].text,\n"
+            "               speaker = m.transcript[200].speaker.display_name })\n"
+            "  elseif m.title == 'encode' then\n"
+            "    crm.note({ whole = m })\n"
+            "  elseif m.title == 'replace' then\n"
+            "    m.transcript = { 'mine' }\n"
+            "    crm.note({ t = m.transcript })\n"
+            "  elseif m.title == 'keep' then\n"
+            "    kept.m = m\n"
+            "  elseif m.title == 'late' then\n"
+            "    crm.note({ n = #kept.m.transcript })\n"
+            "  else\n"
+            "    crm.note({ title = m.title })\n"
+            "  end\n"
+            "end\n");
+  auto host = open_host(host_options(dir));
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  auto with_title = [&](const std::string& t) {
+    json j = json::parse(raw);
+    j["title"] = t;
+    return j.dump();
+  };
+  // pairs() lists it, # and indexing read it.
+  BOOST_REQUIRE(host->on_meeting(meeting_event(with_title("count"), 77)).ok());
+  // json encoding (a CRM call's arguments) carries it whole.
+  BOOST_REQUIRE(host->on_meeting(meeting_event(with_title("encode"), 77, 2)).ok());
+  // An assignment replaces it.
+  BOOST_REQUIRE(host->on_meeting(meeting_event(with_title("replace"), 77, 3)).ok());
+  auto notes = crm.calls_of("note");
+  BOOST_REQUIRE_EQUAL(notes.size(), 3u);
+  BOOST_TEST(notes[0].args["keys"] == "recording_id,title,transcript");
+  BOOST_TEST(notes[0].args["n"] == 200);
+  BOOST_TEST(notes[0].args["third"] == "line 2");
+  BOOST_TEST(notes[0].args["speaker"] == "Bob");
+  BOOST_TEST(notes[1].args["whole"]["transcript"] == lines);
+  BOOST_TEST(notes[2].args["t"] == json::array({"mine"}));
+  // A meeting kept past its event cannot read the text that is gone: a clear error, not a crash.
+  // (What an unread transcript saves is measured in bench/README.md, "Mapping".)
+  Status kept = host->on_meeting(meeting_event(with_title("keep"), 78));
+  BOOST_REQUIRE_MESSAGE(kept.ok(), kept.to_string());
+  Status late = host->on_meeting(meeting_event(json{{"recording_id", 79}, {"title", "late"}}.dump(), 79));
+  BOOST_TEST(late.code() == Code::kScript);
+  BOOST_TEST(late.message().find("meeting.transcript can only be read while its event is handled") != std::string::npos,
+             late.message());
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_file_line_hook_and_recording) {
   ScriptDir dir;
   dir.write("mapping.lua",
