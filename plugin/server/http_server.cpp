@@ -205,6 +205,7 @@ struct Conn {
   bool close_after = false;
 
   bool readable = false;
+  bool peer_done = false;  // the client shut down its side (its FIN may have come with the last data)
   bool lingering = false;  // answered and shut down for writing; unread input is discarded
   int64_t linger_until_ms = 0;
   bool busy = false;      // a handler owns the request
@@ -612,6 +613,7 @@ void Loop::adopt(int fd, std::string ip) {
 void Loop::on_event(Conn* c, uint32_t events) {
   if (!conns.count(c)) return;  // closed earlier in this batch of events
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->peer_done = true;
   drive(c);
 }
 
@@ -697,7 +699,8 @@ bool Loop::read_some(Conn* c) {
       c->len += static_cast<size_t>(n);
       c->last_activity_ms = mono_ms();
       // A short read emptied the socket: wait for the next edge instead of a recv that says EAGAIN.
-      if (static_cast<size_t>(n) < room) c->readable = false;
+      // (Unless the client has finished sending: then the next read must see its end.)
+      if (static_cast<size_t>(n) < room && !c->peer_done) c->readable = false;
       return true;
     }
     if (n < 0 && errno == EINTR) continue;

@@ -50,6 +50,7 @@ class Raw {
       off += static_cast<size_t>(n);
     }
   }
+  void shut_write() { ::shutdown(fd_, SHUT_WR); }
   // Reads until `until` appears in what was read (or the peer closes / timeout_ms passes).
   std::string read_until(const std::string& until, int timeout_ms = 5000) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -364,6 +365,17 @@ BOOST_AUTO_TEST_CASE(idle_and_slow_connections_are_closed) {
   Raw slow(s.port());
   slow.send("POST /echo HTTP/1.1\r\nContent-Le");  // and nothing more
   BOOST_TEST(slow.closed_within(4000));
+}
+
+BOOST_AUTO_TEST_CASE(a_client_that_shuts_down_its_side_gets_its_answer_and_the_close) {
+  HttpServerOptions o;
+  o.keep_alive_timeout_s = 30;  // the close must come from the client's FIN, not from a timeout
+  Served s(o);
+  Raw c(s.port());
+  c.send("POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+  c.shut_write();
+  BOOST_TEST(body_of(c.response()) == "POST /echo q= x= body=abc");
+  BOOST_TEST(c.closed_within(3000));
 }
 
 BOOST_AUTO_TEST_CASE(stop_with_an_answer_in_flight) {
