@@ -100,11 +100,12 @@ void BodyLog::close_segment() {
 
 Status BodyLog::open_segment() {
   if (!dir_ready_) {
-    if (::mkdir(options_.dir.c_str(), 0755) == 0) {
-      if (options_.sync) FB_TRY(fsync_dir(parent_dir(options_.dir)));
-    } else if (errno != EEXIST) {
+    if (::mkdir(options_.dir.c_str(), 0755) != 0 && errno != EEXIST) {
       return Status::Io("cannot create webhook body directory '" + options_.dir + "': " + errno_text(errno));
     }
+    // Also when the directory was there: whoever made it may have died (or failed, or run without
+    // sync) before its entry in the parent was synced. Once per BodyLog.
+    if (options_.sync) FB_TRY(fsync_dir(parent_dir(options_.dir)));
     dir_ready_ = true;
   }
   for (int attempt = 0; attempt < 8; ++attempt) {
