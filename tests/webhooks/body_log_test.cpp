@@ -485,4 +485,29 @@ BOOST_AUTO_TEST_CASE(full_sync_syncs_the_parent_of_a_body_directory_it_did_not_c
   BOOST_TEST(body_of(*inbox, id) == "{\"n\":1}");
 }
 
+BOOST_AUTO_TEST_CASE(inlined_bodies_are_durable_before_their_segment_is_deleted) {
+  // synchronous=NORMAL: a power cut may lose the latest commits, never older ones. The collector
+  // must not make it lose an old dead letter's body: its inlining commit is synced before the
+  // segment is unlinked, else the row could come back pointing at a deleted segment.
+  LogStack s;
+  BOOST_REQUIRE(!s.db->full_sync());
+  InboxOptions o;
+  o.segment_bytes = 1;
+  o.inline_after_ms = 0;
+  o.background_checkpoint = false;  // no checkpointer syncing the WAL behind the test's back
+  auto inbox = s.inbox(*s.db, o);
+  std::string body = binary_body(3, 5000);
+  int64_t dead = append(*inbox, "msg_dead", body);
+  append(*inbox, "msg_next", "{}");  // moves the writer to a new segment
+  BOOST_REQUIRE(inbox->claim(1).ok());
+  BOOST_REQUIRE(inbox->mark_dead(dead, "rejected").ok());
+  SyncRecorder rec;
+  auto c = inbox->collect_body_segments();
+  BOOST_REQUIRE(c.ok());
+  BOOST_REQUIRE(c->inlined == 1);
+  BOOST_REQUIRE(c->deleted == 1);
+  BOOST_TEST(rec.synced(s.db_path() + "-wal"), "the inlining commit was not synced before the segment was deleted");
+  BOOST_TEST(body_of(*inbox, dead) == body);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
