@@ -510,4 +510,19 @@ BOOST_AUTO_TEST_CASE(inlined_bodies_are_durable_before_their_segment_is_deleted)
   BOOST_TEST(body_of(*inbox, dead) == body);
 }
 
+BOOST_AUTO_TEST_CASE(a_row_with_an_impossible_length_fails_to_read_instead_of_throwing) {
+  LogStack s;
+  auto inbox = s.inbox(*s.db);
+  int64_t id = append(*inbox, "msg_1", "{\"n\":1}");
+  for (const char* length : {"4611686018427387904", "9223372036854775000"}) {
+    BOOST_REQUIRE(s.db->with([&] {
+                      return s.db->exec(std::string("UPDATE webhook_inbox SET body_length=") + length +
+                                        " WHERE id=" + std::to_string(id));
+                    }).ok());
+    Result<InboxEvent> e = Status::Internal("not read");
+    BOOST_CHECK_NO_THROW(e = inbox->get(id, true));
+    BOOST_TEST(e.status().is(Code::kIo), e.status());
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
