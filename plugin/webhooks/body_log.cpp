@@ -100,11 +100,12 @@ void BodyLog::close_segment() {
 
 Status BodyLog::open_segment() {
   if (!dir_ready_) {
-    if (::mkdir(options_.dir.c_str(), 0755) == 0) {
-      if (options_.sync) FB_TRY(fsync_dir(parent_dir(options_.dir)));
-    } else if (errno != EEXIST) {
+    if (::mkdir(options_.dir.c_str(), 0755) != 0 && errno != EEXIST) {
       return Status::Io("cannot create webhook body directory '" + options_.dir + "': " + errno_text(errno));
     }
+    // Also when the directory was there: whoever made it may have died (or failed, or run without
+    // sync) before its entry in the parent was synced. Once per BodyLog.
+    if (options_.sync) FB_TRY(fsync_dir(parent_dir(options_.dir)));
     dir_ready_ = true;
   }
   for (int attempt = 0; attempt < 8; ++attempt) {
@@ -204,6 +205,14 @@ Status BodyLog::read_fd(int fd, const BodyRef& ref, const BodyKey& key, int64_t 
   std::string where = "webhook event " + std::to_string(event_id) + ": body record at offset " +
                       std::to_string(ref.offset) + " of segment '" + ref.segment + "'";
   if (ref.offset < 0 || ref.length < 0) return Status::Io(where + " has an invalid reference");
+  // Before the buffer is sized from the row: a damaged length must fail here, not throw (or
+  // overflow the offset arithmetic below).
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::Io(where + " cannot be read: " + errno_text(errno));
+  if (ref.offset > st.st_size || ref.length > st.st_size - ref.offset) {
+    body->clear();
+    return Status::Io(where + " is cut short (the segment holds " + std::to_string(st.st_size) + " bytes)");
+  }
   Header h{};
   body->resize(static_cast<size_t>(ref.length));
   iovec iov[2] = {{&h, kHeaderBytes}, {body->data(), body->size()}};

@@ -495,7 +495,7 @@ Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& 
                               &rows[i].body));
     }
     int n = 0;
-    Status s = db_.transaction([&]() -> Status {
+    auto move = [&]() -> Status {
       Stmt& q = db_.prepare(
           "UPDATE webhook_inbox SET body=?, body_segment=NULL, body_offset=NULL, body_length=NULL"
           " WHERE id=? AND body_segment=? AND status IN ('pending','dead')");
@@ -504,6 +504,15 @@ Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& 
         n += db_.changes();
       }
       return Status::Ok();
+    };
+    // This commit must be durable before the segment is unlinked, also under synchronous=NORMAL:
+    // a power cut may take the latest commits, and if it took this one the rows would come back
+    // pointing at a deleted segment (old bodies lost, not just recent ones). So it syncs the WAL.
+    Status s = db_.full_sync() ? db_.transaction(move) : db_.with([&] {
+      FB_TRY(db_.exec("PRAGMA synchronous=FULL"));
+      Status t = db_.transaction(move);
+      Status back = db_.exec("PRAGMA synchronous=NORMAL");
+      return t.ok() ? back : t;
     });
     if (!s.ok()) return s;
     moved += n;

@@ -1,7 +1,9 @@
 // The webhook body log: bodies round-trip byte for byte outside SQLite, segments rotate, two
 // writers share a directory, the collector deletes what nothing needs and moves dead letters into
 // their rows, a damaged segment dead-letters only the events it damaged, and full_sync works.
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -17,6 +19,54 @@
 using namespace fb;
 using namespace fb::detail;
 using namespace fb::test;
+
+// fsync/fdatasync are interposed for this test binary (forwarded to libc) so that a test can see
+// which files and directories were synced: the durability order cannot be observed otherwise
+// without a power cut.
+namespace {
+std::mutex g_sync_mu;
+std::vector<std::string>* g_synced = nullptr;  // guarded by g_sync_mu; set while a test records
+
+void note_sync(int fd) {
+  std::lock_guard lk(g_sync_mu);
+  if (!g_synced) return;
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  char path[PATH_MAX];
+  ssize_t n = ::readlink(link, path, sizeof path);
+  if (n > 0) g_synced->emplace_back(path, static_cast<size_t>(n));
+}
+
+// Records the paths synced while it lives.
+struct SyncRecorder {
+  SyncRecorder() {
+    std::lock_guard lk(g_sync_mu);
+    g_synced = &paths;
+  }
+  ~SyncRecorder() {
+    std::lock_guard lk(g_sync_mu);
+    g_synced = nullptr;
+  }
+  bool synced(const std::string& path) {
+    std::string want = std::filesystem::canonical(path);
+    std::lock_guard lk(g_sync_mu);
+    return std::find(paths.begin(), paths.end(), want) != paths.end();
+  }
+  std::vector<std::string> paths;
+};
+}  // namespace
+
+extern "C" int fsync(int fd) {
+  static auto real = reinterpret_cast<int (*)(int)>(::dlsym(RTLD_NEXT, "fsync"));
+  note_sync(fd);
+  return real(fd);
+}
+
+extern "C" int fdatasync(int fd) {
+  static auto real = reinterpret_cast<int (*)(int)>(::dlsym(RTLD_NEXT, "fdatasync"));
+  note_sync(fd);
+  return real(fd);
+}
 
 namespace {
 
@@ -419,6 +469,60 @@ BOOST_AUTO_TEST_CASE(full_sync_batches_work) {
   for (auto& t : threads) t.join();
   BOOST_TEST(sent.size() == 100u);
   for (auto& [id, body] : sent) BOOST_TEST(body_of(*inbox, id) == body, "event " << id);
+}
+
+BOOST_AUTO_TEST_CASE(full_sync_syncs_the_parent_of_a_body_directory_it_did_not_create) {
+  // A previous run created the directory and died before it synced its parent (or that sync
+  // failed, or it ran without full_sync): the directory entry may still be only in memory, and a
+  // power cut would take every segment with it although their rows are committed.
+  LogStack s(DbOptions{.full_sync = true});
+  BOOST_REQUIRE(std::filesystem::create_directory(s.body_dir()));
+  auto inbox = s.inbox(*s.db);
+  SyncRecorder rec;
+  int64_t id = append(*inbox, "msg_1", "{\"n\":1}");
+  BOOST_TEST(rec.synced(s.dir.file("")), "the database directory (the body directory's parent) was not synced");
+  BOOST_TEST(rec.synced(s.body_dir()));
+  BOOST_TEST(body_of(*inbox, id) == "{\"n\":1}");
+}
+
+BOOST_AUTO_TEST_CASE(inlined_bodies_are_durable_before_their_segment_is_deleted) {
+  // synchronous=NORMAL: a power cut may lose the latest commits, never older ones. The collector
+  // must not make it lose an old dead letter's body: its inlining commit is synced before the
+  // segment is unlinked, else the row could come back pointing at a deleted segment.
+  LogStack s;
+  BOOST_REQUIRE(!s.db->full_sync());
+  InboxOptions o;
+  o.segment_bytes = 1;
+  o.inline_after_ms = 0;
+  o.background_checkpoint = false;  // no checkpointer syncing the WAL behind the test's back
+  auto inbox = s.inbox(*s.db, o);
+  std::string body = binary_body(3, 5000);
+  int64_t dead = append(*inbox, "msg_dead", body);
+  append(*inbox, "msg_next", "{}");  // moves the writer to a new segment
+  BOOST_REQUIRE(inbox->claim(1).ok());
+  BOOST_REQUIRE(inbox->mark_dead(dead, "rejected").ok());
+  SyncRecorder rec;
+  auto c = inbox->collect_body_segments();
+  BOOST_REQUIRE(c.ok());
+  BOOST_REQUIRE(c->inlined == 1);
+  BOOST_REQUIRE(c->deleted == 1);
+  BOOST_TEST(rec.synced(s.db_path() + "-wal"), "the inlining commit was not synced before the segment was deleted");
+  BOOST_TEST(body_of(*inbox, dead) == body);
+}
+
+BOOST_AUTO_TEST_CASE(a_row_with_an_impossible_length_fails_to_read_instead_of_throwing) {
+  LogStack s;
+  auto inbox = s.inbox(*s.db);
+  int64_t id = append(*inbox, "msg_1", "{\"n\":1}");
+  for (const char* length : {"4611686018427387904", "9223372036854775000"}) {
+    BOOST_REQUIRE(s.db->with([&] {
+                      return s.db->exec(std::string("UPDATE webhook_inbox SET body_length=") + length +
+                                        " WHERE id=" + std::to_string(id));
+                    }).ok());
+    Result<InboxEvent> e = Status::Internal("not read");
+    BOOST_CHECK_NO_THROW(e = inbox->get(id, true));
+    BOOST_TEST(e.status().is(Code::kIo), e.status());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
