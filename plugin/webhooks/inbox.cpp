@@ -1,7 +1,12 @@
 #include "webhooks/inbox.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
@@ -459,6 +464,12 @@ Result<BodyCollection> Inbox::collect_body_segments() {
       ++out.kept;
       continue;
     }
+    if (out.deleted == 0 && !db_.full_sync()) {
+      // Under synchronous=NORMAL the purge that freed this segment may be the latest commit, which
+      // a power cut may undo: make the WAL durable first, or its rows could come back pointing at a
+      // deleted segment.
+      FB_TRY(sync_wal());
+    }
     FB_TRY(log_->remove(name));
     ++out.deleted;
   }
@@ -467,6 +478,20 @@ Result<BodyCollection> Inbox::collect_body_segments() {
                               << " body(ies) into the database, " << out.kept << " segment(s) in use";
   }
   return out;
+}
+
+Status Inbox::sync_wal() {
+  std::string wal = db_.path() + "-wal";
+  int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Ok();  // no WAL: every commit is in the database file
+    return Status::Io("cannot open " + wal + " to sync it: " + std::strerror(errno));
+  }
+  int rc = ::fdatasync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::Io("cannot sync " + wal + ": " + std::strerror(err));
+  return Status::Ok();
 }
 
 Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& lock) {

@@ -175,6 +175,7 @@ class Inbox {
   void writer_loop();
   void write_batch(std::vector<Pending*>& batch);
   void checkpoint_loop();
+  Status sync_wal();  // fdatasync of the database's -wal file (collector, synchronous=NORMAL)
   Status load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length);
   Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock);
 

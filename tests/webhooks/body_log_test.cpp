@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <map>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -508,6 +509,29 @@ BOOST_AUTO_TEST_CASE(inlined_bodies_are_durable_before_their_segment_is_deleted)
   BOOST_REQUIRE(c->deleted == 1);
   BOOST_TEST(rec.synced(s.db_path() + "-wal"), "the inlining commit was not synced before the segment was deleted");
   BOOST_TEST(body_of(*inbox, dead) == body);
+}
+
+BOOST_AUTO_TEST_CASE(a_purge_is_durable_before_the_segments_it_freed_are_deleted) {
+  // synchronous=NORMAL: the purge of processed events may be the latest commit, which a power cut
+  // may undo. If their segment were deleted meanwhile, the rows would come back pointing at it.
+  LogStack s;
+  BOOST_REQUIRE(!s.db->full_sync());
+  InboxOptions o;
+  o.segment_bytes = 1;
+  o.background_checkpoint = false;
+  auto inbox = s.inbox(*s.db, o);
+  int64_t done = append(*inbox, "msg_done", binary_body(4, 3000));
+  append(*inbox, "msg_next", "{}");  // moves the writer to a new segment
+  BOOST_REQUIRE(inbox->claim(1).ok());
+  BOOST_REQUIRE(inbox->mark_done(done).ok());
+  auto purged = inbox->purge_done(std::numeric_limits<int64_t>::max());
+  BOOST_REQUIRE(purged.ok());
+  BOOST_REQUIRE(*purged == 1);
+  SyncRecorder rec;
+  auto c = inbox->collect_body_segments();
+  BOOST_REQUIRE(c.ok());
+  BOOST_REQUIRE(c->deleted == 1);
+  BOOST_TEST(rec.synced(s.db_path() + "-wal"), "the purge was not made durable before its segment was deleted");
 }
 
 BOOST_AUTO_TEST_CASE(a_row_with_an_impossible_length_fails_to_read_instead_of_throwing) {
