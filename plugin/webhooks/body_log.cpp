@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/log.h"
+
 namespace fb::detail {
 
 namespace {
@@ -99,6 +101,7 @@ void BodyLog::close_segment() {
 }
 
 Status BodyLog::open_segment() {
+  const bool made_dir_now = !dir_ready_;
   if (!dir_ready_) {
     if (::mkdir(options_.dir.c_str(), 0755) != 0 && errno != EEXIST) {
       return Status::Io("cannot create webhook body directory '" + options_.dir + "': " + errno_text(errno));
@@ -121,6 +124,13 @@ Status BodyLog::open_segment() {
                   static_cast<unsigned long long>(rnd));
     std::string path = options_.dir + "/" + name;
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && !made_dir_now) {
+      // The directory went away while we ran (an operator cleaned up): make it again rather than
+      // refusing every delivery until a restart.
+      FB_LOG(kWarn, "webhooks") << "webhook body directory '" << options_.dir << "' vanished; creating it again";
+      dir_ready_ = false;
+      return open_segment();
+    }
     if (fd < 0) {
       if (errno == EEXIST) continue;
       return Status::Io("cannot create webhook body segment '" + path + "': " + errno_text(errno));

@@ -226,6 +226,19 @@ BOOST_AUTO_TEST_CASE(segments_rotate_and_every_body_stays_readable) {
   BOOST_TEST(used.size() == s.segments().size());
 }
 
+BOOST_AUTO_TEST_CASE(a_body_directory_removed_while_running_is_made_again) {
+  LogStack s;
+  InboxOptions o;
+  o.segment_bytes = 1;  // every delivery opens a new segment
+  auto inbox = s.inbox(*s.db, o);
+  append(*inbox, "msg_before", "{\"n\":1}");
+  std::filesystem::remove_all(s.body_dir());  // an operator "cleans up"
+  std::string body = binary_body(9, 2000);
+  int64_t id = append(*inbox, "msg_after", body);  // not a 5xx until a restart
+  BOOST_TEST(body_of(*inbox, id) == body);
+  BOOST_TEST(s.segments().size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(two_inboxes_on_two_connections_append_concurrently) {
   LogStack s;
   auto db2 = s.connect();
