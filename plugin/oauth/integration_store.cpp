@@ -47,24 +47,6 @@ IntegrationRecord read_record(const Stmt& q) {
   return r;
 }
 
-// Steps q to the end, calling on_row for each row, and always resets it: a statement left
-// mid-result would keep an old read snapshot open on this connection and hide other processes'
-// commits from later reads.
-template <typename F>
-Status each_row(Stmt& q, F&& on_row) {
-  for (;;) {
-    auto more = q.step();
-    if (!more.ok()) {
-      q.reset();
-      return more.status();
-    }
-    if (!*more) break;
-    on_row(q);
-  }
-  q.reset();
-  return Status::Ok();
-}
-
 IntegrationInfo to_info(const IntegrationRecord& r) {
   IntegrationInfo i;
   i.id = r.id;

@@ -90,6 +90,24 @@ struct Migration {
   const char* sql;
 };
 
+// Steps q to its end, calling on_row(q) for each row, and always resets it (a statement left
+// mid-result would keep an old read snapshot open on this connection and hide other processes'
+// commits from later reads).
+template <typename F>
+Status each_row(Stmt& q, F&& on_row) {
+  for (;;) {
+    auto more = q.step();
+    if (!more.ok()) {
+      q.reset();
+      return more.status();
+    }
+    if (!*more) break;
+    on_row(q);
+  }
+  q.reset();
+  return Status::Ok();
+}
+
 class Db {
  public:
   ~Db();

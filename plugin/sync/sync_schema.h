@@ -13,19 +13,6 @@ namespace fb::detail {
 
 Status migrate_sync_schema(Db& db);
 
-// Steps q to its end, calling on_row(q) for each row, then resets it.
-template <typename F>
-Status each_row(Stmt& q, F&& on_row) {
-  for (;;) {
-    auto row = q.step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    on_row(q);
-  }
-  q.reset();
-  return Status::Ok();
-}
-
 // Recording ids of the integration with mapped_version < content_version, oldest first.
 Result<std::vector<int64_t>> select_unmapped(Db& db, int64_t integration_id, int limit);
 

@@ -55,19 +55,6 @@ InboxEvent read_event(const Stmt& q) {
   return e;
 }
 
-// Runs q to completion, collecting rows with read.
-template <typename F>
-Status each_row(Stmt& q, F&& read) {
-  for (;;) {
-    auto r = q.step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    read(q);
-  }
-  q.reset();
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string default_body_dir(const std::string& db_path) {

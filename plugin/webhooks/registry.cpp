@@ -226,13 +226,7 @@ Result<std::vector<Registration>> Registry::list(int64_t integration_id) {
     Stmt& q = db_.prepare(std::string("SELECT ") + kRegColumns +
                           " FROM webhook_registrations WHERE (?1=0 OR integration_id=?1) ORDER BY id");
     q.bind(1, integration_id);
-    for (;;) {
-      FB_ASSIGN(bool row, q.step());
-      if (!row) break;
-      out.push_back(read_registration(q));
-    }
-    q.reset();
-    return Status::Ok();
+    return each_row(q, [&](const Stmt& row) { out.push_back(read_registration(row)); });
   });
   if (!s.ok()) return s;
   return out;
