@@ -1,4 +1,5 @@
-// encoding.h: base64 (standard and URL-safe), hex and percent-encoding.
+// encoding.h: base64 (standard and URL-safe), hex, percent-encoding, HTML escaping, and the
+// ASCII comparisons HTTP needs.
 #pragma once
 
 #include <cstddef>
@@ -33,5 +34,15 @@ std::optional<std::string> url_decode(std::string_view s, bool plus_as_space = t
 std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields);
 // Parses "a=1&b=2" into ordered pairs; nullopt on a malformed escape.
 std::optional<std::vector<std::pair<std::string, std::string>>> form_decode(std::string_view body);
+
+// Escapes & < > " ' for HTML text and attribute values.
+std::string html_escape(std::string_view text);
+
+// ASCII lower case; other bytes unchanged (no locale: HTTP names and tokens are ASCII).
+inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+// ASCII case-insensitive equality (header names, tokens such as "chunked").
+bool ascii_iequals(std::string_view a, std::string_view b);
+// s without leading and trailing spaces and tabs (HTTP's optional whitespace).
+std::string_view trim_ows(std::string_view s);
 
 }  // namespace fb::detail

@@ -4,17 +4,14 @@
 #include <cstdlib>
 
 #include "core/log.h"
+#include "crypto/encoding.h"
 
 namespace fb::detail {
 namespace {
 
 // A non-negative integer header value; false when absent or not a plain number.
 bool header_int(const HttpResponse& r, std::string_view name, int64_t* out) {
-  std::string v = r.header(name);
-  size_t b = v.find_first_not_of(" \t");
-  size_t e = v.find_last_not_of(" \t");
-  if (b == std::string::npos) return false;
-  v = v.substr(b, e - b + 1);
+  std::string v(trim_ows(r.header(name)));
   if (v.empty() || v.size() > 12 || !std::all_of(v.begin(), v.end(), ::isdigit)) return false;
   *out = std::strtoll(v.c_str(), nullptr, 10);
   return true;

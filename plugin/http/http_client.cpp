@@ -9,14 +9,10 @@
 #include <locale>
 #include <sstream>
 
+#include "crypto/encoding.h"
+
 namespace fb::detail {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 constexpr size_t kMaxIdlePerOrigin = 16;
 
@@ -24,14 +20,14 @@ constexpr size_t kMaxIdlePerOrigin = 16;
 
 std::string HttpResponse::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return v;
+    if (ascii_iequals(k, name)) return v;
   }
   return {};
 }
 
 bool HttpResponse::has_header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return true;
+    if (ascii_iequals(k, name)) return true;
   }
   return false;
 }
@@ -154,17 +150,15 @@ Result<HttpResponse> HttplibTransport::send(const HttpRequest& request) {
   for (const auto& [k, v] : res->headers) out.headers.emplace_back(k, v);
   bool close = false;
   for (const auto& [k, v] : out.headers) {
-    if (iequals(k, "Connection") && iequals(v, "close")) close = true;
+    if (ascii_iequals(k, "Connection") && ascii_iequals(v, "close")) close = true;
   }
   if (!close) release(url.origin(), std::move(client));
   return out;
 }
 
 int64_t parse_retry_after_ms(std::string_view value, int64_t now_unix_ms) {
-  size_t b = value.find_first_not_of(" \t");
-  size_t e = value.find_last_not_of(" \t");
-  if (b == std::string_view::npos) return -1;
-  std::string v(value.substr(b, e - b + 1));
+  std::string v(trim_ows(value));
+  if (v.empty()) return -1;
   if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     if (v.size() > 9) return -1;  // more than 31 years: not a delay anyone means
     return std::stoll(v) * 1000;

@@ -73,22 +73,6 @@ Result<std::string> url_origin(std::string_view url) {
   return origin;
 }
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 OAuthFlowOptions OAuthFlowOptions::from_config(const Config& c) {
   OAuthFlowOptions o;
   o.client_id = c.fathom.client_id;

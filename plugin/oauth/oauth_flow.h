@@ -89,8 +89,6 @@ std::string state_hash(std::string_view state);
 // "scheme://host[:port]" of an http(s) URL, with the port only when not the scheme's default
 // (the form browsers use for postMessage target origins). kInvalidArgument when not a URL.
 Result<std::string> url_origin(std::string_view url);
-// Escapes & < > " ' for HTML text and attribute values.
-std::string html_escape(std::string_view text);
 
 class OAuthFlow {
  public:

@@ -34,22 +34,6 @@ constexpr size_t kKeptBufferBytes = 1 << 20;  // a connection keeps a buffer up 
 constexpr size_t kMaxChunkLine = 1024;
 constexpr int kAnswerRounds = 16;  // see Loop::drain_answers
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // RFC 9110 token characters (header names, methods).
 bool is_tchar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
@@ -110,14 +94,14 @@ ServerResponse plain(int status, std::string text, bool close = false) {
 
 std::string_view ServerRequest::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return v;
+    if (ascii_iequals(k, name)) return v;
   }
   return {};
 }
 
 bool ServerRequest::has_header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return true;
+    if (ascii_iequals(k, name)) return true;
   }
   return false;
 }
@@ -836,7 +820,7 @@ Loop::Progress Loop::parse_head(Conn* c) {
     for (char ch : name) {
       if (!is_tchar(ch)) return refuse(c, plain(400, "malformed header name"));
     }
-    std::string_view value = trim(h.substr(colon + 1));
+    std::string_view value = trim_ows(h.substr(colon + 1));
     // Lines end only at CRLF: a bare CR or LF (or a NUL) inside a field is refused, since a more
     // lenient parser in front of this server would split the field there (request smuggling).
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
@@ -844,22 +828,22 @@ Loop::Progress Loop::parse_head(Conn* c) {
     }
     if (req.headers.size() >= kMaxHeaders) return refuse(c, plain(431, "too many header fields"));
     req.headers.emplace_back(name, value);
-    if (iequals(name, "content-length")) {
+    if (ascii_iequals(name, "content-length")) {
       if (has_length && content_length != value) duplicate_length = true;
       has_length = true;
       content_length = value;
-    } else if (iequals(name, "transfer-encoding")) {
+    } else if (ascii_iequals(name, "transfer-encoding")) {
       // Several fields form one list of codings ("gzip" then "chunked" is "gzip, chunked"), never
       // just "chunked": counted so that only a single "chunked" is taken.
       ++encodings;
       transfer_encoding = value;
-    } else if (iequals(name, "connection")) {
+    } else if (ascii_iequals(name, "connection")) {
       connection = value;
-    } else if (iequals(name, "expect")) {
+    } else if (ascii_iequals(name, "expect")) {
       expect = value;
     }
   }
-  c->keep_alive = c->http10 ? iequals(connection, "keep-alive") : !iequals(connection, "close");
+  c->keep_alive = c->http10 ? ascii_iequals(connection, "keep-alive") : !ascii_iequals(connection, "close");
 
   c->route = server->find(req.method, req.path);
   c->body_limit = c->route && c->route->async ? c->route->max_body : static_cast<int64_t>(server->options.payload_max_bytes);
@@ -870,7 +854,7 @@ Loop::Progress Loop::parse_head(Conn* c) {
 
   if (encodings > 0) {
     if (has_length) return refuse(c, plain(400, "both Content-Length and Transfer-Encoding"));
-    if (encodings > 1 || !iequals(transfer_encoding, "chunked")) {
+    if (encodings > 1 || !ascii_iequals(transfer_encoding, "chunked")) {
       return refuse(c, plain(501, "unsupported transfer coding"));
     }
     c->phase = Conn::Phase::kChunked;
@@ -896,7 +880,7 @@ Loop::Progress Loop::parse_head(Conn* c) {
     c->req_end = c->head_end + c->body_len;
   }
   if (!expect.empty()) {
-    if (!iequals(expect, "100-continue")) return refuse(c, plain(417, "unsupported Expect"));
+    if (!ascii_iequals(expect, "100-continue")) return refuse(c, plain(417, "unsupported Expect"));
     c->expect_continue = !c->http10;
   }
   return Progress::kDispatched;  // the head is parsed: continue with the body
@@ -929,11 +913,11 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
           return need_more();
         }
         std::string_view line = rest.substr(0, std::min(eol, rest.find(';')));
-        line = trim(line);
+        line = trim_ows(line);
         if (line.empty() || line.size() > 15) return refuse(c, plain(400, "malformed chunked body"));
         size_t n = 0;
         for (char ch : line) {
-          int d = (ch >= '0' && ch <= '9') ? ch - '0' : (lower(ch) >= 'a' && lower(ch) <= 'f') ? lower(ch) - 'a' + 10 : -1;
+          int d = (ch >= '0' && ch <= '9') ? ch - '0' : (ascii_lower(ch) >= 'a' && ascii_lower(ch) <= 'f') ? ascii_lower(ch) - 'a' + 10 : -1;
           if (d < 0) return refuse(c, plain(400, "malformed chunked body"));
           n = n * 16 + static_cast<size_t>(d);
         }

@@ -26,17 +26,6 @@ EVP_MD_CTX* scratch_ctx() {
   return ctx.get();
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // Base64 of 32 bytes is always 44 characters with one '=' of padding.
 void base64_44(const std::array<uint8_t, 32>& mac, char out[44]) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -135,12 +124,12 @@ DeliveryHeaders find_delivery_headers(const std::vector<std::pair<std::string, s
   DeliveryHeaders std_h, svix_h;
   for (const auto& [name, value] : headers) {
     if (value.empty()) continue;
-    if (iequals(name, "webhook-id")) std_h.id = value;
-    else if (iequals(name, "webhook-timestamp")) std_h.timestamp = value;
-    else if (iequals(name, "webhook-signature")) std_h.signature = value;
-    else if (iequals(name, "svix-id")) svix_h.id = value;
-    else if (iequals(name, "svix-timestamp")) svix_h.timestamp = value;
-    else if (iequals(name, "svix-signature")) svix_h.signature = value;
+    if (ascii_iequals(name, "webhook-id")) std_h.id = value;
+    else if (ascii_iequals(name, "webhook-timestamp")) std_h.timestamp = value;
+    else if (ascii_iequals(name, "webhook-signature")) std_h.signature = value;
+    else if (ascii_iequals(name, "svix-id")) svix_h.id = value;
+    else if (ascii_iequals(name, "svix-timestamp")) svix_h.timestamp = value;
+    else if (ascii_iequals(name, "svix-signature")) svix_h.signature = value;
   }
   // Each family is taken as a set (never webhook-id with svix-timestamp), as the svix library does:
   // the complete webhook-* set, else the complete svix-* set, else whatever webhook-* there is so

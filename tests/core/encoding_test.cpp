@@ -73,4 +73,14 @@ BOOST_AUTO_TEST_CASE(iso8601_parse_and_format) {
   BOOST_TEST(!parse_iso8601("2025-03-01T17:01:30Zjunk", &t));
 }
 
+BOOST_AUTO_TEST_CASE(html_escape_and_http_ascii_helpers) {
+  BOOST_TEST(html_escape(R"(<a href="x?a=1&b='2'">)") == "&lt;a href=&quot;x?a=1&amp;b=&#39;2&#39;&quot;&gt;");
+  BOOST_TEST(ascii_iequals("Content-Length", "content-LENGTH"));
+  BOOST_TEST(!ascii_iequals("chunked", "chunke"));
+  BOOST_TEST(!ascii_iequals("\xC4", "\xE4"));  // bytes outside ASCII are compared as they are
+  BOOST_TEST(trim_ows(" \t value \t") == "value");
+  BOOST_TEST(trim_ows(" \t ").empty());
+  BOOST_TEST(trim_ows("a b") == "a b");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

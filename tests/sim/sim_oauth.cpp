@@ -12,21 +12,7 @@ namespace fb::sim {
 namespace {
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+using fb::detail::html_escape;
 
 // The one value of `key`; "" when absent. *dup is set when it occurs more than once.
 std::string field(const Fields& f, const std::string& key, bool* present = nullptr, bool* dup = nullptr) {
