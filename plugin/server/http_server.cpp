@@ -238,33 +238,31 @@ struct Mailbox {
   void post(std::shared_ptr<Conn> conn, ServerResponse r) {
     std::lock_guard lk(mu);
     if (closed) return;
-    bool wake = items.empty() && adopt.empty();
+    bool was_empty = items.empty() && adopt.empty();
     items.emplace_back(std::move(conn), std::move(r));
-    waiting.store(true, std::memory_order_release);
-    if (wake) {
-      uint64_t one = 1;
-      ssize_t w = ::write(efd, &one, sizeof one);
-      (void)w;
-    }
+    queued_locked(was_empty);
   }
   // Hands an accepted socket to this loop; false (the caller closes it) once the loop has left.
   bool give(int fd, std::string ip) {
     std::lock_guard lk(mu);
     if (closed) return false;
-    bool wake = items.empty() && adopt.empty();
+    bool was_empty = items.empty() && adopt.empty();
     adopt.emplace_back(fd, std::move(ip));
-    waiting.store(true, std::memory_order_release);
-    if (wake) {
-      uint64_t one = 1;
-      ssize_t w = ::write(efd, &one, sizeof one);
-      (void)w;
-    }
+    queued_locked(was_empty);
     return true;
   }
   // Wakes the loop (stop()); nothing once the loop has left.
   void wake() {
     std::lock_guard lk(mu);
-    if (closed) return;
+    if (!closed) signal_locked();
+  }
+  // After adding to items or adopt: flagged for the loop's between-events check, and the eventfd
+  // is written only when the lists were empty (a wake-up is already pending otherwise).
+  void queued_locked(bool was_empty) {
+    waiting.store(true, std::memory_order_release);
+    if (was_empty) signal_locked();
+  }
+  void signal_locked() {
     uint64_t one = 1;
     ssize_t w = ::write(efd, &one, sizeof one);
     (void)w;
@@ -387,6 +385,7 @@ struct Loop {
   Progress parse_head(Conn* c);
   Progress decode_chunks(Conn* c);
   Progress refuse(Conn* c, ServerResponse r);
+  Progress refuse_too_large(Conn* c, int64_t length);
   void dispatch(Conn* c);
   void complete(const std::shared_ptr<Conn>& c, ServerResponse r);
   void serialize(Conn* c, const ServerResponse& r);
@@ -679,9 +678,9 @@ bool Loop::read_some(Conn* c) {
   for (;;) {
     ssize_t n = ::recv(c->fd, c->buf.get() + c->len, room, 0);
     if (n > 0) {
-      if (c->len == 0 && c->request_start_ms == 0) c->request_start_ms = mono_ms();
-      c->len += static_cast<size_t>(n);
       c->last_activity_ms = mono_ms();
+      if (c->len == 0 && c->request_start_ms == 0) c->request_start_ms = c->last_activity_ms;
+      c->len += static_cast<size_t>(n);
       // A short read emptied the socket: wait for the next edge instead of a recv that says EAGAIN.
       // (Unless the client has finished sending: then the next read must see its end.)
       if (static_cast<size_t>(n) < room && !c->peer_done) c->readable = false;
@@ -724,6 +723,12 @@ Loop::Progress Loop::refuse(Conn* c, ServerResponse r) {
   c->close_after = true;
   c->phase = Conn::Phase::kBusy;  // nothing more is parsed from this connection
   return Progress::kAnswered;
+}
+
+// A body over the route's limit: the route's own answer (the webhook route counts it) or a 413.
+Loop::Progress Loop::refuse_too_large(Conn* c, int64_t length) {
+  if (c->route && c->route->too_large) return refuse(c, c->route->too_large(length));
+  return refuse(c, plain(413, "payload too large"));
 }
 
 Loop::Progress Loop::advance(Conn* c) {
@@ -847,10 +852,6 @@ Loop::Progress Loop::parse_head(Conn* c) {
 
   c->route = server->find(req.method, req.path);
   c->body_limit = c->route && c->route->async ? c->route->max_body : static_cast<int64_t>(server->options.payload_max_bytes);
-  auto too_large = [&](int64_t n) {
-    if (c->route && c->route->too_large) return refuse(c, c->route->too_large(n));
-    return refuse(c, plain(413, "payload too large"));
-  };
 
   if (encodings > 0) {
     if (has_length) return refuse(c, plain(400, "both Content-Length and Transfer-Encoding"));
@@ -868,13 +869,13 @@ Loop::Progress Loop::parse_head(Conn* c) {
     if (duplicate_length) return refuse(c, plain(400, "conflicting Content-Length"));
     if (has_length) {
       if (content_length.empty()) return refuse(c, plain(400, "malformed Content-Length"));
-      if (content_length.size() > 18) return too_large(INT64_MAX);
+      if (content_length.size() > 18) return refuse_too_large(c, INT64_MAX);
       for (char ch : content_length) {
         if (ch < '0' || ch > '9') return refuse(c, plain(400, "malformed Content-Length"));
         n = n * 10 + static_cast<uint64_t>(ch - '0');
       }
     }
-    if (static_cast<int64_t>(n) > c->body_limit) return too_large(static_cast<int64_t>(n));
+    if (static_cast<int64_t>(n) > c->body_limit) return refuse_too_large(c, static_cast<int64_t>(n));
     c->phase = Conn::Phase::kBody;
     c->body_len = static_cast<size_t>(n);
     c->req_end = c->head_end + c->body_len;
@@ -917,7 +918,8 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
         if (line.empty() || line.size() > 15) return refuse(c, plain(400, "malformed chunked body"));
         size_t n = 0;
         for (char ch : line) {
-          int d = (ch >= '0' && ch <= '9') ? ch - '0' : (ascii_lower(ch) >= 'a' && ascii_lower(ch) <= 'f') ? ascii_lower(ch) - 'a' + 10 : -1;
+          char l = ascii_lower(ch);
+          int d = (l >= '0' && l <= '9') ? l - '0' : (l >= 'a' && l <= 'f') ? l - 'a' + 10 : -1;
           if (d < 0) return refuse(c, plain(400, "malformed chunked body"));
           n = n * 16 + static_cast<size_t>(d);
         }
@@ -926,8 +928,7 @@ Loop::Progress Loop::decode_chunks(Conn* c) {
           c->chunk = Conn::Chunk::kTrailer;
         } else {
           if (static_cast<int64_t>(c->chunked_body.size() + n) > c->body_limit) {
-            return refuse(c, c->route && c->route->too_large ? c->route->too_large(static_cast<int64_t>(c->chunked_body.size() + n))
-                                                             : plain(413, "payload too large"));
+            return refuse_too_large(c, static_cast<int64_t>(c->chunked_body.size() + n));
           }
           c->chunk_left = n;
           c->chunk = Conn::Chunk::kData;
