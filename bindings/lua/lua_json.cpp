@@ -397,8 +397,8 @@ namespace {
 // members still left out.
 const char kLazyMarkKey = 0;
 
-// Builds member key (a string at the top of the stack is not needed: key is given) of table t and
-// stores it; the pending set is the upvalue 3 of the running closure.
+// Builds member `key` of table t from the event's text, stores it, and takes it off the pending
+// set. Runs inside one of the closures below (their upvalues: the source, its generation, the set).
 void build_member(lua_State* L, int t, std::string_view key) {
   const auto* src = static_cast<const LazyJsonSource*>(lua_touserdata(L, lua_upvalueindex(1)));
   auto gen = static_cast<uint64_t>(lua_tointeger(L, lua_upvalueindex(2)));
@@ -531,19 +531,20 @@ bool push_json_object_lazy(lua_State* L, const LazyJsonSource* src, std::initial
   if (pending == 0) return true;
   lua_createtable(L, 0, 6);
   int mt = lua_gettop(L);
-  const std::pair<const char*, lua_CFunction> kMethods[] = {
-      {"__index", lazy_index}, {"__newindex", lazy_newindex}, {"__pairs", lazy_pairs}, {"build_all", lazy_build_all}};
-  for (const auto& [name, fn] : kMethods) {
+  auto push_closure = [&](lua_CFunction fn) {
     lua_pushlightuserdata(L, const_cast<LazyJsonSource*>(src));
     lua_pushinteger(L, static_cast<lua_Integer>(src->generation));
     lua_pushvalue(L, pending);
     lua_pushcclosure(L, fn, 3);
-    if (std::string_view(name) == "build_all") {
-      lua_rawsetp(L, mt, &kLazyMarkKey);
-    } else {
-      lua_setfield(L, mt, name);
-    }
-  }
+  };
+  push_closure(lazy_index);
+  lua_setfield(L, mt, "__index");
+  push_closure(lazy_newindex);
+  lua_setfield(L, mt, "__newindex");
+  push_closure(lazy_pairs);
+  lua_setfield(L, mt, "__pairs");
+  push_closure(lazy_build_all);  // what materialize_lazy calls; its key also marks the metatable
+  lua_rawsetp(L, mt, &kLazyMarkKey);
   lua_pushliteral(L, "meeting");
   lua_setfield(L, mt, "__metatable");  // getmetatable() shows a name; setmetatable() is refused
   lua_setmetatable(L, t);

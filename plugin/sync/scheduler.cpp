@@ -87,9 +87,10 @@ TickReport SyncScheduler::tick(int64_t now_s) {
       if (job->status == "failed") ++failed;
     }
   };
-  size_t helpers = std::min(due.size(), static_cast<size_t>(std::max(1, options_.concurrency))) - (due.empty() ? 0 : 1);
+  // The calling thread is one of the workers.
+  size_t workers = std::min(due.size(), static_cast<size_t>(std::max(1, options_.concurrency)));
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < helpers; ++i) threads.emplace_back(work);
+  for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
   work();
   for (auto& t : threads) t.join();
   report.syncs_run = run;
