@@ -8,24 +8,15 @@
 
 #include "crypto/encoding.h"
 #include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace {
 
-struct Run {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using Run = fb::test::CommandResult;
 
 Run run_cli(const std::string& args) {
-  std::string cmd = std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge " + args + " 2>&1";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  BOOST_REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  Run r = fb::test::run_command(std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge " + args + " 2>&1");
+  BOOST_REQUIRE(r.ran);
   return r;
 }
 

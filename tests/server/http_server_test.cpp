@@ -22,9 +22,11 @@
 #include <vector>
 
 #include "server/http_server.h"
+#include "support/http.h"
 
 using namespace fb;
 using namespace fb::detail;
+using namespace fb::test;
 
 namespace {
 
@@ -240,17 +242,7 @@ BOOST_AUTO_TEST_CASE(chunked_body_and_expect_continue) {
   // An ordinary client sending a chunked body.
   httplib::Client cli("127.0.0.1", s.port());
   std::string big(200000, 'q');
-  size_t sent = 0;
-  auto res = cli.Post(
-      "/echo",
-      [&](size_t, httplib::DataSink& sink) {
-        size_t n = std::min<size_t>(7000, big.size() - sent);
-        sink.write(big.data() + sent, n);
-        sent += n;
-        if (sent == big.size()) sink.done();
-        return true;
-      },
-      "text/plain");
+  auto res = cli.Post("/echo", chunked_body(big, 7000), "text/plain");
   BOOST_REQUIRE(res);
   BOOST_TEST(res->status == 200);
   BOOST_TEST(res->body == "POST /echo q= x= body=" + big);

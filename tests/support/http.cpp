@@ -5,10 +5,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <httplib.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "crypto/encoding.h"
@@ -216,6 +219,17 @@ std::string query_param(const std::string& url, const std::string& key) {
     if (k == key) return v;
   }
   return {};
+}
+
+std::function<bool(size_t, httplib::DataSink&)> chunked_body(std::string body, size_t piece) {
+  auto sent = std::make_shared<size_t>(0);
+  return [body = std::move(body), piece, sent](size_t, httplib::DataSink& sink) {
+    size_t n = std::min(piece, body.size() - *sent);
+    sink.write(body.data() + *sent, n);
+    *sent += n;
+    if (*sent == body.size()) sink.done();
+    return true;
+  };
 }
 
 }  // namespace fb::test

@@ -6,6 +6,8 @@
 // each call opens one connection with "Connection: close" and returns the bytes as sent.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -13,7 +15,15 @@
 
 #include <nlohmann/json.hpp>
 
+namespace httplib {
+class DataSink;
+}
+
 namespace fb::test {
+
+// A cpp-httplib content provider that sends body in pieces of `piece` bytes with no length, so the
+// client uses Transfer-Encoding: chunked:  cli.Post(path, chunked_body(body, 4096), "text/plain").
+std::function<bool(size_t, httplib::DataSink&)> chunked_body(std::string body, size_t piece);
 
 // Header names compare case-insensitively, as on the wire.
 struct CaseInsensitiveLess {

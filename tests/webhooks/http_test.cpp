@@ -110,17 +110,7 @@ BOOST_AUTO_TEST_CASE(oversized_chunked_body_is_refused_while_reading) {
   for (auto& kv : h) {
     if (kv.first != "Content-Type") hh.emplace(kv.first, kv.second);
   }
-  size_t sent = 0;
-  auto res = cli.Post(
-      s.path, hh,
-      [&](size_t, httplib::DataSink& sink) {
-        size_t n = std::min<size_t>(4096, big.size() - sent);
-        sink.write(big.data() + sent, n);
-        sent += n;
-        if (sent == big.size()) sink.done();
-        return true;
-      },
-      "application/json");
+  auto res = cli.Post(s.path, hh, chunked_body(big, 4096), "application/json");
   BOOST_REQUIRE(res);
   BOOST_TEST(res->status == 413);
   BOOST_TEST(s.stack.inbox_rows() == 0);

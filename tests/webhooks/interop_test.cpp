@@ -3,7 +3,6 @@
 // a chunked body, svix-* names, a 1 MB transcript) to our HTTP server; the bodies in the inbox
 // (the body log) must be byte for byte what Node sent. `./run test` installs the npm package.
 #define BOOST_TEST_MODULE fb_webhooks_interop
-#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,27 +12,12 @@
 #include "fixture.h"
 #include "server/http_server.h"
 #include "server/webhook_routes.h"
+#include "support/wait.h"
 
 using namespace fb;
 using namespace fb::detail;
 using namespace fb::test;
 using nlohmann::json;
-
-namespace {
-
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  BOOST_REQUIRE_MESSAGE(p, "cannot run " + cmd);
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
-  BOOST_REQUIRE_MESSAGE(rc == 0, cmd + " exited with " + std::to_string(rc) + ": " + out.substr(0, 500));
-  return out;
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(standard_webhooks_library_and_node_http_client) {
   const std::string dir = std::string(FB_SOURCE_DIR) + "/tests/interop";
@@ -57,7 +41,11 @@ BOOST_AUTO_TEST_CASE(standard_webhooks_library_and_node_http_client) {
 
   const int kCount = 30;
   std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + path;
-  std::string out = run("cd '" + dir + "' && node deliver.mjs '" + url + "' " + kSecretA + " " + std::to_string(kCount));
+  const std::string cmd = "cd '" + dir + "' && node deliver.mjs '" + url + "' " + kSecretA + " " + std::to_string(kCount);
+  CommandResult run = run_command(cmd + " 2>&1");
+  BOOST_REQUIRE_MESSAGE(run.exit_code == 0, cmd + " exited with " + std::to_string(run.exit_code) + ": " +
+                                               run.output.substr(0, 500));
+  const std::string& out = run.output;
   std::map<std::string, int> by_case;
   std::istringstream lines(out);
   std::string line;
