@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "c/crm_queue.h"
 #include "bridge/bridge_impl.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -20,6 +21,8 @@ struct fb_bridge {
   std::string open_error;
   int open_code = FB_OK;
   std::atomic<bool> closed{false};
+  // Queued CRM operations (fb_register_crm_operation_queued); shared with the bridge's handlers.
+  std::shared_ptr<fb::detail::CrmQueue> crm_queue = std::make_shared<fb::detail::CrmQueue>();
 };
 
 namespace {
@@ -137,6 +140,7 @@ int fb_bridge_open(const char* config_path, const char* config_json, fb_bridge**
 int fb_bridge_close(fb_bridge* b) {
   if (!b) return FB_OK;
   if (b->closed.exchange(true)) return FB_MISUSE;
+  b->crm_queue->cancel();  // library threads waiting for queued CRM answers, and fb_crm_next, return
   b->bridge.reset();
   t_errors.erase(b);
   delete b;
@@ -357,6 +361,49 @@ int fb_scripts_reload(fb_bridge* b) {
     fb::Status s = br.reload_scripts();
     return s.ok() ? FB_OK : fail(b, s);
   });
+}
+
+int fb_events_read(fb_bridge* b, int64_t after_id, int limit, char** events_json) {
+  return fb_events_wait(b, after_id, limit, 0, events_json);
+}
+
+int fb_events_wait(fb_bridge* b, int64_t after_id, int limit, int timeout_ms, char** events_json) {
+  if (!events_json) return fail(b, FB_MISUSE, "events_json is required");
+  *events_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) { return deliver(b, br.events_json(after_id, limit, timeout_ms), events_json); });
+}
+
+int fb_register_crm_operation_queued(fb_bridge* b, const char* name) {
+  if (usable(b) && !name) return fail(b, FB_MISUSE, "name is required");
+  return guarded(b, [&](fb::Bridge& br) {
+    std::weak_ptr<fb::detail::CrmQueue> weak = b->crm_queue;
+    fb::Status s = br.register_crm_operation(name, [weak](const fb::CrmCall& call) -> fb::Result<std::string> {
+      auto q = weak.lock();
+      if (!q) return fb::Status::Cancelled("the bridge is closing");
+      return q->call(call, fb::detail::crm_call_json(call));
+    });
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
+int fb_crm_next(fb_bridge* b, int timeout_ms, char** call_json) {
+  if (!call_json) return fail(b, FB_MISUSE, "call_json is required");
+  *call_json = nullptr;
+  if (!b || !b->bridge) return fail(b, FB_MISUSE, kMisuse);
+  std::shared_ptr<fb::detail::CrmQueue> q = b->crm_queue;  // close() waits for this call to leave next()
+  auto r = q->next(timeout_ms);
+  return deliver(b, r, call_json);
+}
+
+int fb_crm_complete(fb_bridge* b, int64_t call_id, int code, const char* result_json, const char* error_message) {
+  if (!b || !b->bridge) return fail(b, FB_MISUSE, kMisuse);
+  fb::Result<std::string> answer = std::string(result_json && *result_json ? result_json : "null");
+  if (code != FB_OK) {
+    fb::Code c = (code > 0 && code <= FB_CANCELLED) ? static_cast<fb::Code>(code) : fb::Code::kUnavailable;
+    answer = fb::Status(c, error_message && *error_message ? error_message : "the CRM operation failed");
+  }
+  fb::Status s = b->crm_queue->complete(call_id, std::move(answer));
+  return s.ok() ? FB_OK : fail(b, s);
 }
 
 }  // extern "C"

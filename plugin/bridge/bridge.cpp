@@ -92,7 +92,8 @@ std::string detail::crm_call_json(const CrmCall& call) {
 
 json detail::event_json(const Event& e) {
   json data = json::parse(e.data_json.empty() ? "{}" : e.data_json, nullptr, false);
-  return {{"type", e.type},
+  return {{"id", e.id},
+          {"type", e.type},
           {"tenant_id", e.tenant_id},
           {"user_id", e.user_id},
           {"integration_id", e.integration_id},
@@ -161,6 +162,19 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   FB_TRY(detail::migrate_oauth_schema(*m.db_oauth));
   FB_TRY(detail::migrate_sync_schema(*m.db_sync));
   FB_TRY(detail::migrate_webhooks(*m.db_webhooks));
+  // Every event is stored (and gets its id) before any listener sees it.
+  FB_ASSIGN(m.db_events, open_db(config));
+  FB_ASSIGN(m.events, detail::EventStore::open(*m.db_events, m.clock, {.retention_s = config.events.retention_s}));
+  m.bus.set_recorder([p = &m](Event& e) {
+    auto id = p->events->append(e);
+    if (id.ok()) e.id = *id;
+    else FB_LOG(kError, "events") << "could not store event " << e.type << ": " << id.status().message();
+  });
+  if (!config.events.push_url.empty()) {  // pushes the events from here on (its thread starts below)
+    m.push_http = std::make_unique<detail::HttplibTransport>(
+        detail::HttpClientOptions{.connect_timeout_ms = 5000, .read_timeout_ms = 15000, .write_timeout_ms = 15000});
+    FB_ASSIGN(m.pusher, detail::EventPusher::open(*m.db_events, *m.events, *m.push_http, m.clock, config.events));
+  }
 
   m.integrations = std::make_unique<detail::IntegrationStore>(*m.db_oauth, m.sealer, m.clock);
   m.token_endpoint = std::make_unique<detail::TokenEndpoint>(*m.http, m.clock, m.random,
@@ -211,6 +225,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   if (options.background) {
     FB_TRY(m.workers->start());
     if (config.sync.scheduler) m.scheduler->start();
+    if (m.pusher) m.pusher->start();
   }
   FB_LOG(kInfo, "bridge") << "open: store " << config.store.path << ", scripts " << config.scripts.dir
                           << (options.background ? ", workers running" : ", no background work");
@@ -397,5 +412,20 @@ Result<int> Bridge::webhook_replay(const std::string& event_id) {
 // ---- scripts ----
 
 Status Bridge::reload_scripts() { return impl_->scripts->reload(); }
+
+// ---- the durable event feed ----
+
+Result<std::string> Bridge::events_json(int64_t after_id, int limit, int64_t wait_ms) {
+  if (after_id < 0) return Status::InvalidArgument("after_id must be 0 or a previous event id, not " + std::to_string(after_id));
+  if (limit <= 0 || limit > 1000) return Status::InvalidArgument("limit must be 1..1000, not " + std::to_string(limit));
+  if (wait_ms < 0) return Status::InvalidArgument("wait must not be negative");
+  FB_ASSIGN(auto events, wait_ms > 0 ? impl_->events->wait(after_id, limit, wait_ms) : impl_->events->read(after_id, limit));
+  return detail::EventStore::page_json(events, after_id);
+}
+
+Result<std::string> Bridge::event_deliveries_json(int limit) {
+  if (!impl_->pusher) return Status::FailedPrecondition("events are not pushed: setting 'events.push_url' is not set");
+  return impl_->pusher->deliveries_json(limit > 0 ? limit : 100);
+}
 
 }  // namespace fb

@@ -13,6 +13,8 @@
 #include <string>
 
 #include "core/event_bus.h"
+#include "events/event_pusher.h"
+#include "events/event_store.h"
 #include "crypto/sealer.h"
 #include "fathom/fathom_client.h"
 #include "fathom/rate_limiter.h"
@@ -49,6 +51,9 @@ struct Bridge::Impl {
   detail::EventBus bus;
   std::mutex sink_mu;
   EventSink host_sink;  // guarded by sink_mu
+  // The durable event feed: declared before every service, so it is the last to go.
+  std::unique_ptr<detail::Db> db_events;
+  std::unique_ptr<detail::EventStore> events;
 
   detail::Sealer sealer;
   std::unique_ptr<detail::HttplibTransport> http;
@@ -81,6 +86,10 @@ struct Bridge::Impl {
   std::unique_ptr<detail::MeetingEventHandler> webhook_handler;
   std::unique_ptr<detail::WorkerPool> workers;
 
+  // events pushed to the CRM (events.push_url); declared last, so its thread stops first
+  std::unique_ptr<detail::HttplibTransport> push_http;
+  std::unique_ptr<detail::EventPusher> pusher;
+
   // Emits an event to the host and internal listeners.
   void emit(const Event& e) { bus.emit(e); }
   // The integration owned by caller, or kNotFound (never revealing another tenant's ids).
@@ -91,7 +100,7 @@ namespace detail {
 // The JSON forms hosts see, shared by the C ABI and the sidecar:
 // {"operation", "args", "idempotency_key", "integration_id", "tenant_id", "user_id", "dry_run"}
 std::string crm_call_json(const CrmCall& call);
-// {"type", "tenant_id", "user_id", "integration_id", "detail", "data"}
+// {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"}
 nlohmann::json event_json(const Event& event);
 }  // namespace detail
 

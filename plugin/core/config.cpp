@@ -74,7 +74,7 @@ class Section {
 Status from_json(const json& root, Config* c) {
   if (!root.is_object()) return Status::Config("config file must hold a JSON object");
   static const char* kSections[] = {"fathom", "frontend", "tokens", "sync", "webhooks",
-                                    "scripts", "store", "server", "log_level"};
+                                    "scripts", "store", "server", "log_level", "events"};
   for (const auto& [k, _] : root.items()) {
     bool known = false;
     for (const char* s : kSections) known = known || k == s;
@@ -137,6 +137,10 @@ Status from_json(const json& root, Config* c) {
   FB_TRY(Section(root, "server").get("host", &c->server.host).get("port", &c->server.port)
              .get("api_token", &c->server.api_token).get("threads", &c->server.threads)
              .get("crm_url", &c->server.crm_url).get("event_buffer", &c->server.event_buffer).finish());
+  FB_TRY(Section(root, "events").get("retention_s", &c->events.retention_s).get("push_url", &c->events.push_url)
+             .get("push_secret", &c->events.push_secret).get("push_max_attempts", &c->events.push_max_attempts)
+             .get("push_backoff_ms", &c->events.push_backoff_ms)
+             .get("push_backoff_max_ms", &c->events.push_backoff_max_ms).finish());
   if (root.contains("log_level")) {
     if (!root["log_level"].is_string()) return Status::Config("setting 'log_level' must be a string");
     c->log_level = root["log_level"].get<std::string>();
@@ -161,6 +165,8 @@ Status apply_env(Config* c) {
   env("FATHOM_BRIDGE_DB", &c->store.path);
   env("FATHOM_BRIDGE_API_TOKEN", &c->server.api_token);
   env("FATHOM_BRIDGE_CRM_URL", &c->server.crm_url);
+  env("FATHOM_BRIDGE_EVENTS_PUSH_URL", &c->events.push_url);
+  env("FATHOM_BRIDGE_EVENTS_PUSH_SECRET", &c->events.push_secret);
   env("FATHOM_BRIDGE_LOG_LEVEL", &c->log_level);
   std::string old;
   env("FATHOM_BRIDGE_OLD_TOKEN_KEYS", &old);
@@ -277,6 +283,14 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   if (c.store.path.empty()) return Status::Config("setting 'store.path' (FATHOM_BRIDGE_DB) is empty");
   if (c.server.port < 0 || c.server.port > 65535) return Status::Config("setting 'server.port' is out of range");
   FB_TRY(check_positive(c.server.threads, "server.threads"));
+  FB_TRY(check_positive(c.events.retention_s, "events.retention_s"));
+  FB_TRY(check_positive(c.events.push_max_attempts, "events.push_max_attempts"));
+  FB_TRY(check_positive(c.events.push_backoff_ms, "events.push_backoff_ms"));
+  FB_TRY(check_positive(c.events.push_backoff_max_ms, "events.push_backoff_max_ms"));
+  if (!c.events.push_url.empty()) FB_TRY(check_url(c.events.push_url, "events.push_url"));
+  if (!c.events.push_url.empty() && c.events.push_secret.empty()) {
+    return Status::Config("setting 'events.push_secret' is required with 'events.push_url'");
+  }
   if (!c.server.crm_url.empty()) FB_TRY(check_url(c.server.crm_url, "server.crm_url"));
   static const char* kLevels[] = {"debug", "info", "warn", "error", "off"};
   bool level_ok = false;

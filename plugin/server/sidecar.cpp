@@ -1,6 +1,5 @@
 #include "server/sidecar.h"
 
-#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +9,7 @@
 #include "crypto/hash.h"
 #include "http/http_client.h"
 #include "scripting/dry_run.h"
+#include "server/event_routes.h"
 #include "server/http_server.h"
 #include "server/webhook_routes.h"
 
@@ -114,35 +114,10 @@ bool is_loopback(const std::string& host) {
 
 }  // namespace
 
-// Host events kept for GET /v1/events; shared with the bus listener, which may outlive the sidecar.
-struct EventFeed {
-  std::mutex mu;
-  std::deque<json> events;
-  int64_t next_seq = 1;
-  size_t capacity = 1000;
-
-  void push(const Event& e) {
-    std::lock_guard lock(mu);
-    json j = event_json(e);
-    j["seq"] = next_seq++;
-    events.push_back(std::move(j));
-    while (events.size() > capacity) events.pop_front();
-  }
-
-  json after(int64_t seq) {
-    std::lock_guard lock(mu);
-    json out = json::array();
-    for (const auto& e : events) {
-      if (e["seq"].get<int64_t>() > seq) out.push_back(e);
-    }
-    return {{"events", out}, {"next", next_seq - 1}};
-  }
-};
-
 struct Sidecar::State {
   Bridge* bridge = nullptr;
   std::unique_ptr<HttpServer> server;
-  std::shared_ptr<EventFeed> feed;
+  std::shared_ptr<EventRoutes> events;  // GET /v1/events and /v1/events/stream over the durable feed
   std::shared_ptr<HttplibTransport> crm_transport;  // shared with the bridge's CRM handlers
 };
 
@@ -151,9 +126,20 @@ namespace {
 // Forwards crm.<op> calls to the host's URL (server.crm_url).
 // The handlers live in the bridge, which may outlive the sidecar: they share the transport.
 Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport> transport, const std::string& url) {
+  // Signed like the pushed events (Standard Webhooks, events.push_secret), so the CRM can check
+  // that a call came from the bridge; webhook-id is the idempotency key, the same on a retry.
+  std::string key;
+  if (!bridge.config().events.push_secret.empty()) {
+    FB_ASSIGN(key, parse_whsec(bridge.config().events.push_secret, "events.push_secret"));
+  }
   for (const std::string& op : documented_crm_operations()) {
-    FB_TRY(bridge.register_crm_operation(op, [transport, url](const CrmCall& call) -> Result<std::string> {
+    FB_TRY(bridge.register_crm_operation(op, [transport, url, key](const CrmCall& call) -> Result<std::string> {
       HttpRequest req{"POST", url, {{"Idempotency-Key", call.idempotency_key}}, crm_call_json(call), "application/json"};
+      if (!key.empty()) {
+        for (auto& h : standard_webhook_headers(key, "crm_" + call.idempotency_key, system_clock().now_s(), req.body)) {
+          req.headers.push_back(std::move(h));
+        }
+      }
       FB_ASSIGN(HttpResponse resp, transport->send(req));
       if (resp.status / 100 != 2) {
         std::string detail = resp.body.substr(0, 300);
@@ -168,16 +154,13 @@ Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport>
   return Status::Ok();
 }
 
-void mount_host_routes(HttpServer& svr, Bridge& bridge, std::shared_ptr<EventFeed> feed) {
+void mount_host_routes(HttpServer& svr, Bridge& bridge) {
   const Config& config = bridge.config();
   std::string token = config.server.api_token;
 
   // Every /v1 route checks the bearer token first.
   svr.guard("/v1/", [token](const ServerRequest& req, ServerResponse& res) {
-    if (token.empty()) return true;
-    std::string auth(req.header("Authorization"));
-    std::string presented = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
-    if (!constant_time_equal(sha256(presented), sha256(token))) {
+    if (!bearer_authorized(req, token)) {
       send_json(res, 401, {{"error", "unauthenticated"}, {"message", "missing or wrong bearer token"}});
       return false;
     }
@@ -282,13 +265,13 @@ void mount_host_routes(HttpServer& svr, Bridge& bridge, std::shared_ptr<EventFee
     if (!r.ok()) return send_error(res, r.status());
     send_json(res, 200, {{"replayed", *r}});
   });
+  svr.route("GET", "/v1/events/deliveries", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    send_result(res, bridge.event_deliveries_json(static_cast<int>(query_int(req, "limit", 100))));
+  });
   svr.route("POST", "/v1/scripts/reload", [&bridge](const ServerRequest&, ServerResponse& res) {
     Status s = bridge.reload_scripts();
     if (!s.ok()) return send_error(res, s);
     send_json(res, 200, {{"reloaded", true}});
-  });
-  svr.route("GET", "/v1/events", [feed](const ServerRequest& req, ServerResponse& res) {
-    send_json(res, 200, feed->after(query_int(req, "after", 0)));
   });
 }
 
@@ -298,6 +281,7 @@ Sidecar::Sidecar(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Sidecar::~Sidecar() { stop(); }
 int Sidecar::port() const { return state_->server->port(); }
 void Sidecar::stop() {
+  if (state_ && state_->events) state_->events->stop();  // answers the waiting long polls first
   if (state_ && state_->server) state_->server->stop();
 }
 
@@ -312,18 +296,13 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
   HttpServerOptions options = HttpServer::options_from(config.server, config.webhooks);
   if (port_override >= 0) options.port = port_override;
   state->server = std::make_unique<HttpServer>(options);
-  state->feed = std::make_shared<EventFeed>();
-  state->feed->capacity = static_cast<size_t>(std::max(1, config.server.event_buffer));
-  std::weak_ptr<EventFeed> weak = state->feed;
-  bridge.impl().bus.subscribe([weak](const Event& e) {
-    if (auto f = weak.lock()) f->push(e);
-  });
   if (!config.server.crm_url.empty()) {
     state->crm_transport = std::make_shared<HttplibTransport>();
     FB_TRY(register_crm_forwarding(bridge, state->crm_transport, config.server.crm_url));
   }
   mount_webhook_routes(*state->server, *bridge.impl().receiver);
-  mount_host_routes(*state->server, bridge, state->feed);
+  mount_host_routes(*state->server, bridge);
+  state->events = EventRoutes::mount(*state->server, *bridge.impl().events, config.server.api_token);
   FB_TRY(state->server->start());
   FB_LOG(kInfo, "sidecar") << "listening on " << options.host << ":" << state->server->port();
   return std::unique_ptr<Sidecar>(new Sidecar(std::move(state)));

@@ -18,7 +18,10 @@
 //   GET  /v1/webhooks/events      ?status=&integration_id=&limit= -> [events]
 //   POST /v1/webhooks/replay      {event_id} or {event_id: "dead"} -> {replayed}
 //   POST /v1/scripts/reload
-//   GET  /v1/events               ?after=SEQ -> {events: [{seq, type, ...}], next: SEQ} (the last server.event_buffer events)
+//   GET  /v1/events               ?after=ID&limit=N&wait=S -> {events: [{id, type, ...}], next: ID}: the durable
+//                                 event feed by cursor; wait=S long-polls (server/event_routes.h)
+//   GET  /v1/events/stream        the same as Server-Sent Events (Last-Event-ID resumes)
+//   GET  /v1/events/deliveries    ?limit=N -> the push delivery log (events.push_url), newest first
 // Errors: {"error": "<code name>", "message": "..."} with 400/403/404/409/429/502/503 by code.
 // CRM operations: when server.crm_url is set, every crm.<op> call is POSTed there (see config.h).
 #pragma once

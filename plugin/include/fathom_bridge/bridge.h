@@ -127,6 +127,14 @@ class Bridge {
   // ---- scripts ----
   Status reload_scripts();
 
+  // ---- the durable event feed ----
+  // {"events": [{"id", "type", ..., "created_at"}], "next"}: events with id > after_id, oldest
+  // first, at most limit. wait_ms > 0: when there is none yet, waits up to that long for one.
+  Result<std::string> events_json(int64_t after_id, int limit, int64_t wait_ms = 0);
+  // The push delivery log (events.push_url), newest first: [{"event_id", "status", "attempts",
+  // "last_status", "last_error", "next_attempt_at", "updated_at"}].
+  Result<std::string> event_deliveries_json(int limit);
+
   // Internal services, for the sidecar server and the CLI in this repository.
   Impl& impl() { return *impl_; }
 

@@ -132,7 +132,22 @@ struct ServerConfig {
   // crm_url; env FATHOM_BRIDGE_CRM_URL: in sidecar mode every crm.<op> call of the scripts is
   // POSTed here as {"operation", "args", "idempotency_key", ...}; the host answers 200 with a JSON object.
   std::string crm_url;
-  int event_buffer = 1000;          // event_buffer: host events kept for GET /v1/events
+  int event_buffer = 1000;          // event_buffer: accepted and unused (GET /v1/events reads the durable feed, see events)
+};
+
+struct EventsConfig {
+  // "events": { ... } the durable event feed (fb_events_read, GET /v1/events)
+  int64_t retention_s = 7 * 86400;  // retention_s: events older than this are deleted
+  // push_url; env FATHOM_BRIDGE_EVENTS_PUSH_URL: when set, every event is also POSTed here, signed
+  // with Standard Webhooks (webhook-id/-timestamp/-signature) using push_secret, and retried
+  // with backoff (push_max_attempts, push_backoff_ms doubling up to push_backoff_max_ms).
+  std::string push_url;
+  // push_secret; env FATHOM_BRIDGE_EVENTS_PUSH_SECRET: "whsec_" + base64 of at least 16 bytes. It
+  // also signs the sidecar's CRM operation calls (server.crm_url).
+  std::string push_secret;
+  int push_max_attempts = 8;
+  int64_t push_backoff_ms = 1000;
+  int64_t push_backoff_max_ms = 600000;
 };
 
 struct Config {
@@ -145,6 +160,7 @@ struct Config {
   StoreConfig store;
   ServerConfig server;
   std::string log_level = "info";  // log_level; env FATHOM_BRIDGE_LOG_LEVEL
+  EventsConfig events;
 };
 
 // What load_config needs to be strict about: a host that only uses API keys needs no OAuth app.

@@ -19,6 +19,7 @@ struct Event {
   int64_t integration_id = 0;  // 0 when not about one integration
   std::string detail;          // human-readable reason
   std::string data_json;       // extra structured data ("{}" when none)
+  int64_t id = 0;              // its id in the durable event feed (0 when it was not stored)
 };
 
 using EventSink = std::function<void(const Event&)>;

@@ -81,7 +81,8 @@ FB_API const char *fb_errmsg(fb_bridge *b);
 
 /* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
  * sync_failed, webhook_dead_lettered, script_rejected, script_loaded) as a JSON object:
- * {"type", "tenant_id", "user_id", "integration_id", "detail", "data"}. Replaces any earlier callback;
+ * {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the event's id in the
+ * durable feed, see fb_events_read). Replaces any earlier callback;
  * NULL removes it. */
 typedef void (*fb_event_fn)(void *user_data, const char *event_json);
 FB_API int fb_set_event_callback(fb_bridge *b, fb_event_fn fn, void *user_data);
@@ -164,6 +165,51 @@ FB_API int fb_webhook_replay(fb_bridge *b, const char *event_id, int *count);
 /* Reloads the Lua scripts now (they also reload by themselves on change when hot_reload is on).
  * A script that fails to load is rejected with file and line, and the previous version stays. */
 FB_API int fb_scripts_reload(fb_bridge *b);
+
+/* ---- The durable event feed ----
+ * Every event (the ones fb_set_event_callback delivers, which carry the same "id") is stored with
+ * an id that only grows and survives restarts, and kept for events.retention_s (7 days). A
+ * consumer remembers the last id it handled and reads on from there: nothing is lost or
+ * renumbered across restarts (at-least-once; the id identifies a repeat). */
+
+/* Events with id > after_id, oldest first, at most limit (1..1000), as
+ * {"events": [{"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data",
+ * "created_at" (Unix ms)}], "next": the last event's id, or after_id when there is none}.
+ * after_id 0 reads from the oldest kept event. */
+FB_API int fb_events_read(fb_bridge *b, int64_t after_id, int limit, char **events_json);
+/* As fb_events_read, but when no event is newer than after_id, blocks the calling thread up to
+ * timeout_ms for one (a long poll). Returns FB_OK with an empty list when none came. */
+FB_API int fb_events_wait(fb_bridge *b, int64_t after_id, int limit, int timeout_ms, char **events_json);
+
+/* ---- For hosts on an event loop (Node, Python's asyncio) ----
+ * Such a host cannot answer a CRM call on the library thread that makes it, and its blocking calls
+ * run on whichever thread of a pool is free (so fb_errmsg, which is per thread, would not find the
+ * message of the call). These functions serve it. */
+
+/* Registers the CRM operation `name` as queued: a script's crm.<name>(args) puts the call in the
+ * handle's queue and its library thread waits (up to 120 s, then the script sees FB_TIMEOUT)
+ * until the host answers it with fb_crm_complete. Replaces an earlier registration of name. */
+FB_API int fb_register_crm_operation_queued(fb_bridge *b, const char *name);
+/* Takes the next queued CRM call, blocking up to timeout_ms: *call_json is the call_json of
+ * fb_crm_fn plus "call_id". FB_TIMEOUT when none came; FB_CANCELLED once the handle is closing
+ * (fb_bridge_close cancels waiting calls and waits until no fb_crm_next is inside). */
+FB_API int fb_crm_next(fb_bridge *b, int timeout_ms, char **call_json);
+/* Answers the queued call call_id: code FB_OK with result_json (JSON text, e.g. an object or
+ * "null"), or an error code with error_message (the script sees it). FB_NOT_FOUND when no library
+ * thread waits for that call any more (it timed out or was answered). Does not block. */
+FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *result_json,
+                           const char *error_message);
+/* Runs one operation by name with a JSON object of arguments, on the calling thread, and always
+ * sets *result_json (unless it is NULL): the result on FB_OK, otherwise
+ * {"error": code name, "code", "message"}. Operations and arguments (the functions above):
+ * connect_start {tenant_id, user_id, team_id, popup} -> {"authorize_url"}; connect_callback
+ * {query} -> the outcome (plus "error_message" on failure); connect_api_key {tenant_id, user_id,
+ * api_key} -> {"integration_id"}; disconnect {tenant_id, user_id, integration_id} -> {};
+ * access_token {tenant_id, user_id, integration_id} -> {"access_token"}; token_health
+ * {tenant_id, user_id}; deactivate_expired {}; sync {tenant_id, user_id, integration_id, mode,
+ * since, until, recording_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
+ * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
+FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
 
 #ifdef __cplusplus
 }
