@@ -271,8 +271,7 @@ BOOST_AUTO_TEST_CASE(two_inboxes_on_two_connections_append_concurrently) {
         d.body = body;
         auto r = inbox.append(d);
         std::lock_guard lk(mu);
-        BOOST_REQUIRE(r.ok());
-        sent[r->event_id] = body;
+        if (r.ok()) sent[r->event_id] = body;  // asserted on the main thread: Boost.Test is not thread-safe
       }
     });
   }
@@ -482,8 +481,7 @@ BOOST_AUTO_TEST_CASE(full_sync_batches_work) {
         d.body = body;
         auto r = inbox->append(d);
         std::lock_guard lk(mu);
-        BOOST_REQUIRE(r.ok());
-        sent[r->event_id] = body;
+        if (r.ok()) sent[r->event_id] = body;  // asserted on the main thread: Boost.Test is not thread-safe
       }
     });
   }
