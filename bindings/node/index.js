@@ -163,7 +163,9 @@ class Bridge extends EventEmitter {
   }
 
   async _pump() {
-    while (!this._closing && this._h !== null) {
+    // Runs until fb_crm_next says the bridge is closing: calls of work still in flight while
+    // close() waits are answered too.
+    while (this._h !== null) {
       const out = [null];
       let rc;
       try {
@@ -194,7 +196,7 @@ class Bridge extends EventEmitter {
       code = e instanceof FathomBridgeError ? e.number : CODE_OF.unavailable;
       message = e instanceof FathomBridgeError ? e.detail : `${e && e.name}: ${e && e.message}`;
     }
-    if (this._h === null) return;
+    if (this._h === null || this._closeCalled) return;  // the close cancelled the call
     // Quick and non-blocking: it hands the answer to the waiting library thread.
     this._api.fb_crm_complete(this._h, call.call_id, code, result, message);
   }
@@ -295,13 +297,18 @@ class Bridge extends EventEmitter {
   async reloadScripts() { await this._invoke('scripts_reload'); }
 
   // Stops the pumps and the bridge's workers; resolves once everything in flight is done.
+  // Calls made after it starts reject with code 'misuse'.
   async close() {
     if (this._h === null || this._closing) return;
     this._closing = true;
+    // fb_bridge_close must be the last call on the handle: let the event pump's read end first
+    // (at most its waitMs). The CRM pump keeps answering until the close cancels its queue.
+    await Promise.allSettled([this._eventPump].filter(Boolean));
     const h = this._h;
-    await callAsync(this._api.fb_bridge_close, h);  // cancels queued CRM calls and waiting pumps
+    this._closeCalled = true;
+    await callAsync(this._api.fb_bridge_close, h);  // cancels queued CRM calls; fb_crm_next returns
     this._h = null;
-    await Promise.allSettled([this._crmPump, this._eventPump].filter(Boolean));
+    await Promise.allSettled([this._crmPump].filter(Boolean));
   }
 }
 
