@@ -141,9 +141,6 @@ int main(int argc, char** argv) {
     };
   }
   WorkerPool pool(inbox, handler, clock, system_random(), wo);
-  if (workers > 0) {
-    if (Status s = pool.start(); !s.ok()) return fail(s);
-  }
   HttpServerOptions so;
   so.port = 0;
   so.threads = 4;
@@ -152,6 +149,10 @@ int main(int argc, char** argv) {
   if (Status s = server.start(); !s.ok()) return fail(s);
   std::printf("listening %d %s\n", server.port(), registry.path_for(token).c_str());
   std::fflush(stdout);
+  // After the line: a process that kills itself after its first batch has said where it listens.
+  if (workers > 0) {
+    if (Status s = pool.start(); !s.ok()) return fail(s);
+  }
   int sig = 0;
   sigwait(&sigs, &sig);
   server.stop();
