@@ -41,7 +41,9 @@ json job_to_json(const detail::JobRecord& j) {
           {"meetings_changed", j.meetings_changed},
           {"meetings_mapped", j.meetings_mapped},
           {"map_failures", j.map_failures},
-          {"content_fetched", j.content_fetched}};
+          {"content_fetched", j.content_fetched},
+          {"items_skipped", j.items_skipped},
+          {"skipped_items", j.skipped_items.empty() ? json::array() : json::parse(j.skipped_items, nullptr, false)}};
 }
 
 Result<std::unique_ptr<detail::Db>> open_db(const Config& c) {
