@@ -320,8 +320,13 @@ BOOST_AUTO_TEST_CASE(events_are_pushed_signed_and_retried_and_crm_calls_are_sign
   BOOST_TEST((*retry)["status"] == 200);
   BOOST_TEST(json::parse((*retry)["body"].get<std::string>()) == feed[0]);
 
-  // The delivery log shows the attempts.
-  json log = http_get(s.url("/v1/events/deliveries"), kAuth).json();
+  // The delivery log shows the attempts (a row is marked once its answer is back, just after the
+  // receiver logged it).
+  json log;
+  BOOST_TEST(eventually([&] {
+    log = http_get(s.url("/v1/events/deliveries"), kAuth).json();
+    return std::all_of(log.begin(), log.end(), [](const json& d) { return d["status"] == "delivered"; });
+  }));
   BOOST_REQUIRE_EQUAL(log.size(), feed.size());
   json oldest = log.back();
   BOOST_TEST(oldest["event_id"] == feed[0]["id"]);
