@@ -81,8 +81,9 @@ struct JobRecord {
   std::string tenant_id, user_id;  // for whom
   std::string mode;                // sync_mode_name
   std::string trigger;
-  // "running", "succeeded", "failed", "skipped", "cancelled", or "interrupted" (its process
-  // died; a later run resumed from its checkpoint).
+  // "running", "succeeded", "succeeded_with_errors" (paged to the end, but map_failures > 0),
+  // "failed", "skipped", "cancelled", or "interrupted" (its process died; a later run resumed
+  // from its checkpoint).
   std::string status;
   std::string message;        // one line for humans
   std::string error_code;     // code_name of the failure ("" on success)
@@ -95,7 +96,9 @@ struct JobRecord {
   int64_t meetings_seen = 0, meetings_new = 0, meetings_changed = 0, meetings_mapped = 0;
   int64_t map_failures = 0;   // pipeline failures (those meetings stay unmapped and are retried)
   int64_t content_fetched = 0;  // transcripts/summaries fetched by the "always" settings
-  bool ok() const { return status == "succeeded"; }
+  // The run reached the end (some meetings may still have failed to map: see clean()).
+  bool ok() const { return status == "succeeded" || status == "succeeded_with_errors"; }
+  bool clean() const { return status == "succeeded"; }
 };
 
 struct JobFilter {
