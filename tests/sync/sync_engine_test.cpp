@@ -40,7 +40,7 @@ std::set<int64_t> stored_ids(MeetingStore& store, int64_t integration) {
 // A sim with alice (API key) connected as integration 1 and carol as 2.
 struct Env {
   explicit Env(std::vector<std::string> sim_args = {"--meetings", "47"}, SyncOptions opts = {},
-               FathomClientOptions client_options = {})
+               FathomClientOptions client_options = {}, Clock* engine_clock = nullptr)
       : sim(std::move(sim_args)) {
     creds.set(kAlice, sim.api_key("alice@example.com"));
     creds.set(kCarol, sim.api_key("carol@example.com"));
@@ -49,7 +49,7 @@ struct Env {
     client_options.backoff_base_ms = 5;
     client_options.backoff_max_ms = 20;
     env = std::make_unique<test::SyncEnv>(sim.api_base(), creds, directory, dir.file("sync.db"), &pipeline, opts,
-                                          RateLimitOptions{}, client_options);
+                                          RateLimitOptions{}, client_options, nullptr, engine_clock);
     pipeline.content = &env->engine->content_source();
   }
   SyncEngine& engine() { return *env->engine; }
@@ -404,20 +404,25 @@ BOOST_AUTO_TEST_CASE(manual_range_and_single_recording) {
 }
 
 BOOST_AUTO_TEST_CASE(scheduler_runs_due_integrations_and_the_keepalive) {
-  Env e({"--meetings", "12"});
+  // One fake clock for the engine (which stamps last_attempt_at) and the ticks: with the system
+  // clock a tick that lands one second after the sync's stamp found nothing due an hour later.
+  FakeClock clock(system_clock().now_ms());
+  Env e({"--meetings", "12"}, {}, {}, &clock);
   int keepalives = 0;
   SchedulerOptions so;
   so.interval_s = 3600;
   so.keepalive_interval_s = 600;
-  SyncScheduler sched(e.engine(), e.directory, system_clock(), so, [&] { ++keepalives; });
-  int64_t now = system_clock().now_s();
+  SyncScheduler sched(e.engine(), e.directory, clock, so, [&] { ++keepalives; });
+  const int64_t now = clock.now_s();
   auto r1 = sched.tick(now);
   BOOST_TEST(r1.syncs_run == 2);
   BOOST_TEST(r1.keepalive_ran);
-  auto r2 = sched.tick(now + 10);
+  clock.advance_ms(10'000);
+  auto r2 = sched.tick(clock.now_s());
   BOOST_TEST(r2.syncs_run == 0);  // not due yet
   BOOST_TEST(!r2.keepalive_ran);
-  auto r3 = sched.tick(now + 3600);
+  clock.set_ms((now + 3600) * 1000);
+  auto r3 = sched.tick(clock.now_s());
   BOOST_TEST(r3.syncs_run == 2);
   BOOST_TEST(keepalives == 2);
   auto jobs = e.engine().recent_jobs({kAlice}).value();
