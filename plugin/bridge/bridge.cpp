@@ -278,6 +278,11 @@ Status Bridge::register_crm_operation(const std::string& name, CrmHandler handle
   return impl_->scripts->register_crm_operation(name, std::move(handler));
 }
 
+Status Bridge::set_crm_batch_hooks(CrmBatchHooks hooks) {
+  impl_->pipeline->set_batch_hooks(std::move(hooks));
+  return Status::Ok();
+}
+
 // ---- connect ----
 
 Result<ConnectStart> Bridge::connect_start(const Caller& caller, ReturnMode mode) {
