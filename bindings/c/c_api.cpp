@@ -397,27 +397,6 @@ int fb_scripts_reload(fb_bridge* b) {
   });
 }
 
-<<<<<<< HEAD
-int fb_events_read(fb_bridge* b, int64_t after_id, int limit, char** events_json) {
-  return fb_events_wait(b, after_id, limit, 0, events_json);
-}
-
-int fb_events_wait(fb_bridge* b, int64_t after_id, int limit, int timeout_ms, char** events_json) {
-  if (!events_json) return fail(b, FB_MISUSE, "events_json is required");
-  *events_json = nullptr;
-  return guarded(b, [&](fb::Bridge& br) { return deliver(b, br.events_json(after_id, limit, timeout_ms), events_json); });
-}
-
-int fb_register_crm_operation_queued(fb_bridge* b, const char* name) {
-  if (usable(b) && !name) return fail(b, FB_MISUSE, "name is required");
-  return guarded(b, [&](fb::Bridge& br) {
-    std::weak_ptr<fb::detail::CrmQueue> weak = b->crm_queue;
-    fb::Status s = br.register_crm_operation(name, [weak](const fb::CrmCall& call) -> fb::Result<std::string> {
-      auto q = weak.lock();
-      if (!q) return fb::Status::Cancelled("the bridge is closing");
-      return q->call(call, fb::detail::crm_call_json(call));
-    });
-=======
 // ---- webhook routes ----
 
 int fb_webhook_route_add(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id,
@@ -465,12 +444,33 @@ int fb_webhook_route_rotate(fb_bridge* b, const char* tenant_id, const char* use
 int fb_webhook_route_remove(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t route_id) {
   return guarded(b, [&](fb::Bridge& br) {
     fb::Status s = br.remove_webhook_route(caller_of(tenant_id, user_id), route_id);
->>>>>>> main
     return s.ok() ? FB_OK : fail(b, s);
   });
 }
 
-<<<<<<< HEAD
+int fb_events_read(fb_bridge* b, int64_t after_id, int limit, char** events_json) {
+  return fb_events_wait(b, after_id, limit, 0, events_json);
+}
+
+int fb_events_wait(fb_bridge* b, int64_t after_id, int limit, int timeout_ms, char** events_json) {
+  if (!events_json) return fail(b, FB_MISUSE, "events_json is required");
+  *events_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) { return deliver(b, br.events_json(after_id, limit, timeout_ms), events_json); });
+}
+
+int fb_register_crm_operation_queued(fb_bridge* b, const char* name) {
+  if (usable(b) && !name) return fail(b, FB_MISUSE, "name is required");
+  return guarded(b, [&](fb::Bridge& br) {
+    std::weak_ptr<fb::detail::CrmQueue> weak = b->crm_queue;
+    fb::Status s = br.register_crm_operation(name, [weak](const fb::CrmCall& call) -> fb::Result<std::string> {
+      auto q = weak.lock();
+      if (!q) return fb::Status::Cancelled("the bridge is closing");
+      return q->call(call, fb::detail::crm_call_json(call));
+    });
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
 int fb_crm_next(fb_bridge* b, int timeout_ms, char** call_json) {
   if (!call_json) return fail(b, FB_MISUSE, "call_json is required");
   *call_json = nullptr;
@@ -491,6 +491,4 @@ int fb_crm_complete(fb_bridge* b, int64_t call_id, int code, const char* result_
   return s.ok() ? FB_OK : fail(b, s);
 }
 
-=======
->>>>>>> main
 }  // extern "C"

@@ -490,7 +490,6 @@ Result<int> Bridge::webhook_replay(const std::string& event_id) {
 
 Status Bridge::reload_scripts() { return impl_->scripts->reload(); }
 
-<<<<<<< HEAD
 // ---- the durable event feed ----
 
 Result<std::string> Bridge::events_json(int64_t after_id, int limit, int64_t wait_ms) {
@@ -504,7 +503,8 @@ Result<std::string> Bridge::events_json(int64_t after_id, int limit, int64_t wai
 Result<std::string> Bridge::event_deliveries_json(int limit) {
   if (!impl_->pusher) return Status::FailedPrecondition("events are not pushed: setting 'events.push_url' is not set");
   return impl_->pusher->deliveries_json(limit > 0 ? limit : 100);
-=======
+}
+
 // ---- webhook routes ----
 
 std::string WebhookRoute::to_json() const {
@@ -582,7 +582,6 @@ Result<WebhookRoute> Bridge::rotate_webhook_secret(const Caller& caller, int64_t
 Status Bridge::remove_webhook_route(const Caller& caller, int64_t route_id) {
   FB_TRY(owned_route(*impl_, caller, route_id).status());
   return impl_->registry->unregister(route_id);
->>>>>>> main
 }
 
 }  // namespace fb

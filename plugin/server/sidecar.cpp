@@ -117,12 +117,7 @@ bool is_loopback(const std::string& host) {
 struct Sidecar::State {
   Bridge* bridge = nullptr;
   std::unique_ptr<HttpServer> server;
-<<<<<<< HEAD
   std::shared_ptr<EventRoutes> events;  // GET /v1/events and /v1/events/stream over the durable feed
-  std::shared_ptr<HttplibTransport> crm_transport;  // shared with the bridge's CRM handlers
-=======
-  std::shared_ptr<EventFeed> feed;
->>>>>>> main
 };
 
 namespace {
@@ -158,9 +153,6 @@ Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport>
   return Status::Ok();
 }
 
-<<<<<<< HEAD
-void mount_host_routes(HttpServer& svr, Bridge& bridge) {
-=======
 void send_route(ServerResponse& res, const Result<WebhookRoute>& r) {
   if (!r.ok()) return send_error(res, r.status());
   res.status = 200;
@@ -218,8 +210,7 @@ void mount_webhook_route_routes(HttpServer& svr, Bridge& bridge) {
   });
 }
 
-void mount_host_routes(HttpServer& svr, Bridge& bridge, std::shared_ptr<EventFeed> feed) {
->>>>>>> main
+void mount_host_routes(HttpServer& svr, Bridge& bridge) {
   const Config& config = bridge.config();
   std::string token = config.server.api_token;
 
@@ -368,20 +359,7 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
   HttpServerOptions options = HttpServer::options_from(config.server, config.webhooks);
   if (port_override >= 0) options.port = port_override;
   state->server = std::make_unique<HttpServer>(options);
-<<<<<<< HEAD
-  if (!config.server.crm_url.empty()) {
-    state->crm_transport = std::make_shared<HttplibTransport>();
-    FB_TRY(register_crm_forwarding(bridge, state->crm_transport, config.server.crm_url));
-  }
-=======
-  state->feed = std::make_shared<EventFeed>();
-  state->feed->capacity = static_cast<size_t>(std::max(1, config.server.event_buffer));
-  std::weak_ptr<EventFeed> weak = state->feed;
-  bridge.impl().bus.subscribe([weak](const Event& e) {
-    if (auto f = weak.lock()) f->push(e);
-  });
   if (!config.server.crm_url.empty()) FB_TRY(forward_crm_operations(bridge, config.server.crm_url));
->>>>>>> main
   mount_webhook_routes(*state->server, *bridge.impl().receiver);
   mount_host_routes(*state->server, bridge);
   state->events = EventRoutes::mount(*state->server, *bridge.impl().events, config.server.api_token);

@@ -147,7 +147,6 @@ class Bridge {
   // ---- scripts ----
   Status reload_scripts();
 
-<<<<<<< HEAD
   // ---- the durable event feed ----
   // {"events": [{"id", "type", ..., "created_at"}], "next"}: events with id > after_id, oldest
   // first, at most limit. wait_ms > 0: when there is none yet, waits up to that long for one.
@@ -155,7 +154,7 @@ class Bridge {
   // The push delivery log (events.push_url), newest first: [{"event_id", "status", "attempts",
   // "last_status", "last_error", "next_attempt_at", "updated_at"}].
   Result<std::string> event_deliveries_json(int limit);
-=======
+
   // ---- tenant-scoped listings ----
   // The same as above, restricted to one tenant's integrations when tenant_id is not empty
   // (refused with kInvalidArgument when it is not a valid identifier). Empty: every tenant.
@@ -184,7 +183,6 @@ class Bridge {
   // Removes the route (and its webhook at Fathom when it was made through the API, best effort);
   // deliveries to its URL are refused from now on.
   Status remove_webhook_route(const Caller& caller, int64_t route_id);
->>>>>>> main
 
   // Internal services, for the sidecar server and the CLI in this repository.
   Impl& impl() { return *impl_; }

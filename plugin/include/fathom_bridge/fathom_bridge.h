@@ -188,7 +188,39 @@ FB_API int fb_webhook_replay(fb_bridge *b, const char *event_id, int *count);
  * A script that fails to load is rejected with file and line, and the previous version stays. */
 FB_API int fb_scripts_reload(fb_bridge *b);
 
-<<<<<<< HEAD
+/* ---- Webhook routes ----
+ * A route is an unguessable URL on this host ({webhooks.public_base_url}{webhooks.path_prefix}/
+ * {token}) that accepts deliveries of one integration signed with its secret. Routes are made
+ * automatically when an integration connects (OAuth or API key) and webhooks.public_base_url is
+ * set; these functions manage them by hand. Every call is scoped by (tenant_id, user_id): a route
+ * of another user gives FB_NOT_FOUND. Secrets are sealed at rest with tokens.key and never
+ * returned or logged. A route is the JSON object {"id", "integration_id", "source": "api"|"manual",
+ * "url" (null without public_base_url), "path", "fathom_webhook_id" (null for manual),
+ * "created_at", "previous_secret_expires_at" (unix seconds while a rotated-out secret is still
+ * accepted, else null)}. */
+
+/* Adds a route for a webhook made by hand in Fathom's settings. secret: the "whsec_..." secret
+ * Fathom shows (FB_INVALID_ARGUMENT when malformed; the message never quotes it). Fathom asks for
+ * the URL before it shows the secret, so secret may be NULL: the route then refuses every delivery
+ * (401, Fathom retries) until fb_webhook_route_rotate() sets the secret. *route_json: the route. */
+FB_API int fb_webhook_route_add(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                                const char *secret, char **route_json);
+/* Creates the webhook through Fathom's API (with the integration's OAuth token or API key) and its
+ * route. FB_FAILED_PRECONDITION without webhooks.public_base_url; Fathom's errors pass through. */
+FB_API int fb_webhook_route_register(fb_bridge *b, const char *tenant_id, const char *user_id,
+                                     int64_t integration_id, char **route_json);
+/* The caller's routes as a JSON array, oldest first; integration_id 0: of all the caller's
+ * integrations. */
+FB_API int fb_webhook_routes(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                             char **routes_json);
+/* Replaces a route's secret. The replaced secret stays accepted for webhooks.secret_grace_s
+ * (default 24 h), so deliveries Fathom signed before the change still land. *route_json: the route. */
+FB_API int fb_webhook_route_rotate(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t route_id,
+                                   const char *secret, char **route_json);
+/* Removes a route (deleting its webhook at Fathom first when it was made through the API, best
+ * effort). Deliveries to its URL get 404 from now on. */
+FB_API int fb_webhook_route_remove(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t route_id);
+
 /* ---- The durable event feed ----
  * Every event (the ones fb_set_event_callback delivers, which carry the same "id") is stored with
  * an id that only grows and survives restarts, and kept for events.retention_s (7 days). A
@@ -233,40 +265,6 @@ FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *
  * since, until, recording_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
  * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
 FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
-=======
-/* ---- Webhook routes ----
- * A route is an unguessable URL on this host ({webhooks.public_base_url}{webhooks.path_prefix}/
- * {token}) that accepts deliveries of one integration signed with its secret. Routes are made
- * automatically when an integration connects (OAuth or API key) and webhooks.public_base_url is
- * set; these functions manage them by hand. Every call is scoped by (tenant_id, user_id): a route
- * of another user gives FB_NOT_FOUND. Secrets are sealed at rest with tokens.key and never
- * returned or logged. A route is the JSON object {"id", "integration_id", "source": "api"|"manual",
- * "url" (null without public_base_url), "path", "fathom_webhook_id" (null for manual),
- * "created_at", "previous_secret_expires_at" (unix seconds while a rotated-out secret is still
- * accepted, else null)}. */
-
-/* Adds a route for a webhook made by hand in Fathom's settings. secret: the "whsec_..." secret
- * Fathom shows (FB_INVALID_ARGUMENT when malformed; the message never quotes it). Fathom asks for
- * the URL before it shows the secret, so secret may be NULL: the route then refuses every delivery
- * (401, Fathom retries) until fb_webhook_route_rotate() sets the secret. *route_json: the route. */
-FB_API int fb_webhook_route_add(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
-                                const char *secret, char **route_json);
-/* Creates the webhook through Fathom's API (with the integration's OAuth token or API key) and its
- * route. FB_FAILED_PRECONDITION without webhooks.public_base_url; Fathom's errors pass through. */
-FB_API int fb_webhook_route_register(fb_bridge *b, const char *tenant_id, const char *user_id,
-                                     int64_t integration_id, char **route_json);
-/* The caller's routes as a JSON array, oldest first; integration_id 0: of all the caller's
- * integrations. */
-FB_API int fb_webhook_routes(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
-                             char **routes_json);
-/* Replaces a route's secret. The replaced secret stays accepted for webhooks.secret_grace_s
- * (default 24 h), so deliveries Fathom signed before the change still land. *route_json: the route. */
-FB_API int fb_webhook_route_rotate(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t route_id,
-                                   const char *secret, char **route_json);
-/* Removes a route (deleting its webhook at Fathom first when it was made through the API, best
- * effort). Deliveries to its URL get 404 from now on. */
-FB_API int fb_webhook_route_remove(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t route_id);
->>>>>>> main
 
 #ifdef __cplusplus
 }
