@@ -74,7 +74,7 @@ class Section {
 Status from_json(const json& root, Config* c) {
   if (!root.is_object()) return Status::Config("config file must hold a JSON object");
   static const char* kSections[] = {"fathom", "frontend", "tokens", "sync", "webhooks",
-                                    "scripts", "store", "server", "log_level"};
+                                    "scripts", "store", "server", "log_level", "log"};
   for (const auto& [k, _] : root.items()) {
     bool known = false;
     for (const char* s : kSections) known = known || k == s;
@@ -88,6 +88,7 @@ Status from_json(const json& root, Config* c) {
              .get("use_pkce", &f.use_pkce).get("ca_file", &f.ca_file).get("verify_tls", &f.verify_tls)
              .get("connect_timeout_ms", &f.connect_timeout_ms).get("read_timeout_ms", &f.read_timeout_ms)
              .get("oauth_include_content_on_list", &f.oauth_include_content_on_list)
+             .get("proxy", &f.proxy).get("no_proxy", &f.no_proxy)
              .finish());
   FB_TRY(Section(root, "frontend").get("url", &c->frontend.url)
              .get("success_path", &c->frontend.success_path).finish());
@@ -119,7 +120,7 @@ Status from_json(const json& root, Config* c) {
              .get("max_body_bytes", &w.max_body_bytes).get("workers", &w.workers)
              .get("max_attempts", &w.max_attempts).get("backoff_base_ms", &w.backoff_base_ms)
              .get("backoff_max_ms", &w.backoff_max_ms).get("secret_grace_s", &w.secret_grace_s)
-             .get("retention_days", &w.retention_days)
+             .get("retention_days", &w.retention_days).get("event_deadline_s", &w.event_deadline_s)
              .finish());
   auto& sc = c->scripts;
   FB_TRY(Section(root, "scripts")
@@ -136,11 +137,13 @@ Status from_json(const json& root, Config* c) {
              .get("busy_timeout_ms", &c->store.busy_timeout_ms).finish());
   FB_TRY(Section(root, "server").get("host", &c->server.host).get("port", &c->server.port)
              .get("api_token", &c->server.api_token).get("threads", &c->server.threads)
-             .get("crm_url", &c->server.crm_url).get("event_buffer", &c->server.event_buffer).finish());
+             .get("crm_url", &c->server.crm_url).get("event_buffer", &c->server.event_buffer)
+             .get("shutdown_timeout_s", &c->server.shutdown_timeout_s).finish());
   if (root.contains("log_level")) {
     if (!root["log_level"].is_string()) return Status::Config("setting 'log_level' must be a string");
     c->log_level = root["log_level"].get<std::string>();
   }
+  FB_TRY(Section(root, "log").get("format", &c->log.format).get("level", &c->log_level).finish());
   return Status::Ok();
 }
 
@@ -162,6 +165,7 @@ Status apply_env(Config* c) {
   env("FATHOM_BRIDGE_API_TOKEN", &c->server.api_token);
   env("FATHOM_BRIDGE_CRM_URL", &c->server.crm_url);
   env("FATHOM_BRIDGE_LOG_LEVEL", &c->log_level);
+  env("FATHOM_BRIDGE_LOG_FORMAT", &c->log.format);
   std::string old;
   env("FATHOM_BRIDGE_OLD_TOKEN_KEYS", &old);
   if (!old.empty()) {
@@ -249,6 +253,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.webhooks.workers, "webhooks.workers"));
   FB_TRY(check_positive(c.webhooks.max_attempts, "webhooks.max_attempts"));
   FB_TRY(check_positive(c.webhooks.tolerance_s, "webhooks.tolerance_s"));
+  FB_TRY(check_positive(c.webhooks.event_deadline_s, "webhooks.event_deadline_s"));
   if (c.webhooks.retention_days < 0) return Status::Config("setting 'webhooks.retention_days' must be >= 0");
   static const char* kTriggers[] = {"my_recordings", "shared_external_recordings", "my_shared_with_team_recordings",
                                     "shared_team_recordings"};
@@ -282,6 +287,11 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   bool level_ok = false;
   for (const char* l : kLevels) level_ok = level_ok || c.log_level == l;
   if (!level_ok) return Status::Config("setting 'log_level' must be debug, info, warn, error or off");
+  if (c.log.format != "text" && c.log.format != "json") {
+    return Status::Config("setting 'log.format' (FATHOM_BRIDGE_LOG_FORMAT) must be \"text\" or \"json\"");
+  }
+  if (c.server.shutdown_timeout_s < 0) return Status::Config("setting 'server.shutdown_timeout_s' must be >= 0");
+  if (!c.fathom.proxy.empty()) FB_TRY(check_url(c.fathom.proxy, "fathom.proxy"));
   return Status::Ok();
 }
 

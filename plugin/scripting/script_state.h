@@ -99,6 +99,8 @@ class ScriptState final : public lua::LuaHost {
   bool healthy() const { return healthy_; }
   size_t memory_used() const { return limits_->memory_used(); }
   size_t memory_peak() const { return limits_->memory_peak(); }
+  // Why the last call was stopped by its budget (kNone: it was not).
+  StopReason last_stop() const { return limits_->stop_reason(); }
 
   // ---- LuaHost ----
   bool crm_has(std::string_view op) const override;

@@ -114,7 +114,54 @@ void WorkerPool::dead_letter(const InboxEvent& e, const std::string& error) {
   bus_->emit(ev);
 }
 
+// Marks an event as being processed for progress() for its lifetime, and times it.
+class BusyMark {
+ public:
+  BusyMark(WorkerPool& pool, int64_t event_id) : pool_(pool), start_ns_(LatencyHistogram::now_ns()) {
+    for (size_t i = 0; i < WorkerPool::kBusySlots; ++i) {
+      int64_t free = 0;
+      if (pool_.busy_event_[i].compare_exchange_strong(free, event_id, std::memory_order_relaxed)) {
+        pool_.busy_since_ms_[i].store(pool_.clock_.now_ms(), std::memory_order_relaxed);
+        slot_ = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+  ~BusyMark() {
+    if (slot_ >= 0) {
+      pool_.busy_since_ms_[slot_].store(0, std::memory_order_relaxed);
+      pool_.busy_event_[slot_].store(0, std::memory_order_relaxed);
+    }
+    pool_.processing_latency_.observe_since(start_ns_);
+  }
+  BusyMark(const BusyMark&) = delete;
+  BusyMark& operator=(const BusyMark&) = delete;
+
+ private:
+  WorkerPool& pool_;
+  int64_t start_ns_;
+  int slot_ = -1;  // -1: more events at once than slots (not tracked)
+};
+
+WorkerProgress WorkerPool::progress() const {
+  WorkerProgress p;
+  for (size_t i = 0; i < kBusySlots; ++i) {
+    int64_t id = busy_event_[i].load(std::memory_order_relaxed);
+    if (id == 0) continue;
+    int64_t since = busy_since_ms_[i].load(std::memory_order_relaxed);
+    if (since == 0) since = clock_.now_ms();  // claimed a moment ago, start not stored yet
+    ++p.busy;
+    if (p.oldest_started_ms == 0 || since < p.oldest_started_ms) {
+      p.oldest_started_ms = since;
+      p.oldest_event_id = id;
+    }
+  }
+  return p;
+}
+
 void WorkerPool::process(const InboxEvent& e) {
+  LogScope log_scope(e.integration_id);  // every line logged for this event names its integration
+  BusyMark busy(*this, e.id);
   // A body the log cannot give back (damaged or missing) will not come back on a later attempt.
   if (e.body_status.is(Code::kIo)) {
     std::string error = e.body_status.to_string();
