@@ -41,7 +41,9 @@ json job_to_json(const detail::JobRecord& j) {
           {"meetings_changed", j.meetings_changed},
           {"meetings_mapped", j.meetings_mapped},
           {"map_failures", j.map_failures},
-          {"content_fetched", j.content_fetched}};
+          {"content_fetched", j.content_fetched},
+          {"items_skipped", j.items_skipped},
+          {"skipped_items", j.skipped_items.empty() ? json::array() : json::parse(j.skipped_items, nullptr, false)}};
 }
 
 Result<std::unique_ptr<detail::Db>> open_db(const Config& c) {
@@ -203,6 +205,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
                                                   m.fathom.get());
   detail::InboxOptions io;
   io.body_dir = detail::default_body_dir(m.db_webhooks->path());  // bodies beside the database file
+  io.commit_timeout_ms = config.webhooks.commit_timeout_ms;
   m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock, io);
   m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
   m.webhook_handler = std::make_unique<detail::MeetingEventHandler>(*m.meetings, *m.dispatcher, *m.integrations,

@@ -56,7 +56,7 @@ bool resumable(SyncMode requested, const std::string& checkpoint_mode) {
 constexpr const char* kJobColumns =
     "id, integration_id, tenant_id, user_id, mode, trigger, status, message, error_code, error_details, "
     "query_json, resumed_job_id, started_at, ended_at, api_calls, pages, meetings_seen, meetings_new, "
-    "meetings_changed, meetings_mapped, map_failures, content_fetched";
+    "meetings_changed, meetings_mapped, map_failures, content_fetched, items_skipped, skipped_items";
 
 JobRecord read_job(const Stmt& q) {
   JobRecord j;
@@ -83,6 +83,8 @@ JobRecord read_job(const Stmt& q) {
   j.meetings_mapped = q.int64(c++);
   j.map_failures = q.int64(c++);
   j.content_fetched = q.int64(c++);
+  j.items_skipped = q.int64(c++);
+  j.skipped_items = q.text(c++);
   return j;
 }
 
@@ -162,6 +164,8 @@ struct SyncEngine::Run {
   CallScope* scope = nullptr;
   int64_t seen = 0, created = 0, changed = 0, mapped = 0, map_failures = 0, content_fetched = 0;
   Status first_map_error;
+  int64_t skipped = 0;
+  nlohmann::json skipped_items = nlohmann::json::array();  // the first JobRecord::kMaxSkippedListed
 };
 
 Result<std::unique_ptr<SyncEngine>> SyncEngine::open(Db& db, FathomClient& client, IntegrationDirectory& directory,
@@ -456,11 +460,22 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, std::vector<i
     }
     Stmt& j = db_.prepare(
         "UPDATE sync_jobs SET pages=pages+1, meetings_seen=meetings_seen+?, meetings_new=meetings_new+?, "
-        "meetings_changed=meetings_changed+?, api_calls=? WHERE id=?");
-    j.bind_all(seen, created, changed, run.scope->calls(), run.job_id);
+        "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=? WHERE id=?");
+    j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()), run.scope->calls(), run.job_id);
     return j.run();
   });
   FB_TRY(s);
+  for (const SkippedItem& item : page.skipped) {
+    FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
+                          << ": skipped item " << item.index
+                          << (item.recording_id ? " (recording " + std::to_string(item.recording_id) + ")" : "")
+                          << ": " << item.reason;
+    ++run.skipped;
+    if (run.skipped_items.size() < JobRecord::kMaxSkippedListed) {
+      run.skipped_items.push_back(
+          {{"page", run.page_no}, {"index", item.index}, {"recording_id", item.recording_id}, {"reason", item.reason}});
+    }
+  }
   run.seen += seen;
   run.created += created;
   run.changed += changed;
@@ -512,6 +527,10 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
       message += ", " + std::to_string(run.map_failures) + " failed to map (first: " +
                  run.first_map_error.to_string() + ")";
     }
+    if (run.skipped > 0) {
+      message += ", " + std::to_string(run.skipped) + " malformed items skipped (first: " +
+                 run.skipped_items[0]["reason"].get<std::string>() + ")";
+    }
     if (!run.note.empty()) message += "; " + run.note;
   } else {
     status = outcome.is(Code::kCancelled)                              ? "cancelled"
@@ -540,10 +559,11 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
       Stmt& j = db_.prepare(
           "UPDATE sync_jobs SET status=?, message=?, error_code=?, error_details=?, ended_at=?, api_calls=?, "
           "pages=?, meetings_seen=?, meetings_new=?, meetings_changed=?, meetings_mapped=?, map_failures=?, "
-          "content_fetched=? WHERE id=?");
+          "content_fetched=?, items_skipped=?, skipped_items=? WHERE id=?");
       j.bind_all(status, message, error_code.empty() ? std::optional<std::string>() : error_code,
                  details.empty() ? std::optional<std::string>() : details, now, calls, run.page_no, run.seen,
-                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, run.job_id);
+                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, run.skipped,
+                 run.skipped ? std::optional<std::string>(run.skipped_items.dump()) : std::nullopt, run.job_id);
       FB_TRY(j.run());
     }
     Stmt& s = db_.prepare(

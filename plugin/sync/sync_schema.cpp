@@ -111,6 +111,12 @@ CREATE TABLE sync_jobs(
 CREATE INDEX sync_jobs_integration ON sync_jobs(integration_id, started_at);
 CREATE INDEX sync_jobs_status ON sync_jobs(status, started_at);
 )sql"},
+    // Items of a page that did not parse are skipped (fathom/models.h SkippedItem), counted, and
+    // the first of them listed with their reasons: a JSON array of {page, index, recording_id, reason}.
+    {2, R"sql(
+ALTER TABLE sync_jobs ADD COLUMN items_skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_jobs ADD COLUMN skipped_items TEXT;
+)sql"},
 };
 
 Status migrate_sync_schema(Db& db) { return db.migrate("sync", kSyncMigrations); }

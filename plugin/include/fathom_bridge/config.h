@@ -100,6 +100,9 @@ struct WebhookConfig {
   // event_deadline_s: an event still processing after this long means its worker is stuck (a script
   // that escaped its budget, a CRM call that never returns): the sidecar's /readyz answers 503.
   int event_deadline_s = 300;
+  // commit_timeout_ms: a delivery whose commit cannot start this soon (a locked database) is
+  // answered 503 so the sender retries, well before its own timeout (about 15 s).
+  int commit_timeout_ms = 3000;
 };
 
 struct ScriptConfig {
