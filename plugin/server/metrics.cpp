@@ -138,8 +138,8 @@ std::string Metrics::render() {
              "outcome", {{"processed", ws.processed}, {"failed", ws.retried}, {"dead", ws.dead_lettered}});
 
   WorkerProgress wp = m.workers->progress();
-  p.family("fathom_bridge_webhook_events_in_progress", "gauge", "Inbox events being processed by a worker now.");
-  p.sample("fathom_bridge_webhook_events_in_progress", wp.busy);
+  p.family("fathom_bridge_webhook_batches_in_progress", "gauge", "Batches of inbox events being processed by workers now.");
+  p.sample("fathom_bridge_webhook_batches_in_progress", wp.busy);
 
   // The store's view: queried on this scrape's own connection.
   std::map<std::string, int64_t> inbox, integrations, jobs;
@@ -189,7 +189,7 @@ std::string Metrics::render() {
 
   p.histogram("fathom_bridge_webhook_ingest_duration_seconds",
               "From a webhook delivery's request to its answer (verification and group commit).", ingest_latency_);
-  p.histogram("fathom_bridge_webhook_processing_duration_seconds", "One inbox event in a worker, any outcome.",
+  p.histogram("fathom_bridge_webhook_processing_duration_seconds", "One batch of inbox events in a worker (handler and recorded outcome), any outcome.",
               m.workers->processing_latency());
   return p.take();
 }
@@ -216,9 +216,10 @@ Readiness Metrics::readiness() {
   WorkerProgress wp = m.workers->progress();
   int64_t busy_ms = wp.busy == 0 ? 0 : m.clock.now_ms() - wp.oldest_started_ms;
   bool progressing = wp.busy == 0 || busy_ms <= deadline_ms;
-  std::string detail = std::to_string(wp.busy) + " event(s) in progress";
+  std::string detail = std::to_string(wp.busy) + " batch(es) of events in progress";
   if (!progressing) {
-    detail = "a webhook worker is stuck: event " + std::to_string(wp.oldest_event_id) + " has been processing for " +
+    detail = "a webhook worker is stuck: the batch with event " + std::to_string(wp.oldest_event_id) +
+             " has been processing for " +
              std::to_string(busy_ms / 1000) + " s, over webhooks.event_deadline_s (" +
              std::to_string(bridge_.config().webhooks.event_deadline_s) + " s)";
   }

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "core/log.h"
 #include "core/random.h"
@@ -407,10 +408,32 @@ Status SyncEngine::list_pages(Run& run) {
     if (stop_ || CallScope::cancelled()) return Status::Cancelled("sync stopped by request");
     FB_ASSIGN(Page<Meeting> page, client_.list_meetings(run.info.id, run.query, cursor));
     ++run.page_no;
-    std::vector<int64_t> to_map;
-    FB_TRY(store_page(run, page, &to_map));
+    // A page is one batch: mapped first, then its meetings, their mapped versions and the
+    // checkpoint commit together (a crash before that commit lists and maps the page again; the
+    // idempotency keys make the second mapping harmless).
+    std::vector<BatchItem> items;
+    items.reserve(page.items.size());
+    for (const Meeting& m : page.items) {
+      BatchItem it;
+      it.integration = run.info;
+      it.meeting = m;
+      it.source = "sync";
+      items.push_back(std::move(it));
+    }
+    FB_ASSIGN(BatchLease lease, dispatcher_.prepare_batch(items, store_));
+    FB_TRY(fetch_for_mapping(run, items));
+    if (MeetingPipeline* pipeline = pipeline_.load()) {
+      dispatcher_.run_batch(items, *pipeline);
+      for (const BatchItem& it : items) {
+        if (it.mapped) ++run.mapped;
+        if (!it.map_error.ok()) {
+          ++run.map_failures;
+          if (run.first_map_error.ok()) run.first_map_error = it.map_error;
+        }
+      }
+    }
+    FB_TRY(store_page(run, page, items));
     if (observer_) observer_(run.info.id, run.page_no, page);
-    FB_TRY(map_and_fetch(run, to_map));
     if (page.last()) return Status::Ok();
     if (page.next_cursor == cursor) {
       return Status::Malformed("Fathom GET /meetings returned the cursor it was given; stopping to avoid a loop");
@@ -419,17 +442,45 @@ Status SyncEngine::list_pages(Run& run) {
   }
 }
 
-Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, std::vector<int64_t>* to_map) {
+Status SyncEngine::fetch_for_mapping(Run& run, const std::vector<BatchItem>& items) {
+  for (const BatchItem& it : items) {
+    if (!it.upsert.needs_mapping) continue;
+    for (auto [wanted, kind, have] :
+         {std::tuple{options_.fetch_transcripts, ContentKind::kTranscript, !it.meeting.transcript_json.empty()},
+          std::tuple{options_.fetch_summaries, ContentKind::kSummary, !it.meeting.default_summary_json.empty()}}) {
+      if (!wanted || have) continue;  // the listed meeting carries it: stored with it, once
+      FB_TRY(fetch_content(run, it.meeting.recording_id, kind));
+    }
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::fetch_content(Run& run, int64_t rec, ContentKind kind) {
+  bool fetched = false;
+  auto c = content_.get(run.info.id, rec, kind, &fetched);
+  if (fetched) ++run.content_fetched;
+  if (!c.ok()) {
+    // Budget and credential problems stop the sync; a missing transcript does not.
+    if (c.code() == Code::kCancelled || c.code() == Code::kReconnectRequired || c.code() == Code::kRateLimited ||
+        c.code() == Code::kUnauthenticated) {
+      return c.status();
+    }
+    FB_LOG(kWarn, "sync") << "fetching the " << content_kind_name(kind) << " of meeting " << rec << ": " << c.status();
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {
   const int64_t now = clock_.now_s();
   int64_t seen = 0, created = 0, changed = 0, hw = run.pending_hw;
   bool found = run.found;
   Status s = db_.transaction([&]() -> Status {
-    for (const Meeting& m : page.items) {
-      FB_ASSIGN(UpsertResult r, store_.upsert(run.info.id, m, "sync"));
+    FB_TRY(dispatcher_.record_batch(items, store_));
+    for (const BatchItem& it : items) {
+      const Meeting& m = it.meeting;
       ++seen;
-      if (r.created) ++created;
-      else if (r.changed) ++changed;
-      if (r.needs_mapping) to_map->push_back(m.recording_id);
+      if (it.upsert.created) ++created;
+      else if (it.upsert.changed) ++changed;
       if (run.moves_high_water) hw = std::max(hw, m.created_at_s);
       if (m.recording_id == run.req.recording_id) found = true;
     }
@@ -489,19 +540,7 @@ Status SyncEngine::map_and_fetch(Run& run, const std::vector<int64_t>& ids) {
   for (int64_t rec : ids) {
     for (auto [wanted, kind] : {std::pair{options_.fetch_transcripts, ContentKind::kTranscript},
                                 std::pair{options_.fetch_summaries, ContentKind::kSummary}}) {
-      if (!wanted) continue;
-      bool fetched = false;
-      auto c = content_.get(run.info.id, rec, kind, &fetched);
-      if (fetched) ++run.content_fetched;
-      if (!c.ok()) {
-        // Budget and credential problems stop the sync; a missing transcript does not.
-        if (c.code() == Code::kCancelled || c.code() == Code::kReconnectRequired || c.code() == Code::kRateLimited ||
-            c.code() == Code::kUnauthenticated) {
-          return c.status();
-        }
-        FB_LOG(kWarn, "sync") << "fetching the " << content_kind_name(kind) << " of meeting " << rec << ": "
-                              << c.status();
-      }
+      if (wanted) FB_TRY(fetch_content(run, rec, kind));
     }
     if (!pipeline) continue;
     FB_ASSIGN(DispatchResult r, dispatcher_.dispatch(run.info, rec, *pipeline, "sync"));

@@ -181,7 +181,12 @@ class SyncEngine {
   Status acquire_lease(Run& run);
   Status plan(Run& run);
   Status list_pages(Run& run);
-  Status store_page(Run& run, const Page<Meeting>& page, std::vector<int64_t>* to_map);
+  // The page's meetings (already mapped by run_batch), their mapped versions and the checkpoint,
+  // in one transaction.
+  Status store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items);
+  // Fetches what the mapping of the page's new or changed meetings needs and the page lacks.
+  Status fetch_for_mapping(Run& run, const std::vector<BatchItem>& items);
+  Status fetch_content(Run& run, int64_t recording_id, ContentKind kind);
   Status map_and_fetch(Run& run, const std::vector<int64_t>& ids);
   Status finish(Run& run, const Status& outcome);
   Result<int64_t> log_job_start(Run& run, const std::string& status, const std::string& message);
