@@ -176,6 +176,8 @@ int main(int argc, char** argv) {
 
   OneIntegration directory;
   CountingPipeline pipeline;
+  (*store)->set_content_loader(inbox_content_loader(inbox));
+  (*dispatcher)->set_content_loader(inbox_content_loader(inbox));
   MeetingEventHandler handler(**store, **dispatcher, directory, pipeline);
   WorkerOptions wo = WorkerOptions::from(config.webhooks);
   wo.workers = std::stoi(arg(argc, argv, "--workers", "0"));

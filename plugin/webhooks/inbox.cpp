@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/log.h"
 
@@ -17,7 +18,7 @@ namespace {
 
 constexpr const char* kInsert =
     "INSERT INTO webhook_inbox(integration_id, webhook_id, registration_id, recording_id, received_at, body,"
-    " next_attempt_at, body_segment, body_offset, body_length) VALUES(?,?,?,?,?,?,?,?,?,?)"
+    " next_attempt_at, body_segment, body_offset, body_length, status, last_error) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(integration_id, webhook_id) DO NOTHING";  // no RETURNING: SQLite buffers it in a temporary b-tree
 constexpr const char* kFindExisting = "SELECT id FROM webhook_inbox WHERE integration_id=? AND webhook_id=?";
 constexpr const char* kColumns =
@@ -38,6 +39,13 @@ int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// Rows whose body the collector may copy into the row: pending and dead events, and done events
+// whose body is a stored meeting's content (those are never purged).
+constexpr const char* kMovable = "(status IN ('pending','dead'))";
+constexpr const char* kMovableWithMeetings =
+    "(status IN ('pending','dead') OR (status='done' AND EXISTS"
+    " (SELECT 1 FROM sync_meetings WHERE content_event_id=webhook_inbox.id)))";
 
 InboxEvent read_event(const Stmt& q) {
   InboxEvent e;
@@ -69,6 +77,7 @@ struct Inbox::Pending {
   const Delivery* delivery = nullptr;
   Delivery copy;  // asynchronous callers: the delivery itself (its views stay the caller's)
   int64_t now_ms = 0;
+  std::chrono::steady_clock::time_point deadline;  // answer (503) by then if the commit cannot start
   Appended result;
   Status status;
   AppendCallback callback;  // set: asynchronous
@@ -152,6 +161,10 @@ void Inbox::checkpoint_loop() {
   }
 }
 
+std::chrono::steady_clock::time_point Inbox::commit_deadline() const {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.commit_timeout_ms);
+}
+
 void Inbox::set_commit_listener(std::function<void()> listener) {
   std::lock_guard lk(listener_mu_);  // waits for a call in progress: then the old one is never called again
   listener_ = std::move(listener);
@@ -161,6 +174,7 @@ Result<Appended> Inbox::append(const Delivery& delivery) {
   Pending p;
   p.delivery = &delivery;
   p.now_ms = clock_.now_ms();
+  p.deadline = commit_deadline();
   {
     std::lock_guard lk(mu_);
     if (stop_) return Status::Unavailable("webhook inbox is shutting down");
@@ -177,6 +191,7 @@ void Inbox::append_async(const Delivery& delivery, AppendCallback done) {
   p->copy = delivery;
   p->delivery = &p->copy;
   p->now_ms = clock_.now_ms();
+  p->deadline = commit_deadline();
   p->callback = std::move(done);
   {
     std::unique_lock lk(mu_);
@@ -229,31 +244,69 @@ void Inbox::writer_loop() {
 }
 
 void Inbox::write_batch(std::vector<Pending*>& batch) {
-  if (log_) {
-    // The bodies first, so that a committed row never references bytes that are not written
-    // (and synced, under full_sync). Duplicates are written too: they are found only below.
-    records_.clear();
-    for (Pending* p : batch) {
-      const Delivery& d = *p->delivery;
-      records_.push_back({{d.integration_id, d.webhook_id}, d.body});
-    }
-    Status ls = log_->append(records_, &segment_, &offsets_);
-    if (!ls.ok()) {
-      FB_LOG(kError, "webhooks") << "body log write of " << batch.size() << " deliveries failed: " << ls.message();
-      Status failed = Status::Io("webhook inbox commit failed: " + ls.message());
-      for (Pending* p : batch) p->status = failed;
-      return;
+  // A caller that waited out its commit timeout behind a batch stuck on a locked database gets its
+  // 503 now; the others bound how long this batch may wait for the write lock.
+  const auto now = std::chrono::steady_clock::now();
+  auto deadline = std::chrono::steady_clock::time_point::max();
+  for (Pending* p : batch) {
+    if (p->deadline <= now) {
+      p->status = Status::Unavailable("webhook inbox: the database stayed locked past the commit timeout");
+    } else {
+      deadline = std::min(deadline, p->deadline);
     }
   }
-  Status s = db_.transaction([&]() -> Status {
+  if (deadline == std::chrono::steady_clock::time_point::max()) return;
+  Status s = db_.transaction_until(deadline, [&]() -> Status {
+    // Repeats are answered from the row already there before any body is written: a repeat's body
+    // would be an orphan in the body log. We hold the write lock, so nothing can insert between.
+    // kRepeat: known already (or timed out); kTwin: an earlier delivery of this batch has its id.
+    constexpr int kRepeat = -1, kTwin = -2;
+    slots_.assign(batch.size(), kRepeat);
+    records_.clear();
+    std::set<std::pair<int64_t, std::string_view>> fresh;
+    Stmt& find = db_.prepare(kFindExisting);
+    auto find_existing = [&](Pending* p) -> Result<bool> {
+      find.bind(1, p->delivery->integration_id).bind(2, p->delivery->webhook_id);
+      auto found = find.step();
+      if (found.ok() && *found) p->result = {find.int64(0), true};
+      find.reset();
+      return found;
+    };
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Pending* p = batch[i];
+      if (!p->status.ok()) continue;
+      FB_ASSIGN(bool known, find_existing(p));
+      if (known) continue;
+      const Delivery& d = *p->delivery;
+      if (!fresh.emplace(d.integration_id, d.webhook_id).second) {
+        slots_[i] = kTwin;
+        continue;
+      }
+      slots_[i] = static_cast<int>(records_.size());
+      records_.push_back({{d.integration_id, d.webhook_id}, d.body});
+    }
+    // The bodies before the rows, so that a committed row never references bytes that are not
+    // written (and synced, under full_sync).
+    if (log_ && !records_.empty()) FB_TRY(log_->append(records_, &segment_, &offsets_));
     Stmt& ins = db_.prepare(kInsert);
     for (size_t i = 0; i < batch.size(); ++i) {
       Pending* p = batch[i];
+      const int slot = slots_[i];
+      if (slot == kRepeat) continue;
+      if (slot == kTwin) {  // inserted above, by its twin
+        FB_TRY(find_existing(p).status());
+        continue;
+      }
       const Delivery& d = *p->delivery;
       ins.bind(1, d.integration_id).bind(2, d.webhook_id).bind(3, d.registration_id).bind(4, d.recording_id);
       ins.bind(5, p->now_ms).bind(7, p->now_ms);
+      if (d.unprocessable.empty()) {
+        ins.bind(11, "pending").bind(12, nullptr);
+      } else {
+        ins.bind(11, "dead").bind(12, d.unprocessable);
+      }
       if (log_) {
-        ins.bind_blob(6, std::string_view("", 0)).bind(8, segment_).bind(9, offsets_[i]);
+        ins.bind_blob(6, std::string_view("", 0)).bind(8, segment_).bind(9, offsets_[static_cast<size_t>(slot)]);
         ins.bind(10, static_cast<int64_t>(d.body.size()));
       } else {
         ins.bind_blob(6, d.body).bind(8, nullptr).bind(9, nullptr).bind(10, nullptr);
@@ -261,67 +314,97 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
       FB_TRY(ins.run());
       if (db_.changes() == 1) {
         p->result = {db_.last_insert_rowid(), false};
-        continue;
+      } else {
+        FB_TRY(find_existing(p).status());
       }
-      Stmt& find = db_.prepare(kFindExisting);
-      find.bind(1, d.integration_id).bind(2, d.webhook_id);
-      auto found = find.step();
-      if (!found.ok()) return found.status();
-      p->result = {*found ? find.int64(0) : 0, true};
-      find.reset();
     }
     return Status::Ok();
   });
   if (!s.ok()) {
     FB_LOG(kError, "webhooks") << "inbox commit of " << batch.size() << " deliveries failed: " << s.message();
-    Status failed = Status::Io("webhook inbox commit failed: " + s.message());
-    for (Pending* p : batch) p->status = failed;
+    Status failed(s.is(Code::kUnavailable) ? Code::kUnavailable : Code::kIo,
+                  "webhook inbox commit failed: " + s.message());
+    for (Pending* p : batch) {
+      if (p->status.ok()) p->status = failed;
+    }
   }
 }
 
-Result<std::vector<InboxEvent>> Inbox::claim(int max) {
-  std::vector<InboxEvent> out;
-  struct Ref {
-    size_t index;
-    std::string segment;
-    int64_t offset, length;
-  };
-  std::vector<Ref> refs;
+Status Inbox::claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs) {
+  if (max <= 0) return Status::Ok();
   int64_t now = clock_.now_ms();
-  Status s = db_.transaction([&]() -> Status {
-    // Ids first, then one single-row UPDATE each: a multi-row UPDATE would make SQLite open a
-    // statement journal (a temporary file) on every claim.
-    std::vector<int64_t> ids;
-    Stmt& due = db_.prepare(
-        "SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? ORDER BY next_attempt_at, id"
-        " LIMIT ?");
-    due.bind(1, now).bind(2, max);
-    FB_TRY(each_row(due, [&](const Stmt& row) { ids.push_back(row.int64(0)); }));
-    Stmt& take = db_.prepare(
-        "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=? WHERE id=?"
-        " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
-        " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length");
-    for (int64_t id : ids) {
-      take.bind(1, now).bind(2, id);
-      FB_TRY(each_row(take, [&](const Stmt& row) {
-        out.push_back(read_event(row));
-        out.back().body = row.blob(11);
-        if (!row.is_null(12)) refs.push_back({out.size() - 1, row.text(12), row.int64(13), row.int64(14)});
-      }));
-    }
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
+  // Ids first, then one single-row UPDATE each: a multi-row UPDATE would make SQLite open a
+  // statement journal (a temporary file) on every claim.
+  std::vector<int64_t> ids;
+  Stmt& due = db_.prepare(
+      "SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? ORDER BY next_attempt_at, id"
+      " LIMIT ?");
+  due.bind(1, now).bind(2, max);
+  FB_TRY(each_row(due, [&](const Stmt& row) { ids.push_back(row.int64(0)); }));
+  Stmt& take = db_.prepare(
+      "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=? WHERE id=?"
+      " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
+      " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length");
+  for (int64_t id : ids) {
+    take.bind(1, now).bind(2, id);
+    FB_TRY(each_row(take, [&](const Stmt& row) {
+      out->push_back(read_event(row));
+      out->back().body = row.blob(11);
+      if (!row.is_null(12)) refs->push_back({out->size() - 1, row.text(12), row.int64(13), row.int64(14)});
+    }));
+  }
+  return Status::Ok();
+}
+
+void Inbox::load_bodies(std::vector<InboxEvent>& events, const std::vector<BodyAt>& refs) {
   // Outside the transaction: the events are in processing now, so the collector leaves their
   // segments alone.
-  for (const Ref& r : refs) {
-    InboxEvent& e = out[r.index];
+  for (const BodyAt& r : refs) {
+    InboxEvent& e = events[r.index];
     e.body_status = load_body(e, r.segment, r.offset, r.length);
     if (!e.body_status.ok()) {
       FB_LOG(kError, "webhooks") << "cannot load the body of webhook event " << e.id << ": " << e.body_status.message();
     }
   }
+}
+
+Result<std::vector<InboxEvent>> Inbox::claim(int max) {
+  std::vector<InboxEvent> out;
+  std::vector<BodyAt> refs;
+  // An idle worker polls: look before taking the write lock, so that polling commits nothing.
+  bool due = false;
+  FB_TRY(db_.with([&] {
+    Stmt& q = db_.prepare("SELECT 1 FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? LIMIT 1");
+    q.bind(1, clock_.now_ms());
+    return each_row(q, [&](const Stmt&) { due = true; });
+  }));
+  if (!due) return out;
+  FB_TRY(db_.transaction([&] { return claim_rows(max, &out, &refs); }));
+  load_bodies(out, refs);
   return out;
+}
+
+Result<std::vector<InboxEvent>> Inbox::finish_batch(const std::vector<EventOutcome>& outcomes,
+                                                    const std::function<Status()>& record, int claim_next) {
+  std::vector<InboxEvent> out;
+  std::vector<BodyAt> refs;
+  Status committed = db_.transaction([&]() -> Status {
+    if (record) FB_TRY(record());
+    for (const EventOutcome& o : outcomes) FB_TRY(mark(o));
+    return claim_rows(claim_next, &out, &refs);
+  });
+  if (!committed.ok()) return committed;
+  load_bodies(out, refs);
+  return out;
+}
+
+Status Inbox::mark(const EventOutcome& o) {
+  switch (o.kind) {
+    case EventOutcome::kDone: return mark_done(o.event_id);
+    case EventOutcome::kRetry: return mark_retry(o.event_id, o.error, o.next_attempt_at_ms);
+    case EventOutcome::kDead: return mark_dead(o.event_id, o.error);
+  }
+  return Status::Internal("unknown event outcome");
 }
 
 Status Inbox::load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length) {
@@ -389,9 +472,14 @@ Result<int> Inbox::reclaim(int64_t claimed_before_ms) {
 Result<int> Inbox::purge_done(int64_t processed_before_ms, int limit) {
   int n = 0;
   Status s = db_.with([&] {
-    Stmt& q = db_.prepare(
-        "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE status='done' AND processed_at<?"
-        " LIMIT ?)");
+    // A meeting stored by pointer keeps its event (the sync tables exist once a MeetingStore has
+    // been opened on this file; an inbox used alone has none).
+    FB_ASSIGN(bool meetings, has_meetings_table());
+    Stmt& q = db_.prepare(meetings
+        ? "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE status='done' AND processed_at<?"
+          " AND NOT EXISTS (SELECT 1 FROM sync_meetings WHERE content_event_id=webhook_inbox.id) LIMIT ?)"
+        : "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE status='done' AND processed_at<?"
+          " LIMIT ?)");
     FB_TRY(q.bind(1, processed_before_ms).bind(2, limit).run());
     n = db_.changes();
     return Status::Ok();
@@ -416,12 +504,14 @@ Result<BodyCollection> Inbox::collect_body_segments() {
   log_->drop_unlinked();
   FB_ASSIGN(std::vector<std::string> names, log_->segments());
   int64_t old_before = wall_ms() - options_.inline_after_ms;
+  FB_ASSIGN(bool meetings, has_meetings_table());
+  const char* movable_rows = meetings ? kMovableWithMeetings : kMovable;
   // Rows referencing a segment, by whether the collector may move their bodies (pending, dead).
   auto references = [&](const std::string& name, int64_t* movable, int64_t* pinned) {
     *movable = *pinned = 0;
     return db_.with([&] {
-      Stmt& q = db_.prepare("SELECT status IN ('pending','dead'), COUNT(*) FROM webhook_inbox WHERE body_segment=?"
-                            " GROUP BY 1");
+      Stmt& q = db_.prepare(std::string("SELECT ") + movable_rows +
+                            ", COUNT(*) FROM webhook_inbox WHERE body_segment=? GROUP BY 1");
       q.bind(1, name);
       return each_row(q, [&](const Stmt& row) { *(row.int64(0) ? movable : pinned) += row.int64(1); });
     });
@@ -437,7 +527,7 @@ Result<BodyCollection> Inbox::collect_body_segments() {
     int64_t movable = 0, pinned = 0;
     FB_TRY(references(name, &movable, &pinned));
     if (movable > 0 && pinned == 0 && lock->mtime_ms() <= old_before) {
-      auto n = inline_bodies(name, *lock);
+      auto n = inline_bodies(name, *lock, movable_rows);
       if (!n.ok()) {
         FB_LOG(kError, "webhooks") << "cannot move webhook bodies out of segment '" << log_->dir() << "/" << name
                                    << "' (it is kept): " << n.status().message();
@@ -481,7 +571,16 @@ Status Inbox::sync_wal() {
   return Status::Ok();
 }
 
-Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& lock) {
+Result<bool> Inbox::has_meetings_table() {
+  bool found = false;
+  FB_TRY(db_.with([&] {
+    Stmt& q = db_.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='sync_meetings'");
+    return each_row(q, [&](const Stmt&) { found = true; });
+  }));
+  return found;
+}
+
+Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& lock, const char* movable) {
   int moved = 0;
   for (;;) {
     std::vector<InboxEvent> rows;
@@ -489,7 +588,7 @@ Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& 
     FB_TRY(db_.with([&] {
       Stmt& q = db_.prepare(
           "SELECT id, integration_id, webhook_id, body_offset, body_length FROM webhook_inbox"
-          " WHERE body_segment=? AND status IN ('pending','dead') LIMIT 64");
+          " WHERE body_segment=? AND " + std::string(movable) + " LIMIT 64");
       q.bind(1, segment);
       return each_row(q, [&](const Stmt& row) {
         InboxEvent e;
@@ -510,7 +609,7 @@ Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& 
     auto move = [&]() -> Status {
       Stmt& q = db_.prepare(
           "UPDATE webhook_inbox SET body=?, body_segment=NULL, body_offset=NULL, body_length=NULL"
-          " WHERE id=? AND body_segment=? AND status IN ('pending','dead')");
+          " WHERE id=? AND body_segment=? AND " + std::string(movable));
       for (const InboxEvent& e : rows) {
         FB_TRY(q.bind_blob(1, e.body).bind(2, e.id).bind(3, segment).run());
         n += db_.changes();

@@ -9,15 +9,17 @@
 // deliveries the cost of a commit (and of its fsync under FULL) is shared by N.
 //
 // Deduplication: (integration_id, webhook-id) is unique. A repeated delivery is acknowledged
-// (duplicate = true, with the first delivery's event id) and never queued for processing again.
+// (duplicate = true, with the first delivery's event id) and never queued for processing again; its
+// body is not written anywhere.
 //
 // Event life: pending -> processing (claimed by a worker, attempts + 1) -> done, or back to pending
 // with a later next_attempt_at, or dead (dead letter) with last_error. replay() puts an event back
 // to pending. reclaim() returns events left in processing by a crashed process to pending.
 //
 // Bodies: with InboxOptions::body_dir set, bodies live in an append-only body log (body_log.h)
-// instead of the body column: a group commit first writes every body of its batch with one
-// pwritev (fdatasync'ed when the Db is full_sync), then commits rows that reference them. Rows
+// instead of the body column: a group commit takes the write lock, writes the bodies of the batch's
+// new deliveries with one pwritev (fdatasync'ed when the Db is full_sync), then inserts and commits
+// the rows that reference them. Rows
 // written without a body log keep their body inline, and both kinds are read the same way.
 // collect_body_segments() deletes segments no row needs any more and, after inline_after_ms,
 // copies the bodies of pending and dead events still in a segment into their rows, so a dead
@@ -27,6 +29,7 @@
 // then queues on its mutex instead of SQLite's sleeping busy handler. The Db must outlive the Inbox.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -52,6 +55,10 @@ struct Delivery {
   std::string_view webhook_id;  // the webhook-id header
   int64_t recording_id = 0;
   std::string_view body;        // the raw bytes that were signed
+  // Non-empty: verified, but not a Meeting this bridge can process (static text, e.g. "not a
+  // Meeting: recording_id is missing"). Stored as a dead letter with this reason, never claimed by
+  // a worker; listed and replayable like any other.
+  std::string_view unprocessable;
 };
 
 struct Appended {
@@ -84,6 +91,15 @@ struct BodyCollection {
   int kept = 0;     // segments still needed (or locked by a writer)
 };
 
+// How a worker's batch left one claimed event (Inbox::finish_batch).
+struct EventOutcome {
+  enum Kind { kDone, kRetry, kDead };
+  int64_t event_id = 0;
+  Kind kind = kDone;
+  std::string error;                // kRetry, kDead
+  int64_t next_attempt_at_ms = 0;   // kRetry
+};
+
 struct InboxFilter {
   std::string status;          // "" = any
   int64_t integration_id = 0;  // 0 = any
@@ -106,6 +122,11 @@ struct InboxOptions {
   std::string body_dir;
   uint64_t segment_bytes = 64ull << 20;    // a writer starts a new segment past this size
   int64_t inline_after_ms = 3'600'000;     // segments untouched this long give up pending/dead bodies
+  // How long a delivery may wait for its commit to start (behind earlier batches, for this
+  // connection, for another connection's write lock) before append() fails with kUnavailable, so
+  // that the sender gets a 503 and retries instead of timing out (Svix waits about 15 s).
+  // webhooks.commit_timeout_ms.
+  int commit_timeout_ms = 3000;
 };
 
 // "<db_path>-webhook-bodies" for a database file, "" for ":memory:" and "file:" URIs.
@@ -121,8 +142,9 @@ class Inbox {
   Inbox& operator=(const Inbox&) = delete;
 
   // Commits the delivery (or finds it already there) and returns once it is durable. Blocks the
-  // caller for about one group commit. Fails with kIo when the database fails; then nothing of the
-  // delivery is stored and the sender should retry.
+  // caller for about one group commit. Fails with kIo when the database fails, and with
+  // kUnavailable when the commit could not start within commit_timeout_ms (a locked database);
+  // then nothing of the delivery is stored and the sender should retry. A repeat writes nothing.
   Result<Appended> append(const Delivery& delivery);
 
   // The same without blocking the caller (for an event-loop server): done is called exactly once,
@@ -139,6 +161,12 @@ class Inbox {
   // ---- worker side ----
   // Claims up to max due pending events (oldest due first): status processing, attempts + 1.
   Result<std::vector<InboxEvent>> claim(int max);
+  // A worker's batch bookkeeping in ONE write transaction on this inbox's Db: record() (the
+  // handler's writes, e.g. the batch's meetings and mapped versions; may be empty), the outcome of
+  // every event of the batch, and the claim of the next claim_next due events, which it returns
+  // (bodies loaded after the commit, as claim() does). Nothing of it is written when any part fails.
+  Result<std::vector<InboxEvent>> finish_batch(const std::vector<EventOutcome>& outcomes,
+                                               const std::function<Status()>& record, int claim_next);
   Status mark_done(int64_t event_id);
   // Back to pending, due at next_attempt_at_ms, remembering the error.
   Status mark_retry(int64_t event_id, std::string_view error, int64_t next_attempt_at_ms);
@@ -146,7 +174,9 @@ class Inbox {
   // Returns events in processing claimed at or before claimed_before_ms to pending. Returns how many.
   Result<int> reclaim(int64_t claimed_before_ms);
   // Deletes done events processed before processed_before_ms, at most `limit` in one transaction
-  // (so ingest never waits long behind it). Dead letters are kept. Returns how many.
+  // (so ingest never waits long behind it). Dead letters are kept, and so are events whose body is
+  // the stored content of a meeting (sync_meetings.content_event_id): their body is that meeting's
+  // only copy. Returns how many.
   Result<int> purge_done(int64_t processed_before_ms, int limit = 500);
   // The earliest next_attempt_at of a pending event, if any.
   Result<std::optional<int64_t>> next_due_ms();
@@ -169,15 +199,30 @@ class Inbox {
   Result<std::vector<std::pair<std::string, int64_t>>> counts();
 
   Clock& clock() const { return clock_; }
+  Db& db() const { return db_; }
+  // Whether WAL checkpoints run on the inbox's own connection (then no connection of the process
+  // needs SQLite's automatic checkpoints on its commit path).
+  bool checkpoints_in_background() const { return checkpoint_db_ != nullptr; }
 
  private:
   struct Pending;
   void writer_loop();
   void write_batch(std::vector<Pending*>& batch);
   void checkpoint_loop();
+  std::chrono::steady_clock::time_point commit_deadline() const;
   Status sync_wal();  // fdatasync of the database's -wal file (collector, synchronous=NORMAL)
   Status load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length);
-  Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock);
+  struct BodyAt {
+    size_t index;
+    std::string segment;
+    int64_t offset, length;
+  };
+  // REQUIRES: inside a transaction on db_. Claims rows; bodies in the log are listed in refs.
+  Status claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs);
+  void load_bodies(std::vector<InboxEvent>& events, const std::vector<BodyAt>& refs);
+  Status mark(const EventOutcome& o);
+  Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock, const char* movable);
+  Result<bool> has_meetings_table();
 
   Db& db_;
   Clock& clock_;
@@ -193,6 +238,7 @@ class Inbox {
   std::unique_ptr<BodyLog> log_;         // null without body_dir
   std::vector<BodyRecord> records_;      // writer thread: the batch's bodies
   std::vector<int64_t> offsets_;         // writer thread: where append() put them
+  std::vector<int> slots_;               // writer thread: each delivery's record (or why none)
   std::string segment_;                  // writer thread: the segment append() used
 
   std::unique_ptr<Db> checkpoint_db_;  // own connection, used by checkpointer_ only
