@@ -133,6 +133,7 @@ Status from_json(const json& root, Config* c) {
              .get("watchdog_ms", &sc.watchdog_ms).get("reload_interval_ms", &sc.reload_interval_ms)
              .get("company_domains", &sc.company_domains)
              .get("fathom_calls_per_event", &sc.fathom_calls_per_event)
+             .get("crm_max_bytes", &sc.crm_max_bytes)
              .finish());
   FB_TRY(Section(root, "store").get("path", &c->store.path).get("full_sync", &c->store.full_sync)
              .get("busy_timeout_ms", &c->store.busy_timeout_ms).finish());
@@ -276,6 +277,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.scripts.max_call_depth, "scripts.max_call_depth"));
   FB_TRY(check_positive(c.scripts.max_pattern_subject, "scripts.max_pattern_subject"));
   FB_TRY(check_positive(c.scripts.watchdog_ms, "scripts.watchdog_ms"));
+  FB_TRY(check_positive(c.scripts.crm_max_bytes, "scripts.crm_max_bytes"));
   if (c.scripts.hook_mode != "watchdog" && c.scripts.hook_mode != "always")
     return Status::Config("setting 'scripts.hook_mode' must be \"watchdog\" or \"always\"");
   if (c.scripts.reload_interval_ms < 0) return Status::Config("setting 'scripts.reload_interval_ms' must be >= 0");

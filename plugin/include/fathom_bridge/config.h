@@ -125,6 +125,11 @@ struct ScriptConfig {
   // company_domains: our own email domains, for util.is_internal; empty: the recorder's domain.
   std::vector<std::string> company_domains;
   int fathom_calls_per_event = 4;           // fathom_calls_per_event: fathom.transcript/summary calls per event
+  // crm_max_bytes: largest JSON text of one CRM call's arguments, and of its result. The host's
+  // copy (the encoded arguments, the result text) also counts against memory_limit_bytes while
+  // the call runs: arguments over either bound raise in the script, a larger result is the
+  // call's failure ("too_large").
+  int64_t crm_max_bytes = 4 << 20;
 };
 
 struct StoreConfig {
