@@ -5,6 +5,7 @@
 //   GET  <path of fathom.redirect_uri>       the OAuth callback: the popup page, or a 302 to the frontend
 //   POST {webhooks.path_prefix}/{token}      webhook deliveries (webhook_routes.h)
 //   GET  /healthz                            200 "ok"
+//   GET  /readyz, GET /metrics               readiness and Prometheus metrics (ops_routes.h)
 // Host routes (JSON; `Authorization: Bearer <server.api_token>` when a token is configured; without
 // one the sidecar refuses to listen on anything but loopback). The token is operator-wide: it is
 // the CRM backend's credential, not a tenant's. Routes that act on an integration take the
@@ -27,6 +28,7 @@
 //   POST /v1/webhooks/routes/remove   {tenant_id, user_id, route_id} -> {removed}
 //   POST /v1/webhooks/replay      {event_id} or {event_id: "dead"} -> {replayed}
 //   POST /v1/scripts/reload
+//   GET  /v1/openapi.json         the OpenAPI 3.1 description of every route (plugin/server/openapi.json)
 //   GET  /v1/events               ?after=ID&limit=N&wait=S -> {events: [{id, type, ...}], next: ID}: the durable
 //                                 event feed by cursor; wait=S long-polls (server/event_routes.h)
 //   GET  /v1/events/stream        the same as Server-Sent Events (Last-Event-ID resumes)
@@ -36,9 +38,11 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "fathom_bridge/bridge.h"
 #include "fathom_bridge/status.h"
+#include "server/http_server.h"
 
 namespace fb::detail {
 
@@ -55,6 +59,8 @@ class Sidecar {
   static Result<std::unique_ptr<Sidecar>> start(Bridge& bridge, int port_override = -1);
   ~Sidecar();
   int port() const;
+  // Every route mounted (for the OpenAPI coverage check).
+  std::vector<HttpServer::RouteInfo> routes() const;
   void stop();
 
  private:

@@ -121,8 +121,18 @@ FB_API int fb_set_crm_batch_callbacks(fb_bridge *b, fb_crm_batch_begin_fn begin,
 
 /* ---- Connect ---- */
 
-/* Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
- * callback page posts to window.opener), 0 for the redirect flow back to the frontend.
+/* The popup callback page's message. In the popup flow the callback page (the "body" that
+ * fb_connect_callback() returns) calls window.opener.postMessage(message, <origin of frontend.url>)
+ * and closes itself. The event's origin is the origin of fathom.redirect_uri; message is
+ *   {"source": "fathom-bridge", "status": "connected", "integration_id": <integer>}   on success,
+ *   {"source": "fathom-bridge", "status": "error", "error": "<reason>"}              on failure,
+ * where reason is the short machine reason of fb_connect_callback()'s "error" ("access_denied",
+ * "state_expired", ...). A frontend checks event.origin and data.source, then data.status.
+ * Keys may be added later; existing ones keep their meaning. In the redirect flow the browser is
+ * sent to frontend.url + frontend.success_path with ?fathom=connected or ?fathom=error&reason=<reason>.
+ *
+ * Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
+ * callback page posts to window.opener, as above), 0 for the redirect flow back to the frontend.
  * *authorize_url receives the URL to open in the user's browser. */
 FB_API int fb_connect_start(fb_bridge *b, const char *tenant_id, const char *user_id, const char *team_id,
                             int popup, char **authorize_url);
