@@ -200,6 +200,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
                                                   m.fathom.get());
   detail::InboxOptions io;
   io.body_dir = detail::default_body_dir(m.db_webhooks->path());  // bodies beside the database file
+  io.commit_timeout_ms = config.webhooks.commit_timeout_ms;
   m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock, io);
   m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
   m.webhook_handler = std::make_unique<detail::MeetingEventHandler>(*m.meetings, *m.dispatcher, *m.integrations,

@@ -14,6 +14,19 @@ namespace {
 
 constexpr size_t kStopHeadroom = 1 << 20;  // lets the stop error itself be built and raised
 
+// ThreadSanitizer does not model membarrier: under it the worker takes the RMW path, which it does.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kUseMembarrier = false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kUseMembarrier = false;
+#else
+constexpr bool kUseMembarrier = true;
+#endif
+#else
+constexpr bool kUseMembarrier = true;
+#endif
+
 bool membarrier_ready() {
   static const bool ready = [] {
     long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
@@ -33,6 +46,12 @@ std::string lua_location(lua_State* L) {
     }
   }
   return "";
+}
+
+bool budget_stopped(lua_State* L) {
+  void* ud = nullptr;
+  if (lua_getallocf(L, &ud) != &StateLimits::alloc) return false;
+  return static_cast<const StateLimits*>(ud)->stopped();
 }
 
 namespace {
@@ -74,8 +93,20 @@ int64_t StateLimits::now_ns() {
       .count();
 }
 
-void StateLimits::wait_while_arming() const {
-  if (!membarrier_ready()) std::atomic_thread_fence(std::memory_order_seq_cst);
+// The worker's side of the arming handshake (limits.h). The stores that unlinked the block being
+// freed must be visible to a watchdog that then walks the CallInfo list, or the worker must see
+// that the watchdog is walking and wait. With membarrier the watchdog's barrier orders the worker's
+// stores before this relaxed load. Without it (or under ThreadSanitizer, which models neither
+// membarrier nor a lone fence), a read-modify-write on arming_ does: RMWs of one atomic are
+// totally ordered, so either ours comes first and the watchdog's exchange reads its value (ours
+// is a release, the exchange an acquire: our stores happen before the walk), or the exchange
+// comes first and we read 1 and wait for its release store of 0 (the walk happens before the free).
+void StateLimits::wait_while_arming() {
+  if (kUseMembarrier && membarrier_ready()) {
+    if (!arming_.load(std::memory_order_relaxed)) return;
+  } else if (arming_.fetch_add(0, std::memory_order_seq_cst) == 0) {
+    return;
+  }
   while (arming_.load(std::memory_order_acquire)) std::this_thread::yield();
 }
 
@@ -252,10 +283,10 @@ void StateLimits::watchdog_check(int64_t now) {
   if (!active_.load(std::memory_order_acquire) || armed_) return;
   if (host_since_.load(std::memory_order_relaxed) != 0) return;  // in a host call: nothing to interrupt
   if (script_ns(now) < static_cast<int64_t>(limits_.watchdog_ms) * 1'000'000) return;
-  arming_.store(true, std::memory_order_seq_cst);
-  if (membarrier_ready()) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  arming_.exchange(1, std::memory_order_seq_cst);  // an RMW: see wait_while_arming
+  if (kUseMembarrier && membarrier_ready()) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
   lua_sethook(L_, &StateLimits::hook, LUA_MASKCOUNT, kHookEvery);
-  arming_.store(false, std::memory_order_release);
+  arming_.store(0, std::memory_order_release);
   armed_ = true;
 }
 

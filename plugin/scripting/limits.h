@@ -25,7 +25,9 @@
 // allocator closes it: while the watchdog arms, frees wait (arming_ flag); the watchdog sets the
 // flag and then issues membarrier(PRIVATE_EXPEDITED) so the worker's stores before the flag
 // check are visible to it (an asymmetric Dekker fence: the worker's fast path is one relaxed
-// load). Where membarrier is unavailable the worker pays a full fence on each free instead.
+// load). Where membarrier is unavailable, and under ThreadSanitizer (which models no membarrier
+// and no lone fence), the worker does a read-modify-write on the flag for each free instead,
+// which orders the two sides in the C++ memory model itself (wait_while_arming explains how).
 // Coroutines are not in the sandbox, so no CallInfo is ever inside a yieldable pcall whose
 // fields the trap flag could overlap.
 #pragma once
@@ -131,7 +133,7 @@ class StateLimits {
   void arm_every_instruction(lua_State* L);
   void on_refused(size_t nsize);
   int64_t script_ns(int64_t now) const;
-  void wait_while_arming() const;
+  void wait_while_arming();
 
   BudgetLimits limits_;
   lua_State* L_ = nullptr;
@@ -146,7 +148,7 @@ class StateLimits {
   // Arming (shared with the watchdog).
   std::mutex arm_mu_;
   bool armed_ = false;                // guarded by arm_mu_
-  std::atomic<bool> arming_{false};   // the watchdog is inside lua_sethook: frees wait
+  std::atomic<int> arming_{0};        // 1 while the watchdog is inside lua_sethook: frees wait
   std::atomic<bool> active_{false};
   std::atomic<int64_t> start_ns_{0};
   std::atomic<int64_t> host_ns_{0};     // time spent in host calls during this call
@@ -190,6 +192,12 @@ class Watchdog {
 
 // "short_src:line: " of the innermost Lua function with line information, or "".
 std::string lua_location(lua_State* L);
+
+// Whether the running call of L was stopped by its budget (false for a state that StateLimits does
+// not manage). Lua runs a message handler before unwinding and, when the error came from the
+// budget hook, with hooks off (none may run inside a hook): code that calls back into the script
+// after an error (the sandbox's xpcall) must skip the script's handler once this is true.
+bool budget_stopped(lua_State* L);
 
 // Lua's own version of "was the C++ build linked": true when lua_error unwinds C++ frames
 // (destructors run). The scripting layer refuses to start otherwise.

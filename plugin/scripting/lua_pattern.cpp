@@ -30,6 +30,7 @@ bool class_match(unsigned char c, unsigned char cl) {
     case 'u': r = std::isupper(c); break;
     case 'w': r = std::isalnum(c); break;
     case 'x': r = std::isxdigit(c); break;
+    case 'z': r = c == 0; break;  // deprecated in the manual, still in Lua 5.4 (frontiers use it)
     default: return cl == c;  // %. %% %[ ...: the character itself
   }
   return std::isupper(cl) ? !r : r;  // %A is the complement of %a

@@ -5,6 +5,7 @@
 #include "lua/lua_host.h"
 #include "lua/lua_json.h"
 #include "lua/lua_modules.h"
+#include "scripting/limits.h"
 
 namespace fb::detail {
 namespace {
@@ -185,6 +186,37 @@ int safe_load(lua_State* L) {
   return lua_gettop(L) - 4;
 }
 
+// The message handler of safe_xpcall; upvalue 1 is the script's handler. After a budget stop the
+// script's handler is not called and the stop's message stays the error: Lua calls a message
+// handler before unwinding, and when the error was raised by the budget hook it does so with hooks
+// off (none may run inside a hook), so `xpcall(loop, loop)` would loop with nothing to stop it.
+int guarded_handler(lua_State* L) {
+  if (budget_stopped(L)) return 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+// xpcall(f, msgh, ...) -> true, results... | false, msgh's result. Lua's xpcall, except that the
+// handler is skipped after a budget stop (guarded_handler). Raises when msgh is not a function.
+int safe_xpcall(lua_State* L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, guarded_handler, 1);
+  lua_replace(L, 2);
+  lua_pushboolean(L, 1);  // the first result when f succeeds
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2);  // true and f go below f's arguments
+  if (lua_pcall(L, n - 2, LUA_MULTRET, 2) != LUA_OK) {
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;
+  }
+  return lua_gettop(L) - 2;
+}
+
 // collectgarbage("count") -> KiB in use. Any other option raises.
 int safe_collectgarbage(lua_State* L) {
   const char* opt = luaL_optstring(L, 1, "collect");
@@ -238,12 +270,13 @@ void open_sandbox(lua_State* L, const SandboxOptions& options) {
   lua_createtable(L, 0, 40);
   int pristine = lua_gettop(L);
   for (const char* name : {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
-                           "rawlen", "select", "tonumber", "tostring", "type", "xpcall", "_VERSION"}) {
+                           "rawlen", "select", "tonumber", "tostring", "type", "_VERSION"}) {
     copy_field(L, g, pristine, name);
   }
   static const luaL_Reg kSafe[] = {{"setmetatable", safe_setmetatable}, {"rawset", safe_rawset},
                                    {"load", safe_load},                 {"collectgarbage", safe_collectgarbage},
-                                   {"print", lua::lua_print},           {nullptr, nullptr}};
+                                   {"print", lua::lua_print},           {"xpcall", safe_xpcall},
+                                   {nullptr, nullptr}};
   luaL_setfuncs(L, kSafe, 0);
   if (options.require) {
     lua_pushcfunction(L, options.require);

@@ -1,7 +1,10 @@
 #include "store/db.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "core/log.h"
@@ -126,6 +129,13 @@ Status Db::last_error(std::string_view what) const {
 }
 
 Result<std::unique_ptr<Db>> Db::open(const std::string& path, DbOptions options) {
+  // The file holds meeting content and sealed tokens: a new one is made private (0600) before
+  // SQLite creates it with its default 0644, and SQLite gives the -wal and -shm files the mode of
+  // the database file. An existing file keeps the mode its owner gave it.
+  if (!options.read_only && !path.empty() && path != ":memory:" && path.rfind("file:", 0) != 0) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);  // otherwise SQLite opens (or fails on) what is there and says why
+  }
   std::unique_ptr<Db> db(new Db());
   db->path_ = path;
   db->full_sync_ = options.full_sync && !options.read_only;
@@ -135,6 +145,7 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, DbOptions options)
     return Status::Io("cannot open database '" + path + "': " +
                       (db->db_ ? sqlite3_errmsg(db->db_) : "out of memory"));
   }
+  db->busy_timeout_ms_ = options.busy_timeout_ms;
   sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
   sqlite3_extended_result_codes(db->db_, 0);
   std::string pragmas = "PRAGMA foreign_keys=ON;";
@@ -165,13 +176,39 @@ Status Db::with(const std::function<Status()>& fn) {
 
 Status Db::transaction(const std::function<Status()>& fn, bool immediate) {
   std::lock_guard lock(mu_);
+  return run_transaction(fn, immediate);
+}
+
+Status Db::transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn) {
+  std::unique_lock lock(mu_, std::defer_lock);
+  if (!lock.try_lock_until(deadline)) {
+    return Status::Unavailable("database '" + path_ + "': the connection stayed busy past the deadline");
+  }
+  if (tx_depth_ > 0) return run_transaction(fn, true);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return Status::Unavailable("database '" + path_ + "': no time left before the deadline");
+  // Only BEGIN IMMEDIATE waits for another connection (in WAL mode it takes the write lock), so
+  // only it gets the shorter busy timeout.
+  sqlite3_busy_timeout(db_, static_cast<int>(std::min<int64_t>(left.count(), busy_timeout_ms_)));
+  Status begin = exec("BEGIN IMMEDIATE");
+  sqlite3_busy_timeout(db_, busy_timeout_ms_);
+  if (!begin.ok()) {
+    if (begin.is(Code::kConflict)) {
+      return Status::Unavailable("database '" + path_ + "' is locked by another connection: " + begin.message());
+    }
+    return begin;
+  }
+  return run_transaction(fn, false, true);
+}
+
+Status Db::run_transaction(const std::function<Status()>& fn, bool immediate, bool begun) {
   if (tx_depth_ > 0) {  // join the outer transaction
     ++tx_depth_;
     Status s = guarded(fn, "transaction");
     --tx_depth_;
     return s;
   }
-  FB_TRY(exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN"));
+  if (!begun) FB_TRY(exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN"));
   ++tx_depth_;
   Status s = guarded(fn, "transaction");
   --tx_depth_;

@@ -11,6 +11,7 @@
 // applies the missing ones, each in its own transaction, so components evolve independently.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -114,7 +115,8 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  // Opens (creating) the database file. ":memory:" works for throwaway tests.
+  // Opens (creating) the database file. ":memory:" works for throwaway tests. A new file is
+  // created 0600 (and so are its -wal and -shm); an existing file keeps its mode.
   static Result<std::unique_ptr<Db>> open(const std::string& path, DbOptions options = {});
 
   const std::string& path() const { return path_; }
@@ -125,6 +127,10 @@ class Db {
   // when immediate is false). A non-ok Status from fn, or an exception, rolls back. Nested calls
   // from the same thread join the outer transaction.
   Status transaction(const std::function<Status()>& fn, bool immediate = true);
+  // The same (BEGIN IMMEDIATE) for a caller that has promised an answer by `deadline`: waiting for
+  // this connection's lock and for another connection's write lock both end there, with
+  // kUnavailable, instead of after busy_timeout_ms. The deadline does not bound fn itself.
+  Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn);
   // Runs fn holding the connection lock, outside any explicit transaction (single statements
   // are atomic on their own).
   Status with(const std::function<Status()>& fn);
@@ -149,10 +155,14 @@ class Db {
 
  private:
   Db() = default;
+  // REQUIRES: mu_ held. BEGIN (unless `begun`: the caller did), fn, then COMMIT or ROLLBACK; joins
+  // an outer transaction of this thread instead.
+  Status run_transaction(const std::function<Status()>& fn, bool immediate, bool begun = false);
   sqlite3* db_ = nullptr;
   std::string path_;
   bool full_sync_ = false;
-  std::recursive_mutex mu_;
+  int busy_timeout_ms_ = 0;
+  std::recursive_timed_mutex mu_;
   int tx_depth_ = 0;  // guarded by mu_
   std::unordered_map<std::string, Stmt> cache_;
 };

@@ -103,7 +103,8 @@ void BodyLog::close_segment() {
 Status BodyLog::open_segment() {
   const bool made_dir_now = !dir_ready_;
   if (!dir_ready_) {
-    if (::mkdir(options_.dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    // Private, like the database: the bodies are meeting content. An existing directory keeps its mode.
+    if (::mkdir(options_.dir.c_str(), 0700) != 0 && errno != EEXIST) {
       return Status::Io("cannot create webhook body directory '" + options_.dir + "': " + errno_text(errno));
     }
     // Also when the directory was there: whoever made it may have died (or failed, or run without
@@ -123,7 +124,7 @@ Status BodyLog::open_segment() {
     std::snprintf(name, sizeof name, "seg-%lld-%016llx.log", static_cast<long long>(now_ms),
                   static_cast<unsigned long long>(rnd));
     std::string path = options_.dir + "/" + name;
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == ENOENT && !made_dir_now) {
       // The directory went away while we ran (an operator cleaned up): make it again rather than
       // refusing every delivery until a restart.
@@ -163,6 +164,7 @@ Status BodyLog::append(const std::vector<BodyRecord>& records, std::string* segm
     close_segment();
     FB_TRY(open_segment());
   }
+  const bool fresh = active_size_ == 0;  // no record of this segment was handed out yet
   headers_.resize(records.size() * kHeaderBytes);
   iov_.clear();
   uint64_t pos = active_size_;
@@ -203,6 +205,13 @@ Status BodyLog::append(const std::vector<BodyRecord>& records, std::string* segm
   if (err == 0 && options_.sync && ::fdatasync(active_fd_) != 0) err = errno;
   if (err != 0) {
     std::string where = options_.dir + "/" + active_name_;
+    // A segment this failure left without one whole append (a full disk fails the first write of
+    // every new segment) holds nothing a row can reference: delete it rather than leave one
+    // (empty) file per failed delivery. A segment with earlier appends is kept for its records.
+    if (fresh && ::unlink(where.c_str()) != 0 && errno != ENOENT) {
+      FB_LOG(kWarn, "webhooks") << "cannot delete the failed webhook body segment '" << where
+                                << "': " << errno_text(errno);
+    }
     close_segment();  // its tail is unknown now: never append to it again
     return Status::Io("cannot write webhook bodies to segment '" + where + "': " + errno_text(err));
   }

@@ -19,7 +19,7 @@
 // reference it commit. Without sync the bytes are in the page cache once append() returns, which
 // survives a process crash like synchronous=NORMAL does.
 //
-// Bytes whose rows never commit (a failed commit, duplicates) are orphans, reclaimed with their
+// Bytes whose rows never commit (a failed commit) are orphans, reclaimed with their
 // segment. Inbox::collect_body_segments() deletes segments no row references.
 //
 // Threading: append() from one thread at a time (the Inbox writer); read(), the segment listing and
@@ -43,7 +43,7 @@
 namespace fb::detail {
 
 struct BodyLogOptions {
-  std::string dir;                        // created (one level) when missing
+  std::string dir;                        // created (one level, 0700) when missing; segments are 0600
   uint64_t segment_bytes = 64ull << 20;   // start a new segment once the active one holds this much
   bool sync = false;                      // fdatasync each append (the Db is synchronous=FULL)
 };
@@ -99,7 +99,8 @@ class BodyLog {
   // Appends the records to the active segment (a new one when none is open or it is full) with one
   // pwritev (per IOV_MAX/2 records), then fdatasync when sync. On success *segment names the
   // segment and offsets[i] is records[i]'s offset. On failure (kIo) nothing may reference the
-  // bytes; the segment is abandoned and the next append starts a new one.
+  // bytes; the segment is abandoned (deleted when it held no earlier append) and the next append
+  // starts a new one.
   Status append(const std::vector<BodyRecord>& records, std::string* segment, std::vector<int64_t>* offsets);
   // The active segment's name ("" when none is open). Writer thread only.
   const std::string& active_segment() const { return active_name_; }

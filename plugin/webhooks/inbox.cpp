@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/log.h"
 
@@ -17,7 +18,7 @@ namespace {
 
 constexpr const char* kInsert =
     "INSERT INTO webhook_inbox(integration_id, webhook_id, registration_id, recording_id, received_at, body,"
-    " next_attempt_at, body_segment, body_offset, body_length) VALUES(?,?,?,?,?,?,?,?,?,?)"
+    " next_attempt_at, body_segment, body_offset, body_length, status, last_error) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(integration_id, webhook_id) DO NOTHING";  // no RETURNING: SQLite buffers it in a temporary b-tree
 constexpr const char* kFindExisting = "SELECT id FROM webhook_inbox WHERE integration_id=? AND webhook_id=?";
 constexpr const char* kColumns =
@@ -69,6 +70,7 @@ struct Inbox::Pending {
   const Delivery* delivery = nullptr;
   Delivery copy;  // asynchronous callers: the delivery itself (its views stay the caller's)
   int64_t now_ms = 0;
+  std::chrono::steady_clock::time_point deadline;  // answer (503) by then if the commit cannot start
   Appended result;
   Status status;
   AppendCallback callback;  // set: asynchronous
@@ -152,6 +154,10 @@ void Inbox::checkpoint_loop() {
   }
 }
 
+std::chrono::steady_clock::time_point Inbox::commit_deadline() const {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.commit_timeout_ms);
+}
+
 void Inbox::set_commit_listener(std::function<void()> listener) {
   std::lock_guard lk(listener_mu_);  // waits for a call in progress: then the old one is never called again
   listener_ = std::move(listener);
@@ -161,6 +167,7 @@ Result<Appended> Inbox::append(const Delivery& delivery) {
   Pending p;
   p.delivery = &delivery;
   p.now_ms = clock_.now_ms();
+  p.deadline = commit_deadline();
   {
     std::lock_guard lk(mu_);
     if (stop_) return Status::Unavailable("webhook inbox is shutting down");
@@ -177,6 +184,7 @@ void Inbox::append_async(const Delivery& delivery, AppendCallback done) {
   p->copy = delivery;
   p->delivery = &p->copy;
   p->now_ms = clock_.now_ms();
+  p->deadline = commit_deadline();
   p->callback = std::move(done);
   {
     std::unique_lock lk(mu_);
@@ -229,31 +237,69 @@ void Inbox::writer_loop() {
 }
 
 void Inbox::write_batch(std::vector<Pending*>& batch) {
-  if (log_) {
-    // The bodies first, so that a committed row never references bytes that are not written
-    // (and synced, under full_sync). Duplicates are written too: they are found only below.
-    records_.clear();
-    for (Pending* p : batch) {
-      const Delivery& d = *p->delivery;
-      records_.push_back({{d.integration_id, d.webhook_id}, d.body});
-    }
-    Status ls = log_->append(records_, &segment_, &offsets_);
-    if (!ls.ok()) {
-      FB_LOG(kError, "webhooks") << "body log write of " << batch.size() << " deliveries failed: " << ls.message();
-      Status failed = Status::Io("webhook inbox commit failed: " + ls.message());
-      for (Pending* p : batch) p->status = failed;
-      return;
+  // A caller that waited out its commit timeout behind a batch stuck on a locked database gets its
+  // 503 now; the others bound how long this batch may wait for the write lock.
+  const auto now = std::chrono::steady_clock::now();
+  auto deadline = std::chrono::steady_clock::time_point::max();
+  for (Pending* p : batch) {
+    if (p->deadline <= now) {
+      p->status = Status::Unavailable("webhook inbox: the database stayed locked past the commit timeout");
+    } else {
+      deadline = std::min(deadline, p->deadline);
     }
   }
-  Status s = db_.transaction([&]() -> Status {
+  if (deadline == std::chrono::steady_clock::time_point::max()) return;
+  Status s = db_.transaction_until(deadline, [&]() -> Status {
+    // Repeats are answered from the row already there before any body is written: a repeat's body
+    // would be an orphan in the body log. We hold the write lock, so nothing can insert between.
+    // kRepeat: known already (or timed out); kTwin: an earlier delivery of this batch has its id.
+    constexpr int kRepeat = -1, kTwin = -2;
+    slots_.assign(batch.size(), kRepeat);
+    records_.clear();
+    std::set<std::pair<int64_t, std::string_view>> fresh;
+    Stmt& find = db_.prepare(kFindExisting);
+    auto find_existing = [&](Pending* p) -> Result<bool> {
+      find.bind(1, p->delivery->integration_id).bind(2, p->delivery->webhook_id);
+      auto found = find.step();
+      if (found.ok() && *found) p->result = {find.int64(0), true};
+      find.reset();
+      return found;
+    };
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Pending* p = batch[i];
+      if (!p->status.ok()) continue;
+      FB_ASSIGN(bool known, find_existing(p));
+      if (known) continue;
+      const Delivery& d = *p->delivery;
+      if (!fresh.emplace(d.integration_id, d.webhook_id).second) {
+        slots_[i] = kTwin;
+        continue;
+      }
+      slots_[i] = static_cast<int>(records_.size());
+      records_.push_back({{d.integration_id, d.webhook_id}, d.body});
+    }
+    // The bodies before the rows, so that a committed row never references bytes that are not
+    // written (and synced, under full_sync).
+    if (log_ && !records_.empty()) FB_TRY(log_->append(records_, &segment_, &offsets_));
     Stmt& ins = db_.prepare(kInsert);
     for (size_t i = 0; i < batch.size(); ++i) {
       Pending* p = batch[i];
+      const int slot = slots_[i];
+      if (slot == kRepeat) continue;
+      if (slot == kTwin) {  // inserted above, by its twin
+        FB_TRY(find_existing(p).status());
+        continue;
+      }
       const Delivery& d = *p->delivery;
       ins.bind(1, d.integration_id).bind(2, d.webhook_id).bind(3, d.registration_id).bind(4, d.recording_id);
       ins.bind(5, p->now_ms).bind(7, p->now_ms);
+      if (d.unprocessable.empty()) {
+        ins.bind(11, "pending").bind(12, nullptr);
+      } else {
+        ins.bind(11, "dead").bind(12, d.unprocessable);
+      }
       if (log_) {
-        ins.bind_blob(6, std::string_view("", 0)).bind(8, segment_).bind(9, offsets_[i]);
+        ins.bind_blob(6, std::string_view("", 0)).bind(8, segment_).bind(9, offsets_[static_cast<size_t>(slot)]);
         ins.bind(10, static_cast<int64_t>(d.body.size()));
       } else {
         ins.bind_blob(6, d.body).bind(8, nullptr).bind(9, nullptr).bind(10, nullptr);
@@ -261,21 +307,19 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
       FB_TRY(ins.run());
       if (db_.changes() == 1) {
         p->result = {db_.last_insert_rowid(), false};
-        continue;
+      } else {
+        FB_TRY(find_existing(p).status());
       }
-      Stmt& find = db_.prepare(kFindExisting);
-      find.bind(1, d.integration_id).bind(2, d.webhook_id);
-      auto found = find.step();
-      if (!found.ok()) return found.status();
-      p->result = {*found ? find.int64(0) : 0, true};
-      find.reset();
     }
     return Status::Ok();
   });
   if (!s.ok()) {
     FB_LOG(kError, "webhooks") << "inbox commit of " << batch.size() << " deliveries failed: " << s.message();
-    Status failed = Status::Io("webhook inbox commit failed: " + s.message());
-    for (Pending* p : batch) p->status = failed;
+    Status failed(s.is(Code::kUnavailable) ? Code::kUnavailable : Code::kIo,
+                  "webhook inbox commit failed: " + s.message());
+    for (Pending* p : batch) {
+      if (p->status.ok()) p->status = failed;
+    }
   }
 }
 

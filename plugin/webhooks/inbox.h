@@ -9,15 +9,17 @@
 // deliveries the cost of a commit (and of its fsync under FULL) is shared by N.
 //
 // Deduplication: (integration_id, webhook-id) is unique. A repeated delivery is acknowledged
-// (duplicate = true, with the first delivery's event id) and never queued for processing again.
+// (duplicate = true, with the first delivery's event id) and never queued for processing again; its
+// body is not written anywhere.
 //
 // Event life: pending -> processing (claimed by a worker, attempts + 1) -> done, or back to pending
 // with a later next_attempt_at, or dead (dead letter) with last_error. replay() puts an event back
 // to pending. reclaim() returns events left in processing by a crashed process to pending.
 //
 // Bodies: with InboxOptions::body_dir set, bodies live in an append-only body log (body_log.h)
-// instead of the body column: a group commit first writes every body of its batch with one
-// pwritev (fdatasync'ed when the Db is full_sync), then commits rows that reference them. Rows
+// instead of the body column: a group commit takes the write lock, writes the bodies of the batch's
+// new deliveries with one pwritev (fdatasync'ed when the Db is full_sync), then inserts and commits
+// the rows that reference them. Rows
 // written without a body log keep their body inline, and both kinds are read the same way.
 // collect_body_segments() deletes segments no row needs any more and, after inline_after_ms,
 // copies the bodies of pending and dead events still in a segment into their rows, so a dead
@@ -27,6 +29,7 @@
 // then queues on its mutex instead of SQLite's sleeping busy handler. The Db must outlive the Inbox.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -52,6 +55,10 @@ struct Delivery {
   std::string_view webhook_id;  // the webhook-id header
   int64_t recording_id = 0;
   std::string_view body;        // the raw bytes that were signed
+  // Non-empty: verified, but not a Meeting this bridge can process (static text, e.g. "not a
+  // Meeting: recording_id is missing"). Stored as a dead letter with this reason, never claimed by
+  // a worker; listed and replayable like any other.
+  std::string_view unprocessable;
 };
 
 struct Appended {
@@ -106,6 +113,11 @@ struct InboxOptions {
   std::string body_dir;
   uint64_t segment_bytes = 64ull << 20;    // a writer starts a new segment past this size
   int64_t inline_after_ms = 3'600'000;     // segments untouched this long give up pending/dead bodies
+  // How long a delivery may wait for its commit to start (behind earlier batches, for this
+  // connection, for another connection's write lock) before append() fails with kUnavailable, so
+  // that the sender gets a 503 and retries instead of timing out (Svix waits about 15 s).
+  // webhooks.commit_timeout_ms.
+  int commit_timeout_ms = 3000;
 };
 
 // "<db_path>-webhook-bodies" for a database file, "" for ":memory:" and "file:" URIs.
@@ -121,8 +133,9 @@ class Inbox {
   Inbox& operator=(const Inbox&) = delete;
 
   // Commits the delivery (or finds it already there) and returns once it is durable. Blocks the
-  // caller for about one group commit. Fails with kIo when the database fails; then nothing of the
-  // delivery is stored and the sender should retry.
+  // caller for about one group commit. Fails with kIo when the database fails, and with
+  // kUnavailable when the commit could not start within commit_timeout_ms (a locked database);
+  // then nothing of the delivery is stored and the sender should retry. A repeat writes nothing.
   Result<Appended> append(const Delivery& delivery);
 
   // The same without blocking the caller (for an event-loop server): done is called exactly once,
@@ -175,6 +188,7 @@ class Inbox {
   void writer_loop();
   void write_batch(std::vector<Pending*>& batch);
   void checkpoint_loop();
+  std::chrono::steady_clock::time_point commit_deadline() const;
   Status sync_wal();  // fdatasync of the database's -wal file (collector, synchronous=NORMAL)
   Status load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length);
   Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock);
@@ -193,6 +207,7 @@ class Inbox {
   std::unique_ptr<BodyLog> log_;         // null without body_dir
   std::vector<BodyRecord> records_;      // writer thread: the batch's bodies
   std::vector<int64_t> offsets_;         // writer thread: where append() put them
+  std::vector<int> slots_;               // writer thread: each delivery's record (or why none)
   std::string segment_;                  // writer thread: the segment append() used
 
   std::unique_ptr<Db> checkpoint_db_;  // own connection, used by checkpointer_ only

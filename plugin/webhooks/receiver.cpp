@@ -55,28 +55,39 @@ int64_t ReceiverStats::rejected_total() const {
 std::string ReceiverStats::to_json() const {
   nlohmann::json r = nlohmann::json::object();
   for (size_t i = 1; i < rejected.size(); ++i) r[rejection_name(static_cast<Rejection>(i))] = rejected[i];
-  return nlohmann::json{{"accepted", accepted}, {"duplicates", duplicates}, {"rejected", r}}.dump();
+  return nlohmann::json{{"accepted", accepted}, {"duplicates", duplicates}, {"unprocessable", unprocessable},
+                        {"rejected", r}}
+      .dump();
 }
 
-Result<int64_t> validate_meeting_json(std::string_view body) {
+MeetingCheck check_meeting_json(std::string_view body) {
+  MeetingCheck out;
+  constexpr std::string_view kBom = "\xEF\xBB\xBF";
+  out.json = body.substr(body.starts_with(kBom) ? kBom.size() : 0);
   thread_local simdjson::dom::parser reusable;
   std::unique_ptr<simdjson::dom::parser> own;
   simdjson::dom::parser* parser = &reusable;
-  if (body.size() > kReusableParserBytes) {
+  if (out.json.size() > kReusableParserBytes) {
     own = std::make_unique<simdjson::dom::parser>();
     parser = own.get();
   }
   simdjson::dom::element doc;
-  if (parser->parse(body.data(), body.size(), true).get(doc) != simdjson::SUCCESS) {
-    return Status::Malformed("malformed JSON");
+  if (auto err = parser->parse(out.json.data(), out.json.size(), true).get(doc); err != simdjson::SUCCESS) {
+    out.problem = err == simdjson::UTF8_ERROR ? "malformed JSON: invalid UTF-8" : "malformed JSON";
+    return out;
   }
   simdjson::dom::object obj;
-  if (doc.get(obj) != simdjson::SUCCESS) return Status::Malformed("malformed JSON: not an object");
-  int64_t id = 0;
-  if (obj["recording_id"].get(id) != simdjson::SUCCESS) {
-    return Status::Malformed("malformed JSON: recording_id must be an integer");
+  if (doc.get(obj) != simdjson::SUCCESS) {
+    out.problem = "not a Meeting: the JSON is not an object";
+    return out;
   }
-  return id;
+  simdjson::dom::element id;
+  if (obj["recording_id"].get(id) != simdjson::SUCCESS) {
+    out.problem = "not a Meeting: recording_id is missing";
+  } else if (id.get(out.recording_id) != simdjson::SUCCESS) {
+    out.problem = "not a Meeting: recording_id is not an integer";
+  }
+  return out;
 }
 
 Receiver::Receiver(Registry& registry, Inbox& inbox, Clock& clock, const WebhookConfig& config)
@@ -188,14 +199,14 @@ ReceiveResult Receiver::check(std::string_view path, const DeliveryHeaders& head
       return reject(Rejection::kBadSignature, "bad signature", integration, raw_body.size());
   }
 
-  auto recording = validate_meeting_json(raw_body);
-  if (!recording.ok()) return reject(Rejection::kMalformedJson, "malformed JSON", integration, raw_body.size());
-
+  // Verified: from here on the delivery is kept, whatever its content.
+  MeetingCheck meeting = check_meeting_json(raw_body);
   d->integration_id = integration;
   d->registration_id = ep->registration_id;
   d->webhook_id = headers.id;
-  d->recording_id = *recording;
-  d->body = raw_body;
+  d->recording_id = meeting.problem.empty() ? meeting.recording_id : 0;
+  d->body = meeting.json;
+  d->unprocessable = meeting.problem;
   ReceiveResult ok;
   ok.http_status = 200;
   ok.integration_id = integration;
@@ -209,8 +220,14 @@ ReceiveResult Receiver::committed(const Delivery& d, const Result<Appended>& app
   out.integration_id = d.integration_id;
   out.event_id = appended->event_id;
   out.duplicate = appended->duplicate;
-  out.reason = out.duplicate ? "duplicate" : "accepted";
+  out.unprocessable = d.unprocessable;
+  out.reason = out.duplicate ? "duplicate" : d.unprocessable.empty() ? "accepted" : "accepted as unprocessable";
   (out.duplicate ? duplicates_ : accepted_).fetch_add(1, std::memory_order_relaxed);
+  if (!out.duplicate && !d.unprocessable.empty()) {
+    unprocessable_.fetch_add(1, std::memory_order_relaxed);
+    FB_LOG(kWarn, "webhooks") << "stored webhook event " << out.event_id << " as a dead letter: " << d.unprocessable
+                              << " (integration " << d.integration_id << ", " << d.body.size() << " bytes)";
+  }
   return out;
 }
 
@@ -218,6 +235,7 @@ ReceiverStats Receiver::stats() const {
   ReceiverStats s;
   s.accepted = accepted_.load();
   s.duplicates = duplicates_.load();
+  s.unprocessable = unprocessable_.load();
   for (size_t i = 0; i < s.rejected.size(); ++i) s.rejected[i] = rejected_[i].load();
   return s;
 }

@@ -9,14 +9,23 @@
 //   timestamp not decimal seconds                  400 "malformed timestamp"
 //   timestamp too old / too new (tolerance_s)      401 "stale timestamp" / "future timestamp"
 //   no v1 signature matches a current key          401 "bad signature"
-//   not a JSON object with an integer recording_id 400 "malformed JSON"
-//   the inbox could not commit, or the endpoint    503 "storage unavailable" (the sender retries)
+//   the inbox could not commit within              503 "storage unavailable" (the sender retries)
+//   webhooks.commit_timeout_ms, or the endpoint
 //   could not be read (database, sealing key)
 //   committed (or already there)                   200 "accepted" / "duplicate"
+//   committed, but not a Meeting (see below)       200 "accepted as unprocessable"
 //
 // A rejection stores nothing, is counted per reason and logged (throttled to one line per reason
 // per second) with the reason, the integration when known and the body size: never a secret, a
 // signature, a path token or a body. A 2xx is returned only after the delivery is durable.
+//
+// A verified delivery is never refused for its content: refusing it would only make the sender
+// retry the same bytes and then drop them. One that is not a Meeting (not JSON, not an object, no
+// integer recording_id) is stored as a dead letter whose last_error says why ("malformed JSON"
+// only when it is not JSON; "not a Meeting: recording_id is missing", ...), listed with the
+// other dead letters and replayable once the handler can take it. A UTF-8 byte order mark before
+// the JSON (RFC 8259 section 8.1 lets a parser ignore one) is covered by the signature and then
+// dropped: the stored body is the JSON text.
 //
 // Threading: thread-safe; every method may be called from many threads at once.
 #pragma once
@@ -48,7 +57,7 @@ enum class Rejection : int {
   kStaleTimestamp,
   kFutureTimestamp,
   kBadSignature,
-  kMalformedJson,
+  kMalformedJson,  // no longer answered (a verified body is kept, see above); its counter stays
   kStorage,
   kCount,
 };
@@ -63,6 +72,7 @@ struct ReceiveResult {
   int64_t event_id = 0;     // the inbox event (also for a duplicate)
   bool duplicate = false;
   int64_t integration_id = 0;  // 0 when the path was unknown
+  std::string_view unprocessable;  // accepted, but stored as a dead letter for this (static) reason
   bool accepted() const { return rejection == Rejection::kNone; }
   // kOk, kNotFound, kTooLarge, kRejected (headers, timestamp, signature), kMalformed, kUnavailable.
   Code code() const;
@@ -71,6 +81,7 @@ struct ReceiveResult {
 struct ReceiverStats {
   int64_t accepted = 0;    // new events committed
   int64_t duplicates = 0;  // acknowledged repeats
+  int64_t unprocessable = 0;  // new events that were stored as dead letters (not a Meeting)
   std::array<int64_t, static_cast<size_t>(Rejection::kCount)> rejected{};  // by Rejection
   int64_t rejected_total() const;
   std::string to_json() const;
@@ -114,13 +125,19 @@ class Receiver {
 
   std::atomic<int64_t> accepted_{0};
   std::atomic<int64_t> duplicates_{0};
+  std::atomic<int64_t> unprocessable_{0};
   std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> rejected_{};
   std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> last_log_ms_{};
   std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> unlogged_{};
 };
 
-// Checks a delivery body: a JSON object with an integer recording_id (simdjson, full validation).
-// Returns the recording id, or kMalformed with a short reason that never quotes the body.
-Result<int64_t> validate_meeting_json(std::string_view body);
+// What a delivery body is: a JSON object with an integer recording_id (simdjson, full
+// validation), after a UTF-8 byte order mark if there is one.
+struct MeetingCheck {
+  int64_t recording_id = 0;
+  std::string_view problem;  // "" for a Meeting; else a short static reason that never quotes the body
+  std::string_view json;     // the body without its byte order mark
+};
+MeetingCheck check_meeting_json(std::string_view body);
 
 }  // namespace fb::detail

@@ -446,6 +446,7 @@ BOOST_AUTO_TEST_CASE(invalid_grant_after_a_stolen_lease_waits_for_the_thief) {
   int64_t id = connect(a, {"acme", "u1"});
   std::thread thief;
   bool fired = false;
+  bool thief_committed = false;  // asserted after join: Boost.Test is not thread-safe
   server.on_refresh = [&] {
     if (fired) return;
     fired = true;
@@ -455,11 +456,13 @@ BOOST_AUTO_TEST_CASE(invalid_grant_after_a_stolen_lease_waits_for_the_thief) {
     thief = std::thread([&, row = *seen] {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       TokenGrant g{SecretString("at-thief"), SecretString("rt-thief"), system_clock().now_s() + 3600};
-      BOOST_REQUIRE(*b.store->commit_refresh(row, g));
+      auto committed = b.store->commit_refresh(row, g);
+      thief_committed = committed.ok() && *committed;
     });
   };
   auto c = a.tokens->force_refresh(id);
   thief.join();
+  BOOST_REQUIRE(thief_committed);
   BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());
   BOOST_TEST(c->value.reveal() == "at-thief");
   BOOST_TEST(a.store->load(id)->status == "active");

@@ -127,7 +127,10 @@ struct AttackFixture {
     fs::create_symlink(fs::path(dir.root()) / "outside" / "evil.lua", fs::path(dir.dir()) / "escape.lua");
     auto o = host_options(dir);
     o.config.hook_mode = hook_mode;
+    // Loops stop on the instruction budget, a count, and the growing table on the memory cap,
+    // also a count: no attack races the clock, however slow the allocator (ASan) or the machine.
     o.config.instruction_limit = 5'000'000;
+    o.config.time_limit_ms = 600'000;
     o.sandbox = mode;
     host = open_host(o);
     crm.install(*host, {"note"});

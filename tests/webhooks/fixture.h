@@ -95,7 +95,9 @@ struct WebhookStack {
     BOOST_REQUIRE(detail::migrate_webhooks(*db).ok());
     add_test_key(sealer);
     registry = std::make_unique<detail::Registry>(*db, sealer, clock, detail::system_random(), config.webhooks);
-    inbox = std::make_unique<detail::Inbox>(*db, clock);
+    detail::InboxOptions io;
+    io.commit_timeout_ms = config.webhooks.commit_timeout_ms;
+    inbox = std::make_unique<detail::Inbox>(*db, clock, io);
     receiver = std::make_unique<detail::Receiver>(*registry, *inbox, clock, config.webhooks);
   }
 

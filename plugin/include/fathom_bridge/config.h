@@ -101,6 +101,9 @@ struct WebhookConfig {
   int backoff_max_ms = 3600 * 1000;   // backoff_max_ms
   int secret_grace_s = 24 * 3600;     // secret_grace_s: a rotated-out secret stays valid this long
   int retention_days = 30;            // retention_days: processed (done) inbox events are deleted after this; 0 = keep
+  // commit_timeout_ms: a delivery whose commit cannot start this soon (a locked database) is
+  // answered 503 so the sender retries, well before its own timeout (about 15 s).
+  int commit_timeout_ms = 3000;
 };
 
 struct ScriptConfig {

@@ -1,0 +1,240 @@
+// Red team for the time budget: everything a script can make Lua run after a stop (message
+// handlers, __close, metamethods, callbacks from C functions, readers, error objects) must stop
+// too. Lua disallows hooks while a hook runs, and the budget's error is raised from the hook, so
+// before the fix a message handler ran with no hook at all and `xpcall(loop, loop)` never ended.
+//
+// Each attack runs on its own thread: a call that does not end within kHang is reported by name
+// and the process exits (a hung thread cannot be joined), so a regression fails instead of hanging.
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+
+#include "scripting_test_util.h"
+
+using namespace fb;
+using namespace fb::test;
+
+namespace {
+
+constexpr auto kHang = std::chrono::seconds(60);
+
+const char* const kBudgetScript = R"LUA(-- mapping.lua for the budget tests: the meeting title names the attack
+local function loop() while true do end end
+local attacks = {}
+attacks.xpcall_handler_loops = function() return xpcall(loop, loop) end
+attacks.xpcall_handler_loops_in_a_statement = function() xpcall(loop, function(e) while true do end end) end
+attacks.xpcall_handler_pcalls_a_loop = function()
+  xpcall(loop, function(e) while true do pcall(loop) end end)
+end
+attacks.xpcall_handler_nests_xpcall = function()
+  xpcall(loop, function(e) return xpcall(loop, function(e2) while true do end end) end)
+end
+attacks.xpcall_handler_raises_again = function() xpcall(loop, function(e) error(e, 0) end) end
+attacks.xpcall_handler_is_error = function() xpcall(loop, error) end
+attacks.xpcall_handler_recurses = function()
+  local function f(n) return f(n + 1) end
+  xpcall(loop, function(e) return f(1) end)
+end
+attacks.xpcall_handler_returns_looping_tostring = function()
+  local ok, e = xpcall(loop, function(e) return setmetatable({}, { __tostring = loop }) end)
+  return tostring(e)
+end
+attacks.xpcall_in_pcall_in_xpcall = function()
+  xpcall(function() pcall(xpcall, loop, loop) loop() end, loop)
+end
+attacks.xpcall_handler_after_an_ordinary_error = function() xpcall(function() error("plain") end, loop) end
+attacks.close_loops = function()
+  local guard <close> = setmetatable({}, { __close = loop })
+  loop()
+end
+attacks.close_loops_under_pcall = function()
+  pcall(function()
+    local guard <close> = setmetatable({}, { __close = function() while true do pcall(loop) end end })
+    loop()
+  end)
+  loop()
+end
+attacks.close_loops_under_xpcall = function()
+  xpcall(function()
+    local guard <close> = setmetatable({}, { __close = loop })
+    loop()
+  end, loop)
+end
+attacks.close_raises_object_with_looping_tostring = function()
+  local guard <close> = setmetatable({}, { __close = function() error(setmetatable({}, { __tostring = loop })) end })
+  loop()
+end
+attacks.error_object_tostring_loops = function() error(setmetatable({}, { __tostring = loop })) end
+attacks.error_object_index_loops = function() error(setmetatable({}, { __index = loop, __tostring = loop })) end
+attacks.tostring_metamethod_loops = function() return tostring(setmetatable({}, { __tostring = loop })) end
+attacks.concat_metamethod_loops = function() return setmetatable({}, { __concat = loop }) .. "x" end
+attacks.gc_added_after_setmetatable = function()
+  local mt = {}
+  for i = 1, 1000 do setmetatable({}, mt) end
+  mt.__gc = loop
+  for i = 1, 200000 do local garbage = { i } end
+  loop()
+end
+attacks.gsub_function_loops = function() return ("aaa"):gsub("a", loop) end
+attacks.gsub_table_index_loops = function() return ("aaa"):gsub("a", setmetatable({}, { __index = loop })) end
+attacks.sort_comparator_loops = function() table.sort({ 3, 2, 1, 5, 4 }, loop) end
+attacks.sort_lt_metamethod_loops = function()
+  local mt = { __lt = loop }
+  table.sort({ setmetatable({}, mt), setmetatable({}, mt), setmetatable({}, mt) })
+end
+attacks.load_reader_loops = function() return load(loop) end
+attacks.load_reader_pcall = function() return load(function() while true do pcall(loop) end end) end
+attacks.pairs_metamethod_loops = function() for k in pairs(setmetatable({}, { __pairs = loop })) do end end
+attacks.string_rep_heavy = function() while true do local s = ("x"):rep(1 << 20) end end
+attacks.gsub_heavy = function() local s = ("ab"):rep(1 << 18) while true do s = s:gsub("a", "a") end end
+attacks.format_tostring_loops = function() return string.format("%s", setmetatable({}, { __tostring = loop })) end
+attacks.require_module_with_xpcall_loop = function() return require("xpcall_at_top") end
+
+function on_meeting(m, ctx)
+  local attack = attacks[m.title]
+  if attack then return attack() end
+  crm.note({ ok = true })
+end
+)LUA";
+
+// Attacks and a substring of the error each must end with.
+struct Attack {
+  const char* name;
+  const char* expect;
+};
+
+const Attack kAttacks[] = {
+    {"xpcall_handler_loops", "script exceeded its"},
+    {"xpcall_handler_loops_in_a_statement", "script exceeded its"},
+    {"xpcall_handler_pcalls_a_loop", "script exceeded its"},
+    {"xpcall_handler_nests_xpcall", "script exceeded its"},
+    {"xpcall_handler_raises_again", "script exceeded its"},
+    {"xpcall_handler_is_error", "script exceeded its"},
+    {"xpcall_handler_recurses", "script exceeded its"},
+    {"xpcall_handler_returns_looping_tostring", "script exceeded its"},
+    {"xpcall_in_pcall_in_xpcall", "script exceeded its"},
+    {"xpcall_handler_after_an_ordinary_error", "script exceeded its"},
+    {"close_loops", "script exceeded its"},
+    {"close_loops_under_pcall", "script exceeded its"},
+    {"close_loops_under_xpcall", "script exceeded its"},
+    {"close_raises_object_with_looping_tostring", "script exceeded its"},
+    {"error_object_tostring_loops", "script exceeded its"},
+    {"error_object_index_loops", "script exceeded its"},
+    {"tostring_metamethod_loops", "script exceeded its"},
+    {"concat_metamethod_loops", "script exceeded its"},
+    {"gc_added_after_setmetatable", "script exceeded its"},
+    {"gsub_function_loops", "script exceeded its"},
+    {"gsub_table_index_loops", "script exceeded its"},
+    {"sort_comparator_loops", "script exceeded its"},
+    {"sort_lt_metamethod_loops", "script exceeded its"},
+    {"load_reader_loops", "script exceeded its"},
+    {"load_reader_pcall", "script exceeded its"},
+    {"pairs_metamethod_loops", "script exceeded its"},
+    {"string_rep_heavy", "script exceeded its"},
+    {"gsub_heavy", "script exceeded its"},
+    {"format_tostring_loops", "script exceeded its"},
+    {"require_module_with_xpcall_loop", "script exceeded its"},
+};
+
+// Runs fn on another thread; a call still running after kHang fails the test by name and ends
+// the process, because the thread cannot be stopped or joined.
+template <typename Fn>
+auto bounded(const std::string& what, Fn fn) {
+  auto f = std::async(std::launch::async, std::move(fn));
+  if (f.wait_for(kHang) != std::future_status::ready) {
+    std::fprintf(stderr, "FAILED: %s is still running after %lld s: the script escaped its budget\n", what.c_str(),
+                 static_cast<long long>(kHang.count()));
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  return f.get();
+}
+
+std::string meeting_titled(const std::string& title, int64_t rec) {
+  return json{{"title", title}, {"recording_id", rec}}.dump();
+}
+
+void run_attacks(const std::string& hook_mode) {
+  ScriptDir dir;
+  dir.write("mapping.lua", kBudgetScript);
+  dir.write("xpcall_at_top.lua", "xpcall(function() while true do end end, function(e) while true do end end)\n");
+  auto o = host_options(dir);
+  o.config.hook_mode = hook_mode;
+  o.config.time_limit_ms = 200;
+  // Far more than 200 ms can execute: the clock stops every attack, never a counter race.
+  o.config.instruction_limit = int64_t{1} << 50;
+  o.config.memory_limit_bytes = 64 << 20;
+  auto host = open_host(o);
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  int64_t rec = 100;
+  for (const Attack& a : kAttacks) {
+    BOOST_TEST_CONTEXT("attack " << a.name << " (hook_mode " << hook_mode << ")") {
+      ++rec;
+      std::string raw = meeting_titled(a.name, rec);
+      Status s = bounded(a.name, [&] { return host->on_meeting(meeting_event(raw, rec)); });
+      BOOST_TEST(s.code() == Code::kScript, s.to_string());
+      BOOST_TEST(s.message().find(a.expect) != std::string::npos, "want " << a.expect << " in: " << s.message());
+      BOOST_TEST(s.message().find("[on_meeting, recording " + std::to_string(rec) + "]") != std::string::npos,
+                 s.message());
+      // The next event runs normally.
+      std::string ok_raw = meeting_titled("benign", rec + 1000);
+      Status next = bounded("the event after " + std::string(a.name),
+                            [&] { return host->on_meeting(meeting_event(ok_raw, rec + 1000)); });
+      BOOST_TEST(next.ok(), next.to_string());
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(budget)
+
+BOOST_AUTO_TEST_CASE(nothing_runs_past_a_stop_with_the_watchdog) { run_attacks("watchdog"); }
+
+BOOST_AUTO_TEST_CASE(nothing_runs_past_a_stop_with_the_hook_always_armed) { run_attacks("always"); }
+
+BOOST_AUTO_TEST_CASE(xpcall_handler_loop_at_the_top_level_is_rejected) {
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "xpcall(function() while true do end end, function(e) while true do end end)\n"
+            "function on_meeting() end\n");
+  auto o = host_options(dir);
+  o.config.time_limit_ms = 200;
+  auto host = bounded("loading a script whose top level loops in a message handler", [&] { return open_host(o); });
+  Status st = host->load_status();
+  BOOST_TEST(st.code() == Code::kScript, st.to_string());
+  BOOST_TEST(st.message().find("script exceeded its time budget of 200 ms") != std::string::npos, st.message());
+  BOOST_TEST(st.message().find("[load]") != std::string::npos, st.message());
+}
+
+BOOST_AUTO_TEST_CASE(xpcall_keeps_its_results_and_handler_when_nothing_stops) {
+  // The guarded xpcall is still Lua's xpcall for ordinary errors and results.
+  ScriptDir dir;
+  dir.write("mapping.lua", R"LUA(
+function on_meeting(m)
+  local a = table.pack(xpcall(function(x, y) return x + y, "two" end, function(e) return "handled" end, 1, 2))
+  local b = table.pack(xpcall(function() error({ code = 7 }) end, function(e) return "h:" .. e.code end))
+  local c = table.pack(xpcall(function() error("boom", 0) end, function(e) return e .. "!" end))
+  local d = table.pack(pcall(function() return xpcall(function() end) end))
+  crm.note({ a = { a[1], a[2], a[3], a.n }, b = { b[1], b[2] }, c = { c[1], c[2] }, d = { d[1], d[2] } })
+end
+)LUA");
+  auto host = open_host(host_options(dir));
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  std::string raw = meeting_titled("x", 1);
+  Status s = host->on_meeting(meeting_event(raw, 1));
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  json n = crm.calls_of("note").at(0).args;
+  BOOST_TEST(n["a"] == json::parse(R"([true, 3, "two", 3])"));
+  BOOST_TEST(n["b"] == json::parse(R"([false, "h:7"])"));
+  BOOST_TEST(n["c"] == json::parse(R"([false, "boom!"])"));
+  BOOST_TEST(n["d"][0] == false);
+  BOOST_TEST(n["d"][1].get<std::string>().find("bad argument #2 to 'xpcall'") != std::string::npos, n.dump());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
