@@ -3,7 +3,7 @@
 // exactly-once dispatch to a pipeline, reaction), over a real SQLite file. Driven by run.sh.
 //
 //   fb_webhook_bench_server --db FILE --secret whsec_... [--full-sync] [--threads 64] [--workers 0]
-//                           [--claim-batch 8] [--checkpoint-mb 32] [--inline-checkpoint]
+//                           [--claim-batch 32] [--checkpoint-mb 32] [--inline-checkpoint]
 //                           [--default-malloc] [--inline-bodies]
 // --default-malloc: glibc's malloc thresholds and SQLite's memory statistics as they come (the
 // sidecar's main() changes both); --inline-bodies: webhook bodies in the inbox rows, not the body log.
@@ -176,10 +176,12 @@ int main(int argc, char** argv) {
 
   OneIntegration directory;
   CountingPipeline pipeline;
+  (*store)->set_content_loader(inbox_content_loader(inbox));
+  (*dispatcher)->set_content_loader(inbox_content_loader(inbox));
   MeetingEventHandler handler(**store, **dispatcher, directory, pipeline);
   WorkerOptions wo = WorkerOptions::from(config.webhooks);
   wo.workers = std::stoi(arg(argc, argv, "--workers", "0"));
-  wo.claim_batch = std::stoi(arg(argc, argv, "--claim-batch", "8"));
+  wo.claim_batch = std::stoi(arg(argc, argv, "--claim-batch", "32"));
   WorkerPool pool(inbox, handler, clock, system_random(), wo);
   if (Status s = pool.start(); !s.ok()) return fail(s);
 

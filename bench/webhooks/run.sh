@@ -4,6 +4,7 @@
 # file). Prints one Markdown row per case; see bench/README.md, "Webhooks".
 #
 #   bench/webhooks/run.sh [BUILD_DIR] [DURATION_S] [CASE...]
+#   CLAIM_BATCH=N sets the workers' batch size in e2e-20k (default 32, as the workers).
 #   cases: ingest-20k ingest-20k-full ingest-1m ingest-1m-full ingest-1k e2e-20k   (default: all)
 #
 # Needs wrk and curl. Uses a temporary directory under $TMPDIR (removed afterwards; ~4 GB of disk
@@ -74,7 +75,7 @@ for c in $CASES; do
     ingest-1m)       run_case "$c" 1000000 $((1500 * DUR))  8 ;;
     ingest-1m-full)  run_case "$c" 1000000 $((1500 * DUR))  8 --full-sync ;;
     ingest-1k)       run_case "$c" 1000    $((150000 * DUR)) 64 ;;
-    e2e-20k)         run_case "$c" 20000   $((50000 * DUR)) 64 --workers 2 ;;
+    e2e-20k)         run_case "$c" 20000   $((50000 * DUR)) 64 --workers 2 --claim-batch "${CLAIM_BATCH:-32}" ;;
     *) echo "run.sh: unknown case $c" >&2; exit 2 ;;
   esac
 done

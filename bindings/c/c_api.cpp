@@ -205,6 +205,26 @@ int fb_register_crm_operation(fb_bridge* b, const char* name, fb_crm_fn fn, void
   });
 }
 
+int fb_set_crm_batch_callbacks(fb_bridge* b, fb_crm_batch_begin_fn begin, fb_crm_batch_end_fn end,
+                               void* user_data) {
+  return guarded(b, [&](fb::Bridge& br) {
+    auto status_of = [](int rc, const char* what) {
+      if (rc == FB_OK) return fb::Status::Ok();
+      fb::Code code = (rc > 0 && rc <= FB_CANCELLED) ? static_cast<fb::Code>(rc) : fb::Code::kUnavailable;
+      return fb::Status(code, std::string("the host's CRM batch ") + what + " returned " + std::to_string(rc));
+    };
+    fb::CrmBatchHooks hooks;
+    if (begin) {
+      hooks.begin = [=](size_t n) { return status_of(begin(user_data, n), "begin"); };
+    }
+    if (end) {
+      hooks.end = [=](bool ok) { return status_of(end(user_data, ok ? 1 : 0), "end"); };
+    }
+    fb::Status s = br.set_crm_batch_hooks(std::move(hooks));
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
 int fb_connect_start(fb_bridge* b, const char* tenant_id, const char* user_id, const char* team_id, int popup,
                      char** authorize_url) {
   if (!authorize_url) return fail(b, FB_MISUSE, "authorize_url is required");

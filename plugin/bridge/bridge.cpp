@@ -41,7 +41,9 @@ json job_to_json(const detail::JobRecord& j) {
           {"meetings_changed", j.meetings_changed},
           {"meetings_mapped", j.meetings_mapped},
           {"map_failures", j.map_failures},
-          {"content_fetched", j.content_fetched}};
+          {"content_fetched", j.content_fetched},
+          {"items_skipped", j.items_skipped},
+          {"skipped_items", j.skipped_items.empty() ? json::array() : json::parse(j.skipped_items, nullptr, false)}};
 }
 
 Result<std::unique_ptr<detail::Db>> open_db(const Config& c) {
@@ -203,8 +205,22 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   io.commit_timeout_ms = config.webhooks.commit_timeout_ms;
   m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock, io);
   m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
-  m.webhook_handler = std::make_unique<detail::MeetingEventHandler>(*m.meetings, *m.dispatcher, *m.integrations,
-                                                                    *m.pipeline);
+  FB_ASSIGN(m.webhook_meetings, detail::MeetingStore::open(*m.db_webhooks, m.clock));
+  FB_ASSIGN(m.webhook_dispatcher, detail::MeetingDispatcher::open(*m.db_webhooks, m.clock, {}, m.random));
+  for (detail::MeetingStore* s : {m.meetings.get(), m.webhook_meetings.get()}) {
+    s->set_content_loader(detail::inbox_content_loader(*m.inbox));
+  }
+  for (detail::MeetingDispatcher* d : {m.dispatcher.get(), m.webhook_dispatcher.get()}) {
+    d->set_content_loader(detail::inbox_content_loader(*m.inbox));
+  }
+  if (m.inbox->checkpoints_in_background()) {
+    // The inbox's checkpointer covers the whole file: no writer checkpoints on its commit path.
+    for (detail::Db* db : {m.db_oauth.get(), m.db_sync.get(), m.db_scripts.get()}) {
+      FB_TRY(db->with([db] { return db->exec("PRAGMA wal_autocheckpoint=0"); }));
+    }
+  }
+  m.webhook_handler = std::make_unique<detail::MeetingEventHandler>(*m.webhook_meetings, *m.webhook_dispatcher,
+                                                                    *m.integrations, *m.pipeline);
   detail::WorkerOptions wo = detail::WorkerOptions::from(config.webhooks);
   if (!options.background) wo.workers = 0;
   m.workers = std::make_unique<detail::WorkerPool>(*m.inbox, *m.webhook_handler, m.clock, m.random, wo, &m.bus,
@@ -227,6 +243,11 @@ Status Bridge::register_crm_operation(const std::string& name, CrmHandler handle
   if (name.empty()) return Status::InvalidArgument("CRM operation name is empty");
   if (!handler) return Status::InvalidArgument("CRM operation '" + name + "' has no handler");
   return impl_->scripts->register_crm_operation(name, std::move(handler));
+}
+
+Status Bridge::set_crm_batch_hooks(CrmBatchHooks hooks) {
+  impl_->pipeline->set_batch_hooks(std::move(hooks));
+  return Status::Ok();
 }
 
 // ---- connect ----

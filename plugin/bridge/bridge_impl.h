@@ -78,6 +78,10 @@ struct Bridge::Impl {
   std::unique_ptr<detail::Registry> registry;
   std::unique_ptr<detail::Inbox> inbox;
   std::unique_ptr<detail::Receiver> receiver;
+  // The webhook workers' meetings are written on the inbox's connection, so that a batch's
+  // meetings, mapped versions and event outcomes commit in one transaction (issue 11).
+  std::unique_ptr<detail::MeetingStore> webhook_meetings;
+  std::unique_ptr<detail::MeetingDispatcher> webhook_dispatcher;
   std::unique_ptr<detail::MeetingEventHandler> webhook_handler;
   std::unique_ptr<detail::WorkerPool> workers;
 

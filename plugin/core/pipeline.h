@@ -30,6 +30,14 @@ class MeetingPipeline {
   virtual Status on_meeting(const MeetingEvent& event) = 0;
   // Reacts to a verified webhook delivery after its meeting was stored (reactions.lua).
   virtual Status on_webhook(const MeetingEvent& event) { (void)event; return Status::Ok(); }
+  // Around the calls of one batch (issue 11): begin_batch before its first on_meeting/on_webhook,
+  // end_batch after its last, on the same thread, so a host can make the CRM writes of a batch one
+  // transaction of its own. end_batch(true) must make those writes durable before it returns (the
+  // batch is recorded as mapped right after); end_batch(false) after begin_batch failed. A failed
+  // begin_batch fails the whole batch (retried later); a failed end_batch(true) fails every
+  // meeting the batch mapped (they are mapped again; the idempotency keys keep that harmless).
+  virtual Status begin_batch(size_t meetings) { (void)meetings; return Status::Ok(); }
+  virtual Status end_batch(bool ok) { (void)ok; return Status::Ok(); }
 };
 
 // Read access to a recording's transcript and summary, through the cache and (when missing) the

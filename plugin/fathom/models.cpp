@@ -351,18 +351,31 @@ Result<Meeting> meeting_from(const element& el, const std::string& path, std::st
   return m;
 }
 
-// Reads {limit, next_cursor, items} and calls item_fn(element, path) for each item.
+// Reads {limit, next_cursor, items} and calls item_fn(element, path) for each item. An item that
+// fails fails the page, or with skip_bad_items goes to page.skipped.
 template <typename T, typename F>
-Result<Page<T>> page_from(std::string_view json, const char* what, F&& item_fn) {
+Result<Page<T>> page_from(std::string_view json, const char* what, F&& item_fn, bool skip_bad_items = false) {
   FB_ASSIGN(element doc, parse_doc(json, what));
   FB_ASSIGN(Obj o, Obj::of(doc, what));
   Page<T> page;
   FB_TRY(o.integer("limit", &page.limit, false));
   FB_TRY(o.str("next_cursor", &page.next_cursor));  // null, "" and absent all end the paging
   if (!o.has("items")) return Status::Malformed(o.path("items") + ": missing");
+  int64_t index = 0;
   FB_TRY(o.each("items", [&](const element& item, const std::string& p) -> Status {
-    FB_ASSIGN(T v, item_fn(item, p));
-    page.items.push_back(std::move(v));
+    const int64_t i = index++;
+    auto v = item_fn(item, p);
+    if (v.ok()) {
+      page.items.push_back(std::move(*v));
+      return Status::Ok();
+    }
+    if (!skip_bad_items) return v.status();
+    SkippedItem skipped{i, 0, v.status().message()};
+    int64_t id = 0;
+    if (item.type() == element_type::OBJECT && !as_object(item)["recording_id"].get(id) && id > 0) {
+      skipped.recording_id = id;
+    }
+    page.skipped.push_back(std::move(skipped));
     return Status::Ok();
   }));
   return page;
@@ -389,9 +402,10 @@ Result<Meeting> parse_meeting(std::string_view json) {
 }
 
 Result<Page<Meeting>> parse_meeting_page(std::string_view json) {
-  return page_from<Meeting>(json, "meetings", [](const element& item, const std::string& path) {
-    return meeting_from(item, path, simdjson::minify(item));
-  });
+  return page_from<Meeting>(
+      json, "meetings",
+      [](const element& item, const std::string& path) { return meeting_from(item, path, simdjson::minify(item)); },
+      true);
 }
 
 Result<std::vector<TranscriptItem>> parse_transcript_items(std::string_view json) {

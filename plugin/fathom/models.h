@@ -120,11 +120,21 @@ struct Webhook {
   // No raw_json: the response carries the secret, which must not be stored in plaintext.
 };
 
+// An item of a meetings page that did not parse (a real page had one without recording_id).
+// parse_meeting_page leaves it out and says why, instead of failing the page: one bad item must
+// never block the rest of the page, nor the pages after it.
+struct SkippedItem {
+  int64_t index = 0;         // its position in items
+  int64_t recording_id = 0;  // when it had a usable one, else 0
+  std::string reason;        // names the field, e.g. "meetings.items[0].recording_id: missing"
+};
+
 // One page of a cursor-paged list. `next_cursor` is empty when this was the last page, whether
 // Fathom sent null, "" or left the key out.
 template <typename T>
 struct Page {
   std::vector<T> items;
+  std::vector<SkippedItem> skipped;  // items that did not parse (meeting pages only; see SkippedItem)
   std::string next_cursor;
   int64_t limit = 0;  // as reported (0 when null or absent)
   bool last() const { return next_cursor.empty(); }
@@ -132,6 +142,7 @@ struct Page {
 
 // Parsers. `what` prefixes field paths in error messages.
 Result<Meeting> parse_meeting(std::string_view json);
+// Fails only when the page itself is malformed; a bad item goes to Page::skipped.
 Result<Page<Meeting>> parse_meeting_page(std::string_view json);
 // Body of GET /recordings/{id}/transcript: {"transcript": [...]}. raw_out (optional) receives the
 // JSON array text.

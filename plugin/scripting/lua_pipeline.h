@@ -4,7 +4,11 @@
 // the caller retries or dead-letters the event; nothing is dropped. Thread-safe.
 #pragma once
 
+#include <memory>
+#include <mutex>
+
 #include "core/pipeline.h"
+#include "fathom_bridge/crm.h"
 #include "scripting/script_host.h"
 
 namespace fb::detail {
@@ -15,9 +19,29 @@ class LuaPipeline final : public MeetingPipeline {
   explicit LuaPipeline(ScriptHost& host) : host_(host) {}
   Status on_meeting(const MeetingEvent& event) override { return host_.on_meeting(event); }
   Status on_webhook(const MeetingEvent& event) override { return host_.on_webhook(event); }
+  // The host's batch hooks (Bridge::set_crm_batch_hooks), around each batch's script calls.
+  void set_batch_hooks(CrmBatchHooks hooks) {
+    auto h = std::make_shared<const CrmBatchHooks>(std::move(hooks));
+    std::lock_guard lock(mu_);
+    hooks_ = std::move(h);
+  }
+  Status begin_batch(size_t meetings) override {
+    auto h = hooks();
+    return h && h->begin ? h->begin(meetings) : Status::Ok();
+  }
+  Status end_batch(bool ok) override {
+    auto h = hooks();
+    return h && h->end ? h->end(ok) : Status::Ok();
+  }
 
  private:
+  std::shared_ptr<const CrmBatchHooks> hooks() {
+    std::lock_guard lock(mu_);
+    return hooks_;
+  }
   ScriptHost& host_;
+  std::mutex mu_;
+  std::shared_ptr<const CrmBatchHooks> hooks_;  // guarded by mu_
 };
 
 }  // namespace fb::detail

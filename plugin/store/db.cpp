@@ -147,6 +147,13 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, DbOptions options)
   }
   db->busy_timeout_ms_ = options.busy_timeout_ms;
   sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
+  sqlite3_commit_hook(
+      db->db_,
+      [](void* self) {
+        static_cast<Db*>(self)->commits_.fetch_add(1, std::memory_order_relaxed);
+        return 0;  // 0: let the commit go ahead
+      },
+      db.get());
   sqlite3_extended_result_codes(db->db_, 0);
   std::string pragmas = "PRAGMA foreign_keys=ON;";
   if (!options.read_only) {

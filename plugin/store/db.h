@@ -11,6 +11,7 @@
 // applies the missing ones, each in its own transaction, so components evolve independently.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -143,6 +144,10 @@ class Db {
   Status exec(std::string_view sql);
   int64_t last_insert_rowid() const;
   int changes() const;
+  // Write transactions this connection has committed since it was opened: explicit ones and
+  // single statements that wrote (autocommit), counted by SQLite's commit hook. Read-only work
+  // commits nothing. Tests use it to check a batch's bookkeeping is one transaction. Thread-safe.
+  int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
   // Applies the component's migrations that are not yet recorded. Safe to call from several
   // processes at once: each step runs under BEGIN IMMEDIATE and re-checks its version.
@@ -164,6 +169,7 @@ class Db {
   int busy_timeout_ms_ = 0;
   std::recursive_timed_mutex mu_;
   int tx_depth_ = 0;  // guarded by mu_
+  std::atomic<int64_t> commits_{0};
   std::unordered_map<std::string, Stmt> cache_;
 };
 

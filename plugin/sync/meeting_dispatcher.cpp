@@ -1,9 +1,80 @@
 #include "sync/meeting_dispatcher.h"
 
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+
 #include "core/log.h"
 #include "sync/sync_schema.h"
 
 namespace fb::detail {
+
+namespace {
+
+// The recordings some thread of this process is mapping in a batch, by "<db>|<integration>|<recording>".
+// A batch takes all of its keys at once (waiting until none is taken), so two batches never wait
+// on each other while holding keys.
+struct RecordingLocks {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<std::string> held;  // guarded by mu
+
+  void lock_all(const std::vector<std::string>& keys) {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] {
+      return std::none_of(keys.begin(), keys.end(), [&](const std::string& k) { return held.count(k) > 0; });
+    });
+    held.insert(keys.begin(), keys.end());
+  }
+  void unlock_all(const std::vector<std::string>& keys) {
+    {
+      std::lock_guard lk(mu);
+      for (const std::string& k : keys) held.erase(k);
+    }
+    cv.notify_all();
+  }
+};
+
+RecordingLocks& recording_locks() {
+  static RecordingLocks* locks = new RecordingLocks();  // never destroyed: leases may outlive statics
+  return *locks;
+}
+
+std::string recording_key(const std::string& db, int64_t integration_id, int64_t recording_id) {
+  return db + "|" + std::to_string(integration_id) + "|" + std::to_string(recording_id);
+}
+
+MeetingEvent event_of(const BatchItem& item) {
+  MeetingEvent e;
+  e.integration_id = item.integration.id;
+  e.tenant_id = item.integration.tenant_id;
+  e.user_id = item.integration.user_id;
+  e.recording_id = item.meeting.recording_id;
+  e.content_version = item.upsert.content_version;
+  e.raw_json = item.meeting.raw_json;
+  e.source = item.source;
+  return e;
+}
+
+// A pipeline call that throws is a failure of that call, not of the batch.
+template <typename F>
+Status call_pipeline(F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("pipeline threw: ") + e.what());
+  } catch (...) {
+    return Status::Internal("pipeline threw a non-standard exception");
+  }
+}
+
+}  // namespace
+
+BatchLease::~BatchLease() {
+  if (!keys_.empty()) recording_locks().unlock_all(keys_);
+}
 
 const char* dispatch_outcome_name(DispatchOutcome o) {
   switch (o) {
@@ -30,10 +101,11 @@ Result<DispatchResult> MeetingDispatcher::dispatch(const IntegrationInfo& integr
   for (int round = 0; round < 8; ++round) {
     enum { kClaimed, kNothing, kBusy } claim = kNothing;
     int64_t version = 0;
+    int64_t pointer = 0;
     std::string raw;
     Status s = db_.transaction([&]() -> Status {
       Stmt& q = db_.prepare(
-          "SELECT content_version, mapped_version, claim_token, claim_until, raw_json FROM sync_meetings "
+          "SELECT content_version, mapped_version, claim_token, claim_until, raw_json, content_event_id FROM sync_meetings "
           "WHERE integration_id=? AND recording_id=?");
       q.bind_all(integration.id, recording_id);
       FB_ASSIGN(bool found, q.step());
@@ -57,6 +129,7 @@ Result<DispatchResult> MeetingDispatcher::dispatch(const IntegrationInfo& integr
       }
       version = content;
       raw = q.text(4);
+      pointer = q.opt_int64(5).value_or(0);
       q.reset();
       Stmt& c = db_.prepare(
           "UPDATE sync_meetings SET claim_token=?, claim_version=?, claim_until=? "
@@ -76,6 +149,21 @@ Result<DispatchResult> MeetingDispatcher::dispatch(const IntegrationInfo& integr
       return result;
     }
 
+    if (pointer > 0) {  // the content is a webhook body in the body log
+      auto loaded = loader_ ? loader_(pointer)
+                            : Result<std::string>(Status::FailedPrecondition("no content loader for webhook bodies"));
+      if (!loaded.ok()) {
+        (void)db_.transaction([&]() -> Status {
+          Stmt& u = db_.prepare(
+              "UPDATE sync_meetings SET claim_token=NULL, claim_version=NULL, claim_until=NULL "
+              "WHERE integration_id=? AND recording_id=? AND claim_token=?");
+          u.bind_all(integration.id, recording_id, token);
+          return u.run();
+        });
+        return loaded.status().with_context("loading meeting " + std::to_string(recording_id));
+      }
+      raw = std::move(*loaded);
+    }
     MeetingEvent event;
     event.integration_id = integration.id;
     event.tenant_id = integration.tenant_id;
@@ -146,6 +234,119 @@ Result<DispatchSummary> MeetingDispatcher::dispatch_pending(const IntegrationInf
     }
   }
   return sum;
+}
+
+Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& items, MeetingStore& store) {
+  BatchLease lease;
+  std::map<std::string, size_t> first;  // key -> index of the first item of that recording
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string key = recording_key(store.db().path(), items[i].integration.id, items[i].meeting.recording_id);
+    if (first.emplace(key, i).second) lease.keys_.push_back(std::move(key));
+  }
+  recording_locks().lock_all(lease.keys_);
+
+  // What is stored now, then each item in order: a later delivery of the same recording in this
+  // batch sees what the earlier one left.
+  std::map<std::string, MeetingState> state;
+  for (const auto& [key, i] : first) {
+    FB_ASSIGN(MeetingState st, store.state(items[i].integration.id, items[i].meeting.recording_id));
+    state.emplace(key, std::move(st));
+  }
+  for (BatchItem& it : items) {
+    it.mapped = false;
+    it.map_error = Status::Ok();
+    it.status = Status::Ok();
+    MeetingState& st = state[recording_key(store.db().path(), it.integration.id, it.meeting.recording_id)];
+    it.upsert = {};
+    it.upsert.recording_id = it.meeting.recording_id;
+    if (st.found && st.content_hash == it.meeting.core_hash) {
+      it.upsert.content_version = st.content_version;
+    } else {
+      it.upsert.created = !st.found;
+      it.upsert.changed = true;
+      it.upsert.content_version = st.content_version + 1;
+      st.found = true;
+      st.content_hash = it.meeting.core_hash;
+      st.content_version = it.upsert.content_version;
+    }
+    it.upsert.needs_mapping = st.mapped_version < it.upsert.content_version;
+    if (it.upsert.needs_mapping) {
+      st.mapped_version = it.upsert.content_version;  // a later item of the batch does not map it again
+    }
+  }
+  return lease;
+}
+
+void MeetingDispatcher::run_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline) {
+  Status begun = call_pipeline([&] { return pipeline.begin_batch(items.size()); });
+  if (!begun.ok()) {
+    (void)call_pipeline([&] { return pipeline.end_batch(false); });
+    for (BatchItem& it : items) it.status = begun.with_context("starting the CRM batch");
+    return;
+  }
+  for (BatchItem& it : items) {
+    if (it.upsert.needs_mapping) {
+      MeetingEvent ev = event_of(it);
+      it.map_error = call_pipeline([&] { return pipeline.on_meeting(ev); });
+      if (it.map_error.ok()) {
+        it.mapped = true;
+      } else {
+        FB_LOG(kWarn, "sync") << "mapping meeting " << it.meeting.recording_id << " v" << it.upsert.content_version
+                              << " of integration " << it.integration.id << " failed: " << it.map_error;
+        it.status = it.map_error.with_context("mapping pipeline");
+        continue;
+      }
+    }
+    if (it.react) {
+      MeetingEvent ev = event_of(it);
+      Status r = call_pipeline([&] { return pipeline.on_webhook(ev); });
+      if (!r.ok()) it.status = r.with_context("webhook reaction");
+    }
+  }
+  Status ended = call_pipeline([&] { return pipeline.end_batch(true); });
+  if (!ended.ok()) {
+    // The host could not keep the batch's CRM writes: nothing of it counts as mapped.
+    for (BatchItem& it : items) {
+      if (!it.upsert.needs_mapping && !it.react) continue;  // made no CRM call
+      it.mapped = false;
+      it.map_error = ended.with_context("ending the CRM batch");
+      it.status = it.map_error;
+    }
+  }
+}
+
+Result<BatchLease> MeetingDispatcher::map_batch(std::vector<BatchItem>& items, MeetingStore& store,
+                                                MeetingPipeline& pipeline) {
+  FB_ASSIGN(BatchLease lease, prepare_batch(items, store));
+  run_batch(items, pipeline);
+  return lease;
+}
+
+Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, MeetingStore& store) {
+  Db& db = store.db();
+  return db.transaction([&]() -> Status {
+    for (const BatchItem& it : items) {
+      FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id).status());
+      if (it.mapped) {
+        // Only while the stored content is the one that was mapped (another process may have
+        // stored a newer version meanwhile: that one stays unmapped).
+        Stmt& u = db.prepare(
+            "UPDATE sync_meetings SET mapped_version=MAX(mapped_version, content_version), mapped_at=?, "
+            "map_error=NULL, map_attempts=0 WHERE integration_id=? AND recording_id=? AND content_hash=?");
+        u.bind_all(clock_.now_s(), it.integration.id, it.meeting.recording_id, it.meeting.core_hash);
+        FB_TRY(u.run());
+      } else if (!it.map_error.ok()) {
+        std::string err = it.map_error.to_string();
+        if (err.size() > options_.max_error_chars) err.resize(options_.max_error_chars);
+        Stmt& u = db.prepare(
+            "UPDATE sync_meetings SET map_error=?, map_attempts=map_attempts+1 "
+            "WHERE integration_id=? AND recording_id=? AND content_hash=?");
+        u.bind_all(err, it.integration.id, it.meeting.recording_id, it.meeting.core_hash);
+        FB_TRY(u.run());
+      }
+    }
+    return Status::Ok();
+  });
 }
 
 }  // namespace fb::detail

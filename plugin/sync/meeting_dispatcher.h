@@ -13,6 +13,21 @@
 // of the same version is a crash after on_meeting succeeded and before the row was marked (the
 // CRM side should upsert by recording id).
 //
+// The batch path (issue 11): map_batch() + record_batch() process a batch of parsed meetings
+// (webhook events, a sync page) with no write before the mapping and one write after it:
+//   map_batch    takes the process-wide locks of the batch's recordings (so no other thread of
+//                this process maps them meanwhile), reads their stored hash and versions, works
+//                out each meeting's content version, and calls on_meeting for each version not
+//                yet mapped (and on_webhook for webhook events) between the pipeline's
+//                begin_batch() and end_batch(), outside any transaction;
+//   record_batch inside the caller's transaction (the one that also marks the webhook events
+//                done, or commits the sync page's checkpoint): upserts the meetings (content by
+//                pointer for webhook events) and records each mapped version or mapping error.
+// A crash between the two leaves the events claimed (or the page not checkpointed): they are
+// mapped again after the restart, as with dispatch(); the CRM's idempotency keys
+// (recording, content version, call) make that replay harmless. Across processes the write is
+// conditional (a version is recorded mapped only while the stored hash is the one that was mapped).
+//
 // Thread-safe.
 #pragma once
 
@@ -20,11 +35,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/integration_directory.h"
 #include "core/pipeline.h"
 #include "core/random.h"
+#include "fathom/models.h"
+#include "sync/meeting_store.h"
 #include "fathom_bridge/status.h"
 #include "store/db.h"
 
@@ -58,6 +76,34 @@ struct DispatchSummary {
   Status first_error;
 };
 
+// One meeting of a batch, parsed once by the caller.
+struct BatchItem {
+  IntegrationInfo integration;
+  Meeting meeting;               // meeting.raw_json is what the pipeline gets
+  int64_t content_event_id = 0;  // >0: the content is that inbox event's body (stored by pointer)
+  std::string source;            // "webhook", "sync"
+  bool react = false;            // also run MeetingPipeline::on_webhook (webhook events)
+  // Set by map_batch:
+  UpsertResult upsert;           // the version as worked out from what was stored
+  bool mapped = false;           // on_meeting accepted upsert.content_version in this batch
+  Status map_error;              // on_meeting's failure (recorded on the meeting)
+  Status status;                 // the item's outcome: map_error, or the reaction's failure
+};
+
+// Holds the process-wide locks of a batch's recordings until it is destroyed (after the commit).
+class BatchLease {
+ public:
+  BatchLease() = default;
+  ~BatchLease();
+  BatchLease(BatchLease&& o) noexcept : keys_(std::move(o.keys_)) { o.keys_.clear(); }
+  BatchLease& operator=(BatchLease&&) = delete;
+  BatchLease(const BatchLease&) = delete;
+
+ private:
+  friend class MeetingDispatcher;
+  std::vector<std::string> keys_;
+};
+
 class MeetingDispatcher {
  public:
   // Applies the "sync" migrations. All references must outlive the dispatcher.
@@ -74,6 +120,21 @@ class MeetingDispatcher {
   Result<DispatchSummary> dispatch_pending(const IntegrationInfo& integration, MeetingPipeline& pipeline,
                                            std::string_view source, int limit = 1000);
 
+  // The batch path (see the top of this file). map_batch fills each item's upsert, mapped,
+  // map_error and status; non-ok only for a storage error (then nothing was mapped). store's Db
+  // must be the one record_batch's caller writes through.
+  Result<BatchLease> map_batch(std::vector<BatchItem>& items, MeetingStore& store, MeetingPipeline& pipeline);
+  // map_batch in two steps, for a caller with work between them (sync fetches content the
+  // mapping needs): prepare_batch takes the locks and works out versions and needs_mapping;
+  // run_batch calls the pipeline.
+  Result<BatchLease> prepare_batch(std::vector<BatchItem>& items, MeetingStore& store);
+  void run_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline);
+  // REQUIRES: inside a transaction on store.db() (it joins it), with the lease still held.
+  Status record_batch(const std::vector<BatchItem>& items, MeetingStore& store);
+
+  // Where single dispatch() reads meetings stored by pointer.
+  void set_content_loader(ContentLoader loader) { loader_ = std::move(loader); }
+
  private:
   MeetingDispatcher(Db& db, Clock& clock, DispatcherOptions options, Random& random)
       : db_(db), clock_(clock), options_(options), random_(random) {}
@@ -82,6 +143,7 @@ class MeetingDispatcher {
   Clock& clock_;
   const DispatcherOptions options_;
   Random& random_;
+  ContentLoader loader_;
 };
 
 }  // namespace fb::detail

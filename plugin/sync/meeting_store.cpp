@@ -13,7 +13,7 @@ constexpr const char* kMeetingColumns =
     "scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, recorded_by_team, "
     "invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, content_hash, "
     "content_version, mapped_version, mapped_at, map_error, map_attempts, first_source, last_source, "
-    "first_seen_at, last_seen_at, updated_at";
+    "first_seen_at, last_seen_at, updated_at, content_event_id, content_parts";
 
 StoredMeeting read_meeting(const Stmt& q) {
   StoredMeeting m;
@@ -48,6 +48,8 @@ StoredMeeting read_meeting(const Stmt& q) {
   m.first_seen_at = q.int64(c++);
   m.last_seen_at = q.int64(c++);
   m.updated_at = q.int64(c++);
+  m.content_event_id = q.opt_int64(c++).value_or(0);
+  m.content_parts = static_cast<int>(q.int64(c++));
   return m;
 }
 
@@ -76,6 +78,14 @@ const char* content_kind_name(ContentKind kind) {
   return "unknown";
 }
 
+int content_parts_of(const Meeting& m) {
+  auto bit = [](ContentKind k) { return 1 << static_cast<int>(k); };
+  return (m.transcript_json.empty() ? 0 : bit(ContentKind::kTranscript)) |
+         (m.default_summary_json.empty() ? 0 : bit(ContentKind::kSummary)) |
+         (m.action_items_json.empty() ? 0 : bit(ContentKind::kActionItems)) |
+         (m.crm_matches_json.empty() ? 0 : bit(ContentKind::kCrmMatches));
+}
+
 Result<std::unique_ptr<MeetingStore>> MeetingStore::open(Db& db, Clock& clock) {
   FB_TRY(migrate_sync_schema(db));
   return std::unique_ptr<MeetingStore>(new MeetingStore(db, clock));
@@ -87,32 +97,46 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, std::string_vi
   return upsert(integration_id, m, source);
 }
 
-Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting& m, std::string_view source) {
+Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting& m, std::string_view source,
+                                          int64_t content_event_id) {
   UpsertResult out;
   out.recording_id = m.recording_id;
   const int64_t now = clock_.now_s();
+  const int parts = content_parts_of(m);
+  // By pointer: the body log already holds these bytes, so the row gets none of them.
+  const std::string_view raw = content_event_id > 0 ? std::string_view("") : std::string_view(m.raw_json);
+  const std::optional<int64_t> pointer = content_event_id > 0 ? std::optional<int64_t>(content_event_id) : std::nullopt;
   Status s = db_.transaction([&]() -> Status {
     Stmt& sel = db_.prepare(
-        "SELECT content_hash, content_version, mapped_version FROM sync_meetings "
+        "SELECT content_hash, content_version, mapped_version, content_parts FROM sync_meetings "
         "WHERE integration_id=? AND recording_id=?");
     sel.bind_all(integration_id, m.recording_id);
     FB_ASSIGN(bool found, sel.step());
     std::string old_hash;
     int64_t old_version = 0, mapped = 0;
+    int old_parts = 0;
     if (found) {
       old_hash = sel.text(0);
       old_version = sel.int64(1);
       mapped = sel.int64(2);
+      old_parts = static_cast<int>(sel.int64(3));
     }
     sel.reset();
     if (found && old_hash == m.core_hash) {
+      out.content_version = old_version;
+      out.needs_mapping = mapped < old_version;
+      // Same content: keep the stored copy unless this one carries strictly more parts.
+      if ((parts & old_parts) == old_parts && parts != old_parts) {
+        Stmt& swap = db_.prepare(
+            "UPDATE sync_meetings SET raw_json=?, content_event_id=?, content_parts=?, last_seen_at=?, last_source=? "
+            "WHERE integration_id=? AND recording_id=?");
+        swap.bind_all(raw, pointer, parts, now, source, integration_id, m.recording_id);
+        return swap.run();
+      }
       Stmt& touch = db_.prepare(
           "UPDATE sync_meetings SET last_seen_at=?, last_source=? WHERE integration_id=? AND recording_id=?");
       touch.bind_all(now, source, integration_id, m.recording_id);
-      FB_TRY(touch.run());
-      out.content_version = old_version;
-      out.needs_mapping = mapped < old_version;
-      return cache_parts(integration_id, m, source);
+      return touch.run();
     }
     out.created = !found;
     out.changed = true;
@@ -123,8 +147,9 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
         "INSERT INTO sync_meetings(integration_id, recording_id, title, meeting_title, url, share_url, created_at, "
         "scheduled_start, scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, "
         "recorded_by_team, invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, "
-        "content_hash, content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "content_hash, content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at, "
+        "content_event_id, content_parts) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(integration_id, recording_id) DO UPDATE SET title=excluded.title, "
         "meeting_title=excluded.meeting_title, url=excluded.url, share_url=excluded.share_url, "
         "created_at=excluded.created_at, scheduled_start=excluded.scheduled_start, "
@@ -135,34 +160,63 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
         "invitee_count=excluded.invitee_count, external_domains=excluded.external_domains, "
         "raw_json=excluded.raw_json, content_hash=excluded.content_hash, "
         "content_version=excluded.content_version, map_error=NULL, map_attempts=0, "
-        "last_source=excluded.last_source, last_seen_at=excluded.last_seen_at, updated_at=excluded.updated_at");
+        "last_source=excluded.last_source, last_seen_at=excluded.last_seen_at, updated_at=excluded.updated_at, "
+        "content_event_id=excluded.content_event_id, content_parts=excluded.content_parts");
     up.bind_all(integration_id, m.recording_id, m.title, m.meeting_title, m.url, m.share_url, m.created_at_s,
                 m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, m.recorded_by.email,
                 m.recorded_by.name, m.recorded_by.team, m.calendar_invitees_domains_type, m.transcript_language,
-                static_cast<int64_t>(m.calendar_invitees.size()), external_domains(m), m.raw_json, m.core_hash,
-                out.content_version, source, source, now, now, now);
-    FB_TRY(up.run());
-    return cache_parts(integration_id, m, source);
+                static_cast<int64_t>(m.calendar_invitees.size()), external_domains(m), raw, m.core_hash,
+                out.content_version, source, source, now, now, now, pointer, parts);
+    return up.run();
   });
   if (!s.ok()) return s.with_context("storing meeting " + std::to_string(m.recording_id));
   return out;
 }
 
-Status MeetingStore::cache_parts(int64_t integration_id, const Meeting& m, std::string_view source) {
-  // A null part (requested but not ready at Fathom) is not cached: a later fetch may find it.
-  if (!m.transcript_json.empty()) {
-    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kTranscript, m.transcript_json, source));
+Result<MeetingState> MeetingStore::state(int64_t integration_id, int64_t recording_id) {
+  MeetingState st;
+  FB_TRY(db_.with([&]() -> Status {
+    Stmt& q = db_.prepare(
+        "SELECT content_hash, content_version, mapped_version FROM sync_meetings "
+        "WHERE integration_id=? AND recording_id=?");
+    q.bind_all(integration_id, recording_id);
+    return each_row(q, [&](const Stmt& r) {
+      st.found = true;
+      st.content_hash = r.text(0);
+      st.content_version = r.int64(1);
+      st.mapped_version = r.int64(2);
+    });
+  }));
+  return st;
+}
+
+Result<std::string> MeetingStore::resolve(std::string raw_json, int64_t content_event_id) {
+  if (content_event_id <= 0) return raw_json;
+  if (!loader_) {
+    return Status::FailedPrecondition("the meeting's content is webhook event " + std::to_string(content_event_id) +
+                                      "'s body, and this store has no content loader");
   }
-  if (!m.default_summary_json.empty()) {
-    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kSummary, m.default_summary_json, source));
+  return loader_(content_event_id);
+}
+
+Result<std::string> MeetingStore::content_json(int64_t integration_id, int64_t recording_id) {
+  std::string raw;
+  int64_t pointer = 0;
+  bool found = false;
+  FB_TRY(db_.with([&]() -> Status {
+    Stmt& q = db_.prepare("SELECT raw_json, content_event_id FROM sync_meetings WHERE integration_id=? AND recording_id=?");
+    q.bind_all(integration_id, recording_id);
+    return each_row(q, [&](const Stmt& r) {
+      found = true;
+      raw = r.text(0);
+      pointer = r.opt_int64(1).value_or(0);
+    });
+  }));
+  if (!found) {
+    return Status::NotFound("meeting " + std::to_string(recording_id) + " of integration " +
+                            std::to_string(integration_id) + " is not stored");
   }
-  if (!m.action_items_json.empty()) {
-    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kActionItems, m.action_items_json, source));
-  }
-  if (!m.crm_matches_json.empty()) {
-    FB_TRY(put_content(integration_id, m.recording_id, ContentKind::kCrmMatches, m.crm_matches_json, source));
-  }
-  return Status::Ok();
+  return resolve(std::move(raw), pointer);
 }
 
 Result<StoredMeeting> MeetingStore::get(int64_t integration_id, int64_t recording_id) {
@@ -181,6 +235,7 @@ Result<StoredMeeting> MeetingStore::get(int64_t integration_id, int64_t recordin
     return Status::NotFound("meeting " + std::to_string(recording_id) + " of integration " +
                             std::to_string(integration_id) + " is not stored");
   }
+  FB_ASSIGN(out.raw_json, resolve(std::move(out.raw_json), out.content_event_id));
   return out;
 }
 
@@ -193,6 +248,9 @@ Result<std::vector<StoredMeeting>> MeetingStore::list(int64_t integration_id, in
     q.bind_all(integration_id, limit, offset);
     return each_row(q, [&](const Stmt& r) { out.push_back(read_meeting(r)); });
   }));
+  for (StoredMeeting& m : out) {
+    FB_ASSIGN(m.raw_json, resolve(std::move(m.raw_json), m.content_event_id));
+  }
   return out;
 }
 
@@ -216,15 +274,27 @@ Result<std::vector<int64_t>> MeetingStore::unmapped(int64_t integration_id, int 
 Result<std::optional<std::string>> MeetingStore::cached_content(int64_t integration_id, int64_t recording_id,
                                                                 ContentKind kind) {
   std::optional<std::string> out;
+  int parts = 0;
   FB_TRY(db_.with([&]() -> Status {
+    Stmt& p = db_.prepare("SELECT content_parts FROM sync_meetings WHERE integration_id=? AND recording_id=?");
+    p.bind_all(integration_id, recording_id);
+    Status read = each_row(p, [&](const Stmt& r) { parts = static_cast<int>(r.int64(0)); });
+    if (!read.ok()) return read;
+    if (parts & (1 << static_cast<int>(kind))) return Status::Ok();  // the meeting's own copy has it
     Stmt& q = db_.prepare(
         "SELECT json FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND kind=?");
     q.bind_all(integration_id, recording_id, content_kind_name(kind));
-    FB_ASSIGN(bool row, q.step());
-    if (row) out = q.text(0);
-    q.reset();
-    return Status::Ok();
+    return each_row(q, [&](const Stmt& r) { out = r.text(0); });
   }));
+  if (!(parts & (1 << static_cast<int>(kind)))) return out;
+  FB_ASSIGN(std::string raw, content_json(integration_id, recording_id));
+  FB_ASSIGN(Meeting m, parse_meeting(raw));
+  switch (kind) {
+    case ContentKind::kTranscript: out = std::move(m.transcript_json); break;
+    case ContentKind::kSummary: out = std::move(m.default_summary_json); break;
+    case ContentKind::kActionItems: out = std::move(m.action_items_json); break;
+    case ContentKind::kCrmMatches: out = std::move(m.crm_matches_json); break;
+  }
   return out;
 }
 

@@ -1,21 +1,29 @@
 // meeting_store.h: the meetings repository shared by sync and the webhook workers.
 //
-// One row per (integration_id, recording_id) in sync_meetings: the Meeting JSON as received, the
+// One row per (integration_id, recording_id) in sync_meetings: where the Meeting JSON is, the
 // columns the CRM needs, a content hash and two versions:
 //   content_version  starts at 1 and grows by one each time the meeting's core content changes;
 //   mapped_version   the highest content_version the mapping pipeline accepted (0 = never).
 // The hash covers the core fields only (Meeting::core_hash): the include_* parts (transcript,
 // default_summary, action_items, crm_matches) are left out, because OAuth list calls omit them
-// while webhook payloads carry them. Those parts go to the content cache (sync_meeting_content)
-// instead, so the same meeting delivered by webhook and then listed by sync is one version.
-// When the hash is unchanged the stored raw_json is kept as it is (a later, poorer copy never
-// replaces a richer one); only last_seen_at/last_source move.
+// while webhook payloads carry them, so the same meeting delivered by webhook and then listed by
+// sync is one version.
+//
+// Content once (issue 11): the meeting's JSON is on disk in exactly one place. A webhook
+// delivery's meeting stays in the webhook body log: the row keeps a pointer (content_event_id, the
+// webhook_inbox row whose body it is) and raw_json is ''. A meeting from sync (or an upsert
+// without a pointer) is written once into raw_json. content_parts records which include_* parts
+// that copy carries; cached_content() reads a part out of it, and sync_meeting_content holds only
+// what the API's own endpoints returned (put_content). When the hash is unchanged the stored
+// content is kept (a later, poorer copy never replaces a richer one) unless the new copy carries
+// strictly more parts; only last_seen_at/last_source move.
 //
 // Thread-safe: every method runs in Db::transaction (nesting joins an outer transaction, so a
 // caller may upsert a whole page and its checkpoint atomically).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,7 +59,9 @@ struct StoredMeeting {
   std::string transcript_language;
   int64_t invitee_count = 0;
   std::string external_domains;  // comma-separated, sorted, distinct email domains of external invitees
-  std::string raw_json;
+  std::string raw_json;           // resolved through the content loader when the body log has it
+  int64_t content_event_id = 0;   // >0: the content is that webhook_inbox row's body
+  int content_parts = 0;          // ContentPart bits of the stored copy
   std::string content_hash;
   int64_t content_version = 0;
   int64_t mapped_version = 0;
@@ -64,6 +74,20 @@ struct StoredMeeting {
 
 enum class ContentKind { kTranscript, kSummary, kActionItems, kCrmMatches };
 const char* content_kind_name(ContentKind kind);  // "transcript", "summary", "action_items", "crm_matches"
+// The include_* parts a parsed meeting carries, as bits (1 << ContentKind).
+int content_parts_of(const Meeting& m);
+
+// What the batch path reads about a stored meeting before it maps (MeetingDispatcher::map_batch).
+struct MeetingState {
+  bool found = false;
+  std::string content_hash;
+  int64_t content_version = 0;
+  int64_t mapped_version = 0;
+};
+
+// Gives back the body of a webhook_inbox row (the webhook body log), for meetings stored by
+// pointer. Set by whoever wires the inbox to the store (the Bridge, tests).
+using ContentLoader = std::function<Result<std::string>(int64_t inbox_event_id)>;
 
 class MeetingStore {
  public:
@@ -73,8 +97,17 @@ class MeetingStore {
   // Parses the Meeting JSON (errors name the field), then inserts or updates the row and caches
   // any include_* parts the payload carries. `source` is "sync", "webhook", ... (recorded only).
   Result<UpsertResult> upsert(int64_t integration_id, std::string_view raw_meeting_json, std::string_view source);
-  // Same, for a meeting already parsed (its raw_json and core_hash are used).
-  Result<UpsertResult> upsert(int64_t integration_id, const Meeting& meeting, std::string_view source);
+  // Same, for a meeting already parsed (its raw_json and core_hash are used). With
+  // content_event_id > 0 the JSON is not written: the row points at that inbox row's body.
+  Result<UpsertResult> upsert(int64_t integration_id, const Meeting& meeting, std::string_view source,
+                              int64_t content_event_id = 0);
+  // The stored hash and versions (found = false when the meeting is not stored). A read.
+  Result<MeetingState> state(int64_t integration_id, int64_t recording_id);
+
+  // Where meetings stored by pointer are read from (thread-safe to call once before use).
+  void set_content_loader(ContentLoader loader) { loader_ = std::move(loader); }
+  // The meeting's JSON from wherever it is stored (kNotFound, or the loader's error).
+  Result<std::string> content_json(int64_t integration_id, int64_t recording_id);
 
   // kNotFound when the integration has no such meeting.
   Result<StoredMeeting> get(int64_t integration_id, int64_t recording_id);
@@ -84,7 +117,8 @@ class MeetingStore {
   // Recording ids with mapped_version < content_version, oldest first.
   Result<std::vector<int64_t>> unmapped(int64_t integration_id, int limit = 1000);
 
-  // The content cache. cached_content gives nullopt on a miss.
+  // A part of the meeting: from the stored meeting's own copy when it carries it, else from what
+  // the API returned earlier (put_content). nullopt on a miss.
   Result<std::optional<std::string>> cached_content(int64_t integration_id, int64_t recording_id, ContentKind kind);
   Status put_content(int64_t integration_id, int64_t recording_id, ContentKind kind, std::string_view json,
                      std::string_view source);
@@ -93,10 +127,12 @@ class MeetingStore {
 
  private:
   MeetingStore(Db& db, Clock& clock) : db_(db), clock_(clock) {}
-  Status cache_parts(int64_t integration_id, const Meeting& m, std::string_view source);
+  // raw_json of a row, or its pointer resolved through the loader.
+  Result<std::string> resolve(std::string raw_json, int64_t content_event_id);
 
   Db& db_;
   Clock& clock_;
+  ContentLoader loader_;
 };
 
 }  // namespace fb::detail

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "core/log.h"
 #include "core/random.h"
@@ -56,7 +57,7 @@ bool resumable(SyncMode requested, const std::string& checkpoint_mode) {
 constexpr const char* kJobColumns =
     "id, integration_id, tenant_id, user_id, mode, trigger, status, message, error_code, error_details, "
     "query_json, resumed_job_id, started_at, ended_at, api_calls, pages, meetings_seen, meetings_new, "
-    "meetings_changed, meetings_mapped, map_failures, content_fetched";
+    "meetings_changed, meetings_mapped, map_failures, content_fetched, items_skipped, skipped_items";
 
 JobRecord read_job(const Stmt& q) {
   JobRecord j;
@@ -83,6 +84,8 @@ JobRecord read_job(const Stmt& q) {
   j.meetings_mapped = q.int64(c++);
   j.map_failures = q.int64(c++);
   j.content_fetched = q.int64(c++);
+  j.items_skipped = q.int64(c++);
+  j.skipped_items = q.text(c++);
   return j;
 }
 
@@ -162,6 +165,8 @@ struct SyncEngine::Run {
   CallScope* scope = nullptr;
   int64_t seen = 0, created = 0, changed = 0, mapped = 0, map_failures = 0, content_fetched = 0;
   Status first_map_error;
+  int64_t skipped = 0;
+  nlohmann::json skipped_items = nlohmann::json::array();  // the first JobRecord::kMaxSkippedListed
 };
 
 Result<std::unique_ptr<SyncEngine>> SyncEngine::open(Db& db, FathomClient& client, IntegrationDirectory& directory,
@@ -402,10 +407,32 @@ Status SyncEngine::list_pages(Run& run) {
     if (stop_ || CallScope::cancelled()) return Status::Cancelled("sync stopped by request");
     FB_ASSIGN(Page<Meeting> page, client_.list_meetings(run.info.id, run.query, cursor));
     ++run.page_no;
-    std::vector<int64_t> to_map;
-    FB_TRY(store_page(run, page, &to_map));
+    // A page is one batch: mapped first, then its meetings, their mapped versions and the
+    // checkpoint commit together (a crash before that commit lists and maps the page again; the
+    // idempotency keys make the second mapping harmless).
+    std::vector<BatchItem> items;
+    items.reserve(page.items.size());
+    for (const Meeting& m : page.items) {
+      BatchItem it;
+      it.integration = run.info;
+      it.meeting = m;
+      it.source = "sync";
+      items.push_back(std::move(it));
+    }
+    FB_ASSIGN(BatchLease lease, dispatcher_.prepare_batch(items, store_));
+    FB_TRY(fetch_for_mapping(run, items));
+    if (MeetingPipeline* pipeline = pipeline_.load()) {
+      dispatcher_.run_batch(items, *pipeline);
+      for (const BatchItem& it : items) {
+        if (it.mapped) ++run.mapped;
+        if (!it.map_error.ok()) {
+          ++run.map_failures;
+          if (run.first_map_error.ok()) run.first_map_error = it.map_error;
+        }
+      }
+    }
+    FB_TRY(store_page(run, page, items));
     if (observer_) observer_(run.info.id, run.page_no, page);
-    FB_TRY(map_and_fetch(run, to_map));
     if (page.last()) return Status::Ok();
     if (page.next_cursor == cursor) {
       return Status::Malformed("Fathom GET /meetings returned the cursor it was given; stopping to avoid a loop");
@@ -414,17 +441,45 @@ Status SyncEngine::list_pages(Run& run) {
   }
 }
 
-Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, std::vector<int64_t>* to_map) {
+Status SyncEngine::fetch_for_mapping(Run& run, const std::vector<BatchItem>& items) {
+  for (const BatchItem& it : items) {
+    if (!it.upsert.needs_mapping) continue;
+    for (auto [wanted, kind, have] :
+         {std::tuple{options_.fetch_transcripts, ContentKind::kTranscript, !it.meeting.transcript_json.empty()},
+          std::tuple{options_.fetch_summaries, ContentKind::kSummary, !it.meeting.default_summary_json.empty()}}) {
+      if (!wanted || have) continue;  // the listed meeting carries it: stored with it, once
+      FB_TRY(fetch_content(run, it.meeting.recording_id, kind));
+    }
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::fetch_content(Run& run, int64_t rec, ContentKind kind) {
+  bool fetched = false;
+  auto c = content_.get(run.info.id, rec, kind, &fetched);
+  if (fetched) ++run.content_fetched;
+  if (!c.ok()) {
+    // Budget and credential problems stop the sync; a missing transcript does not.
+    if (c.code() == Code::kCancelled || c.code() == Code::kReconnectRequired || c.code() == Code::kRateLimited ||
+        c.code() == Code::kUnauthenticated) {
+      return c.status();
+    }
+    FB_LOG(kWarn, "sync") << "fetching the " << content_kind_name(kind) << " of meeting " << rec << ": " << c.status();
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {
   const int64_t now = clock_.now_s();
   int64_t seen = 0, created = 0, changed = 0, hw = run.pending_hw;
   bool found = run.found;
   Status s = db_.transaction([&]() -> Status {
-    for (const Meeting& m : page.items) {
-      FB_ASSIGN(UpsertResult r, store_.upsert(run.info.id, m, "sync"));
+    FB_TRY(dispatcher_.record_batch(items, store_));
+    for (const BatchItem& it : items) {
+      const Meeting& m = it.meeting;
       ++seen;
-      if (r.created) ++created;
-      else if (r.changed) ++changed;
-      if (r.needs_mapping) to_map->push_back(m.recording_id);
+      if (it.upsert.created) ++created;
+      else if (it.upsert.changed) ++changed;
       if (run.moves_high_water) hw = std::max(hw, m.created_at_s);
       if (m.recording_id == run.req.recording_id) found = true;
     }
@@ -455,11 +510,22 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, std::vector<i
     }
     Stmt& j = db_.prepare(
         "UPDATE sync_jobs SET pages=pages+1, meetings_seen=meetings_seen+?, meetings_new=meetings_new+?, "
-        "meetings_changed=meetings_changed+?, api_calls=? WHERE id=?");
-    j.bind_all(seen, created, changed, run.scope->calls(), run.job_id);
+        "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=? WHERE id=?");
+    j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()), run.scope->calls(), run.job_id);
     return j.run();
   });
   FB_TRY(s);
+  for (const SkippedItem& item : page.skipped) {
+    FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
+                          << ": skipped item " << item.index
+                          << (item.recording_id ? " (recording " + std::to_string(item.recording_id) + ")" : "")
+                          << ": " << item.reason;
+    ++run.skipped;
+    if (run.skipped_items.size() < JobRecord::kMaxSkippedListed) {
+      run.skipped_items.push_back(
+          {{"page", run.page_no}, {"index", item.index}, {"recording_id", item.recording_id}, {"reason", item.reason}});
+    }
+  }
   run.seen += seen;
   run.created += created;
   run.changed += changed;
@@ -473,19 +539,7 @@ Status SyncEngine::map_and_fetch(Run& run, const std::vector<int64_t>& ids) {
   for (int64_t rec : ids) {
     for (auto [wanted, kind] : {std::pair{options_.fetch_transcripts, ContentKind::kTranscript},
                                 std::pair{options_.fetch_summaries, ContentKind::kSummary}}) {
-      if (!wanted) continue;
-      bool fetched = false;
-      auto c = content_.get(run.info.id, rec, kind, &fetched);
-      if (fetched) ++run.content_fetched;
-      if (!c.ok()) {
-        // Budget and credential problems stop the sync; a missing transcript does not.
-        if (c.code() == Code::kCancelled || c.code() == Code::kReconnectRequired || c.code() == Code::kRateLimited ||
-            c.code() == Code::kUnauthenticated) {
-          return c.status();
-        }
-        FB_LOG(kWarn, "sync") << "fetching the " << content_kind_name(kind) << " of meeting " << rec << ": "
-                              << c.status();
-      }
+      if (wanted) FB_TRY(fetch_content(run, rec, kind));
     }
     if (!pipeline) continue;
     FB_ASSIGN(DispatchResult r, dispatcher_.dispatch(run.info, rec, *pipeline, "sync"));
@@ -510,6 +564,10 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
     if (run.map_failures > 0) {
       message += ", " + std::to_string(run.map_failures) + " failed to map (first: " +
                  run.first_map_error.to_string() + ")";
+    }
+    if (run.skipped > 0) {
+      message += ", " + std::to_string(run.skipped) + " malformed items skipped (first: " +
+                 run.skipped_items[0]["reason"].get<std::string>() + ")";
     }
     if (!run.note.empty()) message += "; " + run.note;
   } else {
@@ -539,10 +597,11 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
       Stmt& j = db_.prepare(
           "UPDATE sync_jobs SET status=?, message=?, error_code=?, error_details=?, ended_at=?, api_calls=?, "
           "pages=?, meetings_seen=?, meetings_new=?, meetings_changed=?, meetings_mapped=?, map_failures=?, "
-          "content_fetched=? WHERE id=?");
+          "content_fetched=?, items_skipped=?, skipped_items=? WHERE id=?");
       j.bind_all(status, message, error_code.empty() ? std::optional<std::string>() : error_code,
                  details.empty() ? std::optional<std::string>() : details, now, calls, run.page_no, run.seen,
-                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, run.job_id);
+                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, run.skipped,
+                 run.skipped ? std::optional<std::string>(run.skipped_items.dump()) : std::nullopt, run.job_id);
       FB_TRY(j.run());
     }
     Stmt& s = db_.prepare(

@@ -24,7 +24,8 @@
 // is made.
 //
 // Every run is a row in sync_jobs (see JobRecord); recent_jobs() answers "which syncs failed,
-// when, for whom, and why". IntegrationDirectory::record_sync is called after each success.
+// when, for whom, and why". A list item that does not parse never stops a sync: it is skipped,
+// counted and listed with its reason in the job (items_skipped, skipped_items) and logged. IntegrationDirectory::record_sync is called after each success.
 //
 // Thread-safe: run() may be called from several threads for different integrations.
 #pragma once
@@ -95,6 +96,12 @@ struct JobRecord {
   int64_t meetings_seen = 0, meetings_new = 0, meetings_changed = 0, meetings_mapped = 0;
   int64_t map_failures = 0;   // pipeline failures (those meetings stay unmapped and are retried)
   int64_t content_fetched = 0;  // transcripts/summaries fetched by the "always" settings
+  // List items that did not parse: left out (the rest of the page and the later pages are stored),
+  // counted here, and the first kMaxSkippedListed listed in skipped_items, a JSON array of
+  // {page, index, recording_id (0: none usable), reason}; "" when none.
+  int64_t items_skipped = 0;
+  std::string skipped_items;
+  static constexpr size_t kMaxSkippedListed = 50;
   bool ok() const { return status == "succeeded"; }
 };
 
@@ -174,7 +181,12 @@ class SyncEngine {
   Status acquire_lease(Run& run);
   Status plan(Run& run);
   Status list_pages(Run& run);
-  Status store_page(Run& run, const Page<Meeting>& page, std::vector<int64_t>* to_map);
+  // The page's meetings (already mapped by run_batch), their mapped versions and the checkpoint,
+  // in one transaction.
+  Status store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items);
+  // Fetches what the mapping of the page's new or changed meetings needs and the page lacks.
+  Status fetch_for_mapping(Run& run, const std::vector<BatchItem>& items);
+  Status fetch_content(Run& run, int64_t recording_id, ContentKind kind);
   Status map_and_fetch(Run& run, const std::vector<int64_t>& ids);
   Status finish(Run& run, const Status& outcome);
   Result<int64_t> log_job_start(Run& run, const std::string& status, const std::string& message);

@@ -111,6 +111,22 @@ CREATE TABLE sync_jobs(
 CREATE INDEX sync_jobs_integration ON sync_jobs(integration_id, started_at);
 CREATE INDEX sync_jobs_status ON sync_jobs(status, started_at);
 )sql"},
+    // Items of a page that did not parse are skipped (fathom/models.h SkippedItem), counted, and
+    // the first of them listed with their reasons: a JSON array of {page, index, recording_id, reason}.
+    {2, R"sql(
+ALTER TABLE sync_jobs ADD COLUMN items_skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_jobs ADD COLUMN skipped_items TEXT;
+)sql"},
+    // Content once (issue 11): a meeting's JSON is stored in one place. content_event_id points at
+    // the webhook_inbox row whose body (in the webhook body log) is the meeting, and raw_json is
+    // then ''; otherwise raw_json holds it. content_parts says which include_* parts that copy has
+    // (bit 1 transcript, 2 default_summary, 4 action_items, 8 crm_matches). sync_meeting_content
+    // keeps only what came from the API's own endpoints.
+    {3, R"sql(
+ALTER TABLE sync_meetings ADD COLUMN content_event_id INTEGER;
+ALTER TABLE sync_meetings ADD COLUMN content_parts INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX sync_meetings_content_event ON sync_meetings(content_event_id) WHERE content_event_id IS NOT NULL;
+)sql"},
 };
 
 Status migrate_sync_schema(Db& db) { return db.migrate("sync", kSyncMigrations); }

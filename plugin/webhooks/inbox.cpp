@@ -40,6 +40,13 @@ int64_t wall_ms() {
       .count();
 }
 
+// Rows whose body the collector may copy into the row: pending and dead events, and done events
+// whose body is a stored meeting's content (those are never purged).
+constexpr const char* kMovable = "(status IN ('pending','dead'))";
+constexpr const char* kMovableWithMeetings =
+    "(status IN ('pending','dead') OR (status='done' AND EXISTS"
+    " (SELECT 1 FROM sync_meetings WHERE content_event_id=webhook_inbox.id)))";
+
 InboxEvent read_event(const Stmt& q) {
   InboxEvent e;
   e.id = q.int64(0);
@@ -323,49 +330,81 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
   }
 }
 
-Result<std::vector<InboxEvent>> Inbox::claim(int max) {
-  std::vector<InboxEvent> out;
-  struct Ref {
-    size_t index;
-    std::string segment;
-    int64_t offset, length;
-  };
-  std::vector<Ref> refs;
+Status Inbox::claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs) {
+  if (max <= 0) return Status::Ok();
   int64_t now = clock_.now_ms();
-  Status s = db_.transaction([&]() -> Status {
-    // Ids first, then one single-row UPDATE each: a multi-row UPDATE would make SQLite open a
-    // statement journal (a temporary file) on every claim.
-    std::vector<int64_t> ids;
-    Stmt& due = db_.prepare(
-        "SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? ORDER BY next_attempt_at, id"
-        " LIMIT ?");
-    due.bind(1, now).bind(2, max);
-    FB_TRY(each_row(due, [&](const Stmt& row) { ids.push_back(row.int64(0)); }));
-    Stmt& take = db_.prepare(
-        "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=? WHERE id=?"
-        " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
-        " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length");
-    for (int64_t id : ids) {
-      take.bind(1, now).bind(2, id);
-      FB_TRY(each_row(take, [&](const Stmt& row) {
-        out.push_back(read_event(row));
-        out.back().body = row.blob(11);
-        if (!row.is_null(12)) refs.push_back({out.size() - 1, row.text(12), row.int64(13), row.int64(14)});
-      }));
-    }
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
+  // Ids first, then one single-row UPDATE each: a multi-row UPDATE would make SQLite open a
+  // statement journal (a temporary file) on every claim.
+  std::vector<int64_t> ids;
+  Stmt& due = db_.prepare(
+      "SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? ORDER BY next_attempt_at, id"
+      " LIMIT ?");
+  due.bind(1, now).bind(2, max);
+  FB_TRY(each_row(due, [&](const Stmt& row) { ids.push_back(row.int64(0)); }));
+  Stmt& take = db_.prepare(
+      "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=? WHERE id=?"
+      " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
+      " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length");
+  for (int64_t id : ids) {
+    take.bind(1, now).bind(2, id);
+    FB_TRY(each_row(take, [&](const Stmt& row) {
+      out->push_back(read_event(row));
+      out->back().body = row.blob(11);
+      if (!row.is_null(12)) refs->push_back({out->size() - 1, row.text(12), row.int64(13), row.int64(14)});
+    }));
+  }
+  return Status::Ok();
+}
+
+void Inbox::load_bodies(std::vector<InboxEvent>& events, const std::vector<BodyAt>& refs) {
   // Outside the transaction: the events are in processing now, so the collector leaves their
   // segments alone.
-  for (const Ref& r : refs) {
-    InboxEvent& e = out[r.index];
+  for (const BodyAt& r : refs) {
+    InboxEvent& e = events[r.index];
     e.body_status = load_body(e, r.segment, r.offset, r.length);
     if (!e.body_status.ok()) {
       FB_LOG(kError, "webhooks") << "cannot load the body of webhook event " << e.id << ": " << e.body_status.message();
     }
   }
+}
+
+Result<std::vector<InboxEvent>> Inbox::claim(int max) {
+  std::vector<InboxEvent> out;
+  std::vector<BodyAt> refs;
+  // An idle worker polls: look before taking the write lock, so that polling commits nothing.
+  bool due = false;
+  FB_TRY(db_.with([&] {
+    Stmt& q = db_.prepare("SELECT 1 FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? LIMIT 1");
+    q.bind(1, clock_.now_ms());
+    return each_row(q, [&](const Stmt&) { due = true; });
+  }));
+  if (!due) return out;
+  FB_TRY(db_.transaction([&] { return claim_rows(max, &out, &refs); }));
+  load_bodies(out, refs);
   return out;
+}
+
+Result<std::vector<InboxEvent>> Inbox::finish_batch(const std::vector<EventOutcome>& outcomes,
+                                                    const std::function<Status()>& record, int claim_next) {
+  std::vector<InboxEvent> out;
+  std::vector<BodyAt> refs;
+  Status committed = db_.transaction([&]() -> Status {
+    if (record) FB_TRY(record());
+    for (const EventOutcome& o : outcomes) FB_TRY(mark(o));
+    return claim_rows(claim_next, &out, &refs);
+  });
+  if (!committed.ok()) return committed;
+  load_bodies(out, refs);
+  return out;
+}
+
+Status Inbox::mark(const EventOutcome& o) {
+  switch (o.kind) {
+    case EventOutcome::kDone: return mark_done(o.event_id);
+    case EventOutcome::kRetry: return mark_retry(o.event_id, o.error, o.next_attempt_at_ms);
+    case EventOutcome::kDead: return mark_dead(o.event_id, o.error);
+  }
+  return Status::Internal("unknown event outcome");
 }
 
 Status Inbox::load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length) {
@@ -433,9 +472,14 @@ Result<int> Inbox::reclaim(int64_t claimed_before_ms) {
 Result<int> Inbox::purge_done(int64_t processed_before_ms, int limit) {
   int n = 0;
   Status s = db_.with([&] {
-    Stmt& q = db_.prepare(
-        "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE status='done' AND processed_at<?"
-        " LIMIT ?)");
+    // A meeting stored by pointer keeps its event (the sync tables exist once a MeetingStore has
+    // been opened on this file; an inbox used alone has none).
+    FB_ASSIGN(bool meetings, has_meetings_table());
+    Stmt& q = db_.prepare(meetings
+        ? "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE status='done' AND processed_at<?"
+          " AND NOT EXISTS (SELECT 1 FROM sync_meetings WHERE content_event_id=webhook_inbox.id) LIMIT ?)"
+        : "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE status='done' AND processed_at<?"
+          " LIMIT ?)");
     FB_TRY(q.bind(1, processed_before_ms).bind(2, limit).run());
     n = db_.changes();
     return Status::Ok();
@@ -460,12 +504,14 @@ Result<BodyCollection> Inbox::collect_body_segments() {
   log_->drop_unlinked();
   FB_ASSIGN(std::vector<std::string> names, log_->segments());
   int64_t old_before = wall_ms() - options_.inline_after_ms;
+  FB_ASSIGN(bool meetings, has_meetings_table());
+  const char* movable_rows = meetings ? kMovableWithMeetings : kMovable;
   // Rows referencing a segment, by whether the collector may move their bodies (pending, dead).
   auto references = [&](const std::string& name, int64_t* movable, int64_t* pinned) {
     *movable = *pinned = 0;
     return db_.with([&] {
-      Stmt& q = db_.prepare("SELECT status IN ('pending','dead'), COUNT(*) FROM webhook_inbox WHERE body_segment=?"
-                            " GROUP BY 1");
+      Stmt& q = db_.prepare(std::string("SELECT ") + movable_rows +
+                            ", COUNT(*) FROM webhook_inbox WHERE body_segment=? GROUP BY 1");
       q.bind(1, name);
       return each_row(q, [&](const Stmt& row) { *(row.int64(0) ? movable : pinned) += row.int64(1); });
     });
@@ -481,7 +527,7 @@ Result<BodyCollection> Inbox::collect_body_segments() {
     int64_t movable = 0, pinned = 0;
     FB_TRY(references(name, &movable, &pinned));
     if (movable > 0 && pinned == 0 && lock->mtime_ms() <= old_before) {
-      auto n = inline_bodies(name, *lock);
+      auto n = inline_bodies(name, *lock, movable_rows);
       if (!n.ok()) {
         FB_LOG(kError, "webhooks") << "cannot move webhook bodies out of segment '" << log_->dir() << "/" << name
                                    << "' (it is kept): " << n.status().message();
@@ -525,7 +571,16 @@ Status Inbox::sync_wal() {
   return Status::Ok();
 }
 
-Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& lock) {
+Result<bool> Inbox::has_meetings_table() {
+  bool found = false;
+  FB_TRY(db_.with([&] {
+    Stmt& q = db_.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='sync_meetings'");
+    return each_row(q, [&](const Stmt&) { found = true; });
+  }));
+  return found;
+}
+
+Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& lock, const char* movable) {
   int moved = 0;
   for (;;) {
     std::vector<InboxEvent> rows;
@@ -533,7 +588,7 @@ Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& 
     FB_TRY(db_.with([&] {
       Stmt& q = db_.prepare(
           "SELECT id, integration_id, webhook_id, body_offset, body_length FROM webhook_inbox"
-          " WHERE body_segment=? AND status IN ('pending','dead') LIMIT 64");
+          " WHERE body_segment=? AND " + std::string(movable) + " LIMIT 64");
       q.bind(1, segment);
       return each_row(q, [&](const Stmt& row) {
         InboxEvent e;
@@ -554,7 +609,7 @@ Result<int> Inbox::inline_bodies(const std::string& segment, const SegmentLock& 
     auto move = [&]() -> Status {
       Stmt& q = db_.prepare(
           "UPDATE webhook_inbox SET body=?, body_segment=NULL, body_offset=NULL, body_length=NULL"
-          " WHERE id=? AND body_segment=? AND status IN ('pending','dead')");
+          " WHERE id=? AND body_segment=? AND " + std::string(movable));
       for (const InboxEvent& e : rows) {
         FB_TRY(q.bind_blob(1, e.body).bind(2, e.id).bind(3, segment).run());
         n += db_.changes();

@@ -91,6 +91,15 @@ struct BodyCollection {
   int kept = 0;     // segments still needed (or locked by a writer)
 };
 
+// How a worker's batch left one claimed event (Inbox::finish_batch).
+struct EventOutcome {
+  enum Kind { kDone, kRetry, kDead };
+  int64_t event_id = 0;
+  Kind kind = kDone;
+  std::string error;                // kRetry, kDead
+  int64_t next_attempt_at_ms = 0;   // kRetry
+};
+
 struct InboxFilter {
   std::string status;          // "" = any
   int64_t integration_id = 0;  // 0 = any
@@ -152,6 +161,12 @@ class Inbox {
   // ---- worker side ----
   // Claims up to max due pending events (oldest due first): status processing, attempts + 1.
   Result<std::vector<InboxEvent>> claim(int max);
+  // A worker's batch bookkeeping in ONE write transaction on this inbox's Db: record() (the
+  // handler's writes, e.g. the batch's meetings and mapped versions; may be empty), the outcome of
+  // every event of the batch, and the claim of the next claim_next due events, which it returns
+  // (bodies loaded after the commit, as claim() does). Nothing of it is written when any part fails.
+  Result<std::vector<InboxEvent>> finish_batch(const std::vector<EventOutcome>& outcomes,
+                                               const std::function<Status()>& record, int claim_next);
   Status mark_done(int64_t event_id);
   // Back to pending, due at next_attempt_at_ms, remembering the error.
   Status mark_retry(int64_t event_id, std::string_view error, int64_t next_attempt_at_ms);
@@ -159,7 +174,9 @@ class Inbox {
   // Returns events in processing claimed at or before claimed_before_ms to pending. Returns how many.
   Result<int> reclaim(int64_t claimed_before_ms);
   // Deletes done events processed before processed_before_ms, at most `limit` in one transaction
-  // (so ingest never waits long behind it). Dead letters are kept. Returns how many.
+  // (so ingest never waits long behind it). Dead letters are kept, and so are events whose body is
+  // the stored content of a meeting (sync_meetings.content_event_id): their body is that meeting's
+  // only copy. Returns how many.
   Result<int> purge_done(int64_t processed_before_ms, int limit = 500);
   // The earliest next_attempt_at of a pending event, if any.
   Result<std::optional<int64_t>> next_due_ms();
@@ -182,6 +199,10 @@ class Inbox {
   Result<std::vector<std::pair<std::string, int64_t>>> counts();
 
   Clock& clock() const { return clock_; }
+  Db& db() const { return db_; }
+  // Whether WAL checkpoints run on the inbox's own connection (then no connection of the process
+  // needs SQLite's automatic checkpoints on its commit path).
+  bool checkpoints_in_background() const { return checkpoint_db_ != nullptr; }
 
  private:
   struct Pending;
@@ -191,7 +212,17 @@ class Inbox {
   std::chrono::steady_clock::time_point commit_deadline() const;
   Status sync_wal();  // fdatasync of the database's -wal file (collector, synchronous=NORMAL)
   Status load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length);
-  Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock);
+  struct BodyAt {
+    size_t index;
+    std::string segment;
+    int64_t offset, length;
+  };
+  // REQUIRES: inside a transaction on db_. Claims rows; bodies in the log are listed in refs.
+  Status claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs);
+  void load_bodies(std::vector<InboxEvent>& events, const std::vector<BodyAt>& refs);
+  Status mark(const EventOutcome& o);
+  Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock, const char* movable);
+  Result<bool> has_meetings_table();
 
   Db& db_;
   Clock& clock_;

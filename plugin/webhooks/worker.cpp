@@ -84,12 +84,13 @@ int64_t WorkerPool::backoff_ms(int attempts) {
   return d - half + static_cast<int64_t>(random_.next_unit() * static_cast<double>(half + 1));
 }
 
-void WorkerPool::dead_letter(const InboxEvent& e, const std::string& error) {
-  Status s = inbox_.mark_dead(e.id, error);
-  if (!s.ok()) {
-    FB_LOG(kError, "webhooks") << "cannot dead-letter webhook event " << e.id << ": " << s.message();
-    return;
-  }
+std::unique_ptr<InboxBatchWork> InboxEventHandler::handle_batch(const std::vector<const InboxEvent*>& events,
+                                                                std::vector<Status>* results) {
+  for (size_t i = 0; i < events.size(); ++i) (*results)[i] = handle(*events[i]);
+  return nullptr;
+}
+
+void WorkerPool::announce_dead(const InboxEvent& e, const std::string& error) {
   dead_.fetch_add(1);
   FB_LOG(kWarn, "webhooks") << "webhook event " << e.id << " (integration " << e.integration_id << ", recording "
                             << e.recording_id << ") dead-lettered after " << e.attempts << " attempt(s): " << error;
@@ -114,51 +115,82 @@ void WorkerPool::dead_letter(const InboxEvent& e, const std::string& error) {
   bus_->emit(ev);
 }
 
-void WorkerPool::process(const InboxEvent& e) {
-  // A body the log cannot give back (damaged or missing) will not come back on a later attempt.
-  if (e.body_status.is(Code::kIo)) {
-    std::string error = e.body_status.to_string();
-    if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
-    dead_letter(e, error);
-    return;
-  }
-  Status s = e.body_status;  // not ok: the body may load on a later attempt
-  if (s.ok()) {
-    try {
-      s = handler_.handle(e);
-    } catch (const std::exception& ex) {
-      s = Status::Internal(std::string("exception in webhook handler: ") + ex.what());
-    } catch (...) {
-      s = Status::Internal("unknown exception in webhook handler");
-    }
-  }
-  if (s.ok()) {
-    Status m = inbox_.mark_done(e.id);
-    if (!m.ok()) {
-      // The event stays in processing and is reclaimed later; the handlers are idempotent per
-      // content version, so running it again is harmless.
-      FB_LOG(kError, "webhooks") << "cannot mark webhook event " << e.id << " done: " << m.message();
-      return;
-    }
-    processed_.fetch_add(1);
-    return;
-  }
+EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
   std::string error = s.to_string();
   if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
-  // A payload the store cannot parse will not parse on the next attempt either.
-  if (e.attempts >= options_.max_attempts || s.is(Code::kMalformed)) {
-    dead_letter(e, error);
-    return;
+  // A body the log cannot give back (damaged or missing) will not come back on a later attempt, and
+  // a payload that cannot be parsed will not parse on the next one either.
+  if (e.attempts >= options_.max_attempts || s.is(Code::kMalformed) || (!e.body_status.ok() && s.is(Code::kIo))) {
+    return {e.id, EventOutcome::kDead, std::move(error), 0};
   }
-  int64_t delay = backoff_ms(e.attempts);
-  Status m = inbox_.mark_retry(e.id, error, clock_.now_ms() + delay);
-  if (!m.ok()) {
-    FB_LOG(kError, "webhooks") << "cannot reschedule webhook event " << e.id << ": " << m.message();
-    return;
+  return {e.id, EventOutcome::kRetry, std::move(error), clock_.now_ms() + backoff_ms(e.attempts)};
+}
+
+std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events, int claim_next) {
+  std::vector<EventOutcome> outcomes(events.size());
+  std::vector<const InboxEvent*> runnable;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].body_status.ok()) {
+      runnable.push_back(&events[i]);
+      where.push_back(i);
+    } else {
+      outcomes[i] = failed(events[i], events[i].body_status);  // kIo: dead now; else: may load later
+    }
   }
-  retried_.fetch_add(1);
-  FB_LOG(kInfo, "webhooks") << "webhook event " << e.id << " failed (attempt " << e.attempts << " of "
-                            << options_.max_attempts << "), retrying in " << delay << " ms: " << error;
+  std::unique_ptr<InboxBatchWork> work;
+  if (!runnable.empty()) {
+    std::vector<Status> results(runnable.size());
+    try {
+      work = handler_.handle_batch(runnable, &results);
+    } catch (const std::exception& ex) {
+      work.reset();
+      std::fill(results.begin(), results.end(), Status::Internal(std::string("exception in webhook handler: ") + ex.what()));
+    } catch (...) {
+      work.reset();
+      std::fill(results.begin(), results.end(), Status::Internal("unknown exception in webhook handler"));
+    }
+    for (size_t k = 0; k < runnable.size(); ++k) {
+      outcomes[where[k]] = results[k].ok() ? EventOutcome{runnable[k]->id, EventOutcome::kDone, {}, 0}
+                                           : failed(*runnable[k], results[k]);
+    }
+  }
+  std::function<Status()> record;
+  if (work) record = [&] { return work->record(); };
+  auto next = inbox_.finish_batch(outcomes, record, claim_next);
+  if (!next.ok() && record) {
+    // The handler's writes could not be recorded (the CRM side already has them: the retry maps
+    // again under the same idempotency keys). Keep the events moving toward retry or dead letter.
+    FB_LOG(kError, "webhooks") << "cannot record a batch of " << events.size()
+                               << " webhook event(s), retrying them: " << next.status().message();
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (outcomes[i].kind == EventOutcome::kDone) outcomes[i] = failed(events[i], next.status());
+    }
+    next = inbox_.finish_batch(outcomes, nullptr, claim_next);
+  }
+  work.reset();  // lets go of the batch's recordings
+  if (!next.ok()) {
+    // The events stay in processing and are reclaimed later; the handlers are idempotent per
+    // content version, so running them again is harmless.
+    FB_LOG(kError, "webhooks") << "cannot record the outcome of " << events.size()
+                               << " webhook event(s): " << next.status().message();
+    return {};
+  }
+  if (options_.on_batch_committed) options_.on_batch_committed();
+  for (size_t i = 0; i < events.size(); ++i) {
+    const EventOutcome& o = outcomes[i];
+    if (o.kind == EventOutcome::kDone) {
+      processed_.fetch_add(1);
+    } else if (o.kind == EventOutcome::kDead) {
+      announce_dead(events[i], o.error);
+    } else {
+      retried_.fetch_add(1);
+      FB_LOG(kInfo, "webhooks") << "webhook event " << events[i].id << " failed (attempt " << events[i].attempts
+                                << " of " << options_.max_attempts << "), retrying in "
+                                << (o.next_attempt_at_ms - clock_.now_ms()) << " ms: " << o.error;
+    }
+  }
+  return std::move(*next);
 }
 
 Result<int> WorkerPool::run_once(int max) {
@@ -166,19 +198,25 @@ Result<int> WorkerPool::run_once(int max) {
   while (done < max) {
     FB_ASSIGN(std::vector<InboxEvent> events, inbox_.claim(std::min(options_.claim_batch, max - done)));
     if (events.empty()) break;
-    for (const InboxEvent& e : events) process(e);
     done += static_cast<int>(events.size());
+    (void)process_batch(std::move(events), 0);
   }
   return done;
 }
 
 void WorkerPool::loop() {
+  std::vector<InboxEvent> batch;  // claimed by the previous batch's commit
   for (;;) {
     uint64_t gen;
+    bool stopping;
     {
       std::lock_guard lk(mu_);
-      if (stopping_) return;
+      stopping = stopping_;
       gen = wake_gen_;
+    }
+    if (stopping) {
+      if (!batch.empty()) (void)process_batch(std::move(batch), 0);
+      return;
     }
     int64_t now = clock_.now_ms();
     int64_t last = last_stale_check_ms_.load();
@@ -198,16 +236,23 @@ void WorkerPool::loop() {
         FB_LOG(kWarn, "webhooks") << "cannot collect webhook body segments: " << c.status().message();
       }
     }
-    auto events = inbox_.claim(options_.claim_batch);
-    if (!events.ok()) {
-      FB_LOG(kError, "webhooks") << "cannot claim webhook events: " << events.status().message();
-    } else if (!events->empty()) {
-      for (const InboxEvent& e : *events) process(e);
+    Status claimed = Status::Ok();
+    if (batch.empty()) {
+      auto events = inbox_.claim(options_.claim_batch);
+      if (!events.ok()) {
+        claimed = events.status();
+        FB_LOG(kError, "webhooks") << "cannot claim webhook events: " << claimed.message();
+      } else {
+        batch = std::move(*events);
+      }
+    }
+    if (!batch.empty()) {
+      batch = process_batch(std::move(batch), options_.claim_batch);
       continue;
     }
     // Nothing due: sleep until the next retry is due, a new event arrives, or the poll interval.
     int64_t wait_ms = options_.poll_interval_ms;
-    if (events.ok()) {
+    if (claimed.ok()) {
       if (auto due = inbox_.next_due_ms(); due.ok() && due->has_value()) {
         wait_ms = std::clamp<int64_t>(**due - clock_.now_ms(), 1, options_.poll_interval_ms);
       }

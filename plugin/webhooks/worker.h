@@ -1,8 +1,10 @@
 // worker.h: the threads that process the webhook inbox.
 //
-// Each worker claims due events, hands each to an InboxEventHandler (in production the
-// MeetingEventHandler: upsert the meeting, dispatch it to the mapping pipeline, run the webhook
-// reaction) and records the outcome:
+// Each worker claims a batch of due events, hands the batch to an InboxEventHandler (in production
+// the MeetingEventHandler: parse each body once, map what needs mapping, run the webhook reaction)
+// and records the outcomes. A batch's bookkeeping is ONE write transaction (Inbox::finish_batch):
+// what the handler records (the meetings and their mapped versions), every event's outcome, and the
+// claim of the next batch, so in steady state a worker commits once per batch. The outcomes:
 //   ok                       -> done
 //   failed, attempts left    -> pending again after backoff: min(backoff_max, base * 2^(n-1)), of
 //                               which the upper half is random jitter
@@ -22,6 +24,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -39,10 +43,23 @@ namespace fb::detail {
 
 // What a worker does with one event. A non-ok Status means "retry later"; its message becomes the
 // event's last_error, so it must not contain secrets. Thread-safe: called by several workers.
+// What a handler writes for a batch, run inside the worker's transaction on the inbox's Db (before
+// the events are marked). Destroyed after that commit, or after its failure.
+class InboxBatchWork {
+ public:
+  virtual ~InboxBatchWork() = default;
+  virtual Status record() = 0;
+};
+
 class InboxEventHandler {
  public:
   virtual ~InboxEventHandler() = default;
   virtual Status handle(const InboxEvent& event) = 0;
+  // The batch form: sets (*results)[i] for events[i] (results is sized by the caller) and returns
+  // what to record in the worker's transaction (null: nothing). The default calls handle() for
+  // each event and records nothing.
+  virtual std::unique_ptr<InboxBatchWork> handle_batch(const std::vector<const InboxEvent*>& events,
+                                                       std::vector<Status>* results);
 };
 
 struct WorkerOptions {
@@ -50,10 +67,14 @@ struct WorkerOptions {
   int max_attempts = 8;                    // then dead letter
   int64_t backoff_base_ms = 1000;
   int64_t backoff_max_ms = 3600 * 1000;
-  int claim_batch = 8;                     // events claimed per database round trip
+  // Events per batch: one transaction records a batch (and claims the next), so bigger batches
+  // share that commit; 32 keeps a batch's mapping time short (bench/README.md, "End to end").
+  int claim_batch = 32;
   int64_t poll_interval_ms = 1000;         // longest sleep when nothing is due
   int64_t stale_claim_ms = 30 * 60 * 1000; // reclaim events processing longer than this
   bool reclaim_on_start = true;
+  // Tests only: called on the worker's thread right after each batch's transaction committed.
+  std::function<void()> on_batch_committed;
   int64_t retention_ms = 30LL * 86'400'000;  // delete done events older than this; 0 = keep them
   int64_t purge_interval_ms = 3'600'000;     // how often the workers look for such events
   static WorkerOptions from(const WebhookConfig& config);
@@ -99,8 +120,12 @@ class WorkerPool {
 
  private:
   void loop();
-  void process(const InboxEvent& e);
-  void dead_letter(const InboxEvent& e, const std::string& error);
+  // Handles a claimed batch, commits its bookkeeping together with the claim of up to claim_next
+  // further events, and returns those (empty when claim_next is 0 or the commit failed).
+  std::vector<InboxEvent> process_batch(std::vector<InboxEvent> events, int claim_next);
+  // The outcome of a failed attempt: retry after backoff, or dead.
+  EventOutcome failed(const InboxEvent& e, const Status& s);
+  void announce_dead(const InboxEvent& e, const std::string& error);
 
   Inbox& inbox_;
   InboxEventHandler& handler_;

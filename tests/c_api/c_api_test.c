@@ -42,6 +42,18 @@ static void on_event(void *ud, const char *json) {
   ++events_seen;
 }
 
+static int batch_begin(void *ud, size_t n) {
+  (void)ud;
+  (void)n;
+  return FB_OK;
+}
+
+static int batch_end(void *ud, int ok) {
+  (void)ud;
+  (void)ok;
+  return FB_OK;
+}
+
 static int crm_echo(void *ud, const char *call_json, char **result_json, char **error_message) {
   (void)ud;
   (void)error_message;
@@ -97,6 +109,9 @@ int main(void) {
   CHECK(fb_set_event_callback(b, on_event, NULL) == FB_OK);
   CHECK(fb_register_crm_operation(b, "upsert_contact", crm_echo, NULL) == FB_OK);
   CHECK(fb_register_crm_operation(b, NULL, crm_echo, NULL) == FB_MISUSE);
+  CHECK(fb_set_crm_batch_callbacks(NULL, batch_begin, batch_end, NULL) == FB_MISUSE);
+  CHECK(fb_set_crm_batch_callbacks(b, batch_begin, batch_end, NULL) == FB_OK);
+  CHECK(fb_set_crm_batch_callbacks(b, NULL, NULL, NULL) == FB_OK);
 
   /* Connect start: the authorize URL carries the documented parameters and a state. */
   char *url = NULL;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <fstream>
@@ -123,9 +124,30 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
   BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
   fb::Bridge& bridge = **opened;
   TestCrm crm_records;
+  // Every CRM operation must come inside a batch of its own thread (CrmBatchHooks).
+  static thread_local int open_batch = 0;
+  std::atomic<int> batches_begun{0}, batches_ended{0}, calls_outside_batch{0};
+  BOOST_REQUIRE(bridge
+                    .set_crm_batch_hooks({[&](size_t) {
+                                            ++open_batch;
+                                            batches_begun.fetch_add(1);
+                                            return fb::Status::Ok();
+                                          },
+                                          [&](bool) {
+                                            --open_batch;
+                                            batches_ended.fetch_add(1);
+                                            return fb::Status::Ok();
+                                          }})
+                    .ok());
   for (const char* op : {"find_company_by_domain", "find_contact_by_email", "find_deal", "upsert_company",
                          "upsert_contact", "log_activity", "create_task", "create_deal", "attach_recording"}) {
-    BOOST_REQUIRE(bridge.register_crm_operation(op, [&](const fb::CrmCall& c) { return crm_records.call(c); }).ok());
+    BOOST_REQUIRE(bridge
+                      .register_crm_operation(op,
+                                              [&](const fb::CrmCall& c) {
+                                                if (open_batch != 1) calls_outside_batch.fetch_add(1);
+                                                return crm_records.call(c);
+                                              })
+                      .ok());
   }
   std::mutex ev_mu;
   std::vector<fb::Event> events;
@@ -193,6 +215,9 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
   BOOST_TEST(sim.counters()["api_calls_total"].get<int64_t>() - calls_before == 1);
   BOOST_TEST(crm_records.records("log_activity") == activities + 1);
   BOOST_TEST(crm_records.duplicates() == 0);
+  BOOST_TEST(calls_outside_batch.load() == 0);
+  BOOST_TEST(batches_begun.load() > 0);
+  BOOST_TEST(batches_ended.load() == batches_begun.load());
 
   // 6. Another tenant cannot act on this integration.
   HttpReply foreign = http_post_json(crm + "/v1/access-token",

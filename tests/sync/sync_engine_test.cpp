@@ -40,7 +40,7 @@ std::set<int64_t> stored_ids(MeetingStore& store, int64_t integration) {
 // A sim with alice (API key) connected as integration 1 and carol as 2.
 struct Env {
   explicit Env(std::vector<std::string> sim_args = {"--meetings", "47"}, SyncOptions opts = {},
-               FathomClientOptions client_options = {})
+               FathomClientOptions client_options = {}, Clock* engine_clock = nullptr)
       : sim(std::move(sim_args)) {
     creds.set(kAlice, sim.api_key("alice@example.com"));
     creds.set(kCarol, sim.api_key("carol@example.com"));
@@ -49,7 +49,7 @@ struct Env {
     client_options.backoff_base_ms = 5;
     client_options.backoff_max_ms = 20;
     env = std::make_unique<test::SyncEnv>(sim.api_base(), creds, directory, dir.file("sync.db"), &pipeline, opts,
-                                          RateLimitOptions{}, client_options);
+                                          RateLimitOptions{}, client_options, nullptr, engine_clock);
     pipeline.content = &env->engine->content_source();
   }
   SyncEngine& engine() { return *env->engine; }
@@ -296,6 +296,95 @@ BOOST_AUTO_TEST_CASE(the_job_log_records_failures_with_details_and_resumes_them)
   BOOST_TEST(e.engine().job(99999).code() == Code::kNotFound);
 }
 
+namespace {
+
+// The sim's /meetings pages, with items broken the way a captured Fathom page was: item 0 of each
+// page in break_pages loses its recording_id, item 3 gets a created_at of the wrong type.
+class BreakingTransport final : public HttpTransport {
+ public:
+  Result<HttpResponse> send(const HttpRequest& request) override {
+    auto res = real.send(request);
+    if (!res.ok() || res->status != 200 || request.url.find("/external/v1/meetings") == std::string::npos) return res;
+    std::lock_guard lock(mu);
+    if (!break_pages.count(++pages)) return res;
+    json page = json::parse(res->body);
+    json& items = page["items"];
+    broken.insert(items[0]["recording_id"].get<int64_t>());
+    items[0].erase("recording_id");
+    if (items.size() > 3) {
+      broken.insert(items[3]["recording_id"].get<int64_t>());
+      items[3]["created_at"] = 5;
+    }
+    res->body = page.dump();
+    return res;
+  }
+  HttplibTransport real;
+  std::mutex mu;
+  int pages = 0;
+  std::set<int> break_pages;
+  std::set<int64_t> broken;
+};
+
+}  // namespace
+
+// Issue 10, point 4: one item without recording_id failed its whole page ("malformed:
+// meetings.items[0].recording_id: missing"), so nothing on it or after it was stored, and every
+// later sync failed at the same place. A bad item is skipped, counted and listed with its reason
+// in the job; the rest of the page and the later pages are stored.
+BOOST_AUTO_TEST_CASE(a_malformed_list_item_is_skipped_with_its_reason_and_the_sync_goes_on) {
+  test::SimProcess sim({"--meetings", "47"});
+  test::TempDir dir;
+  test::ApiKeyCredentials creds;
+  creds.set(kAlice, sim.api_key("alice@example.com"));
+  test::TestDirectory directory;
+  directory.add(kAlice);
+  test::CountingPipeline pipeline;
+  BreakingTransport transport;
+  transport.break_pages = {1, 2};
+  test::SyncEnv env(sim.api_base(), creds, directory, dir.file("sync.db"), &pipeline, {}, {}, {}, &transport);
+  auto ids = visible_ids(sim, "alice@example.com");
+  BOOST_REQUIRE(ids.size() > 24u);  // three pages at least, the first two full
+
+  auto job = env.engine->backfill(kAlice, "test");
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "succeeded", job->message);
+  BOOST_TEST(job->pages == pages_for(ids.size()));
+  BOOST_TEST(job->items_skipped == 4);
+  BOOST_TEST(job->message.find("4 malformed items skipped") != std::string::npos, job->message);
+  std::set<int64_t> expected;
+  for (int64_t id : ids) {
+    if (!transport.broken.count(id)) expected.insert(id);
+  }
+  BOOST_TEST(transport.broken.size() == 4u);
+  BOOST_TEST(stored_ids(*env.store, kAlice) == expected);
+  json skipped = json::parse(job->skipped_items);
+  BOOST_REQUIRE(skipped.size() == 4u);
+  BOOST_TEST(skipped[0]["page"] == 1);
+  BOOST_TEST(skipped[0]["index"] == 0);
+  BOOST_TEST(skipped[0]["recording_id"] == 0);  // it had none
+  BOOST_TEST(skipped[0]["reason"] == "meetings.items[0].recording_id: missing");
+  BOOST_TEST(skipped[1]["index"] == 3);
+  BOOST_TEST(transport.broken.count(skipped[1]["recording_id"].get<int64_t>()) == 1u);
+  BOOST_TEST(skipped[1]["reason"] == "meetings.items[3].created_at: expected string, got integer");
+  BOOST_TEST(skipped[3]["page"] == 2);
+  // The job log shows the same.
+  auto logged = env.engine->job(job->id);
+  BOOST_REQUIRE(logged.ok());
+  BOOST_TEST(logged->items_skipped == 4);
+  BOOST_TEST(logged->skipped_items == job->skipped_items);
+
+  // Later syncs are not stuck there either.
+  transport.break_pages = {1};
+  {
+    std::lock_guard lock(transport.mu);
+    transport.pages = 0;
+  }
+  auto next = env.engine->incremental(kAlice, "test");
+  BOOST_REQUIRE(next.ok());
+  BOOST_TEST(next->status == "succeeded", next->message);
+  BOOST_TEST(next->items_skipped >= 1);
+}
+
 BOOST_AUTO_TEST_CASE(mapping_failures_stay_unmapped_and_are_retried_next_run) {
   Env e({"--meetings", "25"});
   auto ids = visible_ids(e.sim, "alice@example.com");
@@ -402,20 +491,25 @@ BOOST_AUTO_TEST_CASE(manual_range_and_single_recording) {
 }
 
 BOOST_AUTO_TEST_CASE(scheduler_runs_due_integrations_and_the_keepalive) {
-  Env e({"--meetings", "12"});
+  // One fake clock for the engine (which stamps last_attempt_at) and the ticks: with the system
+  // clock a tick that lands one second after the sync's stamp found nothing due an hour later.
+  FakeClock clock(system_clock().now_ms());
+  Env e({"--meetings", "12"}, {}, {}, &clock);
   int keepalives = 0;
   SchedulerOptions so;
   so.interval_s = 3600;
   so.keepalive_interval_s = 600;
-  SyncScheduler sched(e.engine(), e.directory, system_clock(), so, [&] { ++keepalives; });
-  int64_t now = system_clock().now_s();
+  SyncScheduler sched(e.engine(), e.directory, clock, so, [&] { ++keepalives; });
+  const int64_t now = clock.now_s();
   auto r1 = sched.tick(now);
   BOOST_TEST(r1.syncs_run == 2);
   BOOST_TEST(r1.keepalive_ran);
-  auto r2 = sched.tick(now + 10);
+  clock.advance_ms(10'000);
+  auto r2 = sched.tick(clock.now_s());
   BOOST_TEST(r2.syncs_run == 0);  // not due yet
   BOOST_TEST(!r2.keepalive_ran);
-  auto r3 = sched.tick(now + 3600);
+  clock.set_ms((now + 3600) * 1000);
+  auto r3 = sched.tick(clock.now_s());
   BOOST_TEST(r3.syncs_run == 2);
   BOOST_TEST(keepalives == 2);
   auto jobs = e.engine().recent_jobs({kAlice}).value();

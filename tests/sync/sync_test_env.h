@@ -113,7 +113,7 @@ struct SyncEnv {
   SyncEnv(const std::string& api_base, detail::CredentialSource& creds, detail::IntegrationDirectory& directory,
           const std::string& db_path, detail::MeetingPipeline* pipeline, detail::SyncOptions sync_options = {},
           detail::RateLimitOptions limits = {}, detail::FathomClientOptions client_options = {},
-          detail::HttpTransport* transport_override = nullptr)
+          detail::HttpTransport* transport_override = nullptr, detail::Clock* engine_clock = nullptr)
       : limiters(detail::system_clock(), limits) {
     client_options.api_base = api_base;
     client = std::make_unique<detail::FathomClient>(transport_override ? *transport_override : transport, creds,
@@ -121,8 +121,10 @@ struct SyncEnv {
     db = detail::Db::open(db_path).value();
     store = detail::MeetingStore::open(*db, detail::system_clock()).value();
     dispatcher = detail::MeetingDispatcher::open(*db, detail::system_clock()).value();
-    engine = detail::SyncEngine::open(*db, *client, directory, *store, *dispatcher, pipeline, detail::system_clock(),
-                                      sync_options)
+    // The engine's clock stamps last_attempt_at: a test that drives the scheduler by time passes a
+    // FakeClock so "due" does not depend on when the second turns.
+    engine = detail::SyncEngine::open(*db, *client, directory, *store, *dispatcher, pipeline,
+                                      engine_clock ? *engine_clock : detail::system_clock(), sync_options)
                  .value();
   }
   detail::HttplibTransport transport;

@@ -1,12 +1,16 @@
 // fb_webhook_crash_receiver: a webhook receiving process for the crash tests (crash_test.cpp).
 //
 //   fb_webhook_crash_receiver --db FILE --secret whsec_... --log FILE [--workers N] [--hang]
+//                             [--claim-batch N] [--die-after-batches K]
 //
 // Serves the webhook route on 127.0.0.1 (any port) over the real stack: Registry (one manual
 // registration of integration 1, created on the first run and reused after), Inbox, Receiver,
 // WorkerPool with the MeetingEventHandler (MeetingStore + MeetingDispatcher). Its pipeline appends
 // "<recording_id>" to the log file on each webhook reaction. --workers 0 acknowledges without ever
-// processing; --hang blocks every pipeline call forever (a crash while processing). The sealing key
+// processing; --hang blocks every pipeline call forever (a crash while processing);
+// --die-after-batches K sends the process SIGKILL right after its K-th batch committed (a crash at a
+// batch boundary: the next batch is claimed, nothing of it mapped). Each mapping appends
+// "map <recording_id>" to the log. The sealing key
 // is fixed so a restarted process opens the secret it stored. First stdout line:
 // "listening <port> <path>". Stops on SIGTERM.
 #include <signal.h>
@@ -35,6 +39,8 @@
 #include "webhooks/schema.h"
 #include "webhooks/worker.h"
 
+#include "one_integration.h"
+
 using namespace fb;
 using namespace fb::detail;
 
@@ -47,27 +53,14 @@ std::string arg(int argc, char** argv, const char* name, const char* fallback) {
   return fallback;
 }
 
-class One final : public IntegrationDirectory {
- public:
-  std::vector<IntegrationInfo> list_active() override { return {*get(1)}; }
-  Result<IntegrationInfo> get(int64_t id) override {
-    if (id != 1) return Status::NotFound("no integration");
-    IntegrationInfo i;
-    i.id = 1;
-    i.tenant_id = "t";
-    i.user_id = "u";
-    i.status = "active";
-    i.active = true;
-    return i;
-  }
-  Status record_sync(int64_t, int64_t) override { return Status::Ok(); }
-};
 
 class LoggingPipeline final : public MeetingPipeline {
  public:
   LoggingPipeline(std::string path, bool hang) : path_(std::move(path)), hang_(hang) {}
-  Status on_meeting(const MeetingEvent&) override {
+  Status on_meeting(const MeetingEvent& e) override {
     while (hang_) std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::lock_guard lk(mu_);
+    std::ofstream(path_, std::ios::app) << "map " << e.recording_id << "\n";
     return Status::Ok();
   }
   Status on_webhook(const MeetingEvent& e) override {
@@ -131,16 +124,23 @@ int main(int argc, char** argv) {
   io.body_dir = default_body_dir(db_path);  // as the Bridge does: the crash tests cover the body log
   Inbox inbox(**db, clock, io);
   Receiver receiver(registry, inbox, clock, config.webhooks);
-  One directory;
+  fb::test::OneIntegration directory;
   LoggingPipeline pipeline(log, hang);
+  (*store)->set_content_loader(inbox_content_loader(inbox));
+  (*dispatcher)->set_content_loader(inbox_content_loader(inbox));
   MeetingEventHandler handler(**store, **dispatcher, directory, pipeline);
   WorkerOptions wo = WorkerOptions::from(config.webhooks);
   wo.workers = workers;
   wo.backoff_base_ms = 20;
-  WorkerPool pool(inbox, handler, clock, system_random(), wo);
-  if (workers > 0) {
-    if (Status s = pool.start(); !s.ok()) return fail(s);
+  wo.claim_batch = std::stoi(arg(argc, argv, "--claim-batch", "8"));
+  int die_after = std::stoi(arg(argc, argv, "--die-after-batches", "0"));
+  int batches = 0;
+  if (die_after > 0) {
+    wo.on_batch_committed = [&] {
+      if (++batches == die_after) ::kill(::getpid(), SIGKILL);
+    };
   }
+  WorkerPool pool(inbox, handler, clock, system_random(), wo);
   HttpServerOptions so;
   so.port = 0;
   so.threads = 4;
@@ -149,6 +149,10 @@ int main(int argc, char** argv) {
   if (Status s = server.start(); !s.ok()) return fail(s);
   std::printf("listening %d %s\n", server.port(), registry.path_for(token).c_str());
   std::fflush(stdout);
+  // After the line: a process that kills itself after its first batch has said where it listens.
+  if (workers > 0) {
+    if (Status s = pool.start(); !s.ok()) return fail(s);
+  }
   int sig = 0;
   sigwait(&sigs, &sig);
   server.stop();

@@ -66,6 +66,16 @@ class ReceiverProcess {
   }
   ~ReceiverProcess() { kill_now(SIGKILL); }
 
+  // Whether the process ended by itself (reaped); the signal that ended it in *sig.
+  bool exited(int* sig) {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return true;
+  }
+
   void kill_now(int sig) {
     if (pid_ <= 0) return;
     ::kill(pid_, sig);
@@ -120,6 +130,19 @@ int times_processed(const TempDir& dir, int64_t recording_id) {
   return n;
 }
 
+int times_mapped(const TempDir& dir, int64_t recording_id) {
+  std::istringstream in(read_file(dir.file("processed.log")));
+  int n = 0;
+  for (std::string l; std::getline(in, l);) n += l == "map " + std::to_string(recording_id);
+  return n;
+}
+
+int64_t events_with_status(const TempDir& dir, const std::string& status) {
+  auto db = Db::open(dir.file("bridge.db"));
+  BOOST_REQUIRE(db.ok());
+  return scalar(**db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='" + status + "'");
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(crash)
@@ -167,6 +190,42 @@ BOOST_AUTO_TEST_CASE(killed_while_processing_then_reclaimed_after_restart) {
   ReceiverProcess again(dir, {"--workers", "1"});
   BOOST_TEST(wait_until([&] { return status_of(dir, "msg_crash_2") == "done"; }, 20));
   BOOST_TEST(times_processed(dir, 777002) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(killed_at_a_batch_boundary_then_every_event_mapped_exactly_once) {
+  TempDir dir;
+  constexpr int kEvents = 24;
+  constexpr int64_t kFirst = 778000;
+  {
+    ReceiverProcess rx(dir, {"--workers", "0"});
+    for (int i = 0; i < kEvents; ++i) {
+      auto r = rx.deliver("msg_batch_" + std::to_string(i), meeting_body(kFirst + i));
+      BOOST_REQUIRE(r.status == 200);
+    }
+    rx.kill_now(SIGKILL);
+  }
+  {
+    // Batches of 8: the process kills itself right after the first batch's commit, which also
+    // claimed the second batch (nothing of it mapped yet).
+    ReceiverProcess rx(dir, {"--workers", "1", "--claim-batch", "8", "--die-after-batches", "1"});
+    int sig = 0;
+    BOOST_REQUIRE(wait_until([&] { return rx.exited(&sig); }, 30));
+    BOOST_TEST(sig == SIGKILL);
+  }
+  BOOST_TEST(events_with_status(dir, "done") == 8);
+  BOOST_TEST(events_with_status(dir, "processing") == 8);
+  BOOST_TEST(events_with_status(dir, "pending") == 8);
+  int mapped_before = 0;
+  for (int i = 0; i < kEvents; ++i) mapped_before += times_mapped(dir, kFirst + i);
+  BOOST_TEST(mapped_before == 8);
+
+  ReceiverProcess again(dir, {"--workers", "1", "--claim-batch", "8"});
+  BOOST_TEST(wait_until([&] { return events_with_status(dir, "done") == kEvents; }, 30));
+  again.kill_now(SIGTERM);
+  for (int i = 0; i < kEvents; ++i) {
+    BOOST_TEST(times_mapped(dir, kFirst + i) == 1, "recording " << kFirst + i);
+    BOOST_TEST(times_processed(dir, kFirst + i) == 1, "recording " << kFirst + i);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,7 @@
 // The receiver over a real SQLite file: what is accepted is stored (durably, once), what is
 // rejected is answered with its reason, counted, logged without secrets, and stores nothing.
 #include <boost/test/unit_test.hpp>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -431,6 +432,39 @@ BOOST_AUTO_TEST_CASE(a_locked_database_answers_503_within_the_commit_timeout) {
   BOOST_TEST(stack.inbox_rows() == 1);
   // The default leaves the sender (about 15 s) plenty of margin.
   BOOST_TEST(Config().webhooks.commit_timeout_ms <= 5000);
+}
+
+// The same bound when our own shared connection is what is busy: another component (a worker
+// waiting out its busy timeout) holds it.
+BOOST_AUTO_TEST_CASE(a_busy_shared_connection_answers_503_within_the_commit_timeout) {
+  FakeClock clock(kNow * 1000);
+  Config cfg;
+  cfg.webhooks.commit_timeout_ms = 500;
+  WebhookStack stack(clock, cfg);
+  std::string path = stack.add_endpoint(8, kSecretA);
+  std::string warm = meeting_body(700);
+  BOOST_REQUIRE(stack.receiver->handle(path, signed_headers(kSecretA, "msg_warm", kNow, warm), warm).http_status ==
+                200);  // the endpoint is cached now
+  std::string body = meeting_body(701);
+  HeaderList headers = signed_headers(kSecretA, "msg_busy", kNow, body);
+  std::promise<void> holding, release;
+  std::thread holder([&] {
+    (void)stack.db->with([&] {
+      holding.set_value();
+      release.get_future().wait_for(std::chrono::seconds(8));  // bounded: without the deadline, handle() waits for it
+      return Status::Ok();
+    });
+  });
+  holding.get_future().wait();
+  auto start = std::chrono::steady_clock::now();
+  auto r = stack.receiver->handle(path, headers, body);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  release.set_value();
+  holder.join();
+  BOOST_TEST(r.http_status == 503);
+  BOOST_TEST(seconds < 5.0, "waited " << seconds << " s");
+  BOOST_TEST(stack.receiver->handle(path, headers, body).http_status == 200);
+  BOOST_TEST(stack.inbox_rows() == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -122,6 +122,8 @@ struct Bridge {
     auto d = MeetingDispatcher::open(*stack->db, clock);
     BOOST_REQUIRE(d.ok());
     dispatcher = std::move(*d);
+    store->set_content_loader(inbox_content_loader(*stack->inbox));
+    dispatcher->set_content_loader(inbox_content_loader(*stack->inbox));
     handler = std::make_unique<MeetingEventHandler>(*store, *dispatcher, directory, pipeline);
     WorkerOptions wo = WorkerOptions::from(config.webhooks);
     wo.backoff_base_ms = 20;

@@ -91,6 +91,9 @@ class Bridge {
   void set_event_sink(EventSink sink);
   // Registers (or replaces) the CRM operation `name` for the scripts (crm.h).
   Status register_crm_operation(const std::string& name, CrmHandler handler);
+  // Calls hooks around the CRM operations of each batch (crm.h, CrmBatchHooks); replaces earlier
+  // hooks, empty ones remove them.
+  Status set_crm_batch_hooks(CrmBatchHooks hooks);
 
   // ---- connect ----
   Result<ConnectStart> connect_start(const Caller& caller, ReturnMode mode);

@@ -7,6 +7,7 @@
 // Lua error carrying the host's message. Handlers are called from worker threads: thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -27,5 +28,18 @@ struct CrmCall {
 
 // Returns the operation's result as JSON text (an object, e.g. {"id":"c_42"}), or a Status.
 using CrmHandler = std::function<Result<std::string>(const CrmCall&)>;
+
+// Optional: around the CRM operations of one batch of meetings (the webhook workers and the sync
+// engine map meetings in batches). begin(n) runs on a worker thread before the batch's first
+// operation, end(true) after its last, and every operation of the batch comes on that thread in
+// between, so a host can make a batch's CRM writes one transaction of its own. end(true) must make
+// them durable before it returns (the batch is recorded as mapped right after); end(false) follows
+// a failed begin. A failed begin fails the batch (retried later); a failed end(true) fails every
+// meeting the batch mapped (mapped again later under the same idempotency keys). Batches of
+// different threads may run at the same time. Either function may be empty.
+struct CrmBatchHooks {
+  std::function<Status(size_t meetings)> begin;
+  std::function<Status(bool ok)> end;
+};
 
 }  // namespace fb

@@ -100,6 +100,21 @@ FB_API int fb_set_log_callback(fb_bridge *b, fb_log_fn fn, void *user_data);
 typedef int (*fb_crm_fn)(void *user_data, const char *call_json, char **result_json, char **error_message);
 FB_API int fb_register_crm_operation(fb_bridge *b, const char *name, fb_crm_fn fn, void *user_data);
 
+/* Optional batching of CRM writes. The webhook workers and the sync engine map meetings in
+ * batches: begin(user_data, n_meetings) is called on a library worker thread before the first CRM
+ * operation of a batch, end(user_data, 1) after its last, and every CRM operation of the batch
+ * comes on that same thread in between. A host can open one transaction of its own in begin and
+ * commit it in end: when end(..., 1) returns FB_OK the batch's writes must be durable, since the
+ * batch is recorded as mapped right after. end(..., 0) follows a begin that failed (roll back).
+ * A non-zero return from begin fails the whole batch (retried later); from end(..., 1) it fails
+ * every meeting the batch mapped (they are mapped again later with the same idempotency keys, so
+ * the host must still honour them). Batches of different threads may overlap. Either function may
+ * be NULL; both NULL removes the callbacks. Returns FB_OK, or FB_MISUSE for a closed handle. */
+typedef int (*fb_crm_batch_begin_fn)(void *user_data, size_t n_meetings);
+typedef int (*fb_crm_batch_end_fn)(void *user_data, int ok);
+FB_API int fb_set_crm_batch_callbacks(fb_bridge *b, fb_crm_batch_begin_fn begin, fb_crm_batch_end_fn end,
+                                      void *user_data);
+
 /* ---- Connect ---- */
 
 /* Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
