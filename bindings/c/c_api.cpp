@@ -72,11 +72,18 @@ int deliver(fb_bridge* b, const fb::Result<std::string>& r, char** out) {
   return *out ? FB_OK : fail(b, FB_INTERNAL, "out of memory");
 }
 
+// Stores a webhook route as JSON into *out.
+int deliver_route(fb_bridge* b, const fb::Result<fb::WebhookRoute>& r, char** out) {
+  if (!r.ok()) return fail(b, r.status());
+  return deliver(b, r->to_json(), out);
+}
+
 // The optional list filter of fb_sync_jobs / fb_webhook_events: {"integration_id", "status", "limit"}.
 struct ListFilter {
   int64_t integration_id = 0;
   std::string status;
   int limit;
+  std::string tenant_id;  // "" = every tenant
 };
 
 bool parse_filter(fb_bridge* b, const char* filter_json, ListFilter* f, int* rc) {
@@ -89,6 +96,13 @@ bool parse_filter(fb_bridge* b, const char* filter_json, ListFilter* f, int* rc)
   if (j.contains("integration_id") && j["integration_id"].is_number_integer()) f->integration_id = j["integration_id"];
   if (j.contains("status") && j["status"].is_string()) f->status = j["status"];
   if (j.contains("limit") && j["limit"].is_number_integer()) f->limit = j["limit"];
+  if (j.contains("tenant_id") && !j["tenant_id"].is_null()) {
+    if (!j["tenant_id"].is_string()) {
+      *rc = fail(b, FB_INVALID_ARGUMENT, "filter_json.tenant_id must be a string");
+      return false;
+    }
+    f->tenant_id = j["tenant_id"];
+  }
   return true;
 }
 
@@ -330,7 +344,7 @@ int fb_sync_jobs(fb_bridge* b, const char* filter_json, char** jobs_json) {
     ListFilter f{.limit = 50};
     int rc = FB_OK;
     if (!parse_filter(b, filter_json, &f, &rc)) return rc;
-    return deliver(b, br.sync_jobs_json(f.integration_id, f.status, f.limit), jobs_json);
+    return deliver(b, br.sync_jobs_json(f.integration_id, f.status, f.limit, f.tenant_id), jobs_json);
   });
 }
 
@@ -361,7 +375,7 @@ int fb_webhook_events(fb_bridge* b, const char* filter_json, char** events_json)
     ListFilter f{.limit = 100};
     int rc = FB_OK;
     if (!parse_filter(b, filter_json, &f, &rc)) return rc;
-    return deliver(b, br.webhook_events_json(f.status, f.integration_id, f.limit), events_json);
+    return deliver(b, br.webhook_events_json(f.status, f.integration_id, f.limit, f.tenant_id), events_json);
   });
 }
 
@@ -378,6 +392,57 @@ int fb_webhook_replay(fb_bridge* b, const char* event_id, int* count) {
 int fb_scripts_reload(fb_bridge* b) {
   return guarded(b, [&](fb::Bridge& br) {
     fb::Status s = br.reload_scripts();
+    return s.ok() ? FB_OK : fail(b, s);
+  });
+}
+
+// ---- webhook routes ----
+
+int fb_webhook_route_add(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id,
+                         const char* secret, char** route_json) {
+  if (!route_json) return fail(b, FB_MISUSE, "route_json is required");
+  *route_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver_route(b, br.add_webhook_route(caller_of(tenant_id, user_id), integration_id, secret ? secret : ""),
+                         route_json);
+  });
+}
+
+int fb_webhook_route_register(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id,
+                              char** route_json) {
+  if (!route_json) return fail(b, FB_MISUSE, "route_json is required");
+  *route_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver_route(b, br.register_webhook_route(caller_of(tenant_id, user_id), integration_id), route_json);
+  });
+}
+
+int fb_webhook_routes(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id,
+                      char** routes_json) {
+  if (!routes_json) return fail(b, FB_MISUSE, "routes_json is required");
+  *routes_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    auto r = br.webhook_routes(caller_of(tenant_id, user_id), integration_id);
+    if (!r.ok()) return fail(b, r.status());
+    json out = json::array();
+    for (const auto& w : *r) out.push_back(json::parse(w.to_json()));
+    return deliver(b, out.dump(), routes_json);
+  });
+}
+
+int fb_webhook_route_rotate(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t route_id,
+                            const char* secret, char** route_json) {
+  if (!route_json) return fail(b, FB_MISUSE, "route_json is required");
+  *route_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    if (!secret) return fail(b, FB_INVALID_ARGUMENT, "secret is required");
+    return deliver_route(b, br.rotate_webhook_secret(caller_of(tenant_id, user_id), route_id, secret), route_json);
+  });
+}
+
+int fb_webhook_route_remove(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t route_id) {
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::Status s = br.remove_webhook_route(caller_of(tenant_id, user_id), route_id);
     return s.ok() ? FB_OK : fail(b, s);
   });
 }

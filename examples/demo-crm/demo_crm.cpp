@@ -262,17 +262,29 @@ pre{background:#f5f3ff;padding:1rem;border-radius:6px;overflow:auto;max-height:2
 <h2>CRM records</h2><pre>)"
     << snap.dump(2) << R"(</pre>
 <script>
+// The popup opens inside the click (popup blockers require it), then goes to Fathom.
 document.getElementById('connect').onclick = async () => {
+  const w = window.open('about:blank', 'fathom-connect', 'width=520,height=680');
   const r = await fetch('/connect/start?mode=popup');
   const {authorize_url} = await r.json();
-  window.open(authorize_url, 'fathom-connect', 'width=520,height=680');
+  w.location = authorize_url;
 };
+// The callback page's message (fathom_bridge.h, "The popup callback page's message"):
+// {source: 'fathom-bridge', status: 'connected', integration_id} or {source, status: 'error', error}.
 window.addEventListener('message', (e) => {
   if (e.origin !== window.location.origin || !e.data || e.data.source !== 'fathom-bridge') return;
-  document.getElementById('msg').textContent =
-    e.data.status === 'success' ? 'Fathom connected.' : ('Fathom connection failed: ' + (e.data.error || ''));
+  const text = e.data.status === 'connected'
+    ? 'Fathom connected (integration ' + e.data.integration_id + ').'
+    : 'Fathom connection failed: ' + (e.data.error || 'unknown error');
+  document.getElementById('msg').textContent = text;
+  sessionStorage.setItem('fathom-msg', text);  // shown again after the reload below
   setTimeout(() => location.reload(), 800);
 });
+const kept = sessionStorage.getItem('fathom-msg');
+if (kept) {
+  document.getElementById('msg').textContent = kept;
+  sessionStorage.removeItem('fathom-msg');
+}
 </script></body></html>)";
   return o.str();
 }

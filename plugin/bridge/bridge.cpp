@@ -1,6 +1,7 @@
 // fb::Bridge: wires the services of every concern together and exposes them as one API.
 #include "fathom_bridge/bridge.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "bridge/bridge_impl.h"
@@ -62,6 +63,38 @@ Status load_keys(const TokenConfig& t, detail::Sealer* sealer) {
     FB_TRY(sealer->add_key(id, key));
   }
   return sealer->set_active(active);
+}
+
+// Reports go to JSON whatever bytes a row holds: a value stored before identifiers were checked
+// (or by another tool) shows as U+FFFD instead of failing every all-tenant report.
+std::string dump_lenient(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+WebhookRoute route_of(const detail::Registry& registry, const detail::Registration& r) {
+  WebhookRoute w;
+  w.id = r.id;
+  w.integration_id = r.integration_id;
+  w.source = r.source;
+  w.path = registry.path_for(r.path_token);
+  w.url = registry.url_for(r.path_token);
+  if (w.url.empty()) w.url = r.destination_url;
+  w.fathom_webhook_id = r.fathom_webhook_id;
+  w.created_at = r.created_at_s;
+  w.previous_secret_expires_at = r.prev_secret_expires_at_s;
+  return w;
+}
+
+// Registers the Fathom webhook of a newly connected integration (OAuth or API key) when a public
+// URL is configured; a reconnect keeps the existing one. The connection stands either way (sync
+// still brings the meetings), so a failure is logged loudly, not returned.
+void ensure_webhook(Bridge::Impl& m, int64_t integration_id) {
+  if (m.config.webhooks.public_base_url.empty()) return;
+  auto existing = m.registry->list(integration_id);
+  if (!existing.ok() || !existing->empty()) return;
+  auto reg = m.registry->register_for(integration_id);
+  if (!reg.ok()) {
+    FB_LOG(kWarn, "bridge") << "integration " << integration_id
+                            << ": webhook registration failed: " << reg.status().message();
+  }
 }
 
 // Script hooks that follow host events: connect, disconnect, token failure.
@@ -262,18 +295,7 @@ Result<ConnectStart> Bridge::connect_start(const Caller& caller, ReturnMode mode
 
 CallbackOutcome Bridge::connect_callback(const std::string& query) {
   detail::CallbackResult r = impl_->oauth->complete(query);
-  if (r.ok && !impl_->config.webhooks.public_base_url.empty()) {
-    // Register the Fathom webhook once per integration; a reconnect keeps the existing one.
-    auto existing = impl_->registry->list(r.integration_id);
-    if (existing.ok() && existing->empty()) {
-      auto reg = impl_->registry->register_for(r.integration_id);
-      if (!reg.ok()) {
-        // The connection stands; sync still brings the meetings. Say so loudly.
-        FB_LOG(kWarn, "bridge") << "integration " << r.integration_id
-                                << ": webhook registration failed: " << reg.status().message();
-      }
-    }
-  }
+  if (r.ok) ensure_webhook(*impl_, r.integration_id);
   CallbackOutcome o;
   o.ok = r.ok;
   o.integration_id = r.integration_id;
@@ -302,7 +324,9 @@ CallbackOutcome Bridge::connect_callback(const std::string& query) {
 Result<int64_t> Bridge::connect_api_key(const Caller& caller, const std::string& api_key) {
   FB_TRY(detail::validate_principal(principal_of(caller)));
   if (api_key.empty()) return Status::InvalidArgument("api_key is empty");
-  return impl_->oauth->connect_api_key(principal_of(caller), detail::SecretString(api_key));
+  FB_ASSIGN(int64_t id, impl_->oauth->connect_api_key(principal_of(caller), detail::SecretString(api_key)));
+  ensure_webhook(*impl_, id);  // API-key users get webhooks like OAuth ones
+  return id;
 }
 
 Status Bridge::disconnect(const Caller& caller, int64_t integration_id) {
@@ -322,20 +346,23 @@ Result<std::string> Bridge::access_token(const Caller& caller, int64_t integrati
 }
 
 Result<std::string> Bridge::token_health_json(const std::string& tenant_id, const std::string& user_id) {
+  FB_TRY(detail::validate_identifier(tenant_id, "tenant_id", false));
+  FB_TRY(detail::validate_identifier(user_id, "user_id", false));
   FB_ASSIGN(auto report, impl_->health->report(tenant_id, user_id));
-  return detail::token_health_to_json(report, tenant_id.empty() ? detail::HealthView::kOperator
-                                                                : detail::HealthView::kFrontend)
-      .dump();
+  return dump_lenient(detail::token_health_to_json(report, tenant_id.empty() ? detail::HealthView::kOperator
+                                                                             : detail::HealthView::kFrontend));
 }
 
 Result<std::string> Bridge::token_health_table(const std::string& tenant_id, const std::string& user_id) {
+  FB_TRY(detail::validate_identifier(tenant_id, "tenant_id", false));
+  FB_TRY(detail::validate_identifier(user_id, "user_id", false));
   FB_ASSIGN(auto report, impl_->health->report(tenant_id, user_id));
   return detail::token_health_table(report);
 }
 
 Result<std::string> Bridge::deactivate_expired() {
   FB_ASSIGN(auto list, impl_->health->deactivate_expired());
-  return detail::deactivated_to_json(list).dump();
+  return dump_lenient(detail::deactivated_to_json(list));
 }
 
 // ---- sync ----
@@ -353,7 +380,7 @@ Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, c
   r.to_s = request.until;
   r.recording_id = request.recording_id;
   FB_ASSIGN(detail::JobRecord job, impl_->sync->run(r));
-  std::string summary = job_to_json(job).dump();
+  std::string summary = dump_lenient(job_to_json(job));
   Event e{job.ok() ? "sync_completed" : "sync_failed", rec.tenant_id, rec.user_id, integration_id, job.message, summary};
   impl_->emit(e);
   if (job.ok()) {
@@ -374,14 +401,21 @@ Status Bridge::tick() {
 }
 
 Result<std::string> Bridge::sync_jobs_json(int64_t integration_id, const std::string& status, int limit) {
+  return sync_jobs_json(integration_id, status, limit, "");
+}
+
+Result<std::string> Bridge::sync_jobs_json(int64_t integration_id, const std::string& status, int limit,
+                                           const std::string& tenant_id) {
+  FB_TRY(detail::validate_identifier(tenant_id, "tenant_id", false));
   detail::JobFilter f;
   f.integration_id = integration_id;
+  f.tenant_id = tenant_id;
   f.status = status;
   f.limit = limit > 0 ? limit : 50;
   FB_ASSIGN(auto jobs, impl_->sync->recent_jobs(f));
   json out = json::array();
   for (const auto& j : jobs) out.push_back(job_to_json(j));
-  return out.dump();
+  return dump_lenient(out);
 }
 
 // ---- webhooks ----
@@ -394,14 +428,35 @@ WebhookReply Bridge::receive_webhook(const std::string& path,
 }
 
 Result<std::string> Bridge::webhook_events_json(const std::string& status, int64_t integration_id, int limit) {
+  return webhook_events_json(status, integration_id, limit, "");
+}
+
+Result<std::string> Bridge::webhook_events_json(const std::string& status, int64_t integration_id, int limit,
+                                                const std::string& tenant_id) {
   if (!status.empty() && status != "pending" && status != "processing" && status != "done" && status != "dead") {
     return Status::InvalidArgument("webhook event status must be pending, processing, done or dead");
   }
+  FB_TRY(detail::validate_identifier(tenant_id, "tenant_id", false));
   detail::InboxFilter f;
   f.status = status;
   f.integration_id = integration_id;
   f.limit = limit > 0 ? limit : 100;
-  FB_ASSIGN(auto events, impl_->workers->list(f));
+  if (tenant_id.empty()) {
+    FB_ASSIGN(auto events, impl_->workers->list(f));
+    return detail::events_to_json(events);
+  }
+  // The inbox knows integrations, not tenants: list each of the tenant's integrations (a tenant has
+  // one per user), then keep the newest `limit` of them all.
+  FB_ASSIGN(auto owned, impl_->integrations->list(tenant_id, ""));
+  std::vector<detail::InboxEvent> events;
+  for (const auto& rec : owned) {
+    if (integration_id != 0 && rec.id != integration_id) continue;
+    f.integration_id = rec.id;
+    FB_ASSIGN(auto some, impl_->workers->list(f));
+    events.insert(events.end(), std::make_move_iterator(some.begin()), std::make_move_iterator(some.end()));
+  }
+  std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.id > b.id; });
+  if (events.size() > static_cast<size_t>(f.limit)) events.resize(static_cast<size_t>(f.limit));
   return detail::events_to_json(events);
 }
 
@@ -419,5 +474,84 @@ Result<int> Bridge::webhook_replay(const std::string& event_id) {
 // ---- scripts ----
 
 Status Bridge::reload_scripts() { return impl_->scripts->reload(); }
+
+// ---- webhook routes ----
+
+std::string WebhookRoute::to_json() const {
+  auto opt = [](const std::string& v) { return v.empty() ? json(nullptr) : json(v); };
+  return json{{"id", id},
+              {"integration_id", integration_id},
+              {"source", source},
+              {"url", opt(url)},
+              {"path", path},
+              {"fathom_webhook_id", opt(fathom_webhook_id)},
+              {"created_at", created_at},
+              {"previous_secret_expires_at", previous_secret_expires_at ? json(previous_secret_expires_at) : json(nullptr)}}
+      .dump();
+}
+
+namespace {
+
+// The registration behind route_id when the caller owns its integration; kNotFound otherwise, with
+// the same message, so route ids of other tenants cannot be probed.
+Result<detail::Registration> owned_route(Bridge::Impl& m, const Caller& caller, int64_t route_id) {
+  FB_TRY(detail::validate_principal(principal_of(caller)));
+  auto reg = m.registry->get(route_id);
+  if (reg.ok() && m.owned(caller, reg->integration_id).ok()) return reg;
+  if (!reg.ok() && !reg.status().is(Code::kNotFound)) return reg.status();
+  return Status::NotFound("no webhook route " + std::to_string(route_id));
+}
+
+}  // namespace
+
+Result<WebhookRoute> Bridge::add_webhook_route(const Caller& caller, int64_t integration_id, const std::string& secret) {
+  FB_TRY(impl_->owned(caller, integration_id).status());
+  // Without a secret yet: a random one nobody knows, replaced by the first rotation.
+  detail::SecretString s(secret);
+  if (secret.empty()) {
+    uint8_t key[24];
+    impl_->random.fill(key, sizeof key);
+    s = detail::SecretString("whsec_" + detail::base64_encode(key, sizeof key));
+  }
+  FB_ASSIGN(detail::Registration r, impl_->registry->add_manual(integration_id, s));
+  return route_of(*impl_->registry, r);
+}
+
+Result<WebhookRoute> Bridge::register_webhook_route(const Caller& caller, int64_t integration_id) {
+  FB_TRY(impl_->owned(caller, integration_id).status());
+  FB_ASSIGN(detail::Registration r, impl_->registry->register_for(integration_id));
+  return route_of(*impl_->registry, r);
+}
+
+Result<std::vector<WebhookRoute>> Bridge::webhook_routes(const Caller& caller, int64_t integration_id) {
+  FB_TRY(detail::validate_principal(principal_of(caller)));
+  std::vector<int64_t> ids;
+  if (integration_id != 0) {
+    FB_TRY(impl_->owned(caller, integration_id).status());
+    ids.push_back(integration_id);
+  } else {
+    FB_ASSIGN(auto recs, impl_->integrations->list(caller.tenant_id, caller.user_id));
+    for (const auto& r : recs) ids.push_back(r.id);
+  }
+  std::vector<WebhookRoute> out;
+  for (int64_t id : ids) {
+    FB_ASSIGN(auto regs, impl_->registry->list(id));
+    for (const auto& r : regs) out.push_back(route_of(*impl_->registry, r));
+  }
+  return out;
+}
+
+Result<WebhookRoute> Bridge::rotate_webhook_secret(const Caller& caller, int64_t route_id, const std::string& secret) {
+  FB_TRY(owned_route(*impl_, caller, route_id).status());
+  if (secret.empty()) return Status::InvalidArgument("secret is required to rotate a webhook route");
+  FB_TRY(impl_->registry->set_secret(route_id, detail::SecretString(secret)));
+  FB_ASSIGN(detail::Registration r, impl_->registry->get(route_id));
+  return route_of(*impl_->registry, r);
+}
+
+Status Bridge::remove_webhook_route(const Caller& caller, int64_t route_id) {
+  FB_TRY(owned_route(*impl_, caller, route_id).status());
+  return impl_->registry->unregister(route_id);
+}
 
 }  // namespace fb

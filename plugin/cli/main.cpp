@@ -7,6 +7,7 @@
 //   fathom-bridge jobs [--integration N] [--status failed] [--limit N] [--json]
 //   fathom-bridge webhooks list [--status pending|done|dead] [--integration N] [--limit N]
 //   fathom-bridge webhooks replay <event-id> | --dead
+//   fathom-bridge webhooks routes|add|register|rotate|remove ...   webhook routes and their secrets
 //   fathom-bridge script test <script> --meeting <file.json> [...]   (see `script test --help`)
 //   fathom-bridge serve                                           run the HTTP sidecar
 // Every command but `script test` takes --config FILE (and the environment, see README).
@@ -14,6 +15,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -39,9 +41,19 @@ commands:
   deactivate-expired                          deactivate integrations that cannot be refreshed; lists users to notify
   sync --tenant T --user U --integration N [--mode incremental|backfill|manual]
        [--since ISO8601] [--until ISO8601] [--recording N]
-  jobs [--integration N] [--status running|succeeded|failed|skipped] [--limit N] [--json]
-  webhooks list [--status pending|processing|done|dead] [--integration N] [--limit N]
+       (maps through the CRM at server.crm_url; exit 1 when the sync failed or meetings failed to map)
+  jobs [--tenant T] [--integration N] [--status running|succeeded|succeeded_with_errors|failed|skipped]
+       [--limit N] [--json]
+  webhooks list [--tenant T] [--status pending|processing|done|dead] [--integration N] [--limit N]
   webhooks replay <event-id> | --dead
+  webhooks routes   --tenant T --user U [--integration N]            receiving routes (never their secrets)
+  webhooks add      --tenant T --user U --integration N [--secret-file F]
+                    a route for a webhook made in Fathom's settings; F holds its whsec_ secret ('-': stdin).
+                    Without it the route refuses deliveries until `rotate` sets the secret
+  webhooks register --tenant T --user U --integration N            create the webhook through Fathom's API
+  webhooks rotate <route-id> --tenant T --user U --secret-file F     new secret; the old one stays valid for
+                                                                     webhooks.secret_grace_s
+  webhooks remove <route-id> --tenant T --user U
   script test <script> --meeting <file.json> [--json] [...]   dry-run a Lua script (exit 1 on script error)
   serve                                       run the HTTP sidecar (host routes + webhook receiver)
 
@@ -156,6 +168,23 @@ int cmd_deactivate(const Options& o) {
   return 0;
 }
 
+// Reads a secret from a file ("-": standard input): its first line, without surrounding blanks. A
+// secret never goes on the command line, where `ps` and shell histories would show it.
+fb::Result<std::string> read_secret_file(const std::string& path) {
+  std::string line;
+  if (path == "-") {
+    std::getline(std::cin, line);
+  } else {
+    std::ifstream in(path);
+    if (!in) return fb::Status::InvalidArgument("cannot read the secret file " + path);
+    std::getline(in, line);
+  }
+  const char* blanks = " \t\r\n";
+  size_t a = line.find_first_not_of(blanks), b = line.find_last_not_of(blanks);
+  if (a == std::string::npos) return fb::Status::InvalidArgument("the secret file " + path + " is empty");
+  return line.substr(a, b - a + 1);
+}
+
 int cmd_sync(const Options& o) {
   int64_t id = 0;
   if (!parse_int(o.get("integration"), &id)) return usage_error("sync needs --integration N");
@@ -173,10 +202,24 @@ int cmd_sync(const Options& o) {
   }
   auto b = open_bridge(o, false);
   if (!b.ok()) return fail(b.status());
+  // The CLI is not a CRM: without one every meeting would fail to map (and be retried later), so
+  // refuse instead of paging Fathom for nothing.
+  const std::string& crm = (*b)->config().server.crm_url;
+  if (crm.empty()) {
+    return usage_error(
+        "sync maps meetings into the CRM, and the CLI has none: set server.crm_url (FATHOM_BRIDGE_CRM_URL) to "
+        "the CRM's operation endpoint, or run the sync from the host (fb_sync, POST /v1/sync)");
+  }
+  fb::Status fwd = fb::detail::forward_crm_operations(**b, crm);
+  if (!fwd.ok()) return fail(fwd);
   auto r = (*b)->sync({o.get("tenant"), o.get("user"), ""}, id, req);
   if (!r.ok()) return fail(r.status());
-  std::cout << json::parse(*r).dump(2) << "\n";
-  return 0;
+  json job = json::parse(*r);
+  std::cout << job.dump(2) << "\n";
+  const std::string status = job.value("status", "");
+  if (status == "succeeded") return 0;
+  std::cerr << "fathom-bridge: sync " << status << ": " << job.value("message", "") << "\n";
+  return 1;
 }
 
 int cmd_jobs(const Options& o) {
@@ -185,7 +228,7 @@ int cmd_jobs(const Options& o) {
   if (o.has("limit") && !parse_int(o.get("limit"), &limit)) return usage_error("--limit must be a number");
   auto b = open_bridge(o, false);
   if (!b.ok()) return fail(b.status());
-  auto r = (*b)->sync_jobs_json(id, o.get("status"), static_cast<int>(limit));
+  auto r = (*b)->sync_jobs_json(id, o.get("status"), static_cast<int>(limit), o.get("tenant"));
   if (!r.ok()) return fail(r.status());
   if (o.has("json")) {
     std::cout << json::parse(*r).dump(2) << "\n";
@@ -195,15 +238,67 @@ int cmd_jobs(const Options& o) {
   return 0;
 }
 
+int print_route(const fb::Result<fb::WebhookRoute>& r) {
+  if (!r.ok()) return fail(r.status());
+  std::cout << json::parse(r->to_json()).dump(2) << "\n";
+  return 0;
+}
+
+// webhooks routes|add|register|rotate|remove: every one acts for --tenant/--user.
+int cmd_webhook_routes(const Options& o, fb::Bridge& b) {
+  const std::string& what = o.positional[0];
+  if (what != "routes" && what != "add" && what != "register" && what != "rotate" && what != "remove") {
+    return usage_error("unknown webhooks command '" + what + "'");
+  }
+  if (!o.has("tenant") || !o.has("user")) return usage_error("webhooks " + what + " needs --tenant and --user");
+  const fb::Caller caller{o.get("tenant"), o.get("user"), ""};
+  int64_t integration = 0, route = 0;
+  if (o.has("integration") && !parse_int(o.get("integration"), &integration)) {
+    return usage_error("--integration must be a number");
+  }
+  if (what == "routes") {
+    auto r = b.webhook_routes(caller, integration);
+    if (!r.ok()) return fail(r.status());
+    json out = json::array();
+    for (const auto& w : *r) out.push_back(json::parse(w.to_json()));
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (what == "add" || what == "register") {
+    if (integration <= 0) return usage_error("webhooks " + what + " needs --integration N");
+    if (what == "register") return print_route(b.register_webhook_route(caller, integration));
+    std::string secret;
+    if (o.has("secret-file")) {
+      auto s = read_secret_file(o.get("secret-file"));
+      if (!s.ok()) return fail(s.status());
+      secret = *s;
+    }
+    return print_route(b.add_webhook_route(caller, integration, secret));
+  }
+  if (o.positional.size() < 2 || !parse_int(o.positional[1], &route)) {
+    return usage_error("webhooks " + what + " needs a route id");
+  }
+  if (what == "remove") {
+    fb::Status s = b.remove_webhook_route(caller, route);
+    if (!s.ok()) return fail(s);
+    std::cout << "removed webhook route " << route << "\n";
+    return 0;
+  }
+  if (!o.has("secret-file")) return usage_error("webhooks rotate needs --secret-file F ('-': standard input)");
+  auto s = read_secret_file(o.get("secret-file"));
+  if (!s.ok()) return fail(s.status());
+  return print_route(b.rotate_webhook_secret(caller, route, *s));
+}
+
 int cmd_webhooks(const Options& o) {
-  if (o.positional.empty()) return usage_error("webhooks needs 'list' or 'replay'");
+  if (o.positional.empty()) return usage_error("webhooks needs list, replay, routes, add, register, rotate or remove");
   auto b = open_bridge(o, false);
   if (!b.ok()) return fail(b.status());
   if (o.positional[0] == "list") {
     int64_t id = 0, limit = 50;
     if (o.has("integration") && !parse_int(o.get("integration"), &id)) return usage_error("--integration must be a number");
     if (o.has("limit") && !parse_int(o.get("limit"), &limit)) return usage_error("--limit must be a number");
-    auto r = (*b)->webhook_events_json(o.get("status"), id, static_cast<int>(limit));
+    auto r = (*b)->webhook_events_json(o.get("status"), id, static_cast<int>(limit), o.get("tenant"));
     if (!r.ok()) return fail(r.status());
     std::cout << json::parse(*r).dump(2) << "\n";
     return 0;
@@ -216,7 +311,7 @@ int cmd_webhooks(const Options& o) {
     std::cout << "requeued " << *r << " event(s); running workers (or the next `serve`) process them\n";
     return 0;
   }
-  return usage_error("unknown webhooks command '" + o.positional[0] + "'");
+  return cmd_webhook_routes(o, **b);
 }
 
 volatile std::sig_atomic_t g_stop = 0;
@@ -243,7 +338,7 @@ int cmd_serve(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
@@ -267,4 +362,13 @@ int main(int argc, char** argv) {
   if (cmd == "webhooks") return cmd_webhooks(o);
   if (cmd == "serve") return cmd_serve(o);
   return usage_error("unknown command '" + cmd + "'");
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // a bug must end with a message and exit 1, never an abort
+    std::cerr << "fathom-bridge: internal error: " << e.what() << "\n";
+    return 1;
+  }
 }

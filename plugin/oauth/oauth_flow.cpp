@@ -401,6 +401,7 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
 std::string OAuthFlow::popup_page_html(const CallbackResult& result) const {
   nlohmann::json msg = {{"source", kMessageSource}, {"status", result.ok ? "connected" : "error"}};
   if (!result.ok) msg["error"] = result.error;
+  if (result.ok) msg["integration_id"] = result.integration_id;  // the contract in fathom_bridge.h
   auto origin = url_origin(options_.frontend_url);
   const std::string title = result.ok ? "Fathom connected" : "Fathom connection failed";
   const std::string text = result.ok ? result.reason : result.reason.empty() ? result.error : result.reason;

@@ -143,7 +143,6 @@ struct Sidecar::State {
   Bridge* bridge = nullptr;
   std::unique_ptr<HttpServer> server;
   std::shared_ptr<EventFeed> feed;
-  std::shared_ptr<HttplibTransport> crm_transport;  // shared with the bridge's CRM handlers
 };
 
 namespace {
@@ -166,6 +165,63 @@ Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport>
     }));
   }
   return Status::Ok();
+}
+
+void send_route(ServerResponse& res, const Result<WebhookRoute>& r) {
+  if (!r.ok()) return send_error(res, r.status());
+  res.status = 200;
+  res.set_content(r->to_json(), "application/json");
+}
+
+// /v1/webhooks/routes*: webhook routes with a hand-made or rotated secret (bridge.h). A secret
+// arrives in a request body and is never part of an answer.
+void mount_webhook_route_routes(HttpServer& svr, Bridge& bridge) {
+  svr.route("GET", "/v1/webhooks/routes", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    auto r = bridge.webhook_routes({req.param("tenant_id"), req.param("user_id"), ""},
+                                   query_int(req, "integration_id", 0));
+    if (!r.ok()) return send_error(res, r.status());
+    json out = json::array();
+    for (const auto& w : *r) out.push_back(json::parse(w.to_json()));
+    send_json(res, 200, out);
+  });
+  svr.route("POST", "/v1/webhooks/routes", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t id = 0;
+    std::string secret;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "integration_id", true, &id, res) ||
+        !string_field(b, "secret", false, &secret, res)) {
+      return;
+    }
+    send_route(res, bridge.add_webhook_route(c, id, secret));
+  });
+  svr.route("POST", "/v1/webhooks/routes/register", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t id = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "integration_id", true, &id, res)) return;
+    send_route(res, bridge.register_webhook_route(c, id));
+  });
+  svr.route("POST", "/v1/webhooks/routes/rotate", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t id = 0;
+    std::string secret;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "route_id", true, &id, res) ||
+        !string_field(b, "secret", true, &secret, res)) {
+      return;
+    }
+    send_route(res, bridge.rotate_webhook_secret(c, id, secret));
+  });
+  svr.route("POST", "/v1/webhooks/routes/remove", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t id = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "route_id", true, &id, res)) return;
+    Status s = bridge.remove_webhook_route(c, id);
+    if (!s.ok()) return send_error(res, s);
+    send_json(res, 200, {{"removed", id}});
+  });
 }
 
 void mount_host_routes(HttpServer& svr, Bridge& bridge, std::shared_ptr<EventFeed> feed) {
@@ -261,14 +317,17 @@ void mount_host_routes(HttpServer& svr, Bridge& bridge, std::shared_ptr<EventFee
     if (!until.empty() && !parse_iso8601(until, &sr.until)) return send_error(res, Status::InvalidArgument("field 'until' is not ISO 8601"));
     send_result(res, bridge.sync(c, id, sr));
   });
+  // The API token is operator-wide: without tenant_id these list every tenant; with it, one.
   svr.route("GET", "/v1/sync/jobs", [&bridge](const ServerRequest& req, ServerResponse& res) {
     send_result(res, bridge.sync_jobs_json(query_int(req, "integration_id", 0), req.param("status"),
-                                           static_cast<int>(query_int(req, "limit", 50))));
+                                           static_cast<int>(query_int(req, "limit", 50)), req.param("tenant_id")));
   });
   svr.route("GET", "/v1/webhooks/events", [&bridge](const ServerRequest& req, ServerResponse& res) {
     send_result(res, bridge.webhook_events_json(req.param("status"), query_int(req, "integration_id", 0),
-                                                static_cast<int>(query_int(req, "limit", 100))));
+                                                static_cast<int>(query_int(req, "limit", 100)),
+                                                req.param("tenant_id")));
   });
+  mount_webhook_route_routes(svr, bridge);
   svr.route("POST", "/v1/webhooks/replay", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     std::string id;
@@ -294,6 +353,10 @@ void mount_host_routes(HttpServer& svr, Bridge& bridge, std::shared_ptr<EventFee
 
 }  // namespace
 
+Status forward_crm_operations(Bridge& bridge, const std::string& url) {
+  return register_crm_forwarding(bridge, std::make_shared<HttplibTransport>(), url);
+}
+
 Sidecar::Sidecar(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Sidecar::~Sidecar() { stop(); }
 int Sidecar::port() const { return state_->server->port(); }
@@ -318,10 +381,7 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
   bridge.impl().bus.subscribe([weak](const Event& e) {
     if (auto f = weak.lock()) f->push(e);
   });
-  if (!config.server.crm_url.empty()) {
-    state->crm_transport = std::make_shared<HttplibTransport>();
-    FB_TRY(register_crm_forwarding(bridge, state->crm_transport, config.server.crm_url));
-  }
+  if (!config.server.crm_url.empty()) FB_TRY(forward_crm_operations(bridge, config.server.crm_url));
   mount_webhook_routes(*state->server, *bridge.impl().receiver);
   mount_host_routes(*state->server, bridge, state->feed);
   FB_TRY(state->server->start());

@@ -6,7 +6,11 @@
 //   POST {webhooks.path_prefix}/{token}      webhook deliveries (webhook_routes.h)
 //   GET  /healthz                            200 "ok"
 // Host routes (JSON; `Authorization: Bearer <server.api_token>` when a token is configured; without
-// one the sidecar refuses to listen on anything but loopback):
+// one the sidecar refuses to listen on anything but loopback). The token is operator-wide: it is
+// the CRM backend's credential, not a tenant's. Routes that act on an integration take the
+// (tenant_id, user_id) that owns it; listings take an optional tenant_id and list every tenant
+// without it (token-health, sync/jobs, webhooks/events). Identifiers are checked as in the C ABI
+// (fathom_bridge.h, convention 8): 400 naming the field.
 //   POST /v1/connect/start        {tenant_id, user_id, team_id?, mode: "popup"|"redirect"} -> {authorize_url, expires_at}
 //   POST /v1/connect/api-key      {tenant_id, user_id, api_key} -> {integration_id}
 //   POST /v1/disconnect           {tenant_id, user_id, integration_id}
@@ -14,8 +18,13 @@
 //   GET  /v1/token-health         ?tenant_id=&user_id= -> [report rows]
 //   POST /v1/deactivate-expired   -> [{integration_id, tenant_id, user_id}]
 //   POST /v1/sync                 {tenant_id, user_id, integration_id, mode?, since?, until?, recording_id?} -> job
-//   GET  /v1/sync/jobs            ?integration_id=&status=&limit= -> [jobs]
-//   GET  /v1/webhooks/events      ?status=&integration_id=&limit= -> [events]
+//   GET  /v1/sync/jobs            ?tenant_id=&integration_id=&status=&limit= -> [jobs]
+//   GET  /v1/webhooks/events      ?tenant_id=&status=&integration_id=&limit= -> [events]
+//   GET  /v1/webhooks/routes      ?tenant_id=&user_id=&integration_id= -> [routes]
+//   POST /v1/webhooks/routes      {tenant_id, user_id, integration_id, secret?} -> route (a webhook made in Fathom's settings)
+//   POST /v1/webhooks/routes/register {tenant_id, user_id, integration_id} -> route (created through Fathom's API)
+//   POST /v1/webhooks/routes/rotate   {tenant_id, user_id, route_id, secret} -> route (old secret kept for the grace period)
+//   POST /v1/webhooks/routes/remove   {tenant_id, user_id, route_id} -> {removed}
 //   POST /v1/webhooks/replay      {event_id} or {event_id: "dead"} -> {replayed}
 //   POST /v1/scripts/reload
 //   GET  /v1/events               ?after=SEQ -> {events: [{seq, type, ...}], next: SEQ} (the last server.event_buffer events)
@@ -29,6 +38,11 @@
 #include "fathom_bridge/status.h"
 
 namespace fb::detail {
+
+// Registers every documented CRM operation so that the scripts' crm.<op> calls are POSTed to url
+// (server.crm_url), as the sidecar does; the CLI's sync uses it too. The handlers own their
+// transport, so they stay valid as long as the bridge keeps them.
+Status forward_crm_operations(Bridge& bridge, const std::string& url);
 
 class Sidecar {
  public:

@@ -557,7 +557,9 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
   const int64_t calls = run.scope ? run.scope->calls() : 0;
   std::string status, message, error_code, details;
   if (outcome.ok()) {
-    status = "succeeded";
+    // Meetings that failed to map are in the status, not only in the counts: a host or an
+    // operator reading "succeeded" must be able to trust that everything reached the CRM.
+    status = run.map_failures > 0 ? "succeeded_with_errors" : "succeeded";
     message = std::to_string(run.page_no) + " pages, " + std::to_string(run.seen) + " meetings seen, " +
               std::to_string(run.created) + " new, " + std::to_string(run.changed) + " changed, " +
               std::to_string(run.mapped) + " mapped";

@@ -82,8 +82,9 @@ struct JobRecord {
   std::string tenant_id, user_id;  // for whom
   std::string mode;                // sync_mode_name
   std::string trigger;
-  // "running", "succeeded", "failed", "skipped", "cancelled", or "interrupted" (its process
-  // died; a later run resumed from its checkpoint).
+  // "running", "succeeded", "succeeded_with_errors" (paged to the end, but map_failures > 0),
+  // "failed", "skipped", "cancelled", or "interrupted" (its process died; a later run resumed
+  // from its checkpoint).
   std::string status;
   std::string message;        // one line for humans
   std::string error_code;     // code_name of the failure ("" on success)
@@ -102,7 +103,9 @@ struct JobRecord {
   int64_t items_skipped = 0;
   std::string skipped_items;
   static constexpr size_t kMaxSkippedListed = 50;
-  bool ok() const { return status == "succeeded"; }
+  // The run reached the end (some meetings may still have failed to map: see clean()).
+  bool ok() const { return status == "succeeded" || status == "succeeded_with_errors"; }
+  bool clean() const { return status == "succeeded"; }
 };
 
 struct JobFilter {

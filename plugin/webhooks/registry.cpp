@@ -201,17 +201,38 @@ Status Registry::remove(int64_t registration_id) {
   return Status::Ok();
 }
 
+Status Registry::unregister_one(const Registration& r) {
+  if (!r.fathom_webhook_id.empty() && client_) {
+    Status d = delete_fathom_webhook(*client_, r.integration_id, r.fathom_webhook_id);
+    if (!d.ok() && !d.is(Code::kNotFound)) {
+      FB_LOG(kWarn, "webhooks") << "could not delete Fathom webhook " << r.fathom_webhook_id << " of integration "
+                                << r.integration_id << " (removed locally anyway): " << d.message();
+    }
+  }
+  return remove(r.id);
+}
+
+Status Registry::unregister(int64_t registration_id) {
+  FB_ASSIGN(Registration r, get(registration_id));
+  return unregister_one(r);
+}
+
+Result<Registration> Registry::get(int64_t registration_id) {
+  std::optional<Registration> out;
+  Status s = db_.with([&]() -> Status {
+    Stmt& q = db_.prepare(std::string("SELECT ") + kRegColumns + " FROM webhook_registrations WHERE id=?");
+    q.bind(1, registration_id);
+    return each_row(q, [&](const Stmt& row) { out = read_registration(row); });
+  });
+  if (!s.ok()) return s;
+  if (!out) return Status::NotFound("no webhook registration " + std::to_string(registration_id));
+  return std::move(*out);
+}
+
 Status Registry::unregister_all(int64_t integration_id) {
   FB_ASSIGN(std::vector<Registration> regs, list(integration_id));
   for (const Registration& r : regs) {
-    if (!r.fathom_webhook_id.empty() && client_) {
-      Status d = delete_fathom_webhook(*client_, integration_id, r.fathom_webhook_id);
-      if (!d.ok() && !d.is(Code::kNotFound)) {
-        FB_LOG(kWarn, "webhooks") << "could not delete Fathom webhook " << r.fathom_webhook_id << " of integration "
-                                  << integration_id << " (removed locally anyway): " << d.message();
-      }
-    }
-    Status s = remove(r.id);
+    Status s = unregister_one(r);
     if (!s.ok() && !s.is(Code::kNotFound)) return s;
   }
   if (!regs.empty()) {

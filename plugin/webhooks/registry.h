@@ -105,6 +105,11 @@ class Registry {
   Status unregister_all(int64_t integration_id);
   // Removes one registration locally (no API call).
   Status remove(int64_t registration_id);
+  // Removes one registration: deletes its webhook at Fathom first when it was made through the API
+  // (best effort, as unregister_all), then the local row. kNotFound for an unknown id.
+  Status unregister(int64_t registration_id);
+  // One registration (never its secrets). kNotFound for an unknown id.
+  Result<Registration> get(int64_t registration_id);
   // Registrations of one integration (0: all), oldest first. Never includes secrets.
   Result<std::vector<Registration>> list(int64_t integration_id = 0);
 
@@ -130,6 +135,7 @@ class Registry {
                               std::string_view fathom_id, const SecretString& secret, const WebhookFlags& flags,
                               const char* source);
   std::string new_token();
+  Status unregister_one(const Registration& r);
 
   Db& db_;
   const Sealer& sealer_;

@@ -19,6 +19,8 @@
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -34,7 +36,41 @@ using namespace fb::test;
 
 namespace {
 
+// The local addresses of the TCP sockets listening on port, from /proc/net/tcp and tcp6 (hex
+// address and port, state 0A), as "a.b.c.d" or a 32-hex-digit IPv6 address.
+std::vector<std::string> listening_addresses(int port) {
+  std::vector<std::string> out;
+  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(file);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream row(line);
+      std::string slot, local, remote, state;
+      row >> slot >> local >> remote >> state;
+      size_t colon = local.find(':');
+      if (state != "0A" || colon == std::string::npos || std::stoi(local.substr(colon + 1), nullptr, 16) != port) continue;
+      std::string addr = local.substr(0, colon);
+      if (addr.size() == 8) {  // IPv4, little-endian hex
+        uint32_t v = static_cast<uint32_t>(std::stoul(addr, nullptr, 16));
+        addr = std::to_string(v & 0xff) + "." + std::to_string((v >> 8) & 0xff) + "." + std::to_string((v >> 16) & 0xff) +
+               "." + std::to_string(v >> 24);
+      }
+      out.push_back(addr);
+    }
+  }
+  return out;
+}
 
+// Every listener of the test is on loopback: 127.0.0.0/8 or ::1 (never 0.0.0.0 or ::).
+void expect_loopback_only(int port, const std::string& who) {
+  auto addrs = listening_addresses(port);
+  BOOST_TEST(!addrs.empty(), who << " listens on port " << port);
+  for (const auto& a : addrs) {
+    bool loopback = a.rfind("127.", 0) == 0 || a == "00000000000000000000000001000000";
+    BOOST_TEST(loopback, who << " listens on " << a << ":" << port << ", which is not loopback");
+  }
+}
 
 // chromedriver as a child process, and a WebDriver session with headless Chromium.
 class Browser {
@@ -52,7 +88,9 @@ class Browser {
       dup2(devnull, 1);
       dup2(devnull, 2);
       std::string port_arg = "--port=" + std::to_string(port_);
-      execl(bin.c_str(), bin.c_str(), port_arg.c_str(), "--allowed-ips=127.0.0.1", static_cast<char*>(nullptr));
+      // No --allowed-ips: with it chromedriver listens on every interface and filters peers;
+      // without it, it listens on loopback only (checked below).
+      execl(bin.c_str(), bin.c_str(), port_arg.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
@@ -62,6 +100,7 @@ class Browser {
                             return r && r->status == 200 && json::parse(r->body)["value"]["ready"] == true;
                           }),
                           "chromedriver did not become ready");
+    expect_loopback_only(port_, "chromedriver");
     json args = json::array({"--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                              "--no-first-run", "--no-default-browser-check", "--disable-extensions",
                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -208,6 +247,8 @@ struct World {
     auto sc = fb::detail::Sidecar::start(*bridge, sidecar_port);
     BOOST_REQUIRE_MESSAGE(sc.ok(), sc.status().to_string());
     sidecar = std::move(*sc);
+    expect_loopback_only(sidecar_port, "the sidecar");
+    expect_loopback_only(sim.port(), "fathom-sim");
   }
   // The integrations of the browser's user, as the token health report lists them.
   json integrations() {
@@ -226,10 +267,11 @@ struct World {
   std::unique_ptr<fb::detail::Sidecar> sidecar;
 };
 
-// Clicks "Connect Fathom" on the CRM page, decides on Fathom's consent page in the popup, and
-// returns what the CRM page received (null when nothing came).
-json connect_in_popup(Browser& b, World& w, const std::string& decision) {
-  b.go(w.frontend_origin + "/settings");
+// Clicks "Connect Fathom" (#connect) on the CRM page at page_url, decides on Fathom's consent page
+// (at sim_base) in the popup, waits for the popup to close itself and switches back to the page.
+void click_connect_and_decide(Browser& b, const std::string& page_url, const std::string& sim_base,
+                              const std::string& decision) {
+  b.go(page_url);
   const std::string main = b.window();
   b.click("#connect");
   std::string popup;
@@ -241,7 +283,7 @@ json connect_in_popup(Browser& b, World& w, const std::string& decision) {
                         }),
                         "no popup window opened");
   b.switch_to(popup);
-  BOOST_REQUIRE_MESSAGE(eventually([&] { return b.url().rfind(w.sim.base_url(), 0) == 0; }),
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return b.url().rfind(sim_base, 0) == 0; }),
                         "the popup never reached Fathom's consent page: " + b.url());
   BOOST_REQUIRE(eventually([&] { return b.script("return document.querySelector('button." + decision + "') !== null") == true; }));
   b.click("button." + decision);
@@ -250,6 +292,11 @@ json connect_in_popup(Browser& b, World& w, const std::string& decision) {
   bool closed = eventually([&] { return b.windows().size() == 1; });
   BOOST_TEST(closed, "the popup closed itself after posting its result");
   b.switch_to(main);
+}
+
+// The same on the test's own CRM page; returns what it received (null when nothing came).
+json connect_in_popup(Browser& b, World& w, const std::string& decision) {
+  click_connect_and_decide(b, w.frontend_origin + "/settings", w.sim.base_url(), decision);
   json result;
   eventually([&] {
     result = b.script("return window.__result");
@@ -270,10 +317,12 @@ BOOST_AUTO_TEST_CASE(popup_approve_and_deny_reach_the_opener) {
   BOOST_REQUIRE_MESSAGE(!ok.is_null(), "the CRM page never received the callback page's message");
   BOOST_TEST(ok["origin"] == w.bridge_origin);  // the message came from the bridge's callback page
   BOOST_TEST(ok["data"]["status"] == "connected");
+  BOOST_TEST(ok["data"]["integration_id"].is_number_integer());  // the documented contract (fathom_bridge.h)
   BOOST_TEST(b.script("return document.getElementById('status').textContent") == "connected");
   json rows = w.integrations();
   BOOST_REQUIRE_EQUAL(rows.size(), 1u);
   BOOST_TEST(rows[0]["status"] == "valid");
+  BOOST_TEST(ok["data"]["integration_id"] == rows[0]["integration_id"]);
 
   json denied = connect_in_popup(b, w, "deny");
   BOOST_REQUIRE_MESSAGE(!denied.is_null(), "the CRM page never received the denial");
@@ -299,4 +348,49 @@ BOOST_AUTO_TEST_CASE(redirect_flow_lands_on_the_crm_page) {
   json rows = w.integrations();
   BOOST_REQUIRE_EQUAL(rows.size(), 1u);
   BOOST_TEST(rows[0]["status"] == "valid");
+}
+
+// Issue 10 point 19: the demo CRM's own page (examples/demo-crm), a host of the C ABI, as a user
+// sees it: "Connect Fathom", approve in the popup, and the page says it is connected (it used to
+// listen for another status than the callback page posts, and said "failed" on every success).
+BOOST_AUTO_TEST_CASE(the_demo_crm_page_reports_the_popup_connection) {
+  const int port = free_port();
+  const std::string crm = "http://127.0.0.1:" + std::to_string(port);
+  SimProcess sim({"--meetings", "3", "--seed", "5", "--redirect-uri", crm + "/oauth/callback"});
+  TempDir data;
+  pid_t demo = fork();
+  if (demo == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    std::string bin = std::string(FB_BINARY_DIR) + "/examples/demo-crm/demo-crm";
+    std::string scripts = std::string(FB_SOURCE_DIR) + "/scripts";
+    execl(bin.c_str(), bin.c_str(), "--sim", sim.base_url().c_str(), "--data", data.path().c_str(), "--port",
+          std::to_string(port).c_str(), "--scripts", scripts.c_str(), "--serve", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  } reap{demo};
+  httplib::Client probe("127.0.0.1", port);
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return static_cast<bool>(probe.Get("/api/crm")); }), "demo-crm did not start");
+  expect_loopback_only(port, "demo-crm");
+
+  TempDir profile;
+  Browser b(profile.path());
+  auto message = [&] { return b.script("return document.getElementById('msg').textContent").get<std::string>(); };
+  click_connect_and_decide(b, crm + "/", sim.base_url(), "approve");
+  BOOST_TEST(eventually([&] { return message().rfind("Fathom connected", 0) == 0; }), "the page says: " << message());
+  BOOST_TEST(message().find("integration 1") != std::string::npos);
+  BOOST_TEST(b.script("return document.getElementById('health').textContent").get<std::string>().find("\"valid\"") !=
+             std::string::npos);
+
+  click_connect_and_decide(b, crm + "/", sim.base_url(), "deny");
+  BOOST_TEST(eventually([&] { return message() == "Fathom connection failed: access_denied"; }),
+             "the page says: " << message());
 }

@@ -1,7 +1,14 @@
 /* The C ABI, exercised from C as a host would: handles, codes, messages, ownership. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fathom_bridge/fathom_bridge.h"
@@ -59,6 +66,183 @@ static int crm_echo(void *ud, const char *call_json, char **result_json, char **
   (void)error_message;
   *result_json = strdup(strstr(call_json, "\"idempotency_key\"") ? "{\"id\":\"x1\"}" : "{}");
   return FB_OK;
+}
+
+/* ---- fathom-sim, for the parts that need a Fathom account ---- */
+
+static pid_t sim_pid = -1;
+static int sim_port = 0;
+
+/* Starts fathom-sim as a child (its first line: "fathom-sim listening on http://127.0.0.1:PORT"). */
+static int start_sim(void) {
+  int fds[2];
+  if (pipe(fds) != 0) return 0;
+  sim_pid = fork();
+  if (sim_pid < 0) return 0;
+  if (sim_pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(fds[1], 1);
+    close(fds[0]);
+    execl(FB_SIM_BIN, FB_SIM_BIN, "--port", "0", "--quiet", "--meetings", "3", (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  FILE *out = fdopen(fds[0], "r");
+  char line[256];
+  int ok = out && fgets(line, sizeof line, out) != NULL;
+  if (out) fclose(out);
+  const char *at = ok ? strstr(line, "127.0.0.1:") : NULL;
+  sim_port = at ? atoi(at + 10) : 0;
+  return sim_port > 0;
+}
+
+static void stop_sim(void) {
+  if (sim_pid <= 0) return;
+  kill(sim_pid, SIGTERM);
+  waitpid(sim_pid, NULL, 0);
+  sim_pid = -1;
+}
+
+/* GET path from the sim; returns a malloc'd response (headers and body) or NULL. */
+static char *sim_get(const char *path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)sim_port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return NULL;
+  char req[256];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+  if (write(fd, req, (size_t)n) != n) return NULL;
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  ssize_t r;
+  while (buf && (r = read(fd, buf + len, cap - len - 1)) > 0) len += (size_t)r;
+  close(fd);
+  if (buf) buf[len] = '\0';
+  return buf;
+}
+
+/* Copies the string value of "key":"..." found after `from` in json into out. */
+static int json_string_after(const char *json, const char *from, const char *key, char *out, size_t n) {
+  const char *p = from ? strstr(json, from) : json;
+  if (!p) return 0;
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":\"", key);
+  p = strstr(p, pat);
+  if (!p) return 0;
+  p += strlen(pat);
+  const char *end = strchr(p, '"');
+  if (!end || (size_t)(end - p) >= n) return 0;
+  memcpy(out, p, (size_t)(end - p));
+  out[end - p] = '\0';
+  return 1;
+}
+
+/* fathom-api.md 5.3, the synthetic Fathom-style vector: signed with kSecretA. */
+static const char *kSecretA = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY";
+static const char *kSecretB = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+static const char *kSecretC = "whsec_x6EV6NIAAz3ldclszNJTwrow";
+static const char *kVectorBody = "{\"recording_id\":123456789,\"title\":\"Vector test\"}";
+
+static int deliver_vector(fb_bridge *b, const char *path, int *status) {
+  const char *names[] = {"webhook-id", "webhook-timestamp", "webhook-signature"};
+  const char *values[] = {"msg_2SyntheticExampleId000001", "1740848520",
+                          "v1,6z0X8Q5GLN0fMq+UIIPAz9mJFTLGedv6XItPDDke9vI="};
+  char *body = NULL;
+  int rc = fb_webhook_receive(b, path, names, values, 3, kVectorBody, strlen(kVectorBody), status, &body);
+  fb_string_free(body);
+  return rc;
+}
+
+/* Issue 10 point 7: webhook routes with a hand-made secret, rotation with a grace period, removal,
+ * through the C ABI, with an API-key integration at fathom-sim. */
+static void webhook_routes_test(void) {
+  if (!start_sim()) {
+    ++failed;
+    fprintf(stderr, "fathom-sim did not start (%s)\n", FB_SIM_BIN);
+    stop_sim();
+    return;
+  }
+  char *users = sim_get("/_sim/users");
+  char key[128] = "";
+  CHECK(users != NULL && json_string_after(users, "alice@example.com", "api_key", key, sizeof key));
+  free(users);
+
+  /* The tolerance covers the published vector's 2025 timestamp; nothing else depends on it. */
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg,
+           "{\"fathom\": {\"api_base\": \"http://127.0.0.1:%d/external/v1\", \"client_id\": \"sim-client\","
+           " \"client_secret\": \"sim-secret\", \"redirect_uri\": \"http://127.0.0.1:9/oauth/callback\","
+           " \"authorize_url\": \"http://127.0.0.1:9/a\", \"token_url\": \"http://127.0.0.1:9/t\"},"
+           " \"frontend\": {\"url\": \"http://127.0.0.1:9\"},"
+           " \"tokens\": {\"key\": \"a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=\"},"
+           " \"store\": {\"path\": \"%s/routes.db\"}, \"scripts\": {\"dir\": \"%s/scripts\"},"
+           " \"webhooks\": {\"tolerance_s\": 2000000000, \"secret_grace_s\": 3600},"
+           " \"sync\": {\"scheduler\": false}, \"log_level\": \"error\"}",
+           sim_port, db_dir, FB_SOURCE_DIR);
+  fb_bridge *b = NULL;
+  int rc = fb_bridge_open(NULL, cfg, &b);
+  if (rc != FB_OK) fprintf(stderr, "open failed: %s\n", fb_errmsg(b));
+  CHECK(rc == FB_OK);
+  int64_t id = 0;
+  rc = fb_connect_api_key(b, "acme", "u7", key, &id);
+  if (rc != FB_OK) fprintf(stderr, "connect failed: %s\n", fb_errmsg(b));
+  CHECK(rc == FB_OK && id > 0);
+
+  char *json = NULL;
+  CHECK(fb_webhook_routes(b, "acme", "u7", id, &json) == FB_OK);
+  CHECK(json != NULL && strcmp(json, "[]") == 0); /* no public URL: nothing registered at connect */
+  fb_string_free(json);
+  CHECK(fb_webhook_route_register(b, "acme", "u7", id, &json) == FB_FAILED_PRECONDITION);
+  CHECK(strstr(fb_errmsg(b), "public_base_url") != NULL);
+
+  /* A malformed secret is refused without being echoed. */
+  CHECK(fb_webhook_route_add(b, "acme", "u7", id, "whsec_not*base64*secret", &json) == FB_INVALID_ARGUMENT);
+  CHECK(json == NULL);
+  CHECK(strstr(fb_errmsg(b), "not*base64") == NULL);
+  /* Another user's integration is not found. */
+  CHECK(fb_webhook_route_add(b, "globex", "u7", id, kSecretA, &json) == FB_NOT_FOUND);
+
+  CHECK(fb_webhook_route_add(b, "acme", "u7", id, kSecretA, &json) == FB_OK);
+  char path[256] = "";
+  CHECK(json != NULL && json_string_after(json, NULL, "path", path, sizeof path));
+  CHECK(json != NULL && strstr(json, "\"source\":\"manual\"") != NULL);
+  CHECK(json != NULL && strstr(json, "whsec_") == NULL);
+  const char *idp = json ? strstr(json, "\"id\":") : NULL;
+  int64_t route = idp ? strtoll(idp + 5, NULL, 10) : 0;
+  CHECK(route > 0);
+  fb_string_free(json);
+
+  int status = 0;
+  CHECK(deliver_vector(b, path, &status) == FB_OK); /* signed with the hand-made secret */
+  CHECK(status == 200);
+
+  /* Rotation: the replaced secret stays accepted for the grace period. */
+  CHECK(fb_webhook_route_rotate(b, "globex", "u7", route, kSecretB, &json) == FB_NOT_FOUND);
+  CHECK(fb_webhook_route_rotate(b, "acme", "u7", route, kSecretB, &json) == FB_OK);
+  CHECK(json != NULL && strstr(json, "\"previous_secret_expires_at\":null") == NULL);
+  CHECK(json != NULL && strstr(json, "whsec_") == NULL);
+  fb_string_free(json);
+  CHECK(deliver_vector(b, path, &status) == FB_OK); /* signed with the previous secret */
+  CHECK(status == 200);
+  /* A second rotation replaces the previous secret: A is no longer accepted. */
+  CHECK(fb_webhook_route_rotate(b, "acme", "u7", route, kSecretC, &json) == FB_OK);
+  fb_string_free(json);
+  CHECK(deliver_vector(b, path, &status) == FB_REJECTED);
+  CHECK(status == 401);
+
+  CHECK(fb_webhook_routes(b, "acme", "u7", 0, &json) == FB_OK);
+  CHECK(json != NULL && strstr(json, path) != NULL && strstr(json, "whsec_") == NULL);
+  fb_string_free(json);
+  CHECK(fb_webhook_route_remove(b, "globex", "u7", route) == FB_NOT_FOUND);
+  CHECK(fb_webhook_route_remove(b, "acme", "u7", route) == FB_OK);
+  CHECK(deliver_vector(b, path, &status) == FB_NOT_FOUND);
+  CHECK(status == 404);
+  CHECK(fb_webhook_route_remove(b, "acme", "u7", route) == FB_NOT_FOUND);
+  fb_bridge_close(b);
+  stop_sim();
 }
 
 int main(void) {
@@ -142,6 +326,36 @@ int main(void) {
   }
   fb_string_free(result);
 
+  /* Issue 10 point 9: identifiers that are not UTF-8, too long or with control characters are
+   * refused at the boundary, naming the field; the all-tenant report keeps working. */
+  url = (char *)1;
+  CHECK(fb_connect_start(b, "\xff" "acme", "u1", NULL, 1, &url) == FB_INVALID_ARGUMENT);
+  CHECK(url == NULL);
+  CHECK(strstr(fb_errmsg(b), "tenant_id is not valid UTF-8") != NULL);
+  CHECK(fb_connect_start(b, "acme", "u\xc0\xaf", NULL, 1, &url) == FB_INVALID_ARGUMENT); /* overlong '/' */
+  CHECK(strstr(fb_errmsg(b), "user_id is not valid UTF-8") != NULL);
+  CHECK(fb_connect_start(b, "acme", "u1", "t\xed\xa0\x80", 1, &url) == FB_INVALID_ARGUMENT); /* surrogate */
+  CHECK(strstr(fb_errmsg(b), "team_id") != NULL);
+  CHECK(fb_connect_start(b, "acme\x1b[31m", "u1", NULL, 1, &url) == FB_INVALID_ARGUMENT);
+  CHECK(strstr(fb_errmsg(b), "control character") != NULL);
+  CHECK(fb_connect_start(b, "acme\xc2\x85", "u1", NULL, 1, &url) == FB_INVALID_ARGUMENT); /* C1 NEL */
+  {
+    char long_id[260];
+    memset(long_id, 'a', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    CHECK(fb_connect_start(b, long_id, "u1", NULL, 1, &url) == FB_INVALID_ARGUMENT);
+    CHECK(strstr(fb_errmsg(b), "longer than 200 bytes") != NULL);
+  }
+  int64_t bad_id = 0;
+  CHECK(fb_connect_api_key(b, "\xff", "u1", "fk_key", &bad_id) == FB_INVALID_ARGUMENT);
+  CHECK(fb_connect_start(b, "\xc3\xa9quipe-\xe6\x9d\xb1\xe4\xba\xac-\xf0\x9f\x9a\x80", "u1", NULL, 1, &url) == FB_OK);
+  fb_string_free(url);
+  char *all = NULL;
+  CHECK(fb_token_health(b, "\xff", NULL, &all) == FB_INVALID_ARGUMENT);
+  CHECK(all == NULL);
+  CHECK(fb_token_health(b, NULL, NULL, &all) == FB_OK);
+  fb_string_free(all);
+
   /* Token health of a fresh store: an empty array. */
   char *report = NULL;
   CHECK(fb_token_health(b, "acme", NULL, &report) == FB_OK);
@@ -194,6 +408,8 @@ int main(void) {
     fb_string_free(cb);
   }
   CHECK(fb_bridge_close(api_only) == FB_OK);
+
+  webhook_routes_test();
 
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", db_dir);

@@ -1,12 +1,22 @@
 // The fathom-bridge command-line tool, run as a process the way operators and admins run it.
 #include <sys/wait.h>
 
+#include <httplib.h>
+
+#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "crypto/encoding.h"
+#include "fathom_bridge/bridge.h"
+#include "store/db.h"
+#include "webhooks/verifier.h"
+#include "support/sim_process.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
 
@@ -89,6 +99,203 @@ BOOST_AUTO_TEST_CASE(script_test_dry_runs_the_default_mapping) {
   BOOST_TEST(ok.output.find("log_activity") != std::string::npos);
   Run missing = run_cli("script test " + std::string(FB_SOURCE_DIR) + "/scripts/mapping.lua --meeting /nonexistent.json");
   BOOST_TEST(missing.exit_code == 2);
+}
+
+// Issue 10 point 9: a tenant id that is not UTF-8 is refused by name, and a row stored by an
+// older version with such an id no longer aborts `status --json` (it is shown with U+FFFD).
+BOOST_AUTO_TEST_CASE(a_tenant_id_that_is_not_utf8_is_refused_and_old_rows_do_not_abort_status) {
+  fb::test::TempDir dir;
+  std::string cfg = write_config(dir);
+  BOOST_REQUIRE(run_cli("status --config " + cfg).exit_code == 0);  // creates the store
+  {
+    auto db = fb::detail::Db::open(dir.file("cli.db"));
+    BOOST_REQUIRE(db.ok());
+    BOOST_REQUIRE((*db)->exec("INSERT INTO integrations(tenant_id, user_id, kind, connected_at, created_at, updated_at)"
+                              " VALUES(CAST(x'ff61636d65' AS TEXT), 'u1', 'api_key', 1, 1, 1)").ok());
+  }
+  Run report = run_cli("status --json --config " + cfg);
+  BOOST_TEST_INFO(report.output);
+  BOOST_TEST(report.exit_code == 0);
+  BOOST_TEST(report.output.find("\xEF\xBF\xBD" "acme") != std::string::npos);
+  Run table = run_cli("status --config " + cfg);
+  BOOST_TEST(table.exit_code == 0);
+  Run bad = run_cli("status --json --tenant $(printf '\\377') --config " + cfg);
+  BOOST_TEST_INFO(bad.output);
+  BOOST_TEST(bad.exit_code == 1);
+  BOOST_TEST(bad.output.find("tenant_id is not valid UTF-8") != std::string::npos);
+}
+
+namespace {
+
+// A config whose Fathom is the simulator, for commands that call it.
+std::string write_sim_config(fb::test::TempDir& dir, const fb::test::SimProcess& sim, const std::string& extra = "") {
+  std::string path = dir.file("sim-config.json");
+  std::ofstream(path) << R"({"fathom": {"client_id": "sim-client", "client_secret": "sim-secret",
+    "redirect_uri": "http://127.0.0.1:9/oauth/callback", "token_url": ")" + sim.token_url() + R"(",
+    "authorize_url": ")" + sim.authorize_url() + R"(", "api_base": ")" + sim.api_base() + R"("},
+    "frontend": {"url": "http://127.0.0.1:9"},
+    "tokens": {"key": ")" + fb::detail::base64_encode(std::string(32, 'c')) + R"("},
+    "store": {"path": ")" + dir.file("cli.db") + R"("},
+    "scripts": {"dir": ")" + std::string(FB_SOURCE_DIR) + R"(/scripts"},
+    "sync": {"scheduler": false},
+    "log_level": "error")" + extra + "}";
+  return path;
+}
+
+// Connects an API-key integration in the config's store, as a host would; returns its id.
+int64_t connect_api_key(const std::string& config_path, const std::string& tenant, const std::string& user,
+                        const std::string& key) {
+  auto config = fb::load_config(config_path);
+  BOOST_REQUIRE_MESSAGE(config.ok(), config.status().to_string());
+  auto bridge = fb::Bridge::open(*config, {.background = false});
+  BOOST_REQUIRE_MESSAGE(bridge.ok(), bridge.status().to_string());
+  auto id = (*bridge)->connect_api_key({tenant, user, ""}, key);
+  BOOST_REQUIRE_MESSAGE(id.ok(), id.status().to_string());
+  return *id;
+}
+
+// The JSON object a command printed (indented: from its first '{' to the first "}" line).
+nlohmann::json printed_json(const std::string& output) {
+  size_t at = output.find('{');
+  size_t end = output.find("\n}", at);
+  BOOST_REQUIRE_MESSAGE(at != std::string::npos && end != std::string::npos, "no JSON in: " + output);
+  return nlohmann::json::parse(output.substr(at, end + 2 - at));
+}
+
+}  // namespace
+
+// A CRM's operation endpoint (server.crm_url) on loopback: answers like a CRM, or refuses all.
+class CrmEndpoint {
+ public:
+  CrmEndpoint() {
+    server_.Post("/crm", [this](const httplib::Request& req, httplib::Response& res) {
+      ++calls_;
+      if (refuse_) {
+        res.status = 500;
+        return;
+      }
+      std::string op = nlohmann::json::parse(req.body).value("operation", "");
+      res.set_content(op.rfind("find_", 0) == 0 ? "null" : R"({"id":"crm-1"})", "application/json");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    BOOST_REQUIRE(fb::test::eventually([&] { return server_.is_running(); }));
+  }
+  ~CrmEndpoint() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/crm"; }
+  void refuse(bool r) { refuse_ = r; }
+  int calls() const { return calls_; }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<bool> refuse_{false};
+  std::atomic<int> calls_{0};
+};
+
+// Issue 10 point 16: `sync` in the CLI has no CRM. Without server.crm_url it refuses to map
+// (exit 2, says why) instead of reporting `succeeded` while every meeting fails to map; a sync
+// whose meetings fail to map exits 1 and its job says so with the counts.
+BOOST_AUTO_TEST_CASE(sync_without_a_crm_refuses_and_a_sync_with_map_failures_exits_1) {
+  fb::test::SimProcess sim({"--meetings", "12", "--seed", "3"});
+  fb::test::TempDir dir;
+  CrmEndpoint crm;
+  crm.refuse(true);
+  std::string cfg = write_sim_config(dir, sim);
+  const int64_t id = connect_api_key(cfg, "acme", "u1", sim.api_key("alice@example.com"));
+  const std::string who = " --tenant acme --user u1 --integration " + std::to_string(id);
+  const int64_t calls = sim.counters()["api_calls_total"];
+
+  Run no_crm = run_cli("sync" + who + " --mode backfill --config " + cfg);
+  BOOST_TEST_INFO(no_crm.output);
+  BOOST_TEST(no_crm.exit_code == 2);
+  BOOST_TEST(no_crm.output.find("server.crm_url") != std::string::npos);
+  BOOST_TEST(sim.counters()["api_calls_total"].get<int64_t>() == calls);  // nothing was paged
+
+  std::string with_crm = write_sim_config(dir, sim, R"(, "server": {"crm_url": ")" + crm.url() + R"("})");
+  Run failing = run_cli("sync" + who + " --mode backfill --config " + with_crm);
+  BOOST_TEST_INFO(failing.output);
+  BOOST_TEST(failing.exit_code == 1);
+  nlohmann::json job = printed_json(failing.output);
+  BOOST_TEST(job["status"] == "succeeded_with_errors");
+  BOOST_TEST(job["meetings_new"].get<int64_t>() > 0);
+  BOOST_TEST(job["map_failures"].get<int64_t>() > 0);
+  BOOST_TEST(crm.calls() > 0);  // the scripts' calls did reach the CRM
+
+  crm.refuse(false);
+  Run ok = run_cli("sync" + who + " --mode backfill --config " + with_crm);
+  BOOST_TEST_INFO(ok.output);
+  BOOST_TEST(ok.exit_code == 0);
+  BOOST_TEST(printed_json(ok.output)["status"] == "succeeded");
+
+  Run not_mine = run_cli("sync --tenant acme --user u2 --integration " + std::to_string(id) + " --config " + with_crm);
+  BOOST_TEST(not_mine.exit_code == 1);
+}
+
+// Issue 10 point 7, from the command line: routes for webhooks made by hand in Fathom's settings,
+// with the secret read from a file (never an argument), rotation and removal. The deliveries are
+// checked by a host opening the same store.
+BOOST_AUTO_TEST_CASE(webhook_routes_with_a_hand_made_secret_from_the_command_line) {
+  fb::test::SimProcess sim({"--meetings", "2"});
+  fb::test::TempDir dir;
+  std::string cfg = write_sim_config(dir, sim, R"(, "webhooks": {"public_base_url": "http://127.0.0.1:9"})");
+  const int64_t id = connect_api_key(cfg, "acme", "u1", sim.api_key("alice@example.com"));
+  const std::string who = " --tenant acme --user u1 --config " + cfg;
+  const std::string first = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY", second = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  std::ofstream(dir.file("first")) << first << "\n";
+  std::ofstream(dir.file("second")) << "  " << second << "\n";
+  std::ofstream(dir.file("bad")) << "whsec_%%not-base64%%\n";
+
+  Run listed = run_cli("webhooks routes" + who);  // the API-key connection registered one at Fathom
+  BOOST_TEST_INFO(listed.output);
+  BOOST_REQUIRE(listed.exit_code == 0);
+  BOOST_TEST(printed_json("{\"r\": " + listed.output + "\n}")["r"].size() == 1u);
+  BOOST_TEST(listed.output.find("\"source\": \"api\"") != std::string::npos);
+
+  Run bad = run_cli("webhooks add --integration " + std::to_string(id) + " --secret-file " + dir.file("bad") + who);
+  BOOST_TEST(bad.exit_code == 1);
+  BOOST_TEST(bad.output.find("not-base64") == std::string::npos);
+  BOOST_TEST(run_cli("webhooks add --secret-file " + dir.file("first") + who).exit_code == 2);  // no --integration
+
+  Run added = run_cli("webhooks add --integration " + std::to_string(id) + " --secret-file " + dir.file("first") + who);
+  BOOST_TEST_INFO(added.output);
+  BOOST_REQUIRE(added.exit_code == 0);
+  BOOST_TEST(added.output.find("whsec_") == std::string::npos);
+  nlohmann::json route = printed_json(added.output);
+  BOOST_TEST(route["source"] == "manual");
+  const std::string path = route["path"], route_id = std::to_string(route["id"].get<int64_t>());
+
+  Run rotated = run_cli("webhooks rotate " + route_id + " --secret-file " + dir.file("second") + who);
+  BOOST_TEST_INFO(rotated.output);
+  BOOST_REQUIRE(rotated.exit_code == 0);
+  BOOST_TEST(printed_json(rotated.output)["previous_secret_expires_at"].is_number());
+  BOOST_TEST(run_cli("webhooks rotate " + route_id + " --secret-file " + dir.file("second") +
+                     " --tenant globex --user u1 --config " + cfg).exit_code == 1);  // not theirs
+
+  {  // The host receives: the new secret and, during the grace period, the old one.
+    auto config = fb::load_config(cfg);
+    BOOST_REQUIRE(config.ok());
+    auto bridge = fb::Bridge::open(*config, {.background = false});
+    BOOST_REQUIRE(bridge.ok());
+    auto deliver = [&](const std::string& secret, const std::string& msg) {
+      auto key = fb::detail::SigningKey::from_secret(fb::detail::SecretString(secret));
+      std::string body = R"({"recording_id":42,"title":"t"})", ts = std::to_string(std::time(nullptr));
+      return (*bridge)->receive_webhook(path, {{"webhook-id", msg}, {"webhook-timestamp", ts},
+                                               {"webhook-signature", key->sign(msg, ts, body)}}, body).http_status;
+    };
+    BOOST_TEST(deliver(second, "msg_new") == 200);
+    BOOST_TEST(deliver(first, "msg_old") == 200);
+    BOOST_TEST(deliver("whsec_x6EV6NIAAz3ldclszNJTwrow", "msg_other") == 401);
+  }
+
+  BOOST_TEST(run_cli("webhooks remove " + route_id + who).exit_code == 0);
+  Run after = run_cli("webhooks routes" + who);
+  BOOST_TEST(after.output.find(path) == std::string::npos);
+  BOOST_TEST(run_cli("webhooks remove " + route_id + who).exit_code == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/random.h"
+#include "sim/sim_signing.h"
 
 namespace fb::sim {
 namespace {
@@ -475,6 +476,36 @@ void Simulator::install_admin_routes() {
     send_json(res, 200, {{"expired", n}});
   });
 
+  // A webhook made by hand in the user's settings (User Settings -> API Access): Fathom asks for
+  // the URL, creates the webhook and shows its secret. No API call, no rate limit.
+  svr_->Post("/_sim/webhooks", [this, bad](Req req, Res res) {
+    nlohmann::json body;
+    std::string why;
+    if (!parse_body(req, &body, &why)) return bad(res, why);
+    std::lock_guard<std::mutex> lock(mu_);
+    const User* owner = find_user(body.value("owner", ""));
+    if (!owner) return bad(res, "owner must be the email of an account");
+    std::string url = body.value("destination_url", "");
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) return bad(res, "destination_url must be http(s)");
+    Webhook w;
+    w.id = "manual_" + fb::detail::system_random().token(9);
+    w.owner = owner->email;
+    w.url = url;
+    w.secret = new_webhook_secret();
+    w.created_at = now_ms() / 1000;
+    w.inc = {true, true, true, true};
+    w.triggered_for = {"my_recordings", "shared_team_recordings"};
+    webhooks_[w.id] = w;
+    send_json(res, 201, {{"id", w.id}, {"owner", w.owner}, {"url", w.url}, {"secret", w.secret}});
+  });
+  // The user regenerates the webhook's secret in the settings: deliveries are signed with the new one.
+  svr_->Post(R"(/_sim/webhooks/([^/]+)/rotate)", [this](Req req, Res res) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = webhooks_.find(req.matches[1]);
+    if (it == webhooks_.end()) return send_json(res, 404, {{"error", "not_found"}, {"message", "no such webhook"}});
+    it->second.secret = new_webhook_secret();
+    send_json(res, 200, {{"id", it->second.id}, {"secret", it->second.secret}});
+  });
   svr_->Get("/_sim/webhooks", [this](Req, Res res) {
     std::lock_guard<std::mutex> lock(mu_);
     nlohmann::json out = nlohmann::json::array();

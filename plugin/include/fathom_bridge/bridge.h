@@ -74,6 +74,23 @@ struct OpenOptions {
   bool background = true;
 };
 
+// A receiving route for one integration's webhook deliveries: an unguessable URL on this host and
+// the signing secret(s) it accepts. Secrets are sealed at rest like tokens and are never returned.
+struct WebhookRoute {
+  int64_t id = 0;
+  int64_t integration_id = 0;
+  std::string source;             // "api" (created through Fathom's API) or "manual" (secret given by the host)
+  std::string url;                // what Fathom delivers to ("" without webhooks.public_base_url)
+  std::string path;               // the path part of url, what reaches receive_webhook
+  std::string fathom_webhook_id;  // Fathom's id ("" for a manual route)
+  int64_t created_at = 0;         // unix seconds
+  // While > now, deliveries signed with the secret that the last rotation replaced are accepted too.
+  int64_t previous_secret_expires_at = 0;
+  // {"id", "integration_id", "source", "url", "path", "fathom_webhook_id", "created_at",
+  //  "previous_secret_expires_at"} (null for the empty / zero ones). Never a secret.
+  std::string to_json() const;
+};
+
 class Bridge {
  public:
   struct Impl;
@@ -129,6 +146,35 @@ class Bridge {
 
   // ---- scripts ----
   Status reload_scripts();
+
+  // ---- tenant-scoped listings ----
+  // The same as above, restricted to one tenant's integrations when tenant_id is not empty
+  // (refused with kInvalidArgument when it is not a valid identifier). Empty: every tenant.
+  Result<std::string> sync_jobs_json(int64_t integration_id, const std::string& status, int limit,
+                                     const std::string& tenant_id);
+  Result<std::string> webhook_events_json(const std::string& status, int64_t integration_id, int limit,
+                                          const std::string& tenant_id);
+
+  // ---- webhook routes ----
+  // Every call is scoped by the caller: a route of another (tenant, user) is kNotFound.
+  //
+  // A route for a webhook made by hand in Fathom's settings (User Settings -> API Access), where
+  // Fathom shows the signing secret once the webhook exists. secret: "whsec_" + base64
+  // (kInvalidArgument otherwise, without echoing it). Fathom asks for the URL first, so the secret
+  // may be empty: the route then holds a random secret nobody knows and refuses every delivery
+  // (401, so Fathom retries) until rotate_webhook_secret() sets the one Fathom shows.
+  Result<WebhookRoute> add_webhook_route(const Caller& caller, int64_t integration_id, const std::string& secret);
+  // Creates the webhook through Fathom's API (POST /webhooks, with the integration's OAuth token or
+  // API key) and a route for it. kFailedPrecondition without webhooks.public_base_url.
+  Result<WebhookRoute> register_webhook_route(const Caller& caller, int64_t integration_id);
+  // The caller's routes, oldest first (integration_id 0: of every integration of the caller).
+  Result<std::vector<WebhookRoute>> webhook_routes(const Caller& caller, int64_t integration_id);
+  // Replaces the route's secret; the replaced one stays accepted for webhooks.secret_grace_s
+  // (previous_secret_expires_at in the answer), so deliveries already signed by Fathom still land.
+  Result<WebhookRoute> rotate_webhook_secret(const Caller& caller, int64_t route_id, const std::string& secret);
+  // Removes the route (and its webhook at Fathom when it was made through the API, best effort);
+  // deliveries to its URL are refused from now on.
+  Status remove_webhook_route(const Caller& caller, int64_t route_id);
 
   // Internal services, for the sidecar server and the CLI in this repository.
   Impl& impl() { return *impl_; }

@@ -16,6 +16,9 @@
  *  6. fb_bridge_open() returns a handle even when it fails, so the caller can read fb_errmsg();
  *     such a handle accepts only fb_errmsg() and fb_bridge_close(). Closing NULL is harmless.
  *  7. A handle that is used after close, or a NULL handle, gives FB_MISUSE.
+ *  8. Identifiers (tenant_id, user_id, team_id) must be valid UTF-8 of 1..200 bytes without
+ *     control characters; anything else is FB_INVALID_ARGUMENT naming the field, before anything
+ *     is stored. The same check guards the C++ API and the sidecar.
  */
 #ifndef FATHOM_BRIDGE_H
 #define FATHOM_BRIDGE_H
@@ -117,8 +120,18 @@ FB_API int fb_set_crm_batch_callbacks(fb_bridge *b, fb_crm_batch_begin_fn begin,
 
 /* ---- Connect ---- */
 
-/* Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
- * callback page posts to window.opener), 0 for the redirect flow back to the frontend.
+/* The popup callback page's message. In the popup flow the callback page (the "body" that
+ * fb_connect_callback() returns) calls window.opener.postMessage(message, <origin of frontend.url>)
+ * and closes itself. The event's origin is the origin of fathom.redirect_uri; message is
+ *   {"source": "fathom-bridge", "status": "connected", "integration_id": <integer>}   on success,
+ *   {"source": "fathom-bridge", "status": "error", "error": "<reason>"}              on failure,
+ * where reason is the short machine reason of fb_connect_callback()'s "error" ("access_denied",
+ * "state_expired", ...). A frontend checks event.origin and data.source, then data.status.
+ * Keys may be added later; existing ones keep their meaning. In the redirect flow the browser is
+ * sent to frontend.url + frontend.success_path with ?fathom=connected or ?fathom=error&reason=<reason>.
+ *
+ * Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
+ * callback page posts to window.opener, as above), 0 for the redirect flow back to the frontend.
  * *authorize_url receives the URL to open in the user's browser. */
 FB_API int fb_connect_start(fb_bridge *b, const char *tenant_id, const char *user_id, const char *team_id,
                             int popup, char **authorize_url);
@@ -157,7 +170,10 @@ FB_API int fb_sync(fb_bridge *b, const char *tenant_id, const char *user_id, int
                    const char *mode, const char *options_json, char **job_json);
 /* Runs due scheduled work once (incremental syncs, token keep-alive) for hosts that drive time. */
 FB_API int fb_tick(fb_bridge *b);
-/* The sync job log, newest first. filter_json may be NULL or {"integration_id", "status", "limit"}. */
+/* The sync job log, newest first. filter_json may be NULL or {"integration_id", "status", "limit",
+ * "tenant_id"}. status is one of running, succeeded, succeeded_with_errors (the run reached the end
+ * but "map_failures" meetings did not reach the CRM), failed, skipped, cancelled, interrupted.
+ * Without tenant_id every tenant's jobs are listed (an operator view); with it only that tenant's. */
 FB_API int fb_sync_jobs(fb_bridge *b, const char *filter_json, char **jobs_json);
 
 /* ---- Webhooks ---- */
@@ -169,7 +185,8 @@ FB_API int fb_sync_jobs(fb_bridge *b, const char *filter_json, char **jobs_json)
 FB_API int fb_webhook_receive(fb_bridge *b, const char *path, const char *const *header_names,
                               const char *const *header_values, size_t n_headers, const char *body,
                               size_t body_len, int *http_status, char **response_body);
-/* The webhook inbox: filter_json NULL or {"status": "pending"|"done"|"dead", "integration_id", "limit"}. */
+/* The webhook inbox: filter_json NULL or {"status": "pending"|"done"|"dead", "integration_id", "limit",
+ * "tenant_id"}; without tenant_id every tenant's events (an operator view), with it only that tenant's. */
 FB_API int fb_webhook_events(fb_bridge *b, const char *filter_json, char **events_json);
 /* Replays one event by id, or every dead letter when event_id is "dead". *count: events requeued. */
 FB_API int fb_webhook_replay(fb_bridge *b, const char *event_id, int *count);
@@ -179,6 +196,39 @@ FB_API int fb_webhook_replay(fb_bridge *b, const char *event_id, int *count);
 /* Reloads the Lua scripts now (they also reload by themselves on change when hot_reload is on).
  * A script that fails to load is rejected with file and line, and the previous version stays. */
 FB_API int fb_scripts_reload(fb_bridge *b);
+
+/* ---- Webhook routes ----
+ * A route is an unguessable URL on this host ({webhooks.public_base_url}{webhooks.path_prefix}/
+ * {token}) that accepts deliveries of one integration signed with its secret. Routes are made
+ * automatically when an integration connects (OAuth or API key) and webhooks.public_base_url is
+ * set; these functions manage them by hand. Every call is scoped by (tenant_id, user_id): a route
+ * of another user gives FB_NOT_FOUND. Secrets are sealed at rest with tokens.key and never
+ * returned or logged. A route is the JSON object {"id", "integration_id", "source": "api"|"manual",
+ * "url" (null without public_base_url), "path", "fathom_webhook_id" (null for manual),
+ * "created_at", "previous_secret_expires_at" (unix seconds while a rotated-out secret is still
+ * accepted, else null)}. */
+
+/* Adds a route for a webhook made by hand in Fathom's settings. secret: the "whsec_..." secret
+ * Fathom shows (FB_INVALID_ARGUMENT when malformed; the message never quotes it). Fathom asks for
+ * the URL before it shows the secret, so secret may be NULL: the route then refuses every delivery
+ * (401, Fathom retries) until fb_webhook_route_rotate() sets the secret. *route_json: the route. */
+FB_API int fb_webhook_route_add(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                                const char *secret, char **route_json);
+/* Creates the webhook through Fathom's API (with the integration's OAuth token or API key) and its
+ * route. FB_FAILED_PRECONDITION without webhooks.public_base_url; Fathom's errors pass through. */
+FB_API int fb_webhook_route_register(fb_bridge *b, const char *tenant_id, const char *user_id,
+                                     int64_t integration_id, char **route_json);
+/* The caller's routes as a JSON array, oldest first; integration_id 0: of all the caller's
+ * integrations. */
+FB_API int fb_webhook_routes(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                             char **routes_json);
+/* Replaces a route's secret. The replaced secret stays accepted for webhooks.secret_grace_s
+ * (default 24 h), so deliveries Fathom signed before the change still land. *route_json: the route. */
+FB_API int fb_webhook_route_rotate(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t route_id,
+                                   const char *secret, char **route_json);
+/* Removes a route (deleting its webhook at Fathom first when it was made through the API, best
+ * effort). Deliveries to its URL get 404 from now on. */
+FB_API int fb_webhook_route_remove(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t route_id);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,655 @@
+// Chaos: the real host process (`fathom-bridge serve`) is SIGKILLed at random points and restarted
+// while meetings arrive by webhook (with duplicates) and by sync at once, and fathom-sim injects
+// 5xx, 429 storms, latency beyond the read timeout and a revoked grant. Afterwards every meeting
+// is mapped into the CRM exactly once and none is lost. Then the storage breaks: a database held
+// locked by another process, and a disk that is full; deliveries are answered 503 within a
+// bounded time, nothing is half-written, and everything is accepted after recovery.
+// See tests/chaos/README.md for the counts of a run.
+//
+// Sizes: FB_CHAOS_MEETINGS (1000), FB_CHAOS_KILLS (20), FB_CHAOS_SEED (random; printed).
+#define BOOST_TEST_MODULE fb_chaos
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/log.h"
+#include "crypto/encoding.h"
+#include "server/http_server.h"
+#include "support/http.h"
+#include "support/sim_process.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+#include "webhooks/verifier.h"
+
+using nlohmann::json;
+using namespace fb::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The CRM the host posts every crm.<op> call to (server.crm_url), in this process so it outlives
+// every kill of the host. It behaves like a real CRM with an idempotency store: a repeated key
+// gets its first answer (a duplicate absorbed); a meeting's activity logged under two different
+// keys is a meeting mapped twice.
+class Crm {
+ public:
+  Crm() : server_(options()) {
+    server_.route("POST", "/crm", [this](const fb::detail::ServerRequest& req, fb::detail::ServerResponse& res) {
+      res.set_content(call(std::string(req.body)), "application/json");
+    });
+    if (!server_.start().ok()) throw std::runtime_error("CRM server did not start");
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()) + "/crm"; }
+
+  // Activities logged per (integration, recording).
+  std::map<std::pair<int64_t, int64_t>, int> activities() {
+    std::lock_guard lock(mu_);
+    return activities_;
+  }
+  int64_t calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  int64_t replays() {
+    std::lock_guard lock(mu_);
+    return replays_;
+  }
+
+ private:
+  static fb::detail::HttpServerOptions options() {
+    fb::detail::HttpServerOptions o;
+    o.threads = 8;
+    o.io_threads = 1;
+    return o;
+  }
+  std::string call(const std::string& body) {
+    json c = json::parse(body, nullptr, false);
+    std::lock_guard lock(mu_);
+    ++calls_;
+    if (c.is_discarded() || !c.contains("idempotency_key")) return R"({"error":"malformed"})";
+    const std::string key = c["idempotency_key"];
+    if (auto it = by_key_.find(key); it != by_key_.end()) {
+      ++replays_;
+      return it->second;
+    }
+    const std::string op = c.value("operation", "");
+    json result = nullptr;
+    if (op.rfind("find_", 0) != 0) {
+      result = {{"id", op + "_" + std::to_string(++seq_)}};
+      if (op == "log_activity") {
+        int64_t integration = c.value("integration_id", int64_t{0});
+        int64_t recording = c["args"].value("recording_id", int64_t{0});
+        ++activities_[{integration, recording}];
+      }
+    }
+    std::string answer = result.dump();
+    by_key_[key] = answer;
+    return answer;
+  }
+
+  fb::detail::HttpServer server_;
+  std::mutex mu_;
+  std::map<std::string, std::string> by_key_;
+  std::map<std::pair<int64_t, int64_t>, int> activities_;
+  int64_t calls_ = 0, replays_ = 0, seq_ = 0;
+};
+
+// `fathom-bridge serve --config FILE` as a child process that the test kills and restarts.
+class Host {
+ public:
+  Host(std::string config_path, std::string log_path, int port)
+      : config_(std::move(config_path)), log_(std::move(log_path)), port_(port) {}
+  ~Host() { kill9(); }
+
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  // Starts the process; file_size_limit > 0 caps every file it writes (RLIMIT_FSIZE: a full disk).
+  void start(rlim_t file_size_limit = 0) {
+    const std::string bin = std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge";
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      FILE* out = std::fopen(log_.c_str(), "a");
+      if (out) {
+        dup2(fileno(out), 1);
+        dup2(fileno(out), 2);
+      }
+      if (file_size_limit > 0) {
+        signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG, as on a full disk
+        rlimit r{file_size_limit, file_size_limit};
+        setrlimit(RLIMIT_FSIZE, &r);
+      }
+      execl(bin.c_str(), bin.c_str(), "serve", "--config", config_.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    ++starts_;
+  }
+
+  // Waits until /healthz answers; false after timeout_s or when the process died.
+  bool wait_healthy(double timeout_s = 30) {
+    auto t0 = Clock::now();
+    while (seconds_since(t0) < timeout_s) {
+      int st = 0;
+      if (pid_ > 0 && waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      HttpCall c;
+      c.url = base() + "/healthz";
+      c.timeout_s = 2;
+      if (http_request(c).status == 200) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  void kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  void restart(rlim_t file_size_limit = 0) {
+    kill9();
+    start(file_size_limit);
+    if (!wait_healthy()) throw std::runtime_error("the host did not come back; see " + log_);
+  }
+  int starts() const { return starts_; }
+
+ private:
+  std::string config_, log_;
+  int port_;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// One bridge deployment: fathom-sim, the CRM, the host's config and the host process.
+struct Deployment {
+  explicit Deployment(std::vector<std::string> sim_args)
+      : port(free_port()), sim(with_redirect(std::move(sim_args), port)) {
+    api_token = "chaos-token";
+    db_path = dir.file("bridge.db");
+    json cfg = {{"fathom",
+                 {{"client_id", "sim-client"},
+                  {"client_secret", "sim-secret"},
+                  {"redirect_uri", base() + "/oauth/callback"},
+                  {"authorize_url", sim.authorize_url()},
+                  {"token_url", sim.token_url()},
+                  {"api_base", sim.api_base()},
+                  {"read_timeout_ms", 1000}}},
+                {"frontend", {{"url", base()}}},
+                {"tokens",
+                 {{"key", fb::detail::base64_encode(std::string(32, 'c'))},
+                  {"refresh_backoff_base_ms", 20},
+                  {"refresh_backoff_max_ms", 200},
+                  {"failure_cooldown_s", 1}}},
+                {"webhooks", {{"public_base_url", base()}, {"backoff_base_ms", 50}, {"backoff_max_ms", 500}}},
+                {"store", {{"path", db_path}, {"busy_timeout_ms", 500}}},
+                {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
+                {"sync", {{"interval_s", 1}, {"backoff_base_ms", 20}, {"backoff_max_ms", 200}, {"max_attempts", 3}}},
+                {"server", {{"port", port}, {"api_token", api_token}, {"crm_url", crm.url()}}},
+                {"log_level", "info"}};
+    config_path = dir.file("config.json");
+    std::ofstream(config_path) << cfg.dump(2);
+    host = std::make_unique<Host>(config_path, dir.file("host.log"), port);
+  }
+
+  static std::vector<std::string> with_redirect(std::vector<std::string> args, int port) {
+    args.push_back("--redirect-uri");
+    args.push_back("http://127.0.0.1:" + std::to_string(port) + "/oauth/callback");
+    return args;
+  }
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port); }
+  HeaderMap auth() const { return {{"Authorization", "Bearer " + api_token}}; }
+
+  // Connects a Fathom user through the OAuth popup flow (the webhook is registered on connect).
+  int64_t connect(const std::string& tenant, const std::string& email) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      HttpReply start = http_post_json(base() + "/v1/connect/start",
+                                       {{"tenant_id", tenant}, {"user_id", email}, {"mode", "popup"}}, auth());
+      if (start.status == 200) {
+        std::string location = sim.authorize_as(start.json()["authorize_url"], email, "approve");
+        if (http_get(location).status == 200) {
+          json health = http_get(base() + "/v1/token-health?tenant_id=" + tenant, auth()).json();
+          for (const auto& h : health) {
+            if (h["status"] == "valid") return h["integration_id"];
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    throw std::runtime_error("could not connect " + email + "; see " + dir.file("host.log"));
+  }
+
+  // Runs a sync through the host until it succeeds (the host may be restarting meanwhile).
+  json sync_until_succeeded(const std::string& tenant, const std::string& user, int64_t id, double timeout_s = 120) {
+    auto t0 = Clock::now();
+    json last;
+    while (seconds_since(t0) < timeout_s) {
+      HttpCall c;
+      c.method = "POST";
+      c.url = base() + "/v1/sync";
+      c.headers = auth();
+      c.content_type = "application/json";
+      c.body = json{{"tenant_id", tenant}, {"user_id", user}, {"integration_id", id}}.dump();
+      c.timeout_s = 60;
+      HttpReply r = http_request(c);
+      if (r.status == 200) {
+        last = r.json();
+        if (last["status"] == "succeeded") return last;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    throw std::runtime_error("sync of " + std::to_string(id) + " never succeeded: " + last.dump());
+  }
+
+  json events(const std::string& status) {
+    return http_get(base() + "/v1/webhooks/events?limit=100000&status=" + status, auth()).json();
+  }
+
+  int port;
+  TempDir dir;
+  SimProcess sim;
+  Crm crm;
+  std::string api_token, db_path, config_path;
+  std::unique_ptr<Host> host;
+};
+
+// A meeting the host stored but has not mapped yet: its row in sync_meetings, with the version it
+// has and the one mapped, and whether a mapping claim (of a process that may have been killed)
+// still holds it. Empty when the host never stored the meeting.
+struct StoredMeeting {
+  bool stored = false;
+  int64_t content_version = 0, mapped_version = 0, claim_until = 0;
+};
+StoredMeeting stored_meeting(const std::string& db_path, int64_t integration, int64_t recording) {
+  StoredMeeting m;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* q = nullptr;
+    sqlite3_prepare_v2(db,
+                       "SELECT content_version, mapped_version, COALESCE(claim_until, 0) FROM sync_meetings "
+                       "WHERE integration_id=? AND recording_id=?",
+                       -1, &q, nullptr);
+    sqlite3_bind_int64(q, 1, integration);
+    sqlite3_bind_int64(q, 2, recording);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+      m.stored = true;
+      m.content_version = sqlite3_column_int64(q, 0);
+      m.mapped_version = sqlite3_column_int64(q, 1);
+      m.claim_until = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(db);
+  return m;
+}
+
+// The meetings an integration must have mapped: those visible to its user with an external
+// invitee (the default mapping skips internal-only meetings).
+std::set<int64_t> expected_meetings(SimProcess& sim, const std::string& email) {
+  json all = sim.admin("GET", "/_sim/meetings?visible_to=" + email);
+  std::set<int64_t> out;
+  for (const auto& m : all["items"]) {
+    if (m["calendar_invitees_domains_type"] != "only_internal") out.insert(m["recording_id"].get<int64_t>());
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(killed_host_and_faulty_fathom_map_every_meeting_exactly_once) {
+  const int target_meetings = env_int("FB_CHAOS_MEETINGS", 1000);
+  const int target_kills = env_int("FB_CHAOS_KILLS", 20);
+  const unsigned seed = static_cast<unsigned>(env_int("FB_CHAOS_SEED", static_cast<int>(std::random_device{}() >> 1)));
+  BOOST_TEST_MESSAGE("chaos seed " << seed << " (FB_CHAOS_SEED reproduces the schedule)");
+  std::mt19937 rng(seed);
+
+  // 60 meetings exist before the run (found by the first sync); the rest arrive during it.
+  Deployment d({"--meetings", "60", "--seed", "5", "--page-size", "50", "--rate-limit", "2000",
+                "--webhook-duplicate", "--webhook-retry-scale", "0.0002", "--webhook-timeout", "3"});
+  d.host->start();
+  BOOST_REQUIRE(d.host->wait_healthy());
+  const int64_t alice = d.connect("acme", "alice@example.com");
+  const int64_t carol = d.connect("initech", "carol@example.com");
+  BOOST_TEST_MESSAGE("integrations: alice " << alice << ", carol " << carol);
+
+  // Faults for the whole run: 10% of API calls fail with 5xx.
+  d.sim.config({{"fault_rate", 0.1}, {"fault_rate_status", 503}});
+
+  std::atomic<bool> done{false};
+  std::atomic<int> added{0}, kills{0}, storms{0}, slow_spells{0};
+  std::atomic<bool> revoked{false};
+  std::mutex rng_mu;
+  auto rand_ms = [&](int lo, int hi) {
+    std::lock_guard lock(rng_mu);
+    return std::uniform_int_distribution<int>(lo, hi)(rng);
+  };
+
+  // Meetings complete at Fathom: recorded by alice, carol or bob (bob's reach alice's integration
+  // by sync only), each firing its webhooks.
+  std::thread producer([&] {
+    const char* recorders[] = {"alice@example.com", "carol@example.com", "bob@example.com"};
+    int i = 0;
+    while (added < target_meetings) {
+      int n = std::min(20, target_meetings - added.load());
+      try {
+        d.sim.admin("POST", "/_sim/meetings", {{"count", n}, {"recorded_by", recorders[i++ % 3]}, {"complete", true}});
+        added += n;
+      } catch (const std::exception& e) {
+        BOOST_TEST_MESSAGE("adding meetings: " << e.what());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(rand_ms(100, 400)));
+    }
+  });
+  // Fathom misbehaves: 429 storms, and latency beyond the host's 1 s read timeout.
+  std::thread faults([&] {
+    while (!done) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rand_ms(500, 1500)));
+      if (done) break;
+      try {
+        if (rand_ms(0, 1) == 0) {
+          d.sim.admin("POST", "/_sim/faults", {{"status", 429}, {"count", 25}, {"reset_s", 1}});
+          ++storms;
+        } else {
+          d.sim.config({{"latency_ms", 1500}});
+          ++slow_spells;
+          std::this_thread::sleep_for(std::chrono::milliseconds(rand_ms(300, 1500)));
+          d.sim.config({{"latency_ms", 0}});
+        }
+      } catch (const std::exception& e) {
+        BOOST_TEST_MESSAGE("injecting a fault: " << e.what());
+      }
+    }
+  });
+
+  // The host dies at random points, at least target_kills times, and comes back each time.
+  auto t0 = Clock::now();
+  while (kills < target_kills || added < target_meetings) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(rand_ms(200, 2500)));
+    d.host->kill9();
+    ++kills;
+    if (kills == target_kills / 2 && !revoked) {
+      // Alice revokes access at Fathom while the host is down: her syncs fail from here on.
+      d.sim.admin("POST", "/_sim/grants/revoke", {{"user", "alice@example.com"}});
+      revoked = true;
+    }
+    d.host->start();
+    BOOST_REQUIRE_MESSAGE(d.host->wait_healthy(), "the host did not restart after kill " << kills.load());
+  }
+  done = true;
+  producer.join();
+  faults.join();
+  const double chaos_s = seconds_since(t0);
+
+  // Recovery: Fathom behaves again, alice reconnects, both integrations sync to the end, the
+  // deliveries Fathom still retries arrive, and the dead letters are replayed.
+  d.sim.config({{"fault_rate", 0}, {"latency_ms", 0}});
+  d.sim.admin("DELETE", "/_sim/faults");
+  // The job log as the chaos left it: runs that failed, were skipped (a revoked grant) or were
+  // interrupted by a kill (marked by the next process).
+  std::map<std::string, int> jobs_by_status;
+  for (const auto& j : http_get(d.base() + "/v1/sync/jobs?limit=100000", d.auth()).json()) {
+    ++jobs_by_status[j.value("status", "")];
+  }
+  const int failed_jobs = jobs_by_status["failed"], skipped_jobs = jobs_by_status["skipped"],
+            interrupted_jobs = jobs_by_status["interrupted"];
+  BOOST_TEST(d.connect("acme", "alice@example.com") == alice);  // the same integration, new tokens
+  BOOST_TEST(eventually([&] { return d.sim.counters()["webhook_pending"].get<int>() == 0; }, 120000));
+  d.sync_until_succeeded("acme", "alice@example.com", alice);
+  d.sync_until_succeeded("initech", "carol@example.com", carol);
+  const size_t dead = d.events("dead").size();
+  if (dead > 0) {
+    http_post_json(d.base() + "/v1/webhooks/replay", {{"event_id", "dead"}}, d.auth());
+  }
+  BOOST_TEST(eventually(
+      [&] { return d.events("pending").empty() && d.events("processing").empty() && d.events("dead").empty(); },
+      120000));
+
+  // Every meeting mapped exactly once, none lost.
+  auto activities = d.crm.activities();
+  // A meeting not mapped yet is lost unless the host stored it durably and a mapping claim of a
+  // killed process holds it: such a claim expires after the dispatcher's claim_ttl_s (600 s, not
+  // configurable yet) and the next sync maps it (see README.md, "Finding").
+  int mapped_once = 0, mapped_twice = 0, lost = 0, expected_total = 0, held_by_dead_claim = 0;
+  const int64_t now_s = std::time(nullptr);
+  for (auto [id, email] : {std::pair{alice, "alice@example.com"}, std::pair{carol, "carol@example.com"}}) {
+    for (int64_t rec : expected_meetings(d.sim, email)) {
+      ++expected_total;
+      int n = activities.count({id, rec}) ? activities[{id, rec}] : 0;
+      if (n == 1) ++mapped_once;
+      if (n > 1) {
+        ++mapped_twice;
+        BOOST_TEST_MESSAGE("mapped " << n << " times: integration " << id << " recording " << rec);
+      }
+      if (n == 0) {
+        StoredMeeting s = stored_meeting(d.db_path, id, rec);
+        if (s.stored && s.mapped_version < s.content_version && s.claim_until > now_s) {
+          ++held_by_dead_claim;
+        } else {
+          ++lost;
+          BOOST_TEST_MESSAGE("lost: integration " << id << " recording " << rec << (s.stored ? " (stored)" : ""));
+        }
+      }
+    }
+  }
+  int unexpected = 0;
+  for (const auto& [k, n] : activities) {
+    auto exp = expected_meetings(d.sim, k.first == alice ? "alice@example.com" : "carol@example.com");
+    if (!exp.count(k.second)) ++unexpected;
+  }
+
+  // What Fathom sent and what the inbox absorbed.
+  json counters = d.sim.counters();
+  int deliveries = 0, duplicate_deliveries = 0, failed_attempts = 0;
+  std::set<std::string> messages;
+  for (const auto& a : counters["webhook_deliveries"]) {
+    ++deliveries;
+    messages.insert(a.value("message_id", ""));
+    if (a.value("duplicate", false)) ++duplicate_deliveries;
+    if (!a.value("ok", false)) ++failed_attempts;
+  }
+  json jobs = http_get(d.base() + "/v1/sync/jobs?limit=100000", d.auth()).json();
+  json done_events = d.events("done");
+
+  std::printf(
+      "chaos (seed %u, %.0f s of chaos): meetings added %d, webhook messages %zu, deliveries sent %d "
+      "(duplicates %d, failed attempts %d), inbox events done %zu, sync jobs %zu (during the chaos: failed %d, "
+      "skipped %d, interrupted by a kill %d), "
+      "dead letters before replay %zu, 429 storms %d, slow spells %d, grant revoked %s, kills %d, restarts %d, "
+      "CRM calls %lld (duplicates absorbed by idempotency key %lld), meetings expected %d, mapped once %d, "
+      "mapped twice %d, unexpected %d, stored and waiting for a killed host's claim to expire %d, lost %d\n",
+      seed, chaos_s, added.load(), messages.size(), deliveries, duplicate_deliveries, failed_attempts,
+      done_events.size(), jobs.size(), failed_jobs, skipped_jobs, interrupted_jobs, dead, storms.load(),
+      slow_spells.load(), revoked ? "yes" : "no", kills.load(), d.host->starts() - 1,
+      static_cast<long long>(d.crm.calls()), static_cast<long long>(d.crm.replays()), expected_total, mapped_once,
+      mapped_twice, unexpected, held_by_dead_claim, lost);
+  std::fflush(stdout);
+
+  BOOST_TEST(added.load() >= target_meetings);
+  BOOST_TEST(kills.load() >= target_kills);
+  BOOST_TEST(expected_total >= target_meetings / 2);
+  BOOST_TEST(mapped_twice == 0);
+  BOOST_TEST(unexpected == 0);
+  BOOST_TEST(lost == 0);
+  BOOST_TEST(mapped_once + held_by_dead_claim == expected_total);
+  BOOST_TEST(duplicate_deliveries > 0);          // the duplicates did happen...
+  BOOST_TEST(failed_jobs + skipped_jobs + interrupted_jobs > 0);  // ...and so did failures, in the job log
+}
+
+namespace {
+
+// A signed delivery of a meeting to the host's webhook URL, as Fathom sends it.
+struct Delivery {
+  std::string id;
+  int64_t recording_id = 0;
+  std::string body;
+};
+
+HttpReply deliver(const std::string& url, const fb::detail::SigningKey& key, const Delivery& d) {
+  const std::string ts = std::to_string(std::time(nullptr));
+  HttpCall c;
+  c.method = "POST";
+  c.url = url;
+  c.headers = {{"webhook-id", d.id}, {"webhook-timestamp", ts}, {"webhook-signature", key.sign(d.id, ts, d.body)}};
+  c.content_type = "application/json";
+  c.body = d.body;
+  c.timeout_s = 30;
+  return http_request(c);
+}
+
+// Rows of the host's inbox for these deliveries (read from the database file directly).
+int inbox_rows(const std::string& db_path, const std::vector<Delivery>& ds) {
+  sqlite3* db = nullptr;
+  int n = 0;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    for (const auto& d : ds) {
+      sqlite3_stmt* q = nullptr;
+      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM webhook_inbox WHERE webhook_id=?", -1, &q, nullptr);
+      sqlite3_bind_text(q, 1, d.id.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(q) == SQLITE_ROW) n += sqlite3_column_int(q, 0);
+      sqlite3_finalize(q);
+    }
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+std::string integrity(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  std::string out = "cannot open";
+  if (sqlite3_open(db_path.c_str(), &db) == SQLITE_OK) {
+    sqlite3_stmt* q = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, nullptr);
+    out.clear();
+    while (sqlite3_step(q) == SQLITE_ROW) out += reinterpret_cast<const char*>(sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_locked_database_and_a_full_disk_get_503_in_bounded_time_and_lose_nothing) {
+  Deployment d({"--meetings", "10", "--seed", "9"});
+  d.host->start();
+  BOOST_REQUIRE(d.host->wait_healthy());
+  const int64_t alice = d.connect("acme", "alice@example.com");
+  json hooks = d.sim.admin("GET", "/_sim/webhooks");
+  json hook_list = hooks.is_array() ? hooks : hooks["webhooks"];
+  BOOST_REQUIRE_EQUAL(hook_list.size(), 1u);
+  const std::string url = hook_list[0]["url"];
+  auto key = fb::detail::SigningKey::from_secret(fb::detail::SecretString(hook_list[0]["secret"].get<std::string>()));
+  BOOST_REQUIRE(key.ok());
+
+  // 40 new meetings of alice's with external invitees, each a delivery with a ~100 KB body.
+  std::vector<Delivery> ds;
+  json added = d.sim.admin("POST", "/_sim/meetings", {{"count", 80}, {"recorded_by", "alice@example.com"}});
+  for (const auto& id : added["recording_ids"]) {
+    json m = d.sim.admin("GET", "/_sim/meetings/" + std::to_string(id.get<int64_t>()));
+    if (m["calendar_invitees_domains_type"] == "only_internal") continue;
+    m["x_padding"] = std::string(100 * 1024, 'p');
+    ds.push_back({"msg_chaos_" + std::to_string(id.get<int64_t>()), id.get<int64_t>(), m.dump()});
+    if (ds.size() == 40) break;
+  }
+  BOOST_REQUIRE_EQUAL(ds.size(), 40u);
+  const std::vector<Delivery> locked_set(ds.begin(), ds.begin() + 10), full_set(ds.begin() + 10, ds.end());
+  const double bound_s = 10;  // store.busy_timeout_ms is 500: an answer must come long before this
+  int answered_503 = 0;
+
+  // 1. Another process holds the database's write lock: 503 within the bound, nothing stored.
+  {
+    sqlite3* holder = nullptr;
+    BOOST_REQUIRE(sqlite3_open(d.db_path.c_str(), &holder) == SQLITE_OK);
+    BOOST_REQUIRE(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    for (const auto& dl : locked_set) {
+      auto t = Clock::now();
+      HttpReply r = deliver(url, *key, dl);
+      BOOST_TEST(r.status == 503, "locked database: " << r.status << " " << r.body);
+      BOOST_TEST(seconds_since(t) < bound_s);
+      answered_503 += r.status == 503;
+    }
+    sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(holder);
+  }
+  BOOST_TEST(inbox_rows(d.db_path, locked_set) == 0);
+
+  // 2. The disk fills up: every file the host writes is capped just above what it has now.
+  d.host->kill9();
+  d.host->start(static_cast<rlim_t>(std::max<size_t>(slurp(d.db_path).size(), slurp(d.db_path + "-wal").size()) +
+                                     256 * 1024));
+  BOOST_REQUIRE(d.host->wait_healthy());
+  int full_503 = 0, full_2xx = 0;
+  for (const auto& dl : full_set) {
+    auto t = Clock::now();
+    HttpReply r = deliver(url, *key, dl);
+    BOOST_TEST((r.status == 503 || r.status / 100 == 2), "full disk: " << r.status << " " << r.body);
+    BOOST_TEST(seconds_since(t) < bound_s);
+    full_503 += r.status == 503;
+    full_2xx += r.status / 100 == 2;
+  }
+  BOOST_TEST(full_503 > 0);  // the disk did fill up
+  d.host->kill9();
+  BOOST_TEST(integrity(d.db_path) == "ok");  // nothing half-written
+  BOOST_TEST(inbox_rows(d.db_path, full_set) == full_2xx);  // a 2xx always means stored, a 503 never
+
+  // 3. Space again, lock released: every delivery is accepted (Fathom retries them) and mapped once.
+  d.host->start();
+  BOOST_REQUIRE(d.host->wait_healthy());
+  for (const auto& dl : ds) {
+    HttpReply r = deliver(url, *key, dl);
+    BOOST_TEST(r.status / 100 == 2, "after recovery: " << r.status << " " << r.body);
+  }
+  BOOST_TEST(eventually(
+      [&] {
+        auto a = d.crm.activities();
+        for (const auto& dl : ds) {
+          if (!a.count({alice, dl.recording_id})) return false;
+        }
+        return true;
+      },
+      60000));
+  auto a = d.crm.activities();
+  int once = 0;
+  for (const auto& dl : ds) once += a[{alice, dl.recording_id}] == 1;
+  std::printf("storage faults: deliveries %zu, 503 while locked %d, 503 with the disk full %d (2xx %d), "
+              "accepted after recovery %zu, mapped once %d, lost %zu\n",
+              ds.size(), answered_503, full_503, full_2xx, ds.size(), once, ds.size() - once);
+  std::fflush(stdout);
+  BOOST_TEST(once == static_cast<int>(ds.size()));
+}

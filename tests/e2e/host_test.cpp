@@ -1,0 +1,292 @@
+// The host-facing surfaces as a host uses them, over real parts: fb::Bridge (C++), the sidecar's
+// routes over HTTP, fathom-sim on loopback, a real SQLite file and the default scripts.
+// Issue 10 points 7 (webhook routes), 9 (identifiers) and 17 (tenant scoping).
+#include <boost/test/unit_test.hpp>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "crypto/encoding.h"
+#include "fathom_bridge/bridge.h"
+#include "server/sidecar.h"
+#include "support/http.h"
+#include "support/sim_process.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+#include "webhooks/verifier.h"
+
+using nlohmann::json;
+using namespace fb::test;
+
+namespace {
+
+const char* const kOps[] = {"find_company_by_domain", "find_contact_by_email", "find_deal",
+                            "upsert_company",         "upsert_contact",        "log_activity",
+                            "create_task",            "create_deal",           "attach_recording"};
+
+// A bridge with its sidecar on a free loopback port, Fathom being fathom-sim, and an in-process
+// CRM that answers every operation. webhooks.public_base_url is the sidecar's origin.
+struct Host {
+  explicit Host(json extra = json::object(), std::vector<std::string> sim_args = {"--meetings", "8", "--seed", "9"})
+      : port(free_port()), origin("http://127.0.0.1:" + std::to_string(port)), sim(sim_args) {
+    json cfg = {{"fathom",
+                 {{"client_id", "sim-client"},
+                  {"client_secret", "sim-secret"},
+                  {"redirect_uri", origin + "/oauth/callback"},
+                  {"authorize_url", sim.authorize_url()},
+                  {"token_url", sim.token_url()},
+                  {"api_base", sim.api_base()}}},
+                {"frontend", {{"url", origin}}},
+                {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'h'))}}},
+                {"webhooks", {{"public_base_url", origin}}},
+                {"store", {{"path", dir.file("host.db")}}},
+                {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
+                {"sync", {{"scheduler", false}}},
+                {"server", {{"api_token", token}}},
+                {"log_level", "error"}};
+    cfg.merge_patch(extra);
+    auto config = fb::parse_config(cfg.dump(), false);
+    BOOST_REQUIRE_MESSAGE(config.ok(), config.status().to_string());
+    auto opened = fb::Bridge::open(*config);
+    BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    bridge = std::move(*opened);
+    for (const char* op : kOps) {
+      BOOST_REQUIRE(bridge->register_crm_operation(op, [this](const fb::CrmCall& c) -> fb::Result<std::string> {
+        std::lock_guard lock(mu);
+        ++crm_calls[c.tenant_id];
+        return c.operation.rfind("find_", 0) == 0 ? std::string("null") : std::string(R"({"id":"x"})");
+      }).ok());
+    }
+    auto sc = fb::detail::Sidecar::start(*bridge, port);
+    BOOST_REQUIRE_MESSAGE(sc.ok(), sc.status().to_string());
+    sidecar = std::move(*sc);
+  }
+  ~Host() {
+    if (sidecar) sidecar->stop();
+  }
+
+  HttpReply get(const std::string& path) { return http_get(origin + path, auth()); }
+  HttpReply post(const std::string& path, const json& body) { return http_post_json(origin + path, body, auth()); }
+  HeaderMap auth() const { return {{"Authorization", "Bearer " + token}}; }
+
+  int64_t connect(const std::string& tenant, const std::string& user, const std::string& fathom_user) {
+    auto id = bridge->connect_api_key({tenant, user, ""}, sim.api_key(fathom_user));
+    BOOST_REQUIRE_MESSAGE(id.ok(), id.status().to_string());
+    return *id;
+  }
+
+  int port;
+  std::string origin;
+  std::string token = "host-test-token";
+  SimProcess sim;
+  TempDir dir;
+  std::unique_ptr<fb::Bridge> bridge;
+  std::unique_ptr<fb::detail::Sidecar> sidecar;
+  std::mutex mu;
+  std::map<std::string, int> crm_calls;
+};
+
+// A delivery signed with secret, posted to the sidecar at path as Fathom would; returns the status.
+int post_signed(Host& h, const std::string& path, const std::string& secret, const std::string& msg_id,
+                int64_t recording_id) {
+  auto key = fb::detail::SigningKey::from_secret(fb::detail::SecretString(secret));
+  BOOST_REQUIRE(key.ok());
+  std::string body = R"({"recording_id":)" + std::to_string(recording_id) + R"(,"title":"Signed by hand"})";
+  std::string ts = std::to_string(std::time(nullptr));
+  HttpCall call{"POST", h.origin + path, {}, body, "application/json"};
+  call.headers = {{"webhook-id", msg_id}, {"webhook-timestamp", ts}, {"webhook-signature", key->sign(msg_id, ts, body)}};
+  return http_request(call).status;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(host)
+
+// Point 9: a tenant id that is not UTF-8 is refused by every entry point, naming the field, and
+// the all-tenant reports keep working.
+BOOST_AUTO_TEST_CASE(identifiers_that_are_not_utf8_are_refused_and_reports_keep_working) {
+  Host h;
+  auto bad = h.bridge->connect_api_key({"\xff" "acme", "u1", ""}, h.sim.api_key("alice@example.com"));
+  BOOST_TEST(bad.code() == fb::Code::kInvalidArgument);
+  BOOST_TEST(bad.status().message() == "tenant_id is not valid UTF-8 (byte 0)");
+  BOOST_TEST(h.bridge->connect_start({"acme", "u1\x7f", ""}, fb::ReturnMode::kPopup).code() ==
+             fb::Code::kInvalidArgument);
+  BOOST_TEST(h.bridge->token_health_json("\xff", "").code() == fb::Code::kInvalidArgument);
+  h.connect("acme", "u1", "alice@example.com");
+  auto all = h.bridge->token_health_json("", "");
+  BOOST_REQUIRE_MESSAGE(all.ok(), all.status().to_string());
+  BOOST_TEST(json::parse(*all).size() == 1u);
+
+  HttpReply report = h.get("/v1/token-health");
+  BOOST_TEST(report.status == 200);
+  HttpReply bad_filter = h.get("/v1/token-health?tenant_id=%FF");
+  BOOST_TEST(bad_filter.status == 400);
+  BOOST_TEST(bad_filter.body.find("tenant_id is not valid UTF-8") != std::string::npos);
+  HttpReply bad_sync = h.get("/v1/sync/jobs?tenant_id=%C0%AF");
+  BOOST_TEST(bad_sync.status == 400);
+  // JSON cannot carry invalid UTF-8, but it can carry a control character.
+  HttpReply ctl = h.post("/v1/connect/api-key", {{"tenant_id", "ac\nme"}, {"user_id", "u2"}, {"api_key", "k"}});
+  BOOST_TEST(ctl.status == 400);
+  BOOST_TEST(ctl.body.find("tenant_id contains a control character") != std::string::npos);
+}
+
+// Point 17: the sidecar's API token is operator-wide (documented); sync/jobs and webhooks/events
+// list every tenant without tenant_id and only that tenant's rows with it.
+BOOST_AUTO_TEST_CASE(sync_jobs_and_webhook_events_are_scoped_by_tenant_id) {
+  Host h;
+  const int64_t acme = h.connect("acme", "u1", "alice@example.com");
+  const int64_t globex = h.connect("globex", "u9", "carol@example.com");
+  for (auto [tenant, user, id] : {std::tuple{"acme", "u1", acme}, std::tuple{"globex", "u9", globex}}) {
+    HttpReply job = h.post("/v1/sync", {{"tenant_id", tenant}, {"user_id", user}, {"integration_id", id}});
+    BOOST_REQUIRE_MESSAGE(job.status == 200, job.body);
+  }
+  json every = h.get("/v1/sync/jobs").json();
+  BOOST_TEST(every.size() == 2u);
+  json mine = h.get("/v1/sync/jobs?tenant_id=acme").json();
+  BOOST_REQUIRE_EQUAL(mine.size(), 1u);
+  BOOST_TEST(mine[0]["tenant_id"] == "acme");
+  BOOST_TEST(h.get("/v1/sync/jobs?tenant_id=nobody").json().size() == 0u);
+  // An integration of another tenant is not listed under this one.
+  BOOST_TEST(h.get("/v1/sync/jobs?tenant_id=acme&integration_id=" + std::to_string(globex)).json().size() == 0u);
+
+  // Webhook deliveries for both tenants (their API-key connections registered at Fathom).
+  for (const char* who : {"alice@example.com", "carol@example.com"}) {
+    json added = h.sim.admin("POST", "/_sim/meetings", {{"count", 1}, {"recorded_by", who}, {"complete", true}});
+    BOOST_REQUIRE(added["recording_ids"].size() == 1u);
+  }
+  BOOST_REQUIRE(eventually([&] { return h.get("/v1/webhooks/events").json().size() == 2u; }));
+  json events = h.get("/v1/webhooks/events?tenant_id=globex").json();
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  BOOST_TEST(events[0]["integration_id"] == globex);
+  BOOST_TEST(h.get("/v1/webhooks/events?tenant_id=nobody").json().size() == 0u);
+  auto cpp = h.bridge->webhook_events_json("", 0, 10, "acme");
+  BOOST_REQUIRE(cpp.ok());
+  BOOST_REQUIRE_EQUAL(json::parse(*cpp).size(), 1u);
+  BOOST_TEST(json::parse(*cpp)[0]["integration_id"] == acme);
+}
+
+// Point 7: an API-key connection registers its webhook through Fathom's API like an OAuth one
+// when a public URL is configured, and Fathom's deliveries for it are received and mapped.
+BOOST_AUTO_TEST_CASE(api_key_connections_register_their_webhook_through_the_api) {
+  Host h;
+  const int64_t id = h.connect("acme", "u1", "alice@example.com");
+  json hooks = h.sim.admin("GET", "/_sim/webhooks");
+  BOOST_REQUIRE_EQUAL(hooks.size(), 1u);
+  BOOST_TEST(hooks[0]["owner"] == "alice@example.com");
+  auto routes = h.bridge->webhook_routes({"acme", "u1", ""}, 0);
+  BOOST_REQUIRE(routes.ok());
+  BOOST_REQUIRE_EQUAL(routes->size(), 1u);
+  BOOST_TEST((*routes)[0].source == "api");
+  BOOST_TEST((*routes)[0].integration_id == id);
+  BOOST_TEST((*routes)[0].url == hooks[0]["url"].get<std::string>());
+  BOOST_TEST((*routes)[0].fathom_webhook_id == hooks[0]["id"].get<std::string>());
+  // A second connect of the same user keeps the one webhook.
+  h.connect("acme", "u1", "alice@example.com");
+  BOOST_TEST(h.sim.admin("GET", "/_sim/webhooks").size() == 1u);
+
+  h.sim.admin("POST", "/_sim/meetings", {{"count", 1}, {"recorded_by", "alice@example.com"}, {"complete", true}});
+  BOOST_TEST(eventually([&] { return h.get("/v1/webhooks/events?status=done").json().size() == 1u; }));
+
+  // Removing the route deletes the webhook at Fathom too.
+  BOOST_REQUIRE(h.bridge->remove_webhook_route({"acme", "u1", ""}, (*routes)[0].id).ok());
+  BOOST_TEST(h.sim.admin("GET", "/_sim/webhooks").size() == 0u);
+  // ... and it can be registered again by hand through the API.
+  auto again = h.bridge->register_webhook_route({"acme", "u1", ""}, id);
+  BOOST_REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+  BOOST_TEST(again->source == "api");
+  BOOST_TEST(h.sim.admin("GET", "/_sim/webhooks").size() == 1u);
+}
+
+// Point 7, over the sidecar's HTTP routes: a webhook made by hand in Fathom's settings. The route
+// comes first (Fathom asks for the URL), then the secret Fathom shows; Fathom's deliveries land.
+// Rotation keeps the previous secret for the grace period; removal refuses later deliveries.
+// Secrets are never in an answer, and sealed in the database.
+BOOST_AUTO_TEST_CASE(a_hand_made_webhook_secret_and_its_rotation_over_the_sidecar) {
+  Host h(json{{"webhooks", {{"public_base_url", nullptr}}}});  // no API registration on connect
+  const int64_t id = h.connect("globex", "u9", "carol@example.com");
+  BOOST_TEST(h.sim.admin("GET", "/_sim/webhooks").size() == 0u);
+
+  HttpReply bad = h.post("/v1/webhooks/routes",
+                         {{"tenant_id", "globex"}, {"user_id", "u9"}, {"integration_id", id}, {"secret", "whsec_??nope??"}});
+  BOOST_TEST(bad.status == 400);
+  BOOST_TEST(bad.body.find("??nope??") == std::string::npos);
+  HttpReply foreign = h.post("/v1/webhooks/routes", {{"tenant_id", "acme"}, {"user_id", "u9"}, {"integration_id", id}});
+  BOOST_TEST(foreign.status == 404);
+
+  HttpReply added = h.post("/v1/webhooks/routes", {{"tenant_id", "globex"}, {"user_id", "u9"}, {"integration_id", id}});
+  BOOST_REQUIRE_MESSAGE(added.status == 200, added.body);
+  json route = added.json();
+  BOOST_TEST(route["source"] == "manual");
+  const std::string path = route["path"];
+  const int64_t route_id = route["id"];
+  BOOST_TEST(path.rfind("/webhooks/fathom/", 0) == 0);
+
+  // The user makes the webhook in Fathom's settings with that URL; Fathom shows the secret.
+  json made = h.sim.admin("POST", "/_sim/webhooks", {{"owner", "carol@example.com"}, {"destination_url", h.origin + path}});
+  const std::string first = made["secret"];
+  BOOST_TEST(post_signed(h, path, first, "msg_before_secret", 1) == 401);  // no secret set yet
+  HttpReply set = h.post("/v1/webhooks/routes/rotate",
+                         {{"tenant_id", "globex"}, {"user_id", "u9"}, {"route_id", route_id}, {"secret", first}});
+  BOOST_REQUIRE_MESSAGE(set.status == 200, set.body);
+  BOOST_TEST(set.body.find(first) == std::string::npos);
+
+  // Fathom's own delivery, signed with the hand-made secret.
+  h.sim.admin("POST", "/_sim/meetings", {{"count", 1}, {"recorded_by", "carol@example.com"}, {"complete", true}});
+  BOOST_REQUIRE(eventually([&] { return h.get("/v1/webhooks/events?tenant_id=globex").json().size() == 1u; }));
+
+  // The user regenerates the secret in Fathom and gives us the new one.
+  const std::string second = h.sim.admin("POST", "/_sim/webhooks/" + made["id"].get<std::string>() + "/rotate")["secret"];
+  HttpReply rotated = h.post("/v1/webhooks/routes/rotate",
+                             {{"tenant_id", "globex"}, {"user_id", "u9"}, {"route_id", route_id}, {"secret", second}});
+  BOOST_REQUIRE_MESSAGE(rotated.status == 200, rotated.body);
+  const int64_t grace_end = rotated.json()["previous_secret_expires_at"];
+  BOOST_TEST(grace_end > std::time(nullptr) + 23 * 3600);  // webhooks.secret_grace_s: 24 h by default
+  // A delivery Fathom signed before the change (a retry) still lands, as do new ones.
+  BOOST_TEST(post_signed(h, path, first, "msg_signed_before_rotation", 777001) == 200);
+  h.sim.admin("POST", "/_sim/meetings", {{"count", 1}, {"recorded_by", "carol@example.com"}, {"complete", true}});
+  BOOST_TEST(eventually([&] { return h.get("/v1/webhooks/events?tenant_id=globex").json().size() == 3u; }));
+  BOOST_TEST(post_signed(h, path, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_wrong", 777002) == 401);
+
+  HttpReply listed = h.get("/v1/webhooks/routes?tenant_id=globex&user_id=u9");
+  BOOST_REQUIRE_EQUAL(listed.json().size(), 1u);
+  BOOST_TEST(listed.body.find("whsec_") == std::string::npos);
+  BOOST_TEST(h.get("/v1/webhooks/routes?tenant_id=acme&user_id=u9").json().size() == 0u);
+
+  HttpReply removed = h.post("/v1/webhooks/routes/remove", {{"tenant_id", "globex"}, {"user_id", "u9"}, {"route_id", route_id}});
+  BOOST_TEST(removed.status == 200);
+  BOOST_TEST(post_signed(h, path, second, "msg_after_removal", 777003) == 404);
+
+  std::string files = slurp(h.dir.file("host.db")) + slurp(h.dir.file("host.db-wal"));
+  BOOST_TEST(files.find(first) == std::string::npos);
+  BOOST_TEST(files.find(second) == std::string::npos);
+}
+
+// Point 7: the previous secret is accepted only for webhooks.secret_grace_s.
+BOOST_AUTO_TEST_CASE(the_previous_secret_is_refused_once_the_grace_period_is_over) {
+  Host h(json{{"webhooks", {{"public_base_url", nullptr}, {"secret_grace_s", 0}}}});
+  const int64_t id = h.connect("acme", "u1", "alice@example.com");
+  const fb::Caller me{"acme", "u1", ""};
+  auto route = h.bridge->add_webhook_route(me, id, "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY");
+  BOOST_REQUIRE_MESSAGE(route.ok(), route.status().to_string());
+  BOOST_TEST(post_signed(h, route->path, "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY", "msg_1", 1) == 200);
+  auto rotated = h.bridge->rotate_webhook_secret(me, route->id, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  BOOST_REQUIRE(rotated.ok());
+  BOOST_TEST(post_signed(h, route->path, "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY", "msg_2", 2) == 401);
+  BOOST_TEST(post_signed(h, route->path, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_3", 3) == 200);
+  BOOST_TEST(h.bridge->rotate_webhook_secret({"globex", "u1", ""}, route->id, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                 .code() == fb::Code::kNotFound);
+  BOOST_TEST(h.bridge->rotate_webhook_secret(me, route->id, "").code() == fb::Code::kInvalidArgument);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
