@@ -291,7 +291,9 @@ BOOST_AUTO_TEST_CASE(popup_page_posts_to_the_frontend_origin_only) {
   BOOST_TEST(page.find("var origin = \"https://crm.example.test:8443\"") != std::string::npos);
   BOOST_TEST(page.find("'*'") == std::string::npos);
   BOOST_TEST(page.find("\"*\"") == std::string::npos);
-  BOOST_TEST(page.find(R"({"source":"fathom-bridge","status":"connected"})") != std::string::npos);
+  // The message contract of fathom_bridge.h: the integration id comes with a success.
+  BOOST_TEST(page.find(R"({"integration_id":0,"source":"fathom-bridge","status":"connected"})") != std::string::npos,
+             page);
   BOOST_TEST(page.find("window.close()") != std::string::npos);
   BOOST_TEST(page.find(", 1500)") != std::string::npos);
   BOOST_TEST(page.find("!opener.closed") != std::string::npos);  // no opener: stays open with a link
