@@ -22,6 +22,26 @@ int raise_unknown(lua_State* L, const char* op) {
   return lua_error(L);
 }
 
+// Host memory the script is charged for while this lives (LuaHost::charge_memory). Lua errors are
+// C++ exceptions in our build (plugin/scripting/README.md), so the release runs on every path.
+class ChargedCopy {
+ public:
+  ChargedCopy(lua_State* L, const char* op, const char* what, size_t bytes) : h_(host(L)), bytes_(bytes) {
+    if (!h_.charge_memory(bytes)) {
+      bytes_ = 0;
+      luaL_error(L, "crm.%s: not enough script memory for the call's %s (%I bytes)", op, what,
+                 static_cast<lua_Integer>(bytes));
+    }
+  }
+  ~ChargedCopy() { h_.release_memory(bytes_); }
+  ChargedCopy(const ChargedCopy&) = delete;
+  ChargedCopy& operator=(const ChargedCopy&) = delete;
+
+ private:
+  LuaHost& h_;
+  size_t bytes_;
+};
+
 int invoke(lua_State* L, const char* op, int args_idx, bool raise) {
   if (!host(L).crm_has(op)) return raise_unknown(L, op);
   lua_settop(L, args_idx);
@@ -30,10 +50,19 @@ int invoke(lua_State* L, const char* op, int args_idx, bool raise) {
     lua_replace(L, args_idx);
   }
   luaL_checktype(L, args_idx, LUA_TTABLE);
+  const auto max_bytes = static_cast<size_t>(host(L).max_crm_bytes());
   std::string args;
-  encode_json(L, args_idx, host(L).max_depth(), &args);
-  Result<std::string> r = guard_host_call<std::string>(
-      L, [&](LuaHost& h) { return h.crm_call(op, std::move(args)); });
+  // Raises past scripts.crm_max_bytes while encoding: the host never builds a larger copy.
+  encode_json(L, args_idx, host(L).max_depth(), &args, max_bytes, "scripts.crm_max_bytes");
+  Result<std::string> r = Status::Internal("not called");
+  {
+    ChargedCopy held(L, op, "arguments", args.size());
+    r = guard_host_call<std::string>(L, [&](LuaHost& h) { return h.crm_call(op, std::move(args)); });
+  }
+  if (r.ok() && r.value().size() > max_bytes) {
+    r = Status::TooLarge("crm." + std::string(op) + ": the CRM's result of " + std::to_string(r.value().size()) +
+                         " bytes is over " + std::to_string(max_bytes) + " (scripts.crm_max_bytes)");
+  }
   if (!r.ok()) {
     if (!raise) return push_failure(L, r.status());
     return luaL_error(L, "crm.%s failed: %s (%s)", op, r.status().message().c_str(), code_name(r.code()));
@@ -43,6 +72,7 @@ int invoke(lua_State* L, const char* op, int args_idx, bool raise) {
     lua_pushnil(L);
     return 1;
   }
+  ChargedCopy held(L, op, "result", text.size());
   std::string error;
   if (!push_json_text(L, text, host(L).max_depth(), &error)) {
     Status bad = Status::Malformed("crm." + std::string(op) + ": the host returned malformed JSON: " + error);

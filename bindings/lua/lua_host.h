@@ -58,8 +58,15 @@ class LuaHost {
   // ---- limits ----
   // Nesting bound for JSON encoding/decoding and other recursive bindings.
   virtual int max_depth() const = 0;
-  // Largest JSON text json.decode accepts, in bytes.
+  // Largest JSON text json.decode accepts (and json.encode produces), in bytes.
   virtual int64_t max_json_bytes() const = 0;
+  // Largest JSON text of a CRM call's arguments, and of its result (scripts.crm_max_bytes).
+  virtual int64_t max_crm_bytes() const = 0;
+  // Host memory held for the script (a CRM call's encoded arguments, its result text) counts
+  // against the script's memory limit while held. False, with the script stopped for memory,
+  // when it does not fit; every successful charge is released with the same size.
+  virtual bool charge_memory(size_t bytes) = 0;
+  virtual void release_memory(size_t bytes) = 0;
   // The script's time budget stops while the host works (a slow CRM is not the script's fault).
   virtual void host_call_begin() = 0;
   virtual void host_call_end() = 0;

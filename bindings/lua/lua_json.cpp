@@ -137,10 +137,12 @@ void append_string(std::string* out, std::string_view s) {
 
 class Encoder {
  public:
-  Encoder(lua_State* L, int max_depth, std::string* out) : L_(L), max_depth_(max_depth), out_(out) {}
+  Encoder(lua_State* L, int max_depth, std::string* out, size_t max_bytes, const char* limit_setting)
+      : L_(L), max_depth_(max_depth), out_(out), max_bytes_(max_bytes), limit_setting_(limit_setting) {}
 
   void encode(int idx, int depth) {
     idx = lua_absindex(L_, idx);
+    check_size(0);
     switch (lua_type(L_, idx)) {
       case LUA_TNIL: out_->append("null"); return;
       case LUA_TBOOLEAN: out_->append(lua_toboolean(L_, idx) ? "true" : "false"); return;
@@ -149,7 +151,9 @@ class Encoder {
         size_t len;
         const char* s = lua_tolstring(L_, idx, &len);
         if (!valid_utf8({s, len})) fail("cannot encode a string that is not valid UTF-8");
+        check_size(len);
         append_string(out_, {s, len});
+        check_size(0);  // escapes may have grown it
         return;
       }
       case LUA_TLIGHTUSERDATA:
@@ -166,6 +170,14 @@ class Encoder {
     std::string_view key;  // empty: an array index
     lua_Integer index = 0;
   };
+
+  // Fails when the text, grown by `adding` more bytes, would be over max_bytes_.
+  void check_size(size_t adding) {
+    if (out_->size() + adding + 2 > max_bytes_ || out_->size() + adding + 2 < adding) {
+      fail("the JSON text is over " + std::to_string(max_bytes_) + " bytes" +
+           (limit_setting_ ? std::string(" (") + limit_setting_ + ")" : std::string()));
+    }
+  }
 
   [[noreturn]] void fail(const std::string& why) {
     std::string where;
@@ -290,6 +302,8 @@ class Encoder {
   lua_State* L_;
   int max_depth_;
   std::string* out_;
+  size_t max_bytes_;
+  const char* limit_setting_;
   std::vector<PathItem> path_;
   std::vector<Key> keys_;
 };
@@ -319,7 +333,7 @@ int null_tostring(lua_State* L) {
 int json_encode(lua_State* L) {
   luaL_checkany(L, 1);
   std::string out;
-  encode_json(L, 1, host(L).max_depth(), &out);
+  encode_json(L, 1, host(L).max_depth(), &out, static_cast<size_t>(host(L).max_json_bytes()));
   lua_pushlstring(L, out.data(), out.size());
   return 1;
 }
@@ -581,8 +595,9 @@ bool push_json_text(lua_State* L, std::string_view text, int max_depth, std::str
   return true;
 }
 
-void encode_json(lua_State* L, int idx, int max_depth, std::string* out) {
-  Encoder(L, max_depth, out).encode(idx, 0);
+void encode_json(lua_State* L, int idx, int max_depth, std::string* out, size_t max_bytes,
+                 const char* limit_setting) {
+  Encoder(L, max_depth, out, max_bytes, limit_setting).encode(idx, 0);
 }
 
 int luaopen_fb_json(lua_State* L) {

@@ -9,6 +9,7 @@
 #include <lua.hpp>
 
 #include <cstdint>
+#include <cstddef>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -53,7 +54,11 @@ void materialize_lazy(lua_State* L, int idx);
 // that are not UTF-8, keys that are not strings or integers, nesting deeper than max_depth (which
 // is also how a cycle shows). Objects are written with sorted keys (stable output); a table is an
 // array when its keys are exactly 1..n or it was marked with json.array; {} is an object.
-void encode_json(lua_State* L, int idx, int max_depth, std::string* out);
+// Raises "... is over <max_bytes> bytes" as soon as the text would grow past max_bytes: a table
+// that holds one large string many times cannot make the host build an unbounded copy.
+// limit_setting names the setting behind max_bytes in that message, when there is one.
+void encode_json(lua_State* L, int idx, int max_depth, std::string* out, size_t max_bytes = SIZE_MAX,
+                 const char* limit_setting = nullptr);
 
 // The json module: json.encode, json.decode, json.null, json.array, json.is_null.
 int luaopen_fb_json(lua_State* L);

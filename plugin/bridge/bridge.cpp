@@ -172,6 +172,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   m.open_options = options;
   detail::LogLevel level;
   if (detail::parse_log_level(config.log_level, &level)) detail::set_log_level(level);
+  if (detail::LogFormat format; detail::parse_log_format(config.log.format, &format)) detail::set_log_format(format);
   m.bus.subscribe([p = &m](const Event& e) {
     EventSink sink;
     {
@@ -187,6 +188,8 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   http.read_timeout_ms = config.fathom.read_timeout_ms;
   http.verify_tls = config.fathom.verify_tls;
   http.ca_file = config.fathom.ca_file;
+  http.proxy = config.fathom.proxy;
+  http.no_proxy = config.fathom.no_proxy;
   m.http = std::make_unique<detail::HttplibTransport>(http);
 
   FB_ASSIGN(m.db_oauth, open_db(config));

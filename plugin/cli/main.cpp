@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "fathom_bridge/bridge.h"
 #include "scripting/dry_run.h"
+#include "server/shutdown.h"
 #include "server/sidecar.h"
 #include "store/db.h"
 
@@ -55,7 +56,9 @@ commands:
                                                                      webhooks.secret_grace_s
   webhooks remove <route-id> --tenant T --user U
   script test <script> --meeting <file.json> [--json] [...]   dry-run a Lua script (exit 1 on script error)
-  serve                                       run the HTTP sidecar (host routes + webhook receiver)
+  serve                                       run the HTTP sidecar (host routes + webhook receiver);
+                                              SIGTERM/SIGINT stop it within server.shutdown_timeout_s
+                                              (exit 0; 1 when that time ran out with work in flight)
 
 common options:
   --config FILE    JSON config file (the environment overrides it; see README)
@@ -119,6 +122,9 @@ fb::Result<std::unique_ptr<fb::Bridge>> open_bridge(const Options& o, bool backg
   if (!config.ok()) return config.status();
   fb::detail::LogLevel level;
   if (fb::detail::parse_log_level(config->log_level, &level)) fb::detail::set_log_level(level);
+  if (fb::detail::LogFormat format; fb::detail::parse_log_format(config->log.format, &format)) {
+    fb::detail::set_log_format(format);
+  }
   return fb::Bridge::open(*config, {.background = background});
 }
 
@@ -332,7 +338,9 @@ int cmd_serve(const Options& o) {
   std::signal(SIGINT, [](int) { g_stop = 1; });
   std::signal(SIGTERM, [](int) { g_stop = 1; });
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  (*server)->stop();
+  // Bounded (server.shutdown_timeout_s): past it, exit 1 with the work left in flight (see shutdown.h).
+  auto budget = std::chrono::seconds((*b)->config().server.shutdown_timeout_s);
+  if (!fb::detail::shutdown_gracefully(**b, **server, budget)) std::_Exit(1);
   return 0;
 }
 

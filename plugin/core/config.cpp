@@ -74,7 +74,7 @@ class Section {
 Status from_json(const json& root, Config* c) {
   if (!root.is_object()) return Status::Config("config file must hold a JSON object");
   static const char* kSections[] = {"fathom", "frontend", "tokens", "sync", "webhooks",
-                                    "scripts", "store", "server", "log_level"};
+                                    "scripts", "store", "server", "log_level", "log"};
   for (const auto& [k, _] : root.items()) {
     bool known = false;
     for (const char* s : kSections) known = known || k == s;
@@ -90,6 +90,7 @@ Status from_json(const json& root, Config* c) {
              .get("oauth_include_content_on_list", &f.oauth_include_content_on_list)
              .get("issuer", &f.issuer).get("require_iss", &f.require_iss)
              .get("callback_timeout_ms", &f.callback_timeout_ms)
+             .get("proxy", &f.proxy).get("no_proxy", &f.no_proxy)
              .finish());
   FB_TRY(Section(root, "frontend").get("url", &c->frontend.url)
              .get("success_path", &c->frontend.success_path).finish());
@@ -122,6 +123,7 @@ Status from_json(const json& root, Config* c) {
              .get("max_attempts", &w.max_attempts).get("backoff_base_ms", &w.backoff_base_ms)
              .get("backoff_max_ms", &w.backoff_max_ms).get("secret_grace_s", &w.secret_grace_s)
              .get("retention_days", &w.retention_days).get("commit_timeout_ms", &w.commit_timeout_ms)
+             .get("event_deadline_s", &w.event_deadline_s)
              .finish());
   auto& sc = c->scripts;
   FB_TRY(Section(root, "scripts")
@@ -133,16 +135,19 @@ Status from_json(const json& root, Config* c) {
              .get("watchdog_ms", &sc.watchdog_ms).get("reload_interval_ms", &sc.reload_interval_ms)
              .get("company_domains", &sc.company_domains)
              .get("fathom_calls_per_event", &sc.fathom_calls_per_event)
+             .get("crm_max_bytes", &sc.crm_max_bytes)
              .finish());
   FB_TRY(Section(root, "store").get("path", &c->store.path).get("full_sync", &c->store.full_sync)
              .get("busy_timeout_ms", &c->store.busy_timeout_ms).finish());
   FB_TRY(Section(root, "server").get("host", &c->server.host).get("port", &c->server.port)
              .get("api_token", &c->server.api_token).get("threads", &c->server.threads)
-             .get("crm_url", &c->server.crm_url).get("event_buffer", &c->server.event_buffer).finish());
+             .get("crm_url", &c->server.crm_url).get("event_buffer", &c->server.event_buffer)
+             .get("shutdown_timeout_s", &c->server.shutdown_timeout_s).finish());
   if (root.contains("log_level")) {
     if (!root["log_level"].is_string()) return Status::Config("setting 'log_level' must be a string");
     c->log_level = root["log_level"].get<std::string>();
   }
+  FB_TRY(Section(root, "log").get("format", &c->log.format).get("level", &c->log_level).finish());
   return Status::Ok();
 }
 
@@ -165,6 +170,7 @@ Status apply_env(Config* c) {
   env("FATHOM_BRIDGE_API_TOKEN", &c->server.api_token);
   env("FATHOM_BRIDGE_CRM_URL", &c->server.crm_url);
   env("FATHOM_BRIDGE_LOG_LEVEL", &c->log_level);
+  env("FATHOM_BRIDGE_LOG_FORMAT", &c->log.format);
   std::string old;
   env("FATHOM_BRIDGE_OLD_TOKEN_KEYS", &old);
   if (!old.empty()) {
@@ -256,6 +262,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.webhooks.workers, "webhooks.workers"));
   FB_TRY(check_positive(c.webhooks.max_attempts, "webhooks.max_attempts"));
   FB_TRY(check_positive(c.webhooks.tolerance_s, "webhooks.tolerance_s"));
+  FB_TRY(check_positive(c.webhooks.event_deadline_s, "webhooks.event_deadline_s"));
   FB_TRY(check_positive(c.webhooks.commit_timeout_ms, "webhooks.commit_timeout_ms"));
   if (c.webhooks.retention_days < 0) return Status::Config("setting 'webhooks.retention_days' must be >= 0");
   static const char* kTriggers[] = {"my_recordings", "shared_external_recordings", "my_shared_with_team_recordings",
@@ -277,6 +284,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.scripts.max_call_depth, "scripts.max_call_depth"));
   FB_TRY(check_positive(c.scripts.max_pattern_subject, "scripts.max_pattern_subject"));
   FB_TRY(check_positive(c.scripts.watchdog_ms, "scripts.watchdog_ms"));
+  FB_TRY(check_positive(c.scripts.crm_max_bytes, "scripts.crm_max_bytes"));
   if (c.scripts.hook_mode != "watchdog" && c.scripts.hook_mode != "always")
     return Status::Config("setting 'scripts.hook_mode' must be \"watchdog\" or \"always\"");
   if (c.scripts.reload_interval_ms < 0) return Status::Config("setting 'scripts.reload_interval_ms' must be >= 0");
@@ -290,6 +298,11 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   bool level_ok = false;
   for (const char* l : kLevels) level_ok = level_ok || c.log_level == l;
   if (!level_ok) return Status::Config("setting 'log_level' must be debug, info, warn, error or off");
+  if (c.log.format != "text" && c.log.format != "json") {
+    return Status::Config("setting 'log.format' (FATHOM_BRIDGE_LOG_FORMAT) must be \"text\" or \"json\"");
+  }
+  if (c.server.shutdown_timeout_s < 0) return Status::Config("setting 'server.shutdown_timeout_s' must be >= 0");
+  if (!c.fathom.proxy.empty()) FB_TRY(check_url(c.fathom.proxy, "fathom.proxy"));
   return Status::Ok();
 }
 

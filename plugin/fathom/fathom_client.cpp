@@ -179,6 +179,20 @@ Result<HttpResponse> FathomClient::call(int64_t integration_id, const std::strin
 
 // The request path may depend on the credential's kind (OAuth callers may not ask /meetings for
 // content), so it is built per attempt from the credential in use, which a 401 may replace.
+FathomCallCounts FathomClient::call_counts() const {
+  auto at = [this](size_t i) { return outcomes_[i].load(std::memory_order_relaxed); };
+  return {at(0), at(1), at(2), at(3), at(4)};
+}
+
+void FathomClient::count_outcome(int http_status) {
+  size_t i = http_status == 0     ? 4
+             : http_status == 429 ? 2
+             : http_status >= 500 ? 3
+             : http_status >= 400 ? 1
+                                  : 0;
+  outcomes_[i].fetch_add(1, std::memory_order_relaxed);
+}
+
 Result<HttpResponse> FathomClient::call_with(int64_t integration_id, const std::string& method,
                                              const std::function<std::string(const Credential&)>& path_fn,
                                              const std::string& json_body) {
@@ -209,6 +223,7 @@ Result<HttpResponse> FathomClient::call_with(int64_t integration_id, const std::
     CallScope::count_call();
     ++total_calls_;
     auto res = transport_.send(req);
+    count_outcome(res.ok() ? res->status : 0);
     if (!res.ok()) {
       limiter.on_no_response();
       Status s = res.status().with_context(what);

@@ -17,6 +17,7 @@
 // Thread-safe: one FathomClient may serve every thread of the process.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -100,6 +101,15 @@ class CallScope {
   int64_t calls_ = 0;
 };
 
+// Answers to this client's sends, by outcome (lifetime, all threads), for /metrics.
+struct FathomCallCounts {
+  int64_t ok = 0;             // 2xx
+  int64_t client_error = 0;   // 4xx other than 429 (401s included)
+  int64_t rate_limited = 0;   // 429
+  int64_t server_error = 0;   // 5xx
+  int64_t network_error = 0;  // no HTTP answer (refused, timeout, TLS)
+};
+
 class FathomClient {
  public:
   // All references must outlive the client.
@@ -138,9 +148,11 @@ class FathomClient {
   RateLimiterRegistry& limiters() { return limiters_; }
   // Lifetime count of HTTP sends by this client (all threads).
   int64_t total_calls() const { return total_calls_.load(); }
+  FathomCallCounts call_counts() const;
 
  private:
   Status backoff(int attempt);
+  void count_outcome(int http_status);  // 0: no HTTP answer
   // call() with a path built per attempt from the credential in use.
   Result<HttpResponse> call_with(int64_t integration_id, const std::string& method,
                                  const std::function<std::string(const Credential&)>& path_fn,
@@ -153,6 +165,8 @@ class FathomClient {
   const FathomClientOptions options_;
   Random& random_;
   std::atomic<int64_t> total_calls_{0};
+  // By outcome, in FathomCallCounts' order.
+  std::array<std::atomic<int64_t>, 5> outcomes_{};
 };
 
 }  // namespace fb::detail

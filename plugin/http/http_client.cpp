@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cctype>
 #include <ctime>
 #include <iomanip>
@@ -109,6 +110,55 @@ Status check_secure_url(const std::string& url, const char* name) {
   return Status::Ok();
 }
 
+namespace {
+
+std::string env_either(const char* upper, const char* lower) {
+  if (const char* v = std::getenv(upper); v && *v) return v;
+  if (const char* v = std::getenv(lower); v && *v) return v;
+  return {};
+}
+
+// One NO_PROXY entry against the target (see HttpClientOptions::no_proxy).
+bool no_proxy_matches(std::string_view entry, const Url& target) {
+  entry = trim_ows(entry);
+  if (entry.empty()) return false;
+  if (entry == "*") return true;
+  std::string_view host = entry;
+  if (size_t colon = entry.rfind(':'); colon != std::string_view::npos && entry.find(':') == colon) {
+    if (std::string(entry.substr(colon + 1)) != std::to_string(target.port)) return false;
+    host = entry.substr(0, colon);
+  }
+  bool subdomains_only = !host.empty() && host.front() == '.';
+  if (subdomains_only) host.remove_prefix(1);
+  const std::string& t = target.host;
+  if (!subdomains_only && ascii_iequals(t, host)) return true;
+  return t.size() > host.size() && t[t.size() - host.size() - 1] == '.' &&
+         ascii_iequals(std::string_view(t).substr(t.size() - host.size()), host);
+}
+
+}  // namespace
+
+std::optional<Url> proxy_for(const Url& target, const HttpClientOptions& options) {
+  if (is_loopback_host(target.host)) return std::nullopt;
+  std::string proxy = options.proxy;
+  if (proxy.empty()) {
+    proxy = target.scheme == "https" ? env_either("HTTPS_PROXY", "https_proxy") : env_either("HTTP_PROXY", "http_proxy");
+  }
+  if (proxy.empty()) return std::nullopt;
+  std::string no_proxy = options.no_proxy.empty() ? env_either("NO_PROXY", "no_proxy") : options.no_proxy;
+  size_t start = 0;
+  while (start <= no_proxy.size()) {
+    size_t comma = no_proxy.find(',', start);
+    if (comma == std::string::npos) comma = no_proxy.size();
+    if (no_proxy_matches(std::string_view(no_proxy).substr(start, comma - start), target)) return std::nullopt;
+    start = comma + 1;
+  }
+  if (proxy.find("://") == std::string::npos) proxy = "http://" + proxy;  // "host:port", as curl accepts
+  auto parsed = parse_url(proxy);
+  if (!parsed.ok()) return std::nullopt;  // the setting is validated at load; a bad variable means direct
+  return *parsed;
+}
+
 HttplibTransport::HttplibTransport(HttpClientOptions options) : options_(std::move(options)) {}
 HttplibTransport::~HttplibTransport() = default;
 
@@ -131,6 +181,7 @@ std::unique_ptr<httplib::Client> HttplibTransport::acquire(const Url& url) {
   c->set_follow_location(false);
   c->set_tcp_nodelay(true);  // requests go out as header and body writes: no Nagle wait between them
   c->set_decompress(true);
+  if (auto proxy = proxy_for(url, options_)) c->set_proxy(proxy->host, proxy->port);
   if (url.scheme == "https") {
     c->enable_server_certificate_verification(options_.verify_tls);
     if (!options_.ca_file.empty()) c->set_ca_cert_path(options_.ca_file.c_str());

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -81,7 +82,20 @@ struct HttpClientOptions {
   std::string ca_file;     // empty: the system store
   std::string user_agent = "fathom-bridge/0.1 (+cpp-httplib)";
   bool gzip = true;        // ask for and accept gzip
+  // Outbound proxy, "http://host:port" (no credentials). Empty: HTTPS_PROXY / HTTP_PROXY (or their
+  // lower-case forms) from the environment, by the target's scheme. An https target goes through
+  // a CONNECT tunnel (TLS stays end to end); an http one is sent to the proxy in absolute form.
+  std::string proxy;
+  // Comma-separated hosts reached directly: "example.com" matches it and its subdomains,
+  // ".example.com" only subdomains, "host:port" that port only, "*" everything. Empty: NO_PROXY
+  // (or no_proxy) from the environment. Loopback (localhost, 127.0.0.0/8, ::1) is always reached
+  // directly, as Go's net/http does: a proxy elsewhere cannot reach this machine's loopback.
+  std::string no_proxy;
 };
+
+// The proxy for a request to target under options (and the environment when they leave it
+// empty), or nullopt to connect directly.
+std::optional<Url> proxy_for(const Url& target, const HttpClientOptions& options);
 
 // cpp-httplib transport with a keep-alive connection pool per origin. Thread-safe.
 class HttplibTransport final : public HttpTransport {

@@ -197,6 +197,16 @@ void* StateLimits::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   return p;
 }
 
+bool StateLimits::charge(size_t n) {
+  if (used_ + n > static_cast<size_t>(limits_.memory_limit_bytes) || used_ + n < n) {
+    on_refused(n);
+    return false;
+  }
+  used_ += n;
+  if (used_ > peak_) peak_ = used_;
+  return true;
+}
+
 void StateLimits::on_refused(size_t nsize) {
   (void)nsize;
   if (stop_ != StopReason::kNone || !L_ || !active_.load(std::memory_order_relaxed)) return;

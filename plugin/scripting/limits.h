@@ -118,6 +118,11 @@ class StateLimits {
   void watchdog_check(int64_t now_ns);
   bool active() const { return active_.load(std::memory_order_acquire); }
 
+  // Host memory held for the script counts against memory_limit_bytes (LuaHost::charge_memory).
+  // False, with the memory stop recorded, when it does not fit. Owning thread only.
+  bool charge(size_t n);
+  void release(size_t n) { used_ -= n; }
+
   size_t memory_used() const { return used_snapshot_.load(std::memory_order_relaxed); }
   size_t memory_peak() const { return peak_snapshot_.load(std::memory_order_relaxed); }
   size_t memory_used_now() const { return used_; }  // owning thread only

@@ -63,22 +63,32 @@ void mark(lua_State* L, int mt_idx) {
   lua_setfield(L, mt_idx, kMarker);
 }
 
-// Pushes a read-only proxy of the table at idx.
-void push_proxy(lua_State* L, int idx, const char* name) {
+// Replaces the function on top of the stack (the proxy's __newindex) by the metatable of a proxy
+// for the table at idx: reads and pairs() go to that table, writes call the function.
+void push_proxy_meta(lua_State* L, int idx, const char* protected_as) {
   idx = lua_absindex(L, idx);
-  lua_newtable(L);
+  int newindex = lua_gettop(L);
   lua_createtable(L, 0, 5);
   lua_pushvalue(L, idx);
   lua_setfield(L, -2, "__index");
-  lua_pushstring(L, name);
-  lua_pushcclosure(L, readonly_write, 1);
+  lua_pushvalue(L, newindex);
   lua_setfield(L, -2, "__newindex");
   lua_pushvalue(L, idx);
   lua_pushcclosure(L, proxy_pairs, 1);
   lua_setfield(L, -2, "__pairs");
-  lua_pushliteral(L, "read-only");
+  lua_pushstring(L, protected_as);
   lua_setfield(L, -2, "__metatable");
   mark(L, -1);
+  lua_remove(L, newindex);
+}
+
+// Pushes a read-only proxy of the table at idx.
+void push_proxy(lua_State* L, int idx, const char* name) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  lua_pushstring(L, name);
+  lua_pushcclosure(L, readonly_write, 1);
+  push_proxy_meta(L, idx, "read-only");
   lua_setmetatable(L, -2);
 }
 
@@ -330,8 +340,36 @@ void push_new_env(lua_State* L) {
 
 void lock_env(lua_State* L, int idx) {
   idx = lua_absindex(L, idx);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &kEnvLocked);
+  // The top level's globals move to a table the script cannot reach; the environment stays
+  // empty, so every assignment to a global (new or existing) reaches __newindex and raises.
+  lua_createtable(L, 0, 16);
+  int globals = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, globals);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, globals)) {  // clear the environment (lua_next over globals: idx changes)
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, idx);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kEnvLocked);  // __index: the base; __newindex raises
+  lua_setmetatable(L, globals);
+  lua_pushcfunction(L, locked_global);
+  push_proxy_meta(L, globals, "protected by fathom-bridge");
   lua_setmetatable(L, idx);
+  lua_pop(L, 1);  // globals
+}
+
+void push_env_globals(lua_State* L, int idx) {
+  lua_getmetatable(L, idx);
+  lua_pushliteral(L, "__index");
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
 }
 
 void refresh_for_event(lua_State* L) {

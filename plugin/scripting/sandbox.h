@@ -44,6 +44,8 @@ void open_sandbox(lua_State* L, const SandboxOptions& options);
 void push_new_env(lua_State* L);
 // Locks the environment at idx: assigning a global raises from now on.
 void lock_env(lua_State* L, int idx);
+// Pushes the table that holds the globals of the environment at idx, which lock_env locked.
+void push_env_globals(lua_State* L, int idx);
 
 // kFreshEnvPerEvent: rebuilds the base from copies; a no-op for kReadOnlyProxies.
 void refresh_for_event(lua_State* L);

@@ -314,6 +314,9 @@ Status ScriptHost::run(const HookCall& call) {
   script_ns_.fetch_add(s->last_timings().script_ns, std::memory_order_relaxed);
   if (!st.ok()) {
     failures_.fetch_add(1, std::memory_order_relaxed);
+    if (StopReason why = s->last_stop(); why != StopReason::kNone) {
+      budget_stops_[static_cast<size_t>(why) - 1].fetch_add(1, std::memory_order_relaxed);
+    }
     if (!options_.dry_run) {
       FB_LOG(kWarn, "scripting") << st.message();
     }
@@ -379,6 +382,7 @@ ScriptStats ScriptHost::stats() const {
   s.generation = generation();
   s.events = events_.load();
   s.failures = failures_.load();
+  for (size_t i = 0; i < s.budget_stops.size(); ++i) s.budget_stops[i] = budget_stops_[i].load();
   s.reloads = reloads_.load();
   s.rejections = rejections_.load();
   s.states_created = states_created_.load();

@@ -20,6 +20,7 @@
 // that ran it is discarded. Thread-safe: every method may be called from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -69,6 +70,8 @@ struct ScriptStats {
   int64_t convert_ns = 0;    // total time building Lua tables from JSON
   int64_t script_ns = 0;     // total time in hooks
   uint64_t state_memory_peak = 0;  // largest memory in use seen by one state, bytes
+  // Failed calls that a budget stopped, by StopReason - 1: time, instructions, memory, depth.
+  std::array<uint64_t, 4> budget_stops{};
 };
 
 class ScriptHost {
@@ -146,6 +149,7 @@ class ScriptHost {
   int live_ = 0;                                    // guarded by pool_mu_: states in or out of the pool
 
   std::atomic<uint64_t> events_{0}, failures_{0}, reloads_{0}, rejections_{0}, states_created_{0};
+  std::array<std::atomic<uint64_t>, 4> budget_stops_{};  // by StopReason - 1
   std::atomic<int64_t> convert_ns_{0}, script_ns_{0};
   std::atomic<uint64_t> memory_peak_{0};
 };

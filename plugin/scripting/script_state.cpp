@@ -195,6 +195,8 @@ int ScriptState::setup(lua_State* L) {
     lua_pushvalue(L, fn);
     lua_call(L, 0, 0);
     lock_env(L, -1);
+    push_env_globals(L, -1);  // hooks are looked up there: the environment itself stays empty
+    lua_replace(L, -2);
     lua_pushnil(L);
     while (lua_next(L, -2)) {  // remember the hooks this script defines
       if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TFUNCTION &&

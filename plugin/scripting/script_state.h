@@ -99,6 +99,8 @@ class ScriptState final : public lua::LuaHost {
   bool healthy() const { return healthy_; }
   size_t memory_used() const { return limits_->memory_used(); }
   size_t memory_peak() const { return limits_->memory_peak(); }
+  // Why the last call was stopped by its budget (kNone: it was not).
+  StopReason last_stop() const { return limits_->stop_reason(); }
 
   // ---- LuaHost ----
   bool crm_has(std::string_view op) const override;
@@ -113,6 +115,9 @@ class ScriptState final : public lua::LuaHost {
   const std::vector<std::string>& company_domains() const override { return domains_; }
   int max_depth() const override { return services_->config.max_call_depth; }
   int64_t max_json_bytes() const override { return 16 << 20; }
+  int64_t max_crm_bytes() const override { return services_->config.crm_max_bytes; }
+  bool charge_memory(size_t bytes) override { return limits_->charge(bytes); }
+  void release_memory(size_t bytes) override { limits_->release(bytes); }
   void host_call_begin() override { limits_->host_begin(); }
   void host_call_end() override { limits_->host_end(); }
 

@@ -1136,6 +1136,16 @@ void HttpServer::route_async(std::string method, std::string prefix, AsyncHandle
   std::stable_sort(v.begin(), v.end(), [](const Route& a, const Route& b) { return a.path.size() > b.path.size(); });
 }
 
+std::vector<HttpServer::RouteInfo> HttpServer::routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& [key, r] : impl_->exact) out.push_back({r.method, r.path, false});
+  for (const auto& r : impl_->prefixed) out.push_back({r.method, r.path, true});
+  std::sort(out.begin(), out.end(), [](const RouteInfo& a, const RouteInfo& b) {
+    return a.path != b.path ? a.path < b.path : a.method < b.method;
+  });
+  return out;
+}
+
 void HttpServer::guard(std::string prefix, Guard g) { impl_->guards.emplace_back(std::move(prefix), std::move(g)); }
 
 Status HttpServer::bind() {

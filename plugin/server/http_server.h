@@ -141,6 +141,14 @@ class HttpServer {
 
   const HttpServerOptions& options() const { return options_; }
 
+  struct RouteInfo {
+    std::string method;
+    std::string path;  // the exact path, or the prefix of a route_async route
+    bool prefix = false;
+  };
+  // Every mounted route, sorted by path then method (for documentation checks: openapi.h).
+  std::vector<RouteInfo> routes() const;
+
   // Binds host:port now (kUnavailable naming the address when it cannot), so that port() is known
   // before routes that need it are built. Optional: start() binds when bind() was not called.
   // Calling it twice fails with kFailedPrecondition.

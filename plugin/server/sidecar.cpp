@@ -11,6 +11,8 @@
 #include "http/http_client.h"
 #include "scripting/dry_run.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
+#include "server/ops_routes.h"
 #include "server/webhook_routes.h"
 
 namespace fb::detail {
@@ -143,6 +145,7 @@ struct Sidecar::State {
   Bridge* bridge = nullptr;
   std::unique_ptr<HttpServer> server;
   std::shared_ptr<EventFeed> feed;
+  std::unique_ptr<Metrics> metrics;  // /metrics, /readyz (ops_routes.h)
 };
 
 namespace {
@@ -360,6 +363,7 @@ Status forward_crm_operations(Bridge& bridge, const std::string& url) {
 Sidecar::Sidecar(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Sidecar::~Sidecar() { stop(); }
 int Sidecar::port() const { return state_->server->port(); }
+std::vector<HttpServer::RouteInfo> Sidecar::routes() const { return state_->server->routes(); }
 void Sidecar::stop() {
   if (state_ && state_->server) state_->server->stop();
 }
@@ -382,8 +386,10 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
     if (auto f = weak.lock()) f->push(e);
   });
   if (!config.server.crm_url.empty()) FB_TRY(forward_crm_operations(bridge, config.server.crm_url));
-  mount_webhook_routes(*state->server, *bridge.impl().receiver);
+  state->metrics = std::make_unique<Metrics>(bridge);
+  mount_webhook_routes(*state->server, *bridge.impl().receiver, &state->metrics->ingest_latency());
   mount_host_routes(*state->server, bridge, state->feed);
+  mount_ops_routes(*state->server, *state->metrics);
   FB_TRY(state->server->start());
   FB_LOG(kInfo, "sidecar") << "listening on " << options.host << ":" << state->server->port();
   return std::unique_ptr<Sidecar>(new Sidecar(std::move(state)));

@@ -5,6 +5,7 @@
 //   GET  <path of fathom.redirect_uri>       the OAuth callback: the popup page, or a 302 to the frontend
 //   POST {webhooks.path_prefix}/{token}      webhook deliveries (webhook_routes.h)
 //   GET  /healthz                            200 "ok"
+//   GET  /readyz, GET /metrics               readiness and Prometheus metrics (ops_routes.h)
 // Host routes (JSON; `Authorization: Bearer <server.api_token>` when a token is configured; without
 // one the sidecar refuses to listen on anything but loopback). The token is operator-wide: it is
 // the CRM backend's credential, not a tenant's. Routes that act on an integration take the
@@ -27,15 +28,18 @@
 //   POST /v1/webhooks/routes/remove   {tenant_id, user_id, route_id} -> {removed}
 //   POST /v1/webhooks/replay      {event_id} or {event_id: "dead"} -> {replayed}
 //   POST /v1/scripts/reload
+//   GET  /v1/openapi.json         the OpenAPI 3.1 description of every route (plugin/server/openapi.json)
 //   GET  /v1/events               ?after=SEQ -> {events: [{seq, type, ...}], next: SEQ} (the last server.event_buffer events)
 // Errors: {"error": "<code name>", "message": "..."} with 400/403/404/409/429/502/503 by code.
 // CRM operations: when server.crm_url is set, every crm.<op> call is POSTed there (see config.h).
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "fathom_bridge/bridge.h"
 #include "fathom_bridge/status.h"
+#include "server/http_server.h"
 
 namespace fb::detail {
 
@@ -52,6 +56,8 @@ class Sidecar {
   static Result<std::unique_ptr<Sidecar>> start(Bridge& bridge, int port_override = -1);
   ~Sidecar();
   int port() const;
+  // Every route mounted (for the OpenAPI coverage check).
+  std::vector<HttpServer::RouteInfo> routes() const;
   void stop();
 
  private:

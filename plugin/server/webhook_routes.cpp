@@ -29,16 +29,25 @@ ServerResponse answer(const ReceiveResult& r) {
 
 }  // namespace
 
-void mount_webhook_routes(HttpServer& server, Receiver& receiver) {
+void mount_webhook_routes(HttpServer& server, Receiver& receiver, LatencyHistogram* ingest) {
   // Everything under the prefix reaches the receiver, so unknown paths are counted as such. The
   // route runs on the server's event loop: verification there, then the inbox's writer thread
   // answers once the group commit that holds the delivery is durable.
   server.route_async(
       "POST", receiver.path_prefix(),
-      [&receiver](const ServerRequest& req, Responder respond) {
-        auto shared = std::make_shared<Responder>(std::move(respond));
-        receiver.handle_async(req.path, delivery_headers(req), req.body,
-                              [shared](const ReceiveResult& r) { (*shared)(answer(r)); });
+      [&receiver, ingest](const ServerRequest& req, Responder respond) {
+        // One allocation holds the responder and the timing, so the callback captures one pointer.
+        struct Pending {
+          Responder respond;
+          LatencyHistogram* ingest;
+          int64_t start_ns;
+        };
+        auto shared = std::make_shared<Pending>(
+            Pending{std::move(respond), ingest, ingest ? LatencyHistogram::now_ns() : 0});
+        receiver.handle_async(req.path, delivery_headers(req), req.body, [shared](const ReceiveResult& r) {
+          if (shared->ingest) shared->ingest->observe_since(shared->start_ns);
+          shared->respond(answer(r));
+        });
       },
       receiver.max_body_bytes(),
       [&receiver](int64_t length) {

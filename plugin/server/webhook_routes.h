@@ -10,12 +10,14 @@
 // Webhook-Result.
 #pragma once
 
+#include "core/latency_histogram.h"
 #include "server/http_server.h"
 #include "webhooks/receiver.h"
 
 namespace fb::detail {
 
 // Mounts the route on server (before server.start()). The receiver must outlive the server's run.
-void mount_webhook_routes(HttpServer& server, Receiver& receiver);
+// ingest (optional, outliving the run too) gets each delivery's time from request to answer.
+void mount_webhook_routes(HttpServer& server, Receiver& receiver, LatencyHistogram* ingest = nullptr);
 
 }  // namespace fb::detail

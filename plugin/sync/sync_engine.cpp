@@ -216,6 +216,7 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request) {
   Run run;
   run.req = request;
   FB_ASSIGN(run.info, directory_.get(request.integration_id));
+  LogScope log_scope(run.info.id, run.info.tenant_id);  // every line of this run names its integration
   if (!run.info.active || run.info.status != "active") {
     bool reconnect = run.info.status == "reconnect_required";
     std::string msg = "integration " + std::to_string(run.info.id) + " is " + run.info.status +

@@ -115,6 +115,51 @@ void WorkerPool::announce_dead(const InboxEvent& e, const std::string& error) {
   bus_->emit(ev);
 }
 
+// Marks an event as being processed for progress() for its lifetime, and times it.
+class BusyMark {
+ public:
+  BusyMark(WorkerPool& pool, int64_t event_id) : pool_(pool), start_ns_(LatencyHistogram::now_ns()) {
+    for (size_t i = 0; i < WorkerPool::kBusySlots; ++i) {
+      int64_t free = 0;
+      if (pool_.busy_event_[i].compare_exchange_strong(free, event_id, std::memory_order_relaxed)) {
+        pool_.busy_since_ms_[i].store(pool_.clock_.now_ms(), std::memory_order_relaxed);
+        slot_ = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+  ~BusyMark() {
+    if (slot_ >= 0) {
+      pool_.busy_since_ms_[slot_].store(0, std::memory_order_relaxed);
+      pool_.busy_event_[slot_].store(0, std::memory_order_relaxed);
+    }
+    pool_.processing_latency_.observe_since(start_ns_);
+  }
+  BusyMark(const BusyMark&) = delete;
+  BusyMark& operator=(const BusyMark&) = delete;
+
+ private:
+  WorkerPool& pool_;
+  int64_t start_ns_;
+  int slot_ = -1;  // -1: more events at once than slots (not tracked)
+};
+
+WorkerProgress WorkerPool::progress() const {
+  WorkerProgress p;
+  for (size_t i = 0; i < kBusySlots; ++i) {
+    int64_t id = busy_event_[i].load(std::memory_order_relaxed);
+    if (id == 0) continue;
+    int64_t since = busy_since_ms_[i].load(std::memory_order_relaxed);
+    if (since == 0) since = clock_.now_ms();  // claimed a moment ago, start not stored yet
+    ++p.busy;
+    if (p.oldest_started_ms == 0 || since < p.oldest_started_ms) {
+      p.oldest_started_ms = since;
+      p.oldest_event_id = id;
+    }
+  }
+  return p;
+}
+
 EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
   std::string error = s.to_string();
   if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
@@ -127,6 +172,14 @@ EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
 }
 
 std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events, int claim_next) {
+  // The batch is one unit of work on this thread: progress() sees it by its first event, and every
+  // line logged for it names its integration when the events share one.
+  BusyMark busy(*this, events.empty() ? 0 : events.front().id);
+  int64_t integration = events.empty() ? 0 : events.front().integration_id;
+  for (const InboxEvent& e : events) {
+    if (e.integration_id != integration) integration = 0;
+  }
+  LogScope log_scope(integration);
   std::vector<EventOutcome> outcomes(events.size());
   std::vector<const InboxEvent*> runnable;
   std::vector<size_t> where;

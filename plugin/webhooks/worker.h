@@ -21,6 +21,7 @@
 // Threading: thread-safe. Inbox, handler, clock, random, bus and directory must outlive the pool.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -34,6 +35,7 @@
 #include "core/clock.h"
 #include "core/event_bus.h"
 #include "core/integration_directory.h"
+#include "core/latency_histogram.h"
 #include "core/random.h"
 #include "fathom_bridge/config.h"
 #include "fathom_bridge/status.h"
@@ -86,6 +88,15 @@ struct WorkerStats {
   int64_t dead_lettered = 0;
 };
 
+// What the workers are doing now, for readiness checks (/readyz): a worker whose event has been
+// processing far longer than any event should (a script that escaped its budget, a host call that
+// never returns) is stuck.
+struct WorkerProgress {
+  int busy = 0;                    // batches of events being processed at this moment
+  int64_t oldest_started_ms = 0;   // clock ms when the longest-running of them started; 0: none
+  int64_t oldest_event_id = 0;     // that batch's first event
+};
+
 class WorkerPool {
  public:
   WorkerPool(Inbox& inbox, InboxEventHandler& handler, Clock& clock, Random& random, WorkerOptions options,
@@ -113,6 +124,10 @@ class WorkerPool {
   Result<int> replay_dead_letters(int64_t integration_id = 0);
 
   WorkerStats stats() const;
+  // Heartbeat: which events are being processed and since when. Lock-free; any thread.
+  WorkerProgress progress() const;
+  // Time each batch of events took in a worker (handler and recorded outcome), any outcome.
+  const LatencyHistogram& processing_latency() const { return processing_latency_; }
   // The delay before attempt `attempts + 1` after `attempts` failures (with jitter).
   int64_t backoff_ms(int attempts);
   // Deletes done events older than retention_ms now (all of them, in chunks); returns how many.
@@ -147,6 +162,13 @@ class WorkerPool {
   std::atomic<int64_t> processed_{0};
   std::atomic<int64_t> retried_{0};
   std::atomic<int64_t> dead_{0};
+
+  // Batches being processed: a slot holds the batch's first event id (0: free) and its start.
+  static constexpr size_t kBusySlots = 64;
+  std::array<std::atomic<int64_t>, kBusySlots> busy_event_{};
+  std::array<std::atomic<int64_t>, kBusySlots> busy_since_ms_{};
+  LatencyHistogram processing_latency_;
+  friend class BusyMark;
 };
 
 }  // namespace fb::detail

@@ -98,4 +98,28 @@ BOOST_AUTO_TEST_CASE(missing_file_is_named) {
   BOOST_TEST(c.status().message().find("/nonexistent/fathom-bridge.json") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(operations_settings_log_format_shutdown_and_proxy) {
+  auto d = fb::parse_config(base_config(), false);
+  BOOST_REQUIRE(d.ok());
+  BOOST_TEST(d->log.format == "text");
+  BOOST_TEST(d->server.shutdown_timeout_s == 10);
+  BOOST_TEST(d->fathom.proxy.empty());
+  std::string doc = base_config(R"(, "proxy": "http://127.0.0.1:3128", "no_proxy": ".internal")");
+  doc.insert(doc.rfind('}'), R"(, "log": {"format": "json", "level": "warn"}, "server": {"shutdown_timeout_s": 3})");
+  auto c = fb::parse_config(doc, false);
+  BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  BOOST_TEST(c->log.format == "json");
+  BOOST_TEST(c->log_level == "warn");
+  BOOST_TEST(c->server.shutdown_timeout_s == 3);
+  BOOST_TEST(c->fathom.proxy == "http://127.0.0.1:3128");
+  BOOST_TEST(c->fathom.no_proxy == ".internal");
+  std::string bad = base_config();
+  bad.insert(bad.rfind('}'), R"(, "log": {"format": "xml"})");
+  auto b = fb::parse_config(bad, false);
+  BOOST_TEST(b.code() == fb::Code::kConfig);
+  BOOST_TEST(b.status().message().find("log.format") != std::string::npos);
+  auto p = fb::parse_config(base_config(R"(, "proxy": "socks5://x")"), false);
+  BOOST_TEST(p.status().message().find("fathom.proxy") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

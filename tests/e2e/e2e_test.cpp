@@ -78,12 +78,6 @@ class TestCrm {
   int calls_ = 0, seq_ = 0, duplicates_ = 0;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 
 }  // namespace
@@ -246,7 +240,7 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
   fb::detail::set_log_sink(nullptr);
 
   // 8. With debug logging on all along, no secret is in the logs or in the database files.
-  std::string files = slurp(db_path) + slurp(db_path + "-wal");
+  std::string files = read_file(db_path) + read_file(db_path + "-wal");
   for (const std::string& secret : {access_token, webhook_secret, std::string("sim-secret"), api_token}) {
     BOOST_TEST_INFO("secret of length " << secret.size());
     BOOST_TEST(files.find(secret) == std::string::npos);

@@ -238,3 +238,110 @@ end
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Issue 10, point 8: what the host copies for a CRM call is bounded and counted against the
+// script. Before, ten references to one 8 MiB string made an 80 MB request to the CRM.
+BOOST_AUTO_TEST_SUITE(crm_copies)
+
+namespace {
+
+struct CrmCopyFixture {
+  ScriptDir dir;
+  std::unique_ptr<detail::ScriptHost> host;
+  std::vector<size_t> arg_sizes;  // what the CRM handler received
+  size_t result_bytes = 16;
+
+  CrmCopyFixture(int64_t crm_max_bytes, int64_t memory_limit) {
+    dir.write("mapping.lua", R"LUA(
+local big = ("x"):rep(2 << 20)  -- 2 MiB, made once at the top level
+local tests = {}
+tests.many_references = function()
+  local args = {}
+  for i = 1, 10 do args[i] = big end  -- one string, a 20 MiB JSON text
+  return crm.try("sink", { items = args })
+end
+tests.within = function() return crm.try("sink", { text = big:sub(1, 1000) }) end
+tests.result = function()
+  local r, msg, code = crm.try("sink", {})
+  crm.note({ r = r == nil, msg = msg, code = code })
+  return crm.call("sink", {})
+end
+tests.held_copy = function()
+  local keep = { big:rep(2), big .. "y" }  -- 6 MiB more of the script's own
+  return crm.call("sink", { a = big, b = big })  -- a 4 MiB copy on top: over the 12 MiB cap
+end
+tests.json_encode = function()
+  local args = {}
+  for i = 1, 12 do args[i] = big end  -- 24 MiB of text from 2 MiB of memory
+  return json.encode(args)
+end
+function on_meeting(m) tests[m.title]() end
+)LUA");
+    auto o = host_options(dir);
+    o.config.crm_max_bytes = crm_max_bytes;
+    o.config.memory_limit_bytes = memory_limit;
+    host = open_host(o);
+    BOOST_REQUIRE(host->register_crm_operation("sink", [this](const CrmCall& c) -> Result<std::string> {
+                        arg_sizes.push_back(c.args_json.size());
+                        return json{{"blob", std::string(result_bytes, 'r')}}.dump();
+                      }).ok());
+    BOOST_REQUIRE(host->register_crm_operation("note", [this](const CrmCall& c) -> Result<std::string> {
+                        notes.push_back(json::parse(c.args_json));
+                        return std::string("{}");
+                      }).ok());
+  }
+  Status run(const std::string& test, int64_t rec = 1) {
+    std::string raw = json{{"title", test}, {"recording_id", rec}}.dump();
+    return host->on_meeting(meeting_event(raw, rec));
+  }
+  std::vector<json> notes;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(arguments_over_the_cap_raise_before_the_crm_sees_them) {
+  CrmCopyFixture f(4 << 20, 64 << 20);
+  Status s = f.run("many_references");
+  BOOST_TEST(s.code() == Code::kScript);
+  BOOST_TEST(s.message().find("the JSON text is over 4194304 bytes (scripts.crm_max_bytes)") != std::string::npos,
+             s.message());
+  BOOST_TEST(f.arg_sizes.empty());  // nothing was sent
+  BOOST_TEST(f.run("within", 2).ok());
+  BOOST_REQUIRE_EQUAL(f.arg_sizes.size(), 1u);
+  BOOST_TEST(f.arg_sizes[0] < 2000u);
+}
+
+BOOST_AUTO_TEST_CASE(a_result_over_the_cap_is_the_calls_failure) {
+  CrmCopyFixture f(1 << 20, 64 << 20);
+  f.result_bytes = 2 << 20;
+  Status s = f.run("result");
+  BOOST_REQUIRE_EQUAL(f.notes.size(), 1u);
+  BOOST_TEST(f.notes[0]["r"] == true);
+  BOOST_TEST(f.notes[0]["code"] == "too_large");
+  BOOST_TEST(f.notes[0]["msg"].get<std::string>().find("is over 1048576 (scripts.crm_max_bytes)") != std::string::npos,
+             f.notes[0].dump());
+  BOOST_TEST(s.code() == Code::kScript);  // crm.call raises
+  BOOST_TEST(s.message().find("crm.sink failed: crm.sink: the CRM's result of") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_CASE(the_hosts_copy_counts_against_the_memory_limit) {
+  // The copy itself is under crm_max_bytes, but the script already holds most of its memory.
+  CrmCopyFixture f(8 << 20, 12 << 20);
+  Status s = f.run("held_copy");
+  BOOST_TEST(s.code() == Code::kScript);
+  BOOST_TEST(s.message().find("script exceeded its memory limit of 12 MiB (scripts.memory_limit_bytes)") !=
+                 std::string::npos,
+             s.message());
+  BOOST_TEST(f.arg_sizes.empty());
+  // The charge was released: the next event runs.
+  BOOST_TEST(f.run("within", 2).ok());
+}
+
+BOOST_AUTO_TEST_CASE(json_encode_is_bounded_too) {
+  CrmCopyFixture f(4 << 20, 64 << 20);
+  Status s = f.run("json_encode");
+  BOOST_TEST(s.code() == Code::kScript);
+  BOOST_TEST(s.message().find("the JSON text is over 16777216 bytes") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

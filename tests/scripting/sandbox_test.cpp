@@ -276,3 +276,58 @@ BOOST_AUTO_TEST_CASE(top_level_code_runs_under_the_limits_too) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Issue 10, point 14: a global made at the top level cannot be changed from a hook (it used to
+// be: only new globals raised), so one event cannot leave a changed global to the next.
+BOOST_AUTO_TEST_SUITE(globals)
+
+BOOST_AUTO_TEST_CASE(top_level_globals_cannot_be_changed_from_a_hook) {
+  ScriptDir dir;
+  dir.write("mapping.lua", R"LUA(
+counter = 0
+settings = { mode = "a" }
+function helper() return "original" end
+local attempts = {
+  assign = function() counter = counter + 1 end,
+  assign_function = function() helper = function() return "replaced" end end,
+  assign_hook = function() on_meeting = nil end,
+  via_G = function() _G.counter = 99 end,
+  rawset_G = function() rawset(_G, "counter", 99) end,
+  replace_table = function() settings = { mode = "b" } end,
+}
+function on_meeting(m)
+  local attempt = attempts[m.title]
+  if attempt then attempt() end
+  local seen = {}
+  for k in pairs(_G) do seen[#seen + 1] = k end
+  table.sort(seen)
+  crm.note({ counter = counter, helper = helper(), mode = settings.mode, globals = seen })
+end
+)LUA");
+  auto host = open_host(host_options(dir));
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  int64_t rec = 1;
+  for (const char* attempt : {"assign", "assign_function", "assign_hook", "via_G", "rawset_G", "replace_table"}) {
+    BOOST_TEST_CONTEXT(attempt) {
+      std::string raw = json{{"title", attempt}, {"recording_id", ++rec}}.dump();
+      Status s = host->on_meeting(meeting_event(raw, rec));
+      BOOST_TEST(s.code() == Code::kScript, s.to_string());
+      bool refused = s.message().find("outside the script's top level") != std::string::npos ||
+                     s.message().find("protected by the sandbox") != std::string::npos;
+      BOOST_TEST(refused, s.message());
+      // The next event sees the top level's values.
+      std::string ok_raw = json{{"title", "read"}, {"recording_id", ++rec}}.dump();
+      Status ok = host->on_meeting(meeting_event(ok_raw, rec));
+      BOOST_REQUIRE_MESSAGE(ok.ok(), ok.to_string());
+      json n = crm.calls_of("note").back().args;
+      BOOST_TEST(n["counter"] == 0);
+      BOOST_TEST(n["helper"] == "original");
+      BOOST_TEST(n["mode"] == "a");
+      // pairs(_G) still lists the script's globals.
+      BOOST_TEST(n["globals"] == json::parse(R"(["_G", "counter", "helper", "on_meeting", "settings"])"));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -22,4 +22,7 @@ class TempDir {
   std::string path_;
 };
 
+// The whole content of a file ("" when it cannot be read), e.g. a log or database file a test checks.
+std::string read_file(const std::string& path);
+
 }  // namespace fb::test

@@ -27,6 +27,14 @@ struct FathomConfig {
   bool verify_tls = true;         // verify_tls
   int connect_timeout_ms = 10000;
   int read_timeout_ms = 30000;
+  // proxy: "http://host:port" for the calls to Fathom (API and token endpoint). Empty: the
+  // environment's HTTPS_PROXY / HTTP_PROXY (or lower-case), by the URL's scheme, which every other
+  // outbound call (server.crm_url) honours too.
+  std::string proxy;
+  // no_proxy: comma-separated hosts reached directly ("example.com" and its subdomains,
+  // ".example.com", "host:port", "*": all). Empty: the environment's NO_PROXY. Loopback
+  // (localhost, 127.0.0.0/8, ::1) is always reached directly.
+  std::string no_proxy;
   // OAuth callers may not ask /meetings for transcripts or summaries (fathom-api.md 1.5).
   bool oauth_include_content_on_list = false;
   // issuer; env FATHOM_ISSUER: the authorization server's issuer identifier (RFC 9207). A callback
@@ -101,6 +109,9 @@ struct WebhookConfig {
   int backoff_max_ms = 3600 * 1000;   // backoff_max_ms
   int secret_grace_s = 24 * 3600;     // secret_grace_s: a rotated-out secret stays valid this long
   int retention_days = 30;            // retention_days: processed (done) inbox events are deleted after this; 0 = keep
+  // event_deadline_s: an event still processing after this long means its worker is stuck (a script
+  // that escaped its budget, a CRM call that never returns): the sidecar's /readyz answers 503.
+  int event_deadline_s = 300;
   // commit_timeout_ms: a delivery whose commit cannot start this soon (a locked database) is
   // answered 503 so the sender retries, well before its own timeout (about 15 s).
   int commit_timeout_ms = 3000;
@@ -126,6 +137,11 @@ struct ScriptConfig {
   // company_domains: our own email domains, for util.is_internal; empty: the recorder's domain.
   std::vector<std::string> company_domains;
   int fathom_calls_per_event = 4;           // fathom_calls_per_event: fathom.transcript/summary calls per event
+  // crm_max_bytes: largest JSON text of one CRM call's arguments, and of its result. The host's
+  // copy (the encoded arguments, the result text) also counts against memory_limit_bytes while
+  // the call runs: arguments over either bound raise in the script, a larger result is the
+  // call's failure ("too_large").
+  int64_t crm_max_bytes = 4 << 20;
 };
 
 struct StoreConfig {
@@ -148,6 +164,14 @@ struct ServerConfig {
   // POSTed here as {"operation", "args", "idempotency_key", ...}; the host answers 200 with a JSON object.
   std::string crm_url;
   int event_buffer = 1000;          // event_buffer: host events kept for GET /v1/events
+  // shutdown_timeout_s: on SIGTERM/SIGINT, how long `serve` waits for in-flight work (deliveries,
+  // webhook events, syncs stopping at their next safe point) before it exits anyway.
+  int shutdown_timeout_s = 10;
+};
+
+struct LogConfig {
+  // "log": { ... }
+  std::string format = "text";  // format; env FATHOM_BRIDGE_LOG_FORMAT: "text" or "json" (one object per line)
 };
 
 struct Config {
@@ -159,7 +183,8 @@ struct Config {
   ScriptConfig scripts;
   StoreConfig store;
   ServerConfig server;
-  std::string log_level = "info";  // log_level; env FATHOM_BRIDGE_LOG_LEVEL
+  std::string log_level = "info";  // log_level (or log.level); env FATHOM_BRIDGE_LOG_LEVEL
+  LogConfig log;
 };
 
 // What load_config needs to be strict about: a host that only uses API keys needs no OAuth app.
