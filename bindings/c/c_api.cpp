@@ -129,8 +129,11 @@ int fb_bridge_open(const char* config_path, const char* config_json, fb_bridge**
   *out = b;
   if (!b) return FB_INTERNAL;
   try {
-    fb::Result<fb::Config> config = config_json ? fb::parse_config(config_json, true)
-                                                : fb::load_config(config_path ? config_path : "");
+    // A host that only connects with API keys needs no OAuth app: the OAuth calls say which
+    // setting is missing when they are used (FB_CONFIG), open does not refuse.
+    const fb::ConfigRequirements req{.oauth = false};
+    fb::Result<fb::Config> config = config_json ? fb::parse_config(config_json, true, req)
+                                                : fb::load_config(config_path ? config_path : "", req);
     if (!config.ok()) {
       b->open_code = static_cast<int>(config.code());
       b->open_error = config.status().message();

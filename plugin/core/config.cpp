@@ -88,6 +88,8 @@ Status from_json(const json& root, Config* c) {
              .get("use_pkce", &f.use_pkce).get("ca_file", &f.ca_file).get("verify_tls", &f.verify_tls)
              .get("connect_timeout_ms", &f.connect_timeout_ms).get("read_timeout_ms", &f.read_timeout_ms)
              .get("oauth_include_content_on_list", &f.oauth_include_content_on_list)
+             .get("issuer", &f.issuer).get("require_iss", &f.require_iss)
+             .get("callback_timeout_ms", &f.callback_timeout_ms)
              .get("proxy", &f.proxy).get("no_proxy", &f.no_proxy)
              .finish());
   FB_TRY(Section(root, "frontend").get("url", &c->frontend.url)
@@ -163,6 +165,7 @@ Status apply_env(Config* c) {
   env("FATHOM_AUTHORIZE_URL", &c->fathom.authorize_url);
   env("FATHOM_TOKEN_URL", &c->fathom.token_url);
   env("FATHOM_API_BASE", &c->fathom.api_base);
+  env("FATHOM_ISSUER", &c->fathom.issuer);
   env("FRONTEND_URL", &c->frontend.url);
   env("FATHOM_BRIDGE_TOKEN_KEY", &c->tokens.key);
   env("FATHOM_BRIDGE_PUBLIC_URL", &c->webhooks.public_base_url);
@@ -209,7 +212,8 @@ Status check_positive(int64_t v, const char* name) {
 }  // namespace
 
 Status validate_config(const Config& c, ConfigRequirements req) {
-  if (req.oauth) {
+  // An OAuth app that is configured at all must be configured completely.
+  if (req.oauth || !c.fathom.client_id.empty()) {
     if (c.fathom.client_id.empty()) return Status::Config("setting 'fathom.client_id' (FATHOM_CLIENT_ID) is missing");
     if (c.fathom.client_secret.empty()) {
       return Status::Config("setting 'fathom.client_secret' (FATHOM_CLIENT_SECRET) is missing");
@@ -222,9 +226,12 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   if (c.fathom.scope != "public_api") {
     return Status::Config("setting 'fathom.scope' must be 'public_api', the only scope Fathom has");
   }
-  FB_TRY(check_url(c.fathom.authorize_url, "fathom.authorize_url"));
-  FB_TRY(check_url(c.fathom.token_url, "fathom.token_url"));
-  FB_TRY(check_url(c.fathom.api_base, "fathom.api_base"));
+  // These carry the client secret, codes, tokens and API keys: https, or http only on loopback.
+  FB_TRY(detail::check_secure_url(c.fathom.authorize_url, "fathom.authorize_url"));
+  FB_TRY(detail::check_secure_url(c.fathom.token_url, "fathom.token_url"));
+  FB_TRY(detail::check_secure_url(c.fathom.api_base, "fathom.api_base"));
+  if (!c.fathom.issuer.empty()) FB_TRY(check_url(c.fathom.issuer, "fathom.issuer"));
+  FB_TRY(check_positive(c.fathom.callback_timeout_ms, "fathom.callback_timeout_ms"));
   if (!c.frontend.url.empty()) FB_TRY(check_url(c.frontend.url, "frontend.url"));
   if (!c.webhooks.public_base_url.empty()) FB_TRY(check_url(c.webhooks.public_base_url, "webhooks.public_base_url"));
   if (c.tokens.key.empty()) {

@@ -78,16 +78,44 @@ Result<Url> parse_url(std::string_view url) {
   return u;
 }
 
+bool is_loopback_host(std::string_view host) {
+  if (ascii_iequals(host, "localhost") || host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+  // 127.0.0.0/8 in dotted-quad form: four numbers 0-255, the first 127.
+  int parts = 0, value = -1;
+  int first = -1;
+  for (size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      if (value < 0 || value > 255) return false;
+      if (parts == 0) first = value;
+      ++parts;
+      value = -1;
+    } else if (host[i] >= '0' && host[i] <= '9') {
+      value = (value < 0 ? 0 : value * 10) + (host[i] - '0');
+      if (value > 255) return false;
+    } else {
+      return false;
+    }
+  }
+  return parts == 4 && first == 127;
+}
+
+Status check_secure_url(const std::string& url, const char* name) {
+  auto u = parse_url(url);
+  if (!u.ok()) return Status::Config(std::string("setting '") + name + "' is not a valid http(s) URL: " + u.status().message());
+  if (u->scheme == "http" && !is_loopback_host(u->host)) {
+    return Status::Config(std::string("setting '") + name + "' is http:// to '" + u->host +
+                          "': the client secret, tokens and API keys would travel in clear; use https:// "
+                          "(plain http is allowed only for loopback hosts: 127.0.0.1, ::1, localhost)");
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 std::string env_either(const char* upper, const char* lower) {
   if (const char* v = std::getenv(upper); v && *v) return v;
   if (const char* v = std::getenv(lower); v && *v) return v;
   return {};
-}
-
-bool is_loopback_host(const std::string& host) {
-  return ascii_iequals(host, "localhost") || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // One NO_PROXY entry against the target (see HttpClientOptions::no_proxy).
@@ -170,6 +198,14 @@ void HttplibTransport::release(const std::string& origin, std::unique_ptr<httpli
 Result<HttpResponse> HttplibTransport::send(const HttpRequest& request) {
   FB_ASSIGN(Url url, parse_url(request.url));
   auto client = acquire(url);
+  if (request.timeout_ms > 0) {
+    // One budget for the whole request: the connect gets at most half, the answer the rest.
+    const int connect = std::min(request.timeout_ms / 2, options_.connect_timeout_ms);
+    const int rest = request.timeout_ms - connect;
+    client->set_connection_timeout(connect / 1000, (connect % 1000) * 1000);
+    client->set_read_timeout(rest / 1000, (rest % 1000) * 1000);
+    client->set_write_timeout(rest / 1000, (rest % 1000) * 1000);
+  }
   httplib::Headers headers;
   for (const auto& [k, v] : request.headers) headers.emplace(k, v);
   if (!headers.count("User-Agent")) headers.emplace("User-Agent", options_.user_agent);
@@ -192,10 +228,10 @@ Result<HttpResponse> HttplibTransport::send(const HttpRequest& request) {
     std::string what = "HTTP " + m + " " + url.origin() + " failed: " + httplib::to_string(err);
     // The client's socket is in an unknown state: drop it instead of pooling it.
     if (err == httplib::Error::Read || err == httplib::Error::Write) {
-      // Read/Write errors after a connection was established include timeouts.
-      return Status::Unavailable(what);
+      // The request went out (a stale pooled connection is checked before it is used), and no
+      // answer came: a read timeout or a connection lost mid-way. The server may have acted.
+      return Status::Timeout(what + " (no answer: the server may have processed the request)");
     }
-    if (err == httplib::Error::ConnectionTimeout) return Status::Timeout(what);
     return Status::Unavailable(what);
   }
   HttpResponse out;
@@ -206,6 +242,12 @@ Result<HttpResponse> HttplibTransport::send(const HttpRequest& request) {
   bool close = false;
   for (const auto& [k, v] : out.headers) {
     if (ascii_iequals(k, "Connection") && ascii_iequals(v, "close")) close = true;
+  }
+  if (!close && request.timeout_ms > 0) {
+    // Back to the transport's own timeouts before the connection is pooled.
+    client->set_connection_timeout(options_.connect_timeout_ms / 1000, (options_.connect_timeout_ms % 1000) * 1000);
+    client->set_read_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
+    client->set_write_timeout(options_.write_timeout_ms / 1000, (options_.write_timeout_ms % 1000) * 1000);
   }
   if (!close) release(url.origin(), std::move(client));
   return out;

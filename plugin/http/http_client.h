@@ -29,6 +29,10 @@ struct HttpRequest {
   Headers headers;
   std::string body;
   std::string content_type;  // set with a body
+  // A budget for this whole request (0: the transport's own timeouts): the connect gets at most
+  // half of it (and no more than the transport's connect timeout), sending and the answer the
+  // rest. For calls a person waits on, e.g. the OAuth callback's code exchange.
+  int timeout_ms = 0;
 };
 
 struct HttpResponse {
@@ -40,8 +44,14 @@ struct HttpResponse {
   bool has_header(std::string_view name) const;
 };
 
-// Network-level failures (connection refused, timeout, TLS) come back as kUnavailable or
-// kTimeout; any HTTP status, including 4xx/5xx, is a successful Result with that status.
+// Network-level failures come back as one of two codes, which tell whether the server may have
+// acted on the request:
+//   kUnavailable  the request never reached the server (connection refused or timed out, TLS
+//                 handshake, name resolution): sending it again is safe.
+//   kTimeout      the request was sent, in whole or in part, and no complete answer came (read
+//                 timeout, connection lost while writing or reading): the outcome is unknown, and a
+//                 non-idempotent request (a code exchange, a rotating refresh) may have been done.
+// Any HTTP status, including 4xx/5xx, is a successful Result with that status.
 class HttpTransport {
  public:
   virtual ~HttpTransport() = default;
@@ -58,6 +68,11 @@ struct Url {
 };
 // Parses an absolute http(s) URL; the message names what is wrong.
 Result<Url> parse_url(std::string_view url);
+// True for hosts that never leave the machine: "localhost", 127.0.0.0/8 and ::1.
+bool is_loopback_host(std::string_view host);
+// kConfig when `url` (the value of setting `name`) is not an http(s) URL, or is plain http:// to a
+// host that is not loopback: what it carries (client secret, tokens, API keys) would travel in clear.
+Status check_secure_url(const std::string& url, const char* name);
 
 struct HttpClientOptions {
   int connect_timeout_ms = 10000;

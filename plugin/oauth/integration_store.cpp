@@ -1,5 +1,7 @@
 #include "oauth/integration_store.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 #include "oauth/schema.h"
 
@@ -10,7 +12,7 @@ constexpr const char* kColumns =
     "id, tenant_id, user_id, team_id, kind, fathom_email, fathom_name, status, is_active, "
     "token_version, token_expires_at, last_refresh_at, last_refresh_error, refresh_failures, cooldown_until, "
     "refresh_lease_owner, refresh_lease_until, last_sync_at, connected_at, created_at, updated_at, "
-    "access_token, refresh_token, api_key";
+    "access_token, refresh_token, api_key, refresh_in_doubt";
 
 IntegrationRecord read_record(const Stmt& q) {
   IntegrationRecord r;
@@ -41,6 +43,8 @@ IntegrationRecord read_record(const Stmt& q) {
   r.sealed.refresh_token = q.is_null(c) ? "" : q.blob(c);
   ++c;
   r.sealed.api_key = q.is_null(c) ? "" : q.blob(c);
+  ++c;
+  r.refresh_in_doubt = q.int64(c) != 0;
   r.has_access_token = !r.sealed.access_token.empty();
   r.has_refresh_token = !r.sealed.refresh_token.empty();
   r.has_api_key = !r.sealed.api_key.empty();
@@ -75,14 +79,23 @@ std::string key_id_list(const IntegrationRecord& r) {
 std::string sealing_aad(int64_t integration_id, const std::string& tenant_id, const std::string& user_id,
                         std::string_view field, int64_t token_version) {
   std::string aad = "fathom-bridge/integration";
-  for (std::string_view part : {std::string_view(std::to_string(integration_id)), std::string_view(tenant_id),
-                                std::string_view(user_id), field}) {
+  // A named string, not a temporary inside the braced list: before C++23 a temporary in a
+  // range-for initializer dies before the loop body runs, leaving a dangling string_view.
+  const std::string id = std::to_string(integration_id);
+  for (std::string_view part : {std::string_view(id), std::string_view(tenant_id), std::string_view(user_id), field}) {
     aad.push_back('\0');
     aad.append(part);
   }
   aad.push_back('\0');
   aad += std::to_string(token_version);
   return aad;
+}
+
+int64_t refresh_buffer_for(const IntegrationRecord& row, int64_t buffer_s) {
+  if (row.kind != "oauth") return 0;
+  const int64_t lifetime = row.token_expires_at - row.last_refresh_at;
+  if (row.last_refresh_at <= 0 || lifetime <= 0) return buffer_s;
+  return std::min(buffer_s, lifetime / 2);
 }
 
 Result<std::unique_ptr<Sealer>> make_sealer(const TokenConfig& config, Random& random) {
@@ -252,7 +265,7 @@ Result<ConnectOutcome> IntegrationStore::save(const Principal& p, const std::str
         "UPDATE integrations SET kind=?, team_id=?, status='active', is_active=1, access_token=?, refresh_token=?, "
         "api_key=?, token_version=?, token_expires_at=?, last_refresh_at=?, last_refresh_error=NULL, "
         "refresh_failures=0, cooldown_until=NULL, refresh_lease_owner=NULL, refresh_lease_until=NULL, "
-        "connected_at=?, updated_at=? WHERE id=?");
+        "refresh_in_doubt=0, connected_at=?, updated_at=? WHERE id=?");
     up.bind(1, kind).bind(2, p.team_id);
     if (access) up.bind_blob(3, *access); else up.bind(3, nullptr);
     if (refresh) up.bind_blob(4, *refresh); else up.bind(4, nullptr);
@@ -419,7 +432,7 @@ Result<bool> IntegrationStore::commit_refresh(const IntegrationRecord& seen, con
     Stmt& q = db_.prepare(
         "UPDATE integrations SET access_token=?, refresh_token=?, token_version=?, token_expires_at=?, "
         "last_refresh_at=?, last_refresh_error=NULL, refresh_failures=0, cooldown_until=NULL, "
-        "refresh_lease_owner=NULL, refresh_lease_until=NULL, updated_at=? "
+        "refresh_lease_owner=NULL, refresh_lease_until=NULL, refresh_in_doubt=0, updated_at=? "
         "WHERE id=? AND token_version=? AND status='active'");
     q.bind_blob(1, access);
     if (refresh) q.bind_blob(2, *refresh); else q.bind(2, nullptr);
@@ -456,17 +469,18 @@ Result<bool> IntegrationStore::mark_reconnect_required(int64_t integration_id, i
 }
 
 Status IntegrationStore::record_refresh_failure(int64_t integration_id, const std::string& owner,
-                                                const std::string& error, int64_t cooldown_until) {
+                                                const std::string& error, int64_t cooldown_until, bool in_doubt) {
   return db_.transaction([&]() -> Status {
     FB_ASSIGN(IntegrationRecord row, load(integration_id));
+    // In doubt stays in doubt until a send settles it (a success or invalid_grant).
     Stmt& q = db_.prepare(
         "UPDATE integrations SET refresh_failures=refresh_failures+1, last_refresh_error=?, cooldown_until=?, "
         "refresh_lease_owner=CASE WHEN refresh_lease_owner=? THEN NULL ELSE refresh_lease_owner END, "
         "refresh_lease_until=CASE WHEN refresh_lease_owner=? THEN NULL ELSE refresh_lease_until END, "
-        "updated_at=? WHERE id=?");
-    q.bind_all(error, cooldown_until, owner, owner, clock_.now_s(), integration_id);
+        "refresh_in_doubt=MAX(refresh_in_doubt, ?), updated_at=? WHERE id=?");
+    q.bind_all(error, cooldown_until, owner, owner, int64_t{in_doubt ? 1 : 0}, clock_.now_s(), integration_id);
     FB_TRY(q.run());
-    return audit_locked(row.id, row.tenant_id, row.user_id, "refresh_failed",
+    return audit_locked(row.id, row.tenant_id, row.user_id, in_doubt ? "refresh_outcome_unknown" : "refresh_failed",
                         error + " (attempt " + std::to_string(row.refresh_failures + 1) + ", next try after " +
                             format_iso8601(cooldown_until) + ")");
   });

@@ -54,6 +54,10 @@ struct IntegrationRecord {
   std::string last_refresh_error;  // why the last refresh failed ("" after a success)
   int64_t refresh_failures = 0;    // consecutive failed refreshes
   int64_t cooldown_until = 0;      // no refresh attempt before this
+  // A refresh was sent and never answered, so the server may have rotated the refresh token: the
+  // current access token is not handed out until a later send settles it (success clears this,
+  // invalid_grant makes the integration reconnect_required).
+  bool refresh_in_doubt = false;
   std::string refresh_lease_owner;  // holder of the cross-process refresh lease ("" = none)
   int64_t refresh_lease_until_ms = 0;
   int64_t last_sync_at = 0;
@@ -102,6 +106,7 @@ struct AuditEntry {
   std::string tenant_id;
   std::string user_id;
   std::string event;   // connected, reconnected, connect_denied, connect_failed, refresh_failed,
+                       // refresh_outcome_unknown,
                        // reconnect_required, connection_recovered, disconnected, deactivated,
                        // identity_updated
   std::string detail;  // human-readable; never a secret
@@ -113,6 +118,11 @@ struct AuditEntry {
 // separators make the encoding unambiguous.
 std::string sealing_aad(int64_t integration_id, const std::string& tenant_id, const std::string& user_id,
                         std::string_view field, int64_t token_version);
+
+// How long before expiry a token is refreshed: tokens.refresh_buffer_s, capped at half the
+// lifetime of the token (from when it was obtained to its expiry), as mature clients do, so a
+// token that lives less than the buffer is not refreshed on every use. 0 for API keys.
+int64_t refresh_buffer_for(const IntegrationRecord& row, int64_t buffer_s);
 
 // A Sealer with tokens.key active and every tokens.old_keys entry accepted for opening.
 // kConfig names the setting that is wrong (the key bytes are never echoed).
@@ -177,9 +187,10 @@ class IntegrationStore final : public IntegrationDirectory {
   // Compare-and-swap on token_version and status 'active': marks reconnect_required and audits
   // it. false when the row moved on (another refresher won, or it is already marked).
   Result<bool> mark_reconnect_required(int64_t integration_id, int64_t expected_version, const std::string& reason);
-  // Counts a failed refresh, stores why, sets the cool-down, releases owner's lease, audits.
+  // Counts a failed refresh, stores why, sets the cool-down, releases owner's lease, audits
+  // ("refresh_failed", or "refresh_outcome_unknown" with in_doubt, which also sets refresh_in_doubt).
   Status record_refresh_failure(int64_t integration_id, const std::string& owner, const std::string& error,
-                                int64_t cooldown_until);
+                                int64_t cooldown_until, bool in_doubt = false);
   // Sets is_active 0 on the listed rows that are still active and audits "deactivated".
   // Returns the rows actually changed.
   Result<std::vector<IntegrationRecord>> deactivate(const std::vector<int64_t>& ids, const std::string& reason);

@@ -84,6 +84,9 @@ OAuthFlowOptions OAuthFlowOptions::from_config(const Config& c) {
   o.state_ttl_s = c.tokens.state_ttl_s;
   o.frontend_url = c.frontend.url;
   o.success_path = c.frontend.success_path;
+  o.issuer = c.fathom.issuer;
+  o.require_iss = c.fathom.require_iss;
+  o.callback_timeout_ms = c.fathom.callback_timeout_ms;
   return o;
 }
 
@@ -105,6 +108,9 @@ OAuthFlow::OAuthFlow(OAuthFlowOptions options, IntegrationStore& store, TokenEnd
 
 Status OAuthFlow::check_config() const {
   if (options_.client_id.empty()) return Status::Config("setting 'fathom.client_id' (FATHOM_CLIENT_ID) is missing");
+  if (token_endpoint_.options().client_secret.empty()) {
+    return Status::Config("setting 'fathom.client_secret' (FATHOM_CLIENT_SECRET) is missing");
+  }
   if (options_.redirect_uri.empty()) {
     return Status::Config("setting 'fathom.redirect_uri' (FATHOM_REDIRECT_URI) is missing");
   }
@@ -204,6 +210,12 @@ CallbackResult OAuthFlow::fail(CallbackResult r, Code code, const char* error, s
 
 CallbackResult OAuthFlow::complete(std::string_view query, const Principal* caller) {
   CallbackResult r;
+  if (Status config = check_config(); !config.ok()) {
+    FB_LOG(kError, "oauth") << "connect callback received but OAuth is not configured: " << config;
+    return fail(r, Code::kConfig, "configuration_error",
+                "Connecting Fathom is not set up on this server (" + config.message() +
+                    "). Please tell your administrator.");
+  }
   if (!query.empty() && query.front() == '?') query.remove_prefix(1);
   auto params = form_decode(query);
   if (!params) return fail(r, Code::kInvalidArgument, "invalid_request", "The sign-in response from Fathom is malformed.");
@@ -293,6 +305,32 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
   r.tenant_id = st.principal.tenant_id;
   r.user_id = st.principal.user_id;
 
+  // RFC 9207: the response says which server sent it; one from another server (a mix-up attack)
+  // is refused before its code or error is looked at. The state is already burnt.
+  if (auto iss = p.find("iss"); iss != p.end()) {
+    bool same = false;
+    if (!options_.issuer.empty()) {
+      same = iss->second == options_.issuer;
+    } else {
+      auto theirs = url_origin(iss->second);
+      auto ours = url_origin(options_.authorize_url);
+      same = theirs.ok() && ours.ok() && *theirs == *ours;
+    }
+    if (!same) {
+      const std::string shown = printable_ascii(iss->second) ? iss->second.substr(0, 100) : "?";
+      audit(0, r.tenant_id, r.user_id, "connect_failed", "authorization response from issuer '" + shown +
+                                                             "', not the configured one; refused");
+      return fail(r, Code::kRejected, "iss_mismatch",
+                  "The sign-in response came from another server than Fathom (issuer '" + shown +
+                      "'). Nothing was connected. Please start connecting again from the CRM.");
+    }
+  } else if (options_.require_iss) {
+    audit(0, r.tenant_id, r.user_id, "connect_failed", "authorization response without iss (fathom.require_iss)");
+    return fail(r, Code::kRejected, "iss_missing",
+                "The sign-in response does not say which server sent it (no iss). Nothing was connected. "
+                "Please start connecting again from the CRM.");
+  }
+
   if (auto e = p.find("error"); e != p.end()) {
     const bool denied = e->second == "access_denied";
     std::string code = printable_ascii(e->second) ? e->second.substr(0, 64) : "invalid";
@@ -318,13 +356,24 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
     verifier = std::move(opened).value();
   }
   TokenCallStats stats;
-  auto grant = token_endpoint_.exchange_code(code, options_.redirect_uri, verifier, &stats);
+  auto grant = token_endpoint_.exchange_code(code, options_.redirect_uri, verifier, &stats, options_.callback_timeout_ms);
   if (!grant.ok()) {
     audit(0, r.tenant_id, r.user_id, "connect_failed", grant.status().message());
     FB_LOG(kWarn, "oauth") << "code exchange failed: " << grant.status();
     if (grant.code() == Code::kInvalidGrant) {
       return fail(r, Code::kInvalidGrant, "invalid_grant",
                   "Fathom did not accept the sign-in (the code expired or was already used). Please try again.");
+    }
+    if (grant.code() == Code::kUnauthenticated || grant.code() == Code::kConfig) {
+      // Not the user's doing and not passing: the app's client id or secret is wrong or missing.
+      return fail(r, grant.code(), "configuration_error",
+                  "Fathom refused this server's app credentials, so connecting cannot work until an administrator "
+                  "fixes the Fathom OAuth settings (client id or client secret). Trying again will not help.");
+    }
+    if (grant.code() == Code::kTimeout) {
+      return fail(r, grant.code(), "token_exchange_failed",
+                  "Fathom did not answer in time to finish connecting. A sign-in code works only once, so please "
+                  "start connecting again.");
     }
     return fail(r, grant.code(), "token_exchange_failed",
                 "Fathom could not be reached to finish connecting (" + std::string(code_name(grant.code())) +

@@ -53,8 +53,13 @@ struct AuthorizeRequest {
 //   state_foreign       kPermissionDenied    issued to another tenant/user than the caller
 //   access_denied       kCancelled           the user clicked Deny at Fathom
 //   authorization_error kRejected            Fathom redirected with another OAuth error
+//   iss_mismatch        kRejected            the response names another issuer (RFC 9207 mix-up)
+//   iss_missing         kRejected            no iss although fathom.require_iss is on
 //   invalid_grant       kInvalidGrant        Fathom refused the code (expired, used)
-//   token_exchange_failed  (the exchange's code)  network/5xx/misconfiguration at the token endpoint
+//   configuration_error kConfig / kUnauthenticated  OAuth settings missing, or Fathom refused the
+//                                            app's client_id/client_secret (invalid_client, 401)
+//   token_exchange_failed  (the exchange's code)  network, 429/5xx, or no answer within
+//                                            fathom.callback_timeout_ms at the token endpoint
 //   storage_failed      (the store's code)   the database write failed
 struct CallbackResult {
   bool ok = false;
@@ -79,6 +84,9 @@ struct OAuthFlowOptions {
   std::string frontend_url;   // frontend.url: redirect target base and the popup's message origin
   std::string success_path = "/settings/integrations/fathom";
   int64_t popup_close_ms = 1500;
+  std::string issuer;            // fathom.issuer ("" = the origin of authorize_url)
+  bool require_iss = false;      // fathom.require_iss
+  int callback_timeout_ms = 15000;  // fathom.callback_timeout_ms: bound on the code exchange
   static OAuthFlowOptions from_config(const Config& config);
 };
 
@@ -101,7 +109,11 @@ class OAuthFlow {
   // client_id, redirect_uri or frontend.url is missing or malformed.
   Result<AuthorizeRequest> start(const Principal& principal, CallbackMode mode);
 
-  // Handles the callback's query string ("code=..&state=.."; a leading '?' is ignored). caller,
+  // Handles the callback's query string ("code=..&state=.."; a leading '?' is ignored).
+  // Issuer (RFC 9207): an `iss` parameter must equal fathom.issuer, or when that is empty have
+  // the origin of fathom.authorize_url; without `iss` the callback is refused only when
+  // fathom.require_iss is on. The code is sent to the token endpoint once, within
+  // fathom.callback_timeout_ms, and never re-sent. caller,
   // when the callback request carries a CRM session, must be the principal the state was issued
   // to (else state_foreign; the state is burnt, since it has leaked). Never throws; see
   // CallbackResult for the reasons. On success emits "connected" (and "connection_recovered"
@@ -132,8 +144,8 @@ class OAuthFlow {
   // Deletes states that expired more than a day ago (start() also does this). Returns how many.
   Result<int> purge_states();
 
-  // Checks the settings start() needs (client_id, redirect_uri, authorize_url, frontend.url,
-  // state_ttl_s): kConfig naming the setting. Hosts using OAuth may call it at startup so a
+  // Checks the settings start() and complete() need (client_id, client_secret, redirect_uri,
+  // authorize_url, frontend.url, state_ttl_s): kConfig naming the setting. Hosts using OAuth may call it at startup so a
   // missing FRONTEND_URL fails at start rather than at the first connect.
   Status check_config() const;
 

@@ -61,6 +61,11 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_integration ON audit_log (integration_id, id);
 CREATE INDEX audit_log_tenant ON audit_log (tenant_id, user_id, id);
 )sql"},
+    // A refresh sent without an answer may have rotated the refresh token on the server: until a
+    // later send settles it, the old access token is not handed out (issue 10, point 2).
+    {2, R"sql(
+ALTER TABLE integrations ADD COLUMN refresh_in_doubt INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 }  // namespace

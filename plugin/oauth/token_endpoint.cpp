@@ -25,6 +25,9 @@ std::string printable(std::string_view s, size_t max) {
 
 bool transient_status(int status) { return status == 429 || status >= 500; }
 
+// A gateway that gave up waiting for the server: the server may still have done the work.
+bool unknown_outcome_status(int status) { return status == 504; }
+
 void wipe(std::string& s) { std::fill(s.begin(), s.end(), '\0'); }
 
 }  // namespace
@@ -64,25 +67,33 @@ TokenEndpoint::TokenEndpoint(HttpTransport& transport, Clock& clock, Random& ran
 
 Result<TokenGrant> TokenEndpoint::exchange_code(const SecretString& code, const std::string& redirect_uri,
                                                 const SecretString& code_verifier, TokenCallStats* stats,
-                                                const BeforeAttempt& before_attempt) {
+                                                int timeout_ms) {
   std::vector<std::pair<std::string, std::string>> fields = {{"code", code.reveal()}, {"redirect_uri", redirect_uri}};
   if (!code_verifier.empty()) fields.emplace_back("code_verifier", code_verifier.reveal());
-  auto r = post("authorization_code", std::move(fields), {&code, &code_verifier}, stats, before_attempt);
-  return r;
+  // One send: a code is single use, and re-sending one the server already spent gets invalid_grant
+  // at best and the grant revoked at worst.
+  return post("authorization_code", std::move(fields), {&code, &code_verifier}, stats, {}, 1, timeout_ms);
 }
 
 Result<TokenGrant> TokenEndpoint::refresh(const SecretString& refresh_token, TokenCallStats* stats,
                                           const BeforeAttempt& before_attempt) {
   if (refresh_token.empty()) return Status::FailedPrecondition("no refresh token stored");
-  return post("refresh_token", {{"refresh_token", refresh_token.reveal()}}, {&refresh_token}, stats, before_attempt);
+  return post("refresh_token", {{"refresh_token", refresh_token.reveal()}}, {&refresh_token}, stats, before_attempt,
+              options_.max_attempts, 0);
 }
 
 Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::pair<std::string, std::string>> fields,
                                        const std::vector<const SecretString*>& scrub_in, TokenCallStats* stats,
-                                       const BeforeAttempt& before_attempt) {
+                                       const BeforeAttempt& before_attempt, int max_attempts_in, int timeout_ms) {
   TokenCallStats local;
   TokenCallStats& st = stats ? *stats : local;
   st = TokenCallStats{};
+  if (options_.client_id.empty()) {
+    return Status::Config("setting 'fathom.client_id' (FATHOM_CLIENT_ID) is missing: OAuth is not configured");
+  }
+  if (options_.client_secret.empty()) {
+    return Status::Config("setting 'fathom.client_secret' (FATHOM_CLIENT_SECRET) is missing: OAuth is not configured");
+  }
   std::vector<const SecretString*> scrub = scrub_in;
   scrub.push_back(&options_.client_secret);
 
@@ -95,13 +106,14 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
   req.content_type = "application/x-www-form-urlencoded";
   req.headers.emplace_back("Accept", "application/json");
   req.body = form_encode(fields);
+  req.timeout_ms = timeout_ms;
   for (auto& [k, v] : fields) wipe(v);
   struct BodyWiper {
     std::string& b;
     ~BodyWiper() { wipe(b); }
   } wiper{req.body};
 
-  const int max_attempts = std::max(1, options_.max_attempts);
+  int max_attempts = std::max(1, max_attempts_in);
   Status last = Status::Unavailable("token endpoint not reached");
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     if (before_attempt) {
@@ -111,9 +123,13 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
     ++st.attempts;
     auto sent = transport_.send(req);
     int64_t wait_ms = -1;
+    bool unknown = false;
     if (!sent.ok()) {
       st.last_http_status = 0;
-      last = Status(sent.code(), "token endpoint unreachable: " + scrub_secrets(sent.status().message(), scrub));
+      unknown = sent.code() == Code::kTimeout;
+      last = unknown ? Status::Timeout("token endpoint did not answer in time (the request may have been processed): " +
+                                       scrub_secrets(sent.status().message(), scrub))
+                     : Status(sent.code(), "token endpoint unreachable: " + scrub_secrets(sent.status().message(), scrub));
       FB_LOG(kDebug, "oauth") << "token request grant_type=" << grant_type << " attempt " << attempt << "/"
                               << max_attempts << ": no answer (" << code_name(sent.code()) << ")";
     } else {
@@ -157,18 +173,32 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
       std::string msg = "token endpoint answered HTTP " + std::to_string(res.status);
       if (!error.empty()) msg += " " + printable(error, 64);
       if (!description.empty()) msg += ": " + printable(scrub_secrets(description, scrub), 200);
-      if (error == "invalid_grant") return Status::InvalidGrant(msg);
+      if (error == "invalid_grant") {
+        if (st.outcome_unknown) msg += " (after an earlier request of this call got no answer)";
+        return Status::InvalidGrant(msg);
+      }
       if (!transient_status(res.status)) {
-        if (error == "invalid_client" || res.status == 401) return Status::Unauthenticated(msg);
+        if (error == "invalid_client" || res.status == 401) {
+          return Status::Unauthenticated(
+              "Fathom refused this app's client credentials: check the settings 'fathom.client_id' and "
+              "'fathom.client_secret' (FATHOM_CLIENT_ID, FATHOM_CLIENT_SECRET); " + msg);
+        }
         return Status::InvalidArgument(msg);
       }
-      last = Status(res.status == 429 ? Code::kRateLimited : Code::kUnavailable, msg);
+      unknown = unknown_outcome_status(res.status);
+      last = Status(res.status == 429 ? Code::kRateLimited : unknown ? Code::kTimeout : Code::kUnavailable, msg);
       wait_ms = parse_retry_after_ms(res.header("Retry-After"), clock_.now_ms());
       if (wait_ms > options_.max_retry_after_ms) {
         return Status::RateLimited(msg + " (Retry-After " + std::to_string(wait_ms / 1000) + " s is too long to wait)");
       }
     }
-    if (attempt == max_attempts) break;
+    if (unknown) {
+      // The server may have spent what this request carried: one confirming send, then stop.
+      if (!st.outcome_unknown) max_attempts = std::min(max_attempts, attempt + 1);
+      else max_attempts = attempt;
+      st.outcome_unknown = true;
+    }
+    if (attempt >= max_attempts) break;
     if (wait_ms < 0) wait_ms = full_jitter_backoff_ms(attempt - 1, options_.backoff_base_ms, options_.backoff_max_ms, random_);
     st.waited_ms += wait_ms;
     clock_.sleep_ms(wait_ms);

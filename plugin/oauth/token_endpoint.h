@@ -2,16 +2,31 @@
 // RFC 6749 sections 4.1.3 and 6).
 //
 // Requests are application/x-www-form-urlencoded with client_id and client_secret in the body.
-// Network errors, 429 and 5xx are retried with exponential backoff and full jitter (a random
-// wait in [0, min(backoff_max, backoff_base * 2^n)]), at most max_attempts sends in total; a
-// Retry-After header (seconds) is honoured instead of the jittered wait when present, up to
-// max_retry_after_ms (beyond that the call gives up at once with kRateLimited).
+//
+// Both grants spend what they send: a code is single use (RFC 6749 4.1.2) and a refresh token
+// rotates (fathom-api.md 1.3), and a server with replay detection revokes the whole grant when a
+// spent one comes back. So:
+//   - exchange_code sends the code exactly once, within one time bound (the OAuth callback's),
+//     and never re-sends it, whatever happens; the user starts again with a fresh code.
+//   - refresh retries what certainly did not reach the server or was refused before any work
+//     (connection failures, 429 and 5xx other than 504) with exponential backoff and full jitter
+//     (a random wait in [0, min(backoff_max, backoff_base * 2^n)]), at most max_attempts sends; a
+//     Retry-After header is honoured instead of the jittered wait, up to max_retry_after_ms
+//     (beyond that the call gives up at once with kRateLimited).
+//   - A refresh whose outcome is unknown (sent, no answer: the transport's kTimeout, or a 504 from
+//     a gateway) may have rotated the token on the server. It gets exactly one confirming send
+//     with the same token, and no more in that call: a 2xx means the grant lives; invalid_grant
+//     means the lost answer had rotated it (the caller treats the grant as lost); no answer again
+//     leaves the outcome unknown (stats.outcome_unknown) and the caller must not hand out the old
+//     access token as valid nor send the token again blindly.
 //
 // Result codes:
 //   kInvalidGrant      the server said invalid_grant (code or refresh token dead, reused, revoked)
-//   kUnauthenticated   invalid_client: the app's client_id/client_secret are wrong (a setting)
+//   kUnauthenticated   invalid_client or HTTP 401: the app's client_id/client_secret are wrong (a
+//                      configuration problem; the message says so and names the settings)
+//   kConfig            fathom.client_id or fathom.client_secret is not set (nothing was sent)
 //   kInvalidArgument   another 4xx (invalid_request, unsupported_grant_type, ...)
-//   kUnavailable / kTimeout / kRateLimited   retries exhausted on network errors, 5xx / 429
+//   kUnavailable / kTimeout / kRateLimited   network errors, 5xx / no answer / 429
 //   kMalformed         a 2xx whose body lacks access_token or a positive expires_in
 //   kCancelled         before_attempt refused to go on (e.g. the refresh lease was lost)
 // Messages carry the HTTP status and the OAuth error code and description, scrubbed of the
@@ -52,6 +67,7 @@ struct TokenCallStats {
   int64_t waited_ms = 0;        // total backoff slept
   int last_http_status = 0;     // 0 when the last attempt got no HTTP answer
   std::string oauth_error;      // the last OAuth "error" value, "" when none
+  bool outcome_unknown = false; // a send got no answer: the server may have spent what it carried
 };
 
 class TokenEndpoint {
@@ -62,10 +78,11 @@ class TokenEndpoint {
   // Called before every send; a non-ok Status stops the call with that Status (code kept).
   using BeforeAttempt = std::function<Status(int attempt)>;
 
-  // grant_type=authorization_code. code_verifier empty: no PKCE.
+  // grant_type=authorization_code, sent once. code_verifier empty: no PKCE. timeout_ms > 0 bounds
+  // the connect, write and read waits of the one request (else the transport's timeouts).
   Result<TokenGrant> exchange_code(const SecretString& code, const std::string& redirect_uri,
                                    const SecretString& code_verifier, TokenCallStats* stats = nullptr,
-                                   const BeforeAttempt& before_attempt = {});
+                                   int timeout_ms = 0);
   // grant_type=refresh_token.
   Result<TokenGrant> refresh(const SecretString& refresh_token, TokenCallStats* stats = nullptr,
                              const BeforeAttempt& before_attempt = {});
@@ -75,7 +92,7 @@ class TokenEndpoint {
  private:
   Result<TokenGrant> post(const char* grant_type, std::vector<std::pair<std::string, std::string>> fields,
                           const std::vector<const SecretString*>& scrub, TokenCallStats* stats,
-                          const BeforeAttempt& before_attempt);
+                          const BeforeAttempt& before_attempt, int max_attempts, int timeout_ms);
 
   HttpTransport& transport_;
   Clock& clock_;

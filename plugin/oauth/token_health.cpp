@@ -52,9 +52,11 @@ TokenHealth TokenHealthReporter::health_of(const IntegrationRecord& r) const {
     h.status = "reconnect_required";
   } else if (r.kind == "api_key") {
     h.status = "valid";
+  } else if (r.refresh_in_doubt) {
+    h.status = "refresh_in_doubt";
   } else if (!h.expires_in_s || *h.expires_in_s <= 0) {
     h.status = "expired";
-  } else if (*h.expires_in_s <= refresh_buffer_s_) {
+  } else if (*h.expires_in_s <= refresh_buffer_for(r, refresh_buffer_s_)) {
     h.status = "expiring_soon";
   } else {
     h.status = "valid";

@@ -4,9 +4,13 @@
 // Status of an integration:
 //   disconnected        the user disconnected; no credentials are stored
 //   reconnect_required  the grant is dead (invalid_grant); only the user can fix it
+//   refresh_in_doubt    a refresh got no answer, so the server may have rotated the refresh token;
+//                       no token is handed out until the next attempt (after the cool-down) settles
+//                       it: success, or reconnect_required when Fathom refuses the token
 //   expired             the access token's expiry has passed (a refresh will run on next use,
 //                       unless there is no refresh token)
-//   expiring_soon       expires within tokens.refresh_buffer_s (refreshed on next use)
+//   expiring_soon       expires within the refresh buffer: tokens.refresh_buffer_s, at most half
+//                       the token's lifetime (refreshed on next use)
 //   valid               otherwise; API-key integrations are always valid while connected
 // The report never carries a token, key or other secret; the kFrontend view also leaves out
 // operator details (the last refresh error and cool-down).
@@ -33,7 +37,7 @@ struct TokenHealth {
   std::string user_id;
   std::string team_id;
   std::string kind;    // "oauth" or "api_key"
-  std::string status;  // valid | expiring_soon | expired | reconnect_required | disconnected
+  std::string status;  // valid | expiring_soon | expired | refresh_in_doubt | reconnect_required | disconnected
   bool active = false;
   std::optional<int64_t> expires_in_s;  // negative once expired; none for API keys / no token
   int64_t token_expires_at = 0;         // Unix seconds, 0 = none

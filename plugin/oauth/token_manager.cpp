@@ -76,8 +76,9 @@ Result<Credential> TokenManager::credential_of(const IntegrationRecord& row) con
 }
 
 Result<Credential> TokenManager::fallback(const IntegrationRecord& row, Status failure, bool force) const {
-  // A refresh that could not happen is no reason to drop a token that still works.
-  if (!force && row.has_access_token && row.token_expires_at > clock_.now_s()) {
+  // A refresh that could not happen is no reason to drop a token that still works; but after a
+  // refresh that got no answer the server may have rotated the grant (and revoked this token).
+  if (!force && !row.refresh_in_doubt && row.has_access_token && row.token_expires_at > clock_.now_s()) {
     FB_LOG(kWarn, "oauth") << "integration " << row.id << ": using the current token (expires in "
                            << row.token_expires_at - clock_.now_s() << " s) because refreshing failed: "
                            << failure.message();
@@ -90,7 +91,9 @@ Result<Credential> TokenManager::credential(int64_t integration_id) {
   FB_ASSIGN(IntegrationRecord row, store_.load(integration_id));
   FB_TRY(usable(row));
   if (row.kind == "api_key") return credential_of(row);
-  if (row.token_expires_at - clock_.now_s() > options_.refresh_buffer_s) return credential_of(row);
+  if (!row.refresh_in_doubt && row.token_expires_at - clock_.now_s() > refresh_buffer_for(row, options_.refresh_buffer_s)) {
+    return credential_of(row);
+  }
   return single_flight(integration_id, row.token_version, /*force=*/false);
 }
 
@@ -181,11 +184,15 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
         next = Next::kUseRow;
       } else if (row.token_version != seen_version && row.token_expires_at > now_s) {
         next = Next::kUseRow;  // someone else refreshed since the caller looked
-      } else if (!force && row.token_expires_at - now_s > options_.refresh_buffer_s) {
+      } else if (!force && !row.refresh_in_doubt &&
+                 row.token_expires_at - now_s > refresh_buffer_for(row, options_.refresh_buffer_s)) {
         next = Next::kUseRow;
       } else if (row.cooldown_until > now_s) {
         failure = Status::Unavailable("token refresh of integration " + id_str(id) + " is cooling down until " +
-                                      format_iso8601(row.cooldown_until) + " after: " + row.last_refresh_error);
+                                      format_iso8601(row.cooldown_until) + " after: " + row.last_refresh_error +
+                                      (row.refresh_in_doubt ? " (the refresh token may have been spent, so the "
+                                                              "current access token is not used)"
+                                                            : ""));
         next = Next::kFail;
       } else if (!row.has_refresh_token) {
         failure = Status::ReconnectRequired("integration " + id_str(id) + " has no refresh token");
@@ -245,6 +252,10 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       FB_LOG(kDebug, "oauth") << "integration " << id << ": lease lost during backoff; re-reading";
       continue;
     }
+    if (grant.code() == Code::kConfig) {  // nothing was sent: not a failure of the connection
+      (void)store_.release_lease(id, owner_);
+      return grant.status();
+    }
     if (grant.ok()) {
       Result<bool> swapped = Status::Internal("not committed");
       // The pair must be stored before anyone uses it; a busy database gets a few more tries.
@@ -296,8 +307,16 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
         FB_TRY(usable(now_row));
         return credential_of(now_row);
       }
-      const std::string reason = "Fathom refused the refresh token (" + grant.status().message() +
-                                 "); the user must connect Fathom again";
+      // After a send that got no answer (in this call, or an earlier one), invalid_grant means the
+      // lost answer had rotated the token: the new pair is gone, and a server with replay
+      // detection has revoked the whole grant on seeing the old token again.
+      const bool after_unknown = stats.outcome_unknown || row.refresh_in_doubt;
+      const std::string reason =
+          "Fathom refused the refresh token (" + grant.status().message() + ")" +
+          (after_unknown ? " after a refresh request got no answer in time: that request had rotated the token, its "
+                           "answer was lost, and the grant is gone"
+                         : "") +
+          "; the user must connect Fathom again";
       FB_ASSIGN(bool marked, store_.mark_reconnect_required(id, row.token_version, reason));
       if (marked) {
         FB_LOG(kWarn, "oauth") << "integration " << id << " needs reconnecting: invalid_grant";
@@ -310,13 +329,24 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
     // broken costs at most refresh_max_attempts requests per 4 * failure_cooldown_s.
     const int64_t factor = int64_t{1} << std::min<int64_t>(row.refresh_failures, 2);
     const int64_t until = clock_.now_s() + options_.failure_cooldown_s * factor;
-    Status rec = store_.record_refresh_failure(id, owner_, grant.status().message(), until);
+    const bool in_doubt = stats.outcome_unknown || row.refresh_in_doubt;
+    std::string error = grant.status().message();
+    if (in_doubt) {
+      error = "refresh outcome unknown: " + error +
+              "; the refresh token may have been spent, so the current access token is not used and the token is "
+              "sent again only after the cool-down (a refusal then means the user must reconnect)";
+    }
+    Status rec = store_.record_refresh_failure(id, owner_, error, until, in_doubt);
     if (!rec.ok()) {
       FB_LOG(kError, "oauth") << "integration " << id << ": recording a refresh failure failed: " << rec;
     }
     FB_LOG(kWarn, "oauth") << "integration " << id << ": refresh failed after " << stats.attempts
-                           << " request(s), cooling down until " << format_iso8601(until) << ": "
-                           << grant.status().message();
+                           << " request(s), cooling down until " << format_iso8601(until) << ": " << error;
+    if (in_doubt) {
+      if (!row.refresh_in_doubt) emit("refresh_outcome_unknown", row, error);
+      return Status(grant.code() == Code::kTimeout ? Code::kUnavailable : grant.code(),
+                    "integration " + id_str(id) + ": " + error);
+    }
     return fallback(row, grant.status(), force);
   }
 }

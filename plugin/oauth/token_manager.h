@@ -1,7 +1,8 @@
 // token_manager.h: valid credentials for every integration, with refreshes that never race.
 //
-// credential(id) returns the stored access token while it is valid for more than
-// tokens.refresh_buffer_s, and refreshes it first otherwise. Refreshing is single-flight at two
+// credential(id) returns the stored access token while it is valid for more than the refresh
+// buffer (tokens.refresh_buffer_s, capped at half the token's lifetime: refresh_buffer_for), and
+// refreshes it first otherwise. Refreshing is single-flight at two
 // levels:
 //   - in this process, concurrent callers for one integration wait for the one refresh in flight
 //     and all get its result;
@@ -17,6 +18,14 @@
 //     up to 4x) during which no refresh is attempted, the
 //     failure is counted and audited, and callers get the old access token while it has not
 //     expired (else kUnavailable). The next success clears it and emits "connection_recovered".
+//   - no answer (the refresh was sent and its outcome is unknown: the server may have rotated the
+//     token): the TokenEndpoint sends it once more to find out, and no more. If that send is not
+//     answered either, the integration is "in doubt" (refresh_in_doubt, health status
+//     refresh_in_doubt, audit and event "refresh_outcome_unknown"): the current access token is
+//     not handed out (a server that saw the token twice may have revoked it), callers get
+//     kUnavailable, and the token is sent again only after the cool-down. That send settles it:
+//     success, or invalid_grant, which is treated as what it is after a lost answer: the grant
+//     is gone (reconnect_required below, with the reason saying so).
 //   - invalid_grant: the row is re-read first; if token_version moved, another refresher won and
 //     its token is used. Otherwise the integration becomes reconnect_required (compare-and-swap,
 //     so exactly one "reconnect_required" event is emitted across all processes), the reason is

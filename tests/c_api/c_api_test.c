@@ -386,6 +386,29 @@ int main(void) {
 
   CHECK(fb_bridge_close(b) == FB_OK);
 
+  /* An API-key-only host needs no OAuth settings: open works, and the OAuth calls name the
+   * missing setting (issue 10, point 20). */
+  snprintf(cfg, sizeof cfg,
+           "{\"tokens\": {\"key\": \"a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=\"},"
+           " \"store\": {\"path\": \"%s/api-only.db\"}, \"scripts\": {\"dir\": \"%s/scripts\"},"
+           " \"sync\": {\"scheduler\": false}}",
+           db_dir, FB_SOURCE_DIR);
+  fb_bridge *api_only = NULL;
+  rc = fb_bridge_open(NULL, cfg, &api_only);
+  if (rc != FB_OK) fprintf(stderr, "API-key-only open failed: %s\n", fb_errmsg(api_only));
+  CHECK(rc == FB_OK);
+  if (rc == FB_OK) {
+    char *auth_url = NULL;
+    CHECK(fb_connect_start(api_only, "acme", "u1", NULL, 1, &auth_url) == FB_CONFIG);
+    CHECK(auth_url == NULL);
+    CHECK(strstr(fb_errmsg(api_only), "fathom.client_id") != NULL);
+    char *cb = NULL;
+    CHECK(fb_connect_callback(api_only, "code=abc&state=pabc", &cb) == FB_CONFIG);
+    CHECK(cb != NULL && strstr(cb, "configuration_error") != NULL);
+    fb_string_free(cb);
+  }
+  CHECK(fb_bridge_close(api_only) == FB_OK);
+
   webhook_routes_test();
 
   char cmd[300];

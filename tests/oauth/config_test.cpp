@@ -19,7 +19,7 @@ struct CleanEnv {
   static void clear() {
     for (const char* n : {"FATHOM_CLIENT_ID", "FATHOM_CLIENT_SECRET", "FATHOM_REDIRECT_URI", "FATHOM_TOKEN_URL",
                           "FATHOM_BRIDGE_TOKEN_KEY", "FATHOM_BRIDGE_DB", "FATHOM_BRIDGE_PORT", "FRONTEND_URL",
-                          "FATHOM_API_BASE", "FATHOM_AUTHORIZE_URL", "FATHOM_BRIDGE_OLD_TOKEN_KEYS"}) {
+                          "FATHOM_API_BASE", "FATHOM_AUTHORIZE_URL", "FATHOM_BRIDGE_OLD_TOKEN_KEYS", "FATHOM_ISSUER"}) {
       unsetenv(n);
     }
   }
@@ -108,6 +108,49 @@ BOOST_AUTO_TEST_CASE(token_settings_are_checked_without_echoing_secrets) {
   auto path = fb::parse_config(R"({"fathom": {"client_id": "c", "client_secret": "s", "redirect_uri": "https://x.test/cb"},
       "frontend": {"success_path": "settings"}, "tokens": {"key": ")" + kKey + R"("}})", false);
   BOOST_TEST(path.status().message().find("frontend.success_path") != std::string::npos);
+}
+
+// Issue 10 point 10: the client secret, codes, tokens and API keys must not travel in clear.
+BOOST_AUTO_TEST_CASE(plain_http_to_a_non_loopback_host_is_refused_by_setting_name) {
+  auto with_fathom = [](const std::string& key, const std::string& url) {
+    return R"({"fathom": {"client_id": "cid", "client_secret": "s3cr3t-client-value",
+               "redirect_uri": "https://crm.example.test/oauth/callback", ")" + key + R"(": ")" + url + R"("},
+               "tokens": {"key": ")" + kKey + R"("}})";
+  };
+  for (const char* key : {"token_url", "authorize_url", "api_base"}) {
+    for (const char* url : {"http://fathom.video/external/v1/x", "http://10.0.0.7:8080/x", "HTTP://Fathom.Video/x",
+                            "http://127.0.0.1.evil.test/x", "http://[2001:db8::1]/x"}) {
+      auto r = fb::parse_config(with_fathom(key, url), false);
+      BOOST_TEST(r.code() == fb::Code::kConfig, key << "=" << url);
+      BOOST_TEST(r.status().message().find(std::string("fathom.") + key) != std::string::npos, r.status().message());
+      BOOST_TEST(r.status().message().find("s3cr3t-client-value") == std::string::npos);
+    }
+    for (const char* url : {"https://fathom.video/x", "http://127.0.0.1:8788/x", "http://127.9.9.9/x",
+                            "http://localhost:8788/x", "http://[::1]:8788/x"}) {
+      auto r = fb::parse_config(with_fathom(key, url), false);
+      BOOST_TEST(r.ok(), key << "=" << url << ": " << r.status().to_string());
+    }
+  }
+  // Also when OAuth is not required (API-key hosts): api_base carries the API keys.
+  auto api_only = fb::parse_config(R"({"fathom": {"api_base": "http://api.fathom.test/v1"}, "tokens": {"key": ")" +
+                                       kKey + R"("}})", false, {.oauth = false});
+  BOOST_TEST(api_only.status().message().find("fathom.api_base") != std::string::npos);
+}
+
+// Issue 10 points 3 and 12: the new settings load and are checked.
+BOOST_AUTO_TEST_CASE(issuer_and_callback_timeout_settings) {
+  setenv("FATHOM_ISSUER", "https://fathom.example", 1);
+  auto c = fb::parse_config(with_tokens(""), true);
+  BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  BOOST_TEST(c->fathom.issuer == "https://fathom.example");
+  BOOST_TEST(!c->fathom.require_iss);
+  BOOST_TEST(c->fathom.callback_timeout_ms == 15000);
+  auto bad = fb::parse_config(R"({"fathom": {"client_id": "c", "client_secret": "s", "redirect_uri": "https://x.test/cb",
+      "callback_timeout_ms": 0, "require_iss": true}, "tokens": {"key": ")" + kKey + R"("}})", false);
+  BOOST_TEST(bad.status().message().find("fathom.callback_timeout_ms") != std::string::npos);
+  auto iss = fb::parse_config(R"({"fathom": {"client_id": "c", "client_secret": "s", "redirect_uri": "https://x.test/cb",
+      "issuer": "fathom"}, "tokens": {"key": ")" + kKey + R"("}})", false);
+  BOOST_TEST(iss.status().message().find("fathom.issuer") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_repeated_key_id_is_refused) {

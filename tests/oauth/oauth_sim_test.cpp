@@ -609,3 +609,139 @@ BOOST_AUTO_TEST_CASE(key_rotation_old_key_opens_rewrite_uses_new_key) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Issue 10 point 2 (and 3, 12) end to end: fathom-sim's token endpoint does its work and answers
+// after the bridge's read timeout (--token-late), with replay detection (--revoke-grant-on-reuse):
+// the bridge must end in a live grant or a visible reconnect_required, never a silent dead one,
+// and never hand out a stale access token as valid.
+BOOST_AUTO_TEST_SUITE(late_answers)
+
+constexpr int kReadTimeoutMs = 1000;  // the bridge's read timeout in these tests
+constexpr int kLateMs = 3000;         // the simulator's answers come this late
+
+HttpClientOptions short_read_timeout() {
+  HttpClientOptions o;
+  o.read_timeout_ms = kReadTimeoutMs;
+  return o;
+}
+
+BOOST_AUTO_TEST_CASE(late_refresh_answers_with_replay_detection_end_in_visible_reconnect_required) {
+  Env e({"--revoke-grant-on-reuse"});
+  HttplibTransport transport(short_read_timeout());
+  FakeClock clock(system_clock().now_ms());
+  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), transport, clock);
+  int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
+  auto before = s.tokens->credential(id);
+  BOOST_REQUIRE(before.ok());
+  BOOST_TEST(api_status(e.sim, *before) == 200);
+
+  // Every token answer is late now; the access token is inside the refresh buffer.
+  e.sim.config({{"token_late_ms", kLateMs}});
+  e.sim.admin("POST", "/_sim/counters/reset");
+  clock.advance_ms((86400 - 100) * 1000);
+  auto during = s.tokens->credential(id);
+  BOOST_TEST(!during.ok(), "a token was handed out as valid although the grant may be dead");
+  BOOST_TEST(during.code() == Code::kUnavailable);
+  BOOST_TEST(refresh_requests(e.sim) == 2);  // the send and one confirming send, no more
+  // The confirming send replayed the rotated token: the simulator revoked the whole grant, so the
+  // old access token the bridge used to fall back on is dead at Fathom.
+  BOOST_TEST(api_status(e.sim, *before) == 401);
+  BOOST_TEST(s.health->report_one(kAlice, id)->status == "refresh_in_doubt");
+  BOOST_TEST(s.count_events("refresh_outcome_unknown") == 1);
+  BOOST_TEST(s.tokens->credential(id).code() == Code::kUnavailable);  // cooling down, still no stale token
+  BOOST_TEST(refresh_requests(e.sim) == 2);
+
+  // Fathom answers in time again; after the cool-down one send settles it: the grant is gone.
+  e.sim.config({{"token_late_ms", 0}});
+  clock.advance_ms(901 * 1000);
+  auto settled = s.tokens->credential(id);
+  BOOST_TEST(settled.code() == Code::kReconnectRequired);
+  BOOST_TEST(refresh_requests(e.sim) == 3);
+  BOOST_TEST(s.store->load(id)->status == "reconnect_required");
+  BOOST_TEST(s.count_events("reconnect_required") == 1);  // the host hears it
+  BOOST_TEST(s.health->report_one(kAlice, id)->status == "reconnect_required");
+  BOOST_TEST(s.store->audit_log(kAlice, id)->front().event == "reconnect_required");
+  // And the user can connect again.
+  int64_t again = connect(s, e.sim, kAlice, "alice@example.com");
+  BOOST_TEST(again == id);
+  BOOST_TEST(api_status(e.sim, *s.tokens->credential(id)) == 200);
+}
+
+BOOST_AUTO_TEST_CASE(one_late_refresh_answer_is_settled_by_the_confirming_send) {
+  Env e({"--revoke-grant-on-reuse"});
+  HttplibTransport transport(short_read_timeout());
+  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), transport);
+  int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
+  e.sim.config({{"token_late_ms", kLateMs}, {"token_late_count", 1}});
+  e.sim.admin("POST", "/_sim/counters/reset");
+  auto r = s.tokens->force_refresh(id);
+  BOOST_TEST(r.code() == Code::kReconnectRequired);
+  BOOST_TEST(refresh_requests(e.sim) == 2);
+  BOOST_TEST(invalid_grants(e.sim) == 1);
+  BOOST_TEST(s.store->load(id)->status == "reconnect_required");
+  BOOST_TEST(s.store->load(id)->last_refresh_error.find("got no answer") != std::string::npos);
+  BOOST_TEST(s.count_events("reconnect_required") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_gateway_timeout_before_the_work_ends_in_a_live_grant) {
+  // 504: outcome unknown, but the server had not done the work: the confirming send gets a pair.
+  Env e({"--revoke-grant-on-reuse"});
+  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
+  e.sim.admin("POST", "/_sim/faults", {{"status", 504}, {"count", 1}, {"path_prefix", "/external/v1/oauth2/token"}});
+  e.sim.admin("POST", "/_sim/counters/reset");
+  auto r = s.tokens->force_refresh(id);
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  BOOST_TEST(api_status(e.sim, *r) == 200);
+  BOOST_TEST(refresh_requests(e.sim) == 1);  // the 504 was answered before the handler counted it
+  BOOST_TEST(s.store->load(id)->status == "active");
+  BOOST_TEST(!s.store->load(id)->refresh_in_doubt);
+}
+
+// Point 3: a token endpoint that does not answer: one send of the code, and the user's popup
+// gets its answer within fathom.callback_timeout_ms, not after minutes.
+BOOST_AUTO_TEST_CASE(an_unanswered_code_exchange_is_not_resent_and_the_callback_is_bounded) {
+  Env e;
+  HttpClientOptions o;
+  o.read_timeout_ms = 2000;
+  HttplibTransport transport(o);
+  Config cfg = fb::test::oauth_test_config(e.sim.base_url());
+  cfg.fathom.callback_timeout_ms = 1000;
+  OAuthStack s(e.dir.file("b.db"), cfg, transport);
+  e.sim.config({{"token_late_ms", 8000}});
+  auto start = s.flow->start(kAlice, CallbackMode::kPopup);
+  BOOST_REQUIRE(start.ok());
+  std::string query = consent(e.sim, start->url, "alice@example.com");
+  const int64_t t0 = system_clock().mono_ms();
+  CallbackResult r = s.flow->complete(query);
+  const int64_t took = system_clock().mono_ms() - t0;
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.error == "token_exchange_failed");
+  BOOST_TEST(code_requests(e.sim) == 1);  // never re-sent
+  BOOST_TEST(took < 8000, "the callback waited " << took << " ms");  // it did not wait for the answer
+  BOOST_TEST(r.reason.find("start connecting again") != std::string::npos, r.reason);
+}
+
+// Point 12: fathom-sim sends iss; a forged one is refused, the real one connects.
+BOOST_AUTO_TEST_CASE(iss_from_the_simulator_is_checked) {
+  Env e;
+  Config cfg = fb::test::oauth_test_config(e.sim.base_url());
+  cfg.fathom.issuer = e.sim.base_url();
+  cfg.fathom.require_iss = true;
+  OAuthStack s(e.dir.file("b.db"), cfg, e.transport);
+  e.sim.config({{"issuer", e.sim.base_url()}});
+  int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
+  BOOST_TEST(id > 0);
+  e.sim.config({{"issuer", "https://attacker.example"}});
+  auto start = s.flow->start(kBob, CallbackMode::kPopup);
+  BOOST_REQUIRE(start.ok());
+  std::string query = consent(e.sim, start->url, "bob@example.com");
+  BOOST_TEST(fb::test::query_param("?" + query, "iss") == "https://attacker.example");
+  CallbackResult r = s.flow->complete(query);
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.error == "iss_mismatch");
+  BOOST_TEST(code_requests(e.sim) == 1);  // only alice's code was exchanged
+  BOOST_TEST(s.store->find(kBob).code() == Code::kNotFound);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "crypto/hash.h"
 #include "oauth/schema.h"
@@ -29,6 +30,17 @@ namespace {
 class LocalTokenServer final : public HttpTransport {
  public:
   Result<HttpResponse> send(const HttpRequest& req) override {
+    auto res = answer(req);
+    // The work is done (a refresh rotated, a code was spent) but the answer never arrives, as
+    // after a read timeout: the transport's "sent, outcome unknown".
+    if (req.url.find("/teams") == std::string::npos && lost_answers > 0) {
+      --lost_answers;
+      return Status::Timeout("read timeout (no answer: the server may have processed the request)");
+    }
+    return res;
+  }
+
+  Result<HttpResponse> answer(const HttpRequest& req) {
     HttpResponse res;
     if (req.url.find("/teams") != std::string::npos) {
       bool ok = false;
@@ -84,6 +96,7 @@ class LocalTokenServer final : public HttpTransport {
 
   std::atomic<int> requests{0};
   std::atomic<int> delay_ms{0};
+  std::atomic<int> lost_answers{0};  // answers to drop after doing the work
   std::mutex mu;
   int issued = 0;
   int invalid_grants = 0;
@@ -128,6 +141,18 @@ BOOST_AUTO_TEST_SUITE(helpers)
 BOOST_AUTO_TEST_CASE(pkce_matches_rfc7636_appendix_b) {
   BOOST_TEST(pkce_challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") ==
              "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+}
+
+// Issue 10 point 0: the id part used to be a string_view of a temporary that died before it was
+// appended (stack-use-after-scope under ASan; garbage bytes wherever the stack got reused).
+BOOST_AUTO_TEST_CASE(sealing_aad_holds_every_part_byte_for_byte) {
+  using namespace std::string_literals;
+  BOOST_TEST(sealing_aad(7, "acme", "u1", "access_token", 3) ==
+             "fathom-bridge/integration\0"s + "7\0acme\0u1\0access_token\0"s + "3");
+  // An id too long for the small-string buffer: the temporary lived on the heap instead.
+  BOOST_TEST(sealing_aad(1234567890123456789, "globex", "user-with-a-long-id", "refresh_token", 12) ==
+             "fathom-bridge/integration\0"s + "1234567890123456789\0globex\0user-with-a-long-id\0"s +
+                 "refresh_token\0"s + "12");
 }
 
 BOOST_AUTO_TEST_CASE(state_hash_is_hex_sha256) {
@@ -266,7 +291,9 @@ BOOST_AUTO_TEST_CASE(popup_page_posts_to_the_frontend_origin_only) {
   BOOST_TEST(page.find("var origin = \"https://crm.example.test:8443\"") != std::string::npos);
   BOOST_TEST(page.find("'*'") == std::string::npos);
   BOOST_TEST(page.find("\"*\"") == std::string::npos);
-  BOOST_TEST(page.find(R"({"source":"fathom-bridge","status":"connected"})") != std::string::npos);
+  // The message contract of fathom_bridge.h: the integration id comes with a success.
+  BOOST_TEST(page.find(R"({"integration_id":0,"source":"fathom-bridge","status":"connected"})") != std::string::npos,
+             page);
   BOOST_TEST(page.find("window.close()") != std::string::npos);
   BOOST_TEST(page.find(", 1500)") != std::string::npos);
   BOOST_TEST(page.find("!opener.closed") != std::string::npos);  // no opener: stays open with a link
@@ -378,7 +405,7 @@ BOOST_AUTO_TEST_CASE(migrations_are_idempotent) {
   BOOST_REQUIRE(db.ok());
   BOOST_REQUIRE(migrate_oauth_schema(**db).ok());
   BOOST_REQUIRE(migrate_oauth_schema(**db).ok());
-  BOOST_TEST(*(*db)->schema_version("oauth") == 1);
+  BOOST_TEST(*(*db)->schema_version("oauth") == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -475,6 +502,190 @@ BOOST_AUTO_TEST_CASE(retry_after_is_honoured_and_attempts_are_bounded) {
   }
   BOOST_TEST(server.requests == 9);
   BOOST_TEST(s.store->load(id)->refresh_failures == 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Issue 10 ("defects found by testing from outside"), the OAuth points, against the local token
+// server. The end-to-end versions against fathom-sim are in oauth_sim_test.cpp (late_answers).
+BOOST_AUTO_TEST_SUITE(outside_defects)
+
+// One user connected through the local token server, on a fake clock.
+struct Connected {
+  explicit Connected(int ttl_s = 3600) {
+    server.ttl_s = ttl_s;
+    id = connect(s, {"acme", "u1"});
+    server.requests = 0;
+  }
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  FakeClock clock;
+  OAuthStack s{dir.file("a.db"), local_config(), server, clock};
+  int64_t id = 0;
+};
+
+// Point 2: every refresh answer is lost. The token may have rotated on the server, so the old
+// access token must not be handed out as valid, the integration must say so, and the token is
+// sent again only after the cool-down, where a refusal means reconnect_required.
+BOOST_AUTO_TEST_CASE(unanswered_refreshes_leave_the_integration_in_doubt_without_a_stale_token) {
+  Connected t;
+  auto [s, server, clock, id] = std::tie(t.s, t.server, t.clock, t.id);
+  clock.advance_ms((3600 - 100) * 1000);  // inside the refresh buffer, not expired
+  server.lost_answers = 100;
+  auto c = s.tokens->credential(id);
+  BOOST_TEST(!c.ok(), "the old access token was handed out although the refresh token may have rotated");
+  BOOST_TEST(c.code() == Code::kUnavailable);
+  BOOST_TEST(server.requests == 2);  // the send, and one confirming send: never blindly more
+  auto row = s.store->load(id);
+  BOOST_TEST(row->refresh_in_doubt);
+  BOOST_TEST(row->status == "active");
+  BOOST_TEST(s.health->report_one({"acme", "u1"}, id)->status == "refresh_in_doubt");
+  BOOST_TEST(s.count_events("refresh_outcome_unknown") == 1);
+  BOOST_TEST(s.store->audit_log({"acme", "u1"}, id)->front().event == "refresh_outcome_unknown");
+  // Cooling down: no send, still no token.
+  BOOST_TEST(s.tokens->credential(id).code() == Code::kUnavailable);
+  BOOST_TEST(server.requests == 2);
+
+  // After the cool-down the server answers: it had rotated the token, so it refuses it now.
+  server.lost_answers = 0;
+  clock.advance_ms(901 * 1000);
+  auto settled = s.tokens->credential(id);
+  BOOST_TEST(settled.code() == Code::kReconnectRequired);
+  BOOST_TEST(server.requests == 3);
+  row = s.store->load(id);
+  BOOST_TEST(row->status == "reconnect_required");
+  BOOST_TEST(row->last_refresh_error.find("got no answer") != std::string::npos, row->last_refresh_error);
+  BOOST_TEST(s.count_events("reconnect_required") == 1);
+  BOOST_TEST(s.health->report_one({"acme", "u1"}, id)->status == "reconnect_required");
+}
+
+// Point 2: one lost answer. The confirming send learns the outcome at once.
+BOOST_AUTO_TEST_CASE(one_lost_refresh_answer_is_confirmed_once_and_the_refusal_is_named) {
+  Connected t;
+  auto [s, server, id] = std::tie(t.s, t.server, t.id);
+  server.lost_answers = 1;
+  auto c = s.tokens->force_refresh(id);
+  BOOST_TEST(c.code() == Code::kReconnectRequired);
+  BOOST_TEST(server.requests == 2);
+  BOOST_TEST(c.status().message().find("got no answer") != std::string::npos, c.status().message());
+  BOOST_TEST(s.count_events("reconnect_required") == 1);
+  BOOST_TEST(!s.store->load(id)->refresh_in_doubt);
+}
+
+// Point 3: a code is single use; a failed exchange is never re-sent.
+BOOST_AUTO_TEST_CASE(an_authorization_code_is_sent_exactly_once) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  FakeClock clock;
+  OAuthStack s(dir.file("a.db"), local_config(), server, clock);
+  for (bool lost : {false, true}) {
+    auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+    BOOST_REQUIRE(start.ok());
+    server.requests = 0;
+    if (lost) server.lost_answers = 1; else server.failures = {503};
+    auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+    BOOST_TEST(!r.ok);
+    BOOST_TEST(r.error == "token_exchange_failed");
+    BOOST_TEST(server.requests == 1, (lost ? "lost answer" : "503") << ": the code was sent " << server.requests
+                                                                     << " times");
+    BOOST_TEST((r.reason.find("start connecting again") != std::string::npos ||
+                r.reason.find("try again") != std::string::npos));
+  }
+}
+
+// Point 11: a 5 s token with the default 300 s buffer used to be refreshed on every call.
+BOOST_AUTO_TEST_CASE(a_token_shorter_than_the_buffer_is_not_refreshed_on_every_call) {
+  Connected t(/*ttl_s=*/5);
+  auto [s, server, clock, id] = std::tie(t.s, t.server, t.clock, t.id);
+  for (int i = 0; i < 50; ++i) {  // 50 calls over 5 s
+    auto c = s.tokens->credential(id);
+    BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+    clock.advance_ms(100);
+  }
+  // The buffer is capped at half the lifetime (2 s): a refresh at about 3 s, not 50.
+  BOOST_TEST(server.requests >= 1);
+  BOOST_TEST(server.requests <= 2);
+  BOOST_TEST(refresh_buffer_for(*s.store->load(id), 300) == 2);
+  BOOST_TEST(s.health->report_one({"acme", "u1"}, id)->status == "valid");
+}
+
+// Point 13: a wrong client secret is a configuration problem, not "could not be reached".
+BOOST_AUTO_TEST_CASE(a_wrong_client_secret_is_reported_as_configuration) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  OAuthStack s(dir.file("a.db"), fb::test::oauth_test_config("http://127.0.0.1:9", "wrong-secret-123"), server);
+  auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+  BOOST_REQUIRE(start.ok());
+  auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.error == "configuration_error");
+  BOOST_TEST(r.reason.find("could not be reached") == std::string::npos, r.reason);
+  BOOST_TEST(r.reason.find("administrator") != std::string::npos, r.reason);
+  BOOST_TEST(r.reason.find("wrong-secret-123") == std::string::npos);
+  BOOST_TEST(server.requests == 1);  // refused, not retried
+  auto refreshed = s.endpoint->refresh(SecretString("rt-x"));
+  BOOST_TEST(refreshed.code() == Code::kUnauthenticated);
+  BOOST_TEST(refreshed.status().message().find("fathom.client_secret") != std::string::npos);
+  BOOST_TEST(refreshed.status().message().find("wrong-secret-123") == std::string::npos);
+}
+
+// Point 12: RFC 9207. A callback whose iss is not our issuer is refused before the code is used.
+BOOST_AUTO_TEST_CASE(the_iss_of_a_callback_must_be_the_issuer) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  auto callback = [&](OAuthStack& s, const std::string& extra) {
+    auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+    BOOST_REQUIRE(start.ok());
+    return s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")) + extra);
+  };
+  {
+    // No issuer configured: iss must have the origin of the authorize URL.
+    OAuthStack s(dir.file("a.db"), local_config(), server);
+    server.requests = 0;
+    auto forged = callback(s, "&iss=" + url_encode("https://evil.example"));
+    BOOST_TEST(!forged.ok);
+    BOOST_TEST(forged.error == "iss_mismatch");
+    BOOST_TEST(server.requests == 0);  // the code never reached the token endpoint
+    BOOST_TEST(s.count_rows("integrations") == 0);
+    auto same = callback(s, "&iss=" + url_encode("http://127.0.0.1:9"));
+    BOOST_TEST(same.ok, same.error + ": " + same.reason);
+    auto absent = callback(s, "");
+    BOOST_TEST(absent.ok, absent.error);  // Fathom is not known to send iss
+  }
+  {
+    Config c = local_config();
+    c.fathom.issuer = "https://fathom.example/issuer";
+    c.fathom.require_iss = true;
+    OAuthStack s(dir.file("b.db"), c, server);
+    BOOST_TEST(callback(s, "&iss=" + url_encode("http://127.0.0.1:9")).error == "iss_mismatch");
+    BOOST_TEST(callback(s, "&iss=" + url_encode("https://fathom.example/issuer/")).error == "iss_mismatch");
+    BOOST_TEST(callback(s, "").error == "iss_missing");
+    auto ok = callback(s, "&iss=" + url_encode("https://fathom.example/issuer"));
+    BOOST_TEST(ok.ok, ok.error + ": " + ok.reason);
+  }
+}
+
+// Point 20: without OAuth settings the OAuth calls fail with kConfig naming the setting.
+BOOST_AUTO_TEST_CASE(oauth_calls_without_oauth_settings_name_the_missing_setting) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  Config c = local_config();
+  c.fathom.client_id.clear();
+  c.fathom.client_secret.clear();
+  OAuthStack s(dir.file("a.db"), c, server);
+  auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+  BOOST_TEST(start.code() == Code::kConfig);
+  BOOST_TEST(start.status().message().find("fathom.client_id") != std::string::npos);
+  auto r = s.flow->complete("code=c-1&state=pX");
+  BOOST_TEST(r.code == Code::kConfig);
+  BOOST_TEST(r.error == "configuration_error");
+  BOOST_TEST(r.reason.find("fathom.client_id") != std::string::npos);
+  c.fathom.client_id = "cid";
+  OAuthStack t(dir.file("b.db"), c, server);
+  BOOST_TEST(t.flow->start({"acme", "u1"}, CallbackMode::kPopup).status().message().find("fathom.client_secret") !=
+             std::string::npos);
+  BOOST_TEST(t.endpoint->refresh(SecretString("rt")).code() == Code::kConfig);
+  BOOST_TEST(server.requests == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

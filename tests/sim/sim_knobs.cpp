@@ -28,6 +28,15 @@ const std::vector<KnobDef>& knob_table() {
        "reusing a spent refresh token or code revokes the whole grant (default off)", &Knobs::revoke_grant_on_reuse},
       {"revoke_access_on_refresh", "--revoke-access-on-refresh",
        "a refresh also invalidates the previous access token (default off)", &Knobs::revoke_access_on_refresh},
+      {"token_late_ms", "--token-late",
+       "the token endpoint does its work (a refresh rotates, a code is spent), then answers this many ms late, "
+       "e.g. past the client's read timeout (default 0)",
+       &Knobs::token_late_ms, 0, 600000},
+      {"token_late_count", "--token-late-count",
+       "how many token answers are late, counting down; -1 = every one while --token-late is set (default -1)",
+       &Knobs::token_late_count, -1, 1e9},
+      {"issuer", "--issuer", "iss added to authorization responses (RFC 9207); empty: none (default)",
+       &Knobs::issuer},
       {"page_size", "--page-size", "items per page on list endpoints (default 10)", &Knobs::page_size, 1, 10000},
       {"honor_limit_param", "--honor-limit-param", "honour a `limit` query parameter, 1..100 (default off)",
        &Knobs::honor_limit_param},
@@ -98,7 +107,7 @@ std::string set_value(Knobs& k, const KnobDef& def, const nlohmann::json& v) {
   if (auto p = std::get_if<std::string Knobs::*>(&def.field)) {
     if (!v.is_string()) return "knob '" + name + "' must be a string";
     std::string s = v.get<std::string>();
-    if (std::find(def.choices.begin(), def.choices.end(), s) == def.choices.end()) {
+    if (!def.choices.empty() && std::find(def.choices.begin(), def.choices.end(), s) == def.choices.end()) {
       std::string all;
       for (const auto& c : def.choices) all += (all.empty() ? "" : " | ") + c;
       return "knob '" + name + "' must be one of " + all + ", got '" + s + "'";

@@ -30,6 +30,11 @@ struct Knobs {
   bool pkce_verify = true;      // verify code_verifier when a code_challenge was given
   bool revoke_grant_on_reuse = false;    // reusing a spent refresh token (or code) kills the grant
   bool revoke_access_on_refresh = false; // a refresh also kills the previous access token
+  // A slow token endpoint: it does the work (a refresh rotates, a code is spent) and then holds the
+  // answer token_late_ms, e.g. past the client's read timeout, so the client never sees it.
+  int64_t token_late_ms = 0;
+  int64_t token_late_count = -1;  // late answers left (counts down to 0); -1 = every answer
+  std::string issuer;             // iss added to authorization responses (RFC 9207); "" = none
 
   int64_t page_size = 10;
   bool honor_limit_param = false;        // honour a `limit` query parameter (1..100)
@@ -62,7 +67,7 @@ struct KnobDef {
   std::variant<int64_t Knobs::*, double Knobs::*, bool Knobs::*, std::string Knobs::*> field;
   double min = 0;
   double max = 0;
-  std::vector<std::string> choices;  // for string knobs
+  std::vector<std::string> choices;  // for string knobs; empty: any string
 };
 
 const std::vector<KnobDef>& knob_table();

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <thread>
 
 #include "crypto/encoding.h"
 #include "crypto/hash.h"
@@ -73,7 +75,19 @@ void Simulator::install_oauth_routes() {
     handle_authorize(req, res, true);
   });
   svr_->Post(base + "/token", [this](const httplib::Request& req, httplib::Response& res) {
-    if (pre_request(req, res)) handle_token(req, res);
+    if (!pre_request(req, res)) return;
+    handle_token(req, res);
+    // The work is done (and counted); only the answer is held back.
+    int64_t late = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (knobs_.token_late_ms > 0 && knobs_.token_late_count != 0) {
+        late = knobs_.token_late_ms;
+        if (knobs_.token_late_count > 0) --knobs_.token_late_count;
+        ++token_late_answers_;
+      }
+    }
+    if (late > 0) std::this_thread::sleep_for(std::chrono::milliseconds(late));
   });
 }
 
@@ -111,8 +125,13 @@ void Simulator::handle_authorize(const httplib::Request& req, httplib::Response&
   if (std::find(opts_.redirect_uris.begin(), opts_.redirect_uris.end(), redirect_uri) == opts_.redirect_uris.end()) {
     return error_page(400, "redirect_uri '" + redirect_uri + "' is not registered for this application (exact match)");
   }
+  const std::string issuer = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return knobs_.issuer;
+  }();
   auto redirect = [&](Fields params) {
     if (has_state) params.emplace_back("state", state);
+    if (!issuer.empty()) params.emplace_back("iss", issuer);
     res.status = 302;
     res.set_header("Location", append_query(redirect_uri, params));
     res.set_header("Cache-Control", "no-store");

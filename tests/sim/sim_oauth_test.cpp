@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 
 #include <regex>
+#include <thread>
 
 #include "crypto/encoding.h"
 #include "sim/sim_test_util.h"
@@ -244,6 +245,35 @@ BOOST_AUTO_TEST_CASE(revoke_grant_on_reuse_kills_every_token_of_the_grant) {
   BOOST_TEST(refresh(sim, second["refresh_token"]).json()["error"] == "invalid_grant");
   // Another login makes a new grant that works.
   BOOST_TEST(api_get(sim, "/meetings", bearer(login(sim)["access_token"])).status == 200);
+}
+
+// --token-late: the work is done first (the refresh token is spent at once), only the answer waits.
+BOOST_AUTO_TEST_CASE(token_late_spends_the_token_at_once_and_holds_the_answer) {
+  SimProcess sim({"--token-late", "1500", "--token-late-count", "1"});
+  sim.config({{"token_late_count", 0}});  // the login is answered in time
+  auto first = login(sim);
+  sim.config({{"token_late_count", 1}});
+  HttpReply late;
+  std::thread slow([&] { late = refresh(sim, first["refresh_token"]); });
+  BOOST_TEST(wait_until([&] { return sim.counters()["token_requests"].value("refresh_token", 0) == 1; }));
+  // The answer is still held back, but the token is already spent.
+  HttpReply again = refresh(sim, first["refresh_token"]);
+  BOOST_TEST(again.json()["error"] == "invalid_grant");
+  slow.join();
+  BOOST_TEST(late.status == 200);
+  BOOST_TEST(late.json().contains("refresh_token"));
+  BOOST_TEST(sim.counters()["token_late_answers"] == 1);
+  BOOST_TEST(sim.admin("GET", "/_sim/config")["token_late_count"] == 0);  // counted down
+}
+
+BOOST_AUTO_TEST_CASE(issuer_knob_adds_iss_to_authorization_responses) {
+  SimProcess sim({"--issuer", "https://fathom.example"});
+  std::string loc = sim.authorize_as(authorize_request(sim), "alice@example.com");
+  BOOST_TEST(query_param(loc, "iss") == "https://fathom.example");
+  std::string denied = sim.authorize_as(authorize_request(sim), "alice@example.com", "deny");
+  BOOST_TEST(query_param(denied, "iss") == "https://fathom.example");
+  sim.config({{"issuer", ""}});
+  BOOST_TEST(sim.authorize_as(authorize_request(sim), "alice@example.com").find("iss=") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(revoke_access_on_refresh_switch) {

@@ -214,6 +214,7 @@ nlohmann::json Simulator::counters_json() const {
                         {"api_concurrent_max", api_concurrent_max_},
                         {"webhook_deliveries", webhook_deliveries_},
                         {"webhook_refused", webhook_refused_},
+                        {"token_late_answers", token_late_answers_},
                         {"callback_deliveries", callback_deliveries_},
                         {"webhook_pending", sender_->pending()}};
   // Empty maps must still be objects, never null.
@@ -233,6 +234,7 @@ void Simulator::reset_counters() {
   api_statuses_.clear();
   authorize_.clear();
   api_calls_total_ = rate_limited_ = token_rate_limited_ = faults_injected_ = webhook_refused_ = 0;
+  token_late_answers_ = 0;
   api_concurrent_max_ = 0;
   webhook_deliveries_.clear();
   callback_deliveries_.clear();

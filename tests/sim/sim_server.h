@@ -189,6 +189,7 @@ class Simulator {
   // whether a client's calls (of different accounts) overlap.
   int64_t api_in_latency_ = 0, api_concurrent_max_ = 0;
   int64_t webhook_refused_ = 0;
+  int64_t token_late_answers_ = 0;  // token answers held back by token_late_ms
   std::vector<nlohmann::json> webhook_deliveries_, callback_deliveries_;
 };
 

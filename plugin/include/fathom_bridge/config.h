@@ -37,6 +37,16 @@ struct FathomConfig {
   std::string no_proxy;
   // OAuth callers may not ask /meetings for transcripts or summaries (fathom-api.md 1.5).
   bool oauth_include_content_on_list = false;
+  // issuer; env FATHOM_ISSUER: the authorization server's issuer identifier (RFC 9207). A callback
+  // that carries `iss` must carry exactly this value. Empty (Fathom documents none): an `iss` must
+  // have the origin of authorize_url (scheme, host and port).
+  std::string issuer;
+  // require_iss: refuse a callback without `iss` (error iss_missing). Off by default: Fathom is not
+  // known to send it. Turn it on when the server advertises RFC 9207 support.
+  bool require_iss = false;
+  // callback_timeout_ms: the most the OAuth callback (the user's popup) waits for the code
+  // exchange, connect and answer included. The code is sent once and never re-sent.
+  int callback_timeout_ms = 15000;
 };
 
 struct FrontendConfig {
@@ -51,7 +61,9 @@ struct TokenConfig {
   std::string key;
   // old_keys; env FATHOM_BRIDGE_OLD_TOKEN_KEYS: comma-separated "keyid:base64" still accepted for opening.
   std::vector<std::string> old_keys;
-  int refresh_buffer_s = 300;            // refresh_buffer_s: refresh when expiring within this
+  // refresh_buffer_s: refresh when expiring within this, capped at half the token's lifetime (a
+  // 5 s token is refreshed 2.5 s before expiry, not on every call).
+  int refresh_buffer_s = 300;
   int state_ttl_s = 600;                 // state_ttl_s: lifetime of an OAuth state
   int refresh_max_attempts = 4;          // refresh_max_attempts
   int refresh_backoff_base_ms = 500;     // refresh_backoff_base_ms

@@ -12,6 +12,7 @@ namespace fb {
 
 struct Event {
   // "connected", "disconnected", "reconnect_required", "connection_recovered",
+  // "refresh_outcome_unknown" (a refresh got no answer: no token is handed out until it is settled),
   // "sync_completed", "sync_failed", "webhook_dead_lettered", "script_rejected", "script_loaded"
   std::string type;
   std::string tenant_id;

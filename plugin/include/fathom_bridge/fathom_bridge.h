@@ -83,9 +83,9 @@ FB_API const char *fb_errmsg(fb_bridge *b);
 /* ---- Host callbacks ---- */
 
 /* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
- * sync_failed, webhook_dead_lettered, script_rejected, script_loaded) as a JSON object:
- * {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the event's id in the
- * durable feed, see fb_events_read). Replaces any earlier callback;
+ * refresh_outcome_unknown, sync_failed, webhook_dead_lettered, script_rejected, script_loaded) as a
+ * JSON object: {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the
+ * event's id in the durable feed, see fb_events_read). Replaces any earlier callback;
  * NULL removes it. */
 typedef void (*fb_event_fn)(void *user_data, const char *event_json);
 FB_API int fb_set_event_callback(fb_bridge *b, fb_event_fn fn, void *user_data);
@@ -155,7 +155,7 @@ FB_API int fb_disconnect(fb_bridge *b, const char *tenant_id, const char *user_i
 FB_API int fb_access_token(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
                            char **token);
 /* Token health: a JSON array of {"integration_id", "tenant_id", "user_id", "kind", "status"
- * (valid|expiring_soon|expired|reconnect_required|disconnected), "expires_in_s",
+ * (valid|expiring_soon|expired|refresh_in_doubt|reconnect_required|disconnected), "expires_in_s",
  * "has_refresh_token", "last_refresh_at", "last_sync_at"}. tenant_id NULL: all tenants (operators);
  * user_id NULL: all users of the tenant. */
 FB_API int fb_token_health(fb_bridge *b, const char *tenant_id, const char *user_id, char **report_json);
