@@ -302,7 +302,10 @@ std::set<std::string> registered_routes(const fb::detail::Sidecar& sidecar) {
   for (const auto& r : sidecar.routes()) {
     std::string method = r.method;
     for (auto& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    out.insert(method + " " + (r.prefix ? r.path + "{token}" : r.path));
+    // A prefix route ending in "/" takes a path parameter (the webhook token); the event feed's
+    // asynchronous routes are prefix-mounted but answer their exact path only.
+    const bool param = r.prefix && !r.path.empty() && r.path.back() == '/';
+    out.insert(method + " " + (param ? r.path + "{token}" : r.path));
   }
   return out;
 }
