@@ -97,13 +97,7 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
     logs.append(comp).append(": ").append(msg).append("\n");
   });
 
-  json cfg = {{"fathom",
-               {{"client_id", "sim-client"},
-                {"client_secret", "sim-secret"},
-                {"redirect_uri", crm + "/oauth/callback"},
-                {"authorize_url", sim.authorize_url()},
-                {"token_url", sim.token_url()},
-                {"api_base", sim.api_base()}}},
+  json cfg = {{"fathom", sim.fathom_settings(crm + "/oauth/callback")},
               {"frontend", {{"url", crm}}},
               {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'e'))}}},
               {"webhooks", {{"public_base_url", crm}}},

@@ -33,13 +33,7 @@ const char* const kOps[] = {"find_company_by_domain", "find_contact_by_email", "
 struct Host {
   explicit Host(json extra = json::object(), std::vector<std::string> sim_args = {"--meetings", "8", "--seed", "9"})
       : port(free_port()), origin("http://127.0.0.1:" + std::to_string(port)), sim(sim_args) {
-    json cfg = {{"fathom",
-                 {{"client_id", "sim-client"},
-                  {"client_secret", "sim-secret"},
-                  {"redirect_uri", origin + "/oauth/callback"},
-                  {"authorize_url", sim.authorize_url()},
-                  {"token_url", sim.token_url()},
-                  {"api_base", sim.api_base()}}},
+    json cfg = {{"fathom", sim.fathom_settings(origin + "/oauth/callback")},
                 {"frontend", {{"url", origin}}},
                 {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'h'))}}},
                 {"webhooks", {{"public_base_url", origin}}},

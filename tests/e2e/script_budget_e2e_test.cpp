@@ -78,13 +78,7 @@ BOOST_AUTO_TEST_CASE(a_script_looping_in_its_message_handler_does_not_stop_other
   std::filesystem::create_directories(dir.file("scripts"));
   std::ofstream(dir.file("scripts/mapping.lua")) << kLoopingMapping;
 
-  json cfg = {{"fathom",
-               {{"client_id", "sim-client"},
-                {"client_secret", "sim-secret"},
-                {"redirect_uri", base + "/oauth/callback"},
-                {"authorize_url", sim.authorize_url()},
-                {"token_url", sim.token_url()},
-                {"api_base", sim.api_base()}}},
+  json cfg = {{"fathom", sim.fathom_settings(base + "/oauth/callback")},
               {"frontend", {{"url", base}}},
               {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'k'))}}},
               {"webhooks", {{"public_base_url", base}, {"workers", 2}, {"backoff_base_ms", 60000}}},

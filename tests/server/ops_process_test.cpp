@@ -83,9 +83,7 @@ BOOST_AUTO_TEST_CASE(sigterm_with_a_long_sync_running_exits_0_within_the_shutdow
   const std::string token = "serve-token";
   const std::string config = dir.file("serve.json");
   std::ofstream(config) << json{
-      {"fathom",
-       {{"client_id", "sim-client"}, {"client_secret", "sim-secret"}, {"redirect_uri", base + "/oauth/callback"},
-        {"api_base", sim.api_base()}, {"token_url", sim.token_url()}, {"authorize_url", sim.authorize_url()}}},
+      {"fathom", sim.fathom_settings(base + "/oauth/callback")},
       {"frontend", {{"url", base}}},
       {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 's'))}}},
       {"store", {{"path", dir.file("serve.db")}}},

@@ -82,13 +82,7 @@ struct OpsEnv {
   int64_t integration_id = 0;
 
   explicit OpsEnv(int event_deadline_s = 300) {
-    json cfg = {{"fathom",
-                 {{"client_id", "sim-client"},
-                  {"client_secret", "sim-secret"},
-                  {"redirect_uri", base + "/oauth/callback"},
-                  {"authorize_url", sim.authorize_url()},
-                  {"token_url", sim.token_url()},
-                  {"api_base", sim.api_base()}}},
+    json cfg = {{"fathom", sim.fathom_settings(base + "/oauth/callback")},
                 {"frontend", {{"url", base}}},
                 {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'o'))}}},
                 {"webhooks", {{"public_base_url", base}, {"event_deadline_s", event_deadline_s}}},

@@ -188,4 +188,13 @@ std::string SimProcess::authorize_as(const std::string& authorize_request_url, c
   return r.header("Location");
 }
 
+nlohmann::json SimProcess::fathom_settings(const std::string& redirect_uri) const {
+  return {{"client_id", "sim-client"},
+          {"client_secret", "sim-secret"},
+          {"redirect_uri", redirect_uri},
+          {"authorize_url", authorize_url()},
+          {"token_url", token_url()},
+          {"api_base", api_base()}};
+}
+
 }  // namespace fb::test

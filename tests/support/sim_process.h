@@ -42,6 +42,9 @@ class SimProcess {
   // api_base() + "/oauth2/token" and "/oauth2/authorize"
   std::string token_url() const;
   std::string authorize_url() const;
+  // The "fathom" section of a bridge config for this simulator: its OAuth client (sim-client /
+  // sim-secret), the given redirect URI and its three endpoints.
+  nlohmann::json fathom_settings(const std::string& redirect_uri) const;
 
   // Calls an admin route and returns its JSON body ({} for an empty body). path is "/_sim/..."
   // (a path without a leading '/' gets "/_sim/" prepended). A null body sends no body. Throws
