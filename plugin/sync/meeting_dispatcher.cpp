@@ -76,6 +76,12 @@ BatchLease::~BatchLease() {
   if (!keys_.empty()) recording_locks().unlock_all(keys_);
 }
 
+DispatcherOptions DispatcherOptions::from_config(const Config& config) {
+  DispatcherOptions o;
+  o.claim_ttl_s = config.sync.mapping_claim_ttl_s;
+  return o;
+}
+
 const char* dispatch_outcome_name(DispatchOutcome o) {
   switch (o) {
     case DispatchOutcome::kMapped: return "mapped";
