@@ -130,6 +130,8 @@ FB_API int fb_set_crm_batch_callbacks(fb_bridge *b, fb_crm_batch_begin_fn begin,
  * "state_expired", ...). A frontend checks event.origin and data.source, then data.status.
  * Keys may be added later; existing ones keep their meaning. In the redirect flow the browser is
  * sent to frontend.url + frontend.success_path with ?fathom=connected or ?fathom=error&reason=<reason>.
+ * The connect widget (widget/fathom-connect.js, served by the sidecar at /fathom/widget.js) is a
+ * ready-made listener for this contract, with the popup-blocked and closed-popup fallbacks.
  *
  * Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
  * callback page posts to window.opener, as above), 0 for the redirect flow back to the frontend.
