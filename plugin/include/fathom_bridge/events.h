@@ -13,7 +13,7 @@ namespace fb {
 struct Event {
   // "connected", "disconnected", "reconnect_required", "connection_recovered",
   // "refresh_outcome_unknown" (a refresh got no answer: no token is handed out until it is settled),
-  // "sync_completed", "sync_failed", "webhook_dead_lettered", "script_rejected", "script_loaded"
+  // "sync_completed", "sync_failed", "sync_cancelled", "webhook_dead_lettered", "script_rejected", "script_loaded"
   std::string type;
   std::string tenant_id;
   std::string user_id;
