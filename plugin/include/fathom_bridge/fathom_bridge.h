@@ -291,7 +291,8 @@ FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *
  * api_key} -> {"integration_id"}; disconnect {tenant_id, user_id, integration_id} -> {};
  * access_token {tenant_id, user_id, integration_id} -> {"access_token"}; token_health
  * {tenant_id, user_id}; deactivate_expired {}; sync {tenant_id, user_id, integration_id, mode,
- * since, until, recording_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
+ * since, until, recording_id}; sync_start {the same}; sync_job {tenant_id, user_id, job_id};
+ * sync_cancel {tenant_id, user_id, job_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
  * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
 FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
 
