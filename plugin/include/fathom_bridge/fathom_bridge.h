@@ -83,7 +83,8 @@ FB_API const char *fb_errmsg(fb_bridge *b);
 /* ---- Host callbacks ---- */
 
 /* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
- * refresh_outcome_unknown, sync_failed, webhook_dead_lettered, script_rejected, script_loaded) as a
+ * refresh_outcome_unknown, sync_failed, webhook_dead_lettered, script_rejected, script_loaded,
+ * worker_stuck: a webhook worker on one event past webhooks.event_deadline_s) as a
  * JSON object: {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the
  * event's id in the durable feed, see fb_events_read). Replaces any earlier callback;
  * NULL removes it. */
