@@ -11,8 +11,10 @@
 #include "scripting/dry_run.h"
 #include "server/event_routes.h"
 #include "server/http_server.h"
+#include "server/json_reply.h"
 #include "server/metrics.h"
 #include "server/ops_routes.h"
+#include "server/user_routes.h"
 #include "server/webhook_routes.h"
 
 namespace fb::detail {
@@ -20,54 +22,11 @@ namespace {
 
 using nlohmann::json;
 
-int http_status_of(Code c) {
-  switch (c) {
-    case Code::kOk: return 200;
-    case Code::kInvalidArgument:
-    case Code::kMalformed:
-    case Code::kConfig: return 400;
-    case Code::kUnauthenticated: return 401;
-    case Code::kPermissionDenied: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kAlreadyExists:
-    case Code::kConflict:
-    case Code::kFailedPrecondition:
-    case Code::kReconnectRequired:
-    case Code::kInvalidGrant: return 409;
-    case Code::kTooLarge: return 413;
-    case Code::kScript: return 422;
-    case Code::kRateLimited: return 429;
-    case Code::kUnavailable:
-    case Code::kTimeout: return 503;
-    default: return 500;
-  }
-}
-
-void send_json(ServerResponse& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(), "application/json");
-}
-
-void send_error(ServerResponse& res, const Status& s) {
-  send_json(res, http_status_of(s.code()), {{"error", code_name(s.code())}, {"message", s.message()}});
-}
-
 // Sends a Result<std::string> that already holds JSON text.
 void send_result(ServerResponse& res, const Result<std::string>& r) {
   if (!r.ok()) return send_error(res, r.status());
   res.status = 200;
   res.set_content(*r, "application/json");
-}
-
-// Parses the request body as a JSON object or answers 400.
-bool body_object(const ServerRequest& req, ServerResponse& res, json* out) {
-  std::string_view text = req.body.empty() ? std::string_view("{}") : req.body;
-  *out = json::parse(text.begin(), text.end(), nullptr, false);
-  if (out->is_discarded() || !out->is_object()) {
-    send_error(res, Status::InvalidArgument("request body must be a JSON object"));
-    return false;
-  }
-  return true;
 }
 
 bool string_field(const json& j, const char* key, bool required, std::string* out, ServerResponse& res) {
@@ -369,6 +328,7 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
   mount_host_routes(*state->server, bridge);
   mount_ops_routes(*state->server, *state->metrics);
   state->events = EventRoutes::mount(*state->server, *bridge.impl().events, config.server.api_token);
+  FB_TRY(mount_user_routes(*state->server, bridge));  // /fathom/*: the CRM's browser, by its user's JWT
   FB_TRY(state->server->start());
   FB_LOG(kInfo, "sidecar") << "listening on " << options.host << ":" << state->server->port();
   return std::unique_ptr<Sidecar>(new Sidecar(std::move(state)));
