@@ -75,7 +75,10 @@ FB_API void fb_string_free(char *s);
  * background workers (webhook processing, scheduler) unless the config disables them.
  * Always sets *out (unless out is NULL); on failure the handle only serves fb_errmsg/fb_bridge_close. */
 FB_API int fb_bridge_open(const char *config_path, const char *config_json, fb_bridge **out);
-/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless. */
+/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless.
+ * Bounded: a webhook worker already reported stuck (event worker_stuck: a CRM callback that has
+ * not returned for webhooks.event_deadline_s) is waited for 2 s, then left behind. If that callback
+ * returns later, it returns into freed state: a host closing in that case should exit the process. */
 FB_API int fb_bridge_close(fb_bridge *b);
 /* The message of the calling thread's last failed call on b (see convention 2). Never NULL. */
 FB_API const char *fb_errmsg(fb_bridge *b);
