@@ -260,7 +260,31 @@ void mount_host_routes(HttpServer& svr, Bridge& bridge) {
     }
     if (!since.empty() && !parse_iso8601(since, &sr.since)) return send_error(res, Status::InvalidArgument("field 'since' is not ISO 8601"));
     if (!until.empty() && !parse_iso8601(until, &sr.until)) return send_error(res, Status::InvalidArgument("field 'until' is not ISO 8601"));
-    send_result(res, bridge.sync(c, id, sr));
+    if (b.contains("async") && !b["async"].is_boolean()) {
+      return send_error(res, Status::InvalidArgument("field 'async' must be true or false"));
+    }
+    if (!b.value("async", false)) return send_result(res, bridge.sync(c, id, sr));
+    // Started: 202 with the job (watch it at /v1/sync/job, stop it at /v1/sync/cancel).
+    auto job = bridge.sync_start(c, id, sr);
+    if (!job.ok()) return send_error(res, job.status());
+    res.status = 202;
+    res.set_content(*job, "application/json");
+  });
+  svr.route("POST", "/v1/sync/job", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t job = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "job_id", true, &job, res)) return;
+    send_result(res, bridge.sync_job(c, job));
+  });
+  svr.route("POST", "/v1/sync/cancel", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t job = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "job_id", true, &job, res)) return;
+    Status s = bridge.sync_cancel(c, job);
+    if (!s.ok()) return send_error(res, s);
+    send_json(res, 202, {{"job_id", job}, {"cancel_requested", true}});
   });
   // The API token is operator-wide: without tenant_id these list every tenant; with it, one.
   svr.route("GET", "/v1/sync/jobs", [&bridge](const ServerRequest& req, ServerResponse& res) {

@@ -404,6 +404,7 @@ BOOST_AUTO_TEST_CASE(cors_answers_the_configured_origins_only_and_never_with_cre
   BOOST_TEST(js.status == 200);
   BOOST_TEST(js.header("Content-Type").rfind("text/javascript", 0) == 0);
   BOOST_TEST(js.header("Access-Control-Allow-Origin") == "*");
+  BOOST_TEST(js.body.find("customElements.define('fathom-connect'") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_user_routes_are_off_without_a_secret_or_jwks) {

@@ -86,7 +86,7 @@ FB_API const char *fb_errmsg(fb_bridge *b);
 /* ---- Host callbacks ---- */
 
 /* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
- * refresh_outcome_unknown, sync_failed, webhook_dead_lettered, script_rejected, script_loaded,
+ * refresh_outcome_unknown, sync_failed, sync_cancelled, webhook_dead_lettered, script_rejected, script_loaded,
  * worker_stuck: a webhook worker on one event past webhooks.event_deadline_s) as a
  * JSON object: {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the
  * event's id in the durable feed, see fb_events_read). Replaces any earlier callback;
@@ -134,6 +134,8 @@ FB_API int fb_set_crm_batch_callbacks(fb_bridge *b, fb_crm_batch_begin_fn begin,
  * "state_expired", ...). A frontend checks event.origin and data.source, then data.status.
  * Keys may be added later; existing ones keep their meaning. In the redirect flow the browser is
  * sent to frontend.url + frontend.success_path with ?fathom=connected or ?fathom=error&reason=<reason>.
+ * The connect widget (widget/fathom-connect.js, served by the sidecar at /fathom/widget.js) is a
+ * ready-made listener for this contract, with the popup-blocked and closed-popup fallbacks.
  *
  * Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
  * callback page posts to window.opener, as above), 0 for the redirect flow back to the frontend.
@@ -180,6 +182,23 @@ FB_API int fb_tick(fb_bridge *b);
  * but "map_failures" meetings did not reach the CRM), failed, skipped, cancelled, interrupted.
  * Without tenant_id every tenant's jobs are listed (an operator view); with it only that tenant's. */
 FB_API int fb_sync_jobs(fb_bridge *b, const char *filter_json, char **jobs_json);
+/* Starts a sync on a thread of the bridge and returns at once: *job_json is its job record (as
+ * fb_sync_job gives it) with status "running" (or "skipped" when the integration cannot sync now).
+ * Same arguments as fb_sync. FB_CONFLICT when a sync of the integration is already running. Its end
+ * raises sync_completed, sync_failed or sync_cancelled; fb_close stops a running one at its next page boundary. */
+FB_API int fb_sync_start(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                         const char *mode, const char *options_json, char **job_json);
+/* One job of the caller's integrations with its progress: the job record plus "progress": {"pages",
+ * "meetings_seen", "meetings_mapped", "map_failures", "api_calls", "elapsed_s", "covered" (0..1: the
+ * part of the listing's time window done, Fathom listing newest first; null while unknown),
+ * "eta_s" (from "covered"; null while unknown), "cancel_requested", "rate_limit": {"limit",
+ * "window_s", "remaining"} (the API budget as this process sees it)}. A job of another user's
+ * integration is FB_NOT_FOUND. Works for a job run by any process on the same store. */
+FB_API int fb_sync_job(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t job_id, char **job_json);
+/* Asks a running job to stop at its next page boundary: it ends "cancelled" with its checkpoint
+ * kept, so the next sync resumes there. Works for a job run by any process on the same store; asking
+ * twice is harmless. FB_FAILED_PRECONDITION when the job has already ended. */
+FB_API int fb_sync_cancel(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t job_id);
 
 /* ---- Webhooks ---- */
 
@@ -276,7 +295,8 @@ FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *
  * api_key} -> {"integration_id"}; disconnect {tenant_id, user_id, integration_id} -> {};
  * access_token {tenant_id, user_id, integration_id} -> {"access_token"}; token_health
  * {tenant_id, user_id}; deactivate_expired {}; sync {tenant_id, user_id, integration_id, mode,
- * since, until, recording_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
+ * since, until, recording_id}; sync_start {the same}; sync_job {tenant_id, user_id, job_id};
+ * sync_cancel {tenant_id, user_id, job_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
  * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
 FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
 
