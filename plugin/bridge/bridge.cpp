@@ -277,6 +277,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
                                                                     *m.integrations, *m.pipeline);
   detail::WorkerOptions wo = detail::WorkerOptions::from(config.webhooks);
   if (!options.background) wo.workers = 0;
+  wo.on_stuck_threads = [scripts = m.scripts.get()](int n) { scripts->set_extra_states(n); };
   m.workers = std::make_unique<detail::WorkerPool>(*m.inbox, *m.webhook_handler, m.clock, m.random, wo, &m.bus,
                                                    m.integrations.get());
   if (options.background) {

@@ -75,7 +75,10 @@ FB_API void fb_string_free(char *s);
  * background workers (webhook processing, scheduler) unless the config disables them.
  * Always sets *out (unless out is NULL); on failure the handle only serves fb_errmsg/fb_bridge_close. */
 FB_API int fb_bridge_open(const char *config_path, const char *config_json, fb_bridge **out);
-/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless. */
+/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless.
+ * Bounded: a webhook worker already reported stuck (event worker_stuck: a CRM callback that has
+ * not returned for webhooks.event_deadline_s) is waited for 2 s, then left behind. If that callback
+ * returns later, it returns into freed state: a host closing in that case should exit the process. */
 FB_API int fb_bridge_close(fb_bridge *b);
 /* The message of the calling thread's last failed call on b (see convention 2). Never NULL. */
 FB_API const char *fb_errmsg(fb_bridge *b);
@@ -83,7 +86,8 @@ FB_API const char *fb_errmsg(fb_bridge *b);
 /* ---- Host callbacks ---- */
 
 /* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
- * refresh_outcome_unknown, sync_failed, sync_cancelled, webhook_dead_lettered, script_rejected, script_loaded) as a
+ * refresh_outcome_unknown, sync_failed, sync_cancelled, webhook_dead_lettered, script_rejected, script_loaded,
+ * worker_stuck: a webhook worker on one event past webhooks.event_deadline_s) as a
  * JSON object: {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the
  * event's id in the durable feed, see fb_events_read). Replaces any earlier callback;
  * NULL removes it. */
