@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace fb::detail {
 
@@ -49,7 +50,10 @@ Status WorkerPool::start() {
   }
   stopping_ = false;
   started_ = true;
-  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { loop(); });
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] {
+    name_this_thread("fb-worker");
+    loop();
+  });
   return Status::Ok();
 }
 
