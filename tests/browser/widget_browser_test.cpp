@@ -165,6 +165,15 @@ BOOST_AUTO_TEST_CASE(demo_crm_connect_sync_revoke_and_reconnect) {
     BOOST_TEST(count(b, "table tbody tr") > 0, page << " lists records");
   }
   b.screenshot(shots + "07-tasks.png");
+
+  // Disconnect from the widget: not connected, and the connection's badge says so.
+  b.go(crm.base + "/integrations");
+  BOOST_REQUIRE(widget_says(b, "Connected"));
+  b.shadow_click("fathom-connect", "button[data-action=disconnect]");
+  BOOST_REQUIRE_MESSAGE(widget_says(b, "Not connected"), "the widget says: " << widget_status(b));
+  BOOST_TEST(eventually([&] { return count(b, "#connections [data-status=disconnected]") >= 1; }),
+             "the connection's badge says disconnected");
+  b.screenshot(shots + "08-disconnected.png");
 }
 
 BOOST_AUTO_TEST_CASE(blocked_popup_falls_back_to_the_redirect_flow_through_the_sidecar) {
