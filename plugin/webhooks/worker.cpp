@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace fb::detail {
 
@@ -59,7 +60,10 @@ Status WorkerPool::start() {
 void WorkerPool::start_thread_locked() {
   WorkerThread& t = threads_.emplace_back();
   ++active_;
-  t.thread = std::thread([this, &t] { loop(&t); });
+  t.thread = std::thread([this, &t] {
+    name_this_thread("fb-worker");
+    loop(&t);
+  });
 }
 
 void WorkerPool::stop() {
