@@ -53,7 +53,12 @@ Status WorkerPool::start() {
   started_ = true;
   active_ = written_off_ = 0;
   for (int i = 0; i < options_.workers; ++i) start_thread_locked();
-  if (options_.workers > 0 && options_.event_deadline_ms > 0) supervisor_ = std::thread([this] { supervise(); });
+  if (options_.workers > 0 && options_.event_deadline_ms > 0) {
+    supervisor_ = std::thread([this] {
+      name_this_thread("fb-supervisor");
+      supervise();
+    });
+  }
   return Status::Ok();
 }
 
