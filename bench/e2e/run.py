@@ -10,8 +10,9 @@ fed the same kind of signed 20 KB deliveries (bench/webhooks' generator) by wrk:
          batch in one CRM transaction (fb_set_crm_batch_callbacks)
   serve  `fathom-bridge serve` with the CRM over HTTP: e2e_crm_server, the same tables
   node   node/receiver.mjs: node:http + standardwebhooks + the mapping in JS + better-sqlite3
-Then the sync path: a backfill of --sync-meetings meetings from fathom-sim (rate limit lifted)
-through the real mapping into e2e_host.
+Variants for experiments: host-base (e2e_host on the library in --base-lib, for an A/B of a library
+change in one run) and host-noreact (without reactions.lua). Then the sync path: a backfill of
+--sync-meetings meetings from fathom-sim (rate limit lifted) through the real mapping into e2e_host.
 
 Figures per system: deliveries/s and p50/p99 (wrk); CPU per delivery while ingesting (the
 ingesting threads' CPU during wrk's window: every thread but the bridge's workers "fb-worker" and
@@ -197,8 +198,10 @@ def run_system(name, a, work, sim_url, alice_key, round_no):
     schema = f"{HERE}/crm_schema.sql"
     procs, worker_pids = [], []
     try:
-        if name in ("host", "host-base"):
-            cfg = bridge_config(work, tag, sim_url)
+        if name in ("host", "host-base", "host-noreact"):
+            # host-noreact: without reactions.lua, to see what the default reaction hook costs
+            cfg = bridge_config(work, tag, sim_url,
+                                {"scripts": {"reactions": ""}} if name == "host-noreact" else None)
             # host-base: the same host on another build of the library (A/B in one run)
             env = {**MALLOC_ENV, **({"LD_LIBRARY_PATH": a.base_lib} if name == "host-base" else {})}
             p = Proc([f"{a.build}/bench/e2e/e2e_host", "webhooks", "--config", cfg, "--crm-db", crm_db, "--schema",
