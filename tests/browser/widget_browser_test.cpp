@@ -117,6 +117,12 @@ BOOST_AUTO_TEST_CASE(demo_crm_connect_sync_revoke_and_reconnect) {
                       "const s = r.querySelector('[role=status]');"
                       "return r.querySelector('[data-action=connect]').tagName === 'BUTTON' && s.getAttribute('aria-live') === 'polite'") == true);
   BOOST_TEST(count(b, "#activities tbody tr") == 0);
+  // Themable: a CSS custom property on the element reaches the button inside its shadow root.
+  BOOST_TEST(b.script("const w = document.querySelector('fathom-connect');"
+                      "w.style.setProperty('--fathom-accent', 'rgb(1, 2, 3)');"
+                      "const c = getComputedStyle(w.shadowRoot.querySelector('[data-action=connect]')).backgroundColor;"
+                      "w.style.removeProperty('--fathom-accent');"
+                      "return c") == "rgb(1, 2, 3)");
   b.screenshot(shots + "01-not-connected.png");
 
   click_and_approve_in_popup(b, "connect", crm.sim.base_url());
