@@ -2,7 +2,7 @@
 """bench/e2e: one command for the end-to-end comparison of issue 11 (see bench/README.md).
 
     bench/e2e/run.py BUILD_DIR [--duration 10] [--rounds 2] [--systems host,serve,node]
-                     [--sync-meetings 10000] [--conns 32]
+                     [--sync-meetings 10000] [--conns 32] [--base-lib DIR --systems host-base,host,...]
 
 Systems, run one after the other and interleaved (host, serve, node, host, serve, node, ...), each
 fed the same kind of signed 20 KB deliveries (bench/webhooks' generator) by wrk:
@@ -10,8 +10,9 @@ fed the same kind of signed 20 KB deliveries (bench/webhooks' generator) by wrk:
          batch in one CRM transaction (fb_set_crm_batch_callbacks)
   serve  `fathom-bridge serve` with the CRM over HTTP: e2e_crm_server, the same tables
   node   node/receiver.mjs: node:http + standardwebhooks + the mapping in JS + better-sqlite3
-Then the sync path: a backfill of --sync-meetings meetings from fathom-sim (rate limit lifted)
-through the real mapping into e2e_host.
+Variants for experiments: host-base (e2e_host on the library in --base-lib, for an A/B of a library
+change in one run) and host-noreact (without reactions.lua). Then the sync path: a backfill of
+--sync-meetings meetings from fathom-sim (rate limit lifted) through the real mapping into e2e_host.
 
 Figures per system: deliveries/s and p50/p99 (wrk); CPU per delivery while ingesting (the
 ingesting threads' CPU during wrk's window: every thread but the bridge's workers "fb-worker" and
@@ -197,11 +198,14 @@ def run_system(name, a, work, sim_url, alice_key, round_no):
     schema = f"{HERE}/crm_schema.sql"
     procs, worker_pids = [], []
     try:
-        if name == "host":
-            cfg = bridge_config(work, tag, sim_url)
+        if name in ("host", "host-base", "host-noreact"):
+            # host-noreact: without reactions.lua, to see what the default reaction hook costs
+            cfg = bridge_config(work, tag, sim_url,
+                                {"scripts": {"reactions": ""}} if name == "host-noreact" else None)
+            # host-base: the same host on another build of the library (A/B in one run)
+            env = {**MALLOC_ENV, **({"LD_LIBRARY_PATH": a.base_lib} if name == "host-base" else {})}
             p = Proc([f"{a.build}/bench/e2e/e2e_host", "webhooks", "--config", cfg, "--crm-db", crm_db, "--schema",
-                      schema, "--api-key", alice_key, "--secret", SECRET], env=MALLOC_ENV,
-                     stderr_path=f"{work}/{tag}.err")
+                      schema, "--api-key", alice_key, "--secret", SECRET], env=env, stderr_path=f"{work}/{tag}.err")
             procs.append(p)
             _, port, path = p.line.split()
         elif name == "serve":
@@ -301,6 +305,8 @@ def main():
     ap.add_argument("--max-rate", type=int, default=20000, help="deliveries generated per second of a run")
     ap.add_argument("--drain-timeout", type=int, default=900)
     ap.add_argument("--json", help="also write every figure to this file")
+    ap.add_argument("--base-lib", help="directory of another libfathom_bridge.so for the system host-base "
+                                       "(an A/B of a library change in the same run)")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     systems = [s for s in a.systems.split(",") if s]
