@@ -110,7 +110,8 @@ Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock
     log_ = std::make_unique<BodyLog>(
         BodyLogOptions{.dir = options_.body_dir, .segment_bytes = options_.segment_bytes, .sync = db_.full_sync()});
   }
-  if (options_.background_checkpoint && on_disk(db_.path())) {
+  // WAL checkpoints are SQLite's; a PostgreSQL server checkpoints by itself.
+  if (options_.background_checkpoint && db_.engine() == Engine::kSqlite && on_disk(db_.path())) {
     auto ckpt = Db::open(db_.path());
     Status off = db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=0"); });
     if (ckpt.ok() && off.ok()) {
@@ -573,9 +574,9 @@ Status Inbox::sync_wal() {
 
 Result<bool> Inbox::has_meetings_table() {
   bool found = false;
-  FB_TRY(db_.with([&] {
-    Stmt& q = db_.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='sync_meetings'");
-    return each_row(q, [&](const Stmt&) { found = true; });
+  FB_TRY(db_.with([&]() -> Status {
+    FB_ASSIGN(found, db_.has_table("sync_meetings"));
+    return Status::Ok();
   }));
   return found;
 }
