@@ -306,31 +306,74 @@ int fb_deactivate_expired(fb_bridge* b, char** affected_json) {
   return guarded(b, [&](fb::Bridge& br) { return deliver(b, br.deactivate_expired(), affected_json); });
 }
 
+namespace {
+
+// The mode and options_json of fb_sync / fb_sync_start: false (and *rc set) when they are wrong.
+bool parse_sync_request(fb_bridge* b, const char* mode, const char* options_json, fb::SyncRequest* req, int* rc) {
+  req->mode = mode ? mode : "incremental";
+  if (!options_json) return true;
+  json o = json::parse(options_json, nullptr, false);
+  if (o.is_discarded() || !o.is_object()) {
+    *rc = fail(b, FB_INVALID_ARGUMENT, "options_json is not a JSON object");
+    return false;
+  }
+  for (const char* key : {"since", "until"}) {
+    if (!o.contains(key)) continue;
+    int64_t t = 0;
+    if (!o[key].is_string()) {
+      *rc = fail(b, FB_INVALID_ARGUMENT, std::string("options.") + key + " must be an ISO 8601 string");
+      return false;
+    }
+    if (!fb::detail::parse_iso8601(o[key].get<std::string>(), &t)) {
+      *rc = fail(b, FB_INVALID_ARGUMENT, std::string("options.") + key + " is not an ISO 8601 time");
+      return false;
+    }
+    (std::strcmp(key, "since") == 0 ? req->since : req->until) = t;
+  }
+  if (o.contains("recording_id")) {
+    if (!o["recording_id"].is_number_integer()) {
+      *rc = fail(b, FB_INVALID_ARGUMENT, "options.recording_id must be an integer");
+      return false;
+    }
+    req->recording_id = o["recording_id"].get<int64_t>();
+  }
+  return true;
+}
+
+}  // namespace
+
 int fb_sync(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id, const char* mode,
             const char* options_json, char** job_json) {
   if (!job_json) return fail(b, FB_MISUSE, "job_json is required");
   *job_json = nullptr;
   return guarded(b, [&](fb::Bridge& br) {
     fb::SyncRequest req;
-    req.mode = mode ? mode : "incremental";
-    if (options_json) {
-      json o = json::parse(options_json, nullptr, false);
-      if (o.is_discarded() || !o.is_object()) return fail(b, FB_INVALID_ARGUMENT, "options_json is not a JSON object");
-      for (const char* key : {"since", "until"}) {
-        if (!o.contains(key)) continue;
-        if (!o[key].is_string()) return fail(b, FB_INVALID_ARGUMENT, std::string("options.") + key + " must be an ISO 8601 string");
-        int64_t t = 0;
-        if (!fb::detail::parse_iso8601(o[key].get<std::string>(), &t)) {
-          return fail(b, FB_INVALID_ARGUMENT, std::string("options.") + key + " is not an ISO 8601 time");
-        }
-        (std::strcmp(key, "since") == 0 ? req.since : req.until) = t;
-      }
-      if (o.contains("recording_id")) {
-        if (!o["recording_id"].is_number_integer()) return fail(b, FB_INVALID_ARGUMENT, "options.recording_id must be an integer");
-        req.recording_id = o["recording_id"].get<int64_t>();
-      }
-    }
+    if (int rc = FB_OK; !parse_sync_request(b, mode, options_json, &req, &rc)) return rc;
     return deliver(b, br.sync(caller_of(tenant_id, user_id), integration_id, req), job_json);
+  });
+}
+
+int fb_sync_start(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t integration_id, const char* mode,
+                  const char* options_json, char** job_json) {
+  if (!job_json) return fail(b, FB_MISUSE, "job_json is required");
+  *job_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::SyncRequest req;
+    if (int rc = FB_OK; !parse_sync_request(b, mode, options_json, &req, &rc)) return rc;
+    return deliver(b, br.sync_start(caller_of(tenant_id, user_id), integration_id, req), job_json);
+  });
+}
+
+int fb_sync_job(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t job_id, char** job_json) {
+  if (!job_json) return fail(b, FB_MISUSE, "job_json is required");
+  *job_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) { return deliver(b, br.sync_job(caller_of(tenant_id, user_id), job_id), job_json); });
+}
+
+int fb_sync_cancel(fb_bridge* b, const char* tenant_id, const char* user_id, int64_t job_id) {
+  return guarded(b, [&](fb::Bridge& br) {
+    fb::Status s = br.sync_cancel(caller_of(tenant_id, user_id), job_id);
+    return s.ok() ? FB_OK : fail(b, s);
   });
 }
 

@@ -2,6 +2,8 @@
 #include "fathom_bridge/bridge.h"
 
 #include <algorithm>
+#include <future>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "bridge/bridge_impl.h"
@@ -153,6 +155,8 @@ std::string CallbackOutcome::to_json() const {
 
 Bridge::Impl::~Impl() {
   // Threads first: they use everything below.
+  if (sync) sync->request_stop();
+  join_async_syncs(true);
   if (scheduler) scheduler->stop();
   if (workers) workers->stop();
 }
@@ -276,6 +280,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
                                                                     *m.integrations, *m.pipeline);
   detail::WorkerOptions wo = detail::WorkerOptions::from(config.webhooks);
   if (!options.background) wo.workers = 0;
+  wo.on_stuck_threads = [scripts = m.scripts.get()](int n) { scripts->set_extra_states(n); };
   m.workers = std::make_unique<detail::WorkerPool>(*m.inbox, *m.webhook_handler, m.clock, m.random, wo, &m.bus,
                                                    m.integrations.get());
   if (options.background) {
@@ -388,8 +393,9 @@ Result<std::string> Bridge::deactivate_expired() {
 
 // ---- sync ----
 
-Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, const SyncRequest& request) {
-  FB_ASSIGN(detail::IntegrationRecord rec, impl_->owned(caller, integration_id));
+namespace {
+
+Result<detail::SyncRequest> engine_request(int64_t integration_id, const SyncRequest& request) {
   detail::SyncRequest r;
   r.integration_id = integration_id;
   r.trigger = "host";
@@ -400,16 +406,122 @@ Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, c
   r.from_s = request.since;
   r.to_s = request.until;
   r.recording_id = request.recording_id;
-  FB_ASSIGN(detail::JobRecord job, impl_->sync->run(r));
+  return r;
+}
+
+// A finished job: tells the host (sync_completed, sync_cancelled or sync_failed) and the scripts'
+// on_sync_complete.
+std::string announce_sync(Bridge::Impl& m, const detail::IntegrationRecord& rec, const detail::JobRecord& job) {
   std::string summary = dump_lenient(job_to_json(job));
-  Event e{job.ok() ? "sync_completed" : "sync_failed", rec.tenant_id, rec.user_id, integration_id, job.message, summary};
-  impl_->emit(e);
+  const char* type = job.ok() ? "sync_completed" : job.status == "cancelled" ? "sync_cancelled" : "sync_failed";
+  Event e{type, rec.tenant_id, rec.user_id, rec.id, job.message, summary};
+  m.emit(e);
   if (job.ok()) {
-    Status hook = impl_->scripts->on_sync_complete({integration_id, rec.tenant_id, rec.user_id}, summary,
-                                                   "sync_complete:" + std::to_string(job.id));
+    Status hook = m.scripts->on_sync_complete({rec.id, rec.tenant_id, rec.user_id}, summary,
+                                              "sync_complete:" + std::to_string(job.id));
     if (!hook.ok()) FB_LOG(kWarn, "bridge") << "on_sync_complete failed: " << hook.message();
   }
   return summary;
+}
+
+// How far a job is: its counters, the time window its listing has covered and an ETA from it
+// (Fathom lists newest first, so the oldest created_at reached so far measures the progress;
+// null until a page has come back or when the listing has no lower bound), and the API budget.
+json job_progress(const detail::JobRecord& j, const detail::RateLimitSnapshot& limit, int64_t now_s) {
+  const bool running = j.status == "running";
+  const int64_t elapsed = std::max<int64_t>(0, (running || j.ended_at == 0 ? now_s : j.ended_at) - j.started_at);
+  json covered = nullptr, eta = nullptr;
+  auto query = json::parse(j.query_json.empty() ? "{}" : j.query_json, nullptr, false);
+  const int64_t from = query.is_object() ? query.value("created_after", int64_t{0}) : 0;
+  int64_t to = query.is_object() ? query.value("created_before", int64_t{0}) : 0;
+  if (to == 0) to = j.started_at;
+  if (!running) {
+    if (j.ok()) covered = 1.0, eta = 0;
+  } else if (from > 0 && to > from && j.progress_at > 0) {
+    double f = std::clamp(static_cast<double>(to - j.progress_at) / static_cast<double>(to - from), 0.0, 1.0);
+    covered = f;
+    if (f >= 0.01) eta = static_cast<int64_t>(static_cast<double>(elapsed) * (1.0 - f) / f + 0.5);
+  }
+  return {{"pages", j.pages},
+          {"meetings_seen", j.meetings_seen},
+          {"meetings_mapped", j.meetings_mapped},
+          {"map_failures", j.map_failures},
+          {"api_calls", j.api_calls},
+          {"elapsed_s", elapsed},
+          {"covered", covered},
+          {"eta_s", eta},
+          {"cancel_requested", j.cancel_requested_at > 0},
+          {"rate_limit",
+           {{"limit", limit.limit}, {"window_s", limit.window_ms / 1000}, {"remaining", limit.remaining}}}};
+}
+
+}  // namespace
+
+void Bridge::Impl::join_async_syncs(bool all) {
+  std::vector<AsyncSync> ended;
+  {
+    std::lock_guard lock(async_mu);
+    for (auto it = async_syncs.begin(); it != async_syncs.end();) {
+      if (all || it->done->load()) {
+        ended.push_back(std::move(*it));
+        it = async_syncs.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (AsyncSync& a : ended) a.thread.join();
+}
+
+Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, const SyncRequest& request) {
+  FB_ASSIGN(detail::IntegrationRecord rec, impl_->owned(caller, integration_id));
+  FB_ASSIGN(detail::SyncRequest r, engine_request(integration_id, request));
+  FB_ASSIGN(detail::JobRecord job, impl_->sync->run(r));
+  return announce_sync(*impl_, rec, job);
+}
+
+Result<std::string> Bridge::sync_start(const Caller& caller, int64_t integration_id, const SyncRequest& request) {
+  FB_ASSIGN(detail::IntegrationRecord rec, impl_->owned(caller, integration_id));
+  FB_ASSIGN(detail::SyncRequest r, engine_request(integration_id, request));
+  impl_->join_async_syncs(false);
+  auto started = std::make_shared<std::promise<Result<int64_t>>>();
+  std::future<Result<int64_t>> id = started->get_future();
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  Impl* m = impl_.get();
+  std::thread t([m, rec, r, started, done] {
+    bool told = false;
+    auto job = m->sync->run(r, [&](int64_t job_id) {
+      told = true;
+      started->set_value(job_id);
+    });
+    if (!told) started->set_value(job.ok() ? Result<int64_t>(job->id) : Result<int64_t>(job.status()));
+    if (job.ok()) (void)announce_sync(*m, rec, *job);
+    else FB_LOG(kWarn, "sync") << "sync of integration " << rec.id << " did not run: " << job.status();
+    done->store(true);
+  });
+  {
+    std::lock_guard lock(impl_->async_mu);
+    impl_->async_syncs.push_back({std::move(t), done});
+  }
+  FB_ASSIGN(int64_t job_id, id.get());
+  return sync_job(caller, job_id);
+}
+
+Result<std::string> Bridge::sync_job(const Caller& caller, int64_t job_id) {
+  FB_TRY(detail::validate_principal(principal_of(caller)));
+  auto job = impl_->sync->job(job_id);
+  // Another caller's job reads as missing, never as "not yours".
+  if (job.ok() && !impl_->owned(caller, job->integration_id).ok()) job = Status::NotFound("no sync job " + std::to_string(job_id));
+  FB_TRY(job.status());
+  json out = job_to_json(*job);
+  out["progress"] = job_progress(*job, impl_->limiters->for_account(job->integration_id).snapshot(),
+                                 impl_->clock.now_s());
+  return dump_lenient(out);
+}
+
+Status Bridge::sync_cancel(const Caller& caller, int64_t job_id) {
+  FB_ASSIGN(std::string job, sync_job(caller, job_id));  // ownership, and kNotFound for others' jobs
+  return impl_->sync->cancel(job_id);
 }
 
 Status Bridge::tick() {

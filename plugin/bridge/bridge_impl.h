@@ -7,10 +7,13 @@
 // members are declared in dependency order, so the rest unwinds in reverse.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/event_bus.h"
 #include "events/event_pusher.h"
@@ -93,6 +96,16 @@ struct Bridge::Impl {
   // events pushed to the CRM (events.push_url); declared last, so its thread stops first
   std::unique_ptr<detail::HttplibTransport> push_http;
   std::unique_ptr<detail::EventPusher> pusher;
+
+  // Syncs started by Bridge::sync_start, one thread each: finished ones are joined at the next
+  // start, the rest by ~Impl after asking the engine to stop (they end at their next page).
+  struct AsyncSync {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex async_mu;
+  std::vector<AsyncSync> async_syncs;  // guarded by async_mu
+  void join_async_syncs(bool all);
 
   // Emits an event to the host and internal listeners.
   void emit(const Event& e) { bus.emit(e); }

@@ -3,7 +3,8 @@
 //   fathom-bridge status [--tenant T] [--user U] [--json]       token health of every integration
 //   fathom-bridge deactivate-expired                              deactivate dead integrations, list whom to notify
 //   fathom-bridge sync --tenant T --user U --integration N [--mode incremental|backfill|manual]
-//                      [--since ISO] [--until ISO] [--recording N]
+//                      [--since ISO] [--until ISO] [--recording N] [--json]   with progress
+//   fathom-bridge sync watch|cancel --job N --tenant T --user U             any process's job
 //   fathom-bridge jobs [--integration N] [--status failed] [--limit N] [--json]
 //   fathom-bridge webhooks list [--status pending|done|dead] [--integration N] [--limit N]
 //   fathom-bridge webhooks replay <event-id> | --dead
@@ -12,8 +13,10 @@
 //   fathom-bridge serve                                           run the HTTP sidecar
 // Every command but `script test` takes --config FILE (and the environment, see README).
 #include <malloc.h>
+#include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -23,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/sync_progress.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "fathom_bridge/bridge.h"
@@ -41,8 +45,13 @@ commands:
   status [--tenant T] [--user U] [--json]     token health (valid, expiring_soon, expired, reconnect_required)
   deactivate-expired                          deactivate integrations that cannot be refreshed; lists users to notify
   sync --tenant T --user U --integration N [--mode incremental|backfill|manual]
-       [--since ISO8601] [--until ISO8601] [--recording N]
-       (maps through the CRM at server.crm_url; exit 1 when the sync failed or meetings failed to map)
+       [--since ISO8601] [--until ISO8601] [--recording N] [--json]
+       runs a sync, mapping through the CRM at server.crm_url, with its progress on stderr (a bar on
+       a terminal, a line every few seconds otherwise); Ctrl-C cancels it at the next page.
+       Exit 0 succeeded, 1 failed / meetings failed to map / skipped, 3 cancelled
+  sync watch  --job N --tenant T --user U [--json]   follow a job run by any process on the store
+                                                     (same exit codes; Ctrl-C stops following: 130)
+  sync cancel --job N --tenant T --user U            ask a running job to stop at its next page
   jobs [--tenant T] [--integration N] [--status running|succeeded|succeeded_with_errors|failed|skipped]
        [--limit N] [--json]
   webhooks list [--tenant T] [--status pending|processing|done|dead] [--integration N] [--limit N]
@@ -145,6 +154,42 @@ void print_jobs_table(const json& jobs) {
   }
 }
 
+// Colour only for a person at a terminal (and never when NO_COLOR is set: no-color.org).
+bool colour_output() {
+  const char* no = std::getenv("NO_COLOR");
+  return isatty(STDOUT_FILENO) == 1 && (no == nullptr || *no == '\0');
+}
+
+// The status words of the token health table in colour. Escape sequences take no columns, so the
+// table stays aligned.
+std::string colour_statuses(const std::string& table) {
+  static const std::pair<const char*, const char*> kColours[] = {
+      {"reconnect_required", "31"}, {"expired", "31"}, {"refresh_in_doubt", "33"}, {"expiring_soon", "33"},
+      {"disconnected", "2"}, {"valid", "32"}};
+  std::string out;
+  size_t start = 0;
+  bool header = true;
+  while (start < table.size()) {
+    size_t end = table.find('\n', start);
+    if (end == std::string::npos) end = table.size();
+    std::string line = table.substr(start, end - start);
+    if (header) {
+      line = "\x1b[1m" + line + "\x1b[0m";
+      header = false;
+    } else {
+      for (const auto& [word, code] : kColours) {
+        size_t at = line.find("  " + std::string(word) + " ");
+        if (at == std::string::npos) continue;
+        line.replace(at + 2, std::strlen(word), std::string("\x1b[") + code + "m" + word + "\x1b[0m");
+        break;
+      }
+    }
+    out += line + "\n";
+    start = end + 1;
+  }
+  return out;
+}
+
 int cmd_status(const Options& o) {
   auto b = open_bridge(o, false);
   if (!b.ok()) return fail(b.status());
@@ -155,7 +200,7 @@ int cmd_status(const Options& o) {
   } else {
     auto r = (*b)->token_health_table(o.get("tenant"), o.get("user"));
     if (!r.ok()) return fail(r.status());
-    std::cout << *r;
+    std::cout << (colour_output() ? colour_statuses(*r) : *r);
   }
   return 0;
 }
@@ -191,7 +236,14 @@ fb::Result<std::string> read_secret_file(const std::string& path) {
   return line.substr(a, b - a + 1);
 }
 
+int cmd_sync_job(const Options& o, const std::string& sub);
+
 int cmd_sync(const Options& o) {
+  if (!o.positional.empty()) {
+    const std::string& sub = o.positional[0];
+    if (sub == "watch" || sub == "cancel") return cmd_sync_job(o, sub);
+    return usage_error("unknown sync command '" + sub + "' (watch, cancel)");
+  }
   int64_t id = 0;
   if (!parse_int(o.get("integration"), &id)) return usage_error("sync needs --integration N");
   if (!o.has("tenant") || !o.has("user")) return usage_error("sync needs --tenant and --user");
@@ -218,14 +270,32 @@ int cmd_sync(const Options& o) {
   }
   fb::Status fwd = fb::detail::forward_crm_operations(**b, crm);
   if (!fwd.ok()) return fail(fwd);
-  auto r = (*b)->sync({o.get("tenant"), o.get("user"), ""}, id, req);
-  if (!r.ok()) return fail(r.status());
-  json job = json::parse(*r);
-  std::cout << job.dump(2) << "\n";
-  const std::string status = job.value("status", "");
-  if (status == "succeeded") return 0;
-  std::cerr << "fathom-bridge: sync " << status << ": " << job.value("message", "") << "\n";
-  return 1;
+  // Started on a thread of this process and followed here: progress on stderr, Ctrl-C cancels at
+  // the next page (see sync_progress.h for the exit codes).
+  const fb::Caller caller{o.get("tenant"), o.get("user"), ""};
+  auto started = (*b)->sync_start(caller, id, req);
+  if (!started.ok()) return fail(started.status());
+  const int64_t job_id = json::parse(*started).value("id", int64_t{0});
+  return fb::cli::follow_sync_job(**b, caller, job_id, {.json = o.has("json"), .cancel_on_interrupt = true},
+                                  std::cout, std::cerr);
+}
+
+// `sync watch --job N` follows a job run by any process on the store (a sidecar, another CLI);
+// `sync cancel --job N` asks it to stop at its next page.
+int cmd_sync_job(const Options& o, const std::string& sub) {
+  int64_t job = 0;
+  if (!parse_int(o.get("job"), &job)) return usage_error("sync " + sub + " needs --job N");
+  if (!o.has("tenant") || !o.has("user")) return usage_error("sync " + sub + " needs --tenant and --user");
+  auto b = open_bridge(o, false);
+  if (!b.ok()) return fail(b.status());
+  const fb::Caller caller{o.get("tenant"), o.get("user"), ""};
+  if (sub == "watch") {
+    return fb::cli::follow_sync_job(**b, caller, job, {.json = o.has("json")}, std::cout, std::cerr);
+  }
+  fb::Status s = (*b)->sync_cancel(caller, job);
+  if (!s.ok()) return fail(s);
+  std::cout << "sync job " << job << ": cancel requested; it stops at its next page\n";
+  return 0;
 }
 
 int cmd_jobs(const Options& o) {

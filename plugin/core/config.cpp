@@ -75,7 +75,8 @@ class Section {
 Status from_json(const json& root, Config* c) {
   if (!root.is_object()) return Status::Config("config file must hold a JSON object");
   static const char* kSections[] = {"fathom", "frontend", "tokens", "sync", "webhooks",
-                                    "scripts", "store", "server", "log_level", "log", "events"};
+                                    "scripts", "store", "server", "log_level", "log", "events",
+                                    "user_api"};
   for (const auto& [k, _] : root.items()) {
     bool known = false;
     for (const char* s : kSections) known = known || k == s;
@@ -154,6 +155,11 @@ Status from_json(const json& root, Config* c) {
     c->log_level = root["log_level"].get<std::string>();
   }
   FB_TRY(Section(root, "log").get("format", &c->log.format).get("level", &c->log_level).finish());
+  auto& u = c->user_api;
+  FB_TRY(Section(root, "user_api").get("jwt_secret", &u.jwt_secret).get("jwks_file", &u.jwks_file)
+             .get("issuer", &u.issuer).get("audience", &u.audience).get("leeway_s", &u.leeway_s)
+             .get("tenant_claim", &u.tenant_claim).get("user_claim", &u.user_claim)
+             .get("team_claim", &u.team_claim).get("allowed_origins", &u.allowed_origins).finish());
   return Status::Ok();
 }
 
@@ -180,6 +186,8 @@ Status apply_env(Config* c) {
   env("FATHOM_BRIDGE_EVENTS_PUSH_SECRET", &c->events.push_secret);
   env("FATHOM_BRIDGE_LOG_LEVEL", &c->log_level);
   env("FATHOM_BRIDGE_LOG_FORMAT", &c->log.format);
+  env("FATHOM_BRIDGE_JWT_SECRET", &c->user_api.jwt_secret);
+  env("FATHOM_BRIDGE_JWKS_FILE", &c->user_api.jwks_file);
   std::string old;
   env("FATHOM_BRIDGE_OLD_TOKEN_KEYS", &old);
   if (!old.empty()) {
@@ -209,6 +217,39 @@ Status check_url(const std::string& value, const char* name) {
 
 Status check_positive(int64_t v, const char* name) {
   if (v <= 0) return Status::Config(std::string("setting '") + name + "' must be greater than 0");
+  return Status::Ok();
+}
+
+}  // namespace
+
+namespace {
+
+// user_api (the /fathom/* routes): when on, tokens are checked against a fixed issuer and audience,
+// and CORS origins are bare origins, compared byte for byte with the browser's Origin header.
+Status validate_user_api(const UserApiConfig& u) {
+  if (!u.enabled()) {
+    if (!u.allowed_origins.empty()) {
+      return Status::Config("setting 'user_api.allowed_origins' needs 'user_api.jwt_secret' or 'user_api.jwks_file'");
+    }
+    return Status::Ok();
+  }
+  if (!u.jwt_secret.empty() && u.jwt_secret.size() < 32) {
+    return Status::Config("setting 'user_api.jwt_secret' (FATHOM_BRIDGE_JWT_SECRET) must be at least 32 bytes");
+  }
+  if (u.issuer.empty()) return Status::Config("setting 'user_api.issuer' is required with user_api tokens");
+  if (u.audience.empty()) return Status::Config("setting 'user_api.audience' is required with user_api tokens");
+  if (u.leeway_s < 0 || u.leeway_s > 300) return Status::Config("setting 'user_api.leeway_s' must be 0..300");
+  if (u.tenant_claim.empty() || u.user_claim.empty() || u.team_claim.empty()) {
+    return Status::Config("settings 'user_api.*_claim' must not be empty");
+  }
+  for (const auto& o : u.allowed_origins) {
+    const bool scheme = o.rfind("https://", 0) == 0 || o.rfind("http://", 0) == 0;
+    const size_t host = o.find("://") + 3;
+    if (!scheme || o.size() <= host || o.find('/', host) != std::string::npos || o.find_first_of("?# *") != std::string::npos) {
+      return Status::Config("setting 'user_api.allowed_origins' has '" + o +
+                            "', which is not an origin like https://crm.example.com (scheme, host, optional port)");
+    }
+  }
   return Status::Ok();
 }
 
@@ -324,6 +365,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   }
   if (c.server.shutdown_timeout_s < 0) return Status::Config("setting 'server.shutdown_timeout_s' must be >= 0");
   if (!c.fathom.proxy.empty()) FB_TRY(check_url(c.fathom.proxy, "fathom.proxy"));
+  FB_TRY(validate_user_api(c.user_api));
   return Status::Ok();
 }
 

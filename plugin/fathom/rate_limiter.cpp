@@ -134,6 +134,16 @@ RateLimitSnapshot RateLimiter::snapshot() const {
   s.waits = waits_;
   s.waited_ms = waited_ms_;
   s.rate_limited = rate_limited_;
+  s.window_ms = options_.window_ms;
+  const int64_t now = clock_.mono_ms();
+  if (s.server_view) {
+    s.remaining = std::max<int64_t>(0, server_remaining_);
+  } else {
+    int64_t in_window = 0;
+    for (int64_t t : sent_) in_window += t + options_.window_ms > now ? 1 : 0;
+    s.remaining = std::max<int64_t>(0, limit_ - in_window);
+  }
+  if (blocked_until_ > now) s.remaining = 0;
   return s;
 }
 

@@ -47,6 +47,8 @@ struct RateLimitSnapshot {
   int64_t waits = 0;               // acquire() calls that had to wait
   int64_t waited_ms = 0;           // total time spent waiting
   int64_t rate_limited = 0;        // 429 responses seen
+  int64_t remaining = 0;           // calls that may go now in the current window (the API budget left)
+  int64_t window_ms = 0;           // the window the limit counts over
 };
 
 // Thread-safe. Each acquire() must be followed by exactly one on_response() or on_no_response().

@@ -11,8 +11,10 @@
 #include "scripting/dry_run.h"
 #include "server/event_routes.h"
 #include "server/http_server.h"
+#include "server/json_reply.h"
 #include "server/metrics.h"
 #include "server/ops_routes.h"
+#include "server/user_routes.h"
 #include "server/webhook_routes.h"
 
 namespace fb::detail {
@@ -20,54 +22,11 @@ namespace {
 
 using nlohmann::json;
 
-int http_status_of(Code c) {
-  switch (c) {
-    case Code::kOk: return 200;
-    case Code::kInvalidArgument:
-    case Code::kMalformed:
-    case Code::kConfig: return 400;
-    case Code::kUnauthenticated: return 401;
-    case Code::kPermissionDenied: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kAlreadyExists:
-    case Code::kConflict:
-    case Code::kFailedPrecondition:
-    case Code::kReconnectRequired:
-    case Code::kInvalidGrant: return 409;
-    case Code::kTooLarge: return 413;
-    case Code::kScript: return 422;
-    case Code::kRateLimited: return 429;
-    case Code::kUnavailable:
-    case Code::kTimeout: return 503;
-    default: return 500;
-  }
-}
-
-void send_json(ServerResponse& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(), "application/json");
-}
-
-void send_error(ServerResponse& res, const Status& s) {
-  send_json(res, http_status_of(s.code()), {{"error", code_name(s.code())}, {"message", s.message()}});
-}
-
 // Sends a Result<std::string> that already holds JSON text.
 void send_result(ServerResponse& res, const Result<std::string>& r) {
   if (!r.ok()) return send_error(res, r.status());
   res.status = 200;
   res.set_content(*r, "application/json");
-}
-
-// Parses the request body as a JSON object or answers 400.
-bool body_object(const ServerRequest& req, ServerResponse& res, json* out) {
-  std::string_view text = req.body.empty() ? std::string_view("{}") : req.body;
-  *out = json::parse(text.begin(), text.end(), nullptr, false);
-  if (out->is_discarded() || !out->is_object()) {
-    send_error(res, Status::InvalidArgument("request body must be a JSON object"));
-    return false;
-  }
-  return true;
 }
 
 bool string_field(const json& j, const char* key, bool required, std::string* out, ServerResponse& res) {
@@ -301,7 +260,31 @@ void mount_host_routes(HttpServer& svr, Bridge& bridge) {
     }
     if (!since.empty() && !parse_iso8601(since, &sr.since)) return send_error(res, Status::InvalidArgument("field 'since' is not ISO 8601"));
     if (!until.empty() && !parse_iso8601(until, &sr.until)) return send_error(res, Status::InvalidArgument("field 'until' is not ISO 8601"));
-    send_result(res, bridge.sync(c, id, sr));
+    if (b.contains("async") && !b["async"].is_boolean()) {
+      return send_error(res, Status::InvalidArgument("field 'async' must be true or false"));
+    }
+    if (!b.value("async", false)) return send_result(res, bridge.sync(c, id, sr));
+    // Started: 202 with the job (watch it at /v1/sync/job, stop it at /v1/sync/cancel).
+    auto job = bridge.sync_start(c, id, sr);
+    if (!job.ok()) return send_error(res, job.status());
+    res.status = 202;
+    res.set_content(*job, "application/json");
+  });
+  svr.route("POST", "/v1/sync/job", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t job = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "job_id", true, &job, res)) return;
+    send_result(res, bridge.sync_job(c, job));
+  });
+  svr.route("POST", "/v1/sync/cancel", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    int64_t job = 0;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !int_field(b, "job_id", true, &job, res)) return;
+    Status s = bridge.sync_cancel(c, job);
+    if (!s.ok()) return send_error(res, s);
+    send_json(res, 202, {{"job_id", job}, {"cancel_requested", true}});
   });
   // The API token is operator-wide: without tenant_id these list every tenant; with it, one.
   svr.route("GET", "/v1/sync/jobs", [&bridge](const ServerRequest& req, ServerResponse& res) {
@@ -369,6 +352,7 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
   mount_host_routes(*state->server, bridge);
   mount_ops_routes(*state->server, *state->metrics);
   state->events = EventRoutes::mount(*state->server, *bridge.impl().events, config.server.api_token);
+  FB_TRY(mount_user_routes(*state->server, bridge));  // /fathom/*: the CRM's browser, by its user's JWT
   FB_TRY(state->server->start());
   FB_LOG(kInfo, "sidecar") << "listening on " << options.host << ":" << state->server->port();
   return std::unique_ptr<Sidecar>(new Sidecar(std::move(state)));

@@ -33,6 +33,9 @@
 //                                 event feed by cursor; wait=S long-polls (server/event_routes.h)
 //   GET  /v1/events/stream        the same as Server-Sent Events (Last-Event-ID resumes)
 //   GET  /v1/events/deliveries    ?limit=N -> the push delivery log (events.push_url), newest first
+// User routes (the CRM's browser, with the CRM's session JWT; user_api in config.h; user_routes.h):
+//   GET  /fathom/connect, GET /fathom/status, POST /fathom/sync, POST /fathom/disconnect (+ OPTIONS)
+//   GET  /fathom/widget.js        the connect widget (widget/fathom-connect.js)
 // Errors: {"error": "<code name>", "message": "..."} with 400/403/404/409/429/502/503 by code.
 // CRM operations: when server.crm_url is set, every crm.<op> call is POSTed there (see config.h).
 #pragma once

@@ -57,7 +57,7 @@ bool resumable(SyncMode requested, const std::string& checkpoint_mode) {
 constexpr const char* kJobColumns =
     "id, integration_id, tenant_id, user_id, mode, trigger, status, message, error_code, error_details, "
     "query_json, resumed_job_id, started_at, ended_at, api_calls, pages, meetings_seen, meetings_new, "
-    "meetings_changed, meetings_mapped, map_failures, content_fetched, items_skipped, skipped_items";
+    "meetings_changed, meetings_mapped, map_failures, content_fetched, items_skipped, skipped_items, cancel_requested_at, progress_at";
 
 JobRecord read_job(const Stmt& q) {
   JobRecord j;
@@ -86,6 +86,8 @@ JobRecord read_job(const Stmt& q) {
   j.content_fetched = q.int64(c++);
   j.items_skipped = q.int64(c++);
   j.skipped_items = q.text(c++);
+  j.cancel_requested_at = q.int64(c++);
+  j.progress_at = q.int64(c++);
   return j;
 }
 
@@ -161,6 +163,7 @@ struct SyncEngine::Run {
   bool found = false;             // single: the recording was listed
   int64_t pending_hw = 0;
   int64_t page_no = 0;
+  int64_t progress_at = 0;  // the oldest created_at listed so far (sync_jobs.progress_at)
   std::string note;
   CallScope* scope = nullptr;
   int64_t seen = 0, created = 0, changed = 0, mapped = 0, map_failures = 0, content_fetched = 0;
@@ -204,7 +207,7 @@ Result<JobRecord> SyncEngine::manual_recording(int64_t integration_id, int64_t r
   return run({integration_id, SyncMode::kManual, 0, 0, recording_id, trigger});
 }
 
-Result<JobRecord> SyncEngine::run(const SyncRequest& request) {
+Result<JobRecord> SyncEngine::run(const SyncRequest& request, const std::function<void(int64_t)>& on_started) {
   if (request.integration_id <= 0) return Status::InvalidArgument("sync: integration id must be positive");
   if (request.mode == SyncMode::kManual && request.from_s > 0 && request.to_s > 0 && request.from_s >= request.to_s) {
     return Status::InvalidArgument("sync: manual range must have from < to");
@@ -229,6 +232,7 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request) {
       return u.run();
     });
     FB_TRY(s);
+    if (on_started) on_started(id);
     return job(id);
   }
 
@@ -240,6 +244,7 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request) {
     return started.status();
   }
   run.job_id = *started;
+  if (on_started) on_started(run.job_id);
 
   CallScope scope(&stop_);
   run.scope = &scope;
@@ -406,6 +411,7 @@ Status SyncEngine::list_pages(Run& run) {
   std::string cursor = run.cursor;
   for (;;) {
     if (stop_ || CallScope::cancelled()) return Status::Cancelled("sync stopped by request");
+    FB_TRY(check_cancel(run));
     FB_ASSIGN(Page<Meeting> page, client_.list_meetings(run.info.id, run.query, cursor));
     ++run.page_no;
     // A page is one batch: mapped first, then its meetings, their mapped versions and the
@@ -473,6 +479,7 @@ Status SyncEngine::fetch_content(Run& run, int64_t rec, ContentKind kind) {
 Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {
   const int64_t now = clock_.now_s();
   int64_t seen = 0, created = 0, changed = 0, hw = run.pending_hw;
+  int64_t reached = run.progress_at;  // the oldest created_at listed so far
   bool found = run.found;
   Status s = db_.transaction([&]() -> Status {
     FB_TRY(dispatcher_.record_batch(items, store_));
@@ -482,6 +489,7 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
       if (it.upsert.created) ++created;
       else if (it.upsert.changed) ++changed;
       if (run.moves_high_water) hw = std::max(hw, m.created_at_s);
+      if (m.created_at_s > 0 && (reached == 0 || m.created_at_s < reached)) reached = m.created_at_s;
       if (m.recording_id == run.req.recording_id) found = true;
     }
     // The checkpoint commits with the page: a crash either loses both or keeps both.
@@ -511,11 +519,14 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
     }
     Stmt& j = db_.prepare(
         "UPDATE sync_jobs SET pages=pages+1, meetings_seen=meetings_seen+?, meetings_new=meetings_new+?, "
-        "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=? WHERE id=?");
-    j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()), run.scope->calls(), run.job_id);
+        "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=?, meetings_mapped=?, "
+        "map_failures=?, progress_at=? WHERE id=?");
+    j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()), run.scope->calls(), run.mapped,
+               run.map_failures, reached, run.job_id);
     return j.run();
   });
   FB_TRY(s);
+  run.progress_at = reached;
   for (const SkippedItem& item : page.skipped) {
     FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
                           << ": skipped item " << item.index
@@ -642,6 +653,40 @@ Result<std::vector<JobRecord>> SyncEngine::recent_jobs(const JobFilter& f) {
     return each_row(q, [&](const Stmt& r) { out.push_back(read_job(r)); });
   }));
   return out;
+}
+
+Status SyncEngine::check_cancel(Run& run) {
+  int64_t requested = 0;
+  Status read = db_.with([&]() -> Status {
+    Stmt& q = db_.prepare("SELECT cancel_requested_at FROM sync_jobs WHERE id=?");
+    q.bind(1, run.job_id);
+    FB_ASSIGN(bool row, q.step());
+    if (row) requested = q.int64(0);
+    q.reset();
+    return Status::Ok();
+  });
+  FB_TRY(read);
+  if (requested == 0) return Status::Ok();
+  return Status::Cancelled("sync cancelled by request (job " + std::to_string(run.job_id) + ", after " +
+                           std::to_string(run.page_no) + " pages; the checkpoint is kept and the next run resumes there)");
+}
+
+Status SyncEngine::cancel(int64_t job_id) {
+  int changed = 0;
+  Status asked = db_.transaction([&]() -> Status {
+    Stmt& u = db_.prepare(
+        "UPDATE sync_jobs SET cancel_requested_at=? WHERE id=? AND status='running' AND cancel_requested_at=0");
+    u.bind_all(std::max<int64_t>(clock_.now_s(), 1), job_id);
+    FB_TRY(u.run());
+    changed = db_.changes();
+    return Status::Ok();
+  });
+  FB_TRY(asked);
+  if (changed == 1) return Status::Ok();
+  FB_ASSIGN(JobRecord j, job(job_id));
+  if (j.status == "running") return Status::Ok();  // already requested: cancelling twice is harmless
+  return Status::FailedPrecondition("sync job " + std::to_string(job_id) + " is not running (it is " + j.status +
+                                    ")");
 }
 
 Result<JobRecord> SyncEngine::job(int64_t job_id) {

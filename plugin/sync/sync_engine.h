@@ -102,6 +102,8 @@ struct JobRecord {
   // {page, index, recording_id (0: none usable), reason}; "" when none.
   int64_t items_skipped = 0;
   std::string skipped_items;
+  int64_t cancel_requested_at = 0;  // when cancel() was asked (Unix seconds; 0: never)
+  int64_t progress_at = 0;          // the oldest created_at the listing has reached (0: none yet)
   static constexpr size_t kMaxSkippedListed = 50;
   // The run reached the end (some meetings may still have failed to map: see clean()).
   bool ok() const { return status == "succeeded" || status == "succeeded_with_errors"; }
@@ -150,12 +152,20 @@ class SyncEngine {
   // Non-ok only when no job could be run at all: kConflict (another sync of the integration is
   // running), kNotFound (unknown integration), kInvalidArgument, storage errors. A failed sync is
   // an ok Result whose record has status "failed" and the error.
-  Result<JobRecord> run(const SyncRequest& request);
+  // on_started, when given, is called on the calling thread with the job's id as soon as the job
+  // is logged (before the first API call): how an asynchronous start learns the id.
+  Result<JobRecord> run(const SyncRequest& request, const std::function<void(int64_t job_id)>& on_started = {});
   Result<JobRecord> backfill(int64_t integration_id, const std::string& trigger = "api");
   Result<JobRecord> incremental(int64_t integration_id, const std::string& trigger = "api");
   Result<JobRecord> manual_range(int64_t integration_id, int64_t from_s, int64_t to_s,
                                  const std::string& trigger = "api");
   Result<JobRecord> manual_recording(int64_t integration_id, int64_t recording_id, const std::string& trigger = "api");
+
+  // Asks a running job to stop at its next page boundary (job "cancelled", checkpoint kept, so the
+  // next run resumes there). Works across processes: the request is recorded on the job and its
+  // run reads it before each page. Ok when the job is running (asking twice is harmless);
+  // kNotFound for an unknown job, kFailedPrecondition when it has already ended.
+  Status cancel(int64_t job_id);
 
   // The job log.
   Result<std::vector<JobRecord>> recent_jobs(const JobFilter& filter = {});
@@ -184,6 +194,8 @@ class SyncEngine {
   Status acquire_lease(Run& run);
   Status plan(Run& run);
   Status list_pages(Run& run);
+  // kCancelled when cancel() was asked for the run's job.
+  Status check_cancel(Run& run);
   // The page's meetings (already mapped by run_batch), their mapped versions and the checkpoint,
   // in one transaction.
   Status store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items);

@@ -127,6 +127,13 @@ ALTER TABLE sync_meetings ADD COLUMN content_event_id INTEGER;
 ALTER TABLE sync_meetings ADD COLUMN content_parts INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX sync_meetings_content_event ON sync_meetings(content_event_id) WHERE content_event_id IS NOT NULL;
 )sql"},
+    // Long syncs are watched and cancelled (issue 14), from any process on the store: a cancel is a
+    // request recorded on the job, which its run reads at each page boundary; progress_at is the
+    // oldest created_at its listing has reached (Unix seconds, 0: none yet), for the ETA.
+    {4, R"sql(
+ALTER TABLE sync_jobs ADD COLUMN cancel_requested_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_jobs ADD COLUMN progress_at INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 Status migrate_sync_schema(Db& db) { return db.migrate("sync", kSyncMigrations); }

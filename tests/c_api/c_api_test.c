@@ -241,6 +241,32 @@ static void webhook_routes_test(void) {
   CHECK(deliver_vector(b, path, &status) == FB_NOT_FOUND);
   CHECK(status == 404);
   CHECK(fb_webhook_route_remove(b, "acme", "u7", route) == FB_NOT_FOUND);
+
+  /* An asynchronous sync: its job at once, then its progress by id until it ends; cancelling an
+   * ended job is refused, and another user's view of it is "not found". */
+  CHECK(fb_sync_start(b, "acme", "u7", id, "backfill", NULL, NULL) == FB_MISUSE);
+  CHECK(fb_sync_start(b, "acme", "u7", id, "sideways", NULL, &json) == FB_INVALID_ARGUMENT);
+  CHECK(fb_sync_start(b, "acme", "u7", id, "backfill", NULL, &json) == FB_OK);
+  const char *at = json ? strstr(json, "\"id\":") : NULL;
+  long long job = at ? strtoll(at + 5, NULL, 10) : 0;
+  CHECK(job > 0);
+  fb_string_free(json);
+  int ended = 0;
+  for (int i = 0; i < 1500 && !ended; ++i) {
+    CHECK(fb_sync_job(b, "acme", "u7", job, &json) == FB_OK);
+    ended = json != NULL && strstr(json, "\"status\":\"running\"") == NULL;
+    if (ended) {
+      CHECK(strstr(json, "\"status\":\"succeeded") != NULL);
+      CHECK(strstr(json, "\"progress\":{") != NULL);
+    }
+    fb_string_free(json);
+    if (!ended) usleep(10000);
+  }
+  CHECK(ended);
+  CHECK(fb_sync_cancel(b, "acme", "u7", job) == FB_FAILED_PRECONDITION);
+  CHECK(strstr(fb_errmsg(b), "not running") != NULL);
+  CHECK(fb_sync_job(b, "globex", "u7", job, &json) == FB_NOT_FOUND);
+  CHECK(json == NULL);
   fb_bridge_close(b);
   stop_sim();
 }

@@ -217,7 +217,7 @@ BOOST_AUTO_TEST_CASE(sync_without_a_crm_refuses_and_a_sync_with_map_failures_exi
   BOOST_TEST(sim.counters()["api_calls_total"].get<int64_t>() == calls);  // nothing was paged
 
   std::string with_crm = write_sim_config(dir, sim, R"(, "server": {"crm_url": ")" + crm.url() + R"("})");
-  Run failing = run_cli("sync" + who + " --mode backfill --config " + with_crm);
+  Run failing = run_cli("sync" + who + " --mode backfill --json --config " + with_crm);
   BOOST_TEST_INFO(failing.output);
   BOOST_TEST(failing.exit_code == 1);
   nlohmann::json job = printed_json(failing.output);
@@ -227,7 +227,7 @@ BOOST_AUTO_TEST_CASE(sync_without_a_crm_refuses_and_a_sync_with_map_failures_exi
   BOOST_TEST(crm.calls() > 0);  // the scripts' calls did reach the CRM
 
   crm.refuse(false);
-  Run ok = run_cli("sync" + who + " --mode backfill --config " + with_crm);
+  Run ok = run_cli("sync" + who + " --mode backfill --json --config " + with_crm);
   BOOST_TEST_INFO(ok.output);
   BOOST_TEST(ok.exit_code == 0);
   BOOST_TEST(printed_json(ok.output)["status"] == "succeeded");
@@ -296,6 +296,112 @@ BOOST_AUTO_TEST_CASE(webhook_routes_with_a_hand_made_secret_from_the_command_lin
   Run after = run_cli("webhooks routes" + who);
   BOOST_TEST(after.output.find(path) == std::string::npos);
   BOOST_TEST(run_cli("webhooks remove " + route_id + who).exit_code == 1);
+}
+
+
+namespace {
+
+// The sync jobs of a store, read the way an operator's query would: (id, status, pages).
+struct JobRow {
+  int64_t id = 0;
+  std::string status;
+  int64_t pages = 0;
+};
+std::vector<JobRow> job_rows(const std::string& db_path) {
+  std::vector<JobRow> out;
+  auto db = fb::detail::Db::open(db_path);
+  BOOST_REQUIRE_MESSAGE(db.ok(), db.status().to_string());
+  fb::Status s = (*db)->with([&]() -> fb::Status {
+    fb::detail::Stmt& q = (*db)->prepare("SELECT id, status, pages FROM sync_jobs ORDER BY id");
+    return fb::detail::each_row(q, [&](fb::detail::Stmt& r) { out.push_back({r.int64(0), r.text(1), r.int64(2)}); });
+  });
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  return out;
+}
+
+}  // namespace
+
+// Issue 14 "The CLI and long work": a long sync against a tight rate limit (Fathom allows 3 calls
+// a second and lists one meeting a page) is started, watched from a second process, and
+// cancelled from a third at a page boundary; the cancelled run keeps its checkpoint, and the next
+// run resumes there and maps the rest, each meeting once.
+BOOST_AUTO_TEST_CASE(a_long_sync_is_started_watched_and_cancelled_from_other_processes) {
+  fb::test::SimProcess sim({"--meetings", "24", "--seed", "9", "--page-size", "1", "--rate-limit", "3",
+                            "--rate-window", "1"});
+  fb::test::TempDir dir;
+  CrmEndpoint crm;
+  std::string cfg = write_sim_config(dir, sim, R"(, "server": {"crm_url": ")" + crm.url() + R"("})");
+  const int64_t id = connect_api_key(cfg, "acme", "u1", sim.api_key("alice@example.com"));
+  const std::string who = " --tenant acme --user u1";
+  const std::string db = dir.file("cli.db");
+
+  Run sync, watch;
+  std::thread syncing([&] { sync = run_cli("sync" + who + " --integration " + std::to_string(id) +
+                                           " --mode backfill --json --config " + cfg); });
+  int64_t job = 0;
+  BOOST_REQUIRE(fb::test::eventually([&] {
+    for (const JobRow& r : job_rows(db)) if (r.status == "running" && r.pages >= 1) job = r.id;
+    return job != 0;
+  }, 30000));
+  const std::string job_arg = " --job " + std::to_string(job) + who + " --config " + cfg;
+  std::thread watching([&] { watch = run_cli("sync watch" + job_arg); });
+  BOOST_REQUIRE(fb::test::eventually([&] {
+    for (const JobRow& r : job_rows(db)) if (r.id == job && r.pages >= 4) return true;
+    return false;
+  }, 30000));
+  Run cancel = run_cli("sync cancel" + job_arg);
+  BOOST_TEST_INFO(cancel.output);
+  BOOST_TEST(cancel.exit_code == 0);
+  BOOST_TEST(cancel.output.find("cancel requested") != std::string::npos);
+  syncing.join();
+  watching.join();
+
+  BOOST_TEST_INFO(sync.output);
+  BOOST_TEST(sync.exit_code == 3);  // cancelled
+  nlohmann::json cancelled = printed_json(sync.output);
+  BOOST_TEST(cancelled["status"] == "cancelled");
+  BOOST_TEST(cancelled["progress"]["cancel_requested"] == true);
+  BOOST_TEST(cancelled["error_details"]["checkpoint_kept"] == true);
+  const int64_t done_pages = cancelled["pages"].get<int64_t>();
+  BOOST_TEST(done_pages >= 4);
+  BOOST_TEST(done_pages < 24);
+  // The watcher (not a terminal) wrote progress lines with the API budget, then the same end.
+  BOOST_TEST_INFO(watch.output);
+  BOOST_TEST(watch.exit_code == 3);
+  BOOST_TEST(watch.output.find("sync job " + std::to_string(job) + ": running, ") != std::string::npos);
+  BOOST_TEST(watch.output.find("API calls left") != std::string::npos);
+  BOOST_TEST(watch.output.find("sync job " + std::to_string(job) + " cancelled") != std::string::npos);
+  // A job that has ended cannot be cancelled again; another user does not see it at all.
+  Run again = run_cli("sync cancel" + job_arg);
+  BOOST_TEST(again.exit_code == 1);
+  BOOST_TEST(again.output.find("not running (it is cancelled)") != std::string::npos);
+  Run stranger = run_cli("sync watch --job " + std::to_string(job) + " --tenant acme --user u2 --config " + cfg);
+  BOOST_TEST(stranger.exit_code == 1);
+  BOOST_TEST(stranger.output.find("no sync job") != std::string::npos);
+
+  // The next run resumes at the checkpoint and maps the rest.
+  Run rest = run_cli("sync" + who + " --integration " + std::to_string(id) + " --mode backfill --json --config " + cfg);
+  BOOST_TEST_INFO(rest.output);
+  BOOST_TEST(rest.exit_code == 0);
+  nlohmann::json resumed = printed_json(rest.output);
+  BOOST_TEST(resumed["status"] == "succeeded");
+  BOOST_TEST(resumed["resumed_job_id"] == job);
+  // Every meeting of the backfill window listed once over the two runs: nothing listed twice, none skipped.
+  int64_t stored = 0;
+  {
+    auto store = fb::detail::Db::open(db);
+    BOOST_REQUIRE(store.ok());
+    fb::Status s = (*store)->with([&]() -> fb::Status {
+      fb::detail::Stmt& q = (*store)->prepare("SELECT COUNT(*) FROM sync_meetings WHERE integration_id=?");
+      q.bind(1, id);
+      return fb::detail::each_row(q, [&](fb::detail::Stmt& r) { stored = r.int64(0); });
+    });
+    BOOST_REQUIRE(s.ok());
+  }
+  BOOST_TEST(stored > done_pages);
+  BOOST_TEST(cancelled["meetings_seen"].get<int64_t>() + resumed["meetings_seen"].get<int64_t>() == stored);
+  BOOST_TEST(cancelled["meetings_new"].get<int64_t>() + resumed["meetings_new"].get<int64_t>() == stored);
+  BOOST_TEST(resumed["meetings_mapped"].get<int64_t>() + cancelled["meetings_mapped"].get<int64_t>() == stored);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

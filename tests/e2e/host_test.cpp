@@ -1,6 +1,7 @@
 // The host-facing surfaces as a host uses them, over real parts: fb::Bridge (C++), the sidecar's
 // routes over HTTP, fathom-sim on loopback, a real SQLite file and the default scripts.
 // Issue 10 points 7 (webhook routes), 9 (identifiers) and 17 (tenant scoping).
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <ctime>
 #include <fstream>
@@ -281,6 +282,69 @@ BOOST_AUTO_TEST_CASE(the_previous_secret_is_refused_once_the_grace_period_is_ove
   BOOST_TEST(h.bridge->rotate_webhook_secret({"globex", "u1", ""}, route->id, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
                  .code() == fb::Code::kNotFound);
   BOOST_TEST(h.bridge->rotate_webhook_secret(me, route->id, "").code() == fb::Code::kInvalidArgument);
+}
+
+// Issue 14 "The CLI and long work", in the sidecar: a sync started with "async" answers 202 at
+// once, is watched through /v1/sync/job (progress, API budget), cancelled at a page boundary
+// through /v1/sync/cancel, and the next start resumes its checkpoint; the host hears
+// sync_cancelled, then sync_completed. A second start while one runs is a conflict; another user
+// sees no such job.
+BOOST_AUTO_TEST_CASE(an_async_sync_is_watched_and_cancelled_through_the_sidecar) {
+  Host h(json::object(), {"--meetings", "30", "--seed", "4", "--page-size", "1", "--latency", "100"});
+  std::mutex mu;
+  std::vector<std::string> types;
+  h.bridge->set_event_sink([&](const fb::Event& e) {
+    std::lock_guard lock(mu);
+    types.push_back(e.type);
+  });
+  const int64_t id = h.connect("acme", "u1", "alice@example.com");
+  const json me = {{"tenant_id", "acme"}, {"user_id", "u1"}};
+  json start = me;
+  start["integration_id"] = id;
+  start["mode"] = "backfill";
+  start["async"] = true;
+  HttpReply started = h.post("/v1/sync", start);
+  BOOST_REQUIRE_MESSAGE(started.status == 202, started.body);
+  json job = started.json();
+  BOOST_TEST(job["status"] == "running");
+  BOOST_TEST(job["progress"]["rate_limit"]["limit"] == 60);
+  const int64_t job_id = job["id"];
+  HttpReply twice = h.post("/v1/sync", start);
+  BOOST_TEST(twice.status == 409);
+  BOOST_TEST(twice.body.find("already running") != std::string::npos);
+
+  json ask = me;
+  ask["job_id"] = job_id;
+  BOOST_REQUIRE(eventually([&] { return h.post("/v1/sync/job", ask).json()["progress"]["pages"].get<int64_t>() >= 3; }));
+  json other = {{"tenant_id", "acme"}, {"user_id", "u2"}, {"job_id", job_id}};
+  BOOST_TEST(h.post("/v1/sync/job", other).status == 404);
+  BOOST_TEST(h.post("/v1/sync/cancel", other).status == 404);
+  HttpReply cancel = h.post("/v1/sync/cancel", ask);
+  BOOST_REQUIRE_MESSAGE(cancel.status == 202, cancel.body);
+  BOOST_REQUIRE(eventually([&] { return h.post("/v1/sync/job", ask).json()["status"] == "cancelled"; }));
+  json cancelled = h.post("/v1/sync/job", ask).json();
+  BOOST_TEST(cancelled["progress"]["cancel_requested"] == true);
+  BOOST_TEST(cancelled["pages"].get<int64_t>() < 30);
+  HttpReply late = h.post("/v1/sync/cancel", ask);
+  BOOST_TEST(late.status == 409);
+  BOOST_TEST(late.body.find("not running") != std::string::npos);
+
+  HttpReply again = h.post("/v1/sync", start);
+  BOOST_REQUIRE_MESSAGE(again.status == 202, again.body);
+  json resumed_ask = me;
+  resumed_ask["job_id"] = again.json()["id"];
+  BOOST_REQUIRE(eventually([&] { return h.post("/v1/sync/job", resumed_ask).json()["status"] != "running"; }, 60000));
+  json resumed = h.post("/v1/sync/job", resumed_ask).json();
+  BOOST_TEST(resumed["status"] == "succeeded");
+  BOOST_TEST(resumed["resumed_job_id"] == job_id);
+  BOOST_TEST(resumed["progress"]["covered"] == 1.0);
+  BOOST_TEST(eventually([&] {
+    std::lock_guard lock(mu);
+    return std::count(types.begin(), types.end(), "sync_completed") == 1;
+  }));
+  std::lock_guard lock(mu);
+  BOOST_TEST(std::count(types.begin(), types.end(), "sync_cancelled") == 1);
+  BOOST_TEST(std::count(types.begin(), types.end(), "sync_failed") == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

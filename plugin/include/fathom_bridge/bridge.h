@@ -132,6 +132,17 @@ class Bridge {
   // ---- sync ----
   // Runs one sync and waits for it; returns the job record as JSON.
   Result<std::string> sync(const Caller& caller, int64_t integration_id, const SyncRequest& request);
+  // Starts a sync on a thread of the bridge and returns at once with its job record as JSON
+  // (status "running", or "skipped" when the integration cannot sync now); kConflict when a sync of
+  // the integration is already running. Watch it with sync_job, stop it with sync_cancel; its end
+  // raises sync_completed / sync_failed / sync_cancelled as sync() does. Closing the bridge stops it at a safe point.
+  Result<std::string> sync_start(const Caller& caller, int64_t integration_id, const SyncRequest& request);
+  // The job record as JSON with "progress" (see fb_sync_job in fathom_bridge.h). A job of another
+  // caller's integration is kNotFound.
+  Result<std::string> sync_job(const Caller& caller, int64_t job_id);
+  // Asks a running job to stop at its next page boundary (status "cancelled", checkpoint kept);
+  // works for a job run by any process on the same store. kFailedPrecondition once it has ended.
+  Status sync_cancel(const Caller& caller, int64_t job_id);
   // Runs due scheduled work once (for hosts that drive time).
   Status tick();
   // JSON array of job records, newest first. integration_id 0 and status "" mean all.

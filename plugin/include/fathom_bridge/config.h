@@ -111,6 +111,8 @@ struct WebhookConfig {
   int retention_days = 30;            // retention_days: processed (done) inbox events are deleted after this; 0 = keep
   // event_deadline_s: an event still processing after this long means its worker is stuck (a script
   // that escaped its budget, a CRM call that never returns): the sidecar's /readyz answers 503.
+  // The host gets a "worker_stuck" event, the batch's events of other integrations go back to
+  // pending for the other workers, and a replacement thread starts (at most `workers` at a time).
   int event_deadline_s = 300;
   // commit_timeout_ms: a delivery whose commit cannot start this soon (a locked database) is
   // answered 503 so the sender retries, well before its own timeout (about 15 s).
@@ -196,6 +198,24 @@ struct LogConfig {
   std::string format = "text";  // format; env FATHOM_BRIDGE_LOG_FORMAT: "text" or "json" (one object per line)
 };
 
+struct UserApiConfig {
+  // "user_api": { ... } the routes a CRM's browser calls for its signed-in user (/fathom/*,
+  // server/user_routes.h), authenticated by the CRM's own session JWT. Off unless jwt_secret or
+  // jwks_file is set; then issuer and audience are required.
+  std::string jwt_secret;   // jwt_secret; env FATHOM_BRIDGE_JWT_SECRET: HS256 shared secret (at least 32 bytes)
+  std::string jwks_file;    // jwks_file; env FATHOM_BRIDGE_JWKS_FILE: JWKS with the CRM's RS256/ES256 public keys
+  std::string issuer;       // issuer: the exact `iss` every token must carry
+  std::string audience;     // audience: a value the token's `aud` (string or array) must contain
+  int leeway_s = 30;        // leeway_s: clock skew allowed on exp and nbf
+  std::string tenant_claim = "tenant_id";  // tenant_claim: the claim naming the user's tenant
+  std::string user_claim = "sub";          // user_claim: the claim naming the user
+  std::string team_claim = "team_id";      // team_claim: the claim naming the user's team (optional in a token)
+  // allowed_origins: the CRM's browser origins ("https://crm.example.com") answered with CORS
+  // headers; a request from any other Origin is refused (403). No cookies are used.
+  std::vector<std::string> allowed_origins;
+  bool enabled() const { return !jwt_secret.empty() || !jwks_file.empty(); }
+};
+
 struct Config {
   FathomConfig fathom;
   FrontendConfig frontend;
@@ -208,6 +228,7 @@ struct Config {
   std::string log_level = "info";  // log_level (or log.level); env FATHOM_BRIDGE_LOG_LEVEL
   LogConfig log;
   EventsConfig events;
+  UserApiConfig user_api;
 };
 
 // What load_config needs to be strict about: a host that only uses API keys needs no OAuth app.

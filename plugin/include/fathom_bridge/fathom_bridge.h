@@ -75,7 +75,10 @@ FB_API void fb_string_free(char *s);
  * background workers (webhook processing, scheduler) unless the config disables them.
  * Always sets *out (unless out is NULL); on failure the handle only serves fb_errmsg/fb_bridge_close. */
 FB_API int fb_bridge_open(const char *config_path, const char *config_json, fb_bridge **out);
-/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless. */
+/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless.
+ * Bounded: a webhook worker already reported stuck (event worker_stuck: a CRM callback that has
+ * not returned for webhooks.event_deadline_s) is waited for 2 s, then left behind. If that callback
+ * returns later, it returns into freed state: a host closing in that case should exit the process. */
 FB_API int fb_bridge_close(fb_bridge *b);
 /* The message of the calling thread's last failed call on b (see convention 2). Never NULL. */
 FB_API const char *fb_errmsg(fb_bridge *b);
@@ -83,7 +86,8 @@ FB_API const char *fb_errmsg(fb_bridge *b);
 /* ---- Host callbacks ---- */
 
 /* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
- * refresh_outcome_unknown, sync_failed, webhook_dead_lettered, script_rejected, script_loaded) as a
+ * refresh_outcome_unknown, sync_failed, sync_cancelled, webhook_dead_lettered, script_rejected, script_loaded,
+ * worker_stuck: a webhook worker on one event past webhooks.event_deadline_s) as a
  * JSON object: {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the
  * event's id in the durable feed, see fb_events_read). Replaces any earlier callback;
  * NULL removes it. */
@@ -130,6 +134,8 @@ FB_API int fb_set_crm_batch_callbacks(fb_bridge *b, fb_crm_batch_begin_fn begin,
  * "state_expired", ...). A frontend checks event.origin and data.source, then data.status.
  * Keys may be added later; existing ones keep their meaning. In the redirect flow the browser is
  * sent to frontend.url + frontend.success_path with ?fathom=connected or ?fathom=error&reason=<reason>.
+ * The connect widget (widget/fathom-connect.js, served by the sidecar at /fathom/widget.js) is a
+ * ready-made listener for this contract, with the popup-blocked and closed-popup fallbacks.
  *
  * Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
  * callback page posts to window.opener, as above), 0 for the redirect flow back to the frontend.
@@ -176,6 +182,23 @@ FB_API int fb_tick(fb_bridge *b);
  * but "map_failures" meetings did not reach the CRM), failed, skipped, cancelled, interrupted.
  * Without tenant_id every tenant's jobs are listed (an operator view); with it only that tenant's. */
 FB_API int fb_sync_jobs(fb_bridge *b, const char *filter_json, char **jobs_json);
+/* Starts a sync on a thread of the bridge and returns at once: *job_json is its job record (as
+ * fb_sync_job gives it) with status "running" (or "skipped" when the integration cannot sync now).
+ * Same arguments as fb_sync. FB_CONFLICT when a sync of the integration is already running. Its end
+ * raises sync_completed, sync_failed or sync_cancelled; fb_close stops a running one at its next page boundary. */
+FB_API int fb_sync_start(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
+                         const char *mode, const char *options_json, char **job_json);
+/* One job of the caller's integrations with its progress: the job record plus "progress": {"pages",
+ * "meetings_seen", "meetings_mapped", "map_failures", "api_calls", "elapsed_s", "covered" (0..1: the
+ * part of the listing's time window done, Fathom listing newest first; null while unknown),
+ * "eta_s" (from "covered"; null while unknown), "cancel_requested", "rate_limit": {"limit",
+ * "window_s", "remaining"} (the API budget as this process sees it)}. A job of another user's
+ * integration is FB_NOT_FOUND. Works for a job run by any process on the same store. */
+FB_API int fb_sync_job(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t job_id, char **job_json);
+/* Asks a running job to stop at its next page boundary: it ends "cancelled" with its checkpoint
+ * kept, so the next sync resumes there. Works for a job run by any process on the same store; asking
+ * twice is harmless. FB_FAILED_PRECONDITION when the job has already ended. */
+FB_API int fb_sync_cancel(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t job_id);
 
 /* ---- Webhooks ---- */
 
@@ -272,7 +295,8 @@ FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *
  * api_key} -> {"integration_id"}; disconnect {tenant_id, user_id, integration_id} -> {};
  * access_token {tenant_id, user_id, integration_id} -> {"access_token"}; token_health
  * {tenant_id, user_id}; deactivate_expired {}; sync {tenant_id, user_id, integration_id, mode,
- * since, until, recording_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
+ * since, until, recording_id}; sync_start {the same}; sync_job {tenant_id, user_id, job_id};
+ * sync_cancel {tenant_id, user_id, job_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
  * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
 FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
 
