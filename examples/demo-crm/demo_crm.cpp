@@ -289,15 +289,19 @@ std::vector<json> newest_first(const json& rows, const char* time_key = nullptr)
   return out;
 }
 
+// "reconnect_fathom" -> "reconnect fathom": machine words as people read them.
+std::string words(std::string s) {
+  for (char& c : s) c = c == '_' ? ' ' : c;
+  return s;
+}
+
 std::string when(const std::string& iso) { return iso.size() >= 16 ? iso.substr(0, 10) + " " + iso.substr(11, 5) : iso; }
 
 // Token health as a badge: the word and a colour for each status.
 std::string health_badge(const std::string& status) {
   const char* tone = status == "valid" ? "ok" : status == "expiring_soon" || status == "refresh_in_doubt" ? "warn"
                      : status == "disconnected" ? "off" : "bad";
-  std::string label = status;
-  for (char& c : label) c = c == '_' ? ' ' : c;
-  return "<span class=\"badge " + std::string(tone) + "\" data-status=\"" + esc(status) + "\">" + esc(label) + "</span>";
+  return "<span class=\"badge " + std::string(tone) + "\" data-status=\"" + esc(status) + "\">" + esc(words(status)) + "</span>";
 }
 
 json token_health(fb_bridge* b, const char* user) {
@@ -427,7 +431,7 @@ std::string records_page(const std::string& which) {
   for (const auto& t : newest_first(snap.value("tasks", json::array()))) {
     std::string link = str(t, "playback_url");
     rows.push_back({"<b>" + esc(str(t, "title")) + "</b>", esc(str(t, "assignee_email")),
-                    esc(str(t, "kind").empty() ? "action item" : str(t, "kind")),
+                    esc(str(t, "kind").empty() ? "action item" : words(str(t, "kind"))),
                     link.empty() ? "" : "<a href=\"" + esc(link) + "\" target=\"_blank\" rel=\"noopener\">Play</a>"});
   }
   return page(which, "Tasks", "<h1>Tasks</h1>" + table({"Task", "Assignee", "Kind", "Moment"}, rows, "tasks", "No tasks yet."));

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "store/db.h"
+#include "store/timed_recursive_mutex.h"
 
 namespace fb::detail {
 namespace {
@@ -114,7 +115,7 @@ class SqliteDb final : public Db {
 
   sqlite3* db_ = nullptr;
   int busy_timeout_ms_ = 0;
-  std::recursive_timed_mutex mu_;
+  TimedRecursiveMutex mu_;  // not std::recursive_timed_mutex: see timed_recursive_mutex.h
   int tx_depth_ = 0;  // guarded by mu_
   std::unordered_map<std::string, Stmt> cache_;
 };
@@ -125,6 +126,12 @@ Status SqliteDb::init(const DbOptions& options) {
   flags |= SQLITE_OPEN_NOMUTEX;  // our own mutex serialises use of the connection
   if (sqlite3_open_v2(p.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     return Status::Io("cannot open database '" + p + "': " + (db_ ? sqlite3_errmsg(db_) : "out of memory"));
+  }
+  // SQLite falls back to a read-only connection when the file cannot be opened for writing (a
+  // read-only file system, no permission): every write would then fail far from here.
+  if (!options.read_only && sqlite3_db_readonly(db_, "main") == 1) {
+    return Status::Io("database '" + p +
+                      "' is read-only (a read-only file system, or no permission to write it); it must be writable");
   }
   busy_timeout_ms_ = options.busy_timeout_ms;
   sqlite3_busy_timeout(db_, options.busy_timeout_ms);

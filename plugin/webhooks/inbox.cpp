@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace fb::detail {
 
@@ -116,14 +117,20 @@ Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock
     Status off = db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=0"); });
     if (ckpt.ok() && off.ok()) {
       checkpoint_db_ = std::move(*ckpt);
-      checkpointer_ = std::thread([this] { checkpoint_loop(); });
+      checkpointer_ = std::thread([this] {
+        name_this_thread("fb-checkpoint");
+        checkpoint_loop();
+      });
     } else {
       (void)db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=1000"); });
       FB_LOG(kWarn, "webhooks") << "no background WAL checkpoints (commits will checkpoint inline): "
                                 << (ckpt.ok() ? off.message() : ckpt.status().message());
     }
   }
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    name_this_thread("fb-inbox");
+    writer_loop();
+  });
 }
 
 Inbox::~Inbox() {

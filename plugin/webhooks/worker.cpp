@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace fb::detail {
 
@@ -52,14 +53,22 @@ Status WorkerPool::start() {
   started_ = true;
   active_ = written_off_ = 0;
   for (int i = 0; i < options_.workers; ++i) start_thread_locked();
-  if (options_.workers > 0 && options_.event_deadline_ms > 0) supervisor_ = std::thread([this] { supervise(); });
+  if (options_.workers > 0 && options_.event_deadline_ms > 0) {
+    supervisor_ = std::thread([this] {
+      name_this_thread("fb-supervisor");
+      supervise();
+    });
+  }
   return Status::Ok();
 }
 
 void WorkerPool::start_thread_locked() {
   WorkerThread& t = threads_.emplace_back();
   ++active_;
-  t.thread = std::thread([this, &t] { loop(&t); });
+  t.thread = std::thread([this, &t] {
+    name_this_thread("fb-worker");
+    loop(&t);
+  });
 }
 
 void WorkerPool::stop() {

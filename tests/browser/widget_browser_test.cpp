@@ -117,6 +117,12 @@ BOOST_AUTO_TEST_CASE(demo_crm_connect_sync_revoke_and_reconnect) {
                       "const s = r.querySelector('[role=status]');"
                       "return r.querySelector('[data-action=connect]').tagName === 'BUTTON' && s.getAttribute('aria-live') === 'polite'") == true);
   BOOST_TEST(count(b, "#activities tbody tr") == 0);
+  // Themable: a CSS custom property on the element reaches the button inside its shadow root.
+  BOOST_TEST(b.script("const w = document.querySelector('fathom-connect');"
+                      "w.style.setProperty('--fathom-accent', 'rgb(1, 2, 3)');"
+                      "const c = getComputedStyle(w.shadowRoot.querySelector('[data-action=connect]')).backgroundColor;"
+                      "w.style.removeProperty('--fathom-accent');"
+                      "return c") == "rgb(1, 2, 3)");
   b.screenshot(shots + "01-not-connected.png");
 
   click_and_approve_in_popup(b, "connect", crm.sim.base_url());
@@ -165,6 +171,15 @@ BOOST_AUTO_TEST_CASE(demo_crm_connect_sync_revoke_and_reconnect) {
     BOOST_TEST(count(b, "table tbody tr") > 0, page << " lists records");
   }
   b.screenshot(shots + "07-tasks.png");
+
+  // Disconnect from the widget: not connected, and the connection's badge says so.
+  b.go(crm.base + "/integrations");
+  BOOST_REQUIRE(widget_says(b, "Connected"));
+  b.shadow_click("fathom-connect", "button[data-action=disconnect]");
+  BOOST_REQUIRE_MESSAGE(widget_says(b, "Not connected"), "the widget says: " << widget_status(b));
+  BOOST_TEST(eventually([&] { return count(b, "#connections [data-status=disconnected]") >= 1; }),
+             "the connection's badge says disconnected");
+  b.screenshot(shots + "08-disconnected.png");
 }
 
 BOOST_AUTO_TEST_CASE(blocked_popup_falls_back_to_the_redirect_flow_through_the_sidecar) {
