@@ -468,9 +468,12 @@ Status Inbox::mark_dead(int64_t event_id, std::string_view error) {
 Result<int> Inbox::reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held) {
   int n = 0;
   Status s = db_.with([&] {
+    // The held ids travel as one JSON array; each engine has its own function to unpack it.
     Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='pending', claimed_at=NULL WHERE status='processing' AND claimed_at<=?"
-        " AND id NOT IN (SELECT value FROM json_each(?))");
+        std::string("UPDATE webhook_inbox SET status='pending', claimed_at=NULL WHERE status='processing' AND claimed_at<=?"
+                    " AND id NOT IN ") +
+        (db_.engine() == Engine::kPostgres ? "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS JSON)))"
+                                           : "(SELECT value FROM json_each(?))"));
     FB_TRY(q.bind(1, claimed_before_ms).bind(2, nlohmann::json(held).dump()).run());
     n = db_.changes();
     return Status::Ok();
