@@ -145,6 +145,12 @@ const std::vector<std::string>& documented_crm_operations() {
   return ops;
 }
 
+std::string dry_run_answer(const std::string& op, int n, const json& canned) {
+  if (canned.contains(op)) return canned[op].dump();
+  if (op.rfind("find_", 0) == 0) return "null";
+  return json{{"id", "dry-" + op + "-" + std::to_string(n)}}.dump();
+}
+
 int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err) {
   Options o;
   std::string why;
@@ -212,15 +218,7 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
   ops.insert(ops.end(), o.allowed.begin(), o.allowed.end());
   for (const std::string& op : ops) {
     Status st = host.register_crm_operation(op, [&, op](const CrmCall& call) -> Result<std::string> {
-      int n = ++counts[op];
-      std::string result;
-      if (canned.contains(op)) {
-        result = canned[op].dump();
-      } else if (op.rfind("find_", 0) == 0) {
-        result = "null";
-      } else {
-        result = json{{"id", "dry-" + op + "-" + std::to_string(n)}}.dump();
-      }
+      std::string result = dry_run_answer(op, ++counts[op], canned);
       recorded.push_back({op, call.args_json, result, call.idempotency_key});
       return result;
     });
