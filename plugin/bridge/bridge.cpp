@@ -123,7 +123,8 @@ std::string detail::crm_call_json(const CrmCall& call) {
               {"integration_id", call.integration_id},
               {"tenant_id", call.tenant_id},
               {"user_id", call.user_id},
-              {"dry_run", call.dry_run}}
+              {"dry_run", call.dry_run},
+              {"script_version", call.script_version ? json(call.script_version) : json(nullptr)}}
       .dump();
 }
 
