@@ -62,6 +62,25 @@ std::string take(char* s) {
   return out;
 }
 
+// fb_sync and fb_sync_start take the same arguments: {tenant_id, user_id, integration_id, mode,
+// since, until, recording_id}.
+using SyncFn = int (*)(fb_bridge*, const char*, const char*, int64_t, const char*, const char*, char**);
+int invoke_sync(fb_bridge* b, Args& a, std::string* t, SyncFn fn) {
+  char* out = nullptr;
+  json options = json::object();
+  for (const char* k : {"since", "until", "recording_id"}) {
+    if (a.j.contains(k) && !a.j[k].is_null()) options[k] = a.j[k];
+  }
+  const std::string opts = options.empty() ? "" : options.dump();
+  const char* tenant = a.str("tenant_id");
+  const char* user = a.str("user_id");
+  const char* mode = a.str("mode");
+  int rc = fn(b, tenant, user, a.num("integration_id"), mode ? mode : "incremental", opts.empty() ? nullptr : opts.c_str(),
+              &out);
+  *t = take(out);
+  return rc;
+}
+
 const std::map<std::string, Op>& operations() {
   static const std::map<std::string, Op> ops = {
       {"connect_start",
@@ -121,20 +140,24 @@ const std::map<std::string, Op>& operations() {
          *t = take(out);
          return rc;
        }},
-      {"sync",
+      {"sync", [](fb_bridge* b, Args& a, std::string* t) { return invoke_sync(b, a, t, fb_sync); }},
+      {"sync_start", [](fb_bridge* b, Args& a, std::string* t) { return invoke_sync(b, a, t, fb_sync_start); }},
+      {"sync_job",
        [](fb_bridge* b, Args& a, std::string* t) {
          char* out = nullptr;
-         json options = json::object();
-         for (const char* k : {"since", "until", "recording_id"}) {
-           if (a.j.contains(k) && !a.j[k].is_null()) options[k] = a.j[k];
-         }
-         const std::string opts = options.empty() ? "" : options.dump();
          const char* tenant = a.str("tenant_id");
          const char* user = a.str("user_id");
-         const char* mode = a.str("mode");
-         int rc = fb_sync(b, tenant, user, a.num("integration_id"), mode ? mode : "incremental",
-                          opts.empty() ? nullptr : opts.c_str(), &out);
+         int rc = fb_sync_job(b, tenant, user, a.num("job_id"), &out);
          *t = take(out);
+         return rc;
+       }},
+      {"sync_cancel",
+       [](fb_bridge* b, Args& a, std::string* t) {
+         const char* tenant = a.str("tenant_id");
+         const char* user = a.str("user_id");
+         const int64_t job = a.num("job_id");
+         int rc = fb_sync_cancel(b, tenant, user, job);
+         *t = json{{"job_id", job}, {"cancel_requested", rc == FB_OK}}.dump();
          return rc;
        }},
       {"tick",

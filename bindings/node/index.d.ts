@@ -35,6 +35,10 @@ export class Bridge extends EventEmitter {
   deactivateExpired(): Promise<Record<string, any>[]>;
   sync(tenantId: string, userId: string, integrationId: number,
        options?: { mode?: 'incremental' | 'backfill' | 'manual'; since?: string; until?: string; recordingId?: number }): Promise<Record<string, any>>;
+  syncStart(tenantId: string, userId: string, integrationId: number,
+            options?: { mode?: 'incremental' | 'backfill' | 'manual'; since?: string; until?: string; recordingId?: number }): Promise<Record<string, any>>;
+  syncJob(tenantId: string, userId: string, jobId: number): Promise<Record<string, any>>;
+  syncCancel(tenantId: string, userId: string, jobId: number): Promise<void>;
   tick(): Promise<void>;
   syncJobs(filter?: object | null): Promise<Record<string, any>[]>;
   webhookReceive(path: string, headers: Record<string, string | string[]> | [string, string][], body: Buffer | string): Promise<{ status: number; body: string }>;

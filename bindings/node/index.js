@@ -274,6 +274,15 @@ class Bridge extends EventEmitter {
   sync(tenantId, userId, integrationId, { mode = 'incremental', since, until, recordingId } = {}) {
     return this._invoke('sync', { tenant_id: tenantId, user_id: userId, integration_id: integrationId, mode, since, until, recording_id: recordingId });
   }
+  // Starts a sync and resolves at once with its job record (status "running"); watch it with
+  // syncJob, stop it at its next page with syncCancel. Its end raises sync_completed,
+  // sync_failed or sync_cancelled.
+  syncStart(tenantId, userId, integrationId, { mode = 'incremental', since, until, recordingId } = {}) {
+    return this._invoke('sync_start', { tenant_id: tenantId, user_id: userId, integration_id: integrationId, mode, since, until, recording_id: recordingId });
+  }
+  // The job record with "progress" (pages, meetings, API budget left, covered, eta_s).
+  syncJob(tenantId, userId, jobId) { return this._invoke('sync_job', { tenant_id: tenantId, user_id: userId, job_id: jobId }); }
+  async syncCancel(tenantId, userId, jobId) { await this._invoke('sync_cancel', { tenant_id: tenantId, user_id: userId, job_id: jobId }); }
   async tick() { await this._invoke('tick'); }
   syncJobs(filter = null) { return this._invoke('sync_jobs', { filter }); }
 

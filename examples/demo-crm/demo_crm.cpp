@@ -17,6 +17,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -235,6 +238,7 @@ struct Args {
   std::string sim;
   std::string data = "demo-data";
   std::string scripts;
+  std::string widget = FB_WIDGET_JS;  // widget/fathom-connect.js of the source tree
   int port = 8787;
   bool scenario = false;
   bool serve = false;
@@ -242,72 +246,275 @@ struct Args {
 
 // ---------------------------------------------------------------- the CRM's web server
 
-std::string dashboard_html(fb_bridge* b) {
-  std::string health = take([&] {
-    char* r = nullptr;
-    fb_token_health(b, "acme", nullptr, &r);
-    return r;
-  }());
-  json snap = g_crm.snapshot();
-  std::ostringstream o;
-  o << R"(<!doctype html><html><head><meta charset="utf-8"><title>Demo CRM</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}h1{color:#5636D3}
-button{background:#5636D3;color:#fff;border:0;padding:.6rem 1.2rem;border-radius:6px;font-size:1rem;cursor:pointer}
-pre{background:#f5f3ff;padding:1rem;border-radius:6px;overflow:auto;max-height:24rem}#msg{margin:1rem 0;font-weight:600}</style>
-</head><body><h1>Demo CRM</h1><p>Signed in as <b>u-alice</b> of tenant <b>acme</b>.</p>
-<button id="connect">Connect Fathom</button> <a href="/connect?mode=redirect">or connect without a popup</a>
-<div id="msg"></div>
-<h2>Fathom connections</h2><pre id="health">)"
-    << json::parse(health.empty() ? "[]" : health).dump(2) << R"(</pre>
-<h2>CRM records</h2><pre>)"
-    << snap.dump(2) << R"(</pre>
-<script>
-// The popup opens inside the click (popup blockers require it), then goes to Fathom.
-document.getElementById('connect').onclick = async () => {
-  const w = window.open('about:blank', 'fathom-connect', 'width=520,height=680');
-  const r = await fetch('/connect/start?mode=popup');
-  const {authorize_url} = await r.json();
-  w.location = authorize_url;
-};
-// The callback page's message (fathom_bridge.h, "The popup callback page's message"):
-// {source: 'fathom-bridge', status: 'connected', integration_id} or {source, status: 'error', error}.
-window.addEventListener('message', (e) => {
-  if (e.origin !== window.location.origin || !e.data || e.data.source !== 'fathom-bridge') return;
-  const text = e.data.status === 'connected'
-    ? 'Fathom connected (integration ' + e.data.integration_id + ').'
-    : 'Fathom connection failed: ' + (e.data.error || 'unknown error');
-  document.getElementById('msg').textContent = text;
-  sessionStorage.setItem('fathom-msg', text);  // shown again after the reload below
-  setTimeout(() => location.reload(), 800);
-});
-const kept = sessionStorage.getItem('fathom-msg');
-if (kept) {
-  document.getElementById('msg').textContent = kept;
-  sessionStorage.removeItem('fathom-msg');
+// The demo CRM's pages: an Integrations page with the connect widget (widget/fathom-connect.js)
+// and every connection's token health, and tables of the records the scripts made, newest first.
+// The signed-in user is u-alice of tenant acme (a real CRM would take it from its session).
+const char* kTenant = "acme";
+const char* kUser = "u-alice";
+
+std::string esc(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
 }
-</script></body></html>)";
+
+std::string str(const json& row, const char* key) {
+  if (!row.contains(key) || row[key].is_null()) return "";
+  return row[key].is_string() ? row[key].get<std::string>() : row[key].dump();
+}
+
+// The numeric part of an id such as "act_12": the order records were made in.
+long long seq_of(const json& row) {
+  std::string id = str(row, "id");
+  size_t u = id.rfind('_');
+  return u == std::string::npos ? 0 : std::atoll(id.c_str() + u + 1);
+}
+
+std::vector<json> newest_first(const json& rows, const char* time_key = nullptr) {
+  std::vector<json> out;
+  if (rows.is_array()) out.assign(rows.begin(), rows.end());
+  std::stable_sort(out.begin(), out.end(), [&](const json& x, const json& y) {
+    if (time_key && str(x, time_key) != str(y, time_key)) return str(x, time_key) > str(y, time_key);
+    return seq_of(x) > seq_of(y);
+  });
+  return out;
+}
+
+// "reconnect_fathom" -> "reconnect fathom": machine words as people read them.
+std::string words(std::string s) {
+  for (char& c : s) c = c == '_' ? ' ' : c;
+  return s;
+}
+
+std::string when(const std::string& iso) { return iso.size() >= 16 ? iso.substr(0, 10) + " " + iso.substr(11, 5) : iso; }
+
+// Token health as a badge: the word and a colour for each status.
+std::string health_badge(const std::string& status) {
+  const char* tone = status == "valid" ? "ok" : status == "expiring_soon" || status == "refresh_in_doubt" ? "warn"
+                     : status == "disconnected" ? "off" : "bad";
+  return "<span class=\"badge " + std::string(tone) + "\" data-status=\"" + esc(status) + "\">" + esc(words(status)) + "</span>";
+}
+
+json token_health(fb_bridge* b, const char* user) {
+  char* r = nullptr;
+  if (fb_token_health(b, kTenant, user, &r) != FB_OK) return json::array();
+  json j = json::parse(take(r), nullptr, false);
+  return j.is_array() ? j : json::array();
+}
+
+std::string page(const std::string& active, const std::string& title, const std::string& body) {
+  std::ostringstream o;
+  o << R"(<!doctype html><html lang="en"><head><meta charset="utf-8"><title>)" << esc(title) << R"( · Acme CRM</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2330;background:#f4f5f8}
+header{background:#1f2330;color:#fff;display:flex;align-items:center;gap:24px;padding:0 24px;height:52px}
+header .brand{font-weight:700;font-size:16px}header nav{display:flex;gap:4px;flex:1}
+header nav a{color:#c9ccd6;text-decoration:none;padding:6px 12px;border-radius:6px}
+header nav a[aria-current=page]{background:#3a3f52;color:#fff}header .me{color:#c9ccd6;font-size:13px}
+main{max-width:1100px;margin:24px auto;padding:0 24px}h1{font-size:22px;margin:0 0 16px}h2{font-size:16px;margin:28px 0 10px}
+table{width:100%;border-collapse:collapse;background:#fff;border:1px solid #e1e4ea;border-radius:8px;overflow:hidden}
+th,td{text-align:left;padding:9px 12px;border-bottom:1px solid #eceef2;vertical-align:top}
+th{background:#fafbfc;font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:#5b6275}
+tr:last-child td{border-bottom:0}td.summary{max-width:420px;color:#434859}.muted{color:#7a8194}.empty{padding:18px;color:#7a8194;background:#fff;border:1px dashed #d9dce5;border-radius:8px}
+.badge{display:inline-block;border-radius:999px;padding:1px 9px;font-size:12px;font-weight:600}
+.badge.ok{background:#e3f6ea;color:#137a3a}.badge.warn{background:#fff1db;color:#9a5b00}.badge.bad{background:#fde7e7;color:#b42318}.badge.off{background:#eef0f4;color:#5b6275}
+a{color:#5636d3}fathom-connect{max-width:640px;--fathom-accent:#5636d3}
+</style></head><body><header><span class="brand">Acme CRM</span><nav aria-label="Main">)";
+  const char* links[][2] = {{"/integrations", "Integrations"}, {"/companies", "Companies"}, {"/contacts", "Contacts"},
+                            {"/activities", "Activities"}, {"/tasks", "Tasks"}};
+  for (auto& l : links) {
+    o << "<a href=\"" << l[0] << "\"" << (active == l[0] ? " aria-current=\"page\"" : "") << ">" << l[1] << "</a>";
+  }
+  o << "</nav><span class=\"me\">Signed in as <b>" << kUser << "</b> · " << kTenant << "</span></header><main>"
+    << body << "</main></body></html>";
   return o.str();
 }
 
-void mount_routes(httplib::Server& svr, fb_bridge* b) {
-  svr.Get("/", [b](const httplib::Request&, httplib::Response& res) {
-    res.set_content(dashboard_html(b), "text/html; charset=utf-8");
+std::string table(const std::vector<std::string>& heads, const std::vector<std::vector<std::string>>& rows,
+                  const std::string& id, const std::string& empty) {
+  if (rows.empty()) return "<p class=\"empty\" id=\"" + id + "\">" + empty + "</p>";
+  std::string t = "<table id=\"" + id + "\"><thead><tr>";
+  for (const auto& h : heads) t += "<th scope=\"col\">" + h + "</th>";
+  t += "</tr></thead><tbody>";
+  for (const auto& r : rows) {
+    t += "<tr>";
+    for (const auto& c : r) t += "<td" + std::string(c.rfind("<!--summary-->", 0) == 0 ? " class=\"summary\"" : "") + ">" + c + "</td>";
+    t += "</tr>";
+  }
+  return t + "</tbody></table>";
+}
+
+std::string activities_table(const json& snap, size_t limit) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : newest_first(snap.value("activities", json::array()), "started_at")) {
+    if (rows.size() >= limit) break;
+    std::string link = str(a, "share_url").empty() ? str(a, "url") : str(a, "share_url");
+    // The summary is Markdown: shown as one line of plain text.
+    std::string summary;
+    for (char c : str(a, "summary")) {
+      if (c == '#' || c == '*') continue;
+      if (c == '\n' || c == '\t') c = ' ';
+      if (c == ' ' && (summary.empty() || summary.back() == ' ')) continue;
+      summary += c;
+    }
+    if (summary.size() > 280) summary = summary.substr(0, 277) + "...";
+    rows.push_back({"<b>" + esc(str(a, "title")) + "</b>", esc(when(str(a, "started_at"))),
+                    esc(str(a, "owner_email")),
+                    link.empty() ? "<span class=\"muted\">none</span>"
+                                 : "<a href=\"" + esc(link) + "\" target=\"_blank\" rel=\"noopener\">Recording</a>",
+                    "<!--summary-->" + (summary.empty() ? "<span class=\"muted\">no summary</span>" : esc(summary))});
+  }
+  return table({"Meeting", "When", "Recorded by", "Recording", "Summary"}, rows, "activities",
+               "No activities yet: connect Fathom and sync.");
+}
+
+// What the Integrations page refreshes when the widget reports a change or a sync.
+std::string integrations_fragment(fb_bridge* b) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& h : token_health(b, nullptr)) {
+    std::string expires = str(h, "expires_at");
+    rows.push_back({esc(str(h, "user_id")), str(h, "fathom_email").empty() ? "<span class=\"muted\">unknown</span>" : esc(str(h, "fathom_email")),
+                    esc(str(h, "kind")), health_badge(str(h, "status")),
+                    expires.empty() ? "<span class=\"muted\">–</span>" : esc(when(expires)),
+                    str(h, "last_sync_at").empty() ? "<span class=\"muted\">never</span>" : esc(when(str(h, "last_sync_at")))});
+  }
+  return "<h2>Fathom connections in " + std::string(kTenant) + "</h2>" +
+         table({"CRM user", "Fathom account", "Type", "Token health", "Token expires", "Last sync"}, rows, "connections",
+               "No one has connected Fathom yet.") +
+         "<h2>Recent meeting activities</h2>" + activities_table(g_crm.snapshot(), 10);
+}
+
+std::string integrations_page(fb_bridge* b) {
+  return page("/integrations", "Integrations",
+              R"(<h1>Integrations</h1>
+<fathom-connect id="fathom" endpoint=""></fathom-connect>
+<div id="live">)" + integrations_fragment(b) + R"(</div>
+<script type="module">
+import '/fathom/widget.js';
+// The widget reports every change and each finished sync: redraw the tables below it.
+const live = document.getElementById('live');
+const redraw = async () => { live.innerHTML = await (await fetch('/integrations/live')).text(); };
+const w = document.getElementById('fathom');
+w.addEventListener('fathom-change', (e) => { if (!e.detail.busy) redraw(); });
+w.addEventListener('fathom-synced', redraw);
+</script>)");
+}
+
+std::string records_page(const std::string& which) {
+  json snap = g_crm.snapshot();
+  std::vector<std::vector<std::string>> rows;
+  std::map<std::string, std::string> company_names;
+  for (const auto& c : snap.value("companies", json::array())) company_names[str(c, "id")] = str(c, "name");
+  if (which == "/companies") {
+    for (const auto& c : newest_first(snap.value("companies", json::array()))) {
+      rows.push_back({"<b>" + esc(str(c, "name")) + "</b>", esc(str(c, "domain")), esc(str(c, "id"))});
+    }
+    return page(which, "Companies", "<h1>Companies</h1>" + table({"Name", "Domain", "Id"}, rows, "companies", "No companies yet."));
+  }
+  if (which == "/contacts") {
+    for (const auto& c : newest_first(snap.value("contacts", json::array()))) {
+      rows.push_back({"<b>" + esc(str(c, "name")) + "</b>", esc(str(c, "email")), esc(company_names[str(c, "company_id")])});
+    }
+    return page(which, "Contacts", "<h1>Contacts</h1>" + table({"Name", "Email", "Company"}, rows, "contacts", "No contacts yet."));
+  }
+  if (which == "/activities") return page(which, "Activities", "<h1>Activities</h1>" + activities_table(snap, SIZE_MAX));
+  for (const auto& t : newest_first(snap.value("tasks", json::array()))) {
+    std::string link = str(t, "playback_url");
+    rows.push_back({"<b>" + esc(str(t, "title")) + "</b>", esc(str(t, "assignee_email")),
+                    esc(str(t, "kind").empty() ? "action item" : words(str(t, "kind"))),
+                    link.empty() ? "" : "<a href=\"" + esc(link) + "\" target=\"_blank\" rel=\"noopener\">Play</a>"});
+  }
+  return page(which, "Tasks", "<h1>Tasks</h1>" + table({"Task", "Assignee", "Kind", "Moment"}, rows, "tasks", "No tasks yet."));
+}
+
+// The signed-in user's routes for the widget, with the same shapes as the sidecar's user routes
+// (plugin/server/user_routes.h), over the C ABI. This CRM's session is the demo's fixed user.
+json user_status(fb_bridge* b) {
+  json views = json::array(), current;
+  for (const auto& h : token_health(b, kUser)) {
+    json v = {{"integration_id", h["integration_id"]}, {"kind", h["kind"]}, {"token_status", h["status"]},
+              {"expires_at", h["expires_at"]}, {"has_refresh_token", h["has_refresh_token"]},
+              {"last_sync_at", h["last_sync_at"]}, {"fathom_email", h["fathom_email"]}};
+    views.push_back(v);
+    if (h.value("status", "") != "disconnected" && h.value("active", true) &&
+        (current.is_null() || v["integration_id"].get<int64_t>() > current["integration_id"].get<int64_t>())) {
+      current = v;
+    }
+  }
+  std::string state = current.is_null() ? "disconnected"
+                      : current["token_status"] == "reconnect_required" ? "reconnect_required" : "connected";
+  return {{"state", state}, {"integration", current}, {"integrations", views}};
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(body.dump(), "application/json");
+}
+
+void mount_routes(httplib::Server& svr, fb_bridge* b, const std::string& widget_path) {
+  svr.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/integrations"); });
+  svr.Get("/integrations", [b](const httplib::Request&, httplib::Response& res) {
+    res.set_content(integrations_page(b), "text/html; charset=utf-8");
   });
-  svr.Get("/connect/start", [b](const httplib::Request& req, httplib::Response& res) {
-    char* url = nullptr;
-    int popup = req.get_param_value("mode") != "redirect";
-    int rc = fb_connect_start(b, "acme", req.has_param("user") ? req.get_param_value("user").c_str() : "u-alice",
-                              nullptr, popup, &url);
-    if (rc != FB_OK) {
-      res.status = 400;
-      res.set_content(json{{"error", fb_errmsg(b)}}.dump(), "application/json");
+  svr.Get("/integrations/live", [b](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(integrations_fragment(b), "text/html; charset=utf-8");
+  });
+  for (const char* p : {"/companies", "/contacts", "/activities", "/tasks"}) {
+    svr.Get(p, [p](const httplib::Request&, httplib::Response& res) {
+      res.set_content(records_page(p), "text/html; charset=utf-8");
+    });
+  }
+  // The widget, as the sidecar serves it at the same path.
+  svr.Get("/fathom/widget.js", [widget_path](const httplib::Request&, httplib::Response& res) {
+    std::ifstream in(widget_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      res.status = 404;
       return;
     }
-    res.set_content(json{{"authorize_url", take(url)}}.dump(), "application/json");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(text.str(), "text/javascript; charset=utf-8");
+  });
+  svr.Get("/fathom/connect", [b](const httplib::Request& req, httplib::Response& res) {
+    std::string mode = req.has_param("mode") ? req.get_param_value("mode") : "popup";
+    char* url = nullptr;
+    int rc = fb_connect_start(b, kTenant, kUser, nullptr, mode != "redirect", &url);
+    if (rc != FB_OK) return send_json(res, 400, {{"error", fb_code_name(rc)}, {"message", fb_errmsg(b)}});
+    send_json(res, 200, {{"url", take(url)}, {"mode", mode == "redirect" ? "redirect" : "popup"},
+                         {"callback_origin", "http://" + req.get_header_value("Host")}});
+  });
+  svr.Get("/fathom/status", [b](const httplib::Request&, httplib::Response& res) { send_json(res, 200, user_status(b)); });
+  svr.Post("/fathom/sync", [b](const httplib::Request&, httplib::Response& res) {
+    json s = user_status(b);
+    if (s["integration"].is_null()) return send_json(res, 404, {{"error", "not_found"}, {"message", "Fathom is not connected"}});
+    char* job = nullptr;
+    int rc = fb_sync(b, kTenant, kUser, s["integration"]["integration_id"].get<int64_t>(), "incremental", nullptr, &job);
+    if (rc != FB_OK) return send_json(res, 409, {{"error", fb_code_name(rc)}, {"message", fb_errmsg(b)}});
+    send_json(res, 200, json::parse(take(job)));
+  });
+  svr.Post("/fathom/disconnect", [b](const httplib::Request&, httplib::Response& res) {
+    json s = user_status(b);
+    if (s["integration"].is_null()) return send_json(res, 404, {{"error", "not_found"}, {"message", "Fathom is not connected"}});
+    int64_t id = s["integration"]["integration_id"].get<int64_t>();
+    if (fb_disconnect(b, kTenant, kUser, id) != FB_OK) return send_json(res, 409, {{"error", "failed"}, {"message", fb_errmsg(b)}});
+    send_json(res, 200, {{"disconnected", id}});
   });
   svr.Get("/connect", [b](const httplib::Request&, httplib::Response& res) {
     char* url = nullptr;
-    if (fb_connect_start(b, "acme", "u-alice", nullptr, 0, &url) != FB_OK) {
+    if (fb_connect_start(b, kTenant, kUser, nullptr, 0, &url) != FB_OK) {
       res.status = 400;
       res.set_content(fb_errmsg(b), "text/plain");
       return;
@@ -326,13 +533,6 @@ void mount_routes(httplib::Server& svr, fb_bridge* b) {
     } else {
       res.set_content(r.value("body", ""), r.value("content_type", "text/html; charset=utf-8"));
     }
-  });
-  svr.Get("/settings/integrations/fathom", [b](const httplib::Request& req, httplib::Response& res) {
-    std::string status = req.get_param_value("fathom");
-    res.set_content(std::string("<!doctype html><h1>Fathom: ") + (status.empty() ? "?" : status) +
-                        "</h1><p>" + req.get_param_value("reason") + "</p><a href=\"/\">back</a>",
-                    "text/html; charset=utf-8");
-    (void)b;
   });
   svr.Post(R"(/webhooks/fathom/.*)", [b](const httplib::Request& req, httplib::Response& res) {
     std::vector<const char*> names, values;
@@ -528,10 +728,11 @@ int main(int argc, char** argv) {
     else if (s == "--data") a.data = next();
     else if (s == "--scripts") a.scripts = next();
     else if (s == "--port") a.port = std::stoi(next());
+    else if (s == "--widget") a.widget = next();
     else if (s == "--scenario") a.scenario = true;
     else if (s == "--serve") a.serve = true;
     else {
-      std::cerr << "usage: demo-crm --sim URL [--data DIR] [--scripts DIR] [--port N] [--scenario] [--serve]\n";
+      std::cerr << "usage: demo-crm --sim URL [--data DIR] [--scripts DIR] [--widget FILE] [--port N] [--scenario] [--serve]\n";
       return 2;
     }
   }
@@ -549,7 +750,7 @@ int main(int argc, char** argv) {
         {"authorize_url", a.sim + "/external/v1/oauth2/authorize"},
         {"token_url", a.sim + "/external/v1/oauth2/token"},
         {"api_base", a.sim + "/external/v1"}}},
-      {"frontend", {{"url", crm}}},
+      {"frontend", {{"url", crm}, {"success_path", "/integrations"}}},  // the redirect flow returns to the widget
       {"tokens", {{"key", load_or_make_key(a.data)}}},
       {"webhooks", {{"public_base_url", crm}}},
       {"store", {{"path", (fs::path(a.data) / "bridge.db").string()}}},
@@ -568,7 +769,7 @@ int main(int argc, char** argv) {
   for (const char* op : kOps) fb_register_crm_operation(b, op, on_crm, const_cast<char*>(op));
 
   httplib::Server svr;
-  mount_routes(svr, b);
+  mount_routes(svr, b, a.widget);
   if (!svr.bind_to_port("127.0.0.1", a.port)) {
     std::cerr << "demo-crm: port " << a.port << " is busy (set FB_DEMO_PORT)\n";
     fb_bridge_close(b);
@@ -590,7 +791,7 @@ int main(int argc, char** argv) {
   if (a.serve) {
     signal(SIGINT, [](int) { g_stop = true; });
     signal(SIGTERM, [](int) { g_stop = true; });
-    std::cout << "\nOpen " << crm << " in a browser and click \"Connect Fathom\". Ctrl-C stops.\n" << std::flush;
+    std::cout << "\nOpen " << crm << "/integrations in a browser: the Fathom widget, the connections and the records. Ctrl-C stops.\n" << std::flush;
     while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   svr.stop();

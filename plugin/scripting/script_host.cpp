@@ -238,7 +238,7 @@ Result<std::unique_ptr<ScriptState>> ScriptHost::acquire(const std::shared_ptr<G
   std::unique_ptr<ScriptState> stale;
   {
     std::unique_lock lock(pool_mu_);
-    pool_cv_.wait(lock, [&] { return !free_.empty() || live_ < services_.config.pool_size; });
+    pool_cv_.wait(lock, [&] { return !free_.empty() || live_ < services_.config.pool_size + extra_states_; });
     if (!free_.empty()) {
       // This thread's state of gen, else any of gen (several stored versions may be running at
       // once), else this thread's, else the newest.
@@ -277,7 +277,7 @@ void ScriptHost::release(std::unique_ptr<ScriptState> state) {
   std::unique_ptr<ScriptState> dead;
   {
     std::lock_guard lock(pool_mu_);
-    if (state && state->healthy()) {
+    if (state && state->healthy() && live_ <= services_.config.pool_size + extra_states_) {
       free_.emplace_back(std::this_thread::get_id(), std::move(state));
     } else {
       dead = std::move(state);
@@ -285,6 +285,14 @@ void ScriptHost::release(std::unique_ptr<ScriptState> state) {
     }
   }
   pool_cv_.notify_one();
+}
+
+void ScriptHost::set_extra_states(int n) {
+  {
+    std::lock_guard lock(pool_mu_);
+    extra_states_ = std::max(0, n);
+  }
+  pool_cv_.notify_all();
 }
 
 void ScriptHost::adopt(std::unique_ptr<ScriptState> state) {

@@ -91,6 +91,10 @@ class ScriptHost {
 
   // Registers (or replaces) crm.<name> for every script; takes effect from the next event.
   Status register_crm_operation(const std::string& name, CrmHandler handler);
+  // Lets the pool hold n Lua states beyond scripts.pool_size: one per webhook worker replacing a
+  // stuck one (WorkerOptions::on_stuck_threads), which keeps its own state. Back at 0, states over
+  // pool_size are freed as they come back. Thread-safe and quick.
+  void set_extra_states(int n);
 
   // Hooks. Each returns Ok when no script defines the hook. event_id makes CRM idempotency keys
   // stable across retries of the same occurrence: pass the same id when retrying (meeting hooks
@@ -185,6 +189,7 @@ class ScriptHost {
   // state's memory stays in one core's cache (and one malloc arena).
   std::vector<std::pair<std::thread::id, std::unique_ptr<ScriptState>>> free_;  // guarded by pool_mu_
   int live_ = 0;                                    // guarded by pool_mu_: states in or out of the pool
+  int extra_states_ = 0;                            // guarded by pool_mu_: set_extra_states
 
   std::atomic<uint64_t> events_{0}, failures_{0}, reloads_{0}, rejections_{0}, states_created_{0};
   std::array<std::atomic<uint64_t>, 4> budget_stops_{};  // by StopReason - 1

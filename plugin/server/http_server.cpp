@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 #include "crypto/encoding.h"
 
 namespace fb::detail {
@@ -1237,7 +1238,10 @@ Status HttpServer::start() {
   }
   for (auto& loop : s.loops) {
     Loop* l = loop.get();
-    l->thread = std::thread([l] { l->run(); });
+    l->thread = std::thread([l] {
+      name_this_thread("fb-http");
+      l->run();
+    });
   }
   started_ = true;
   FB_LOG(kInfo, "server") << "listening on http://" << options_.host << ":" << port_ << " with " << io

@@ -140,6 +140,15 @@ std::string Metrics::render() {
   WorkerProgress wp = m.workers->progress();
   p.family("fathom_bridge_webhook_batches_in_progress", "gauge", "Batches of inbox events being processed by workers now.");
   p.sample("fathom_bridge_webhook_batches_in_progress", wp.busy);
+  p.family("fathom_bridge_webhook_workers_stuck_total", "counter",
+           "Batches a worker was still on after webhooks.event_deadline_s (each one a worker_stuck event).");
+  p.sample("fathom_bridge_webhook_workers_stuck_total", static_cast<double>(ws.stuck));
+  p.family("fathom_bridge_webhook_events_released_total", "counter",
+           "Events a stuck worker's batch had not started, handed back to pending for the other workers.");
+  p.sample("fathom_bridge_webhook_events_released_total", static_cast<double>(ws.released));
+  p.family("fathom_bridge_webhook_stuck_threads", "gauge",
+           "Worker threads written off as stuck (replaced) whose call has not returned yet.");
+  p.sample("fathom_bridge_webhook_stuck_threads", ws.stuck_threads);
 
   // The store's view: queried on this scrape's own connection.
   std::map<std::string, int64_t> inbox, integrations, jobs;

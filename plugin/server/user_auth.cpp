@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "crypto/encoding.h"
 
 namespace fb::detail {
@@ -135,16 +136,52 @@ Result<std::vector<UserTokenVerifier::Key>> parse_jwks(const std::string& jwks_j
   return out;
 }
 
+namespace {
+
+// The keys of the JWKS file at path, and the file's modification time before it was read.
+Result<std::vector<UserTokenVerifier::Key>> load_jwks_file(const std::string& path, std::filesystem::file_time_type* mtime) {
+  std::error_code ec;
+  *mtime = std::filesystem::last_write_time(path, ec);
+  std::ifstream in(path, std::ios::binary);
+  if (ec || !in) return Status::Config("cannot read user_api.jwks_file '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_jwks(text.str(), "user_api.jwks_file '" + path + "'");
+}
+
+}  // namespace
+
 Result<std::unique_ptr<UserTokenVerifier>> UserTokenVerifier::create(const UserApiConfig& config) {
   std::unique_ptr<UserTokenVerifier> v(new UserTokenVerifier(config));
+  std::vector<Key> keys;
   if (!config.jwks_file.empty()) {
-    std::ifstream in(config.jwks_file, std::ios::binary);
-    if (!in) return Status::Config("cannot read user_api.jwks_file '" + config.jwks_file + "'");
-    std::stringstream text;
-    text << in.rdbuf();
-    FB_ASSIGN(v->keys_, parse_jwks(text.str(), "user_api.jwks_file '" + config.jwks_file + "'"));
+    FB_ASSIGN(keys, load_jwks_file(config.jwks_file, &v->loaded_mtime_));
   }
+  v->keys_ = std::make_shared<const std::vector<Key>>(std::move(keys));
   return v;
+}
+
+UserTokenVerifier::Keys UserTokenVerifier::keys() const {
+  std::lock_guard lock(mu_);
+  return keys_;
+}
+
+bool UserTokenVerifier::reload_if_changed() const {
+  if (config_.jwks_file.empty()) return false;
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  if (std::filesystem::last_write_time(config_.jwks_file, ec) == loaded_mtime_ || ec) return false;
+  std::filesystem::file_time_type mtime;
+  auto loaded = load_jwks_file(config_.jwks_file, &mtime);
+  if (!loaded.ok()) {
+    FB_LOG(kWarn, "user_api") << "kept the loaded keys: " << loaded.status().message();
+    loaded_mtime_ = mtime;  // not retried until the file changes again
+    return false;
+  }
+  keys_ = std::make_shared<const std::vector<Key>>(std::move(*loaded));
+  loaded_mtime_ = mtime;
+  FB_LOG(kInfo, "user_api") << "reloaded " << keys_->size() << " key(s) from " << config_.jwks_file;
+  return true;
 }
 
 UserTokenCheck UserTokenVerifier::verify(std::string_view authorization, int64_t now_s) const {
@@ -168,18 +205,26 @@ UserTokenCheck UserTokenVerifier::verify(std::string_view authorization, int64_t
   const std::string kid = header.contains("kid") && header["kid"].is_string() ? header["kid"].get<std::string>() : "";
 
   // The keys this token may be checked with, decided by our configuration, not by the token.
+  Keys keys = this->keys();  // held until the signature is checked
   std::vector<std::pair<const unsigned char*, int>> candidates;
   jwt_alg_t expected = JWT_ALG_INVAL;
   if (alg == "HS256" && !config_.jwt_secret.empty()) {
     expected = JWT_ALG_HS256;
     candidates.emplace_back(reinterpret_cast<const unsigned char*>(config_.jwt_secret.data()),
                             static_cast<int>(config_.jwt_secret.size()));
-  } else if ((alg == "RS256" || alg == "ES256") && !keys_.empty()) {
+  } else if ((alg == "RS256" || alg == "ES256") && !config_.jwks_file.empty()) {
     expected = alg == "RS256" ? JWT_ALG_RS256 : JWT_ALG_ES256;
-    for (const Key& k : keys_) {
-      if (k.alg == alg && (kid.empty() || k.kid == kid)) {
-        candidates.emplace_back(reinterpret_cast<const unsigned char*>(k.pem.data()), static_cast<int>(k.pem.size()));
+    auto pick = [&] {
+      for (const Key& k : *keys) {
+        if (k.alg == alg && (kid.empty() || k.kid == kid)) {
+          candidates.emplace_back(reinterpret_cast<const unsigned char*>(k.pem.data()), static_cast<int>(k.pem.size()));
+        }
       }
+    };
+    pick();
+    if (candidates.empty() && reload_if_changed()) {  // a key the CRM published since
+      keys = this->keys();
+      pick();
     }
     if (candidates.empty()) {
       return refuse("unknown_key", "no " + alg + " key" + (kid.empty() ? "" : " with kid '" + kid + "'") +
@@ -187,7 +232,7 @@ UserTokenCheck UserTokenVerifier::verify(std::string_view authorization, int64_t
     }
   } else {
     std::string allowed = config_.jwt_secret.empty() ? "" : "HS256";
-    if (!keys_.empty()) allowed += std::string(allowed.empty() ? "" : ", ") + "RS256, ES256";
+    if (!config_.jwks_file.empty()) allowed += std::string(allowed.empty() ? "" : ", ") + "RS256, ES256";
     return refuse("alg_not_allowed", "alg '" + alg + "' is not accepted (accepted: " + allowed + ")");
   }
 

@@ -15,10 +15,17 @@
 // and user claims (user_api.tenant_claim, user_claim; strings or integers) are required and the
 // team claim optional, each checked as any identifier (principal.h).
 //
+// Key rotation: a token whose kid (or alg) names no loaded key makes the verifier look at the
+// JWKS file again; when the file changed since it was read, it is reloaded (a file that no longer
+// parses is logged and the keys already loaded stay). A CRM publishes its next key in the file
+// before signing with it.
+//
 // Thread-safety: verify() is const and may be called from any thread.
 #pragma once
 
+#include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,8 +63,15 @@ class UserTokenVerifier {
 
  private:
   explicit UserTokenVerifier(const UserApiConfig& config) : config_(config) {}
+  using Keys = std::shared_ptr<const std::vector<Key>>;
+  Keys keys() const;
+  // Reloads the JWKS file when its modification time changed; true when new keys were loaded.
+  bool reload_if_changed() const;
+
   UserApiConfig config_;
-  std::vector<Key> keys_;
+  mutable std::mutex mu_;
+  mutable Keys keys_;                                     // guarded by mu_
+  mutable std::filesystem::file_time_type loaded_mtime_;  // guarded by mu_
 };
 
 // The JWKS document's keys as PEM public keys (exposed for the tests). kConfig on a bad key.

@@ -76,6 +76,17 @@ BatchLease::~BatchLease() {
   if (!keys_.empty()) recording_locks().unlock_all(keys_);
 }
 
+void BatchLease::release_integration(int64_t integration_id) {
+  std::vector<std::string> mine;
+  for (size_t i = keys_.size(); i-- > 0;) {
+    if (integrations_[i] != integration_id) continue;
+    mine.push_back(std::move(keys_[i]));
+    keys_.erase(keys_.begin() + static_cast<std::ptrdiff_t>(i));
+    integrations_.erase(integrations_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  if (!mine.empty()) recording_locks().unlock_all(mine);
+}
+
 const char* dispatch_outcome_name(DispatchOutcome o) {
   switch (o) {
     case DispatchOutcome::kMapped: return "mapped";
@@ -241,7 +252,10 @@ Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& item
   std::map<std::string, size_t> first;  // key -> index of the first item of that recording
   for (size_t i = 0; i < items.size(); ++i) {
     std::string key = recording_key(store.db().path(), items[i].integration.id, items[i].meeting.recording_id);
-    if (first.emplace(key, i).second) lease.keys_.push_back(std::move(key));
+    if (first.emplace(key, i).second) {
+      lease.keys_.push_back(std::move(key));
+      lease.integrations_.push_back(items[i].integration.id);
+    }
   }
   recording_locks().lock_all(lease.keys_);
 
@@ -285,6 +299,11 @@ void MeetingDispatcher::run_batch(std::vector<BatchItem>& items, MeetingPipeline
     return;
   }
   for (BatchItem& it : items) {
+    if (it.take && !it.take()) {
+      it.given_up = true;
+      it.status = Status::Unavailable("given up by a stuck worker");
+      continue;
+    }
     if (it.upsert.needs_mapping) {
       MeetingEvent ev = event_of(it);
       it.map_error = call_pipeline([&] { return pipeline.on_meeting(ev); });
@@ -307,7 +326,7 @@ void MeetingDispatcher::run_batch(std::vector<BatchItem>& items, MeetingPipeline
   if (!ended.ok()) {
     // The host could not keep the batch's CRM writes: nothing of it counts as mapped.
     for (BatchItem& it : items) {
-      if (!it.upsert.needs_mapping && !it.react) continue;  // made no CRM call
+      if (it.given_up || (!it.upsert.needs_mapping && !it.react)) continue;  // made no CRM call
       it.mapped = false;
       it.map_error = ended.with_context("ending the CRM batch");
       it.status = it.map_error;
@@ -326,6 +345,7 @@ Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, Meet
   Db& db = store.db();
   return db.transaction([&]() -> Status {
     for (const BatchItem& it : items) {
+      if (it.given_up) continue;  // another worker has it
       FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id).status());
       if (it.mapped) {
         // Only while the stored content is the one that was mapped (another process may have

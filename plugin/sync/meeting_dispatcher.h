@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -83,11 +84,16 @@ struct BatchItem {
   int64_t content_event_id = 0;  // >0: the content is that inbox event's body (stored by pointer)
   std::string source;            // "webhook", "sync"
   bool react = false;            // also run MeetingPipeline::on_webhook (webhook events)
+  // When set, run_batch asks it right before the item's first pipeline call; false means the
+  // item was given up (a stuck webhook worker's batch handed it to another worker): it is skipped,
+  // with no pipeline call, and record_batch leaves it alone.
+  std::function<bool()> take;
   // Set by map_batch:
   UpsertResult upsert;           // the version as worked out from what was stored
   bool mapped = false;           // on_meeting accepted upsert.content_version in this batch
   Status map_error;              // on_meeting's failure (recorded on the meeting)
   Status status;                 // the item's outcome: map_error, or the reaction's failure
+  bool given_up = false;         // take() said false: none of the above applies
 };
 
 // Holds the process-wide locks of a batch's recordings until it is destroyed (after the commit).
@@ -95,13 +101,20 @@ class BatchLease {
  public:
   BatchLease() = default;
   ~BatchLease();
-  BatchLease(BatchLease&& o) noexcept : keys_(std::move(o.keys_)) { o.keys_.clear(); }
+  BatchLease(BatchLease&& o) noexcept : keys_(std::move(o.keys_)), integrations_(std::move(o.integrations_)) {
+    o.keys_.clear();
+    o.integrations_.clear();
+  }
   BatchLease& operator=(BatchLease&&) = delete;
   BatchLease(const BatchLease&) = delete;
+  // Lets go of the locks of one integration's recordings now (its items were given up and another
+  // thread may map them). Not thread-safe: the caller orders it with the destructor.
+  void release_integration(int64_t integration_id);
 
  private:
   friend class MeetingDispatcher;
   std::vector<std::string> keys_;
+  std::vector<int64_t> integrations_;  // keys_[i] is a recording of integrations_[i]
 };
 
 class MeetingDispatcher {

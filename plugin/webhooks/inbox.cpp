@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace fb::detail {
 
@@ -115,14 +116,20 @@ Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock
     Status off = db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=0"); });
     if (ckpt.ok() && off.ok()) {
       checkpoint_db_ = std::move(*ckpt);
-      checkpointer_ = std::thread([this] { checkpoint_loop(); });
+      checkpointer_ = std::thread([this] {
+        name_this_thread("fb-checkpoint");
+        checkpoint_loop();
+      });
     } else {
       (void)db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=1000"); });
       FB_LOG(kWarn, "webhooks") << "no background WAL checkpoints (commits will checkpoint inline): "
                                 << (ckpt.ok() ? off.message() : ckpt.status().message());
     }
   }
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    name_this_thread("fb-inbox");
+    writer_loop();
+  });
 }
 
 Inbox::~Inbox() {
@@ -350,6 +357,7 @@ Status Inbox::claim_rows(int max, std::vector<InboxEvent>* out, std::vector<Body
     FB_TRY(each_row(take, [&](const Stmt& row) {
       out->push_back(read_event(row));
       out->back().body = row.blob(11);
+      out->back().claimed_at_ms = now;
       if (!row.is_null(12)) refs->push_back({out->size() - 1, row.text(12), row.int64(13), row.int64(14)});
     }));
   }
@@ -456,13 +464,31 @@ Status Inbox::mark_dead(int64_t event_id, std::string_view error) {
   });
 }
 
-Result<int> Inbox::reclaim(int64_t claimed_before_ms) {
+Result<int> Inbox::reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held) {
   int n = 0;
   Status s = db_.with([&] {
     Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='pending', claimed_at=NULL WHERE status='processing' AND claimed_at<=?");
-    FB_TRY(q.bind(1, claimed_before_ms).run());
+        "UPDATE webhook_inbox SET status='pending', claimed_at=NULL WHERE status='processing' AND claimed_at<=?"
+        " AND id NOT IN (SELECT value FROM json_each(?))");
+    FB_TRY(q.bind(1, claimed_before_ms).bind(2, nlohmann::json(held).dump()).run());
     n = db_.changes();
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+Result<int> Inbox::release(const std::vector<std::pair<int64_t, int64_t>>& events) {
+  int n = 0;
+  // One single-row UPDATE per event, as claim_rows does (no statement journal).
+  Status s = db_.transaction([&]() -> Status {
+    Stmt& q = db_.prepare(
+        "UPDATE webhook_inbox SET status='pending', attempts=MAX(attempts-1, 0), claimed_at=NULL"
+        " WHERE id=? AND status='processing' AND claimed_at=?");
+    for (const auto& [id, claimed_at] : events) {
+      FB_TRY(q.bind(1, id).bind(2, claimed_at).run());
+      n += db_.changes();
+    }
     return Status::Ok();
   });
   if (!s.ok()) return s;

@@ -78,6 +78,7 @@ struct InboxEvent {
   int64_t next_attempt_at_ms = 0;
   std::string last_error;
   int64_t processed_at_ms = 0;  // 0 when not done
+  int64_t claimed_at_ms = 0;    // claim() and finish_batch() only: when this claim took it
   std::string body;             // filled by claim() and get(id, true) only
   // claim() only: not ok when the body could not be loaded from the body log. kIo: the record is
   // damaged or missing (the event should be dead-lettered with this message); other codes may pass.
@@ -171,8 +172,14 @@ class Inbox {
   // Back to pending, due at next_attempt_at_ms, remembering the error.
   Status mark_retry(int64_t event_id, std::string_view error, int64_t next_attempt_at_ms);
   Status mark_dead(int64_t event_id, std::string_view error);
-  // Returns events in processing claimed at or before claimed_before_ms to pending. Returns how many.
-  Result<int> reclaim(int64_t claimed_before_ms);
+  // Returns events in processing claimed at or before claimed_before_ms to pending, except those in
+  // `held` (events a live thread still works on, e.g. one stuck in a CRM call). Returns how many.
+  Result<int> reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held = {});
+  // Gives claimed events back before any work on them (a stuck worker's batch, WorkerPool): each
+  // goes back to pending as it was before that claim (attempts - 1, due when it was), so another
+  // worker takes it at once. Only rows still in processing under that same claim (claimed_at) change.
+  // Returns how many did.
+  Result<int> release(const std::vector<std::pair<int64_t, int64_t>>& event_and_claimed_at_ms);
   // Deletes done events processed before processed_before_ms, at most `limit` in one transaction
   // (so ingest never waits long behind it). Dead letters are kept, and so are events whose body is
   // the stored content of a meeting (sync_meetings.content_event_id): their body is that meeting's

@@ -11,6 +11,8 @@ class RecordMeetings final : public InboxBatchWork {
   RecordMeetings(MeetingDispatcher& dispatcher, MeetingStore& store, std::vector<BatchItem> items, BatchLease lease)
       : dispatcher_(dispatcher), store_(store), items_(std::move(items)), lease_(std::move(lease)) {}
   Status record() override { return dispatcher_.record_batch(items_, store_); }
+  std::vector<BatchItem>& items() { return items_; }
+  BatchLease& lease() { return lease_; }
 
  private:
   MeetingDispatcher& dispatcher_;
@@ -37,6 +39,13 @@ Status MeetingEventHandler::handle(const InboxEvent& e) {
 
 std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_batch(const std::vector<const InboxEvent*>& events,
                                                                   std::vector<Status>* results) {
+  std::vector<InboxEvent> none;
+  BatchClaim claim(none);  // guards nothing: every event is this caller's
+  return handle_claimed(events, results, claim);
+}
+
+std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_claimed(const std::vector<const InboxEvent*>& events,
+                                                                    std::vector<Status>* results, BatchClaim& claim) {
   std::vector<BatchItem> items;
   std::vector<size_t> where;
   std::map<int64_t, Result<IntegrationInfo>> integrations;  // looked up once per batch
@@ -68,17 +77,29 @@ std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_batch(const std::vec
     item.content_event_id = e.id;
     item.source = "webhook";
     item.react = true;
+    item.take = [&claim, id = e.id] { return claim.take(id); };
     items.push_back(std::move(item));
     where.push_back(i);
   }
   if (items.empty()) return nullptr;
-  auto lease = dispatcher_.map_batch(items, store_, pipeline_);
+  auto lease = dispatcher_.prepare_batch(items, store_);
   if (!lease.ok()) {
     for (size_t i : where) (*results)[i] = lease.status().with_context("dispatching the meeting");
     return nullptr;
   }
-  for (size_t k = 0; k < items.size(); ++k) (*results)[where[k]] = items[k].status;
-  return std::make_unique<RecordMeetings>(dispatcher_, store_, std::move(items), std::move(*lease));
+  // The work owns the items and the lease from here (stable addresses while the claim may call in).
+  auto work = std::make_unique<RecordMeetings>(dispatcher_, store_, std::move(items), std::move(*lease));
+  claim.on_give_up([lease = &work->lease()](const std::vector<int64_t>& given_up) {
+    for (int64_t id : given_up) lease->release_integration(id);
+  });
+  try {
+    dispatcher_.run_batch(work->items(), pipeline_);
+  } catch (...) {
+    claim.on_give_up(nullptr);  // the lease goes with this frame
+    throw;
+  }
+  for (size_t k = 0; k < work->items().size(); ++k) (*results)[where[k]] = work->items()[k].status;
+  return work;
 }
 
 }  // namespace fb::detail

@@ -39,6 +39,10 @@ class MeetingEventHandler final : public InboxEventHandler {
   Status handle(const InboxEvent& event) override;
   std::unique_ptr<InboxBatchWork> handle_batch(const std::vector<const InboxEvent*>& events,
                                                std::vector<Status>* results) override;
+  // The worker's path: each meeting is taken from the claim right before its CRM calls; a meeting
+  // given up meanwhile is skipped, and its recording's lock let go of at once.
+  std::unique_ptr<InboxBatchWork> handle_claimed(const std::vector<const InboxEvent*>& events,
+                                                 std::vector<Status>* results, BatchClaim& claim) override;
 
  private:
   MeetingStore& store_;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace fb::detail {
 
@@ -19,6 +20,7 @@ WorkerOptions WorkerOptions::from(const WebhookConfig& c) {
   o.backoff_base_ms = c.backoff_base_ms;
   o.backoff_max_ms = c.backoff_max_ms;
   o.retention_ms = static_cast<int64_t>(c.retention_days) * 86'400'000;
+  o.event_deadline_ms = static_cast<int64_t>(c.event_deadline_s) * 1000;
   return o;
 }
 
@@ -49,8 +51,24 @@ Status WorkerPool::start() {
   }
   stopping_ = false;
   started_ = true;
-  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { loop(); });
+  active_ = written_off_ = 0;
+  for (int i = 0; i < options_.workers; ++i) start_thread_locked();
+  if (options_.workers > 0 && options_.event_deadline_ms > 0) {
+    supervisor_ = std::thread([this] {
+      name_this_thread("fb-supervisor");
+      supervise();
+    });
+  }
   return Status::Ok();
+}
+
+void WorkerPool::start_thread_locked() {
+  WorkerThread& t = threads_.emplace_back();
+  ++active_;
+  t.thread = std::thread([this, &t] {
+    name_this_thread("fb-worker");
+    loop(&t);
+  });
 }
 
 void WorkerPool::stop() {
@@ -60,9 +78,55 @@ void WorkerPool::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  if (supervisor_.joinable()) supervisor_.join();
+  // Threads finish the batch they are on. One stuck past the deadline meanwhile is written off
+  // (check_stuck, here now), and one written off is waited for stuck_stop_wait_ms, then abandoned.
+  const auto tick = std::chrono::milliseconds(std::clamp<int64_t>(options_.poll_interval_ms, 10, 1000));
+  for (;;) {
+    if (options_.event_deadline_ms > 0) check_stuck();
+    std::vector<std::pair<int64_t, int64_t>> gave_up;
+    std::unique_lock lk(mu_);
+    bool waiting = false;
+    auto now = std::chrono::steady_clock::now();
+    for (WorkerThread& t : threads_) {
+      if (t.exited || t.abandoned) continue;
+      if (t.written_off && t.claim && now - t.written_off_at >= std::chrono::milliseconds(options_.stuck_stop_wait_ms)) {
+        BatchClaim::GiveUp g = t.claim->give_up(true);
+        if (!g.closed) {  // else it is finishing its batch right now: wait for it
+          t.abandoned = true;
+          gave_up.insert(gave_up.end(), g.events.begin(), g.events.end());
+          FB_LOG(kError, "webhooks") << "stopping without a webhook worker stuck on event " << g.current_event
+                                     << " for over webhooks.event_deadline_s; the event stays in processing"
+                                     << " and is reclaimed at the next start";
+          continue;
+        }
+      }
+      waiting = true;
+    }
+    if (!gave_up.empty()) {
+      lk.unlock();
+      to_release_.insert(to_release_.end(), gave_up.begin(), gave_up.end());
+      release_given_up();
+      continue;
+    }
+    if (!waiting) break;
+    cv_.wait_for(lk, tick);
+  }
+  release_given_up();
+  std::list<WorkerThread> done;
+  {
+    std::lock_guard lk(mu_);
+    done.swap(threads_);
+  }
+  for (WorkerThread& t : done) {
+    if (t.abandoned) {
+      t.thread.detach();
+    } else {
+      t.thread.join();
+    }
+  }
   std::lock_guard lk(mu_);
+  active_ = written_off_ = 0;
   started_ = false;
 }
 
@@ -88,6 +152,104 @@ std::unique_ptr<InboxBatchWork> InboxEventHandler::handle_batch(const std::vecto
                                                                 std::vector<Status>* results) {
   for (size_t i = 0; i < events.size(); ++i) (*results)[i] = handle(*events[i]);
   return nullptr;
+}
+
+std::unique_ptr<InboxBatchWork> InboxEventHandler::handle_claimed(const std::vector<const InboxEvent*>& events,
+                                                                  std::vector<Status>* results, BatchClaim& claim) {
+  claim.take_all();
+  return handle_batch(events, results);
+}
+
+BatchClaim::BatchClaim(const std::vector<InboxEvent>& events) {
+  entries_.reserve(events.size());
+  for (const InboxEvent& e : events) entries_.push_back({e.id, e.integration_id, e.claimed_at_ms, State::kOpen});
+}
+
+bool BatchClaim::take(int64_t event_id) {
+  std::lock_guard lk(mu_);
+  int64_t integration = 0;
+  bool found = false;
+  for (const Entry& e : entries_) {
+    if (e.id != event_id) continue;
+    if (e.state == State::kGivenUp) return false;
+    integration = e.integration_id;
+    found = true;
+  }
+  if (!found) return true;  // not an event of this batch: nothing to guard
+  // The integration's other events stay here too: they would hang on the same CRM.
+  for (Entry& e : entries_) {
+    if (e.integration_id == integration && e.state == State::kOpen) e.state = State::kTaken;
+  }
+  current_ = event_id;
+  return true;
+}
+
+void BatchClaim::take_all() {
+  std::lock_guard lk(mu_);
+  for (Entry& e : entries_) {
+    if (e.state == State::kOpen) e.state = State::kTaken;
+  }
+}
+
+void BatchClaim::on_give_up(std::function<void(const std::vector<int64_t>&)> release) {
+  std::lock_guard lk(mu_);
+  release_ = std::move(release);
+  std::vector<int64_t> gone;
+  for (const Entry& e : entries_) {
+    if (e.state == State::kGivenUp && std::find(gone.begin(), gone.end(), e.integration_id) == gone.end()) {
+      gone.push_back(e.integration_id);
+    }
+  }
+  if (release_ && !gone.empty()) release_(gone);
+}
+
+bool BatchClaim::given_up(int64_t event_id) const {
+  std::lock_guard lk(mu_);
+  for (const Entry& e : entries_) {
+    if (e.id == event_id) return e.state == State::kGivenUp;
+  }
+  return false;
+}
+
+BatchClaim::GiveUp BatchClaim::give_up(bool abandon) {
+  std::lock_guard lk(mu_);
+  GiveUp g;
+  if (closed_) {
+    g.closed = true;
+    return g;
+  }
+  std::vector<int64_t> gone;
+  for (Entry& e : entries_) {
+    if (e.state != State::kOpen) continue;
+    e.state = State::kGivenUp;
+    g.events.emplace_back(e.id, e.claimed_at_ms);
+    if (std::find(gone.begin(), gone.end(), e.integration_id) == gone.end()) gone.push_back(e.integration_id);
+  }
+  // The event it is stuck on: the one taken last, else (nothing taken, or take_all) the batch's
+  // first, with the batch's integration when it has only one.
+  g.current_event = current_ != 0 ? current_ : (entries_.empty() ? 0 : entries_.front().id);
+  for (const Entry& e : entries_) {
+    if (current_ != 0 && e.id == current_) g.current_integration = e.integration_id;
+  }
+  if (current_ == 0 && !entries_.empty()) {
+    g.current_integration = entries_.front().integration_id;
+    for (const Entry& e : entries_) {
+      if (e.integration_id != g.current_integration) g.current_integration = 0;
+    }
+  }
+  if (release_ && !gone.empty()) release_(gone);
+  if (abandon) abandoned_ = true;
+  return g;
+}
+
+bool BatchClaim::close(std::vector<int64_t>* given_up) {
+  std::lock_guard lk(mu_);
+  closed_ = true;
+  release_ = nullptr;
+  for (const Entry& e : entries_) {
+    if (e.state == State::kGivenUp) given_up->push_back(e.id);
+  }
+  return abandoned_;
 }
 
 void WorkerPool::announce_dead(const InboxEvent& e, const std::string& error) {
@@ -128,7 +290,10 @@ class BusyMark {
       }
     }
   }
+  // The pool may be gone (an abandoned thread): the destructor touches nothing.
+  void forget() { forgotten_ = true; }
   ~BusyMark() {
+    if (forgotten_) return;
     if (slot_ >= 0) {
       pool_.busy_since_ms_[slot_].store(0, std::memory_order_relaxed);
       pool_.busy_event_[slot_].store(0, std::memory_order_relaxed);
@@ -142,6 +307,7 @@ class BusyMark {
   WorkerPool& pool_;
   int64_t start_ns_;
   int slot_ = -1;  // -1: more events at once than slots (not tracked)
+  bool forgotten_ = false;
 };
 
 WorkerProgress WorkerPool::progress() const {
@@ -171,10 +337,17 @@ EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
   return {e.id, EventOutcome::kRetry, std::move(error), clock_.now_ms() + backoff_ms(e.attempts)};
 }
 
-std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events, int claim_next) {
+std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events, int claim_next, WorkerThread* self,
+                                                  Fate* fate) {
   // The batch is one unit of work on this thread: progress() sees it by its first event, and every
   // line logged for it names its integration when the events share one.
   BusyMark busy(*this, events.empty() ? 0 : events.front().id);
+  auto claim = std::make_shared<BatchClaim>(events);
+  claim->started_ms_ = clock_.now_ms();
+  if (self) {
+    std::lock_guard lk(mu_);
+    self->claim = claim;
+  }
   int64_t integration = events.empty() ? 0 : events.front().integration_id;
   for (const InboxEvent& e : events) {
     if (e.integration_id != integration) integration = 0;
@@ -195,7 +368,7 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
   if (!runnable.empty()) {
     std::vector<Status> results(runnable.size());
     try {
-      work = handler_.handle_batch(runnable, &results);
+      work = handler_.handle_claimed(runnable, &results, *claim);
     } catch (const std::exception& ex) {
       work.reset();
       std::fill(results.begin(), results.end(), Status::Internal(std::string("exception in webhook handler: ") + ex.what()));
@@ -207,6 +380,34 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
       outcomes[where[k]] = results[k].ok() ? EventOutcome{runnable[k]->id, EventOutcome::kDone, {}, 0}
                                            : failed(*runnable[k], results[k]);
     }
+  }
+  // From here on nothing is given up: the batch is what this thread still owns.
+  std::vector<int64_t> gone;
+  if (claim->close(&gone)) {
+    // stop() abandoned this thread (detached; the pool may be gone): touch nothing of it.
+    busy.forget();
+    work.reset();  // lets go of its recording locks (process-wide, not the pool's)
+    if (fate) *fate = Fate::kAbandoned;
+    return {};
+  }
+  bool written_off = false;
+  if (self) {
+    std::lock_guard lk(mu_);
+    written_off = self->written_off;
+    self->claim.reset();
+  }
+  if (fate) *fate = written_off ? Fate::kWrittenOff : Fate::kOn;
+  if (written_off) claim_next = 0;  // a surplus thread claims nothing more
+  if (!gone.empty()) {
+    std::vector<InboxEvent> kept;
+    std::vector<EventOutcome> kept_outcomes;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (std::find(gone.begin(), gone.end(), events[i].id) != gone.end()) continue;  // another worker's now
+      kept.push_back(std::move(events[i]));
+      kept_outcomes.push_back(std::move(outcomes[i]));
+    }
+    events = std::move(kept);
+    outcomes = std::move(kept_outcomes);
   }
   std::function<Status()> record;
   if (work) record = [&] { return work->record(); };
@@ -257,8 +458,39 @@ Result<int> WorkerPool::run_once(int max) {
   return done;
 }
 
-void WorkerPool::loop() {
+void WorkerPool::loop(WorkerThread* self) {
   std::vector<InboxEvent> batch;  // claimed by the previous batch's commit
+  auto leave = [&] {
+    {
+      std::lock_guard lk(mu_);
+      self->exited = true;
+      if (self->written_off) {
+        --written_off_;
+        if (options_.on_stuck_threads) options_.on_stuck_threads(written_off_);
+      } else {
+        --active_;
+      }
+    }
+    cv_.notify_all();  // stop() waits for threads to leave
+  };
+  // After a batch: whether this thread goes on (false: it has left, or was abandoned).
+  auto go_on = [&](Fate fate) {
+    if (fate == Fate::kAbandoned) return false;
+    if (fate == Fate::kWrittenOff) {
+      std::unique_lock lk(mu_);
+      if (!stopping_ && active_ < options_.workers) {  // no replacement took its place: back to work
+        self->written_off = false;
+        --written_off_;
+        ++active_;
+        if (options_.on_stuck_threads) options_.on_stuck_threads(written_off_);
+        return true;
+      }
+      lk.unlock();
+      leave();
+      return false;
+    }
+    return true;
+  };
   for (;;) {
     uint64_t gen;
     bool stopping;
@@ -268,13 +500,28 @@ void WorkerPool::loop() {
       gen = wake_gen_;
     }
     if (stopping) {
-      if (!batch.empty()) (void)process_batch(std::move(batch), 0);
+      Fate fate = Fate::kOn;
+      if (!batch.empty()) (void)process_batch(std::move(batch), 0, self, &fate);
+      if (fate != Fate::kAbandoned) leave();
       return;
     }
     int64_t now = clock_.now_ms();
     int64_t last = last_stale_check_ms_.load();
     if (now - last >= options_.poll_interval_ms && last_stale_check_ms_.compare_exchange_strong(last, now)) {
-      auto n = inbox_.reclaim(now - options_.stale_claim_ms);
+      // Not the events a thread of ours still holds: one stuck in a CRM call for longer than
+      // stale_claim_ms is alive, and its events must not be mapped a second time meanwhile.
+      std::vector<int64_t> held;
+      {
+        std::lock_guard lk(mu_);
+        for (const WorkerThread& t : threads_) {
+          if (!t.claim) continue;
+          std::lock_guard ck(t.claim->mu_);
+          for (const auto& e : t.claim->entries_) {
+            if (e.state != BatchClaim::State::kGivenUp) held.push_back(e.id);
+          }
+        }
+      }
+      auto n = inbox_.reclaim(now - options_.stale_claim_ms, held);
       if (n.ok() && *n > 0) {
         FB_LOG(kWarn, "webhooks") << "reclaimed " << *n << " webhook event(s) stuck in processing";
       }
@@ -300,7 +547,9 @@ void WorkerPool::loop() {
       }
     }
     if (!batch.empty()) {
-      batch = process_batch(std::move(batch), options_.claim_batch);
+      Fate fate = Fate::kOn;
+      batch = process_batch(std::move(batch), options_.claim_batch, self, &fate);
+      if (!go_on(fate)) return;
       continue;
     }
     // Nothing due: sleep until the next retry is due, a new event arrives, or the poll interval.
@@ -313,6 +562,119 @@ void WorkerPool::loop() {
     std::unique_lock lk(mu_);
     cv_.wait_for(lk, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || wake_gen_ != gen; });
   }
+}
+
+void WorkerPool::supervise() {
+  // Checks every tenth of the deadline (within 10 ms .. 1 s), and whenever notify() wakes it (a
+  // test that moves a fake clock past the deadline).
+  const auto tick = std::chrono::milliseconds(std::clamp<int64_t>(options_.event_deadline_ms / 10, 10, 1000));
+  for (;;) {
+    uint64_t gen;
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) return;  // stop() carries on from here
+      gen = wake_gen_;
+    }
+    check_stuck();
+    release_given_up();
+    // Threads that left (surplus replacements) are joined here, not at stop().
+    std::list<WorkerThread> gone;
+    {
+      std::unique_lock lk(mu_);
+      for (auto it = threads_.begin(); it != threads_.end();) {
+        auto next = std::next(it);
+        if (it->exited) gone.splice(gone.end(), threads_, it);
+        it = next;
+      }
+      if (gone.empty()) cv_.wait_for(lk, tick, [&] { return stopping_ || wake_gen_ != gen; });
+    }
+    for (WorkerThread& t : gone) t.thread.join();
+  }
+}
+
+void WorkerPool::check_stuck() {
+  struct Found {
+    BatchClaim::GiveUp given;
+    int64_t busy_ms;
+    size_t size;
+  };
+  std::vector<Found> found;
+  {
+    std::lock_guard lk(mu_);
+    const int64_t now = clock_.now_ms();
+    for (WorkerThread& t : threads_) {
+      if (!t.claim || t.written_off || t.exited || t.abandoned) continue;
+      const int64_t busy_ms = now - t.claim->started_ms_;
+      if (busy_ms < options_.event_deadline_ms) continue;
+      BatchClaim::GiveUp g = t.claim->give_up(false);
+      if (g.closed) continue;  // it finished just now
+      t.written_off = true;
+      t.written_off_at = std::chrono::steady_clock::now();
+      --active_;
+      ++written_off_;
+      if (options_.on_stuck_threads) options_.on_stuck_threads(written_off_);
+      const int bound = options_.stuck_replacements < 0 ? options_.workers : options_.stuck_replacements;
+      if (!stopping_ && written_off_ <= bound) {
+        start_thread_locked();
+        FB_LOG(kWarn, "webhooks") << "started a webhook worker in place of the stuck one (" << written_off_ << " of at most "
+                                  << bound << " at a time)";
+      }
+      size_t size = 0;
+      {
+        std::lock_guard ck(t.claim->mu_);
+        size = t.claim->entries_.size();
+      }
+      found.push_back({std::move(g), busy_ms, size});
+    }
+  }
+  for (Found& f : found) {
+    to_release_.insert(to_release_.end(), f.given.events.begin(), f.given.events.end());
+    stuck_.fetch_add(1);
+    announce_stuck(f.given, f.busy_ms, f.size);
+  }
+  if (!found.empty()) release_given_up();
+}
+
+void WorkerPool::release_given_up() {
+  if (to_release_.empty()) return;
+  auto n = inbox_.release(to_release_);
+  if (!n.ok()) {
+    // Tried again at the next check; meanwhile they stay in processing (no one else has them).
+    FB_LOG(kError, "webhooks") << "cannot give " << to_release_.size()
+                               << " webhook event(s) of a stuck worker back to pending: " << n.status().message();
+    return;
+  }
+  released_.fetch_add(*n);
+  to_release_.clear();
+  notify();  // wake idle workers for them
+}
+
+void WorkerPool::announce_stuck(const BatchClaim::GiveUp& g, int64_t busy_ms, size_t batch_size) {
+  const int64_t event_id = g.current_event;
+  FB_LOG(kError, "webhooks") << "a webhook worker is stuck on event " << event_id << " (integration "
+                             << g.current_integration << ") for " << busy_ms / 1000
+                             << " s, over webhooks.event_deadline_s; " << g.events.size() << " of the batch's "
+                             << batch_size << " event(s) go to other workers";
+  if (!bus_) return;
+  Event ev;
+  ev.type = "worker_stuck";
+  ev.integration_id = g.current_integration;
+  if (directory_ && g.current_integration != 0) {
+    if (auto info = directory_->get(g.current_integration); info.ok()) {
+      ev.tenant_id = info->tenant_id;
+      ev.user_id = info->user_id;
+    }
+  }
+  ev.detail = "a webhook worker has been on event " + std::to_string(event_id) + " for " +
+              std::to_string(busy_ms / 1000) + " s (over webhooks.event_deadline_s): a CRM call that does not return?" +
+              " " + std::to_string(g.events.size()) + " other event(s) of its batch were handed to other workers";
+  ev.data_json = nlohmann::json{{"event_id", event_id},
+                                {"busy_s", busy_ms / 1000},
+                                {"deadline_s", options_.event_deadline_ms / 1000},
+                                {"batch_events", batch_size},
+                                {"released", g.events.size()}}
+                     .dump();
+  bus_->emit(ev);
 }
 
 Result<int> WorkerPool::purge_expired() {
@@ -342,6 +704,11 @@ Result<int> WorkerPool::replay_dead_letters(int64_t integration_id) {
   return n;
 }
 
-WorkerStats WorkerPool::stats() const { return {processed_.load(), retried_.load(), dead_.load()}; }
+WorkerStats WorkerPool::stats() const {
+  WorkerStats s{processed_.load(), retried_.load(), dead_.load(), stuck_.load(), released_.load(), 0};
+  std::lock_guard lk(mu_);
+  s.stuck_threads = written_off_;
+  return s;
+}
 
 }  // namespace fb::detail

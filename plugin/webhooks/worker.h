@@ -15,17 +15,41 @@
 // event whose body the log cannot give back (kIo: damaged or missing) is dead-lettered at once. start() first returns events left in "processing" by a crashed process to
 // "pending" (one process
 // runs workers per database); while running, events stuck in processing longer than
-// stale_claim_ms are reclaimed too. The pool subscribes to its inbox's commit listener (one pool per
+// stale_claim_ms are reclaimed too (except those a live thread of the pool holds: a stuck one keeps
+// its events). The pool subscribes to its inbox's commit listener (one pool per
 // inbox), so new events wake the workers at once instead of at the next poll.
+//
+// Stuck workers (issue 10): a script's budget stops a script, but not host code it called (a CRM
+// operation that never returns). A supervisor thread watches the batches: one still processing
+// event_deadline_ms after it started is stuck, and, once per stuck batch,
+//   - its events the handler has not taken (BatchClaim: a handler takes an event right before its
+//     CRM calls, and with it the batch's other events of the same integration, which would hang
+//     on the same CRM) are given up: back to pending at once (Inbox::release), for other workers;
+//   - the host gets a "worker_stuck" event (tenant, user and integration of the event it is stuck
+//     on, the inbox event id, seconds busy, how many events were released) and the counter in
+//     stats() grows;
+//   - the thread is written off and a replacement thread starts, at most stuck_replacements of
+//     them at a time (so at most workers + stuck_replacements threads; past that the remaining
+//     workers carry on alone and a returning thread takes its place back).
+// When the stuck call returns, the thread records only the events it still owns (the ones it took),
+// claims nothing more, and exits (or stays, when the pool is short of workers). Given-up events are
+// skipped by the handler and never marked by it: another worker maps them, once.
+// stop() waits for every thread, except that it gives up on a thread written off as stuck after
+// stuck_stop_wait_ms: such a thread is detached and the event it is stuck on stays in processing
+// (reclaimed at the next start). When its call returns it touches nothing of the pool, but the
+// handler (the pipeline, the scripts, the host's CRM callback) runs on: a host that stops the pool
+// in that state should exit the process rather than destroy what that call uses.
 //
 // Threading: thread-safe. Inbox, handler, clock, random, bus and directory must outlive the pool.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,6 +77,56 @@ class InboxBatchWork {
   virtual Status record() = 0;
 };
 
+// The events of one batch a worker is processing, shared with the pool's supervisor (see "Stuck
+// workers" above). Thread-safe.
+class BatchClaim {
+ public:
+  explicit BatchClaim(const std::vector<InboxEvent>& events);
+  BatchClaim(const BatchClaim&) = delete;
+  BatchClaim& operator=(const BatchClaim&) = delete;
+
+  // Handler: call right before work with side effects on the event (its CRM calls). True: it is
+  // this worker's, and so are the batch's other events of its integration from now on. False: it
+  // was given up (another worker has it): skip it, write nothing for it.
+  bool take(int64_t event_id);
+  // Handler: keeps every event (a handler that cannot skip events part way).
+  void take_all();
+  // Handler: `release` is called with the integrations whose events were given up (at once for
+  // those given up already), always under the claim's lock, so never after the worker closed the
+  // claim: let go of what the batch holds for them (recording locks). Quick; no call back in here.
+  void on_give_up(std::function<void(const std::vector<int64_t>& integrations)> release);
+  bool given_up(int64_t event_id) const;
+
+ private:
+  friend class WorkerPool;
+  enum class State { kOpen, kTaken, kGivenUp };
+  struct Entry {
+    int64_t id;
+    int64_t integration_id;
+    int64_t claimed_at_ms;
+    State state;
+  };
+  struct GiveUp {
+    bool closed = false;                               // the worker finished first: nothing given up
+    std::vector<std::pair<int64_t, int64_t>> events;   // (id, claimed_at_ms) given up now
+    int64_t current_event = 0;                         // the event it is on (the one taken last)
+    int64_t current_integration = 0;
+  };
+  // Gives up every event not taken; abandon: stop() lets go of the thread too.
+  GiveUp give_up(bool abandon);
+  // Worker, after the handler returned: no give-up after this. Returns whether stop() abandoned
+  // the thread (then it must not touch the pool); *given_up gets the ids given up.
+  bool close(std::vector<int64_t>* given_up);
+
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;                                        // guarded by mu_
+  std::function<void(const std::vector<int64_t>&)> release_;          // guarded by mu_
+  int64_t current_ = 0;                                               // guarded by mu_
+  bool closed_ = false;                                               // guarded by mu_
+  bool abandoned_ = false;                                            // guarded by mu_
+  int64_t started_ms_ = 0;  // set before the claim is shared
+};
+
 class InboxEventHandler {
  public:
   virtual ~InboxEventHandler() = default;
@@ -62,6 +136,11 @@ class InboxEventHandler {
   // each event and records nothing.
   virtual std::unique_ptr<InboxBatchWork> handle_batch(const std::vector<const InboxEvent*>& events,
                                                        std::vector<Status>* results);
+  // What the worker calls: handle_batch under a BatchClaim. A result for an event the claim gave up
+  // is ignored, and the returned work must record nothing for it. The default takes every event
+  // first (nothing can be given up) and calls handle_batch.
+  virtual std::unique_ptr<InboxBatchWork> handle_claimed(const std::vector<const InboxEvent*>& events,
+                                                         std::vector<Status>* results, BatchClaim& claim);
 };
 
 struct WorkerOptions {
@@ -79,6 +158,15 @@ struct WorkerOptions {
   std::function<void()> on_batch_committed;
   int64_t retention_ms = 30LL * 86'400'000;  // delete done events older than this; 0 = keep them
   int64_t purge_interval_ms = 3'600'000;     // how often the workers look for such events
+  // A batch still processing this long after it started means its worker is stuck (a CRM call
+  // that never returns): see "Stuck workers" above. webhooks.event_deadline_s; 0 = not watched.
+  int64_t event_deadline_ms = 300'000;
+  int stuck_replacements = -1;             // threads started for stuck ones at a time; -1: `workers`
+  int64_t stuck_stop_wait_ms = 2000;       // how long stop() waits for a thread written off as stuck
+  // Called with the number of threads written off as stuck (not returned yet) whenever it changes,
+  // under the pool's lock: quick, no call into the pool. The Bridge lets the Lua state pool grow by
+  // that much (ScriptHost::set_extra_states): each stuck thread keeps its state.
+  std::function<void(int)> on_stuck_threads;
   static WorkerOptions from(const WebhookConfig& config);
 };
 
@@ -86,6 +174,9 @@ struct WorkerStats {
   int64_t processed = 0;      // events done
   int64_t retried = 0;        // failures scheduled for another attempt
   int64_t dead_lettered = 0;
+  int64_t stuck = 0;          // batches found stuck past event_deadline_ms ("worker_stuck" events)
+  int64_t released = 0;       // events a stuck batch gave back to pending for other workers
+  int stuck_threads = 0;      // threads written off as stuck that have not returned yet
 };
 
 // What the workers are doing now, for readiness checks (/readyz): a worker whose event has been
@@ -134,10 +225,30 @@ class WorkerPool {
   Result<int> purge_expired();
 
  private:
-  void loop();
+  struct WorkerThread {
+    std::thread thread;
+    std::shared_ptr<BatchClaim> claim;  // the batch it is on; guarded by mu_
+    bool written_off = false;           // guarded by mu_: found stuck, replaced
+    bool exited = false;                // guarded by mu_: left loop()
+    bool abandoned = false;             // guarded by mu_: stop() gave up on it (detached)
+    std::chrono::steady_clock::time_point written_off_at;
+  };
+  enum class Fate { kOn, kWrittenOff, kAbandoned };
+  void loop(WorkerThread* self);
+  void start_thread_locked();  // REQUIRES: mu_ held
   // Handles a claimed batch, commits its bookkeeping together with the claim of up to claim_next
-  // further events, and returns those (empty when claim_next is 0 or the commit failed).
-  std::vector<InboxEvent> process_batch(std::vector<InboxEvent> events, int claim_next);
+  // further events, and returns those (empty when claim_next is 0 or the commit failed). With
+  // self (a pool thread), the batch is watched by the supervisor; *fate says what became of the
+  // thread meanwhile (written off: it claimed nothing more; abandoned: it touched nothing).
+  std::vector<InboxEvent> process_batch(std::vector<InboxEvent> events, int claim_next,
+                                        WorkerThread* self = nullptr, Fate* fate = nullptr);
+  void supervise();
+  // Finds batches past event_deadline_ms: gives up their untaken events, writes the thread off
+  // (and starts a replacement unless stopping), releases the events and reports. Supervisor, or
+  // stop() once the supervisor has stopped.
+  void check_stuck();
+  void release_given_up();
+  void announce_stuck(const BatchClaim::GiveUp& g, int64_t busy_ms, size_t batch_size);
   // The outcome of a failed attempt: retry after backoff, or dead.
   EventOutcome failed(const InboxEvent& e, const Status& s);
   void announce_dead(const InboxEvent& e, const std::string& error);
@@ -150,12 +261,18 @@ class WorkerPool {
   EventBus* bus_;
   IntegrationDirectory* directory_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   uint64_t wake_gen_ = 0;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   bool started_ = false;   // guarded by mu_
-  std::vector<std::thread> threads_;
+  std::list<WorkerThread> threads_;  // guarded by mu_ (list: a thread keeps its entry's address)
+  int active_ = 0;                   // guarded by mu_: threads not written off and not exited
+  int written_off_ = 0;              // guarded by mu_: written off, not exited
+  std::thread supervisor_;
+  std::vector<std::pair<int64_t, int64_t>> to_release_;  // supervisor (then stop()): given up, not yet released
+  std::atomic<int64_t> stuck_{0};
+  std::atomic<int64_t> released_{0};
   std::atomic<int64_t> last_stale_check_ms_{0};
   std::atomic<int64_t> last_purge_ms_{0};
 

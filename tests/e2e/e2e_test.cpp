@@ -242,3 +242,42 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
   }
   BOOST_TEST(logs.find("applied migration") != std::string::npos);  // the sink did capture the run
 }
+
+// crm_call_json builds the call by splicing the script's encoded arguments between the other
+// fields instead of parsing and re-serialising them with nlohmann (issue 11: ~6 CRM calls per
+// event). Checked against the library's own construction of the same object.
+BOOST_AUTO_TEST_CASE(crm_call_json_is_the_same_document_as_a_json_library_builds) {
+  const std::vector<std::string> args = {
+      "{}",
+      "[]",
+      R"({"email":"bob@acme.test","name":"Bob \"the client\"","company_id":null})",
+      R"({"title":"Zoë's \u00e9t\u00e9 \ud83d\ude00 plan","contact_ids":["ct:a","ct:b"],"n":-12.5e3,"ok":true})",
+      R"({"nested":{"a":[1,2,{"b":"\\/\n\t\u0001"}]},"empty":{},"list":[]})",
+  };
+  for (const auto& a : args) {
+    fb::CrmCall call;
+    call.operation = "upsert_contact";
+    call.args_json = a;
+    call.idempotency_key = "webhook:1:42:v1:upsert_contact:\"quoted\"\n";
+    call.integration_id = 9007199254740993;
+    call.tenant_id = "tenant \u00e9\\";
+    call.user_id = "u\t1";
+    call.dry_run = a.size() % 2 == 0;
+    call.script_version = static_cast<int64_t>(a.size() % 3) * 7;  // 0: the folder's scripts, null
+    json expected = {{"operation", call.operation},         {"args", json::parse(a)},
+                     {"idempotency_key", call.idempotency_key}, {"integration_id", call.integration_id},
+                     {"tenant_id", call.tenant_id},           {"user_id", call.user_id},
+                     {"dry_run", call.dry_run},
+                     {"script_version", call.script_version ? json(call.script_version) : json(nullptr)}};
+    std::string text = fb::detail::crm_call_json(call);
+    json got = json::parse(text, nullptr, false);
+    BOOST_TEST_INFO("args " << a << " gave " << text);
+    BOOST_TEST(!got.is_discarded());
+    BOOST_TEST(got == expected);
+  }
+  // Arguments that are not JSON (never produced by the script encoder) still give a valid call.
+  fb::CrmCall bad;
+  bad.operation = "x";
+  bad.args_json = "";
+  BOOST_TEST(json::parse(fb::detail::crm_call_json(bad))["args"] == json::object());
+}

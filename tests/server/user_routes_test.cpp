@@ -11,6 +11,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -276,6 +277,18 @@ BOOST_AUTO_TEST_CASE(rs256_and_es256_keys_come_from_the_jwks_file_and_decide_the
   auto parsed = fb::detail::parse_jwks(json{{"keys", {rsa.jwk}}}.dump(), "test");
   BOOST_REQUIRE(parsed.ok());
   expect_refused(env.get("/fathom/status", sign(c, JWT_ALG_HS256, (*parsed)[0].pem)), "alg_not_allowed");
+  // Key rotation: the CRM publishes a new key in the file, then signs with it.
+  KeyPair next = make_key("EC", "ec-2");
+  const std::string with_next = sign(c, JWT_ALG_ES256, next.private_pem, "ec-2");
+  expect_refused(env.get("/fathom/status", with_next), "unknown_key");
+  std::ofstream(jwks) << json{{"keys", {rsa.jwk, ec.jwk, next.jwk}}}.dump();
+  std::filesystem::last_write_time(jwks, std::filesystem::last_write_time(jwks) + std::chrono::seconds(2));
+  BOOST_TEST(env.get("/fathom/status", with_next).status == 200);
+  std::ofstream(jwks) << "{not json";  // a broken file keeps the keys already loaded
+  std::filesystem::last_write_time(jwks, std::filesystem::last_write_time(jwks) + std::chrono::seconds(4));
+  expect_refused(env.get("/fathom/status", sign(c, JWT_ALG_ES256, make_key("EC", "ec-3").private_pem, "ec-3")),
+                 "unknown_key");
+  BOOST_TEST(env.get("/fathom/status", with_next).status == 200);
   // The old names are not the configured claims any more.
   expect_refused(env.get("/fathom/status", sign(claims_for("acme", "u1"), JWT_ALG_ES256, ec.private_pem)),
                  "missing_claim");
@@ -404,6 +417,7 @@ BOOST_AUTO_TEST_CASE(cors_answers_the_configured_origins_only_and_never_with_cre
   BOOST_TEST(js.status == 200);
   BOOST_TEST(js.header("Content-Type").rfind("text/javascript", 0) == 0);
   BOOST_TEST(js.header("Access-Control-Allow-Origin") == "*");
+  BOOST_TEST(js.body.find("customElements.define('fathom-connect'") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_user_routes_are_off_without_a_secret_or_jwks) {

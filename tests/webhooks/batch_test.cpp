@@ -17,6 +17,7 @@
 #include "webhooks/meeting_handler.h"
 #include "webhooks/worker.h"
 #include "one_integration.h"
+#include "meeting_stack.h"
 
 using namespace fb;
 using namespace fb::detail;
@@ -70,21 +71,8 @@ std::string big_meeting(int64_t recording_id, const std::string& marker) {
 }
 
 struct Stack {
-  explicit Stack(int claim_batch) : web(clock) {
-    // Bodies in the body log, as the Bridge has them.
-    web.receiver.reset();
-    web.inbox.reset();
-    InboxOptions io;
-    io.body_dir = default_body_dir(web.db->path());
-    web.inbox = std::make_unique<Inbox>(*web.db, clock, io);
-    auto st = MeetingStore::open(*web.db, clock);
-    BOOST_REQUIRE(st.ok());
-    store = std::move(*st);
-    auto d = MeetingDispatcher::open(*web.db, clock);
-    BOOST_REQUIRE(d.ok());
-    dispatcher = std::move(*d);
-    store->set_content_loader(inbox_content_loader(*web.inbox));
-    dispatcher->set_content_loader(inbox_content_loader(*web.inbox));
+  explicit Stack(int claim_batch)
+      : meetings(clock), web(meetings.web), store(meetings.store), dispatcher(meetings.dispatcher) {
     handler = std::make_unique<MeetingEventHandler>(*store, *dispatcher, directory, pipeline);
     options.workers = 1;
     options.claim_batch = claim_batch;
@@ -107,9 +95,10 @@ struct Stack {
   int64_t done() { return scalar(*web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='done'"); }
 
   SystemClock clock;
-  WebhookStack web;
-  std::unique_ptr<MeetingStore> store;
-  std::unique_ptr<MeetingDispatcher> dispatcher;
+  MeetingStack meetings;
+  WebhookStack& web;
+  std::unique_ptr<MeetingStore>& store;
+  std::unique_ptr<MeetingDispatcher>& dispatcher;
   fb::test::OneIntegration directory;
   CountingPipeline pipeline;
   std::unique_ptr<MeetingEventHandler> handler;

@@ -58,6 +58,15 @@ test('the story against fathom-sim', async (t) => {
   assert.ok(activities > 0 && activities <= job.meetings_mapped);  // internal-only meetings log none
   assert.ok(crm.count('upsert_company') > 0);
   await assert.rejects(bridge.sync('globex', 'u-alice', alice), (e) => e.code === 'not_found');
+  // The same without waiting: the job at once, its progress by id until it ends.
+  const started = await bridge.syncStart('acme', 'u-alice', alice);
+  assert.ok(['running', 'succeeded'].includes(started.status) && started.progress);
+  assert.ok(await eventually(async () => (await bridge.syncJob('acme', 'u-alice', started.id)).status !== 'running'));
+  const done = await bridge.syncJob('acme', 'u-alice', started.id);
+  assert.equal(done.status, 'succeeded');
+  assert.equal(done.progress.covered, 1);
+  await assert.rejects(bridge.syncCancel('acme', 'u-alice', started.id), (e) => e.code === 'failed_precondition');
+  await assert.rejects(bridge.syncJob('globex', 'u-alice', started.id), (e) => e.code === 'not_found');
   assert.ok(await eventually(() => types().includes('connected') && types().includes('sync_completed')));
 
   // 3. OAuth connect for bob registers a Fathom webhook at our endpoint.

@@ -265,6 +265,22 @@ class Bridge:
         return self._call_json(self._lib.fb_sync, _b(tenant_id), _b(user_id), integration_id, _b(mode),
                                _b(json.dumps(options)) if options else None)
 
+    def sync_start(self, tenant_id, user_id, integration_id, mode="incremental", *, since=None, until=None,
+                   recording_id=None):
+        """Starts a sync and returns its job record at once (status "running"); watch it with
+        sync_job, stop it at its next page with sync_cancel."""
+        options = {k: v for k, v in (("since", since), ("until", until), ("recording_id", recording_id)) if v is not None}
+        return self._call_json(self._lib.fb_sync_start, _b(tenant_id), _b(user_id), integration_id, _b(mode),
+                               _b(json.dumps(options)) if options else None)
+
+    def sync_job(self, tenant_id, user_id, job_id):
+        """The job record with "progress" (pages, meetings, API budget left, covered, eta_s)."""
+        return self._call_json(self._lib.fb_sync_job, _b(tenant_id), _b(user_id), job_id)
+
+    def sync_cancel(self, tenant_id, user_id, job_id):
+        """Asks a running job to stop at its next page (FailedPreconditionError once it ended)."""
+        self._check(self._lib.fb_sync_cancel(self._h(), _b(tenant_id), _b(user_id), job_id))
+
     def tick(self):
         self._check(self._lib.fb_tick(self._h()))
 

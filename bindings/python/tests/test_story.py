@@ -66,6 +66,17 @@ def test_the_story_against_fathom_sim(host):
         with pytest.raises(fathom_bridge.NotFoundError):
             bridge.sync("globex", "u-alice", alice)  # another tenant cannot use it
 
+        # 2b. The same without waiting: the job at once, its progress by id until it ends.
+        started = bridge.sync_start("acme", "u-alice", alice)
+        assert started["status"] in ("running", "succeeded") and "progress" in started
+        assert eventually(lambda: bridge.sync_job("acme", "u-alice", started["id"])["status"] != "running")
+        done = bridge.sync_job("acme", "u-alice", started["id"])
+        assert done["status"] == "succeeded" and done["progress"]["covered"] == 1.0
+        with pytest.raises(fathom_bridge.FailedPreconditionError):
+            bridge.sync_cancel("acme", "u-alice", started["id"])  # it has ended
+        with pytest.raises(fathom_bridge.NotFoundError):
+            bridge.sync_job("globex", "u-alice", started["id"])
+
         # 3. OAuth connect for bob registers a Fathom webhook at our endpoint.
         url = bridge.connect_start("acme", "u-bob", popup=False)
         location = sim.authorize_as(url, "bob@example.com")

@@ -111,6 +111,8 @@ struct WebhookConfig {
   int retention_days = 30;            // retention_days: processed (done) inbox events are deleted after this; 0 = keep
   // event_deadline_s: an event still processing after this long means its worker is stuck (a script
   // that escaped its budget, a CRM call that never returns): the sidecar's /readyz answers 503.
+  // The host gets a "worker_stuck" event, the batch's events of other integrations go back to
+  // pending for the other workers, and a replacement thread starts (at most `workers` at a time).
   int event_deadline_s = 300;
   // commit_timeout_ms: a delivery whose commit cannot start this soon (a locked database) is
   // answered 503 so the sender retries, well before its own timeout (about 15 s).

@@ -13,7 +13,10 @@ namespace fb {
 struct Event {
   // "connected", "disconnected", "reconnect_required", "connection_recovered",
   // "refresh_outcome_unknown" (a refresh got no answer: no token is handed out until it is settled),
-  // "sync_completed", "sync_failed", "sync_cancelled", "webhook_dead_lettered", "script_rejected", "script_loaded"
+  // "sync_completed", "sync_failed", "sync_cancelled", "webhook_dead_lettered", "script_rejected", "script_loaded",
+  // "worker_stuck" (a webhook worker has been on one event past webhooks.event_deadline_s, e.g. in a
+  // CRM call that does not return; once per stuck batch; the ids are those of that event's
+  // integration; data: event_id, busy_s, deadline_s, batch_events, released)
   std::string type;
   std::string tenant_id;
   std::string user_id;

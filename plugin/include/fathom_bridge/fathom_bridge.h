@@ -75,7 +75,10 @@ FB_API void fb_string_free(char *s);
  * background workers (webhook processing, scheduler) unless the config disables them.
  * Always sets *out (unless out is NULL); on failure the handle only serves fb_errmsg/fb_bridge_close. */
 FB_API int fb_bridge_open(const char *config_path, const char *config_json, fb_bridge **out);
-/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless. */
+/* Stops the workers, waits for in-flight work, releases everything. NULL is harmless.
+ * Bounded: a webhook worker already reported stuck (event worker_stuck: a CRM callback that has
+ * not returned for webhooks.event_deadline_s) is waited for 2 s, then left behind. If that callback
+ * returns later, it returns into freed state: a host closing in that case should exit the process. */
 FB_API int fb_bridge_close(fb_bridge *b);
 /* The message of the calling thread's last failed call on b (see convention 2). Never NULL. */
 FB_API const char *fb_errmsg(fb_bridge *b);
@@ -83,7 +86,8 @@ FB_API const char *fb_errmsg(fb_bridge *b);
 /* ---- Host callbacks ---- */
 
 /* Events (connected, reconnect_required, connection_recovered, disconnected, sync_completed,
- * refresh_outcome_unknown, sync_failed, sync_cancelled, webhook_dead_lettered, script_rejected, script_loaded) as a
+ * refresh_outcome_unknown, sync_failed, sync_cancelled, webhook_dead_lettered, script_rejected, script_loaded,
+ * worker_stuck: a webhook worker on one event past webhooks.event_deadline_s) as a
  * JSON object: {"id", "type", "tenant_id", "user_id", "integration_id", "detail", "data"} ("id": the
  * event's id in the durable feed, see fb_events_read). Replaces any earlier callback;
  * NULL removes it. */
@@ -130,6 +134,8 @@ FB_API int fb_set_crm_batch_callbacks(fb_bridge *b, fb_crm_batch_begin_fn begin,
  * "state_expired", ...). A frontend checks event.origin and data.source, then data.status.
  * Keys may be added later; existing ones keep their meaning. In the redirect flow the browser is
  * sent to frontend.url + frontend.success_path with ?fathom=connected or ?fathom=error&reason=<reason>.
+ * The connect widget (widget/fathom-connect.js, served by the sidecar at /fathom/widget.js) is a
+ * ready-made listener for this contract, with the popup-blocked and closed-popup fallbacks.
  *
  * Starts the OAuth flow for a CRM user. team_id may be NULL. popup: 1 for the popup flow (the
  * callback page posts to window.opener, as above), 0 for the redirect flow back to the frontend.
@@ -289,7 +295,8 @@ FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *
  * api_key} -> {"integration_id"}; disconnect {tenant_id, user_id, integration_id} -> {};
  * access_token {tenant_id, user_id, integration_id} -> {"access_token"}; token_health
  * {tenant_id, user_id}; deactivate_expired {}; sync {tenant_id, user_id, integration_id, mode,
- * since, until, recording_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
+ * since, until, recording_id}; sync_start {the same}; sync_job {tenant_id, user_id, job_id};
+ * sync_cancel {tenant_id, user_id, job_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
  * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
 FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
 

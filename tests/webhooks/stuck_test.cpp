@@ -1,0 +1,286 @@
+// Issue 10, point 1: a webhook worker stuck in a CRM call that never returns (the script budget
+// cannot stop host code). Over real parts: a SQLite file with the inbox's body log, the
+// MeetingEventHandler with MeetingStore + MeetingDispatcher, real Lua scripts (ScriptHost +
+// LuaPipeline) calling a CRM operation that blocks on a latch the test controls, and WorkerPool
+// threads. Time past the deadline is a FakeClock step, so nothing depends on the machine's speed;
+// the waits are generous bounds on things that happen as soon as the threads get to run.
+#define BOOST_TEST_MODULE fb_webhooks_stuck
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "core/event_bus.h"
+#include "fixture.h"
+#include "meeting_stack.h"
+#include "scripting/lua_pipeline.h"
+#include "scripting/script_host.h"
+#include "sync/meeting_dispatcher.h"
+#include "sync/meeting_store.h"
+#include "webhooks/meeting_handler.h"
+#include "webhooks/worker.h"
+
+using namespace fb;
+using namespace fb::detail;
+using namespace fb::test;
+
+namespace {
+
+// Integration 1 is tenant "a", integration 2 tenant "b".
+class TwoTenants final : public IntegrationDirectory {
+ public:
+  std::vector<IntegrationInfo> list_active() override { return {*get(1), *get(2)}; }
+  Result<IntegrationInfo> get(int64_t id) override {
+    if (id != 1 && id != 2) return Status::NotFound("no integration " + std::to_string(id));
+    IntegrationInfo i;
+    i.id = id;
+    i.tenant_id = id == 1 ? "a" : "b";
+    i.user_id = "u" + std::to_string(id);
+    i.status = "active";
+    i.active = true;
+    return i;
+  }
+  Status record_sync(int64_t, int64_t) override { return Status::Ok(); }
+};
+
+const char* const kMapping = R"LUA(function on_meeting(meeting, ctx)
+  crm.log_activity({ recording_id = meeting.recording_id, tenant = ctx.tenant_id })
+end
+)LUA";
+
+// The CRM: counts operations per idempotency key; tenant "a"'s operations block while the latch
+// is closed (a CRM that never answers, until the test says so).
+class BlockingCrm {
+ public:
+  Result<std::string> call(const CrmCall& c) {
+    int64_t rec = nlohmann::json::parse(c.args_json).value("recording_id", int64_t{0});
+    std::unique_lock lk(mu_);
+    ++by_key_[c.idempotency_key];
+    ++by_recording_[rec];
+    if (c.tenant_id == "a") {
+      ++a_entered_;
+      cv_.notify_all();
+      cv_.wait(lk, [&] { return open_; });
+    }
+    return std::string(R"({"id":"act"})");
+  }
+  void open() {
+    std::lock_guard lk(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  bool wait_a_entered(double timeout_s) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, std::chrono::duration<double>(timeout_s), [&] { return a_entered_ > 0; });
+  }
+  int a_entered() {
+    std::lock_guard lk(mu_);
+    return a_entered_;
+  }
+  int calls_for(int64_t rec) {
+    std::lock_guard lk(mu_);
+    auto it = by_recording_.find(rec);
+    return it == by_recording_.end() ? 0 : it->second;
+  }
+  std::map<std::string, int> by_key() {
+    std::lock_guard lk(mu_);
+    return by_key_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int a_entered_ = 0;
+  std::map<std::string, int> by_key_;
+  std::map<int64_t, int> by_recording_;
+};
+
+struct Stack {
+  Stack() : meetings(clock), web(meetings.web), store(meetings.store), dispatcher(meetings.dispatcher) {
+    std::filesystem::create_directories(web.dir.file("scripts"));
+    std::ofstream(web.dir.file("scripts/mapping.lua")) << kMapping;
+    ScriptHostOptions so;
+    so.config.dir = web.dir.file("scripts");
+    so.config.reload_interval_ms = 0;
+    // One Lua state for the one worker; the pool grows by one per stuck thread (as in the Bridge).
+    so.config.pool_size = 1;
+    auto h = ScriptHost::open(std::move(so));
+    BOOST_REQUIRE_MESSAGE(h.ok(), h.status());
+    scripts = std::move(*h);
+    BOOST_REQUIRE(scripts->register_crm_operation("log_activity", [this](const CrmCall& c) { return crm.call(c); }).ok());
+    pipeline = std::make_unique<LuaPipeline>(*scripts);
+    handler = std::make_unique<MeetingEventHandler>(*store, *dispatcher, directory, *pipeline);
+    bus.subscribe([this](const Event& e) {
+      std::lock_guard lk(mu);
+      events.push_back(e);
+    });
+    options.workers = 1;
+    options.reclaim_on_start = false;
+    options.event_deadline_ms = 300'000;
+    options.on_stuck_threads = [this](int n) { scripts->set_extra_states(n); };
+  }
+  int64_t append(int64_t integration, int64_t rec) {
+    std::string b = meeting_body(rec);
+    std::string id = "msg_" + std::to_string(rec);
+    auto r = web.inbox->append({integration, integration, id, rec, b});
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status());
+    return r->event_id;
+  }
+  int64_t count(const std::string& status) {
+    return scalar(*web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='" + status + "'");
+  }
+  std::vector<Event> of_type(const std::string& type) {
+    std::lock_guard lk(mu);
+    std::vector<Event> out;
+    for (const Event& e : events) {
+      if (e.type == type) out.push_back(e);
+    }
+    return out;
+  }
+
+  FakeClock clock;
+  MeetingStack meetings;
+  WebhookStack& web;
+  std::unique_ptr<MeetingStore>& store;
+  std::unique_ptr<MeetingDispatcher>& dispatcher;
+  TwoTenants directory;
+  BlockingCrm crm;
+  std::unique_ptr<ScriptHost> scripts;
+  std::unique_ptr<LuaPipeline> pipeline;
+  std::unique_ptr<MeetingEventHandler> handler;
+  EventBus bus;
+  WorkerOptions options;
+  std::mutex mu;
+  std::vector<Event> events;  // guarded by mu
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(stuck)
+
+BOOST_AUTO_TEST_CASE(a_crm_call_that_never_returns_does_not_stop_other_tenants_webhooks) {
+  Stack s;
+  // One batch (claim_batch 32) holding both tenants' events, tenant a's first.
+  const int64_t a1 = s.append(1, 100);
+  s.append(2, 200);
+  s.append(1, 101);
+  s.append(2, 201);
+  s.append(2, 202);
+  const std::vector<int64_t> b_recordings = {200, 201, 202};
+  auto b_mapped = [&] {
+    for (int64_t r : b_recordings) {
+      if (s.crm.calls_for(r) == 0) return false;
+    }
+    return true;
+  };
+
+  WorkerPool pool(*s.web.inbox, *s.handler, s.clock, system_random(), s.options, &s.bus, &s.directory);
+  BOOST_REQUIRE(pool.start().ok());
+  BOOST_REQUIRE_MESSAGE(s.crm.wait_a_entered(60), "tenant a's first CRM call never started");
+  // The one worker is in tenant a's CRM call. Past the deadline (fake time) it is stuck.
+  s.clock.advance_ms(s.options.event_deadline_ms + 1000);
+  pool.notify();
+
+  // Tenant b's events are mapped while a's call is still blocked.
+  bool flowed = wait_until(b_mapped, 60);
+  BOOST_CHECK_MESSAGE(flowed, "tenant b's events were not mapped while tenant a's CRM call was blocked");
+  BOOST_CHECK_EQUAL(s.crm.a_entered(), 1);  // a's second event waits behind its stuck call
+  std::vector<Event> stuck = s.of_type("worker_stuck");
+  BOOST_CHECK_EQUAL(stuck.size(), 1u);
+  if (!stuck.empty()) {
+    const Event& e = stuck.front();
+    BOOST_CHECK_EQUAL(e.integration_id, 1);
+    BOOST_CHECK_EQUAL(e.tenant_id, "a");
+    BOOST_CHECK_EQUAL(e.user_id, "u1");
+    auto data = nlohmann::json::parse(e.data_json);
+    BOOST_CHECK_EQUAL(data.value("event_id", int64_t{0}), a1);
+    BOOST_CHECK_GE(data.value("busy_s", int64_t{0}), s.options.event_deadline_ms / 1000);
+    BOOST_CHECK_EQUAL(data.value("released", 0), 3);  // tenant b's three events
+    BOOST_CHECK(e.data_json.find("secret") == std::string::npos);
+  }
+
+  // The CRM answers: the stuck worker finishes what it still owns (tenant a's events), nothing else.
+  s.crm.open();
+  BOOST_REQUIRE_MESSAGE(wait_until([&] { return s.count("done") == 5; }, 60), "the inbox did not drain");
+  pool.stop();
+  BOOST_CHECK_EQUAL(s.count("pending") + s.count("processing") + s.count("dead"), 0);
+  // Every meeting mapped exactly once: one CRM operation per idempotency key, five keys.
+  auto keys = s.crm.by_key();
+  BOOST_CHECK_EQUAL(keys.size(), 5u);
+  for (const auto& [key, n] : keys) BOOST_CHECK_MESSAGE(n == 1, key << " was called " << n << " times");
+  for (int64_t rec : {100, 101, 200, 201, 202}) BOOST_CHECK_EQUAL(s.crm.calls_for(rec), 1);
+  BOOST_CHECK_EQUAL(scalar(*s.web.db, "SELECT COUNT(*) FROM sync_meetings WHERE mapped_version=1"), 5);
+  // Reported once per stuck occurrence, not on every later check.
+  BOOST_CHECK_EQUAL(s.of_type("worker_stuck").size(), 1u);
+}
+
+// A handler whose every event blocks until the latch opens (a host call that never returns).
+class BlockingHandler final : public InboxEventHandler {
+ public:
+  Status handle(const InboxEvent&) override {
+    std::unique_lock lk(mu_);
+    ++entered_;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return open_; });
+    ++returned_;
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  bool wait_entered(double timeout_s) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, std::chrono::duration<double>(timeout_s), [&] { return entered_ > 0; });
+  }
+  bool open_and_wait_returned(double timeout_s) {
+    std::unique_lock lk(mu_);
+    open_ = true;
+    cv_.notify_all();
+    return cv_.wait_for(lk, std::chrono::duration<double>(timeout_s), [&] { return returned_ > 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int entered_ = 0, returned_ = 0;
+};
+
+BOOST_AUTO_TEST_CASE(stop_does_not_wait_forever_for_a_thread_stuck_in_a_host_call) {
+  FakeClock clock;
+  WebhookStack web(clock);
+  // Outlives the pool on purpose: the abandoned thread returns into it after the pool is gone.
+  static BlockingHandler handler;
+  BOOST_REQUIRE(web.inbox->append({1, 1, "msg_1", 1, meeting_body(1)}).ok());
+  WorkerOptions o;
+  o.workers = 1;
+  o.reclaim_on_start = false;
+  o.event_deadline_ms = 300'000;
+  o.stuck_stop_wait_ms = 100;
+  EventBus bus;
+  std::atomic<int> stuck_events{0};
+  bus.subscribe([&](const Event& e) {
+    if (e.type == "worker_stuck") stuck_events.fetch_add(1);
+  });
+  {
+    WorkerPool pool(*web.inbox, handler, clock, system_random(), o, &bus);
+    BOOST_REQUIRE(pool.start().ok());
+    BOOST_REQUIRE(handler.wait_entered(60));
+    clock.advance_ms(o.event_deadline_ms + 1);
+    pool.notify();
+    BOOST_REQUIRE(wait_until([&] { return pool.stats().stuck == 1; }, 60));
+    BOOST_TEST(pool.stats().stuck_threads == 1);
+    pool.stop();  // returns: the stuck thread is abandoned after stuck_stop_wait_ms
+  }
+  BOOST_TEST(stuck_events.load() == 1);
+  // Its event stays in processing (the next start reclaims it); nothing was marked.
+  BOOST_TEST(scalar(*web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='processing'") == 1);
+  // The call returns after the pool is gone: the thread must touch nothing of it (ASan would say).
+  BOOST_REQUIRE(handler.open_and_wait_returned(60));
+  BOOST_TEST(scalar(*web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='processing'") == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
