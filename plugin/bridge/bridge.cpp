@@ -241,7 +241,8 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   m.fathom = std::make_unique<detail::FathomClient>(*m.http, *m.tokens, *m.limiters, m.clock,
                                                     detail::FathomClientOptions::from_config(config), m.random);
   FB_ASSIGN(m.meetings, detail::MeetingStore::open(*m.db_sync, m.clock));
-  FB_ASSIGN(m.dispatcher, detail::MeetingDispatcher::open(*m.db_sync, m.clock, {}, m.random));
+  FB_ASSIGN(m.dispatcher, detail::MeetingDispatcher::open(*m.db_sync, m.clock,
+                                                         detail::DispatcherOptions::from_config(config), m.random));
   // The engine owns the content cache front, so scripts and syncs share in-flight fetches.
   FB_ASSIGN(m.sync, detail::SyncEngine::open(*m.db_sync, *m.fathom, *m.integrations, *m.meetings, *m.dispatcher,
                                              nullptr, m.clock, detail::SyncOptions::from_config(config)));
@@ -268,7 +269,9 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock, io);
   m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
   FB_ASSIGN(m.webhook_meetings, detail::MeetingStore::open(*m.db_webhooks, m.clock));
-  FB_ASSIGN(m.webhook_dispatcher, detail::MeetingDispatcher::open(*m.db_webhooks, m.clock, {}, m.random));
+  FB_ASSIGN(m.webhook_dispatcher, detail::MeetingDispatcher::open(*m.db_webhooks, m.clock,
+                                                                 detail::DispatcherOptions::from_config(config),
+                                                                 m.random));
   for (detail::MeetingStore* s : {m.meetings.get(), m.webhook_meetings.get()}) {
     s->set_content_loader(detail::inbox_content_loader(*m.inbox));
   }

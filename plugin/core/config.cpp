@@ -113,6 +113,7 @@ Status from_json(const json& root, Config* c) {
              .get("max_attempts", &s.max_attempts).get("backoff_base_ms", &s.backoff_base_ms)
              .get("backoff_max_ms", &s.backoff_max_ms).get("scheduler", &s.scheduler)
              .get("scheduler_concurrency", &s.scheduler_concurrency)
+             .get("mapping_claim_ttl_s", &s.mapping_claim_ttl_s)
              .finish());
   auto& w = c->webhooks;
   FB_TRY(Section(root, "webhooks")
@@ -305,6 +306,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.sync.backfill_days, "sync.backfill_days"));
   FB_TRY(check_positive(c.sync.rate_limit_per_minute, "sync.rate_limit_per_minute"));
   FB_TRY(check_positive(c.sync.max_attempts, "sync.max_attempts"));
+  FB_TRY(check_positive(c.sync.mapping_claim_ttl_s, "sync.mapping_claim_ttl_s"));
   FB_TRY(check_positive(c.webhooks.max_body_bytes, "webhooks.max_body_bytes"));
   FB_TRY(check_positive(c.webhooks.workers, "webhooks.workers"));
   FB_TRY(check_positive(c.webhooks.max_attempts, "webhooks.max_attempts"));

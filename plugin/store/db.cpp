@@ -145,6 +145,12 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, DbOptions options)
     return Status::Io("cannot open database '" + path + "': " +
                       (db->db_ ? sqlite3_errmsg(db->db_) : "out of memory"));
   }
+  // SQLite falls back to a read-only connection when the file cannot be opened for writing (a
+  // read-only file system, no permission): every write would then fail far from here.
+  if (!options.read_only && sqlite3_db_readonly(db->db_, "main") == 1) {
+    return Status::Io("database '" + path +
+                      "' is read-only (a read-only file system, or no permission to write it); it must be writable");
+  }
   db->busy_timeout_ms_ = options.busy_timeout_ms;
   sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
   sqlite3_commit_hook(

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "fathom_bridge/status.h"
+#include "store/timed_recursive_mutex.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -167,7 +168,7 @@ class Db {
   std::string path_;
   bool full_sync_ = false;
   int busy_timeout_ms_ = 0;
-  std::recursive_timed_mutex mu_;
+  TimedRecursiveMutex mu_;  // not std::recursive_timed_mutex: see timed_recursive_mutex.h
   int tx_depth_ = 0;  // guarded by mu_
   std::atomic<int64_t> commits_{0};
   std::unordered_map<std::string, Stmt> cache_;

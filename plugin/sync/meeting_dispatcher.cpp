@@ -87,6 +87,12 @@ void BatchLease::release_integration(int64_t integration_id) {
   if (!mine.empty()) recording_locks().unlock_all(mine);
 }
 
+DispatcherOptions DispatcherOptions::from_config(const Config& config) {
+  DispatcherOptions o;
+  o.claim_ttl_s = config.sync.mapping_claim_ttl_s;
+  return o;
+}
+
 const char* dispatch_outcome_name(DispatchOutcome o) {
   switch (o) {
     case DispatchOutcome::kMapped: return "mapped";

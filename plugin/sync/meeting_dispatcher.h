@@ -43,6 +43,7 @@
 #include "core/pipeline.h"
 #include "core/random.h"
 #include "fathom/models.h"
+#include "fathom_bridge/config.h"
 #include "sync/meeting_store.h"
 #include "fathom_bridge/status.h"
 #include "store/db.h"
@@ -51,8 +52,9 @@ namespace fb::detail {
 
 struct DispatcherOptions {
   // How long a claim protects a meeting being mapped; must exceed the longest pipeline call.
-  int claim_ttl_s = 600;
+  int claim_ttl_s = 600;          // sync.mapping_claim_ttl_s
   size_t max_error_chars = 1000;  // map_error is truncated to this
+  static DispatcherOptions from_config(const Config& config);
 };
 
 enum class DispatchOutcome {

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <thread>
@@ -128,6 +129,59 @@ BOOST_AUTO_TEST_CASE(data_survives_reopen_and_is_shared_between_connections) {
   auto again = Db::open(dir.file("s.db"));
   BOOST_REQUIRE(again.ok());
   BOOST_TEST(count_notes(**again) == 100);
+}
+
+// One connection shared by a thread committing with a deadline (the webhook inbox's group
+// commit) and one with plain transactions (a worker): the connection lock serialises them. In the
+// TSan stage (./run tsan) this is the check that the lock is one TSan sees: with
+// std::recursive_timed_mutex, whose try_lock_until waits in pthread_mutex_clocklock (not intercepted
+// by GCC 12's libtsan), a lock taken by transaction_until was invisible ("unlock of an unlocked
+// mutex", and races on everything it protects). See store/timed_recursive_mutex.h.
+BOOST_AUTO_TEST_CASE(one_connection_shared_by_deadline_and_plain_transactions) {
+  DbDir dir;
+  auto db = Db::open(dir.file("s.db"));
+  BOOST_REQUIRE(db.ok());
+  Db& d = **db;
+  BOOST_REQUIRE(d.migrate("notes", kSteps).ok());
+  std::atomic<int> failed{0};
+  auto insert = [&d](const char* body) { return d.prepare("INSERT INTO notes(body) VALUES(?)").bind(1, body).run(); };
+  std::thread with_deadline([&] {
+    for (int i = 0; i < 200; ++i) {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      if (!d.transaction_until(deadline, [&] { return insert("deadline"); }).ok()) ++failed;
+    }
+  });
+  std::thread plain([&] {
+    for (int i = 0; i < 200; ++i) {
+      if (!d.transaction([&] { return insert("plain"); }).ok()) ++failed;
+    }
+  });
+  with_deadline.join();
+  plain.join();
+  BOOST_TEST(failed.load() == 0);
+  BOOST_TEST(count_notes(d) == 400);
+
+  // Held by another thread past the deadline: kUnavailable at the deadline, not a hang.
+  std::atomic<bool> held{false}, release{false};
+  std::thread holder([&] {
+    (void)d.transaction([&] {
+      held = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return fb::Status::Ok();
+    });
+  });
+  while (!held) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  fb::Status late =
+      d.transaction_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(50), [] { return fb::Status::Ok(); });
+  release = true;
+  holder.join();
+  BOOST_TEST(late.code() == fb::Code::kUnavailable);
+  BOOST_TEST(late.message().find("past the deadline") != std::string::npos);
+  // The owning thread may nest a deadline transaction in its own (it joins the outer one).
+  BOOST_TEST(d.transaction([&] {
+                return d.transaction_until(std::chrono::steady_clock::now(), [&] { return insert("nested"); });
+              }).ok());
+  BOOST_TEST(count_notes(d) == 401);
 }
 
 BOOST_AUTO_TEST_CASE(open_reports_unusable_path) {

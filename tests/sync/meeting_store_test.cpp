@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -253,4 +254,50 @@ BOOST_AUTO_TEST_CASE(options_follow_the_config) {
   auto sched = SchedulerOptions::from_config(*cfg);
   BOOST_TEST(sched.interval_s == 600);
   BOOST_TEST(sched.keepalive_interval_s == 600);
+}
+
+// Chaos finding (issue 16): a host killed while mapping left its meetings claimed for a fixed 600 s.
+// The claim's lifetime is sync.mapping_claim_ttl_s; a claim whose holder stopped is taken over
+// once it expires, and not before.
+BOOST_FIXTURE_TEST_CASE(a_stalled_mappers_claim_is_taken_over_after_mapping_claim_ttl_s, Fixture) {
+  auto cfg = fb::parse_config(R"({"tokens": {"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+      "sync": {"mapping_claim_ttl_s": 5}})",
+                              false, fb::ConfigRequirements{false});
+  BOOST_REQUIRE_MESSAGE(cfg.ok(), cfg.status());
+  BOOST_TEST(fb::parse_config(R"({"tokens": {"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+      "sync": {"mapping_claim_ttl_s": 0}})",
+                              false, fb::ConfigRequirements{false})
+                 .status()
+                 .message()
+                 .find("sync.mapping_claim_ttl_s") != std::string::npos);
+  DispatcherOptions options = DispatcherOptions::from_config(*cfg);
+  BOOST_TEST(options.claim_ttl_s == 5);
+
+  auto db2 = Db::open(db->path()).value();
+  auto stalled = MeetingDispatcher::open(*db, clock, options).value();
+  auto other = MeetingDispatcher::open(*db2, clock, options).value();
+  BOOST_REQUIRE(store->upsert(7, meeting_json(400).dump(), "sync").ok());
+
+  // The stalled holder's pipeline call is where the host "dies": while it holds the claim, the
+  // other dispatcher (another process) finds the meeting busy until the claim expires.
+  CountingPipeline taker;
+  struct Stalling : MeetingPipeline {
+    std::function<void()> during;
+    Status on_meeting(const MeetingEvent&) override {
+      during();
+      return Status::Ok();
+    }
+  } stalling;
+  std::vector<std::string> outcomes;
+  stalling.during = [&] {
+    outcomes.push_back(dispatch_outcome_name(other->dispatch(integration, 400, taker, "sync")->outcome));
+    clock.advance_ms(4000);
+    outcomes.push_back(dispatch_outcome_name(other->dispatch(integration, 400, taker, "sync")->outcome));
+    clock.advance_ms(2000);
+    outcomes.push_back(dispatch_outcome_name(other->dispatch(integration, 400, taker, "sync")->outcome));
+  };
+  BOOST_REQUIRE(stalled->dispatch(integration, 400, stalling, "sync").ok());
+  BOOST_TEST(outcomes == (std::vector<std::string>{"busy", "busy", "mapped"}), boost::test_tools::per_element());
+  BOOST_TEST(taker.calls.size() == 1u);
+  BOOST_TEST(store->get(7, 400)->mapped_version == 1);
 }

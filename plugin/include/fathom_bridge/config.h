@@ -90,6 +90,11 @@ struct SyncConfig {
   // scheduler_concurrency: integrations the scheduler syncs at once. Each Fathom account has its own
   // rate limit, so one slow or rate-limited account must not delay every other one by an hour.
   int scheduler_concurrency = 4;
+  // mapping_claim_ttl_s: a meeting being mapped is claimed in the database for this long. A host
+  // killed while mapping leaves its claims behind: those meetings are mapped again (by a sync or a
+  // webhook worker) once the claim expires. Must exceed the longest mapping (the scripts' time
+  // budget plus the CRM calls it makes), or a slow mapping may run twice.
+  int mapping_claim_ttl_s = 600;
 };
 
 struct WebhookConfig {
