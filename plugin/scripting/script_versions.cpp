@@ -128,6 +128,7 @@ Result<ScriptFiles> read_script_folder(const std::string& dir) {
     if (!it->is_regular_file() || it->path().extension() != ".lua") continue;
     std::string rel = fs::relative(it->path(), root).generic_string();
     FB_ASSIGN(std::string text, read_script(root, rel));
+    if (text.rfind("---@meta", 0) == 0) continue;  // editor type stubs (types/), never run
     files.emplace(rel, std::move(text));
   }
   if (ec) return Status::Io("cannot read the folder '" + dir + "': " + ec.message());

@@ -57,7 +57,8 @@ std::string script_files_hash(const ScriptFiles& files);
 // Checks paths and sizes: relative .lua paths as module_path makes them, mapping.lua present,
 // at most kMaxScriptBytes each. kInvalidArgument / kTooLarge naming the file.
 Status check_script_files(const ScriptFiles& files);
-// Reads mapping.lua, reactions.lua and every *.lua below dir (symlinks not followed).
+// Reads every *.lua below dir (mapping.lua, reactions.lua, modules; symlinks not followed),
+// except lua-language-server stubs (files starting with ---@meta, as scripts/types/ holds).
 Result<ScriptFiles> read_script_folder(const std::string& dir);
 
 class ScriptVersionStore {
