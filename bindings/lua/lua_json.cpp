@@ -203,7 +203,18 @@ class Encoder {
     } else {
       double d = lua_tonumber(L_, idx);
       if (!std::isfinite(d)) fail("cannot encode NaN or infinity");
-      r = std::to_chars(buf, buf + sizeof buf, d);
+      if (d == 0 && std::signbit(d)) {  // "-0" would decode as the integer 0 (fuzz_json_lua)
+        out_->append("-0.0");
+        return;
+      }
+      // The shortest form of an integral double past the int64 range is all digits (-2^65 is
+      // "-36893488147419103232"), which JSON parsers (ours included) reject as an integer out of
+      // range: those are written with an exponent instead. (fuzz_json_lua finding, issue 16.)
+      if (std::fabs(d) >= 9223372036854775808.0) {
+        r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+      } else {
+        r = std::to_chars(buf, buf + sizeof buf, d);
+      }
     }
     out_->append(buf, r.ptr);
   }
@@ -420,9 +431,21 @@ void build_member(lua_State* L, int t, std::string_view key) {
     luaL_error(L, "meeting.%s can only be read while its event is handled", std::string(key).c_str());
     return;
   }
+  // The last member of that name, as in the eager table (where a later duplicate key overwrites
+  // an earlier one); doc[key] would find the first.
   simdjson::dom::element doc;
+  simdjson::dom::object obj;
   simdjson::dom::element value;
-  if (thread_parser().parse(src->text.data(), src->text.size()).get(doc) || doc[key].get(value)) {
+  bool found = false;
+  if (!thread_parser().parse(src->text.data(), src->text.size()).get(doc) && !doc.get(obj)) {
+    for (auto field : obj) {
+      if (field.key == key) {
+        value = field.value;
+        found = true;
+      }
+    }
+  }
+  if (!found) {
     luaL_error(L, "meeting.%s could not be read again from the event", std::string(key).c_str());
     return;
   }
@@ -532,7 +555,16 @@ bool push_json_object_lazy(lua_State* L, const LazyJsonSource* src, std::initial
       lua_pushlstring(L, field.key.data(), field.key.size());
       lua_pushboolean(L, 1);
       lua_rawset(L, pending);
+      // A duplicate key: the last member wins, as in the eager table.
+      lua_pushlstring(L, field.key.data(), field.key.size());
+      lua_pushnil(L);
+      lua_rawset(L, t);
       continue;
+    }
+    if (pending != 0) {  // a later duplicate of a member left out replaces it
+      lua_pushlstring(L, field.key.data(), field.key.size());
+      lua_pushnil(L);
+      lua_rawset(L, pending);
     }
     lua_pushlstring(L, field.key.data(), field.key.size());
     if (!p.push(field.value, 1)) {

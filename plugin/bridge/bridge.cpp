@@ -131,6 +131,7 @@ std::string detail::crm_call_json(const CrmCall& call) {
   out.append(",\"idempotency_key\":").append(json(call.idempotency_key).dump());
   out.append(",\"integration_id\":").append(std::to_string(call.integration_id));
   out.append(",\"operation\":").append(json(call.operation).dump());
+  out.append(",\"script_version\":").append(call.script_version ? std::to_string(call.script_version) : "null");
   out.append(",\"tenant_id\":").append(json(call.tenant_id).dump());
   out.append(",\"user_id\":").append(json(call.user_id).dump()).append("}");
   return out;

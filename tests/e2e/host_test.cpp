@@ -3,10 +3,12 @@
 // Issue 10 points 7 (webhook routes), 9 (identifiers) and 17 (tenant scoping).
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <condition_variable>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -345,6 +347,76 @@ BOOST_AUTO_TEST_CASE(an_async_sync_is_watched_and_cancelled_through_the_sidecar)
   std::lock_guard lock(mu);
   BOOST_TEST(std::count(types.begin(), types.end(), "sync_cancelled") == 1);
   BOOST_TEST(std::count(types.begin(), types.end(), "sync_failed") == 0);
+}
+
+// Point 1, end to end: a tenant's CRM operation that never returns (until the test lets it).
+// Past webhooks.event_deadline_s the host is told once (worker_stuck in the durable feed, with the
+// tenant, integration and inbox event), /metrics counts it, a replacement worker maps the other
+// tenant's meetings meanwhile, and the stuck one finishes its own when the call returns.
+BOOST_AUTO_TEST_CASE(a_crm_call_that_never_returns_is_reported_and_other_tenants_keep_flowing) {
+  // No meetings at Fathom before: the connections' syncs make no CRM call, only the webhooks do.
+  Host h(json{{"webhooks", {{"workers", 1}, {"event_deadline_s", 1}}}}, {"--meetings", "0", "--seed", "9"});
+  struct Latch {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool armed = false;  // from the slow tenant's webhook on
+    bool open = false;
+    int blocked = 0;
+  };
+  auto latch = std::make_shared<Latch>();  // shared with the handlers, which the bridge keeps
+  for (const char* op : kOps) {
+    BOOST_REQUIRE(h.bridge->register_crm_operation(op, [latch](const fb::CrmCall& c) -> fb::Result<std::string> {
+      std::unique_lock lock(latch->mu);
+      if (c.tenant_id == "slowco" && latch->armed) {
+        ++latch->blocked;
+        latch->cv.notify_all();
+        latch->cv.wait(lock, [&] { return latch->open; });
+      }
+      return c.operation.rfind("find_", 0) == 0 ? std::string("null") : std::string(R"({"id":"x"})");
+    }).ok());
+  }
+  auto release = [latch] {
+    std::lock_guard lock(latch->mu);
+    latch->open = true;
+    latch->cv.notify_all();
+  };
+  const int64_t slow = h.connect("slowco", "u1", "alice@example.com");
+  h.connect("fastco", "u2", "carol@example.com");
+  {
+    std::lock_guard lock(latch->mu);
+    latch->armed = true;
+  }
+  h.sim.admin("POST", "/_sim/meetings", {{"count", 1}, {"recorded_by", "alice@example.com"}, {"complete", true}});
+  {
+    std::unique_lock lock(latch->mu);
+    BOOST_REQUIRE(latch->cv.wait_for(lock, std::chrono::seconds(60), [&] { return latch->blocked > 0; }));
+  }
+  h.sim.admin("POST", "/_sim/meetings", {{"count", 2}, {"recorded_by", "carol@example.com"}, {"complete", true}});
+  bool flowed = eventually([&] { return h.get("/v1/webhooks/events?status=done&tenant_id=fastco").json().size() == 2u; },
+                           60000);
+  // The replacement may map them before the report is in the feed: wait for it too.
+  json stuck = json::array();
+  eventually([&] {
+    stuck = json::array();
+    json feed = h.get("/v1/events?after=0&limit=1000").json();  // kept: the loop views into it
+    for (const auto& e : feed["events"]) {
+      if (e["type"] == "worker_stuck") stuck.push_back(e);
+    }
+    return !stuck.empty();
+  }, 60000);
+  json slow_events = h.get("/v1/webhooks/events?tenant_id=slowco").json();
+  std::string metrics = http_get(h.origin + "/metrics").body;
+  // The call returns; then the stuck worker finishes its event (before the bridge goes away).
+  release();
+  BOOST_TEST(eventually([&] { return h.get("/v1/webhooks/events?status=done").json().size() == 3u; }, 60000));
+  BOOST_TEST(flowed, "fastco's meetings were not mapped while slowco's CRM call was blocked");
+  BOOST_REQUIRE_EQUAL(stuck.size(), 1u);
+  BOOST_TEST(stuck[0]["tenant_id"] == "slowco");
+  BOOST_TEST(stuck[0]["integration_id"] == slow);
+  BOOST_REQUIRE_EQUAL(slow_events.size(), 1u);
+  BOOST_TEST(stuck[0]["data"]["event_id"] == slow_events[0]["id"]);
+  BOOST_TEST(stuck[0]["data"]["busy_s"].get<int64_t>() >= 1);
+  BOOST_TEST(metrics.find("fathom_bridge_webhook_workers_stuck_total 1") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -189,6 +189,66 @@ BOOST_AUTO_TEST_CASE(a_long_transcript_reads_like_any_field_and_only_once_read) 
              late.message());
 }
 
+// fuzz_json_lua finding (issue 16): with a member name twice, the lazy transcript read the first
+// (or kept an earlier non-array value) while the eager conversion keeps the last, so a script saw
+// a different meeting depending on the transcript's length. The last one wins everywhere.
+BOOST_AUTO_TEST_CASE(a_duplicate_transcript_key_reads_the_last_one_like_the_eager_table) {
+  auto lines = [](const std::string& word) {
+    json out = json::array();
+    for (int i = 0; i < 100; ++i) out.push_back({{"text", word + " " + std::to_string(i)}});
+    return out.dump();
+  };
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "function on_meeting(m, ctx)\n"
+            "  local t = m.transcript\n"
+            "  crm.note({ kind = type(t), first = type(t) == 'table' and t[1].text or t })\n"
+            "end\n");
+  auto host = open_host(host_options(dir));
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  const std::string head = R"({"recording_id": 80, "title": "dup", "transcript": )";
+  // A string, then a long array; a long array, then another; a long array, then a string.
+  BOOST_REQUIRE(host->on_meeting(meeting_event(head + R"("early", "transcript": )" + lines("late") + "}", 80)).ok());
+  BOOST_REQUIRE(
+      host->on_meeting(meeting_event(head + lines("early") + R"(, "transcript": )" + lines("late") + "}", 80, 2)).ok());
+  BOOST_REQUIRE(host->on_meeting(meeting_event(head + lines("early") + R"(, "transcript": "late"})", 80, 3)).ok());
+  auto notes = crm.calls_of("note");
+  BOOST_REQUIRE_EQUAL(notes.size(), 3u);
+  BOOST_TEST(notes[0].args["first"] == "late 0");
+  BOOST_TEST(notes[1].args["first"] == "late 0");
+  BOOST_TEST(notes[2].args["kind"] == "string");
+  BOOST_TEST(notes[2].args["first"] == "late");
+}
+
+// fuzz_json_lua findings (issue 16): json.encode wrote an integral float past the int64 range as
+// bare digits, which json.decode (and other strict parsers) reject as an integer out of range; and
+// -0.0 as "-0", which decodes as the integer 0 (encode(decode(x)) was not stable).
+BOOST_AUTO_TEST_CASE(json_encode_of_a_huge_integral_float_decodes_again) {
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "function on_meeting(m, ctx)\n"
+            "  local out = {}\n"
+            "  for _, x in ipairs({ -2^65, 2^63, 1e300, 3.0, 2^53 }) do\n"
+            "    local text = json.encode({ x })\n"
+            "    local ok, back = pcall(json.decode, text)\n"
+            "    out[#out + 1] = text .. ' ' .. tostring(ok and back[1] == x)\n"
+            "  end\n"
+            "  out[#out + 1] = json.encode(json.decode(json.encode({ -0.0 })))\n"
+            "  crm.note({ r = table.concat(out, ';') })\n"
+            "end\n");
+  auto host = open_host(host_options(dir));
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  Status s = host->on_meeting(meeting_event(R"({"recording_id": 81, "title": "n"})", 81));
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  auto notes = crm.calls_of("note");
+  BOOST_REQUIRE_EQUAL(notes.size(), 1u);
+  BOOST_TEST(notes[0].args["r"] ==
+             "[-3.6893488147419103e+19] true;[9.223372036854776e+18] true;[1e+300] true;[3] true;"
+             "[9007199254740992] true;[-0.0]");
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_file_line_hook_and_recording) {
   ScriptDir dir;
   dir.write("mapping.lua",
