@@ -72,6 +72,16 @@ void mount_script_routes(HttpServer& svr, Bridge& bridge) {
     }
     reply(res, bridge.script_rollback(tenant, author));
   });
+  svr.route("POST", "/v1/scripts/validate", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    std::string tenant;
+    if (!body_object(req, res, &b) || !optional_text(b, "tenant_id", &tenant, res)) return;
+    if (!b.contains("version_id") || !b["version_id"].is_number_integer()) {
+      return send_error(res, Status::InvalidArgument("'version_id' must be an integer"));
+    }
+    int meetings = b.contains("meetings") && b["meetings"].is_number_integer() ? b["meetings"].get<int>() : 50;
+    reply(res, bridge.script_validate(tenant, b["version_id"].get<int64_t>(), meetings));
+  });
 }
 
 }  // namespace fb::detail

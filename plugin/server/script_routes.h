@@ -6,6 +6,8 @@
 //                               (422 with "upload/<file>:<line>: ..." when it does not load)
 //   POST /v1/scripts/activate   {"tenant_id"?, "version_id", "author"} -> the activation
 //   POST /v1/scripts/rollback   {"tenant_id"?, "author"} -> the activation
+//   POST /v1/scripts/validate   {"tenant_id"?, "version_id", "meetings"? (50)} -> the report of
+//                               Bridge::script_validate (CRM operations added, removed, changed)
 // No tenant_id (or null) is the default set.
 #pragma once
 
