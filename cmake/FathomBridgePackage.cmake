@@ -41,7 +41,7 @@ if(FB_INSTALL_SIM AND TARGET fathom-sim)
   install(TARGETS fathom-sim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 endif()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/scripts/ DESTINATION ${FB_SCRIPTS_INSTALL_DIR} COMPONENT runtime
-        FILES_MATCHING PATTERN "*.lua" PATTERN "*.md")
+        FILES_MATCHING PATTERN "*.lua" PATTERN "*.md" PATTERN ".luarc.json")
 
 # pkg-config: the prefix is found from the .pc file's own place (${pcfiledir}), so the install
 # can be moved (cmake --install --prefix, DESTDIR, a .deb) and still points at itself.

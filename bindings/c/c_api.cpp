@@ -538,3 +538,54 @@ int fb_crm_complete(fb_bridge* b, int64_t call_id, int code, const char* result_
 }
 
 }  // extern "C"
+
+// ---- stored script versions (issue 15) ----
+
+namespace {
+std::string text_or_empty(const char* s) { return s ? s : ""; }
+}  // namespace
+
+int fb_script_upload(fb_bridge* b, const char* tenant_id, const char* files_json, const char* author, const char* note,
+                     char** version_json) {
+  if (!version_json || !files_json) return fail(b, FB_MISUSE, "files_json and version_json are required");
+  *version_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver(b, br.script_upload(text_or_empty(tenant_id), files_json, text_or_empty(author), text_or_empty(note)),
+                   version_json);
+  });
+}
+
+int fb_script_import(fb_bridge* b, const char* tenant_id, const char* folder, const char* author, const char* note,
+                     char** version_json) {
+  if (!version_json || !folder) return fail(b, FB_MISUSE, "folder and version_json are required");
+  *version_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver(b, br.script_import(text_or_empty(tenant_id), folder, text_or_empty(author), text_or_empty(note)),
+                   version_json);
+  });
+}
+
+int fb_script_versions(fb_bridge* b, const char* tenant_id, int limit, char** versions_json) {
+  if (!versions_json) return fail(b, FB_MISUSE, "versions_json is required");
+  *versions_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver(b, br.script_versions_json(text_or_empty(tenant_id), limit), versions_json);
+  });
+}
+
+int fb_script_activate(fb_bridge* b, const char* tenant_id, int64_t version_id, const char* author,
+                       char** activation_json) {
+  if (!activation_json) return fail(b, FB_MISUSE, "activation_json is required");
+  *activation_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver(b, br.script_activate(text_or_empty(tenant_id), version_id, text_or_empty(author)), activation_json);
+  });
+}
+
+int fb_script_rollback(fb_bridge* b, const char* tenant_id, const char* author, char** activation_json) {
+  if (!activation_json) return fail(b, FB_MISUSE, "activation_json is required");
+  *activation_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    return deliver(b, br.script_rollback(text_or_empty(tenant_id), text_or_empty(author)), activation_json);
+  });
+}

@@ -51,7 +51,9 @@ json job_to_json(const detail::JobRecord& j) {
 }
 
 Result<std::unique_ptr<detail::Db>> open_db(const Config& c) {
-  return detail::Db::open(c.store.path, {.full_sync = c.store.full_sync, .busy_timeout_ms = c.store.busy_timeout_ms});
+  return detail::Db::open(c.store.target(), {.full_sync = c.store.full_sync,
+                                             .busy_timeout_ms = c.store.busy_timeout_ms,
+                                             .pool_size = c.store.pool_size});
 }
 
 Status load_keys(const TokenConfig& t, detail::Sealer* sealer) {
@@ -129,6 +131,7 @@ std::string detail::crm_call_json(const CrmCall& call) {
   out.append(",\"idempotency_key\":").append(json(call.idempotency_key).dump());
   out.append(",\"integration_id\":").append(std::to_string(call.integration_id));
   out.append(",\"operation\":").append(json(call.operation).dump());
+  out.append(",\"script_version\":").append(call.script_version ? std::to_string(call.script_version) : "null");
   out.append(",\"tenant_id\":").append(json(call.tenant_id).dump());
   out.append(",\"user_id\":").append(json(call.user_id).dump()).append("}");
   return out;
@@ -263,7 +266,8 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   m.registry = std::make_unique<detail::Registry>(*m.db_webhooks, m.sealer, m.clock, m.random, config.webhooks,
                                                   m.fathom.get());
   detail::InboxOptions io;
-  io.body_dir = detail::default_body_dir(m.db_webhooks->path());  // bodies beside the database file
+  // Bodies beside the database file; in PostgreSQL, in the inbox's rows (a fleet shares them).
+  if (m.db_webhooks->engine() == detail::Engine::kSqlite) io.body_dir = detail::default_body_dir(m.db_webhooks->path());
   io.commit_timeout_ms = config.webhooks.commit_timeout_ms;
   m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock, io);
   m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
@@ -295,7 +299,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
     if (config.sync.scheduler) m.scheduler->start();
     if (m.pusher) m.pusher->start();
   }
-  FB_LOG(kInfo, "bridge") << "open: store " << config.store.path << ", scripts " << config.scripts.dir
+  FB_LOG(kInfo, "bridge") << "open: store " << m.db_oauth->path() << ", scripts " << config.scripts.dir
                           << (options.background ? ", workers running" : ", no background work");
   return std::unique_ptr<Bridge>(new Bridge(std::move(impl)));
 }

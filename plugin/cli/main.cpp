@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/script_commands.h"
 #include "cli/sync_progress.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -418,12 +419,22 @@ int cmd_serve(const Options& o) {
 
 int run(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
-    std::cout << kUsage;
+    std::cout << kUsage << "\nstored script versions:\n" << fb::cli::kScriptVersionUsage;
     return argc < 2 ? 2 : 0;
   }
   std::string cmd = argv[1];
+  if (cmd == "script" && argc >= 3 && fb::cli::is_script_version_command(argv[2])) {
+    Options o;
+    std::string error;
+    if (!parse_options(argc, argv, 3, &o, &error)) return usage_error(error);
+    auto b = open_bridge(o, false);
+    if (!b.ok()) return fail(b.status());
+    return fb::cli::script_version_command(**b, argv[2], o.positional, o.values, std::cout, std::cerr);
+  }
   if (cmd == "script") {
-    if (argc < 3 || std::strcmp(argv[2], "test") != 0) return usage_error("script needs 'test'");
+    if (argc < 3 || std::strcmp(argv[2], "test") != 0) {
+      return usage_error("script needs 'test', 'upload', 'import', 'list', 'validate', 'activate' or 'rollback'");
+    }
     return fb::detail::run_script_test(argc - 2, argv + 2, std::cout, std::cerr);
   }
   Options o;

@@ -10,6 +10,7 @@
 #include "core/secret.h"
 #include "crypto/sealer.h"
 #include "http/http_client.h"
+#include "store/db.h"
 
 namespace fb {
 namespace {
@@ -140,7 +141,8 @@ Status from_json(const json& root, Config* c) {
              .get("crm_max_bytes", &sc.crm_max_bytes)
              .finish());
   FB_TRY(Section(root, "store").get("path", &c->store.path).get("full_sync", &c->store.full_sync)
-             .get("busy_timeout_ms", &c->store.busy_timeout_ms).finish());
+             .get("busy_timeout_ms", &c->store.busy_timeout_ms).get("url", &c->store.url)
+             .get("pool_size", &c->store.pool_size).finish());
   FB_TRY(Section(root, "server").get("host", &c->server.host).get("port", &c->server.port)
              .get("api_token", &c->server.api_token).get("threads", &c->server.threads)
              .get("crm_url", &c->server.crm_url).get("event_buffer", &c->server.event_buffer)
@@ -178,6 +180,7 @@ Status apply_env(Config* c) {
   env("FATHOM_BRIDGE_PUBLIC_URL", &c->webhooks.public_base_url);
   env("FATHOM_BRIDGE_SCRIPTS_DIR", &c->scripts.dir);
   env("FATHOM_BRIDGE_DB", &c->store.path);
+  env("FATHOM_BRIDGE_STORE_URL", &c->store.url);
   env("FATHOM_BRIDGE_API_TOKEN", &c->server.api_token);
   env("FATHOM_BRIDGE_CRM_URL", &c->server.crm_url);
   env("FATHOM_BRIDGE_EVENTS_PUSH_URL", &c->events.push_url);
@@ -340,6 +343,10 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   if (c.scripts.fathom_calls_per_event < 0)
     return Status::Config("setting 'scripts.fathom_calls_per_event' must be >= 0");
   if (c.store.path.empty()) return Status::Config("setting 'store.path' (FATHOM_BRIDGE_DB) is empty");
+  if (!c.store.url.empty() && !detail::Db::is_postgres_url(c.store.url)) {
+    return Status::Config("setting 'store.url' (FATHOM_BRIDGE_STORE_URL) must be a postgresql:// URL");
+  }
+  if (c.store.pool_size < 1 || c.store.pool_size > 1000) return Status::Config("setting 'store.pool_size' must be 1..1000");
   if (c.server.port < 0 || c.server.port > 65535) return Status::Config("setting 'server.port' is out of range");
   FB_TRY(check_positive(c.server.threads, "server.threads"));
   FB_TRY(check_positive(c.events.retention_s, "events.retention_s"));

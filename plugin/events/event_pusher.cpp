@@ -34,10 +34,9 @@ Result<std::unique_ptr<EventPusher>> EventPusher::open(Db& db, EventStore& store
   FB_ASSIGN(std::string key, parse_whsec(config.push_secret, "events.push_secret"));
   FB_TRY(db.transaction([&]() -> Status {
     // Push starts with the events after the moment it was first configured.
-    Stmt& q = db.prepare(
-        "INSERT OR IGNORE INTO event_push_cursor(id, last_queued) "
-        "VALUES(1, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))");
-    return q.run();
+    FB_ASSIGN(int64_t last, db.highest_id_given("events"));
+    Stmt& q = db.prepare("INSERT INTO event_push_cursor(id, last_queued) VALUES(1, ?) ON CONFLICT DO NOTHING");
+    return q.bind(1, last).run();
   }));
   return std::unique_ptr<EventPusher>(new EventPusher(db, store, http, clock, config, std::move(key)));
 }
@@ -77,8 +76,9 @@ Status EventPusher::enqueue_new() {
   const int64_t now = clock_.now_ms();
   return db_.transaction([&]() -> Status {
     Stmt& ins = db_.prepare(
-        "INSERT OR IGNORE INTO event_deliveries(event_id, status, attempts, next_attempt_at, updated_at) "
-        "SELECT id, 'pending', 0, ?, ? FROM events WHERE id > (SELECT last_queued FROM event_push_cursor WHERE id = 1)");
+        "INSERT INTO event_deliveries(event_id, status, attempts, next_attempt_at, updated_at) "
+        "SELECT id, 'pending', 0, ?, ? FROM events WHERE id > (SELECT last_queued FROM event_push_cursor WHERE id = 1) "
+        "ON CONFLICT DO NOTHING");
     ins.bind_all(now, now);
     FB_TRY(ins.run());
     Stmt& cur = db_.prepare(

@@ -121,9 +121,9 @@ Result<std::vector<StoredEvent>> EventStore::wait(int64_t after_id, int limit, i
 Result<int64_t> EventStore::last_id() {
   int64_t id = 0;
   FB_TRY(db_.with([&]() -> Status {
-    // sqlite_sequence keeps the highest id ever given, also after those rows were deleted.
-    Stmt& q = db_.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
-    return each_row(q, [&](Stmt& r) { id = r.int64(0); });
+    // The highest id ever given, also after those rows were deleted.
+    FB_ASSIGN(id, db_.highest_id_given("events"));
+    return Status::Ok();
   }));
   return id;
 }

@@ -23,7 +23,11 @@ constexpr int kExitUsage = 2;
 const char* const kUsage =
     "usage: fathom-bridge script test <script.lua> --meeting <file.json> [--scripts-dir DIR]\n"
     "       [--hook on_meeting|on_webhook] [--json] [--company-domain D]... [--crm-results FILE]\n"
-    "       [--allow-op NAME]...\n";
+    "       [--allow-op NAME]... [--expect expected.json]\n"
+    "       fathom-bridge script test <reactions.lua> --hook on_connect|on_disconnect|on_token_failure|\n"
+    "       on_sync_complete [--event event.json] [...]   (a fabricated event without --event)\n";
+
+bool meeting_hook(const std::string& hook) { return hook == "on_meeting" || hook == "on_webhook"; }
 
 struct Options {
   std::string script;
@@ -34,6 +38,8 @@ struct Options {
   std::vector<std::string> domains;
   std::string crm_results_file;
   std::vector<std::string> allowed;
+  std::string expect_file;  // golden test: the CRM operations each meeting must produce
+  std::string event_file;   // reaction hooks: {"integration": {...}, "reason", "summary"}
 };
 
 struct Recorded {
@@ -72,6 +78,10 @@ bool parse_args(int argc, char** argv, Options* o, std::string* why) {
     } else if (a == "--company-domain") {
       if (!value(&v)) return false;
       o->domains.push_back(v);
+    } else if (a == "--expect") {
+      if (!value(&o->expect_file)) return false;
+    } else if (a == "--event") {
+      if (!value(&o->event_file)) return false;
     } else if (a == "--crm-results") {
       if (!value(&o->crm_results_file)) return false;
     } else if (a == "--allow-op") {
@@ -91,8 +101,11 @@ bool parse_args(int argc, char** argv, Options* o, std::string* why) {
     }
   }
   if (o->script.empty()) *why = "missing <script>";
-  else if (o->meeting_file.empty()) *why = "missing --meeting <file.json>";
-  else if (o->hook != "on_meeting" && o->hook != "on_webhook") *why = "--hook must be on_meeting or on_webhook";
+  else if (meeting_hook(o->hook) && o->meeting_file.empty()) *why = "missing --meeting <file.json>";
+  else if (!meeting_hook(o->hook) && o->hook != "on_connect" && o->hook != "on_disconnect" &&
+           o->hook != "on_token_failure" && o->hook != "on_sync_complete") {
+    *why = "--hook must be on_meeting, on_webhook, on_connect, on_disconnect, on_token_failure or on_sync_complete";
+  }
   return why->empty();
 }
 
@@ -136,6 +149,59 @@ std::string one_line(const std::string& s, size_t max = 400) {
   return out;
 }
 
+// Golden test: where the operations a meeting produced differ from the expected ones, as readable
+// lines ("#3 crm.log_activity: args.title: expected "A", got "B""); empty when they are the same.
+// Operations are compared by name and arguments, in order (results and keys are the stand-in's).
+std::vector<std::string> golden_diff(const json& expected, const json& got) {
+  std::vector<std::string> lines;
+  size_t n = std::max(expected.size(), got.size());
+  for (size_t i = 0; i < n; ++i) {
+    std::string at = "#" + std::to_string(i + 1) + " ";
+    if (i >= got.size()) {
+      lines.push_back(at + "missing: crm." + expected[i].value("operation", "?") + " " +
+                      one_line(expected[i].value("args", json::object()).dump(), 200));
+      continue;
+    }
+    if (i >= expected.size()) {
+      lines.push_back(at + "unexpected: crm." + got[i]["operation"].get<std::string>() + " " +
+                      one_line(got[i]["args"].dump(), 200));
+      continue;
+    }
+    std::string want_op = expected[i].value("operation", "");
+    std::string got_op = got[i]["operation"].get<std::string>();
+    if (want_op != got_op) {
+      lines.push_back(at + "expected crm." + want_op + ", got crm." + got_op + " " + one_line(got[i]["args"].dump(), 200));
+      continue;
+    }
+    json want = expected[i].value("args", json::object());
+    const json& have = got[i]["args"];
+    if (want == have) continue;
+    if (!want.is_object() || !have.is_object()) {
+      lines.push_back(at + "crm." + got_op + ": args: expected " + one_line(want.dump(), 200) + ", got " +
+                      one_line(have.dump(), 200));
+      continue;
+    }
+    std::map<std::string, bool> keys;
+    for (auto it = want.begin(); it != want.end(); ++it) keys[it.key()] = true;
+    for (auto it = have.begin(); it != have.end(); ++it) keys[it.key()] = true;
+    for (const auto& [k, _] : keys) {
+      std::string w = want.contains(k) ? want[k].dump() : "(absent)";
+      std::string h = have.contains(k) ? have[k].dump() : "(absent)";
+      if (w != h) lines.push_back(at + "crm." + got_op + ": args." + k + ": expected " + one_line(w, 160) + ", got " + one_line(h, 160));
+    }
+  }
+  return lines;
+}
+
+// The expected operations of one meeting: the file's array, or its entry for the recording id
+// when it is an object keyed by recording id. Null when the file says nothing about the meeting.
+json expected_for(const json& golden, int64_t recording_id) {
+  if (golden.is_array()) return golden;
+  std::string key = std::to_string(recording_id);
+  if (golden.is_object() && golden.contains(key) && golden[key].is_array()) return golden[key];
+  return nullptr;
+}
+
 }  // namespace
 
 const std::vector<std::string>& documented_crm_operations() {
@@ -143,6 +209,12 @@ const std::vector<std::string>& documented_crm_operations() {
       "find_company_by_domain", "upsert_company", "find_contact_by_email", "upsert_contact", "log_activity",
       "create_task",            "find_deal",      "create_deal",           "attach_recording"};
   return ops;
+}
+
+std::string dry_run_answer(const std::string& op, int n, const json& canned) {
+  if (canned.contains(op)) return canned[op].dump();
+  if (op.rfind("find_", 0) == 0) return "null";
+  return json{{"id", "dry-" + op + "-" + std::to_string(n)}}.dump();
 }
 
 int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err) {
@@ -159,13 +231,21 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
     return kExitUsage;
   }
   std::string text;
-  if (!read_file(o.meeting_file, &text)) {
-    err << "script test: cannot read meeting file '" << o.meeting_file << "'\n";
+  const std::string& input = meeting_hook(o.hook) ? o.meeting_file : o.event_file;
+  if (input.empty()) {
+    // A reaction hook without --event: a fabricated event.
+    text = json{{"integration", {{"id", 1}, {"tenant_id", "dry-run-tenant"}, {"user_id", "dry-run-user"}}},
+                {"reason", "invalid_grant"},
+                {"summary", {{"id", 1}, {"status", "succeeded"}, {"mode", "incremental"}, {"meetings_seen", 3},
+                             {"meetings_mapped", 3}, {"meetings_failed", 0}}}}
+               .dump();
+  } else if (!read_file(input, &text)) {
+    err << "script test: cannot read " << (meeting_hook(o.hook) ? "meeting" : "event") << " file '" << input << "'\n";
     return kExitUsage;
   }
   json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
-    err << "script test: meeting file '" << o.meeting_file << "' is not valid JSON\n";
+    err << "script test: file '" << input << "' is not valid JSON\n";
     return kExitUsage;
   }
   json items = doc.is_array() ? doc : (doc.is_object() && doc.contains("items") && doc["items"].is_array())
@@ -173,7 +253,8 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
                                           : json::array({doc});
   for (const auto& m : items) {
     if (!m.is_object()) {
-      err << "script test: meeting file '" << o.meeting_file << "' must hold Meeting objects\n";
+      err << "script test: file '" << input << "' must hold " << (meeting_hook(o.hook) ? "Meeting" : "event")
+          << " objects\n";
       return kExitUsage;
     }
   }
@@ -183,6 +264,17 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
     if (!read_file(o.crm_results_file, &t) || (canned = json::parse(t, nullptr, false)).is_discarded() ||
         !canned.is_object()) {
       err << "script test: --crm-results '" << o.crm_results_file << "' must be a readable JSON object\n";
+      return kExitUsage;
+    }
+  }
+
+  json golden;
+  if (!o.expect_file.empty()) {
+    std::string t;
+    if (!read_file(o.expect_file, &t) || (golden = json::parse(t, nullptr, false)).is_discarded() ||
+        !(golden.is_array() || golden.is_object())) {
+      err << "script test: --expect '" << o.expect_file
+          << "' must be a readable JSON array of {\"operation\", \"args\"} (or an object of them by recording id)\n";
       return kExitUsage;
     }
   }
@@ -212,15 +304,7 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
   ops.insert(ops.end(), o.allowed.begin(), o.allowed.end());
   for (const std::string& op : ops) {
     Status st = host.register_crm_operation(op, [&, op](const CrmCall& call) -> Result<std::string> {
-      int n = ++counts[op];
-      std::string result;
-      if (canned.contains(op)) {
-        result = canned[op].dump();
-      } else if (op.rfind("find_", 0) == 0) {
-        result = "null";
-      } else {
-        result = json{{"id", "dry-" + op + "-" + std::to_string(n)}}.dump();
-      }
+      std::string result = dry_run_answer(op, ++counts[op], canned);
       recorded.push_back({op, call.args_json, result, call.idempotency_key});
       return result;
     });
@@ -265,11 +349,38 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
     call.id.source = "dry_run";
     call.args = HookArgs::kMeeting;
     call.json = meeting_json;
+    std::string summary_json;
+    if (!meeting_hook(o.hook)) {
+      // {"integration": {"id", "tenant_id", "user_id"}, "reason", "summary"}
+      json in = m.value("integration", json::object());
+      call.id.integration_id = in.value("id", int64_t{1});
+      call.id.tenant_id = in.value("tenant_id", "dry-run-tenant");
+      call.id.user_id = in.value("user_id", "dry-run-user");
+      call.id.recording_id = 0;
+      call.id.content_version = 0;
+      call.id.event_id = o.hook + ".dry-run";
+      call.args = o.hook == "on_token_failure"   ? HookArgs::kIntegrationReason
+                  : o.hook == "on_sync_complete" ? HookArgs::kSummary
+                                                 : HookArgs::kIntegration;
+      call.reason = m.value("reason", "invalid_grant");
+      summary_json = m.value("summary", json::object()).dump();
+      call.json = summary_json;
+      title = o.hook + " of integration " + std::to_string(call.id.integration_id);
+    }
     Status st = host.run(call);
     all_ok = all_ok && st.ok();
     json jm = {{"recording_id", rec}, {"title", title}, {"ok", st.ok()}, {"operations", json::array()},
                {"logs", json::array()}};
     if (!st.ok()) jm["error"] = st.message();
+    json produced = json::array();
+    for (const auto& r : recorded) produced.push_back({{"operation", r.op}, {"args", json::parse(r.args, nullptr, false)}});
+    std::vector<std::string> differs;
+    if (json want = o.expect_file.empty() ? json(nullptr) : expected_for(golden, rec); !want.is_null()) {
+      differs = golden_diff(want, produced);
+      jm["expected"] = differs.empty();
+      jm["differences"] = differs;
+      all_ok = all_ok && differs.empty();
+    }
     for (const auto& r : recorded) {
       jm["operations"].push_back({{"operation", r.op},
                                   {"args", json::parse(r.args, nullptr, false)},
@@ -287,6 +398,14 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
       }
       for (const auto& l : logs) out << "  log " << l.level << " [" << l.script << "] " << one_line(l.message) << "\n";
       if (!st.ok()) out << "  error: " << st.message() << "\n";
+      if (jm.contains("expected")) {
+        if (differs.empty()) {
+          out << "  golden: as expected (" << o.expect_file << ")\n";
+        } else {
+          out << "  golden: the CRM operations differ from " << o.expect_file << ":\n";
+          for (const auto& d : differs) out << "    " << d << "\n";
+        }
+      }
     }
     if (!st.ok()) err << st.message() << "\n";
     report["meetings"].push_back(std::move(jm));

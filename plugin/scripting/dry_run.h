@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace fb::detail {
 
 // argv[0] is ignored (the program or subcommand name); argv[1..] are the arguments after
@@ -32,5 +34,9 @@ int run_script_test(int argc, char** argv, std::ostream& out, std::ostream& err)
 
 // The CRM operations documented in scripts/README.md, which hosts implement.
 const std::vector<std::string>& documented_crm_operations();
+
+// The stand-in CRM's answer to the n-th call of op in a dry run: canned[op] when given, else null
+// for find_* (not found) and {"id": "dry-<op>-<n>"} for the others.
+std::string dry_run_answer(const std::string& op, int n, const nlohmann::json& canned);
 
 }  // namespace fb::detail

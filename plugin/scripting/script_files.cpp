@@ -141,10 +141,24 @@ Generation::Generation(uint64_t id, std::string dir, std::string display_prefix,
     : id_(id), dir_(std::move(dir)), prefix_(std::move(display_prefix)), entries_(std::move(entries)),
       sigs_(std::move(entry_sigs)) {}
 
+Generation::Generation(uint64_t id, std::string display_prefix, std::vector<ScriptSource> entries,
+                       std::shared_ptr<const ScriptFiles> files, int64_t version_id)
+    : id_(id), prefix_(std::move(display_prefix)), entries_(std::move(entries)), files_(std::move(files)),
+      version_id_(version_id) {}
+
 Result<std::shared_ptr<const ScriptSource>> Generation::module(const std::string& rel) {
   {
     std::lock_guard lock(mu_);
     if (auto it = modules_.find(rel); it != modules_.end()) return it->second;
+  }
+  if (files_) {
+    auto f = files_->find(rel);
+    if (f == files_->end()) {
+      return Status::NotFound("'" + rel + "' is not in script version " + std::to_string(version_id_));
+    }
+    auto src = std::make_shared<const ScriptSource>(ScriptSource{rel, display(rel), f->second});
+    std::lock_guard lock(mu_);
+    return modules_.emplace(rel, src).first->second;
   }
   FileSig sig = sample_file(dir_, rel, nullptr);
   auto text = read_script(dir_, rel);

@@ -16,6 +16,10 @@ namespace fb::detail {
 
 constexpr size_t kMaxScriptBytes = 1 << 20;
 
+// A script set held in memory (a stored version, issue 15): relative path -> Lua source
+// ("mapping.lua", "reactions.lua", "helpers/domains.lua").
+using ScriptFiles = std::map<std::string, std::string>;
+
 // What a cheap stat says about one file. Within a few seconds of its mtime a file is "racy"
 // (the file system's clock is coarse: two writes can share an mtime), so its content hash is
 // taken too (as git does for racily clean index entries).
@@ -56,8 +60,13 @@ class Generation {
  public:
   Generation(uint64_t id, std::string dir, std::string display_prefix, std::vector<ScriptSource> entries,
              std::vector<FileSig> entry_sigs);
+  // A stored version: every source (modules too) comes from files, never from the disk.
+  Generation(uint64_t id, std::string display_prefix, std::vector<ScriptSource> entries,
+             std::shared_ptr<const ScriptFiles> files, int64_t version_id);
 
   uint64_t id() const { return id_; }
+  // The stored version this generation runs (0: the scripts directory).
+  int64_t version_id() const { return version_id_; }
   const std::string& dir() const { return dir_; }
   const std::vector<ScriptSource>& entries() const { return entries_; }
   std::string display(std::string_view rel) const { return prefix_ + "/" + std::string(rel); }
@@ -73,6 +82,8 @@ class Generation {
   const std::string dir_;
   const std::string prefix_;
   const std::vector<ScriptSource> entries_;
+  const std::shared_ptr<const ScriptFiles> files_;  // a stored version's sources; null: the directory
+  const int64_t version_id_ = 0;
   mutable std::mutex mu_;
   std::vector<FileSig> sigs_;  // guarded by mu_
   std::map<std::string, std::shared_ptr<const ScriptSource>> modules_;  // guarded by mu_

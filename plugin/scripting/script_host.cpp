@@ -78,6 +78,10 @@ Result<std::unique_ptr<ScriptHost>> ScriptHost::open(ScriptHostOptions options) 
   s.watchdog = h->watchdog_.get();
 
   (void)h->check_files(true);  // a broken first version is reported, not fatal
+  if (h->options_.db && !h->options_.dry_run) {
+    FB_ASSIGN(h->versions_, ScriptVersionStore::open(h->options_.db));
+    (void)h->check_versions(true);  // a broken active version is reported; the last good one runs
+  }
   return h;
 }
 
@@ -236,8 +240,13 @@ Result<std::unique_ptr<ScriptState>> ScriptHost::acquire(const std::shared_ptr<G
     std::unique_lock lock(pool_mu_);
     pool_cv_.wait(lock, [&] { return !free_.empty() || live_ < services_.config.pool_size + extra_states_; });
     if (!free_.empty()) {
-      auto mine = std::find_if(free_.rbegin(), free_.rend(),
-                               [](const auto& e) { return e.first == std::this_thread::get_id(); });
+      // This thread's state of gen, else any of gen (several stored versions may be running at
+      // once), else this thread's, else the newest.
+      auto me = std::this_thread::get_id();
+      auto find = [&](auto pred) { return std::find_if(free_.rbegin(), free_.rend(), pred); };
+      auto mine = find([&](const auto& e) { return e.first == me && e.second->generation() == gen; });
+      if (mine == free_.rend()) mine = find([&](const auto& e) { return e.second->generation() == gen; });
+      if (mine == free_.rend()) mine = find([&](const auto& e) { return e.first == me; });
       auto pick = mine != free_.rend() ? std::prev(mine.base()) : std::prev(free_.end());
       std::unique_ptr<ScriptState> s = std::move(pick->second);
       free_.erase(pick);
@@ -302,7 +311,8 @@ void ScriptHost::adopt(std::unique_ptr<ScriptState> state) {
 
 Status ScriptHost::run(const HookCall& call) {
   (void)check_files(false);
-  auto gen = current();
+  (void)check_versions(false);
+  auto gen = generation_for(call.id.tenant_id);
   if (!gen) {
     return Status::Script("no valid scripts are loaded: " + load_status().message() + " [" + call.id.hook + "]");
   }
@@ -335,18 +345,7 @@ Status ScriptHost::run(const HookCall& call) {
 }
 
 Status ScriptHost::meeting_hook(const char* hook, const MeetingEvent& event) {
-  HookCall c;
-  c.id.hook = hook;
-  c.id.integration_id = event.integration_id;
-  c.id.tenant_id = event.tenant_id;
-  c.id.user_id = event.user_id;
-  c.id.recording_id = event.recording_id;
-  c.id.content_version = event.content_version;
-  c.id.event_id = "rec" + std::to_string(event.recording_id) + ".v" + std::to_string(event.content_version);
-  c.id.source = event.source;
-  c.args = HookArgs::kMeeting;
-  c.json = event.raw_json;
-  return run(c);
+  return run(meeting_hook_call(hook, event));
 }
 
 Status ScriptHost::on_meeting(const MeetingEvent& event) { return meeting_hook("on_meeting", event); }
@@ -398,6 +397,172 @@ ScriptStats ScriptHost::stats() const {
   s.script_ns = script_ns_.load();
   s.state_memory_peak = memory_peak_.load();
   return s;
+}
+
+// ---- stored versions (issue 15) ----
+
+namespace {
+
+std::string scope_name(const std::string& scope) {
+  return scope.empty() ? std::string("the default scripts") : "tenant '" + scope + "'";
+}
+
+// The entry scripts of a stored version, in the order the directory's are loaded.
+std::vector<ScriptSource> stored_entries(const ScriptConfig& c, const ScriptFiles& files, const std::string& prefix) {
+  std::vector<ScriptSource> entries;
+  for (const std::string* rel : {&c.mapping, &c.reactions}) {
+    if (rel->empty()) continue;
+    if (auto it = files.find(*rel); it != files.end()) entries.push_back({*rel, prefix + "/" + *rel, it->second});
+  }
+  return entries;
+}
+
+}  // namespace
+
+Status ScriptHost::check_version(const ScriptFiles& files, const std::string& display_prefix) {
+  FB_TRY(check_script_files(files));
+  if (!services_.config.mapping.empty() && !files.count(services_.config.mapping)) {
+    return Status::Script(display_prefix + "/" + services_.config.mapping + ": not in the script set [load]");
+  }
+  auto shared = std::make_shared<const ScriptFiles>(files);
+  auto gen = std::make_shared<Generation>(next_generation_++, display_prefix,
+                                          stored_entries(services_.config, files, display_prefix), shared, 0);
+  auto state = ScriptState::create(&services_, gen);
+  states_created_.fetch_add(1, std::memory_order_relaxed);
+  return state.status();
+}
+
+Result<ScriptVersionInfo> ScriptHost::upload(const std::string& scope, const ScriptFiles& files,
+                                             const std::string& author, const std::string& note) {
+  if (!versions_) return Status::FailedPrecondition("script versions need the store (this host has none)");
+  FB_TRY(check_version(files, "upload"));
+  return versions_->add(scope, files, author, note);
+}
+
+Status ScriptHost::refresh_versions() { return check_versions(true); }
+
+Result<std::shared_ptr<Generation>> ScriptHost::load_version(int64_t version_id) {
+  FB_ASSIGN(ScriptFiles files, versions_->files(version_id));
+  std::string prefix = "v" + std::to_string(version_id);
+  if (!services_.config.mapping.empty() && !files.count(services_.config.mapping)) {
+    return Status::Script(prefix + "/" + services_.config.mapping + ": not in the script set [load]");
+  }
+  std::vector<ScriptSource> entries = stored_entries(services_.config, files, prefix);
+  auto gen = std::make_shared<Generation>(next_generation_++, prefix, std::move(entries),
+                                          std::make_shared<const ScriptFiles>(std::move(files)), version_id);
+  auto state = ScriptState::create(&services_, gen);
+  states_created_.fetch_add(1, std::memory_order_relaxed);
+  if (!state.ok()) return state.status();
+  adopt(std::move(state).value());
+  return gen;
+}
+
+Status ScriptHost::check_versions(bool force) {
+  if (!versions_) return Status::Ok();
+  int64_t now = steady_ms();
+  if (!force && now - last_version_check_ms_.load(std::memory_order_relaxed) < options_.version_check_ms) {
+    return Status::Ok();
+  }
+  std::unique_lock lock(version_mu_, std::defer_lock);
+  if (force) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return Status::Ok();  // another worker is polling right now
+  }
+  last_version_check_ms_.store(now, std::memory_order_relaxed);
+  auto counter = versions_->counter();
+  if (!counter.ok()) {
+    FB_LOG(kWarn, "scripting") << "cannot read the script versions: " << counter.status().message();
+    return counter.status();
+  }
+  if (*counter == version_counter_) return Status::Ok();
+  FB_ASSIGN(auto active, versions_->active_versions());
+
+  std::map<std::string, std::shared_ptr<Generation>> running;
+  {
+    std::lock_guard g(gen_mu_);
+    running = stored_;
+  }
+  std::map<std::string, std::shared_ptr<Generation>> next;
+  Status result;
+  for (const auto& [scope, version_id] : active) {
+    auto old = running.find(scope);
+    if (old != running.end() && old->second->version_id() == version_id) {
+      next[scope] = old->second;
+      continue;
+    }
+    auto gen = load_version(version_id);
+    if (gen.ok()) {
+      next[scope] = *gen;
+      rejected_versions_.erase(version_id);
+      emit("script_loaded",
+           "loaded script version " + std::to_string(version_id) + " for " + scope_name(scope) + " (generation " +
+               std::to_string((*gen)->id()) + ")",
+           nlohmann::json{{"generation", (*gen)->id()},
+                          {"version", version_id},
+                          {"scope", scope.empty() ? nlohmann::json(nullptr) : nlohmann::json(scope)}}
+               .dump());
+      continue;
+    }
+    // Broken: keep what this scope ran; at a cold start, the newest earlier activation that loads.
+    std::shared_ptr<Generation> keep = old != running.end() ? old->second : nullptr;
+    if (!keep) {
+      auto history = versions_->history(scope, 50);
+      for (const ScriptActivation& a : history.ok() ? *history : std::vector<ScriptActivation>{}) {
+        if (a.version_id == 0 || a.version_id == version_id) continue;
+        auto earlier = load_version(a.version_id);
+        if (earlier.ok()) {
+          keep = *earlier;
+          break;
+        }
+      }
+    }
+    if (keep) next[scope] = keep;
+    result = gen.status();
+    rejections_.fetch_add(1, std::memory_order_relaxed);
+    if (rejected_versions_.insert(version_id).second) {
+      std::string file;
+      int line = 0;
+      locate(gen.status().message(), &file, &line);
+      int64_t kept = keep ? keep->version_id() : 0;
+      nlohmann::json data = {{"error", gen.status().message()},
+                             {"version", version_id},
+                             {"scope", scope.empty() ? nlohmann::json(nullptr) : nlohmann::json(scope)},
+                             {"version_running", kept ? nlohmann::json(kept) : nlohmann::json(nullptr)}};
+      if (!file.empty()) {
+        data["file"] = file;
+        data["line"] = line;
+      }
+      emit("script_rejected",
+           "script version " + std::to_string(version_id) + " for " + scope_name(scope) +
+               " does not load: " + gen.status().message() +
+               (kept ? " (version " + std::to_string(kept) + " keeps running)"
+                     : " (no earlier version loads; the fallback scripts run)"),
+           data.dump());
+    }
+  }
+  {
+    std::lock_guard g(gen_mu_);
+    stored_ = std::move(next);
+  }
+  version_counter_ = *counter;
+  return result;
+}
+
+std::shared_ptr<Generation> ScriptHost::generation_for(const std::string& tenant_id) const {
+  std::lock_guard lock(gen_mu_);
+  if (!stored_.empty()) {
+    if (!tenant_id.empty()) {
+      if (auto it = stored_.find(tenant_id); it != stored_.end()) return it->second;
+    }
+    if (auto it = stored_.find(""); it != stored_.end()) return it->second;
+  }
+  return current_;
+}
+
+int64_t ScriptHost::running_version(const std::string& tenant_id) const {
+  auto gen = generation_for(tenant_id);
+  return gen ? gen->version_id() : 0;
 }
 
 }  // namespace fb::detail

@@ -22,6 +22,8 @@
 
 #include <array>
 #include <atomic>
+#include <map>
+#include <set>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -37,6 +39,7 @@
 #include "fathom_bridge/crm.h"
 #include "fathom_bridge/events.h"
 #include "scripting/script_state.h"
+#include "scripting/script_versions.h"
 
 namespace fb::detail {
 
@@ -58,6 +61,9 @@ struct ScriptHostOptions {
   bool dry_run = false;                     // CrmCall::dry_run; store in memory
   SandboxMode sandbox = SandboxMode::kReadOnlyProxies;
   std::string display_prefix;  // how errors name the directory; default: its last component
+  // Stored versions (issue 15, needs db): how often an event polls the store's activation counter,
+  // so an activation in any process reaches every worker within about this long.
+  int version_check_ms = 500;
 };
 
 struct ScriptStats {
@@ -113,7 +119,32 @@ class ScriptHost {
   ScriptStats stats() const;
   const ScriptConfig& config() const { return services_.config; }
 
+  // ---- stored versions (issue 15) ----
+  // An event of tenant T runs T's active version, else the default scope's, else the scripts
+  // directory. The store's activation counter is polled at most every version_check_ms; a changed
+  // active version is loaded into a fresh state first and published only when it loads (else
+  // "script_rejected", and the scope keeps the version it ran, or at a cold start the newest
+  // earlier activation that loads). Events already running finish on their generation.
+  //
+  // The version store; null without a db or in a dry run.
+  ScriptVersionStore* versions() const { return versions_.get(); }
+  // Loads files into a fresh state (each entry script's top level under the limits) without
+  // publishing them. kScript "<prefix>/<file>:<line>: message [load]" when they do not load.
+  Status check_version(const ScriptFiles& files, const std::string& display_prefix);
+  // check_version, then stores the files as a new version of scope ("" = the default).
+  Result<ScriptVersionInfo> upload(const std::string& scope, const ScriptFiles& files, const std::string& author,
+                                   const std::string& note);
+  // Polls the activation counter now (activation in this process calls it, so it applies at once).
+  Status refresh_versions();
+  // The stored version an event of tenant_id runs now (0: the scripts directory).
+  int64_t running_version(const std::string& tenant_id) const;
+
  private:
+  Status check_versions(bool force);
+  // Builds the generation of a stored version and loads it into a state (adopted by the pool).
+  Result<std::shared_ptr<Generation>> load_version(int64_t version_id);
+  // The tenant's generation, the default's, or the directory's (null when none is loaded).
+  std::shared_ptr<Generation> generation_for(const std::string& tenant_id) const;
   explicit ScriptHost(ScriptHostOptions options);
   Status check_files(bool force);
   Status load_candidate();
@@ -142,8 +173,15 @@ class ScriptHost {
 
   std::mutex reload_mu_;                 // one checker at a time
   std::atomic<int64_t> last_check_ms_{0};
-  uint64_t next_generation_ = 1;         // guarded by reload_mu_
+  std::atomic<uint64_t> next_generation_{1};  // the directory's and stored versions' generations
   std::vector<FileSig> rejected_;        // guarded by reload_mu_: the last rejected version
+
+  std::unique_ptr<ScriptVersionStore> versions_;
+  std::map<std::string, std::shared_ptr<Generation>> stored_;  // guarded by gen_mu_: scope -> running version
+  std::mutex version_mu_;                                      // one poller at a time
+  std::atomic<int64_t> last_version_check_ms_{0};
+  int64_t version_counter_ = -1;          // guarded by version_mu_: the counter the stored_ map reflects
+  std::set<int64_t> rejected_versions_;   // guarded by version_mu_: reported once each
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;

@@ -387,6 +387,7 @@ Result<std::string> ScriptState::crm_call(std::string_view op, std::string args_
   cc.tenant_id = id.tenant_id;
   cc.user_id = id.user_id;
   cc.dry_run = services_->dry_run;
+  cc.script_version = gen_->version_id();
   Result<std::string> r = it->second(cc);
   if (services_->crm_observer) services_->crm_observer(cc, r);
   return r;
@@ -444,6 +445,21 @@ void ScriptState::log(LogLevel level, std::string_view script, std::string_view 
   if (!log_enabled(level)) return;
   std::string line = "[" + std::string(script) + "] " + std::string(message);
   log_write(level, "script", line);
+}
+
+HookCall meeting_hook_call(const char* hook, const MeetingEvent& event) {
+  HookCall c;
+  c.id.hook = hook;
+  c.id.integration_id = event.integration_id;
+  c.id.tenant_id = event.tenant_id;
+  c.id.user_id = event.user_id;
+  c.id.recording_id = event.recording_id;
+  c.id.content_version = event.content_version;
+  c.id.event_id = "rec" + std::to_string(event.recording_id) + ".v" + std::to_string(event.content_version);
+  c.id.source = event.source;
+  c.args = HookArgs::kMeeting;
+  c.json = event.raw_json;
+  return c;
 }
 
 }  // namespace fb::detail

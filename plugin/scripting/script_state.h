@@ -55,6 +55,11 @@ struct HookCall {
   std::string reason;     // kIntegrationReason
 };
 
+// The call of a meeting hook (on_meeting, on_webhook) for event: event id
+// "rec<recording>.v<content version>", so a retry makes the same idempotency keys. json points into
+// event.raw_json.
+HookCall meeting_hook_call(const char* hook, const MeetingEvent& event);
+
 struct CallTimings {
   int64_t convert_ns = 0;  // JSON -> Lua tables (and the ctx table)
   int64_t script_ns = 0;   // the hooks themselves, host calls included

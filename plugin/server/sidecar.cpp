@@ -14,6 +14,7 @@
 #include "server/json_reply.h"
 #include "server/metrics.h"
 #include "server/ops_routes.h"
+#include "server/script_routes.h"
 #include "server/user_routes.h"
 #include "server/webhook_routes.h"
 
@@ -351,6 +352,7 @@ Result<std::unique_ptr<Sidecar>> Sidecar::start(Bridge& bridge, int port_overrid
   mount_webhook_routes(*state->server, *bridge.impl().receiver, &state->metrics->ingest_latency());
   mount_host_routes(*state->server, bridge);
   mount_ops_routes(*state->server, *state->metrics);
+  mount_script_routes(*state->server, bridge);  // /v1/scripts/*: stored script versions (issue 15)
   state->events = EventRoutes::mount(*state->server, *bridge.impl().events, config.server.api_token);
   FB_TRY(mount_user_routes(*state->server, bridge));  // /fathom/*: the CRM's browser, by its user's JWT
   FB_TRY(state->server->start());

@@ -1,14 +1,30 @@
-// db.h: a thin, safe wrapper over one SQLite connection, with per-component migrations.
+// db.h: THE STORE SEAM. Every store (integrations, OAuth states, meetings, sync state, the webhook
+// inbox and registry, script state, the event feed) talks to its database through the two
+// classes here, `Db` and `Stmt`, and nothing else. A database engine is a driver behind them:
 //
-// Threading: a Db is one connection guarded by its own mutex. Every use goes through
-// transaction() or with(), which hold that mutex, so one Db may be shared by threads. For
-// parallel readers or writers, open several Db objects on the same file: WAL mode lets readers
-// run beside the one writer, and busy_timeout makes writers in other connections or processes
-// wait instead of failing.
+//   sqlite_db.cpp  the SQLite driver (the embedded default: `store.path`)
+//   pg_db.cpp      the PostgreSQL driver, on libpq (`store.url = "postgresql://..."`, issue 12),
+//                  with pg_dialect.cpp translating the stores' SQL (plugin/store/README.md lists
+//                  what it translates)
+//
+// Db::open() picks the driver from the target: a "postgresql://" or "postgres://" URL opens
+// PostgreSQL, anything else is a SQLite file (":memory:" for throwaway tests).
+//
+// Threading: a Db may be shared by threads. Every use goes through transaction() or with(), which
+// hold one connection for the calling thread: SQLite has one connection per Db (guarded by its
+// mutex; open several Db objects on the same file for parallel readers beside the one writer);
+// PostgreSQL has a pool of DbOptions::pool_size connections per Db, each thread in a
+// transaction()/with() holding one of them.
+//
+// Writes: transaction() (immediate) takes the store-wide write lock, so read-modify-write code
+// inside it is serialised against every other writer, across connections and processes: SQLite's
+// BEGIN IMMEDIATE; on PostgreSQL a transaction-scoped advisory lock shared by the whole fleet.
+// Single statements in with() are atomic on their own but do not take that lock.
 //
 // Migrations: each component (oauth, sync, webhooks, ...) owns an ordered list of
 // {version, sql} steps recorded in the table schema_migrations(component, version). migrate()
-// applies the missing ones, each in its own transaction, so components evolve independently.
+// applies the missing ones, each in its own write transaction, so components evolve independently
+// and several processes may migrate at once.
 #pragma once
 
 #include <atomic>
@@ -16,46 +32,62 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "fathom_bridge/status.h"
-#include "store/timed_recursive_mutex.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace fb::detail {
 
+enum class Engine { kSqlite, kPostgres };
+
 struct DbOptions {
-  bool full_sync = false;      // PRAGMA synchronous=FULL (durable against power loss) vs NORMAL
-  int busy_timeout_ms = 10000;  // wait this long for another connection's write lock
-  bool read_only = false;
+  bool full_sync = false;      // SQLite: PRAGMA synchronous=FULL (durable against power loss) vs NORMAL
+  int busy_timeout_ms = 10000;  // wait this long for the write lock (and, PostgreSQL, for a free connection)
+  bool read_only = false;       // SQLite only
+  int pool_size = 4;            // PostgreSQL: connections this Db opens at most (store.pool_size)
 };
 
+// A driver's prepared statement. Bindings are 1-based and copied; column reads are valid after a
+// step() that returned true, until the next step() or reset().
+class StmtDriver {
+ public:
+  virtual ~StmtDriver() = default;
+  virtual void bind_int64(int i, int64_t v) = 0;
+  virtual void bind_double(int i, double v) = 0;
+  virtual void bind_text(int i, std::string_view v) = 0;
+  virtual void bind_blob(int i, std::string_view bytes) = 0;
+  virtual void bind_null(int i) = 0;
+  virtual Result<bool> step() = 0;
+  virtual void reset() = 0;  // back to the start, bindings cleared
+  virtual int64_t int64(int col) const = 0;
+  virtual double real(int col) const = 0;
+  virtual std::string text(int col) const = 0;
+  virtual std::string blob(int col) const = 0;
+  virtual bool is_null(int col) const = 0;
+};
+
+// A prepared statement: a move-only handle on a driver's statement.
 class Stmt {
  public:
   Stmt() = default;
-  Stmt(sqlite3* db, sqlite3_stmt* s, bool owned) : db_(db), s_(s), owned_(owned) {}
-  Stmt(Stmt&& o) noexcept : db_(o.db_), s_(o.s_), owned_(o.owned_) { o.s_ = nullptr; }
-  Stmt& operator=(Stmt&& o) noexcept;
+  explicit Stmt(std::unique_ptr<StmtDriver> d) : d_(std::move(d)) {}
+  Stmt(Stmt&&) noexcept = default;
+  Stmt& operator=(Stmt&&) noexcept = default;
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
-  ~Stmt();
 
-  // Binding, 1-based. Strings and blobs are copied by SQLite (SQLITE_TRANSIENT).
-  Stmt& bind(int i, int64_t v);
+  // Binding, 1-based. Strings and blobs are copied.
+  Stmt& bind(int i, int64_t v) { return d_->bind_int64(i, v), *this; }
   Stmt& bind(int i, int v) { return bind(i, static_cast<int64_t>(v)); }
-  Stmt& bind(int i, double v);
-  Stmt& bind(int i, std::string_view v);
+  Stmt& bind(int i, double v) { return d_->bind_double(i, v), *this; }
+  Stmt& bind(int i, std::string_view v) { return d_->bind_text(i, v), *this; }
   Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
   Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
-  Stmt& bind(int i, std::nullptr_t);
-  Stmt& bind_blob(int i, std::string_view bytes);
+  Stmt& bind(int i, std::nullptr_t) { return d_->bind_null(i), *this; }
+  Stmt& bind_blob(int i, std::string_view bytes) { return d_->bind_blob(i, bytes), *this; }
   template <typename T>
   Stmt& bind(int i, const std::optional<T>& v) {
     return v ? bind(i, *v) : bind(i, nullptr);
@@ -69,28 +101,29 @@ class Stmt {
   }
 
   // Executes one step: true when a row is ready, false when done.
-  Result<bool> step();
-  // Steps to completion (for statements without rows).
+  Result<bool> step() { return d_->step(); }
+  // Steps to completion (for statements without rows), then resets.
   Status run();
-  Stmt& reset();
+  Stmt& reset() { return d_->reset(), *this; }
 
-  int64_t int64(int col) const;
-  double real(int col) const;
-  std::string text(int col) const;  // "" for NULL
+  int64_t int64(int col) const { return d_->int64(col); }
+  double real(int col) const { return d_->real(col); }
+  std::string text(int col) const { return d_->text(col); }  // "" for NULL
   std::optional<std::string> opt_text(int col) const;
   std::optional<int64_t> opt_int64(int col) const;
-  std::string blob(int col) const;
-  bool is_null(int col) const;
+  std::string blob(int col) const { return d_->blob(col); }
+  bool is_null(int col) const { return d_->is_null(col); }
 
  private:
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* s_ = nullptr;
-  bool owned_ = true;
+  std::unique_ptr<StmtDriver> d_;
 };
 
 struct Migration {
   int version;
   const char* sql;
+  // The step's text for PostgreSQL where the dialects differ beyond what the driver translates
+  // (nullptr: `sql`, translated; see plugin/store/README.md).
+  const char* postgres_sql = nullptr;
 };
 
 // Steps q to its end, calling on_row(q) for each row, and always resets it (a statement left
@@ -113,66 +146,91 @@ Status each_row(Stmt& q, F&& on_row) {
 
 class Db {
  public:
-  ~Db();
+  virtual ~Db() = default;
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  // Opens (creating) the database file. ":memory:" works for throwaway tests. A new file is
-  // created 0600 (and so are its -wal and -shm); an existing file keeps its mode.
-  static Result<std::unique_ptr<Db>> open(const std::string& path, DbOptions options = {});
+  // Opens a store. `target` is a SQLite file (created 0600 when new, and so are its -wal and -shm;
+  // ":memory:" for throwaway tests) or a PostgreSQL URL ("postgresql://user@host:5432/db?sslmode=
+  // require"; every libpq parameter, sslmode included, passes through). Fails with a message that
+  // names the store when it cannot be reached.
+  static Result<std::unique_ptr<Db>> open(const std::string& target, DbOptions options = {});
+  // Whether `target` names a PostgreSQL database rather than a SQLite file.
+  static bool is_postgres_url(std::string_view target);
 
+  virtual Engine engine() const = 0;
+  // The SQLite file, or the PostgreSQL URL without its password: for messages and logs.
   const std::string& path() const { return path_; }
-  // Whether commits are durable against power loss (DbOptions::full_sync).
+  // Whether commits are durable against power loss (SQLite: DbOptions::full_sync; PostgreSQL:
+  // whatever the server's synchronous_commit is, reported as true).
   bool full_sync() const { return full_sync_; }
 
-  // Runs fn holding the connection lock inside BEGIN IMMEDIATE ... COMMIT (or BEGIN DEFERRED
-  // when immediate is false). A non-ok Status from fn, or an exception, rolls back. Nested calls
-  // from the same thread join the outer transaction.
-  Status transaction(const std::function<Status()>& fn, bool immediate = true);
-  // The same (BEGIN IMMEDIATE) for a caller that has promised an answer by `deadline`: waiting for
-  // this connection's lock and for another connection's write lock both end there, with
-  // kUnavailable, instead of after busy_timeout_ms. The deadline does not bound fn itself.
-  Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn);
-  // Runs fn holding the connection lock, outside any explicit transaction (single statements
-  // are atomic on their own).
-  Status with(const std::function<Status()>& fn);
+  // Runs fn holding a connection, inside a transaction that holds the store-wide write lock (SQLite
+  // BEGIN IMMEDIATE; PostgreSQL BEGIN + the fleet's advisory write lock), or without that lock when
+  // immediate is false (SQLite BEGIN DEFERRED, PostgreSQL plain BEGIN: row locks and ON CONFLICT
+  // are the caller's concurrency control). A non-ok Status from fn, or an exception, rolls back.
+  // Nested calls from the same thread join the outer transaction.
+  virtual Status transaction(const std::function<Status()>& fn, bool immediate = true) = 0;
+  // The same (immediate) for a caller that has promised an answer by `deadline`: waiting for a
+  // connection and for the write lock both end there, with kUnavailable, instead of after
+  // busy_timeout_ms. The deadline does not bound fn itself.
+  virtual Status transaction_until(std::chrono::steady_clock::time_point deadline,
+                                   const std::function<Status()>& fn) = 0;
+  // Runs fn holding a connection, outside any explicit transaction (single statements are atomic
+  // on their own).
+  virtual Status with(const std::function<Status()>& fn) = 0;
 
-  // REQUIRES: called inside transaction() or with(). Statements are cached by SQL text.
-  Stmt& prepare(std::string_view sql);
+  // REQUIRES: called inside transaction() or with(). Statements are cached by SQL text, per
+  // connection. SQL uses `?` placeholders in the dialect described in plugin/store/README.md.
+  virtual Stmt& prepare(std::string_view sql) = 0;
   // A one-off statement that is not cached. REQUIRES: inside transaction() or with().
-  Result<Stmt> prepare_uncached(std::string_view sql);
+  virtual Result<Stmt> prepare_uncached(std::string_view sql) = 0;
   // Executes one or more statements with no parameters. REQUIRES: inside transaction()/with().
-  Status exec(std::string_view sql);
-  int64_t last_insert_rowid() const;
-  int changes() const;
-  // Write transactions this connection has committed since it was opened: explicit ones and
-  // single statements that wrote (autocommit), counted by SQLite's commit hook. Read-only work
-  // commits nothing. Tests use it to check a batch's bookkeeping is one transaction. Thread-safe.
+  virtual Status exec(std::string_view sql) = 0;
+  // The id the last INSERT on this thread's connection gave (after changes() showed it inserted).
+  virtual int64_t last_insert_rowid() const = 0;
+  // Rows changed by the last INSERT/UPDATE/DELETE on this thread's connection.
+  virtual int changes() const = 0;
+  // Write transactions this Db has committed since it was opened: explicit ones and single
+  // statements that wrote (autocommit). Read-only work commits nothing. Tests use it to check a
+  // batch's bookkeeping is one transaction. Thread-safe.
   int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
+  // Whether a table exists. REQUIRES: inside transaction() or with().
+  virtual Result<bool> has_table(std::string_view table) = 0;
+  // The highest id ever given by the table's autoincrementing `id` column, also after those rows
+  // were deleted (SQLite: sqlite_sequence; PostgreSQL: the column's sequence); 0 when none yet.
+  // REQUIRES: inside transaction() or with().
+  virtual Result<int64_t> highest_id_given(std::string_view table) = 0;
+
   // Applies the component's migrations that are not yet recorded. Safe to call from several
-  // processes at once: each step runs under BEGIN IMMEDIATE and re-checks its version.
+  // processes at once: each step runs under the write lock and re-checks its version.
   Status migrate(std::string_view component, const std::vector<Migration>& steps);
   // The highest applied version of a component (0 when none).
   Result<int> schema_version(std::string_view component);
 
-  // Serialises a Status for the last SQLite error on this connection.
-  Status last_error(std::string_view what) const;
+  // A Status for the last error on this thread's connection, prefixed with `what`.
+  virtual Status last_error(std::string_view what) const = 0;
+
+ protected:
+  Db(std::string path, bool full_sync) : path_(std::move(path)), full_sync_(full_sync) {}
+  void count_commit() { commits_.fetch_add(1, std::memory_order_relaxed); }
+  // The schema_migrations table, created when missing. Drivers call it from open().
+  Status ensure_migrations_table();
+  // The first column of the first row of sql with `arg` bound to ?1 (nullopt: no row). For the
+  // drivers' catalog look-ups. REQUIRES: inside transaction() or with().
+  Result<std::optional<int64_t>> first_int(std::string_view sql, std::string_view arg);
 
  private:
-  Db() = default;
-  // REQUIRES: mu_ held. BEGIN (unless `begun`: the caller did), fn, then COMMIT or ROLLBACK; joins
-  // an outer transaction of this thread instead.
-  Status run_transaction(const std::function<Status()>& fn, bool immediate, bool begun = false);
-  sqlite3* db_ = nullptr;
   std::string path_;
   bool full_sync_ = false;
-  int busy_timeout_ms_ = 0;
-  TimedRecursiveMutex mu_;  // not std::recursive_timed_mutex: see timed_recursive_mutex.h
-  int tx_depth_ = 0;  // guarded by mu_
   std::atomic<int64_t> commits_{0};
-  std::unordered_map<std::string, Stmt> cache_;
 };
+
+// The SQLite driver's open (Db::open for a file). Exposed for the driver's own tests.
+Result<std::unique_ptr<Db>> open_sqlite(const std::string& path, DbOptions options);
+// The PostgreSQL driver's open (Db::open for a URL).
+Result<std::unique_ptr<Db>> open_postgres(const std::string& url, DbOptions options);
 
 // For a process that is ours alone (`fathom-bridge serve`, benchmarks): turns off SQLite's
 // global memory statistics, which take a process-wide mutex on every SQLite allocation (about 2%

@@ -280,7 +280,7 @@ Status SyncEngine::acquire_lease(Run& run) {
   const int64_t now = clock_.now_s();
   const int64_t id = run.info.id;
   return db_.transaction([&]() -> Status {
-    Stmt& ins = db_.prepare("INSERT OR IGNORE INTO sync_state(integration_id, updated_at) VALUES(?,?)");
+    Stmt& ins = db_.prepare("INSERT INTO sync_state(integration_id, updated_at) VALUES(?,?) ON CONFLICT DO NOTHING");
     ins.bind_all(id, now);
     FB_TRY(ins.run());
     Stmt& q = db_.prepare(

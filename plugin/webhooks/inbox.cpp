@@ -111,7 +111,8 @@ Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock
     log_ = std::make_unique<BodyLog>(
         BodyLogOptions{.dir = options_.body_dir, .segment_bytes = options_.segment_bytes, .sync = db_.full_sync()});
   }
-  if (options_.background_checkpoint && on_disk(db_.path())) {
+  // WAL checkpoints are SQLite's; a PostgreSQL server checkpoints by itself.
+  if (options_.background_checkpoint && db_.engine() == Engine::kSqlite && on_disk(db_.path())) {
     auto ckpt = Db::open(db_.path());
     Status off = db_.with([&] { return db_.exec("PRAGMA wal_autocheckpoint=0"); });
     if (ckpt.ok() && off.ok()) {
@@ -467,9 +468,12 @@ Status Inbox::mark_dead(int64_t event_id, std::string_view error) {
 Result<int> Inbox::reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held) {
   int n = 0;
   Status s = db_.with([&] {
+    // The held ids travel as one JSON array; each engine has its own function to unpack it.
     Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='pending', claimed_at=NULL WHERE status='processing' AND claimed_at<=?"
-        " AND id NOT IN (SELECT value FROM json_each(?))");
+        std::string("UPDATE webhook_inbox SET status='pending', claimed_at=NULL WHERE status='processing' AND claimed_at<=?"
+                    " AND id NOT IN ") +
+        (db_.engine() == Engine::kPostgres ? "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS JSON)))"
+                                           : "(SELECT value FROM json_each(?))"));
     FB_TRY(q.bind(1, claimed_before_ms).bind(2, nlohmann::json(held).dump()).run());
     n = db_.changes();
     return Status::Ok();
@@ -599,9 +603,9 @@ Status Inbox::sync_wal() {
 
 Result<bool> Inbox::has_meetings_table() {
   bool found = false;
-  FB_TRY(db_.with([&] {
-    Stmt& q = db_.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='sync_meetings'");
-    return each_row(q, [&](const Stmt&) { found = true; });
+  FB_TRY(db_.with([&]() -> Status {
+    FB_ASSIGN(found, db_.has_table("sync_meetings"));
+    return Status::Ok();
   }));
   return found;
 }

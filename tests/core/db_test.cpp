@@ -1,28 +1,23 @@
-// The SQLite wrapper over real database files: migrations, transactions, two connections.
+// The store seam over real databases: migrations, transactions, several connections. Runs on
+// SQLite files (fb_core_test) and on the throwaway PostgreSQL (fb_core_test_postgresql): every
+// store is opened through TempDir::store().
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <boost/test/unit_test.hpp>
-#include <filesystem>
+#include <chrono>
 #include <thread>
 
 #include "store/db.h"
+#include "support/temp_dir.h"
 
 using namespace fb::detail;
-namespace fs = std::filesystem;
+using fb::test::store_engine_is_postgres;
 
 namespace {
 
-struct DbDir {
-  DbDir() {
-    std::string tmpl = (fs::temp_directory_path() / "fb-core-db-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~DbDir() { fs::remove_all(path); }
-  std::string file(const char* name) const { return (fs::path(path) / name).string(); }
-  std::string path;
-};
+using DbDir = fb::test::TempDir;
 
 const std::vector<Migration> kSteps = {
     {1, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT NOT NULL)"},
@@ -48,14 +43,14 @@ BOOST_AUTO_TEST_SUITE(db)
 
 BOOST_AUTO_TEST_CASE(migrations_apply_once_per_component) {
   DbDir dir;
-  auto db = Db::open(dir.file("m.db"));
+  auto db = Db::open(dir.store("m.db"));
   BOOST_REQUIRE(db.ok());
   BOOST_REQUIRE((*db)->migrate("notes", kSteps).ok());
   BOOST_REQUIRE((*db)->migrate("notes", kSteps).ok());  // idempotent
   BOOST_TEST(*(*db)->schema_version("notes") == 2);
   BOOST_TEST(*(*db)->schema_version("other") == 0);
   // A second process (connection) opening the same file sees the same version and does nothing.
-  auto db2 = Db::open(dir.file("m.db"));
+  auto db2 = Db::open(dir.store("m.db"));
   BOOST_REQUIRE(db2.ok());
   BOOST_REQUIRE((*db2)->migrate("notes", kSteps).ok());
   BOOST_TEST(*(*db2)->schema_version("notes") == 2);
@@ -63,7 +58,7 @@ BOOST_AUTO_TEST_CASE(migrations_apply_once_per_component) {
 
 BOOST_AUTO_TEST_CASE(bad_migration_rolls_back_and_names_itself) {
   DbDir dir;
-  auto db = Db::open(dir.file("bad.db"));
+  auto db = Db::open(dir.store("bad.db"));
   BOOST_REQUIRE(db.ok());
   auto s = (*db)->migrate("broken", {{1, "CREATE TABLE t(x INT); CREATE TABLE t(y INT)"}});
   BOOST_TEST(!s.ok());
@@ -78,7 +73,7 @@ BOOST_AUTO_TEST_CASE(bad_migration_rolls_back_and_names_itself) {
 
 BOOST_AUTO_TEST_CASE(transaction_commits_or_rolls_back) {
   DbDir dir;
-  auto db = Db::open(dir.file("t.db"));
+  auto db = Db::open(dir.store("t.db"));
   BOOST_REQUIRE(db.ok());
   Db& d = **db;
   BOOST_REQUIRE(d.migrate("notes", kSteps).ok());
@@ -104,8 +99,8 @@ BOOST_AUTO_TEST_CASE(transaction_commits_or_rolls_back) {
 BOOST_AUTO_TEST_CASE(data_survives_reopen_and_is_shared_between_connections) {
   DbDir dir;
   {
-    auto a = Db::open(dir.file("s.db"));
-    auto b = Db::open(dir.file("s.db"));
+    auto a = Db::open(dir.store("s.db"));
+    auto b = Db::open(dir.store("s.db"));
     BOOST_REQUIRE(a.ok());
     BOOST_REQUIRE(b.ok());
     BOOST_REQUIRE((*a)->migrate("notes", kSteps).ok());
@@ -126,7 +121,7 @@ BOOST_AUTO_TEST_CASE(data_survives_reopen_and_is_shared_between_connections) {
     BOOST_TEST(failed.load() == 0);
     BOOST_TEST(count_notes(**b) == 100);
   }
-  auto again = Db::open(dir.file("s.db"));
+  auto again = Db::open(dir.store("s.db"));
   BOOST_REQUIRE(again.ok());
   BOOST_TEST(count_notes(**again) == 100);
 }
@@ -188,6 +183,179 @@ BOOST_AUTO_TEST_CASE(open_reports_unusable_path) {
   auto db = Db::open("/nonexistent-dir/sub/x.db");
   BOOST_TEST(db.code() == fb::Code::kIo);
   BOOST_TEST(db.status().message().find("/nonexistent-dir/sub/x.db") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(open_reports_unreachable_postgresql_naming_the_store_without_its_password) {
+  auto db = Db::open("postgresql://fb:hunter2@/nodb?host=/nonexistent-dir&port=1&connect_timeout=2");
+  BOOST_TEST(db.code() == fb::Code::kUnavailable);
+  const std::string m = db.status().message();
+  BOOST_TEST(m.find("store postgresql://fb:***@/nodb") != std::string::npos, m);
+  BOOST_TEST(m.find("hunter2") == std::string::npos, m);
+  BOOST_TEST(Db::is_postgres_url("postgres://h/db"));
+  BOOST_TEST(!Db::is_postgres_url("fathom-bridge.db"));
+}
+
+// What the stores rely on beyond plain SQL, the same on both engines: blobs with any bytes,
+// NULLs, ids from an autoincrementing column (and the highest ever given after a delete), changes(),
+// has_table(), the scalar MAX(a, b), and commits() counting explicit and autocommit writes.
+BOOST_AUTO_TEST_CASE(values_ids_and_commit_counts_behave_the_same_on_every_engine) {
+  DbDir dir;
+  auto opened = Db::open(dir.store("v.db"));
+  BOOST_REQUIRE(opened.ok());
+  Db& d = **opened;
+  BOOST_TEST((d.engine() == Engine::kPostgres) == store_engine_is_postgres());
+  BOOST_REQUIRE(d.migrate("v", {{1, "CREATE TABLE v(id INTEGER PRIMARY KEY AUTOINCREMENT, b BLOB, t TEXT, n INTEGER, "
+                                    "r REAL) ; CREATE TABLE k(a TEXT NOT NULL, b INTEGER NOT NULL, "
+                                    "PRIMARY KEY (a, b)) WITHOUT ROWID"}})
+                    .ok());
+  const std::string bytes("\x00\xff\x00'?\"\\x", 8);
+  const int64_t commits_before = d.commits();
+  int64_t first = 0, second = 0;
+  BOOST_REQUIRE(d.transaction([&]() -> fb::Status {
+                   Stmt& ins = d.prepare("INSERT INTO v(b, t, n, r) VALUES(?,?,?,?)");
+                   FB_TRY(ins.bind_blob(1, bytes).bind(2, "tea ? 'x'").bind(3, int64_t{1} << 40).bind(4, 2.5).run());
+                   first = d.last_insert_rowid();
+                   FB_TRY(ins.bind(1, nullptr).bind(2, nullptr).bind(3, nullptr).bind(4, nullptr).run());
+                   second = d.last_insert_rowid();
+                   return fb::Status::Ok();
+                 }).ok());
+  BOOST_TEST(d.commits() == commits_before + 1);
+  BOOST_TEST(second == first + 1);
+  BOOST_REQUIRE(d.with([&]() -> fb::Status {
+                   Stmt& q = d.prepare("SELECT b, t, n, r, MAX(n, ?), n IS NULL FROM v ORDER BY id");
+                   q.bind(1, int64_t{7});
+                   FB_ASSIGN(bool row, q.step());
+                   BOOST_REQUIRE(row);
+                   BOOST_TEST(q.blob(0) == bytes);
+                   BOOST_TEST(q.text(1) == "tea ? 'x'");
+                   BOOST_TEST(q.int64(2) == (int64_t{1} << 40));
+                   BOOST_TEST(q.real(3) == 2.5);
+                   BOOST_TEST(q.int64(4) == (int64_t{1} << 40));
+                   BOOST_TEST(q.int64(5) == 0);
+                   FB_ASSIGN(row, q.step());
+                   BOOST_REQUIRE(row);
+                   BOOST_TEST(q.is_null(0));
+                   BOOST_TEST(!q.opt_text(1).has_value());
+                   BOOST_TEST(!q.opt_int64(2).has_value());
+                   BOOST_TEST(q.int64(5) == 1);
+                   q.reset();
+                   // Every autocommit write statement counts as one commit, also one that changed nothing.
+                   FB_TRY(d.prepare("UPDATE v SET t='u' WHERE id=?").bind(1, second).run());
+                   BOOST_TEST(d.changes() == 1);
+                   FB_TRY(d.prepare("DELETE FROM v WHERE id=?").bind(1, second).run());
+                   FB_TRY(d.prepare("DELETE FROM v WHERE id=?").bind(1, second).run());
+                   BOOST_TEST(d.changes() == 0);
+                   FB_ASSIGN(int64_t highest, d.highest_id_given("v"));
+                   BOOST_TEST(highest == second);  // also after that row was deleted
+                   FB_ASSIGN(bool have, d.has_table("k"));
+                   BOOST_TEST(have);
+                   FB_ASSIGN(have, d.has_table("nope"));
+                   BOOST_TEST(!have);
+                   // The common upsert dialect.
+                   Stmt& up = d.prepare("INSERT INTO k(a, b) VALUES(?, ?) ON CONFLICT DO NOTHING");
+                   FB_TRY(up.bind(1, "a").bind(2, 1).run());
+                   FB_TRY(up.bind(1, "a").bind(2, 1).run());
+                   BOOST_TEST(d.changes() == 0);
+                   return fb::Status::Ok();
+                 }).ok());
+  BOOST_TEST(d.commits() == commits_before + 6);  // the transaction, then five autocommit writes
+}
+
+// transaction_until() gives up with kUnavailable when another connection holds the write lock
+// past the deadline (a delivery is then answered 503), and the write lock serialises
+// read-modify-write transactions across connections.
+BOOST_AUTO_TEST_CASE(write_lock_is_shared_by_connections_and_bounded_by_a_deadline) {
+  DbDir dir;
+  auto a = Db::open(dir.store("l.db"));
+  auto b = Db::open(dir.store("l.db"));
+  BOOST_REQUIRE(a.ok());
+  BOOST_REQUIRE(b.ok());
+  BOOST_REQUIRE((*a)->migrate("notes", kSteps).ok());
+  std::atomic<bool> holding{false}, release{false};
+  std::thread holder([&] {
+    (void)(*a)->transaction([&] {
+      holding = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return fb::Status::Ok();
+    });
+  });
+  while (!holding) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto waited = (*b)->transaction_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(300),
+                                        [] { return fb::Status::Ok(); });
+  release = true;
+  holder.join();
+  BOOST_TEST(waited.code() == fb::Code::kUnavailable, waited.to_string());
+  // Counter increments read and write under the lock: none is lost across two connections.
+  BOOST_REQUIRE((*a)->with([&] { return (*a)->exec("INSERT INTO notes(id, body) VALUES(1, '0')"); }).ok());
+  std::atomic<int> failed{0};
+  auto bump = [&failed](Db& d) {
+    for (int i = 0; i < 40; ++i) {
+      fb::Status s = d.transaction([&]() -> fb::Status {
+        Stmt& q = d.prepare("SELECT body FROM notes WHERE id=1");
+        FB_ASSIGN(bool row, q.step());
+        int v = row ? std::stoi(q.text(0)) : -1000;
+        q.reset();
+        return d.prepare("UPDATE notes SET body=? WHERE id=1").bind(1, std::to_string(v + 1)).run();
+      });
+      if (!s.ok()) ++failed;
+    }
+  };
+  std::thread t1(bump, std::ref(**a)), t2(bump, std::ref(**b));
+  t1.join();
+  t2.join();
+  BOOST_TEST(failed.load() == 0);
+  BOOST_REQUIRE((*a)->with([&]() -> fb::Status {
+                   Stmt& q = (*a)->prepare("SELECT body FROM notes WHERE id=1");
+                   FB_ASSIGN(bool row, q.step());
+                   BOOST_TEST(row);
+                   BOOST_TEST(q.text(0) == "80");
+                   q.reset();
+                   return fb::Status::Ok();
+                 }).ok());
+}
+
+// PostgreSQL only: one Db is a pool (threads run side by side, up to pool_size), and a connection the
+// server drops is replaced by itself: the call on it fails naming the store, the next one works.
+BOOST_AUTO_TEST_CASE(postgresql_pool_runs_threads_side_by_side_and_reconnects) {
+  if (!store_engine_is_postgres()) return;
+  DbDir dir;
+  auto opened = Db::open(dir.store("p.db"), {.pool_size = 3});
+  BOOST_REQUIRE(opened.ok());
+  Db& d = **opened;
+  // Three threads each hold a connection at the same time (pg_sleep): all three in about 0.3 s, and
+  // the server sees three backends of this database.
+  std::atomic<int> inside{0}, most{0};
+  auto sleeper = [&] {
+    (void)d.with([&] {
+      int now = ++inside;
+      for (int m = most; now > m && !most.compare_exchange_weak(m, now);) {
+      }
+      fb::Status s = d.exec("SELECT pg_sleep(0.3)");
+      --inside;
+      return s;
+    });
+  };
+  std::thread t1(sleeper), t2(sleeper), t3(sleeper);
+  t1.join();
+  t2.join();
+  t3.join();
+  BOOST_TEST(most.load() == 3);
+  // Kill this Db's backends from another connection: the next call fails (kUnavailable, naming the
+  // store) or already reconnects; a call after that works.
+  auto admin = Db::open(dir.store("p.db"), {.pool_size = 1});
+  BOOST_REQUIRE(admin.ok());
+  BOOST_REQUIRE((*admin)->with([&] {
+                   return (*admin)->exec(
+                       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()");
+                 }).ok());
+  fb::Status first = d.with([&] { return d.exec("SELECT 1"); });
+  if (!first.ok()) {
+    BOOST_TEST(first.code() == fb::Code::kUnavailable, first.to_string());
+    BOOST_TEST(first.message().find("store postgresql://") != std::string::npos, first.to_string());
+  }
+  for (int i = 0; i < 3 && !first.ok(); ++i) first = d.with([&] { return d.exec("SELECT 1"); });
+  BOOST_TEST(first.ok(), first.to_string());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -263,10 +263,12 @@ BOOST_AUTO_TEST_CASE(crm_call_json_is_the_same_document_as_a_json_library_builds
     call.tenant_id = "tenant \u00e9\\";
     call.user_id = "u\t1";
     call.dry_run = a.size() % 2 == 0;
+    call.script_version = static_cast<int64_t>(a.size() % 3) * 7;  // 0: the folder's scripts, null
     json expected = {{"operation", call.operation},         {"args", json::parse(a)},
                      {"idempotency_key", call.idempotency_key}, {"integration_id", call.integration_id},
                      {"tenant_id", call.tenant_id},           {"user_id", call.user_id},
-                     {"dry_run", call.dry_run}};
+                     {"dry_run", call.dry_run},
+                     {"script_version", call.script_version ? json(call.script_version) : json(nullptr)}};
     std::string text = fb::detail::crm_call_json(call);
     json got = json::parse(text, nullptr, false);
     BOOST_TEST_INFO("args " << a << " gave " << text);

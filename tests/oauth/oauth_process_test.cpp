@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(two_processes_share_rotating_refresh_tokens_without_invalid
   fb::test::TempDir dir;
   SimProcess sim({"--token-ttl", std::to_string(kTokenTtl)});
   sim.config({{"rate_limit", 1000000}, {"token_rate_limit", 1000000}});
-  const std::string db_path = dir.file("shared.db");
+  const std::string db_path = dir.store("shared.db");
   int64_t id = 0;
   {
     // Connect in this process, then close every connection before forking: SQLite connections

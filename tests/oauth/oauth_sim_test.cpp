@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_SUITE(connect_flow)
 
 BOOST_AUTO_TEST_CASE(popup_flow_connects_and_the_token_works) {
   Env e;
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   auto start = s.flow->start(kAlice, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
   CallbackResult r = s.flow->complete(consent(e.sim, start->url, "alice@example.com"));
@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(popup_flow_connects_and_the_token_works) {
 
 BOOST_AUTO_TEST_CASE(redirect_flow_and_reconnect_keep_the_integration) {
   Env e;
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   auto start = s.flow->start(kAlice, CallbackMode::kRedirect);
   BOOST_REQUIRE(start.ok());
   CallbackResult r = s.flow->complete(consent(e.sim, start->url, "alice@example.com"));
@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(redirect_flow_and_reconnect_keep_the_integration) {
 
 BOOST_AUTO_TEST_CASE(deny_stores_nothing_and_says_so) {
   Env e;
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   for (CallbackMode mode : {CallbackMode::kPopup, CallbackMode::kRedirect}) {
     auto start = s.flow->start(kAlice, mode);
     BOOST_REQUIRE(start.ok());
@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(deny_stores_nothing_and_says_so) {
 BOOST_AUTO_TEST_CASE(bad_states_are_refused_and_nothing_is_stored) {
   Env e;
   FakeClock clock(system_clock().now_ms());
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport, clock);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport, clock);
   auto fresh_query = [&](const Principal& p) {
     auto start = s.flow->start(p, CallbackMode::kPopup);
     BOOST_REQUIRE(start.ok());
@@ -228,8 +228,8 @@ BOOST_AUTO_TEST_CASE(bad_states_are_refused_and_nothing_is_stored) {
 
 BOOST_AUTO_TEST_CASE(two_callbacks_racing_on_one_state_connect_once) {
   Env e;
-  OAuthStack a(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
-  OAuthStack b(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack a(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack b(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   auto start = a.flow->start(kAlice, CallbackMode::kPopup);
   std::string q = consent(e.sim, start->url, "alice@example.com");
   CallbackResult ra, rb;
@@ -245,7 +245,7 @@ BOOST_AUTO_TEST_CASE(two_callbacks_racing_on_one_state_connect_once) {
 
 BOOST_AUTO_TEST_CASE(api_key_connection_is_checked_against_fathom) {
   Env e;
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   BOOST_TEST(s.flow->connect_api_key(kAlice, SecretString("fk_not_a_real_key")).code() == Code::kUnauthenticated);
   BOOST_TEST(s.count_rows("integrations") == 0);
   auto id = s.flow->connect_api_key(kAlice, SecretString(e.sim.api_key("alice@example.com")));
@@ -263,7 +263,7 @@ BOOST_AUTO_TEST_SUITE(stay_connected)
 BOOST_AUTO_TEST_CASE(fifty_concurrent_callers_cause_one_token_request) {
   Env e;
   FakeClock clock(system_clock().now_ms());
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport, clock);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport, clock);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   clock.advance_ms(86400 * 1000);  // the stored token has expired
   e.sim.config({{"latency_ms", 100}});  // keep the refresh in flight while the callers pile up
@@ -299,8 +299,8 @@ BOOST_AUTO_TEST_CASE(revoked_grant_becomes_reconnect_required_with_one_event) {
   Env e;
   FakeClock clock(system_clock().now_ms());
   Config cfg = fb::test::oauth_test_config(e.sim.base_url());
-  OAuthStack s(e.dir.file("b.db"), cfg, e.transport, clock);
-  OAuthStack other(e.dir.file("b.db"), cfg, e.transport, clock);  // a second instance on the same file
+  OAuthStack s(e.dir.store("b.db"), cfg, e.transport, clock);
+  OAuthStack other(e.dir.store("b.db"), cfg, e.transport, clock);  // a second instance on the same file
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   int64_t bob = connect(s, e.sim, kBob, "bob@example.com");
   e.sim.admin("POST", "/_sim/grants/revoke", {{"user", "alice@example.com"}});
@@ -354,7 +354,7 @@ BOOST_AUTO_TEST_CASE(revoked_grant_becomes_reconnect_required_with_one_event) {
 
 BOOST_AUTO_TEST_CASE(unauthorized_mid_call_recovers_through_one_refresh) {
   Env e;
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   auto c1 = s.tokens->credential(id);
   BOOST_REQUIRE(c1.ok());
@@ -385,7 +385,7 @@ BOOST_AUTO_TEST_CASE(keepalive_sweep_refreshes_idle_connections) {
   FakeClock clock(system_clock().now_ms());
   Config cfg = fb::test::oauth_test_config(e.sim.base_url());
   cfg.tokens.keepalive_window_s = 3600;
-  OAuthStack s(e.dir.file("b.db"), cfg, e.transport, clock);
+  OAuthStack s(e.dir.store("b.db"), cfg, e.transport, clock);
   int64_t a = connect(s, e.sim, kAlice, "alice@example.com");
   int64_t b = connect(s, e.sim, kBob, "bob@example.com");
   BOOST_REQUIRE(s.flow->connect_api_key({"acme", "u-carol"}, SecretString(e.sim.api_key("carol@example.com"))).ok());
@@ -411,7 +411,7 @@ BOOST_AUTO_TEST_CASE(token_endpoint_503_is_retried_with_bounded_attempts_then_co
   Config cfg = fb::test::oauth_test_config(e.sim.base_url());
   cfg.tokens.refresh_max_attempts = 3;
   cfg.tokens.failure_cooldown_s = 900;
-  OAuthStack s(e.dir.file("b.db"), cfg, e.transport, clock);
+  OAuthStack s(e.dir.store("b.db"), cfg, e.transport, clock);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   e.sim.admin("POST", "/_sim/counters/reset");
   e.sim.admin("POST", "/_sim/faults", {{"status", 503}, {"count", 10}, {"path_prefix", "/external/v1/oauth2/token"}});
@@ -463,7 +463,7 @@ BOOST_AUTO_TEST_CASE(token_endpoint_429_retry_after_is_honoured) {
   cfg.tokens.refresh_max_attempts = 4;
   cfg.tokens.refresh_backoff_base_ms = 1;
   cfg.tokens.refresh_backoff_max_ms = 2;
-  OAuthStack s(e.dir.file("b.db"), cfg, e.transport, clock);
+  OAuthStack s(e.dir.store("b.db"), cfg, e.transport, clock);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   e.sim.config({{"retry_after", true}});
   e.sim.admin("POST", "/_sim/faults",
@@ -481,7 +481,7 @@ BOOST_AUTO_TEST_SUITE(isolation_and_health)
 
 BOOST_AUTO_TEST_CASE(cross_tenant_access_is_refused) {
   Env e;
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   for (const Principal* p : {&kGlobex, &kBob}) {
     BOOST_TEST(s.store->get(*p, id).code() == Code::kNotFound);
@@ -514,7 +514,7 @@ BOOST_AUTO_TEST_CASE(health_report_statuses_json_and_table) {
   Env e;
   FakeClock clock(system_clock().now_ms());
   e.sim.config({{"token_ttl_s", 3600}});
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport, clock);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport, clock);
   int64_t a = connect(s, e.sim, kAlice, "alice@example.com");
   int64_t b = connect(s, e.sim, kBob, "bob@example.com");
   auto k = s.flow->connect_api_key({"acme", "u-carol"}, SecretString(e.sim.api_key("carol@example.com")));
@@ -573,13 +573,13 @@ BOOST_AUTO_TEST_CASE(key_rotation_old_key_opens_rewrite_uses_new_key) {
   new_cfg.tokens.old_keys = {"2025:" + fb::test::test_key('a')};
   int64_t a, k;
   {
-    OAuthStack s(e.dir.file("b.db"), old_cfg, e.transport);
+    OAuthStack s(e.dir.store("b.db"), old_cfg, e.transport);
     a = connect(s, e.sim, kAlice, "alice@example.com");
     auto key = s.flow->connect_api_key({"acme", "u-carol"}, SecretString(e.sim.api_key("carol@example.com")));
     BOOST_REQUIRE(key.ok());
     k = *key;
   }
-  OAuthStack s(e.dir.file("b.db"), new_cfg, e.transport);
+  OAuthStack s(e.dir.store("b.db"), new_cfg, e.transport);
   BOOST_TEST(Sealer::key_id_of(s.store->load(a)->sealed.access_token) == "2025");
   auto c = s.tokens->credential(a);  // the old key still opens
   BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());
@@ -595,11 +595,11 @@ BOOST_AUTO_TEST_CASE(key_rotation_old_key_opens_rewrite_uses_new_key) {
   // Once the old key is retired, nothing depends on it any more.
   Config only_new = new_cfg;
   only_new.tokens.old_keys.clear();
-  OAuthStack fresh(e.dir.file("b.db"), only_new, e.transport);
+  OAuthStack fresh(e.dir.store("b.db"), only_new, e.transport);
   BOOST_TEST(fresh.tokens->credential(a).ok());
   BOOST_TEST(fresh.tokens->credential(k).ok());
   // A process that only knows the old key cannot open the new blobs, and says which key it lacks.
-  OAuthStack stale(e.dir.file("b.db"), old_cfg, e.transport);
+  OAuthStack stale(e.dir.store("b.db"), old_cfg, e.transport);
   auto refused = stale.tokens->credential(a);
   BOOST_TEST(refused.code() == Code::kNotFound);
   BOOST_TEST(refused.status().message().find("2026") != std::string::npos);
@@ -629,7 +629,7 @@ BOOST_AUTO_TEST_CASE(late_refresh_answers_with_replay_detection_end_in_visible_r
   Env e({"--revoke-grant-on-reuse"});
   HttplibTransport transport(short_read_timeout());
   FakeClock clock(system_clock().now_ms());
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), transport, clock);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), transport, clock);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   auto before = s.tokens->credential(id);
   BOOST_REQUIRE(before.ok());
@@ -670,7 +670,7 @@ BOOST_AUTO_TEST_CASE(late_refresh_answers_with_replay_detection_end_in_visible_r
 BOOST_AUTO_TEST_CASE(one_late_refresh_answer_is_settled_by_the_confirming_send) {
   Env e({"--revoke-grant-on-reuse"});
   HttplibTransport transport(short_read_timeout());
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), transport);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   e.sim.config({{"token_late_ms", kLateMs}, {"token_late_count", 1}});
   e.sim.admin("POST", "/_sim/counters/reset");
@@ -686,7 +686,7 @@ BOOST_AUTO_TEST_CASE(one_late_refresh_answer_is_settled_by_the_confirming_send) 
 BOOST_AUTO_TEST_CASE(a_gateway_timeout_before_the_work_ends_in_a_live_grant) {
   // 504: outcome unknown, but the server had not done the work: the confirming send gets a pair.
   Env e({"--revoke-grant-on-reuse"});
-  OAuthStack s(e.dir.file("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
+  OAuthStack s(e.dir.store("b.db"), fb::test::oauth_test_config(e.sim.base_url()), e.transport);
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   e.sim.admin("POST", "/_sim/faults", {{"status", 504}, {"count", 1}, {"path_prefix", "/external/v1/oauth2/token"}});
   e.sim.admin("POST", "/_sim/counters/reset");
@@ -707,7 +707,7 @@ BOOST_AUTO_TEST_CASE(an_unanswered_code_exchange_is_not_resent_and_the_callback_
   HttplibTransport transport(o);
   Config cfg = fb::test::oauth_test_config(e.sim.base_url());
   cfg.fathom.callback_timeout_ms = 1000;
-  OAuthStack s(e.dir.file("b.db"), cfg, transport);
+  OAuthStack s(e.dir.store("b.db"), cfg, transport);
   e.sim.config({{"token_late_ms", 8000}});
   auto start = s.flow->start(kAlice, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
@@ -728,7 +728,7 @@ BOOST_AUTO_TEST_CASE(iss_from_the_simulator_is_checked) {
   Config cfg = fb::test::oauth_test_config(e.sim.base_url());
   cfg.fathom.issuer = e.sim.base_url();
   cfg.fathom.require_iss = true;
-  OAuthStack s(e.dir.file("b.db"), cfg, e.transport);
+  OAuthStack s(e.dir.store("b.db"), cfg, e.transport);
   e.sim.config({{"issuer", e.sim.base_url()}});
   int64_t id = connect(s, e.sim, kAlice, "alice@example.com");
   BOOST_TEST(id > 0);

@@ -194,7 +194,7 @@ BOOST_AUTO_TEST_SUITE(flow)
 BOOST_AUTO_TEST_CASE(authorize_url_and_state_storage) {
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack s(dir.file("a.db"), local_config(), server);
+  OAuthStack s(dir.store("a.db"), local_config(), server);
   auto start = s.flow->start({"acme", "u1", "team-7"}, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
   BOOST_TEST(start->url.rfind("http://127.0.0.1:9/external/v1/oauth2/authorize?", 0) == 0);
@@ -232,7 +232,7 @@ BOOST_AUTO_TEST_CASE(pkce_verifier_reaches_the_token_endpoint) {
   LocalTokenServer server;
   Config c = local_config();
   c.fathom.use_pkce = true;
-  OAuthStack s(dir.file("a.db"), c, server);
+  OAuthStack s(dir.store("a.db"), c, server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
   BOOST_TEST(param(start->url, "code_challenge_method") == "S256");
@@ -248,7 +248,7 @@ BOOST_AUTO_TEST_CASE(pkce_verifier_reaches_the_token_endpoint) {
 BOOST_AUTO_TEST_CASE(malformed_callbacks_are_refused_before_any_exchange) {
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack s(dir.file("a.db"), local_config(), server);
+  OAuthStack s(dir.store("a.db"), local_config(), server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   const std::string state = url_encode(param(start->url, "state"));
   BOOST_TEST(s.flow->complete("code=a&code=b&state=" + state).error == "invalid_request");
@@ -269,7 +269,7 @@ BOOST_AUTO_TEST_CASE(frontend_url_is_required_to_start) {
   LocalTokenServer server;
   Config c = local_config();
   c.frontend.url.clear();
-  OAuthStack s(dir.file("a.db"), c, server);
+  OAuthStack s(dir.store("a.db"), c, server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   BOOST_TEST(start.code() == Code::kConfig);
   BOOST_TEST(start.status().message().find("frontend.url") != std::string::npos);
@@ -281,7 +281,7 @@ BOOST_AUTO_TEST_CASE(popup_page_posts_to_the_frontend_origin_only) {
   LocalTokenServer server;
   Config c = local_config();
   c.frontend.url = "https://crm.example.test:8443/app";
-  OAuthStack s(dir.file("a.db"), c, server);
+  OAuthStack s(dir.store("a.db"), c, server);
   CallbackResult ok;
   ok.ok = true;
   ok.reason = "Fathom is connected.";
@@ -315,7 +315,7 @@ BOOST_AUTO_TEST_CASE(redirect_location_carries_the_outcome) {
   Config c = local_config();
   c.frontend.url = "https://crm.example.test/";
   c.frontend.success_path = "/settings/fathom";
-  OAuthStack s(dir.file("a.db"), c, server);
+  OAuthStack s(dir.store("a.db"), c, server);
   CallbackResult ok;
   ok.ok = true;
   BOOST_TEST(*s.flow->redirect_location(ok) == "https://crm.example.test/settings/fathom?fathom=connected");
@@ -328,7 +328,7 @@ BOOST_AUTO_TEST_CASE(redirect_location_carries_the_outcome) {
 BOOST_AUTO_TEST_CASE(api_key_connect_checks_the_key) {
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack s(dir.file("a.db"), local_config(), server);
+  OAuthStack s(dir.store("a.db"), local_config(), server);
   auto bad = s.flow->connect_api_key({"acme", "u1"}, SecretString("wrong-key"));
   BOOST_TEST(bad.code() == Code::kUnauthenticated);
   BOOST_TEST(s.count_rows("integrations") == 0);
@@ -350,7 +350,7 @@ BOOST_AUTO_TEST_SUITE(store)
 BOOST_AUTO_TEST_CASE(sealed_blobs_are_bound_to_row_field_and_version) {
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack s(dir.file("a.db"), local_config(), server);
+  OAuthStack s(dir.store("a.db"), local_config(), server);
   int64_t a = connect(s, {"acme", "u1"});
   int64_t b = connect(s, {"acme", "u2"});
   // Copy a's sealed access token into b's row: it must not open there.
@@ -370,7 +370,7 @@ BOOST_AUTO_TEST_CASE(sealed_blobs_are_bound_to_row_field_and_version) {
 BOOST_AUTO_TEST_CASE(every_write_uses_a_fresh_nonce) {
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack s(dir.file("a.db"), local_config(), server);
+  OAuthStack s(dir.store("a.db"), local_config(), server);
   TokenGrant g{SecretString("same-token"), SecretString("same-refresh"), 2'000'000'000};
   auto blob = [&] {
     auto r = s.store->find({"acme", "u1"});
@@ -386,7 +386,7 @@ BOOST_AUTO_TEST_CASE(every_write_uses_a_fresh_nonce) {
 BOOST_AUTO_TEST_CASE(scoped_reads_never_leak_existence) {
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack s(dir.file("a.db"), local_config(), server);
+  OAuthStack s(dir.store("a.db"), local_config(), server);
   int64_t id = connect(s, {"acme", "u1"});
   auto other_tenant = s.store->get({"globex", "u1"}, id);
   auto other_user = s.store->get({"acme", "u2"}, id);
@@ -401,7 +401,7 @@ BOOST_AUTO_TEST_CASE(scoped_reads_never_leak_existence) {
 
 BOOST_AUTO_TEST_CASE(migrations_are_idempotent) {
   fb::test::TempDir dir;
-  auto db = Db::open(dir.file("m.db"));
+  auto db = Db::open(dir.store("m.db"));
   BOOST_REQUIRE(db.ok());
   BOOST_REQUIRE(migrate_oauth_schema(**db).ok());
   BOOST_REQUIRE(migrate_oauth_schema(**db).ok());
@@ -416,7 +416,7 @@ BOOST_AUTO_TEST_CASE(concurrent_callers_share_one_refresh_in_process) {
   fb::test::TempDir dir;
   LocalTokenServer server;
   FakeClock clock;
-  OAuthStack s(dir.file("a.db"), local_config(), server, clock);
+  OAuthStack s(dir.store("a.db"), local_config(), server, clock);
   int64_t id = connect(s, {"acme", "u1"});
   BOOST_TEST(server.requests == 1);
   clock.advance_ms(3600 * 1000);  // expired
@@ -443,8 +443,8 @@ BOOST_AUTO_TEST_CASE(invalid_grant_after_a_stolen_lease_waits_for_the_thief) {
   // refresh token first. Our invalid_grant is a lost race, not a dead grant.
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack a(dir.file("a.db"), local_config(), server);
-  OAuthStack b(dir.file("a.db"), local_config(), server);
+  OAuthStack a(dir.store("a.db"), local_config(), server);
+  OAuthStack b(dir.store("a.db"), local_config(), server);
   int64_t id = connect(a, {"acme", "u1"});
   std::thread thief;
   bool fired = false;
@@ -478,7 +478,7 @@ BOOST_AUTO_TEST_CASE(retry_after_is_honoured_and_attempts_are_bounded) {
   FakeClock clock;
   Config c = local_config();
   c.tokens.refresh_max_attempts = 3;
-  OAuthStack s(dir.file("a.db"), c, server, clock);
+  OAuthStack s(dir.store("a.db"), c, server, clock);
   int64_t id = connect(s, {"acme", "u1"});
   server.failures = {429, 429};
   server.retry_after = "4";
@@ -520,7 +520,7 @@ struct Connected {
   fb::test::TempDir dir;
   LocalTokenServer server;
   FakeClock clock;
-  OAuthStack s{dir.file("a.db"), local_config(), server, clock};
+  OAuthStack s{dir.store("a.db"), local_config(), server, clock};
   int64_t id = 0;
 };
 
@@ -577,7 +577,7 @@ BOOST_AUTO_TEST_CASE(an_authorization_code_is_sent_exactly_once) {
   fb::test::TempDir dir;
   LocalTokenServer server;
   FakeClock clock;
-  OAuthStack s(dir.file("a.db"), local_config(), server, clock);
+  OAuthStack s(dir.store("a.db"), local_config(), server, clock);
   for (bool lost : {false, true}) {
     auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
     BOOST_REQUIRE(start.ok());
@@ -613,7 +613,7 @@ BOOST_AUTO_TEST_CASE(a_token_shorter_than_the_buffer_is_not_refreshed_on_every_c
 BOOST_AUTO_TEST_CASE(a_wrong_client_secret_is_reported_as_configuration) {
   fb::test::TempDir dir;
   LocalTokenServer server;
-  OAuthStack s(dir.file("a.db"), fb::test::oauth_test_config("http://127.0.0.1:9", "wrong-secret-123"), server);
+  OAuthStack s(dir.store("a.db"), fb::test::oauth_test_config("http://127.0.0.1:9", "wrong-secret-123"), server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
   auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
@@ -640,7 +640,7 @@ BOOST_AUTO_TEST_CASE(the_iss_of_a_callback_must_be_the_issuer) {
   };
   {
     // No issuer configured: iss must have the origin of the authorize URL.
-    OAuthStack s(dir.file("a.db"), local_config(), server);
+    OAuthStack s(dir.store("a.db"), local_config(), server);
     server.requests = 0;
     auto forged = callback(s, "&iss=" + url_encode("https://evil.example"));
     BOOST_TEST(!forged.ok);
@@ -656,7 +656,7 @@ BOOST_AUTO_TEST_CASE(the_iss_of_a_callback_must_be_the_issuer) {
     Config c = local_config();
     c.fathom.issuer = "https://fathom.example/issuer";
     c.fathom.require_iss = true;
-    OAuthStack s(dir.file("b.db"), c, server);
+    OAuthStack s(dir.store("b.db"), c, server);
     BOOST_TEST(callback(s, "&iss=" + url_encode("http://127.0.0.1:9")).error == "iss_mismatch");
     BOOST_TEST(callback(s, "&iss=" + url_encode("https://fathom.example/issuer/")).error == "iss_mismatch");
     BOOST_TEST(callback(s, "").error == "iss_missing");
@@ -672,7 +672,7 @@ BOOST_AUTO_TEST_CASE(oauth_calls_without_oauth_settings_name_the_missing_setting
   Config c = local_config();
   c.fathom.client_id.clear();
   c.fathom.client_secret.clear();
-  OAuthStack s(dir.file("a.db"), c, server);
+  OAuthStack s(dir.store("a.db"), c, server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   BOOST_TEST(start.code() == Code::kConfig);
   BOOST_TEST(start.status().message().find("fathom.client_id") != std::string::npos);
@@ -681,7 +681,7 @@ BOOST_AUTO_TEST_CASE(oauth_calls_without_oauth_settings_name_the_missing_setting
   BOOST_TEST(r.error == "configuration_error");
   BOOST_TEST(r.reason.find("fathom.client_id") != std::string::npos);
   c.fathom.client_id = "cid";
-  OAuthStack t(dir.file("b.db"), c, server);
+  OAuthStack t(dir.store("b.db"), c, server);
   BOOST_TEST(t.flow->start({"acme", "u1"}, CallbackMode::kPopup).status().message().find("fathom.client_secret") !=
              std::string::npos);
   BOOST_TEST(t.endpoint->refresh(SecretString("rt")).code() == Code::kConfig);

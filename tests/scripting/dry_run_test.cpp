@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
       {{}, "missing <script>", true},
       {{f.script()}, "missing --meeting", true},
       {{f.script(), "--meeting"}, "--meeting needs a value", true},
-      {{f.script(), "--meeting", f.meeting, "--hook", "on_nothing"}, "--hook must be on_meeting or on_webhook", true},
+      {{f.script(), "--meeting", f.meeting, "--hook", "on_nothing"}, "--hook must be on_meeting, on_webhook", true},
       {{f.script(), "--meeting", f.meeting, "--frobnicate"}, "unknown option --frobnicate", true},
       {{f.script("nope.lua"), "--meeting", f.meeting}, "is not a readable file", false},
       {{f.script(), "--meeting", f.dir.root() + "/absent.json"}, "cannot read meeting file", false},
@@ -196,4 +196,66 @@ BOOST_AUTO_TEST_CASE(the_documented_operations_are_the_ones_the_guide_documents)
   size_t headings = 0;
   for (size_t at = guide.find("### `"); at != std::string::npos; at = guide.find("### `", at + 1)) ++headings;
   BOOST_TEST(headings == detail::documented_crm_operations().size());
+}
+
+// Golden tests (issue 15): --expect names the CRM operations a meeting must produce.
+BOOST_AUTO_TEST_CASE(golden_test_passes_and_fails_with_a_readable_diff) {
+  DryFixture f;
+  Run once = dry_run({f.script(), "--meeting", f.meeting, "--json"});
+  BOOST_REQUIRE(once.code == 0);
+  json report = json::parse(once.out);
+  json expected = json::array();
+  for (const auto& op : report["meetings"][0]["operations"]) {
+    expected.push_back({{"operation", op["operation"]}, {"args", op["args"]}});
+  }
+  std::string golden = f.dir.root() + "/expected.json";
+  std::ofstream(golden) << expected.dump(2);
+  Run pass = dry_run({f.script(), "--meeting", f.meeting, "--expect", golden});
+  BOOST_TEST(pass.code == 0, pass.out);
+  BOOST_TEST(has(pass.out, "golden: as expected"), pass.out);
+
+  // The rule changes: the activity's title, and one operation fewer.
+  std::string mapping = ScriptDir::read_file(f.script());
+  const std::string title = "title = text(meeting.title) or text(meeting.meeting_title) or \"Fathom meeting\",";
+  BOOST_REQUIRE(mapping.find(title) != std::string::npos);
+  mapping.replace(mapping.find(title), title.size(), "title = \"[Fathom] \" .. text(meeting.title),");
+  f.dir.write("mapping.lua", mapping);
+  expected.push_back({{"operation", "create_deal"}, {"args", {{"name", "Acme"}}}});
+  std::ofstream(golden) << expected.dump(2);
+  Run fail = dry_run({f.script(), "--meeting", f.meeting, "--expect", golden});
+  BOOST_TEST(fail.code == 1);
+  BOOST_TEST(has(fail.out, "golden: the CRM operations differ from " + golden), fail.out);
+  BOOST_TEST(has(fail.out, "crm.log_activity: args.title: expected \"Acme onboarding call\", got \"[Fathom] Acme onboarding call\""),
+             fail.out);
+  BOOST_TEST(has(fail.out, "missing: crm.create_deal {\"name\":\"Acme\"}"), fail.out);
+  BOOST_TEST(has(fail.out, "FAILED"), fail.out);
+
+  std::ofstream(golden) << "{ not json";
+  Run bad = dry_run({f.script(), "--meeting", f.meeting, "--expect", golden});
+  BOOST_TEST(bad.code == 2);
+  BOOST_TEST(has(bad.err, "--expect"), bad.err);
+}
+
+// The reaction hooks run in dry-run mode too, on a fabricated event or one from a file.
+BOOST_AUTO_TEST_CASE(reaction_hooks_dry_run_on_a_fabricated_or_given_event) {
+  DryFixture f;
+  f.dir.copy_in(source_path("scripts/reactions.lua"), "reactions.lua");
+  Run fabricated = dry_run({f.script("reactions.lua"), "--hook", "on_token_failure", "--json"});
+  BOOST_TEST(fabricated.code == 0, fabricated.err + fabricated.out);
+  json r = json::parse(fabricated.out);
+  const json& ops = r["meetings"][0]["operations"];
+  BOOST_REQUIRE(ops.size() == 1u);
+  BOOST_TEST(ops[0]["operation"] == "create_task");
+  BOOST_TEST(ops[0]["args"].dump().find("invalid_grant") != std::string::npos, ops[0]["args"].dump());
+
+  std::string event = f.dir.root() + "/event.json";
+  std::ofstream(event) << R"({"integration": {"id": 42, "tenant_id": "acme", "user_id": "u7"}, "reason": "revoked_by_user"})";
+  Run given = dry_run({f.script("reactions.lua"), "--hook", "on_token_failure", "--event", event, "--json"});
+  BOOST_TEST(given.code == 0, given.err + given.out);
+  json g = json::parse(given.out);
+  BOOST_TEST(g["meetings"][0]["operations"][0]["args"].dump().find("revoked_by_user") != std::string::npos);
+  BOOST_TEST(g["meetings"][0]["operations"][0]["idempotency_key"].get<std::string>().rfind("fb1:42:", 0) == 0);
+
+  Run sync = dry_run({f.script("reactions.lua"), "--hook", "on_sync_complete"});
+  BOOST_TEST(sync.code == 0, sync.err + sync.out);
 }

@@ -360,3 +360,73 @@ BOOST_AUTO_TEST_CASE(the_document_is_valid_served_and_covers_every_registered_ro
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Stored script versions through the sidecar (issue 15): upload (a broken one refused with file and
+// line), validate against the tenant's stored meetings, activate, list, roll back.
+BOOST_AUTO_TEST_SUITE(script_versions)
+
+BOOST_AUTO_TEST_CASE(upload_validate_activate_and_roll_back_over_http) {
+  OpsEnv env;
+  env.connect();
+  json job = http_post_json(env.base + "/v1/sync",
+                            {{"tenant_id", "acme"}, {"user_id", "u1"}, {"integration_id", env.integration_id},
+                             {"mode", "backfill"}},
+                            env.auth)
+                 .json();
+  BOOST_REQUIRE_MESSAGE(job.value("status", "") == "succeeded", job.dump());
+
+  HttpReply broken = http_post_json(env.base + "/v1/scripts/versions",
+                                    {{"tenant_id", "acme"},
+                                     {"files", {{"mapping.lua", "function on_meeting(m, ctx)\n  x = = 1\nend\n"}}},
+                                     {"author", "alice"}},
+                                    env.auth);
+  BOOST_TEST(broken.status == 422);
+  BOOST_TEST(broken.body.find("upload/mapping.lua:2:") != std::string::npos, broken.body);
+
+  std::string mapping = fb::test::read_file(std::string(FB_SOURCE_DIR) + "/scripts/mapping.lua");
+  const std::string title = "title = text(meeting.title) or text(meeting.meeting_title) or \"Fathom meeting\",";
+  BOOST_REQUIRE(mapping.find(title) != std::string::npos);
+  mapping.replace(mapping.find(title), title.size(), "title = \"[Fathom] \" .. (text(meeting.title) or \"meeting\"),");
+  HttpReply up = http_post_json(env.base + "/v1/scripts/versions",
+                                {{"tenant_id", "acme"}, {"files", {{"mapping.lua", mapping}}}, {"author", "alice"},
+                                 {"note", "activity titles"}},
+                                env.auth);
+  BOOST_REQUIRE_MESSAGE(up.status == 201, up.body);
+  int64_t id = up.json()["id"];
+
+  json report = http_post_json(env.base + "/v1/scripts/validate",
+                               {{"tenant_id", "acme"}, {"version_id", id}, {"meetings", 5}}, env.auth)
+                    .json();
+  BOOST_TEST_MESSAGE(report["summary"].dump());
+  BOOST_TEST(report["summary"]["meetings"].get<int>() == 5);
+  // One activity per meeting with external invitees (the mapping skips internal ones), retitled.
+  BOOST_TEST(report["summary"]["changed"].get<int>() >= 1);
+  BOOST_TEST(report["summary"]["changed"] == report["summary"]["meetings_changed"]);
+  BOOST_TEST(report["summary"]["added"].get<int>() == 0);
+  BOOST_TEST(report["summary"]["removed"].get<int>() == 0);
+  BOOST_TEST(report["running_version"].is_null());  // acme runs the folder until now
+  for (const auto& m : report["meetings"]) {
+    BOOST_REQUIRE(m["changed"].size() <= 1u);
+    if (m["changed"].empty()) continue;
+    BOOST_TEST(m["changed"][0]["operation"] == "log_activity");
+    BOOST_TEST(m["changed"][0]["after"]["title"].get<std::string>().rfind("[Fathom] ", 0) == 0);
+  }
+
+  HttpReply act = http_post_json(env.base + "/v1/scripts/activate",
+                                 {{"tenant_id", "acme"}, {"version_id", id}, {"author", "alice"}}, env.auth);
+  BOOST_REQUIRE_MESSAGE(act.status == 200, act.body);
+  BOOST_TEST(act.json()["version_id"].get<int64_t>() == id);
+  json list = http_get(env.base + "/v1/scripts/versions?tenant_id=acme", env.auth).json();
+  BOOST_REQUIRE(list.size() == 1u);
+  BOOST_TEST(list[0]["active"].get<bool>());
+  BOOST_TEST(list[0]["note"] == "activity titles");
+  BOOST_TEST(http_get(env.base + "/v1/scripts/versions", env.auth).json().empty());  // the default has none
+
+  HttpReply back = http_post_json(env.base + "/v1/scripts/rollback", {{"tenant_id", "acme"}, {"author", "alice"}}, env.auth);
+  BOOST_REQUIRE_MESSAGE(back.status == 200, back.body);
+  BOOST_TEST(back.json()["version_id"].is_null());  // acme is back on the folder's scripts
+  BOOST_TEST(http_post_json(env.base + "/v1/scripts/rollback", {{"tenant_id", "acme"}}, env.auth).status == 409);
+  BOOST_TEST(http_get(env.base + "/v1/scripts/versions", {}).status == 401);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -17,10 +17,21 @@ class TempDir {
   const std::string& path() const { return path_; }
   // path() + "/" + name. The file is not created.
   std::string file(const std::string& name) const;
+  // The store a test opens as `name`: the SQLite file file(name), or, when the suite runs on
+  // PostgreSQL (store_engine_is_postgres()), the URL of a database of its own for this directory
+  // and name, created on first use (the same name gives the same database, in every process).
+  // Defined in store_target.cpp.
+  std::string store(const std::string& name) const;
 
  private:
   std::string path_;
 };
+
+// Whether this run's stores are PostgreSQL: CTest runs a suite's "_postgresql" variant with
+// FB_TEST_POSTGRES set to the directory of the throwaway server (tests/support/pg_server.sh).
+bool store_engine_is_postgres();
+// The server's URL for that run ("" on SQLite runs), to its maintenance database `postgres`.
+std::string postgres_server_url();
 
 // The whole content of a file ("" when it cannot be read), e.g. a log or database file a test checks.
 std::string read_file(const std::string& path);

@@ -158,6 +158,39 @@ class Bridge {
   // ---- scripts ----
   Status reload_scripts();
 
+  // ---- stored script versions (issue 15) ----
+  // tenant_id "" is the default set, which every tenant without an active version of its own
+  // runs; without any active stored version the scripts directory runs (scripts.dir). Versions
+  // are immutable; author is the host's name for who made the change.
+  // A version as JSON: {"id", "scope" (null for the default), "content_hash", "author", "note",
+  // "created_at", "active", "files"}. An activation: {"activation_id", "scope", "version_id"
+  // (null: none, the scope falls back), "previous_version_id", "kind", "author", "created_at"}.
+  //
+  // Stores files_json ({"mapping.lua": "...", "helpers/x.lua": "..."}) as a new version after
+  // loading it (kScript "upload/<file>:<line>: message" when it does not load). The same content
+  // again returns the existing version.
+  Result<std::string> script_upload(const std::string& tenant_id, const std::string& files_json,
+                                    const std::string& author, const std::string& note);
+  // The same with every *.lua file below folder.
+  Result<std::string> script_import(const std::string& tenant_id, const std::string& folder,
+                                    const std::string& author, const std::string& note);
+  // The scope's versions, newest first (JSON array).
+  Result<std::string> script_versions_json(const std::string& tenant_id, int limit);
+  // Makes a version of the scope active: this process at once, every process on the same store
+  // within about half a second (each polls the activation counter). Events already running finish
+  // on their version.
+  Result<std::string> script_activate(const std::string& tenant_id, int64_t version_id, const std::string& author);
+  // Back to the version that was active before the current one (kFailedPrecondition when none is).
+  Result<std::string> script_rollback(const std::string& tenant_id, const std::string& author);
+  // Runs version_id's on_meeting in dry-run mode (nothing reaches the CRM) over the tenant's
+  // `meetings` most recent stored meetings (every tenant's when tenant_id is ""), and the version
+  // the tenant runs now over the same ones, and compares their CRM operations per meeting:
+  // {"candidate_version", "running_version" (null: scripts.dir), "scope", "meetings": [{
+  // "recording_id", "integration_id", "title", "added", "removed", "changed": [{"operation",
+  // "before", "after"}], "unchanged", "error"?}], "summary": {"meetings", "meetings_changed",
+  // "added", "removed", "changed", "unchanged", "errors"}}.
+  Result<std::string> script_validate(const std::string& tenant_id, int64_t version_id, int meetings);
+
   // ---- the durable event feed ----
   // {"events": [{"id", "type", ..., "created_at"}], "next"}: events with id > after_id, oldest
   // first, at most limit. wait_ms > 0: when there is none yet, waits up to that long for one.

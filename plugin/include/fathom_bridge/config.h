@@ -156,6 +156,13 @@ struct StoreConfig {
   std::string path = "fathom-bridge.db";  // path; env FATHOM_BRIDGE_DB
   bool full_sync = false;                 // full_sync: SQLite synchronous=FULL (power-loss durable)
   int busy_timeout_ms = 10000;            // busy_timeout_ms
+  // url; env FATHOM_BRIDGE_STORE_URL: "postgresql://user@host:5432/db?sslmode=require" keeps every
+  // piece of state in that PostgreSQL database instead of the SQLite file `path` (a fleet of app
+  // servers shares it; README "Running several app servers"). libpq parameters pass through.
+  std::string url;
+  int pool_size = 4;                      // pool_size: PostgreSQL connections of each component (5 per process)
+  // The store to open: url when set, else path.
+  const std::string& target() const { return url.empty() ? path : url; }
 };
 
 struct ServerConfig {

@@ -24,6 +24,8 @@ struct CrmCall {
   std::string tenant_id;
   std::string user_id;
   bool dry_run = false;         // true under `fathom-bridge script test`: nothing may be written
+  // The stored script version whose rule made this call (issue 15); 0: the scripts directory's.
+  int64_t script_version = 0;
 };
 
 // Returns the operation's result as JSON text (an object, e.g. {"id":"c_42"}), or a Status.

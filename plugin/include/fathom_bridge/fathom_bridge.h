@@ -300,6 +300,38 @@ FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *
  * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
 FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
 
+/* ---- Stored script versions (issue 15) ----
+ * The scripts as managed assets: versions of the script set kept in the store, a default set
+ * (tenant_id NULL or "") and per-tenant overrides. An event of a tenant runs that tenant's active
+ * version, else the default's active version, else the files in scripts.dir (as before any version
+ * existed). Versions are immutable. author is the host's name for who made the change (stored as
+ * given). Activation reaches this process at once and every other process on the same store within
+ * about half a second, without a restart; an event already running finishes on its version. Every
+ * CRM call carries the version that made it ("script_version" in fb_crm_fn's call_json; null for
+ * scripts.dir). A version is {"id", "scope" (null for the default), "content_hash" (hex SHA-256),
+ * "author", "note", "created_at" (unix s), "active", "files" (paths)}; an activation is
+ * {"activation_id", "scope", "version_id" (null: none, the scope falls back), "previous_version_id",
+ * "kind": "activate"|"rollback", "author", "created_at"}. Without a store they fail with
+ * FB_FAILED_PRECONDITION. Thread-safe like every function on the handle. */
+
+/* Loads files_json ({"mapping.lua": "...", "reactions.lua": "...", "helpers/x.lua": "..."}) in a
+ * sandboxed state and, when it loads, stores it as a new version: *version_json. A script that
+ * does not load is FB_SCRIPT with "upload/<file>:<line>: message" in fb_errmsg and nothing stored.
+ * The same content again gives the existing version. */
+FB_API int fb_script_upload(fb_bridge *b, const char *tenant_id, const char *files_json, const char *author,
+                            const char *note, char **version_json);
+/* fb_script_upload with every *.lua file below folder (a scripts.dir of the folder mode). */
+FB_API int fb_script_import(fb_bridge *b, const char *tenant_id, const char *folder, const char *author,
+                            const char *note, char **version_json);
+/* The scope's versions as a JSON array, newest first, at most limit (1..1000). */
+FB_API int fb_script_versions(fb_bridge *b, const char *tenant_id, int limit, char **versions_json);
+/* Makes version_id (a version of this scope, else FB_NOT_FOUND) the scope's active one. */
+FB_API int fb_script_activate(fb_bridge *b, const char *tenant_id, int64_t version_id, const char *author,
+                              char **activation_json);
+/* Makes the version that was active before the current one active again, in one step (before the
+ * first activation: none, so the scope falls back). FB_FAILED_PRECONDITION when none is active. */
+FB_API int fb_script_rollback(fb_bridge *b, const char *tenant_id, const char *author, char **activation_json);
+
 #ifdef __cplusplus
 }
 #endif

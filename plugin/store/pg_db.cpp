@@ -1,0 +1,516 @@
+// pg_db.cpp: the PostgreSQL driver behind Db/Stmt, on libpq (issue 12; see db.h and README.md).
+//
+// A PgDb is a pool of up to DbOptions::pool_size connections, opened when first needed. A thread
+// inside transaction()/with() holds one of them (nested calls on that thread reuse it), so prepare()
+// and the statements it returns belong to that connection; each connection caches its own
+// server-side prepared statements. A connection that breaks (server restart, network) is dropped
+// when it is handed back, and the next caller opens a new one: the driver reconnects by itself.
+//
+// Values travel as text, except bytea parameters (sent binary). The parameter types come from the
+// server (PQdescribePrepared), so a blob bound to a BYTEA column and a number bound to a TEXT one
+// both arrive as the column expects. Results are text: int64() reads integers and booleans,
+// text()/blob() decode bytea.
+#include <libpq-fe.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "core/log.h"
+#include "store/db.h"
+#include "store/pg_dialect.h"
+
+namespace fb::detail {
+namespace {
+
+constexpr Oid kBoolOid = 16;
+constexpr Oid kByteaOid = 17;
+// The store-wide write lock of an immediate transaction: pg_advisory_xact_lock(k), one key for the
+// whole fleet ("fb_write").
+constexpr const char* kWriteLock = "SELECT pg_advisory_xact_lock(7378415037781537893)";
+
+// The URL without its password, for messages.
+std::string redact(const std::string& url) {
+  std::string out = url;
+  size_t scheme = out.find("://");
+  size_t at = out.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+  size_t slash = out.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (scheme != std::string::npos && at != std::string::npos && (slash == std::string::npos || at < slash)) {
+    size_t colon = out.find(':', scheme + 3);
+    if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+  }
+  for (size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+    size_t e = out.find_first_of("& ", p);
+    out.replace(p + 9, (e == std::string::npos ? out.size() : e) - p - 9, "***");
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return 0;
+}
+
+// bytea's text output ("\x" + hex) to bytes.
+std::string decode_bytea(const char* v, int len) {
+  if (len < 2 || v[0] != '\\' || v[1] != 'x') return std::string(v, static_cast<size_t>(len));
+  std::string out;
+  out.resize(static_cast<size_t>(len - 2) / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<char>(hex_value(v[2 + 2 * i]) << 4 | hex_value(v[3 + 2 * i]));
+  }
+  return out;
+}
+
+bool starts_with(const char* s, const char* prefix) { return std::strncmp(s, prefix, std::strlen(prefix)) == 0; }
+
+Status guarded(const std::function<Status()>& fn, const char* where) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("exception in ") + where + ": " + e.what());
+  }
+}
+
+struct PgConn {
+  PGconn* c = nullptr;
+  std::unordered_map<std::string, Stmt> cache;
+  int tx_depth = 0;
+  int last_changes = 0;
+  int next_name = 0;
+  ~PgConn() {
+    cache.clear();
+    if (c) PQfinish(c);
+  }
+  bool bad() const { return PQstatus(c) != CONNECTION_OK; }
+};
+
+class PgDb;
+
+class PgStmt final : public StmtDriver {
+ public:
+  // A server-side prepared statement (`name`), or (name empty) a one-off run with PQexecParams.
+  PgStmt(PgDb* db, PgConn* conn, std::string name, std::string sql, std::vector<Oid> types)
+      : db_(db), conn_(conn), name_(std::move(name)), sql_(std::move(sql)), types_(std::move(types)) {
+    values_.resize(types_.size());
+    set_.assign(types_.size(), 0);
+    blob_.assign(types_.size(), 0);
+  }
+  // A statement that could not be prepared because the connection failed: step() says so.
+  PgStmt(Status failed) : failed_(std::move(failed)) {}
+  ~PgStmt() override {
+    if (res_) PQclear(res_);
+  }
+
+  void bind_int64(int i, int64_t v) override { put(i, std::to_string(v), false); }
+  void bind_double(int i, double v) override {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    put(i, buf, false);
+  }
+  void bind_text(int i, std::string_view v) override { put(i, std::string(v), false); }
+  void bind_blob(int i, std::string_view bytes) override { put(i, std::string(bytes), true); }
+  void bind_null(int i) override {
+    if (i >= 1 && i <= static_cast<int>(set_.size())) set_[i - 1] = 0;
+  }
+
+  Result<bool> step() override;
+  void reset() override {
+    if (res_) PQclear(res_);
+    res_ = nullptr;
+    started_ = false;
+    std::fill(set_.begin(), set_.end(), 0);
+  }
+
+  int64_t int64(int col) const override {
+    if (PQgetisnull(res_, row_, col)) return 0;
+    const char* v = PQgetvalue(res_, row_, col);
+    if (PQftype(res_, col) == kBoolOid) return v[0] == 't';
+    return std::strtoll(v, nullptr, 10);
+  }
+  double real(int col) const override {
+    return PQgetisnull(res_, row_, col) ? 0.0 : std::strtod(PQgetvalue(res_, row_, col), nullptr);
+  }
+  std::string text(int col) const override {
+    if (PQgetisnull(res_, row_, col)) return {};
+    const char* v = PQgetvalue(res_, row_, col);
+    int len = PQgetlength(res_, row_, col);
+    if (PQftype(res_, col) == kByteaOid) return decode_bytea(v, len);
+    return std::string(v, static_cast<size_t>(len));
+  }
+  std::string blob(int col) const override { return text(col); }
+  bool is_null(int col) const override { return PQgetisnull(res_, row_, col) != 0; }
+
+ private:
+  void put(int i, std::string v, bool blob) {
+    if (i < 1 || i > static_cast<int>(set_.size())) return;  // like SQLite: out of range is ignored
+    values_[i - 1] = std::move(v);
+    set_[i - 1] = 1;
+    blob_[i - 1] = blob;
+  }
+
+  PgDb* db_ = nullptr;
+  PgConn* conn_ = nullptr;
+  std::string name_, sql_;
+  std::vector<Oid> types_;
+  std::vector<std::string> values_;
+  std::vector<char> set_, blob_;
+  PGresult* res_ = nullptr;
+  int row_ = 0, rows_ = 0;
+  bool started_ = false;
+  Status failed_;
+};
+
+class PgDb final : public Db {
+ public:
+  PgDb(const std::string& url, const DbOptions& o)
+      : Db(redact(url), true), url_(url), pool_size_(o.pool_size < 1 ? 1 : o.pool_size),
+        busy_timeout_ms_(o.busy_timeout_ms) {}
+  ~PgDb() override = default;
+
+  Engine engine() const override { return Engine::kPostgres; }
+  Status transaction(const std::function<Status()>& fn, bool immediate) override {
+    return transact(fn, immediate, deadline_after(busy_timeout_ms_), false);
+  }
+  Status transaction_until(std::chrono::steady_clock::time_point deadline,
+                           const std::function<Status()>& fn) override {
+    return transact(fn, true, deadline, true);
+  }
+  Status with(const std::function<Status()>& fn) override {
+    if (current()) return guarded(fn, "database work");
+    FB_ASSIGN(PgConn * c, acquire(deadline_after(busy_timeout_ms_)));
+    Hold hold(this, c);
+    return guarded(fn, "database work");
+  }
+  Stmt& prepare(std::string_view sql) override;
+  Result<Stmt> prepare_uncached(std::string_view sql) override;
+  Status exec(std::string_view sql) override;
+  int64_t last_insert_rowid() const override;
+  int changes() const override {
+    PgConn* c = current();
+    return c ? c->last_changes : 0;
+  }
+  Result<bool> has_table(std::string_view table) override;
+  Result<int64_t> highest_id_given(std::string_view table) override;
+  Status last_error(std::string_view what) const override {
+    PgConn* c = current();
+    return Status::Io(std::string(what) + ": " + (c ? PQerrorMessage(c->c) : "no connection"));
+  }
+
+  // Opens the first connection, so that open() fails when the server cannot be reached.
+  Status init() {
+    FB_ASSIGN(PgConn * c, acquire(deadline_after(busy_timeout_ms_)));
+    release(c);
+    return ensure_migrations_table();
+  }
+
+  // The Status for a failed command on c: SQLSTATE mapped to our codes, the store named when the
+  // connection itself failed.
+  Status error_of(PgConn* c, const PGresult* res, std::string_view what = {}) const {
+    const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    std::string msg = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(c->c);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    if (!what.empty()) msg = std::string(what) + ": " + msg;
+    std::string s = state ? state : "";
+    if (c->bad() || s.rfind("08", 0) == 0 || s == "57P01" || s == "57P02" || s == "57P03") {
+      return Status::Unavailable("store " + path() + " is unreachable: " + msg);
+    }
+    if (s.rfind("23", 0) == 0) return Status::AlreadyExists("postgresql: " + msg);
+    if (s == "40001" || s == "40P01" || s == "55P03") return Status(Code::kConflict, "postgresql: " + msg);
+    return Status::Io("postgresql: " + msg);
+  }
+
+  // Bookkeeping after a statement on c succeeded.
+  void executed(PgConn* c, const PGresult* res) {
+    const char* status = PQcmdStatus(const_cast<PGresult*>(res));
+    if (starts_with(status, "INSERT") || starts_with(status, "UPDATE") || starts_with(status, "DELETE")) {
+      c->last_changes = std::atoi(PQcmdTuples(const_cast<PGresult*>(res)));
+      if (c->tx_depth == 0) count_commit();  // an autocommit write (counted like SQLite's commit hook)
+    }
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static Clock::time_point deadline_after(int ms) { return Clock::now() + std::chrono::milliseconds(ms); }
+
+  struct Held {
+    const PgDb* db;
+    PgConn* conn;
+  };
+  static thread_local std::vector<Held> held_;
+  // Puts c in this thread's hands for the scope, then back into the pool.
+  struct Hold {
+    Hold(PgDb* db, PgConn* c) : db_(db), c_(c) { held_.push_back({db, c}); }
+    ~Hold() {
+      held_.pop_back();
+      db_->release(c_);
+    }
+    PgDb* db_;
+    PgConn* c_;
+  };
+
+  PgConn* current() const {
+    for (auto it = held_.rbegin(); it != held_.rend(); ++it) {
+      if (it->db == this) return it->conn;
+    }
+    return nullptr;
+  }
+
+  Result<PgConn*> acquire(Clock::time_point deadline);
+  void release(PgConn* c);
+  Result<std::unique_ptr<PgConn>> connect();
+  Status transact(const std::function<Status()>& fn, bool immediate, Clock::time_point deadline, bool until);
+  Status run_transaction(PgConn* c, const std::function<Status()>& fn, bool immediate, Clock::time_point deadline,
+                         bool until);
+  // Runs sql (no parameters) on c; the Status names the store when the connection failed.
+  Status simple(PgConn* c, const std::string& sql);
+
+  const std::string url_;
+  const int pool_size_;
+  const int busy_timeout_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<PgConn>> conns_;  // guarded by mu_
+  std::vector<PgConn*> idle_;                   // guarded by mu_
+  int opening_ = 0;                             // guarded by mu_
+};
+
+thread_local std::vector<PgDb::Held> PgDb::held_;
+
+void quiet_notices(void*, const char*) {}  // "relation already exists, skipping" and the like
+
+Result<std::unique_ptr<PgConn>> PgDb::connect() {
+  // Defaults before the URL (which is expanded from "dbname"), so that the URL's own values win.
+  const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
+  const char* vals[] = {"10", "fathom-bridge", url_.c_str(), nullptr};
+  auto conn = std::make_unique<PgConn>();
+  conn->c = PQconnectdbParams(keys, vals, 1);
+  if (!conn->c) return Status::Unavailable("store " + path() + ": out of memory connecting");
+  if (PQstatus(conn->c) != CONNECTION_OK) {
+    std::string m = PQerrorMessage(conn->c);
+    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+    return Status::Unavailable("store " + path() + " is unreachable: " + m);
+  }
+  PQsetNoticeProcessor(conn->c, quiet_notices, nullptr);
+  return conn;
+}
+
+Result<PgConn*> PgDb::acquire(Clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (!idle_.empty()) {
+      PgConn* c = idle_.back();
+      idle_.pop_back();
+      if (!c->bad()) return c;
+      std::erase_if(conns_, [c](const auto& p) { return p.get() == c; });  // the server went away
+      continue;
+    }
+    if (static_cast<int>(conns_.size()) + opening_ < pool_size_) {
+      ++opening_;
+      lock.unlock();
+      auto made = connect();
+      lock.lock();
+      --opening_;
+      if (!made.ok()) {
+        cv_.notify_one();
+        return made.status();
+      }
+      conns_.push_back(std::move(made).value());
+      return conns_.back().get();
+    }
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty()) {
+      return Status::Unavailable("store " + path() + ": all " + std::to_string(pool_size_) +
+                                 " connections stayed busy past the deadline (store.pool_size)");
+    }
+  }
+}
+
+void PgDb::release(PgConn* c) {
+  std::lock_guard lock(mu_);
+  if (c->bad()) {
+    std::erase_if(conns_, [c](const auto& p) { return p.get() == c; });
+  } else {
+    idle_.push_back(c);
+  }
+  cv_.notify_one();
+}
+
+Status PgDb::simple(PgConn* c, const std::string& sql) {
+  PGresult* r = PQexec(c->c, sql.c_str());
+  ExecStatusType st = PQresultStatus(r);
+  Status s = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? Status::Ok() : error_of(c, r);
+  if (s.ok()) executed(c, r);
+  PQclear(r);
+  return s;
+}
+
+Status PgDb::transact(const std::function<Status()>& fn, bool immediate, Clock::time_point deadline, bool until) {
+  if (PgConn* c = current()) {
+    if (c->tx_depth > 0) {  // join the outer transaction
+      ++c->tx_depth;
+      Status s = guarded(fn, "transaction");
+      --c->tx_depth;
+      return s;
+    }
+    return run_transaction(c, fn, immediate, deadline, until);
+  }
+  FB_ASSIGN(PgConn * c, acquire(deadline));
+  Hold hold(this, c);
+  return run_transaction(c, fn, immediate, deadline, until);
+}
+
+Status PgDb::run_transaction(PgConn* c, const std::function<Status()>& fn, bool immediate,
+                             Clock::time_point deadline, bool until) {
+  std::string begin = "BEGIN";
+  if (immediate) {
+    // The write lock waits at most until the deadline (the lock timeout is for that wait only).
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return Status::Unavailable("store " + path() + ": no time left before the deadline");
+    begin += "; SET LOCAL lock_timeout = " + std::to_string(left) + "; " + kWriteLock + "; SET LOCAL lock_timeout = 0";
+  }
+  Status b = simple(c, begin);
+  if (!b.ok()) {
+    if (!c->bad()) (void)simple(c, "ROLLBACK");
+    if (b.is(Code::kConflict)) {
+      if (until) return Status::Unavailable("store " + path() + ": the write lock stayed taken past the deadline");
+      return Status(Code::kConflict, "store " + path() + ": waited " + std::to_string(busy_timeout_ms_) +
+                                         " ms for the write lock: " + b.message());
+    }
+    return b;
+  }
+  c->tx_depth = 1;
+  Status s = guarded(fn, "transaction");
+  c->tx_depth = 0;
+  if (s.ok()) {
+    Status done = simple(c, "COMMIT");
+    if (done.ok()) {
+      count_commit();
+      return s;
+    }
+    s = done;
+  }
+  if (!c->bad()) (void)simple(c, "ROLLBACK");
+  return s;
+}
+
+Stmt& PgDb::prepare(std::string_view sql) {
+  PgConn* c = current();
+  if (!c) throw std::logic_error("postgresql: prepare() outside transaction()/with(): " + std::string(sql));
+  auto it = c->cache.find(std::string(sql));
+  if (it != c->cache.end()) {
+    it->second.reset();
+    return it->second;
+  }
+  std::string name = "fb" + std::to_string(++c->next_name);
+  std::string translated = to_postgres_sql(sql);
+  PGresult* r = PQprepare(c->c, name.c_str(), translated.c_str(), 0, nullptr);
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  Status failed = ok ? Status::Ok() : error_of(c, r);
+  PQclear(r);
+  std::vector<Oid> types;
+  if (ok) {
+    PGresult* d = PQdescribePrepared(c->c, name.c_str());
+    ok = PQresultStatus(d) == PGRES_COMMAND_OK;
+    if (ok) {
+      for (int i = 0; i < PQnparams(d); ++i) types.push_back(PQparamtype(d, i));
+    } else {
+      failed = error_of(c, d);
+    }
+    PQclear(d);
+  }
+  if (!ok) {
+    // A connection that failed: the statement's step() reports it (and the caller's transaction
+    // fails with it). Inside a failed transaction: the same. Bad SQL is a bug in our own code: loud.
+    bool aborted = PQtransactionStatus(c->c) == PQTRANS_INERROR;
+    if (!failed.is(Code::kUnavailable) && !aborted) {
+      throw std::logic_error("postgresql prepare failed: " + failed.message() + " in: " + translated);
+    }
+    auto [pos, _] = c->cache.emplace("\x01" + name, Stmt(std::make_unique<PgStmt>(failed)));
+    return pos->second;
+  }
+  auto [pos, _] = c->cache.emplace(std::string(sql), Stmt(std::make_unique<PgStmt>(this, c, name, "", std::move(types))));
+  return pos->second;
+}
+
+Result<Stmt> PgDb::prepare_uncached(std::string_view sql) {
+  PgConn* c = current();
+  if (!c) return Status::Internal("postgresql: prepare_uncached() outside transaction()/with()");
+  int n = 0;
+  std::string translated = to_postgres_sql(sql, &n);
+  return Stmt(std::make_unique<PgStmt>(this, c, "", std::move(translated), std::vector<Oid>(static_cast<size_t>(n), 0)));
+}
+
+Result<bool> PgStmt::step() {
+  if (!failed_.ok()) return failed_;
+  if (started_) return ++row_ < rows_;
+  started_ = true;
+  const int n = static_cast<int>(types_.size());
+  std::vector<const char*> vals(static_cast<size_t>(n));
+  std::vector<int> lens(static_cast<size_t>(n)), fmts(static_cast<size_t>(n));
+  std::vector<Oid> types = types_;
+  for (int i = 0; i < n; ++i) {
+    if (!set_[i]) continue;  // NULL
+    bool binary = types_[i] == kByteaOid || (types_[i] == 0 && blob_[i]);
+    if (binary && types[i] == 0) types[i] = kByteaOid;
+    vals[i] = values_[i].c_str();
+    lens[i] = static_cast<int>(values_[i].size());
+    fmts[i] = binary ? 1 : 0;
+  }
+  res_ = name_.empty() ? PQexecParams(conn_->c, sql_.c_str(), n, types.data(), vals.data(), lens.data(), fmts.data(), 0)
+                       : PQexecPrepared(conn_->c, name_.c_str(), n, vals.data(), lens.data(), fmts.data(), 0);
+  ExecStatusType st = PQresultStatus(res_);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    Status e = db_->error_of(conn_, res_);
+    PQclear(res_);
+    res_ = nullptr;
+    started_ = false;
+    return e;
+  }
+  db_->executed(conn_, res_);
+  row_ = 0;
+  rows_ = PQntuples(res_);
+  return rows_ > 0;
+}
+
+Status PgDb::exec(std::string_view sql) {
+  PgConn* c = current();
+  if (!c) return Status::Internal("postgresql: exec() outside transaction()/with()");
+  return simple(c, to_postgres_sql(sql));
+}
+
+int64_t PgDb::last_insert_rowid() const {
+  PgConn* c = current();
+  if (!c) return 0;
+  // lastval(): the value the last nextval() of this session gave (the INSERT's BIGSERIAL id).
+  // REQUIRES (db.h): an INSERT into a table with such an id came first on this connection.
+  PGresult* r = PQexec(c->c, "SELECT lastval()");
+  int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && !PQgetisnull(r, 0, 0) ? std::strtoll(PQgetvalue(r, 0, 0), nullptr, 10) : 0;
+  PQclear(r);
+  return v;
+}
+
+Result<bool> PgDb::has_table(std::string_view table) {
+  FB_ASSIGN(auto v, first_int("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?", table));
+  return v.has_value();
+}
+
+Result<int64_t> PgDb::highest_id_given(std::string_view table) {
+  FB_ASSIGN(auto v, first_int("SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence(?, 'id')), 0)", table));
+  return v.value_or(0);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Db>> open_postgres(const std::string& url, DbOptions options) {
+  auto db = std::make_unique<PgDb>(url, options);
+  FB_TRY(db->init());
+  return std::unique_ptr<Db>(std::move(db));
+}
+
+}  // namespace fb::detail

@@ -1,0 +1,18 @@
+// pg_dialect.h: the PostgreSQL driver's translation of the stores' SQL (see README.md, "What the
+// PostgreSQL driver translates"). Internal to the driver; a function of its own so it is tested on
+// its own (tests/core/pg_dialect_test.cpp).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace fb::detail {
+
+// Rewrites one or more SQLite-dialect statements for PostgreSQL: `?` placeholders become $1, $2,
+// ... and `?NNN` becomes $NNN (the highest number goes into *params when given); INTEGER PRIMARY KEY [AUTOINCREMENT] becomes BIGSERIAL
+// PRIMARY KEY, INTEGER BIGINT, BLOB BYTEA, REAL DOUBLE PRECISION; WITHOUT ROWID goes; the scalar
+// two-argument MAX(a, b) / MIN(a, b) become GREATEST / LEAST (the one-argument aggregates stay).
+// String literals, quoted identifiers and comments are copied unchanged.
+std::string to_postgres_sql(std::string_view sql, int* params = nullptr);
+
+}  // namespace fb::detail
