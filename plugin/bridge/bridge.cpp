@@ -518,20 +518,23 @@ Result<std::string> Bridge::sync_start(const Caller& caller, int64_t integration
   return sync_job(caller, job_id);
 }
 
-Result<std::string> Bridge::sync_job(const Caller& caller, int64_t job_id) {
+Result<detail::JobRecord> Bridge::Impl::owned_job(const Caller& caller, int64_t job_id) {
   FB_TRY(detail::validate_principal(principal_of(caller)));
-  auto job = impl_->sync->job(job_id);
+  auto job = sync->job(job_id);
   // Another caller's job reads as missing, never as "not yours".
-  if (job.ok() && !impl_->owned(caller, job->integration_id).ok()) job = Status::NotFound("no sync job " + std::to_string(job_id));
-  FB_TRY(job.status());
-  json out = job_to_json(*job);
-  out["progress"] = job_progress(*job, impl_->limiters->for_account(job->integration_id).snapshot(),
-                                 impl_->clock.now_s());
+  if (job.ok() && !owned(caller, job->integration_id).ok()) return Status::NotFound("no sync job " + std::to_string(job_id));
+  return job;
+}
+
+Result<std::string> Bridge::sync_job(const Caller& caller, int64_t job_id) {
+  FB_ASSIGN(detail::JobRecord job, impl_->owned_job(caller, job_id));
+  json out = job_to_json(job);
+  out["progress"] = job_progress(job, impl_->limiters->for_account(job.integration_id).snapshot(), impl_->clock.now_s());
   return dump_lenient(out);
 }
 
 Status Bridge::sync_cancel(const Caller& caller, int64_t job_id) {
-  FB_ASSIGN(std::string job, sync_job(caller, job_id));  // ownership, and kNotFound for others' jobs
+  FB_TRY(impl_->owned_job(caller, job_id).status());
   return impl_->sync->cancel(job_id);
 }
 

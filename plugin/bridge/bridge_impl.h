@@ -111,6 +111,8 @@ struct Bridge::Impl {
   void emit(const Event& e) { bus.emit(e); }
   // The integration owned by caller, or kNotFound (never revealing another tenant's ids).
   Result<detail::IntegrationRecord> owned(const Caller& caller, int64_t integration_id);
+  // The sync job of one of caller's integrations, or kNotFound (another caller's job reads as missing).
+  Result<detail::JobRecord> owned_job(const Caller& caller, int64_t job_id);
 };
 
 namespace detail {
