@@ -86,7 +86,7 @@ BOOST_AUTO_TEST_CASE(sigterm_with_a_long_sync_running_exits_0_within_the_shutdow
       {"fathom", sim.fathom_settings(base + "/oauth/callback")},
       {"frontend", {{"url", base}}},
       {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 's'))}}},
-      {"store", {{"path", dir.file("serve.db")}}},
+      {"store", {{store_key(dir.store("serve.db")), dir.store("serve.db")}}},
       {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
       {"sync", {{"scheduler", false}, {"backfill_days", 3650}}},
       {"server", {{"port", port}, {"api_token", token}}},
