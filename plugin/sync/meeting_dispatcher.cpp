@@ -311,6 +311,7 @@ void MeetingDispatcher::run_batch(std::vector<BatchItem>& items, MeetingPipeline
       it.status = Status::Unavailable("given up by a stuck worker");
       continue;
     }
+    CrmAttribution attribution(&it.script_versions);
     if (it.upsert.needs_mapping) {
       MeetingEvent ev = event_of(it);
       it.map_error = call_pipeline([&] { return pipeline.on_meeting(ev); });
