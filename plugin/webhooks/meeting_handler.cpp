@@ -47,7 +47,7 @@ class RecordMeetings final : public InboxBatchWork {
   RecordMeetings(MeetingDispatcher& dispatcher, MeetingStore& store, std::vector<BatchItem> items, BatchLease lease)
       : dispatcher_(dispatcher), store_(store), items_(std::move(items)), lease_(std::move(lease)) {}
   Status record() override {
-    FB_TRY(dispatcher_.record_batch(items_, store_));
+    FB_TRY(dispatcher_.record_batch(items_, store_, &lease_));
     // Which script versions made each event's CRM operations (issue 15), on its inbox row, in the
     // same transaction (the store is on the inbox's Db).
     Db& db = store_.db();
@@ -148,7 +148,7 @@ std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_claimed(const std::v
     for (int64_t id : given_up) lease->release_integration(id);
   });
   try {
-    dispatcher_.run_batch(work->items(), pipeline_);
+    dispatcher_.run_batch(work->items(), pipeline_, &work->lease());
   } catch (...) {
     claim.on_give_up(nullptr);  // the lease goes with this frame
     throw;
