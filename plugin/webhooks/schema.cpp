@@ -49,6 +49,10 @@ Status migrate_webhooks(Db& db) {
        "ALTER TABLE webhook_inbox ADD COLUMN body_offset INTEGER;"
        "ALTER TABLE webhook_inbox ADD COLUMN body_length INTEGER;"
        "CREATE INDEX webhook_inbox_body_segment ON webhook_inbox(body_segment) WHERE body_segment IS NOT NULL;"},
+      {3,
+       // The script versions the event's CRM operations ran on, in its last attempt (issue 15):
+       // a JSON array of script_versions ids (0: the scripts folder); NULL when it made none.
+       "ALTER TABLE webhook_inbox ADD COLUMN script_versions TEXT;"},
   };
   return db.migrate("webhooks", kSteps);
 }
