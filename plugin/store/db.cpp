@@ -58,6 +58,8 @@ Result<std::optional<int64_t>> Db::first_int(std::string_view sql, std::string_v
   return v;
 }
 
+std::unique_ptr<DbNotifications> Db::listen(const std::string&) { return nullptr; }
+
 Result<int> Db::schema_version(std::string_view component) {
   int v = 0;
   Status s = with([&] {

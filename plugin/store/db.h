@@ -144,6 +144,18 @@ Status each_row(Stmt& q, F&& on_row) {
   return Status::Ok();
 }
 
+// Notifications a Db::listen() connection received. wait() is for one thread; interrupt() for any.
+class DbNotifications {
+ public:
+  virtual ~DbNotifications() = default;
+  // Waits up to `timeout` for notifications; returns their payloads (empty: none, or interrupted).
+  // A lost connection is reopened by a later call (a notification sent meanwhile is missed: a
+  // listener keeps a slow poll for that).
+  virtual std::vector<std::string> wait(std::chrono::milliseconds timeout) = 0;
+  // Ends a wait() in progress (or the next one) at once.
+  virtual void interrupt() = 0;
+};
+
 class Db {
  public:
   virtual ~Db() = default;
@@ -171,11 +183,11 @@ class Db {
   // are the caller's concurrency control). A non-ok Status from fn, or an exception, rolls back.
   // Nested calls from the same thread join the outer transaction.
   virtual Status transaction(const std::function<Status()>& fn, bool immediate = true) = 0;
-  // The same (immediate) for a caller that has promised an answer by `deadline`: waiting for a
-  // connection and for the write lock both end there, with kUnavailable, instead of after
+  // The same for a caller that has promised an answer by `deadline`: waiting for a connection
+  // and (immediate) for the write lock both end there, with kUnavailable, instead of after
   // busy_timeout_ms. The deadline does not bound fn itself.
   virtual Status transaction_until(std::chrono::steady_clock::time_point deadline,
-                                   const std::function<Status()>& fn) = 0;
+                                   const std::function<Status()>& fn, bool immediate = true) = 0;
   // Runs fn holding a connection, outside any explicit transaction (single statements are atomic
   // on their own).
   virtual Status with(const std::function<Status()>& fn) = 0;
@@ -211,6 +223,11 @@ class Db {
 
   // A Status for the last error on this thread's connection, prefixed with `what`.
   virtual Status last_error(std::string_view what) const = 0;
+
+  // Wake-ups across processes: a connection of its own that LISTENs on `channel` (PostgreSQL
+  // LISTEN/NOTIFY; a writer sends with `SELECT pg_notify(channel, payload)` in its transaction,
+  // delivered at commit). nullptr on SQLite, where a process wakes its own workers. Thread-safe.
+  virtual std::unique_ptr<DbNotifications> listen(const std::string& channel);
 
  protected:
   Db(std::string path, bool full_sync) : path_(std::move(path)), full_sync_(full_sync) {}
