@@ -144,9 +144,12 @@ BOOST_AUTO_TEST_CASE(a_batch_of_events_is_one_write_transaction) {
   // 40 events in batches of 8: five batches, each committed once (its meetings, mapped versions,
   // event outcomes and the next batch's claim); only the very first claim is a commit of its own
   // (before it the starting worker's housekeeping may commit: reclaim, purge).
+  // On PostgreSQL the next batch's claim is a statement of its own, outside the fleet's write lock
+  // (inbox.h, "Claims and leases"): two commits per batch there.
+  const int64_t per_batch = store_engine_is_postgres() ? 2 : 1;
   BOOST_REQUIRE_EQUAL(at.size(), 5u);
   BOOST_TEST(at.front() - before >= 2);
-  for (size_t i = 1; i < at.size(); ++i) BOOST_TEST(at[i] - at[i - 1] == 1, "batch " << i);
+  for (size_t i = 1; i < at.size(); ++i) BOOST_TEST(at[i] - at[i - 1] == per_batch, "batch " << i);
   // Every event was mapped once, reacted to once, and its meeting recorded as mapped.
   BOOST_TEST(s.pipeline.mapped.size() == static_cast<size_t>(kEvents));
   for (const auto& [rec, n] : s.pipeline.mapped) BOOST_TEST(n == 1, "recording " << rec);
@@ -157,7 +160,7 @@ BOOST_AUTO_TEST_CASE(a_batch_of_events_is_one_write_transaction) {
              kEvents);
 }
 
-BOOST_AUTO_TEST_CASE(meeting_content_is_on_disk_once) {
+BOOST_AUTO_TEST_CASE(meeting_content_is_on_disk_once, *boost::unit_test::precondition(sqlite_only)) {
   constexpr int kEvents = 16;
   Stack s(8);
   s.append(7000, kEvents, [](int64_t rec) { return big_meeting(rec, "marker-of-" + std::to_string(rec) + "-x"); });

@@ -1,4 +1,6 @@
-// fixture.h: a webhook stack over a real SQLite file in a temp dir, for the webhook tests.
+// fixture.h: a webhook stack over a real store for the webhook tests: a SQLite file in a temp dir,
+// or, in the suites' "_postgresql" runs, a database of its own on the throwaway PostgreSQL
+// (TempDir::store).
 #pragma once
 
 #include <boost/test/unit_test.hpp>
@@ -31,6 +33,14 @@ using detail::SecretString;
 inline const char* kSecretA = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY";
 // Another valid secret (24 bytes), for "wrong secret" and rotation.
 inline const char* kSecretB = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// A test case about SQLite itself (its files, WAL, body log, locks): skipped on PostgreSQL runs.
+// Use: BOOST_AUTO_TEST_CASE(name, *boost::unit_test::precondition(sqlite_only)).
+inline boost::test_tools::assertion_result sqlite_only(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(!store_engine_is_postgres());
+  r.message() << "about SQLite's files (this run is on PostgreSQL)";
+  return r;
+}
 
 inline std::string meeting_body(int64_t recording_id, const std::string& title = "Weekly sync") {
   return R"({"title":")" + title + R"(","meeting_title":null,"recording_id":)" + std::to_string(recording_id) +
@@ -72,6 +82,21 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// The bytes the store keeps of the webhook registrations, for "no secret at rest" checks: the
+// SQLite file and its WAL, or on PostgreSQL the registrations' rows as stored (sealed columns raw).
+inline std::string stored_registrations(detail::Db& db) {
+  if (db.engine() == detail::Engine::kSqlite) return read_file(db.path()) + read_file(db.path() + "-wal");
+  std::string out;
+  BOOST_REQUIRE(db.with([&] {
+                  detail::Stmt& q = db.prepare(
+                      "SELECT path_token, secret_sealed, prev_secret_sealed FROM webhook_registrations");
+                  return detail::each_row(q, [&](const detail::Stmt& row) {
+                    out += row.text(0) + row.blob(1) + row.blob(2);
+                  });
+                }).ok());
+  return out;
+}
+
 // Polls cond every 10 ms until it holds or timeout_s passes.
 inline bool wait_until(const std::function<bool()>& cond, double timeout_s = 10) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
@@ -86,11 +111,11 @@ inline void add_test_key(detail::Sealer& sealer) {
   BOOST_REQUIRE(sealer.add_key("t1", SecretString(std::string(32, '\x42'))).ok());
 }
 
-// Db + registry + inbox + receiver over a file in a fresh temp dir.
+// Db + registry + inbox + receiver over a fresh store (TempDir::store).
 struct WebhookStack {
   explicit WebhookStack(detail::Clock& clk, Config cfg = Config()) : clock(clk), config(std::move(cfg)) {
-    auto opened = detail::Db::open(dir.file("bridge.db"));
-    BOOST_REQUIRE(opened.ok());
+    auto opened = detail::Db::open(dir.store("bridge.db"));
+    BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status());
     db = std::move(*opened);
     BOOST_REQUIRE(detail::migrate_webhooks(*db).ok());
     add_test_key(sealer);
