@@ -422,6 +422,16 @@ namespace {
 // members still left out.
 const char kLazyMarkKey = 0;
 
+// The source's document: the caller's parse when it handed one down, else a parse of its text on
+// this thread's parser (valid until its next parse).
+simdjson::error_code parse_source(const LazyJsonSource& src, simdjson::dom::element* doc) {
+  if (src.parsed != nullptr && src.parsed->ok()) {
+    *doc = src.parsed->root();
+    return simdjson::SUCCESS;
+  }
+  return thread_parser().parse(src.text.data(), src.text.size()).get(*doc);
+}
+
 // Builds member `key` of table t from the event's text, stores it, and takes it off the pending
 // set. Runs inside one of the closures below (their upvalues: the source, its generation, the set).
 void build_member(lua_State* L, int t, std::string_view key) {
@@ -437,7 +447,7 @@ void build_member(lua_State* L, int t, std::string_view key) {
   simdjson::dom::object obj;
   simdjson::dom::element value;
   bool found = false;
-  if (!thread_parser().parse(src->text.data(), src->text.size()).get(doc) && !doc.get(obj)) {
+  if (!parse_source(*src, &doc) && !doc.get(obj)) {
     for (auto field : obj) {
       if (field.key == key) {
         value = field.value;
@@ -521,7 +531,7 @@ int lazy_build_all(lua_State* L) {
 bool push_json_object_lazy(lua_State* L, const LazyJsonSource* src, std::initializer_list<std::string_view> lazy_keys,
                            size_t min_items, std::string* error) {
   simdjson::dom::element doc;
-  auto err = thread_parser().parse(src->text.data(), src->text.size()).get(doc);
+  auto err = parse_source(*src, &doc);
   if (err) {
     *error = std::string("malformed JSON: ") + simdjson::error_message(err);
     return false;

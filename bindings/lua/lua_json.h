@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/parsed_json.h"
+
 namespace fb::lua {
 
 // Pushes json.null.
@@ -33,6 +35,9 @@ bool push_json_text(lua_State* L, std::string_view text, int max_depth, std::str
 // bumps generation when the event ends (the text is gone then).
 struct LazyJsonSource {
   std::string_view text;
+  // text already parsed by the caller (issue 11), or null: then it is parsed here. Both the table
+  // and the members built later read this document instead of parsing text again.
+  const detail::ParsedJson* parsed = nullptr;
   uint64_t generation = 0;
   int max_depth = 64;
 };

@@ -217,11 +217,8 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   // Every event is stored (and gets its id) before any listener sees it.
   FB_ASSIGN(m.db_events, open_db(config));
   FB_ASSIGN(m.events, detail::EventStore::open(*m.db_events, m.clock, {.retention_s = config.events.retention_s}));
-  m.bus.set_recorder([p = &m](Event& e) {
-    auto id = p->events->append(e);
-    if (id.ok()) e.id = *id;
-    else FB_LOG(kError, "events") << "could not store event " << e.type << ": " << id.status().message();
-  });
+  // An event caused inside a transaction is written in it and told to listeners after its commit.
+  m.bus.set_recorder(m.events->recorder());
   if (!config.events.push_url.empty()) {  // pushes the events from here on (its thread starts below)
     m.push_http = std::make_unique<detail::HttplibTransport>(
         detail::HttpClientOptions{.connect_timeout_ms = 5000, .read_timeout_ms = 15000, .write_timeout_ms = 15000});
@@ -253,7 +250,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   so.config = config.scripts;
   so.db = m.db_scripts.get();
   so.content = &m.sync->content_source();
-  so.event_sink = [p = &m](const Event& e) { p->emit(e); };
+  so.event_sink = [p = &m](const Event& e) { (void)p->emit(e); };
   FB_ASSIGN(m.scripts, detail::ScriptHost::open(std::move(so)));
   m.pipeline = std::make_unique<detail::LuaPipeline>(*m.scripts);
   m.sync->set_pipeline(m.pipeline.get());
@@ -421,13 +418,18 @@ Result<detail::SyncRequest> engine_request(int64_t integration_id, const SyncReq
   return r;
 }
 
-// A finished job: tells the host (sync_completed, sync_cancelled or sync_failed) and the scripts'
-// on_sync_complete.
+// Tells the host a job ended (sync_completed, sync_cancelled or sync_failed), in the
+// transaction that records the end (SyncRequest::on_finished).
+void tell_sync_end(Bridge::Impl& m, const detail::IntegrationRecord& rec, detail::SyncRequest& r) {
+  r.on_finished = [m = &m, rec](const detail::JobRecord& job) {
+    const char* type = job.ok() ? "sync_completed" : job.status == "cancelled" ? "sync_cancelled" : "sync_failed";
+    return m->emit(Event{type, rec.tenant_id, rec.user_id, rec.id, job.message, dump_lenient(job_to_json(job))});
+  };
+}
+
+// A finished job (the host was told with its end): the scripts' on_sync_complete.
 std::string announce_sync(Bridge::Impl& m, const detail::IntegrationRecord& rec, const detail::JobRecord& job) {
   std::string summary = dump_lenient(job_to_json(job));
-  const char* type = job.ok() ? "sync_completed" : job.status == "cancelled" ? "sync_cancelled" : "sync_failed";
-  Event e{type, rec.tenant_id, rec.user_id, rec.id, job.message, summary};
-  m.emit(e);
   if (job.ok()) {
     Status hook = m.scripts->on_sync_complete({rec.id, rec.tenant_id, rec.user_id}, summary,
                                               "sync_complete:" + std::to_string(job.id));
@@ -488,6 +490,7 @@ void Bridge::Impl::join_async_syncs(bool all) {
 Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, const SyncRequest& request) {
   FB_ASSIGN(detail::IntegrationRecord rec, impl_->owned(caller, integration_id));
   FB_ASSIGN(detail::SyncRequest r, engine_request(integration_id, request));
+  tell_sync_end(*impl_, rec, r);
   FB_ASSIGN(detail::JobRecord job, impl_->sync->run(r));
   return announce_sync(*impl_, rec, job);
 }
@@ -495,6 +498,7 @@ Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, c
 Result<std::string> Bridge::sync_start(const Caller& caller, int64_t integration_id, const SyncRequest& request) {
   FB_ASSIGN(detail::IntegrationRecord rec, impl_->owned(caller, integration_id));
   FB_ASSIGN(detail::SyncRequest r, engine_request(integration_id, request));
+  tell_sync_end(*impl_, rec, r);
   impl_->join_async_syncs(false);
   auto started = std::make_shared<std::promise<Result<int64_t>>>();
   std::future<Result<int64_t>> id = started->get_future();

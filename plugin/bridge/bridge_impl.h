@@ -107,8 +107,9 @@ struct Bridge::Impl {
   std::vector<AsyncSync> async_syncs;  // guarded by async_mu
   void join_async_syncs(bool all);
 
-  // Emits an event to the host and internal listeners.
-  void emit(const Event& e) { bus.emit(e); }
+  // Emits an event to the host and internal listeners (after the commit of the caller's open
+  // transaction, with which it is stored: EventBus::emit).
+  Status emit(const Event& e) { return bus.emit(e); }
   // The integration owned by caller, or kNotFound (never revealing another tenant's ids).
   Result<detail::IntegrationRecord> owned(const Caller& caller, int64_t integration_id);
   // The sync job of one of caller's integrations, or kNotFound (another caller's job reads as missing).

@@ -11,6 +11,7 @@
 //   fathom-bridge webhooks routes|add|register|rotate|remove ...   webhook routes and their secrets
 //   fathom-bridge script test <script> --meeting <file.json> [...]   (see `script test --help`)
 //   fathom-bridge serve                                           run the HTTP sidecar
+//   fathom-bridge store copy --from PATH --to URL                 move a SQLite store to PostgreSQL
 // Every command but `script test` takes --config FILE (and the environment, see README).
 #include <malloc.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "cli/script_commands.h"
+#include "cli/store_command.h"
 #include "cli/sync_progress.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -419,7 +421,8 @@ int cmd_serve(const Options& o) {
 
 int run(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
-    std::cout << kUsage << "\nstored script versions:\n" << fb::cli::kScriptVersionUsage;
+    std::cout << kUsage << "\nstored script versions:\n" << fb::cli::kScriptVersionUsage
+              << "\nmoving a store:\n" << fb::cli::kStoreUsage;
     return argc < 2 ? 2 : 0;
   }
   std::string cmd = argv[1];
@@ -450,6 +453,7 @@ int run(int argc, char** argv) {
   if (cmd == "jobs") return cmd_jobs(o);
   if (cmd == "webhooks") return cmd_webhooks(o);
   if (cmd == "serve") return cmd_serve(o);
+  if (cmd == "store") return fb::cli::store_command(o.positional, o.values, std::cout, std::cerr);
   return usage_error("unknown command '" + cmd + "'");
 }
 

@@ -9,34 +9,37 @@ void EventBus::subscribe(EventSink sink) {
   sinks_.push_back(std::move(sink));
 }
 
-void EventBus::set_recorder(std::function<void(Event&)> recorder) {
+void EventBus::set_recorder(Recorder recorder) {
   std::lock_guard lock(mu_);
   recorder_ = std::move(recorder);
 }
 
-void EventBus::emit(const Event& emitted) const {
+Status EventBus::emit(const Event& event) const {
   std::vector<EventSink> sinks;
-  std::function<void(Event&)> recorder;
+  Recorder recorder;
   {
     std::lock_guard lock(mu_);
     sinks = sinks_;
     recorder = recorder_;
   }
-  Event event = emitted;
-  if (recorder) {
-    try {
-      recorder(event);
-    } catch (const std::exception& e) {
-      FB_LOG(kError, "events") << "event recorder threw: " << e.what();
+  Deliver deliver = [sinks = std::move(sinks)](const Event& e) {
+    FB_LOG(kInfo, "events") << e.type << " integration=" << e.integration_id << " " << e.detail;
+    for (const auto& s : sinks) {
+      try {
+        s(e);
+      } catch (const std::exception& ex) {
+        FB_LOG(kError, "events") << "event listener threw: " << ex.what();
+      }
     }
+  };
+  if (!recorder) {
+    deliver(event);
+    return Status::Ok();
   }
-  FB_LOG(kInfo, "events") << event.type << " integration=" << event.integration_id << " " << event.detail;
-  for (const auto& s : sinks) {
-    try {
-      s(event);
-    } catch (const std::exception& e) {
-      FB_LOG(kError, "events") << "event listener threw: " << e.what();
-    }
+  try {
+    return recorder(event, std::move(deliver));
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("event recorder threw: ") + e.what());
   }
 }
 

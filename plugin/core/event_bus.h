@@ -2,26 +2,36 @@
 // (the scripting layer's on_token_failure, for example). Thread-safe.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <vector>
 
 #include "fathom_bridge/events.h"
+#include "fathom_bridge/status.h"
 
 namespace fb::detail {
 
 class EventBus {
  public:
+  // Hands an event, with its stored id, to the listeners.
+  using Deliver = std::function<void(const Event&)>;
+  // Stores an emitted event before any listener sees it (the durable feed): it calls deliver once
+  // the event is committed, and never when its transaction rolls back (issue 13).
+  using Recorder = std::function<Status(const Event&, Deliver deliver)>;
+
   // Adds a listener; listeners are called in the order added, on the emitting thread.
   void subscribe(EventSink sink);
-  void emit(const Event& event) const;
-  // Runs before the listeners on each emitted event (the durable feed: it stores the event and
-  // sets its id, so every listener sees the stored id). One recorder; a later call replaces it.
-  void set_recorder(std::function<void(Event&)> recorder);
+  // Stores the event through the recorder (inside the caller's open transaction, if any, so it
+  // commits with its cause) and delivers it to the listeners after that commit; without a recorder,
+  // at once. A cause that emits inside its transaction returns the error to roll back with it.
+  Status emit(const Event& event) const;
+  // One recorder; a later call replaces it.
+  void set_recorder(Recorder recorder);
 
  private:
   mutable std::mutex mu_;
   std::vector<EventSink> sinks_;  // guarded by mu_
-  std::function<void(Event&)> recorder_;  // guarded by mu_
+  Recorder recorder_;             // guarded by mu_
 };
 
 }  // namespace fb::detail

@@ -11,6 +11,8 @@
 
 namespace fb::detail {
 
+class ParsedJson;  // core/parsed_json.h
+
 struct MeetingEvent {
   int64_t integration_id = 0;
   std::string tenant_id;
@@ -19,6 +21,9 @@ struct MeetingEvent {
   int64_t content_version = 0;  // increases whenever the stored meeting's content changes
   std::string_view raw_json;    // the Meeting object as Fathom sent it (valid during the call)
   std::string source;           // "sync" or "webhook"
+  // raw_json already parsed by the caller (a webhook worker parses each body once), or null. A
+  // pipeline may read it instead of parsing raw_json again; valid during the call.
+  const ParsedJson* parsed = nullptr;
 };
 
 class MeetingPipeline {

@@ -48,37 +48,44 @@ Result<std::unique_ptr<EventStore>> EventStore::open(Db& db, Clock& clock, Event
   return std::unique_ptr<EventStore>(new EventStore(db, clock, options));
 }
 
-Result<int64_t> EventStore::append(const Event& e) {
+Result<int64_t> EventStore::append(const Event& e, std::function<void(int64_t id)> committed) {
   int64_t id = 0;
   const int64_t now = clock_.now_ms();
-  Status stored = db_.transaction([&]() -> Status {
-    Stmt& q = db_.prepare(
+  // The cause's open transaction when there is one (issue 13), else a transaction of our own.
+  Db& db = Db::open_transaction_on(db_) ? *Db::open_transaction_on(db_) : db_;
+  Status stored = db.transaction([&]() -> Status {
+    Stmt& q = db.prepare(
         "INSERT INTO events(created_at, type, tenant_id, user_id, integration_id, detail, data) VALUES(?,?,?,?,?,?,?)");
     q.bind_all(now, e.type, e.tenant_id, e.user_id, e.integration_id, e.detail,
                e.data_json.empty() ? std::string("{}") : e.data_json);
     FB_TRY(q.run());
-    id = db_.last_insert_rowid();
+    id = db.last_insert_rowid();
     return Status::Ok();
   });
   FB_TRY(stored);
+  db.after_commit([this, id, now, committed = std::move(committed)] { published(id, now, committed); });
+  return id;
+}
+
+void EventStore::published(int64_t id, int64_t now_ms, const std::function<void(int64_t)>& committed) {
   std::vector<std::function<void(int64_t)>> listeners;
   bool prune_now = false;
   {
     std::lock_guard lock(mu_);
     ++appended_;
     listeners = listeners_;
-    if (now - last_prune_ms_ > 60'000) {
-      last_prune_ms_ = now;
+    if (now_ms - last_prune_ms_ > 60'000) {
+      last_prune_ms_ = now_ms;
       prune_now = true;
     }
   }
   cv_.notify_all();
+  if (committed) committed(id);
   for (auto& fn : listeners) fn(id);
   if (prune_now) {
     auto pruned = prune();
     if (!pruned.ok()) FB_LOG(kWarn, "events") << "pruning old events failed: " << pruned.status().message();
   }
-  return id;
 }
 
 Result<std::vector<StoredEvent>> EventStore::read(int64_t after_id, int limit) {
@@ -140,6 +147,20 @@ Result<int> EventStore::prune() {
   });
   FB_TRY(deleted);
   return n;
+}
+
+EventBus::Recorder EventStore::recorder() {
+  return [this](const Event& e, EventBus::Deliver deliver) -> Status {
+    auto id = append(e, [e, deliver](int64_t stored_id) {
+      Event stored = e;
+      stored.id = stored_id;
+      deliver(stored);
+    });
+    if (id.ok()) return Status::Ok();
+    FB_LOG(kError, "events") << "could not store event " << e.type << ": " << id.status().message();
+    if (!Db::open_transaction_on(db_)) deliver(e);  // no cause to roll back: tell the listeners anyway
+    return id.status();
+  };
 }
 
 void EventStore::on_append(std::function<void(int64_t)> fn) {

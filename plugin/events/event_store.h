@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/event_bus.h"
 #include "fathom_bridge/events.h"
 #include "fathom_bridge/status.h"
 #include "store/db.h"
@@ -48,9 +49,13 @@ class EventStore {
  public:
   static Result<std::unique_ptr<EventStore>> open(Db& db, Clock& clock, EventStoreOptions options = {});
 
-  // Stores e and returns its id. Called inside a transaction on the same Db, it joins it, so the
-  // event commits (or rolls back) with what caused it.
-  Result<int64_t> append(const Event& e);
+  // Stores e and returns its id. Inside a transaction() of this thread on any Db of the same
+  // store (another component's handle on the same file or database: Db::open_transaction_on), the
+  // row is written in that transaction, so it commits or rolls back with what caused it; then
+  // committed(id), the on_append listeners and the long polls run after that commit, on this
+  // thread, and never when it rolls back. Outside a transaction the row commits on its own and
+  // they run before append returns.
+  Result<int64_t> append(const Event& e, std::function<void(int64_t id)> committed = {});
   // Events with id > after_id, oldest first, at most limit (1..1000).
   Result<std::vector<StoredEvent>> read(int64_t after_id, int limit);
   // read(), but when nothing is newer than after_id, waits up to timeout_ms for a row.
@@ -59,8 +64,14 @@ class EventStore {
   Result<int64_t> last_id();
   // Deletes the events older than the retention; returns how many.
   Result<int> prune();
-  // Calls fn(id) after every append() in this process (for long polls that cannot block a thread).
+  // Calls fn(id) after every append() in this process, once its row is committed (for long polls
+  // that cannot block a thread, and the pusher).
   void on_append(std::function<void(int64_t)> fn);
+  // The EventBus recorder of the feed: stores each emitted event with append() (in its cause's
+  // transaction when there is one) and delivers it, with its id, after that commit. When it cannot
+  // be stored outside a transaction, it is still delivered (id 0); inside one, the error is returned
+  // to the cause, which rolls back with it.
+  EventBus::Recorder recorder();
   // Wakes every wait() (used when shutting down).
   void wake_all();
 
@@ -71,6 +82,8 @@ class EventStore {
 
  private:
   EventStore(Db& db, Clock& clock, EventStoreOptions options) : db_(db), clock_(clock), options_(options) {}
+  // After the row of `id` committed: wakes the long polls, tells committed and the listeners.
+  void published(int64_t id, int64_t now_ms, const std::function<void(int64_t)>& committed);
   Db& db_;
   Clock& clock_;
   EventStoreOptions options_;

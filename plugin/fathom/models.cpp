@@ -289,19 +289,44 @@ Result<ActionItem> action_item_from(const element& el, const std::string& path) 
   return a;
 }
 
-// Keeps the raw text of an include_* part and checks its shape.
+// Keeps the raw text of an include_* part (unless copy is kNone) and checks its shape; sets the
+// part's bit in *sent when it is there and not null.
 Status include_part(const Obj& o, const char* key, element_type want, const char* want_name, bool* has,
-                    std::string* raw) {
+                    std::string* raw, int bit, int* sent, MeetingCopy copy) {
   *has = o.has(key);
   raw->clear();
   auto el = o.find(key);
   if (!el) return Status::Ok();
   if (el->type() != want) return type_error(o.path(key), want_name, *el);
-  *raw = simdjson::minify(*el);
+  *sent |= bit;
+  if (copy == MeetingCopy::kAll) *raw = simdjson::minify(*el);
   return Status::Ok();
 }
 
-Result<Meeting> meeting_from(const element& el, const std::string& path, std::string raw) {
+// Whether a string member is absent, null or a string: what Obj::str and Obj::opt_str accept.
+bool string_or_absent(const simdjson::dom::object& o, const char* key) {
+  element v;
+  if (o.at_key(key).get(v)) return true;
+  return v.type() == element_type::STRING || v.type() == element_type::NULL_VALUE;
+}
+
+// transcript_item_from's checks without building the item or any path: a 20 KB payload has
+// hundreds of lines, and the worker only needs to know they are well formed. On false the caller
+// runs transcript_item_from for the message.
+bool transcript_item_ok(const element& el) {
+  if (el.type() != element_type::OBJECT) return false;
+  simdjson::dom::object o = as_object(el);
+  element sp;
+  if (!o.at_key("speaker").get(sp) && sp.type() != element_type::NULL_VALUE) {
+    if (sp.type() != element_type::OBJECT) return false;
+    simdjson::dom::object s = as_object(sp);
+    if (!string_or_absent(s, "display_name") || !string_or_absent(s, "matched_calendar_invitee_email")) return false;
+  }
+  return string_or_absent(o, "text") && string_or_absent(o, "timestamp");
+}
+
+Result<Meeting> meeting_from(const element& el, const std::string& path, std::string raw,
+                             MeetingCopy copy = MeetingCopy::kAll) {
   FB_ASSIGN(Obj o, Obj::of(el, path));
   Meeting m;
   FB_TRY(o.integer("recording_id", &m.recording_id, true));
@@ -333,15 +358,25 @@ Result<Meeting> meeting_from(const element& el, const std::string& path, std::st
       if (at != std::string::npos) m.recorded_by.email_domain = m.recorded_by.email.substr(at + 1);
     }
   }
-  FB_TRY(include_part(o, "transcript", element_type::ARRAY, "array", &m.has_transcript, &m.transcript_json));
+  FB_TRY(include_part(o, "transcript", element_type::ARRAY, "array", &m.has_transcript, &m.transcript_json, 1,
+                      &m.parts_sent, copy));
   FB_TRY(include_part(o, "default_summary", element_type::OBJECT, "object", &m.has_default_summary,
-                      &m.default_summary_json));
-  FB_TRY(include_part(o, "action_items", element_type::ARRAY, "array", &m.has_action_items, &m.action_items_json));
-  FB_TRY(include_part(o, "crm_matches", element_type::OBJECT, "object", &m.has_crm_matches, &m.crm_matches_json));
-  // Validate the shapes of the content parts now, so a bad payload fails here, named.
-  FB_TRY(o.each("transcript", [](const element& item, const std::string& p) {
-    return transcript_item_from(item, p).status();
-  }));
+                      &m.default_summary_json, 2, &m.parts_sent, copy));
+  FB_TRY(include_part(o, "action_items", element_type::ARRAY, "array", &m.has_action_items, &m.action_items_json, 4,
+                      &m.parts_sent, copy));
+  FB_TRY(include_part(o, "crm_matches", element_type::OBJECT, "object", &m.has_crm_matches, &m.crm_matches_json, 8,
+                      &m.parts_sent, copy));
+  // Validate the shapes of the content parts now, so a bad payload fails here, named. The
+  // transcript is checked cheaply first; only a bad one is walked again for the message.
+  bool transcript_ok = true;
+  if (auto t = o.find("transcript")) {
+    for (element item : as_array(*t)) transcript_ok = transcript_ok && transcript_item_ok(item);
+  }
+  if (!transcript_ok) {
+    FB_TRY(o.each("transcript", [](const element& item, const std::string& p) {
+      return transcript_item_from(item, p).status();
+    }));
+  }
   if (auto s = o.find("default_summary")) FB_TRY(summary_from(*s, o.path("default_summary")).status());
   FB_TRY(o.each("action_items", [](const element& item, const std::string& p) {
     return action_item_from(item, p).status();
@@ -399,6 +434,11 @@ Result<std::vector<T>> array_from(std::string_view json, const char* what, F&& i
 Result<Meeting> parse_meeting(std::string_view json) {
   FB_ASSIGN(element doc, parse_doc(json, "meeting"));
   return meeting_from(doc, "meeting", std::string(json));
+}
+
+Result<Meeting> parse_meeting(const ParsedJson& json, MeetingCopy copy) {
+  return meeting_from(json.root(), "meeting", copy == MeetingCopy::kAll ? std::string(json.text()) : std::string(),
+                      copy);
 }
 
 Result<Page<Meeting>> parse_meeting_page(std::string_view json) {

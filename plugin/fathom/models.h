@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/parsed_json.h"
 #include "core/secret.h"
 #include "fathom_bridge/status.h"
 
@@ -83,6 +84,10 @@ struct Meeting {
   std::string default_summary_json;  // JSON MeetingSummary object
   std::string action_items_json;     // JSON array of ActionItem
   std::string crm_matches_json;      // JSON CRMMatches object
+  // Which of the four parts were sent (present and not null), one bit each in the order above
+  // (transcript 1, default_summary 2, action_items 4, crm_matches 8: ContentKind's order). Set by
+  // every parser; with MeetingCopy::kNone it is the only record of the parts (the strings stay "").
+  int parts_sent = 0;
 
   // SHA-256 (hex) over the meeting's core fields only: every key except transcript,
   // default_summary, action_items and crm_matches, and without
@@ -142,6 +147,17 @@ struct Page {
 
 // Parsers. `what` prefixes field paths in error messages.
 Result<Meeting> parse_meeting(std::string_view json);
+// What parse_meeting(const ParsedJson&, ...) copies out of the text.
+enum class MeetingCopy {
+  kAll,   // raw_json and the include parts as text, as parse_meeting(text) does
+  kNone,  // neither: for a caller that keeps the text (a webhook body stays in the body log and the
+          // hooks read the parsed document); raw_json and the *_json parts stay "", parts_sent and
+          // has_* say what was sent. Every field check and the core hash are the same.
+};
+// The meeting in an already parsed text (issue 11: parsed once per webhook delivery). The same
+// checks, messages and fields as parse_meeting(json.text()), less what `copy` leaves out.
+// REQUIRES: json.ok().
+Result<Meeting> parse_meeting(const ParsedJson& json, MeetingCopy copy);
 // Fails only when the page itself is malformed; a bad item goes to Page::skipped.
 Result<Page<Meeting>> parse_meeting_page(std::string_view json);
 // Body of GET /recordings/{id}/transcript: {"transcript": [...]}. raw_out (optional) receives the

@@ -138,9 +138,9 @@ void OAuthFlow::audit(int64_t id, const std::string& tenant, const std::string& 
   }
 }
 
-void OAuthFlow::emit(const std::string& type, const std::string& tenant, const std::string& user, int64_t id,
-                     const std::string& detail) const {
-  if (!events_) return;
+Status OAuthFlow::emit(const std::string& type, const std::string& tenant, const std::string& user, int64_t id,
+                       const std::string& detail) const {
+  if (!events_) return Status::Ok();
   Event e;
   e.type = type;
   e.tenant_id = tenant;
@@ -148,7 +148,7 @@ void OAuthFlow::emit(const std::string& type, const std::string& tenant, const s
   e.integration_id = id;
   e.detail = detail;
   e.data_json = "{}";
-  events_->emit(e);
+  return events_->emit(e);
 }
 
 Result<AuthorizeRequest> OAuthFlow::start(const Principal& principal, CallbackMode mode) {
@@ -379,7 +379,20 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
                 "Fathom could not be reached to finish connecting (" + std::string(code_name(grant.code())) +
                     "). Please try again.");
   }
-  auto saved = store_.save_oauth(st.principal, grant.value());
+  // The connection and its events commit together (issue 13).
+  Result<ConnectOutcome> saved = Status::Internal("not saved");
+  Status committed = store_.transaction([&]() -> Status {
+    saved = store_.save_oauth(st.principal, grant.value());
+    FB_TRY(saved.status());
+    const std::string reason = saved->created ? "Fathom is connected." : "Fathom is connected again.";
+    FB_TRY(emit("connected", st.principal.tenant_id, st.principal.user_id, saved->integration_id, reason));
+    if (saved->previous_status == "reconnect_required" || saved->previous_failures > 0) {
+      FB_TRY(emit("connection_recovered", st.principal.tenant_id, st.principal.user_id, saved->integration_id,
+                  "reconnected by the user"));
+    }
+    return Status::Ok();
+  });
+  if (saved.ok() && !committed.ok()) saved = committed;
   if (!saved.ok()) {
     FB_LOG(kError, "oauth") << "storing the connection failed: " << saved.status();
     return fail(r, saved.code(), "storage_failed", "The connection could not be saved. Please try again.");
@@ -391,10 +404,6 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
   r.reason = r.reconnected ? "Fathom is connected again." : "Fathom is connected.";
   FB_LOG(kInfo, "oauth") << (r.reconnected ? "reconnected" : "connected") << " integration " << r.integration_id
                          << " after " << stats.attempts << " token request(s)";
-  emit("connected", r.tenant_id, r.user_id, r.integration_id, r.reason);
-  if (saved->previous_status == "reconnect_required" || saved->previous_failures > 0) {
-    emit("connection_recovered", r.tenant_id, r.user_id, r.integration_id, "reconnected by the user");
-  }
   return r;
 }
 
@@ -485,22 +494,26 @@ Result<int64_t> OAuthFlow::connect_api_key(const Principal& principal, const Sec
   if (status < 200 || status >= 300) {
     return Status::FailedPrecondition("unexpected HTTP " + std::to_string(status) + " to the API key check");
   }
-  FB_ASSIGN(ConnectOutcome saved, store_.save_api_key(principal, api_key));
+  ConnectOutcome saved;
+  Status committed = store_.transaction([&]() -> Status {  // the connection and its events commit together (issue 13)
+    FB_ASSIGN(saved, store_.save_api_key(principal, api_key));
+    FB_TRY(emit("connected", principal.tenant_id, principal.user_id, saved.integration_id,
+                "Fathom is connected (API key)."));
+    if (saved.previous_status != "reconnect_required") return Status::Ok();
+    return emit("connection_recovered", principal.tenant_id, principal.user_id, saved.integration_id,
+                "reconnected with an API key");
+  });
+  FB_TRY(committed);
   FB_LOG(kInfo, "oauth") << "connected integration " << saved.integration_id << " with an API key";
-  emit("connected", principal.tenant_id, principal.user_id, saved.integration_id, "Fathom is connected (API key).");
-  if (saved.previous_status == "reconnect_required") {
-    emit("connection_recovered", principal.tenant_id, principal.user_id, saved.integration_id,
-         "reconnected with an API key");
-  }
   return saved.integration_id;
 }
 
 Status OAuthFlow::disconnect(const Principal& principal, int64_t integration_id) {
-  FB_ASSIGN(IntegrationRecord before, store_.disconnect(principal, integration_id));
-  if (before.status != "disconnected") {
-    emit("disconnected", before.tenant_id, before.user_id, before.id, "Fathom was disconnected.");
-  }
-  return Status::Ok();
+  return store_.transaction([&]() -> Status {  // the disconnection and its event commit together (issue 13)
+    FB_ASSIGN(IntegrationRecord before, store_.disconnect(principal, integration_id));
+    if (before.status == "disconnected") return Status::Ok();
+    return emit("disconnected", before.tenant_id, before.user_id, before.id, "Fathom was disconnected.");
+  });
 }
 
 Result<int> OAuthFlow::purge_states() {

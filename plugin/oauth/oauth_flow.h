@@ -156,7 +156,7 @@ class OAuthFlow {
   CallbackResult fail(CallbackResult r, Code code, const char* error, std::string reason) const;
   void audit(int64_t id, const std::string& tenant, const std::string& user, const std::string& event,
              const std::string& detail);
-  void emit(const std::string& type, const std::string& tenant, const std::string& user, int64_t id,
+  Status emit(const std::string& type, const std::string& tenant, const std::string& user, int64_t id,
             const std::string& detail) const;
 
   const OAuthFlowOptions options_;

@@ -35,8 +35,8 @@ TokenManagerStats TokenManager::stats() const {
   return {refreshes_.load(), refresh_failures_.load(), lease_waits_.load(), joined_flights_.load()};
 }
 
-void TokenManager::emit(const std::string& type, const IntegrationRecord& row, const std::string& detail) const {
-  if (!events_) return;
+Status TokenManager::emit(const std::string& type, const IntegrationRecord& row, const std::string& detail) const {
+  if (!events_) return Status::Ok();
   Event e;
   e.type = type;
   e.tenant_id = row.tenant_id;
@@ -44,7 +44,16 @@ void TokenManager::emit(const std::string& type, const IntegrationRecord& row, c
   e.integration_id = row.id;
   e.detail = detail;
   e.data_json = "{}";
-  events_->emit(e);
+  return events_->emit(e);
+}
+
+Result<bool> TokenManager::mark_reconnect_required(const IntegrationRecord& row, const std::string& reason) {
+  bool marked = false;
+  FB_TRY(store_.transaction([&]() -> Status {
+    FB_ASSIGN(marked, store_.mark_reconnect_required(row.id, row.token_version, reason));
+    return marked ? emit("reconnect_required", row, reason) : Status::Ok();
+  }));
+  return marked;
 }
 
 Status TokenManager::usable(const IntegrationRecord& row) const {
@@ -216,8 +225,7 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       case Next::kFail:
         if (failure.code() == Code::kReconnectRequired && row.status == "active" &&
             row.token_expires_at <= clock_.now_s()) {
-          FB_ASSIGN(bool marked, store_.mark_reconnect_required(id, row.token_version, failure.message()));
-          if (marked) emit("reconnect_required", row, failure.message());
+          FB_TRY(mark_reconnect_required(row, failure.message()).status());
           return failure;
         }
         return fallback(row, failure, force);
@@ -260,7 +268,15 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       Result<bool> swapped = Status::Internal("not committed");
       // The pair must be stored before anyone uses it; a busy database gets a few more tries.
       for (int i = 0; i < 3; ++i) {
-        swapped = store_.commit_refresh(row, grant.value());
+        // A recovery is told in the transaction that stores the new pair (issue 13).
+        Status stored = store_.transaction([&]() -> Status {
+          swapped = store_.commit_refresh(row, grant.value());
+          FB_TRY(swapped.status());
+          if (!*swapped || row.refresh_failures == 0) return Status::Ok();
+          return emit("connection_recovered", row,
+                      "token refresh works again after " + std::to_string(row.refresh_failures) + " failure(s)");
+        });
+        if (swapped.ok() && !stored.ok()) swapped = stored;
         if (swapped.ok()) break;
         FB_LOG(kWarn, "oauth") << "integration " << id << ": storing refreshed tokens failed: " << swapped.status();
         clock_.sleep_ms(100);
@@ -277,10 +293,6 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       FB_LOG(kDebug, "oauth") << "integration " << id << ": refreshed (version " << row.token_version << " -> "
                               << row.token_version + 1 << ", expires in " << grant->expires_at - clock_.now_s()
                               << " s, " << stats.attempts << " request(s))";
-      if (row.refresh_failures > 0) {
-        emit("connection_recovered", row,
-             "token refresh works again after " + std::to_string(row.refresh_failures) + " failure(s)");
-      }
       Credential c;
       c.kind = Credential::Kind::kBearer;
       c.value = std::move(grant.value().access_token);
@@ -317,11 +329,8 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
                            "answer was lost, and the grant is gone"
                          : "") +
           "; the user must connect Fathom again";
-      FB_ASSIGN(bool marked, store_.mark_reconnect_required(id, row.token_version, reason));
-      if (marked) {
-        FB_LOG(kWarn, "oauth") << "integration " << id << " needs reconnecting: invalid_grant";
-        emit("reconnect_required", row, reason);
-      }
+      FB_ASSIGN(bool marked, mark_reconnect_required(row, reason));
+      if (marked) FB_LOG(kWarn, "oauth") << "integration " << id << " needs reconnecting: invalid_grant";
       return Status::ReconnectRequired("integration " + id_str(id) + " needs the user to connect Fathom again: " +
                                        grant.status().message());
     }
@@ -336,14 +345,17 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
               "; the refresh token may have been spent, so the current access token is not used and the token is "
               "sent again only after the cool-down (a refusal then means the user must reconnect)";
     }
-    Status rec = store_.record_refresh_failure(id, owner_, error, until, in_doubt);
+    // The first doubt is told in the transaction that records it (issue 13).
+    Status rec = store_.transaction([&]() -> Status {
+      FB_TRY(store_.record_refresh_failure(id, owner_, error, until, in_doubt));
+      return in_doubt && !row.refresh_in_doubt ? emit("refresh_outcome_unknown", row, error) : Status::Ok();
+    });
     if (!rec.ok()) {
       FB_LOG(kError, "oauth") << "integration " << id << ": recording a refresh failure failed: " << rec;
     }
     FB_LOG(kWarn, "oauth") << "integration " << id << ": refresh failed after " << stats.attempts
                            << " request(s), cooling down until " << format_iso8601(until) << ": " << error;
     if (in_doubt) {
-      if (!row.refresh_in_doubt) emit("refresh_outcome_unknown", row, error);
       return Status(grant.code() == Code::kTimeout ? Code::kUnavailable : grant.code(),
                     "integration " + id_str(id) + ": " + error);
     }

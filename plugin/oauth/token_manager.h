@@ -127,7 +127,10 @@ class TokenManager final : public CredentialSource {
   Result<Credential> credential_of(const IntegrationRecord& row) const;
   Result<Credential> fallback(const IntegrationRecord& row, Status failure, bool force) const;
   Status usable(const IntegrationRecord& row) const;
-  void emit(const std::string& type, const IntegrationRecord& row, const std::string& detail) const;
+  Status emit(const std::string& type, const IntegrationRecord& row, const std::string& detail) const;
+  // Marks the row reconnect_required (unless its token version moved on) and stores the
+  // reconnect_required event in the same transaction; whether it marked it.
+  Result<bool> mark_reconnect_required(const IntegrationRecord& row, const std::string& reason);
 
   IntegrationStore& store_;
   TokenEndpoint& endpoint_;

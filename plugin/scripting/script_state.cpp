@@ -276,6 +276,7 @@ int ScriptState::dispatch(lua_State* L) {
       if (c.args == HookArgs::kMeeting) {
         // A long transcript (thousands of Lua tables) is built only if the script reads it.
         s.lazy_.text = c.json;
+        s.lazy_.parsed = c.parsed;
         s.lazy_.max_depth = s.max_depth();
         ++s.lazy_.generation;
         pushed = lua::push_json_object_lazy(L, &s.lazy_, {"transcript"}, kLazyTranscriptItems, &err);
@@ -355,6 +356,7 @@ Status ScriptState::call(const HookCall& call) {
   Status st = run_protected(&ScriptState::dispatch, event_context(call.id));
   ++lazy_.generation;  // the event's text is gone: a meeting kept past it cannot read it any more
   lazy_.text = {};
+  lazy_.parsed = nullptr;
   call_ = nullptr;
   ops_.reset();
   return st;
@@ -459,6 +461,7 @@ HookCall meeting_hook_call(const char* hook, const MeetingEvent& event) {
   c.id.source = event.source;
   c.args = HookArgs::kMeeting;
   c.json = event.raw_json;
+  c.parsed = event.parsed;
   return c;
 }
 

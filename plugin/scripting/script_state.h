@@ -52,6 +52,7 @@ struct HookCall {
   EventIdentity id;
   HookArgs args = HookArgs::kMeeting;
   std::string_view json;  // the meeting or summary (kMeeting, kSummary)
+  const ParsedJson* parsed = nullptr;  // json already parsed (kMeeting), or null: parsed here
   std::string reason;     // kIntegrationReason
 };
 

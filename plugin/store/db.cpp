@@ -1,6 +1,7 @@
 // db.cpp: what every driver shares: choosing the driver, statement helpers, migrations.
 #include "store/db.h"
 
+#include <atomic>
 #include <ctime>
 
 #include "core/log.h"
@@ -26,6 +27,72 @@ std::optional<int64_t> Stmt::opt_int64(int col) const {
   if (is_null(col)) return std::nullopt;
   return int64(col);
 }
+
+namespace {
+
+// This thread's open transactions, outermost first, each with its after-commit work.
+struct TxFrame {
+  Db* db;
+  std::vector<std::function<void()>> after;
+};
+thread_local std::vector<TxFrame> tx_frames;
+std::atomic<void (*)(const Db&)> commit_observer{nullptr};
+
+}  // namespace
+
+Status Db::transaction(const std::function<Status()>& fn, bool immediate) {
+  return framed([&] { return do_transaction(fn, immediate); });
+}
+
+Status Db::transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                             bool immediate) {
+  return framed([&] { return do_transaction_until(deadline, fn, immediate); });
+}
+
+Status Db::framed(const std::function<Status()>& run) {
+  for (const TxFrame& f : tx_frames) {
+    if (f.db == this) return run();  // the driver joins this thread's open transaction
+  }
+  tx_frames.push_back({this, {}});
+  Status s = run();
+  std::vector<std::function<void()>> after = std::move(tx_frames.back().after);
+  tx_frames.pop_back();
+  if (!s.ok()) return s;  // rolled back (or never begun): its after-commit work is dropped
+  if (auto observe = commit_observer.load()) observe(*this);
+  for (auto& fn : after) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      FB_LOG(kError, "store") << "after-commit work threw: " << e.what();
+    }
+  }
+  return s;
+}
+
+void Db::after_commit(std::function<void()> fn) {
+  for (auto it = tx_frames.rbegin(); it != tx_frames.rend(); ++it) {
+    if (it->db == this) {
+      it->after.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
+}
+
+Db* Db::open_transaction_on(const Db& store) {
+  for (auto it = tx_frames.rbegin(); it != tx_frames.rend(); ++it) {
+    if (it->db->same_store(store)) return it->db;
+  }
+  return nullptr;
+}
+
+bool Db::same_store(const Db& other) const {
+  if (this == &other) return true;
+  if (path_.empty() || path_ == ":memory:" || path_.rfind("file:", 0) == 0) return false;
+  return engine() == other.engine() && path_ == other.path_;
+}
+
+void Db::set_commit_observer(void (*observer)(const Db&)) { commit_observer.store(observer); }
 
 bool Db::is_postgres_url(std::string_view target) {
   return target.rfind("postgresql://", 0) == 0 || target.rfind("postgres://", 0) == 0;

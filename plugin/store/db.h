@@ -182,12 +182,12 @@ class Db {
   // immediate is false (SQLite BEGIN DEFERRED, PostgreSQL plain BEGIN: row locks and ON CONFLICT
   // are the caller's concurrency control). A non-ok Status from fn, or an exception, rolls back.
   // Nested calls from the same thread join the outer transaction.
-  virtual Status transaction(const std::function<Status()>& fn, bool immediate = true) = 0;
+  Status transaction(const std::function<Status()>& fn, bool immediate = true);
   // The same for a caller that has promised an answer by `deadline`: waiting for a connection
   // and (immediate) for the write lock both end there, with kUnavailable, instead of after
   // busy_timeout_ms. The deadline does not bound fn itself.
-  virtual Status transaction_until(std::chrono::steady_clock::time_point deadline,
-                                   const std::function<Status()>& fn, bool immediate = true) = 0;
+  Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                           bool immediate = true);
   // Runs fn holding a connection, outside any explicit transaction (single statements are atomic
   // on their own).
   virtual Status with(const std::function<Status()>& fn) = 0;
@@ -207,6 +207,21 @@ class Db {
   // statements that wrote (autocommit). Read-only work commits nothing. Tests use it to check a
   // batch's bookkeeping is one transaction. Thread-safe.
   int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
+  // After-commit work (issue 13: an event is written in its cause's transaction and told to
+  // listeners only once that commits). Inside this thread's transaction() on this Db, fn is
+  // queued and runs on this thread right after the outermost COMMIT, outside every lock, in the
+  // order queued; a rollback drops it. Outside such a transaction fn runs at once.
+  void after_commit(std::function<void()> fn);
+  // The Db of this thread's innermost open transaction() on the same store as `store` (the same
+  // database: another component's handle on the same SQLite file or PostgreSQL URL), or nullptr.
+  // Writing through it puts a row in that transaction, beside what caused it.
+  static Db* open_transaction_on(const Db& store);
+  // Whether this Db and `other` reach the same database (":memory:" ones only when they are one).
+  bool same_store(const Db& other) const;
+  // Test seam: called on the committing thread right after each outermost COMMIT, before its
+  // after-commit work (a crash test kills the process there). nullptr: none. Process-wide.
+  static void set_commit_observer(void (*observer)(const Db&));
 
   // Whether a table exists. REQUIRES: inside transaction() or with().
   virtual Result<bool> has_table(std::string_view table) = 0;
@@ -232,6 +247,11 @@ class Db {
  protected:
   Db(std::string path, bool full_sync) : path_(std::move(path)), full_sync_(full_sync) {}
   void count_commit() { commits_.fetch_add(1, std::memory_order_relaxed); }
+  // The drivers' transactions (transaction() and transaction_until() above wrap them with the
+  // after-commit queue): commit when fn returns ok (and then return ok), roll back otherwise.
+  virtual Status do_transaction(const std::function<Status()>& fn, bool immediate) = 0;
+  virtual Status do_transaction_until(std::chrono::steady_clock::time_point deadline,
+                                      const std::function<Status()>& fn, bool immediate) = 0;
   // The schema_migrations table, created when missing. Drivers call it from open().
   Status ensure_migrations_table();
   // The first column of the first row of sql with `arg` bound to ?1 (nullopt: no row). For the
@@ -239,6 +259,9 @@ class Db {
   Result<std::optional<int64_t>> first_int(std::string_view sql, std::string_view arg);
 
  private:
+  // Runs a driver transaction inside this thread's frame for this Db (see after_commit()).
+  Status framed(const std::function<Status()>& run);
+
   std::string path_;
   bool full_sync_ = false;
   std::atomic<int64_t> commits_{0};

@@ -178,11 +178,11 @@ class PgDb final : public Db {
   ~PgDb() override = default;
 
   Engine engine() const override { return Engine::kPostgres; }
-  Status transaction(const std::function<Status()>& fn, bool immediate) override {
+  Status do_transaction(const std::function<Status()>& fn, bool immediate) override {
     return transact(fn, immediate, deadline_after(busy_timeout_ms_), false);
   }
-  Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
-                           bool immediate) override {
+  Status do_transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                              bool immediate) override {
     return transact(fn, immediate, deadline, true);
   }
   Status with(const std::function<Status()>& fn) override {

@@ -84,12 +84,12 @@ class SqliteDb final : public Db {
   Status init(const DbOptions& options);
 
   Engine engine() const override { return Engine::kSqlite; }
-  Status transaction(const std::function<Status()>& fn, bool immediate) override {
+  Status do_transaction(const std::function<Status()>& fn, bool immediate) override {
     std::lock_guard lock(mu_);
     return run_transaction(fn, immediate);
   }
-  Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
-                           bool immediate) override;
+  Status do_transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                              bool immediate) override;
   Status with(const std::function<Status()>& fn) override {
     std::lock_guard lock(mu_);
     return guarded(fn, "database work");
@@ -164,8 +164,8 @@ Status SqliteDb::init(const DbOptions& options) {
   });
 }
 
-Status SqliteDb::transaction_until(std::chrono::steady_clock::time_point deadline,
-                                   const std::function<Status()>& fn, bool immediate) {
+Status SqliteDb::do_transaction_until(std::chrono::steady_clock::time_point deadline,
+                                      const std::function<Status()>& fn, bool immediate) {
   std::unique_lock lock(mu_, std::defer_lock);
   if (!lock.try_lock_until(deadline)) {
     return Status::Unavailable("database '" + path() + "': the connection stayed busy past the deadline");

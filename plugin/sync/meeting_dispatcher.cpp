@@ -53,7 +53,8 @@ MeetingEvent event_of(const BatchItem& item) {
   e.user_id = item.integration.user_id;
   e.recording_id = item.meeting.recording_id;
   e.content_version = item.upsert.content_version;
-  e.raw_json = item.meeting.raw_json;
+  e.raw_json = item.raw.data() != nullptr ? item.raw : std::string_view(item.meeting.raw_json);
+  e.parsed = item.parsed;
   e.source = item.source;
   return e;
 }

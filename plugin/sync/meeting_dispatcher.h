@@ -82,7 +82,12 @@ struct DispatchSummary {
 // One meeting of a batch, parsed once by the caller.
 struct BatchItem {
   IntegrationInfo integration;
-  Meeting meeting;               // meeting.raw_json is what the pipeline gets
+  Meeting meeting;               // meeting.raw_json is what the pipeline gets, unless raw is set
+  // The meeting's JSON when the caller keeps it (a webhook body; meeting.raw_json is then empty),
+  // and its parse, handed to the pipeline (MeetingEvent::parsed) so the hooks do not parse it
+  // again. Both valid until run_batch returns.
+  std::string_view raw;
+  const ParsedJson* parsed = nullptr;
   int64_t content_event_id = 0;  // >0: the content is that inbox event's body (stored by pointer)
   std::string source;            // "webhook", "sync"
   bool react = false;            // also run MeetingPipeline::on_webhook (webhook events)

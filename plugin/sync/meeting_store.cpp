@@ -80,7 +80,9 @@ const char* content_kind_name(ContentKind kind) {
 
 int content_parts_of(const Meeting& m) {
   auto bit = [](ContentKind k) { return 1 << static_cast<int>(k); };
-  return (m.transcript_json.empty() ? 0 : bit(ContentKind::kTranscript)) |
+  // parts_sent: what the parser saw (the only record with MeetingCopy::kNone); the strings: what a
+  // Meeting built by hand carries.
+  return m.parts_sent | (m.transcript_json.empty() ? 0 : bit(ContentKind::kTranscript)) |
          (m.default_summary_json.empty() ? 0 : bit(ContentKind::kSummary)) |
          (m.action_items_json.empty() ? 0 : bit(ContentKind::kActionItems)) |
          (m.crm_matches_json.empty() ? 0 : bit(ContentKind::kCrmMatches));

@@ -229,7 +229,8 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request, const std::functio
     Status s = db_.transaction([&]() -> Status {
       Stmt& u = db_.prepare("UPDATE sync_jobs SET ended_at=?, error_code=? WHERE id=?");
       u.bind_all(clock_.now_s(), reconnect ? "reconnect_required" : "failed_precondition", id);
-      return u.run();
+      FB_TRY(u.run());
+      return ended(request, id);
     });
     FB_TRY(s);
     if (on_started) on_started(id);
@@ -629,8 +630,15 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
                outcome.ok() ? std::optional<std::string>() : std::string(code_name(outcome.code())),
                int64_t{failed}, int64_t{failed}, int64_t{outcome.ok()}, now, run.created, run.changed, calls, now,
                run.info.id, run.lease_token);
-    return s.run();
+    FB_TRY(s.run());
+    return run.job_id > 0 ? ended(run.req, run.job_id) : Status::Ok();
   });
+}
+
+Status SyncEngine::ended(const SyncRequest& request, int64_t job_id) {
+  if (!request.on_finished) return Status::Ok();
+  FB_ASSIGN(JobRecord j, job(job_id));  // this transaction's view: the end just written
+  return request.on_finished(j);
 }
 
 Result<std::vector<JobRecord>> SyncEngine::recent_jobs(const JobFilter& f) {

@@ -66,6 +66,8 @@ struct SyncOptions {
   static SyncOptions from_config(const Config& config);
 };
 
+struct JobRecord;
+
 struct SyncRequest {
   int64_t integration_id = 0;
   SyncMode mode = SyncMode::kIncremental;
@@ -73,6 +75,9 @@ struct SyncRequest {
   int64_t to_s = 0;          // manual range: created_at < to_s (0 = open)
   int64_t recording_id = 0;  // manual: this one stored recording instead of a range
   std::string trigger = "api";  // who asked: "scheduler", "api", "host", "cli", ...
+  // Called with the ended job inside the transaction that records its end, so what it writes
+  // (the host's sync_completed event) commits with it (issue 13); an error rolls that back.
+  std::function<Status(const JobRecord&)> on_finished;
 };
 
 // One row of the job log.
@@ -204,6 +209,8 @@ class SyncEngine {
   Status fetch_content(Run& run, int64_t recording_id, ContentKind kind);
   Status map_and_fetch(Run& run, const std::vector<int64_t>& ids);
   Status finish(Run& run, const Status& outcome);
+  // REQUIRES: inside the transaction that recorded the job's end. request.on_finished(the job).
+  Status ended(const SyncRequest& request, int64_t job_id);
   Result<int64_t> log_job_start(Run& run, const std::string& status, const std::string& message);
 
   Db& db_;

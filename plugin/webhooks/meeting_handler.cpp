@@ -2,9 +2,45 @@
 
 #include <map>
 
+#include "core/parsed_json.h"
+
 namespace fb::detail {
 
 namespace {
+
+// The parsed bodies of the batch a thread is handling: each body is parsed once, and the meeting
+// parser and both Lua hooks read that one parse (issue 11). The documents go back to a per-thread
+// pool afterwards, so their buffers are reused batch after batch instead of allocated per body.
+class ParsedBodies {
+ public:
+  explicit ParsedBodies(size_t n) {
+    auto& pool = this_thread_pool();
+    while (docs_.size() < n && !pool.empty()) {
+      docs_.push_back(std::move(pool.back()));
+      pool.pop_back();
+    }
+    while (docs_.size() < n) docs_.push_back(std::make_unique<ParsedJson>());
+  }
+  ~ParsedBodies() {
+    auto& pool = this_thread_pool();
+    for (auto& d : docs_) {
+      // A document sized for a very large body is let go rather than kept per thread.
+      if (pool.size() < kMaxPooled && d->text().size() <= kMaxPooledBytes) pool.push_back(std::move(d));
+    }
+  }
+  ParsedBodies(const ParsedBodies&) = delete;
+  ParsedBodies& operator=(const ParsedBodies&) = delete;
+  ParsedJson& operator[](size_t i) { return *docs_[i]; }
+
+ private:
+  static constexpr size_t kMaxPooled = 64;
+  static constexpr size_t kMaxPooledBytes = 256 << 10;
+  static std::vector<std::unique_ptr<ParsedJson>>& this_thread_pool() {
+    thread_local std::vector<std::unique_ptr<ParsedJson>> pool;
+    return pool;
+  }
+  std::vector<std::unique_ptr<ParsedJson>> docs_;
+};
 
 class RecordMeetings final : public InboxBatchWork {
  public:
@@ -49,6 +85,7 @@ std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_claimed(const std::v
   std::vector<BatchItem> items;
   std::vector<size_t> where;
   std::map<int64_t, Result<IntegrationInfo>> integrations;  // looked up once per batch
+  ParsedBodies bodies(events.size());  // outlives run_batch below
   for (size_t i = 0; i < events.size(); ++i) {
     const InboxEvent& e = *events[i];
     auto it = integrations.find(e.integration_id);
@@ -66,7 +103,12 @@ std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_claimed(const std::v
                                                  " is not active (" + info->status + ")");
       continue;
     }
-    auto meeting = parse_meeting(e.body);  // the one parse of this body on our side
+    // The one parse of this body on our side: the meeting's fields come from it, and the hooks
+    // get it too. Nothing of the body is copied: it stays in e.body (and in the body log, which
+    // the stored meeting points at).
+    ParsedJson& doc = bodies[i];
+    Status parsed = doc.parse(e.body);
+    auto meeting = parsed.ok() ? parse_meeting(doc, MeetingCopy::kNone) : Result<Meeting>(parsed);
     if (!meeting.ok()) {
       (*results)[i] = meeting.status().with_context("storing the meeting");
       continue;
@@ -74,6 +116,8 @@ std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_claimed(const std::v
     BatchItem item;
     item.integration = *info;
     item.meeting = std::move(*meeting);
+    item.raw = e.body;
+    item.parsed = &doc;
     item.content_event_id = e.id;
     item.source = "webhook";
     item.react = true;
@@ -98,7 +142,12 @@ std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_claimed(const std::v
     claim.on_give_up(nullptr);  // the lease goes with this frame
     throw;
   }
-  for (size_t k = 0; k < work->items().size(); ++k) (*results)[where[k]] = work->items()[k].status;
+  for (size_t k = 0; k < work->items().size(); ++k) {
+    BatchItem& it = work->items()[k];
+    (*results)[where[k]] = it.status;
+    it.raw = {};  // the bodies and their parses are not the work's: record() stores by pointer
+    it.parsed = nullptr;
+  }
   return work;
 }
 

@@ -1,6 +1,7 @@
 // meeting_handler.h: what a webhook worker does with a batch of verified deliveries in production.
 //
-//   1. parse each body once (parse_meeting) and look up its integration (unknown or inactive:
+//   1. parse each body once (a ParsedJson that the meeting parser and both Lua hooks read; nothing
+//      of the body is copied) and look up its integration (unknown or inactive:
 //      kFailedPrecondition, replayable after a reconnect; a body that does not parse: kMalformed,
 //      dead-lettered);
 //   2. map the batch (MeetingDispatcher::map_batch): each meeting's content version is worked out

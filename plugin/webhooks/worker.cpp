@@ -257,29 +257,45 @@ bool BatchClaim::close(std::vector<int64_t>* given_up) {
   return abandoned_;
 }
 
+std::vector<Event> WorkerPool::dead_letter_events(const std::vector<InboxEvent>& events,
+                                                  const std::vector<EventOutcome>& outcomes) const {
+  std::vector<Event> out;
+  if (!bus_) return out;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (outcomes[i].kind != EventOutcome::kDead) continue;
+    const InboxEvent& e = events[i];
+    const std::string& error = outcomes[i].error;
+    Event ev;
+    ev.type = "webhook_dead_lettered";
+    ev.integration_id = e.integration_id;
+    if (directory_) {
+      if (auto info = directory_->get(e.integration_id); info.ok()) {
+        ev.tenant_id = info->tenant_id;
+        ev.user_id = info->user_id;
+      }
+    }
+    ev.detail = "webhook event " + std::to_string(e.id) + " failed " + std::to_string(e.attempts) +
+                " time(s); last error: " + error;
+    ev.data_json = nlohmann::json{{"event_id", e.id},
+                                  {"webhook_id", e.webhook_id},
+                                  {"recording_id", e.recording_id},
+                                  {"attempts", e.attempts},
+                                  {"error", error}}
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+Status WorkerPool::tell(const std::vector<Event>& events) const {
+  for (const Event& ev : events) FB_TRY(bus_->emit(ev));
+  return Status::Ok();
+}
+
 void WorkerPool::announce_dead(const InboxEvent& e, const std::string& error) {
   dead_.fetch_add(1);
   FB_LOG(kWarn, "webhooks") << "webhook event " << e.id << " (integration " << e.integration_id << ", recording "
                             << e.recording_id << ") dead-lettered after " << e.attempts << " attempt(s): " << error;
-  if (!bus_) return;
-  Event ev;
-  ev.type = "webhook_dead_lettered";
-  ev.integration_id = e.integration_id;
-  if (directory_) {
-    if (auto info = directory_->get(e.integration_id); info.ok()) {
-      ev.tenant_id = info->tenant_id;
-      ev.user_id = info->user_id;
-    }
-  }
-  ev.detail = "webhook event " + std::to_string(e.id) + " failed " + std::to_string(e.attempts) +
-              " time(s); last error: " + error;
-  ev.data_json = nlohmann::json{{"event_id", e.id},
-                                {"webhook_id", e.webhook_id},
-                                {"recording_id", e.recording_id},
-                                {"attempts", e.attempts},
-                                {"error", error}}
-                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  bus_->emit(ev);
 }
 
 // Marks an event as being processed for progress() for its lifetime, and times it.
@@ -415,10 +431,14 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
     events = std::move(kept);
     outcomes = std::move(kept_outcomes);
   }
-  std::function<Status()> record;
-  if (work) record = [&] { return work->record(); };
-  auto next = inbox_.finish_batch(outcomes, record, claim_next);
-  if (!next.ok() && record) {
+  // Dead letters are told in the transaction that records them (issue 13); who they belong to is
+  // looked up before it.
+  std::vector<Event> dead = dead_letter_events(events, outcomes);
+  auto next = inbox_.finish_batch(outcomes, [&]() -> Status {
+    if (work) FB_TRY(work->record());
+    return tell(dead);
+  }, claim_next);
+  if (!next.ok() && work) {
     // The handler's writes could not be recorded (the CRM side already has them: the retry maps
     // again under the same idempotency keys). Keep the events moving toward retry or dead letter.
     FB_LOG(kError, "webhooks") << "cannot record a batch of " << events.size()
@@ -426,7 +446,8 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
     for (size_t i = 0; i < events.size(); ++i) {
       if (outcomes[i].kind == EventOutcome::kDone) outcomes[i] = failed(events[i], next.status());
     }
-    next = inbox_.finish_batch(outcomes, nullptr, claim_next);
+    dead = dead_letter_events(events, outcomes);
+    next = inbox_.finish_batch(outcomes, [&] { return tell(dead); }, claim_next);
   }
   work.reset();  // lets go of the batch's recordings
   if (!next.ok()) {
@@ -700,7 +721,7 @@ void WorkerPool::announce_stuck(const BatchClaim::GiveUp& g, int64_t busy_ms, si
                                 {"batch_events", batch_size},
                                 {"released", g.events.size()}}
                      .dump();
-  bus_->emit(ev);
+  (void)bus_->emit(ev);  // not caused by a store change: stored on its own (an error is logged)
 }
 
 Result<int> WorkerPool::purge_expired() {

@@ -254,7 +254,13 @@ class WorkerPool {
   void announce_stuck(const BatchClaim::GiveUp& g, int64_t busy_ms, size_t batch_size);
   // The outcome of a failed attempt: retry after backoff, or dead.
   EventOutcome failed(const InboxEvent& e, const Status& s);
+  // After its batch committed: counts and logs a dead letter.
   void announce_dead(const InboxEvent& e, const std::string& error);
+  // The webhook_dead_lettered events of a batch's kDead outcomes (none without a bus).
+  std::vector<Event> dead_letter_events(const std::vector<InboxEvent>& events,
+                                        const std::vector<EventOutcome>& outcomes) const;
+  // Emits them (inside the batch's transaction: stored with it, delivered after its commit).
+  Status tell(const std::vector<Event>& events) const;
 
   Inbox& inbox_;
   InboxEventHandler& handler_;

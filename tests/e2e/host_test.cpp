@@ -16,6 +16,7 @@
 #include "crypto/encoding.h"
 #include "fathom_bridge/bridge.h"
 #include "server/sidecar.h"
+#include "e2e/host_fixture.h"
 #include "support/http.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
@@ -26,78 +27,6 @@ using nlohmann::json;
 using namespace fb::test;
 
 namespace {
-
-const char* const kOps[] = {"find_company_by_domain", "find_contact_by_email", "find_deal",
-                            "upsert_company",         "upsert_contact",        "log_activity",
-                            "create_task",            "create_deal",           "attach_recording"};
-
-// A bridge with its sidecar on a free loopback port, Fathom being fathom-sim, and an in-process
-// CRM that answers every operation. webhooks.public_base_url is the sidecar's origin.
-struct Host {
-  explicit Host(json extra = json::object(), std::vector<std::string> sim_args = {"--meetings", "8", "--seed", "9"})
-      : port(free_port()), origin("http://127.0.0.1:" + std::to_string(port)), sim(sim_args) {
-    json cfg = {{"fathom", sim.fathom_settings(origin + "/oauth/callback")},
-                {"frontend", {{"url", origin}}},
-                {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'h'))}}},
-                {"webhooks", {{"public_base_url", origin}}},
-                {"store", {{"path", dir.file("host.db")}}},
-                {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
-                {"sync", {{"scheduler", false}}},
-                {"server", {{"api_token", token}}},
-                {"log_level", "error"}};
-    cfg.merge_patch(extra);
-    auto config = fb::parse_config(cfg.dump(), false);
-    BOOST_REQUIRE_MESSAGE(config.ok(), config.status().to_string());
-    auto opened = fb::Bridge::open(*config);
-    BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-    bridge = std::move(*opened);
-    for (const char* op : kOps) {
-      BOOST_REQUIRE(bridge->register_crm_operation(op, [this](const fb::CrmCall& c) -> fb::Result<std::string> {
-        std::lock_guard lock(mu);
-        ++crm_calls[c.tenant_id];
-        return c.operation.rfind("find_", 0) == 0 ? std::string("null") : std::string(R"({"id":"x"})");
-      }).ok());
-    }
-    auto sc = fb::detail::Sidecar::start(*bridge, port);
-    BOOST_REQUIRE_MESSAGE(sc.ok(), sc.status().to_string());
-    sidecar = std::move(*sc);
-  }
-  ~Host() {
-    if (sidecar) sidecar->stop();
-  }
-
-  HttpReply get(const std::string& path) { return http_get(origin + path, auth()); }
-  HttpReply post(const std::string& path, const json& body) { return http_post_json(origin + path, body, auth()); }
-  HeaderMap auth() const { return {{"Authorization", "Bearer " + token}}; }
-
-  int64_t connect(const std::string& tenant, const std::string& user, const std::string& fathom_user) {
-    auto id = bridge->connect_api_key({tenant, user, ""}, sim.api_key(fathom_user));
-    BOOST_REQUIRE_MESSAGE(id.ok(), id.status().to_string());
-    return *id;
-  }
-
-  int port;
-  std::string origin;
-  std::string token = "host-test-token";
-  SimProcess sim;
-  TempDir dir;
-  std::unique_ptr<fb::Bridge> bridge;
-  std::unique_ptr<fb::detail::Sidecar> sidecar;
-  std::mutex mu;
-  std::map<std::string, int> crm_calls;
-};
-
-// A delivery signed with secret, posted to the sidecar at path as Fathom would; returns the status.
-int post_signed(Host& h, const std::string& path, const std::string& secret, const std::string& msg_id,
-                int64_t recording_id) {
-  auto key = fb::detail::SigningKey::from_secret(fb::detail::SecretString(secret));
-  BOOST_REQUIRE(key.ok());
-  std::string body = R"({"recording_id":)" + std::to_string(recording_id) + R"(,"title":"Signed by hand"})";
-  std::string ts = std::to_string(std::time(nullptr));
-  HttpCall call{"POST", h.origin + path, {}, body, "application/json"};
-  call.headers = {{"webhook-id", msg_id}, {"webhook-timestamp", ts}, {"webhook-signature", key->sign(msg_id, ts, body)}};
-  return http_request(call).status;
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -364,7 +293,7 @@ BOOST_AUTO_TEST_CASE(a_crm_call_that_never_returns_is_reported_and_other_tenants
     int blocked = 0;
   };
   auto latch = std::make_shared<Latch>();  // shared with the handlers, which the bridge keeps
-  for (const char* op : kOps) {
+  for (const char* op : kCrmOps) {
     BOOST_REQUIRE(h.bridge->register_crm_operation(op, [latch](const fb::CrmCall& c) -> fb::Result<std::string> {
       std::unique_lock lock(latch->mu);
       if (c.tenant_id == "slowco" && latch->armed) {

@@ -61,6 +61,12 @@ class Sidecar {
 
 const HeaderMap kAuth{{"Authorization", "Bearer feed-token"}};
 
+// The bridge's store: a SQLite file, or a PostgreSQL database of its own in the _postgresql run.
+json store_config(const TempDir& dir) {
+  if (store_engine_is_postgres()) return {{"url", dir.store("bridge.db")}};
+  return {{"path", dir.store("bridge.db")}};
+}
+
 // `serve` wants a complete OAuth app; nothing here uses it (loopback port 9: nothing listens).
 json oauth_app(const std::string& api_origin) {
   return {{"client_id", "cid"},
@@ -82,7 +88,7 @@ std::string write_config(const TempDir& dir, int port) {
   json cfg = {{"tokens", {{"key", "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="}}},
               {"fathom", oauth_app("http://127.0.0.1:9")},
               {"frontend", {{"url", "http://127.0.0.1:9"}}},
-              {"store", {{"path", dir.file("bridge.db")}}},
+              {"store", store_config(dir)},
               {"scripts", {{"dir", copy_scripts(dir)}}},
               {"sync", {{"scheduler", false}}},
               {"server", {{"port", port}, {"api_token", "feed-token"}}},
@@ -198,7 +204,7 @@ BOOST_AUTO_TEST_CASE(long_poll_waits_for_the_next_event_and_sse_resumes_from_las
 BOOST_AUTO_TEST_CASE(retention_deletes_old_events_and_never_reuses_an_id) {
   TempDir dir;
   fb::detail::FakeClock clock;
-  auto db = fb::detail::Db::open(dir.file("events.db"));
+  auto db = fb::detail::Db::open(dir.store("events.db"));
   BOOST_REQUIRE(db.ok());
   auto store = fb::detail::EventStore::open(**db, clock, {.retention_s = 3600});
   BOOST_REQUIRE(store.ok());
@@ -281,7 +287,7 @@ BOOST_AUTO_TEST_CASE(events_are_pushed_signed_and_retried_and_crm_calls_are_sign
   json cfg = {{"tokens", {{"key", "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="}}},
               {"fathom", oauth_app(sim.base_url())},
               {"frontend", {{"url", "http://127.0.0.1:9"}}},
-              {"store", {{"path", dir.file("bridge.db")}}},
+              {"store", store_config(dir)},
               {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
               {"sync", {{"scheduler", false}}},
               {"server", {{"port", port}, {"api_token", "feed-token"}, {"crm_url", rx.url("/crm")}}},

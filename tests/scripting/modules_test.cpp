@@ -221,6 +221,62 @@ BOOST_AUTO_TEST_CASE(a_duplicate_transcript_key_reads_the_last_one_like_the_eage
   BOOST_TEST(notes[2].args["first"] == "late");
 }
 
+// The webhook worker hands the hooks the body it already parsed (MeetingEvent::parsed, issue 11)
+// instead of its text: the meeting table, a long transcript built on read, pairs(), json.encode
+// of the whole meeting and a duplicate key must all come out exactly as from the text.
+BOOST_AUTO_TEST_CASE(a_meeting_handed_down_parsed_is_the_table_its_text_gives) {
+  json lines = json::array();
+  for (int i = 0; i < 120; ++i) {
+    lines.push_back({{"speaker", {{"display_name", i % 2 ? "Bob" : "Alice"}}}, {"text", "line " + std::to_string(i)}});
+  }
+  std::string raw = fixture("mixed.json");
+  json long_one = json::parse(raw);
+  long_one["transcript"] = lines;
+  std::vector<std::string> meetings = {
+      raw, long_one.dump(),
+      // A duplicate transcript key (the last one wins) and a short transcript (built eagerly).
+      R"({"recording_id": 123456789, "title": "dup", "transcript": [1], "transcript": )" + lines.dump() + "}",
+      R"({"recording_id": 123456789, "title": "short", "transcript": [{"text": "only"}], "n": null})"};
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "function on_meeting(m, ctx)\n"
+            "  local keys = {}\n"
+            "  for k in pairs(m) do keys[#keys + 1] = k end\n"
+            "  table.sort(keys)\n"
+            "  local t = m.transcript\n"
+            "  crm.note({ keys = table.concat(keys, ','), n = t and #t or 0, last = t and t[#t].text or 0,\n"
+            "             whole = m })\n"
+            "end\n");
+  dir.write("reactions.lua", "function on_webhook(m, ctx) crm.note({ whole = m, title = m.title }) end\n");
+  auto host = open_host(host_options(dir));
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  int64_t version = 0;
+  for (const std::string& text : meetings) {
+    detail::ParsedJson doc;
+    BOOST_REQUIRE(doc.parse(text).ok());
+    detail::MeetingEvent plain = meeting_event(text, 123456789, ++version);
+    detail::MeetingEvent handed = plain;
+    handed.parsed = &doc;
+    for (const detail::MeetingEvent* e : {&plain, &handed}) {
+      BOOST_REQUIRE(host->on_meeting(*e).ok());
+      BOOST_REQUIRE(host->on_webhook(*e).ok());
+    }
+  }
+  auto notes = crm.calls_of("note");
+  BOOST_REQUIRE_EQUAL(notes.size(), 4 * meetings.size());
+  for (size_t i = 0; i < meetings.size(); ++i) {
+    const auto& by_text = notes[4 * i];
+    const auto& by_text_reaction = notes[4 * i + 1];
+    BOOST_TEST(notes[4 * i + 2].args == by_text.args, "meeting " << i);
+    BOOST_TEST(notes[4 * i + 3].args == by_text_reaction.args, "meeting " << i);
+    BOOST_TEST(by_text.args["whole"] == json::parse(meetings[i]), "meeting " << i);
+  }
+  BOOST_TEST(notes[4].args["n"] == 120);
+  BOOST_TEST(notes[4].args["last"] == "line 119");
+  BOOST_TEST(notes[8].args["n"] == 120);  // the duplicate key: the last member
+}
+
 // fuzz_json_lua findings (issue 16): json.encode wrote an integral float past the int64 range as
 // bare digits, which json.decode (and other strict parsers) reject as an integer out of range; and
 // -0.0 as "-0", which decodes as the integer 0 (encode(decode(x)) was not stable).

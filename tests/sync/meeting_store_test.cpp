@@ -131,6 +131,84 @@ BOOST_AUTO_TEST_CASE(core_hash_ignores_include_parts_and_key_order) {
   BOOST_TEST(parse_meeting(meeting_json(9, "Renamed").dump()).value().core_hash != a.core_hash);
 }
 
+// The webhook worker's path (issue 11) parses a body once and reads the meeting out of that parse
+// without copying the text: every field, the hash, the parts and every error must be what the
+// text parser gives.
+BOOST_AUTO_TEST_CASE(a_meeting_read_from_a_kept_parse_is_the_meeting_the_text_parser_reads) {
+  auto same_fields = [](const Meeting& a, const Meeting& b) {
+    BOOST_TEST(a.recording_id == b.recording_id);
+    BOOST_TEST(a.title == b.title);
+    BOOST_TEST((a.meeting_title == b.meeting_title));
+    BOOST_TEST(a.url == b.url);
+    BOOST_TEST(a.share_url == b.share_url);
+    BOOST_TEST(a.created_at_s == b.created_at_s);
+    BOOST_TEST(a.recording_end_s == b.recording_end_s);
+    BOOST_TEST(a.calendar_invitees_domains_type == b.calendar_invitees_domains_type);
+    BOOST_REQUIRE_EQUAL(a.calendar_invitees.size(), b.calendar_invitees.size());
+    for (size_t i = 0; i < a.calendar_invitees.size(); ++i) {
+      BOOST_TEST((a.calendar_invitees[i].email == b.calendar_invitees[i].email));
+      BOOST_TEST(a.calendar_invitees[i].is_external == b.calendar_invitees[i].is_external);
+    }
+    BOOST_TEST(a.recorded_by.email_domain == b.recorded_by.email_domain);
+    BOOST_TEST((a.recorded_by.team == b.recorded_by.team));
+    BOOST_TEST(a.has_transcript == b.has_transcript);
+    BOOST_TEST(a.has_default_summary == b.has_default_summary);
+    BOOST_TEST(a.has_action_items == b.has_action_items);
+    BOOST_TEST(a.has_crm_matches == b.has_crm_matches);
+    BOOST_TEST(a.core_hash == b.core_hash);
+    BOOST_TEST(content_parts_of(a) == content_parts_of(b));
+  };
+  json full = with_content(meeting_json(42));
+  json no_summary = with_content(meeting_json(43));
+  no_summary.erase("default_summary");
+  json null_speaker = with_content(meeting_json(44));
+  null_speaker["transcript"].push_back({{"speaker", nullptr}, {"text", nullptr}});
+  for (const json& m : {meeting_json(41), full, no_summary, null_speaker}) {
+    std::string text = m.dump();
+    Meeting by_text = parse_meeting(text).value();
+    ParsedJson doc;
+    BOOST_REQUIRE(doc.parse(text).ok());
+    Meeting all = parse_meeting(doc, MeetingCopy::kAll).value();
+    Meeting none = parse_meeting(doc, MeetingCopy::kNone).value();
+    same_fields(by_text, all);
+    same_fields(by_text, none);
+    BOOST_TEST(all.raw_json == by_text.raw_json);
+    BOOST_TEST(all.transcript_json == by_text.transcript_json);
+    BOOST_TEST(all.default_summary_json == by_text.default_summary_json);
+    BOOST_TEST(all.action_items_json == by_text.action_items_json);
+    BOOST_TEST(none.raw_json.empty());
+    BOOST_TEST(none.transcript_json.empty());
+  }
+  BOOST_TEST(content_parts_of(parse_meeting(full.dump()).value()) == 1 + 2 + 4);  // crm_matches null: not sent
+
+  // Every way a transcript line can be malformed: the same message from both parsers.
+  std::vector<json> bad_lines = {
+      "a line",
+      {{"speaker", "Alice"}, {"text", "hi"}},
+      {{"speaker", {{"display_name", 7}}}, {"text", "hi"}},
+      {{"speaker", {{"display_name", "A"}, {"matched_calendar_invitee_email", false}}}},
+      {{"speaker", {{"display_name", "A"}}}, {"text", 1}},
+      {{"text", "hi"}, {"timestamp", json::array()}},
+  };
+  for (const json& line : bad_lines) {
+    json m = with_content(meeting_json(45));
+    m["transcript"].push_back(line);
+    std::string text = m.dump();
+    auto by_text = parse_meeting(text);
+    BOOST_REQUIRE(!by_text.ok());
+    ParsedJson doc;
+    BOOST_REQUIRE(doc.parse(text).ok());
+    auto kept = parse_meeting(doc, MeetingCopy::kNone);
+    BOOST_REQUIRE(!kept.ok());
+    BOOST_TEST(kept.status().message() == by_text.status().message());
+    BOOST_TEST(kept.code() == Code::kMalformed);
+  }
+  ParsedJson broken;
+  Status s = broken.parse("{not json");
+  BOOST_TEST(s.code() == Code::kMalformed);
+  BOOST_TEST(s.message() == parse_meeting("{not json").status().message());
+}
+
 BOOST_FIXTURE_TEST_CASE(upsert_versions_only_on_core_change, Fixture) {
   auto r1 = store->upsert(7, meeting_json(100).dump(), "sync");
   BOOST_REQUIRE_MESSAGE(r1.ok(), r1.status());
