@@ -115,6 +115,7 @@ Status from_json(const json& root, Config* c) {
              .get("backoff_max_ms", &s.backoff_max_ms).get("scheduler", &s.scheduler)
              .get("scheduler_concurrency", &s.scheduler_concurrency)
              .get("mapping_claim_ttl_s", &s.mapping_claim_ttl_s)
+             .get("lease_ttl_s", &s.lease_ttl_s)
              .finish());
   auto& w = c->webhooks;
   FB_TRY(Section(root, "webhooks")
@@ -310,6 +311,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.sync.rate_limit_per_minute, "sync.rate_limit_per_minute"));
   FB_TRY(check_positive(c.sync.max_attempts, "sync.max_attempts"));
   FB_TRY(check_positive(c.sync.mapping_claim_ttl_s, "sync.mapping_claim_ttl_s"));
+  FB_TRY(check_positive(c.sync.lease_ttl_s, "sync.lease_ttl_s"));
   FB_TRY(check_positive(c.webhooks.max_body_bytes, "webhooks.max_body_bytes"));
   FB_TRY(check_positive(c.webhooks.workers, "webhooks.workers"));
   FB_TRY(check_positive(c.webhooks.max_attempts, "webhooks.max_attempts"));

@@ -75,6 +75,14 @@ TickReport SyncScheduler::tick(int64_t now_s) {
     // Waits inside a sync (rate limit, backoff) see stop_ through this thread's scope.
     CallScope thread_scope(&stop_);
     for (size_t i = next++; i < due.size() && !stop_; i = next++) {
+      // Claimed in the store: of all the schedulers of a fleet, one runs each due time.
+      auto claimed = engine_.claim_due_run(due[i], now_s, options_.interval_s);
+      if (!claimed.ok()) {
+        ++failed;
+        FB_LOG(kWarn, "sync") << "claiming the scheduled sync of integration " << due[i] << ": " << claimed.status();
+        continue;
+      }
+      if (!*claimed) continue;  // another host (or scheduler) runs this one
       auto job = engine_.incremental(due[i], "scheduler");
       if (!job.ok()) {
         if (!job.status().is(Code::kConflict)) {

@@ -2,7 +2,9 @@
 // token keep-alive sweep, either on its own thread (start/stop) or driven by the host (tick).
 //
 // An integration is due when interval_s has passed since its last sync attempt (sync_state
-// last_attempt_at, so a restart does not resync everything at once). Due integrations run up to
+// last_attempt_at, so a restart does not resync everything at once). A due run is claimed in the
+// store before it starts (SyncEngine::claim_due_run), so every host of a fleet may run a scheduler:
+// each due time is synced once, by whichever host claims it first. Due integrations run up to
 // `concurrency` at once (each account has its own rate limit, so they do not slow each other); a
 // failure is in the job log and the integration is tried again next interval.
 // The keep-alive hook (the facade wires it to the token manager's sweep) runs every

@@ -3,7 +3,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
@@ -26,7 +31,10 @@ std::string host_name() {
   return buf;
 }
 
-bool lease_owner_alive(const std::string& host, int64_t pid, const std::string& token) {
+bool lease_owner_alive(Engine engine, const std::string& host, int64_t pid, const std::string& token) {
+  // A shared store's holder may be any host of the fleet, and a matching host name does not make
+  // its pid ours (containers on one node share the node's name): trust the expiry.
+  if (engine == Engine::kPostgres) return true;
   if (host != host_name()) return true;  // cannot look into another machine: trust the expiry
   if (pid == static_cast<int64_t>(getpid())) {
     std::lock_guard lock(g_live_mu);
@@ -46,6 +54,59 @@ struct LiveLease {
     std::lock_guard lock(g_live_mu);
     g_live_leases.erase(token);
   }
+};
+
+// Renews a running sync's lease every third of its time to live, on a thread of its own, so that a
+// page that takes long (rate-limit waits, slow content fetches) never lets it lapse while its
+// holder is alive. Stops at destruction (the run's end) or once the lease is no longer its own.
+class LeaseKeeper {
+ public:
+  LeaseKeeper(Db& db, Clock& clock, int64_t integration_id, std::string token, int ttl_s)
+      : db_(db), clock_(clock), id_(integration_id), token_(std::move(token)), ttl_s_(ttl_s),
+        thread_([this] { loop(); }) {}
+  ~LeaseKeeper() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  LeaseKeeper(const LeaseKeeper&) = delete;
+  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+ private:
+  void loop() {
+    const auto period = std::chrono::milliseconds(std::max<int64_t>(200, ttl_s_ * 1000LL / 3));
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
+      lock.unlock();
+      int changed = -1;
+      Status s = db_.with([&]() -> Status {
+        Stmt& u = db_.prepare("UPDATE sync_state SET lease_until=? WHERE integration_id=? AND lease_token=?");
+        u.bind_all(clock_.now_s() + ttl_s_, id_, token_);
+        FB_TRY(u.run());
+        changed = db_.changes();
+        return Status::Ok();
+      });
+      lock.lock();
+      if (!s.ok()) {
+        FB_LOG(kWarn, "sync") << "renewing the sync lease of integration " << id_ << ": " << s;  // tried again
+      } else if (changed == 0) {
+        return;  // finished, or taken over: the run's next page write finds out
+      }
+    }
+  }
+
+  Db& db_;
+  Clock& clock_;
+  const int64_t id_;
+  const std::string token_;
+  const int ttl_s_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;  // last: starts once the rest is set
 };
 
 bool resumable(SyncMode requested, const std::string& checkpoint_mode) {
@@ -135,6 +196,7 @@ SyncOptions SyncOptions::from_config(const Config& config) {
   o.fetch_summaries = config.sync.fetch_summaries;
   o.include_action_items = config.sync.include_action_items;
   o.include_crm_matches = config.sync.include_crm_matches;
+  o.lease_ttl_s = config.sync.lease_ttl_s;
   return o;
 }
 
@@ -239,6 +301,7 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request, const std::functio
 
   FB_TRY(acquire_lease(run));
   LiveLease live(run.lease_token);
+  LeaseKeeper keeper(db_, clock_, run.info.id, run.lease_token, options_.lease_ttl_s);
   auto started = log_job_start(run, "running", "");
   if (!started.ok()) {
     (void)finish(run, started.status());
@@ -293,7 +356,7 @@ Status SyncEngine::acquire_lease(Run& run) {
     int64_t pid = row ? q.int64(2) : 0, until = row ? q.int64(3) : 0, last_job = row ? q.int64(4) : 0;
     q.reset();
     if (token) {
-      if (until > now && lease_owner_alive(host, pid, *token)) {
+      if (until > now && lease_owner_alive(db_.engine(), host, pid, *token)) {
         return Status::Conflict("a sync of integration " + std::to_string(id) + " is already running (pid " +
                                 std::to_string(pid) + " on " + host + ")");
       }
@@ -677,6 +740,25 @@ Status SyncEngine::check_cancel(Run& run) {
   if (requested == 0) return Status::Ok();
   return Status::Cancelled("sync cancelled by request (job " + std::to_string(run.job_id) + ", after " +
                            std::to_string(run.page_no) + " pages; the checkpoint is kept and the next run resumes there)");
+}
+
+Result<bool> SyncEngine::claim_due_run(int64_t integration_id, int64_t now_s, int interval_s) {
+  bool claimed = false;
+  Status s = db_.with([&]() -> Status {
+    Stmt& ins = db_.prepare("INSERT INTO sync_state(integration_id, updated_at) VALUES(?,?) ON CONFLICT DO NOTHING");
+    ins.bind_all(integration_id, now_s);
+    FB_TRY(ins.run());
+    // Atomic on its own: of several hosts updating at once, the later ones re-read the row (SQLite's
+    // one writer; PostgreSQL's row lock) and find it no longer due.
+    Stmt& u = db_.prepare(
+        "UPDATE sync_state SET last_attempt_at=?, updated_at=? WHERE integration_id=? AND last_attempt_at <= ?");
+    u.bind_all(now_s, now_s, integration_id, now_s - interval_s);
+    FB_TRY(u.run());
+    claimed = db_.changes() == 1;
+    return Status::Ok();
+  });
+  FB_TRY(s);
+  return claimed;
 }
 
 Status SyncEngine::cancel(int64_t job_id) {

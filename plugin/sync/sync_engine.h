@@ -17,9 +17,13 @@
 // the list call itself (include_transcript / include_summary), OAuth ones one call per recording.
 //
 // One sync at a time per integration: a lease in sync_state (token, host, pid, expiry) guards
-// against other threads and other processes on the same database; the lease of a dead process
-// on this host is taken over at once, any other after lease_ttl_s. A second run() while one is
-// running fails with kConflict. An integration whose status is not "active", or whose
+// against other threads, processes and hosts on the same database. The running sync renews it
+// every lease_ttl_s / 3 (a thread of its own, so a long page or a rate-limit wait keeps it), and
+// every write of the run is conditional on its token (a run whose lease was taken over stops at
+// its next page). A lease whose expiry has passed is taken over. On SQLite (one machine) the lease
+// of a process of this host that died is taken over at once; on PostgreSQL a pid proves nothing
+// (the holder may be another host, or a container with the same host name), so only the expiry
+// counts. A second run() while one is running fails with kConflict ("already running"). An integration whose status is not "active", or whose
 // credential source answers kReconnectRequired, is skipped: a "skipped" job is logged, no call
 // is made.
 //
@@ -60,7 +64,7 @@ struct SyncOptions {
   bool fetch_summaries = false;    // sync.fetch_summaries
   bool include_action_items = true;   // sync.include_action_items: ask /meetings for them (no extra call)
   bool include_crm_matches = false;   // sync.include_crm_matches
-  int lease_ttl_s = 900;           // a running sync renews its lease on every page
+  int lease_ttl_s = 120;           // sync.lease_ttl_s: renewed every third of it while the sync runs
   int dispatch_pending_limit = 1000;  // unmapped meetings retried at the start of a run
   // sync.backfill_days, overlap_s, fetch_transcripts, fetch_summaries.
   static SyncOptions from_config(const Config& config);
@@ -171,6 +175,12 @@ class SyncEngine {
   // run reads it before each page. Ok when the job is running (asking twice is harmless);
   // kNotFound for an unknown job, kFailedPrecondition when it has already ended.
   Status cancel(int64_t job_id);
+
+  // The scheduler's claim of an integration's due run: due when interval_s has passed since its
+  // last attempt (sync_state.last_attempt_at). One conditional UPDATE stamps the attempt, so of all
+  // the schedulers of a fleet ticking at once exactly one gets true per due time; false when another
+  // claimed it (or it is not due).
+  Result<bool> claim_due_run(int64_t integration_id, int64_t now_s, int interval_s);
 
   // The job log.
   Result<std::vector<JobRecord>> recent_jobs(const JobFilter& filter = {});

@@ -74,7 +74,7 @@ class CountingPipeline : public MeetingPipeline {
 struct Fixture {
   test::TempDir dir;
   FakeClock clock;
-  std::unique_ptr<Db> db = Db::open(dir.file("sync.db")).value();
+  std::unique_ptr<Db> db = Db::open(dir.store("sync.db")).value();
   std::unique_ptr<MeetingStore> store = MeetingStore::open(*db, clock).value();
   std::unique_ptr<MeetingDispatcher> dispatcher = MeetingDispatcher::open(*db, clock).value();
   IntegrationInfo integration{7, "tenant-a", "user-1", "", "api_key", "active", true, 0};

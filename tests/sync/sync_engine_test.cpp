@@ -48,7 +48,7 @@ struct Env {
     directory.add(kCarol);
     client_options.backoff_base_ms = 5;
     client_options.backoff_max_ms = 20;
-    env = std::make_unique<test::SyncEnv>(sim.api_base(), creds, directory, dir.file("sync.db"), &pipeline, opts,
+    env = std::make_unique<test::SyncEnv>(sim.api_base(), creds, directory, dir.store("sync.db"), &pipeline, opts,
                                           RateLimitOptions{}, client_options, nullptr, engine_clock);
     pipeline.content = &env->engine->content_source();
   }
@@ -199,7 +199,7 @@ BOOST_AUTO_TEST_CASE(content_is_fetched_always_only_when_configured_and_cheaply)
   test::TestDirectory dir2;
   dir2.add(kCarol, "oauth");
   test::CountingPipeline p2;
-  test::SyncEnv env2(e.sim.api_base(), oauth, dir2, e.dir.file("oauth.db"), &p2, o);
+  test::SyncEnv env2(e.sim.api_base(), oauth, dir2, e.dir.store("oauth.db"), &p2, o);
   e.sim.admin("POST", "/_sim/counters/reset");
   auto j2 = env2.engine->backfill(kCarol);
   BOOST_REQUIRE(j2.ok() && j2->ok());
@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(a_token_expiring_mid_sync_is_refreshed_transparently) {
   test::TestDirectory directory;
   directory.add(kAlice, "oauth");
   test::CountingPipeline pipeline;
-  test::SyncEnv env(sim.api_base(), oauth, directory, dir.file("sync.db"), &pipeline);
+  test::SyncEnv env(sim.api_base(), oauth, directory, dir.store("sync.db"), &pipeline);
   env.engine->set_page_observer([&](int64_t, int64_t page, const Page<Meeting>&) {
     if (page == 2) sim.admin("POST", "/_sim/tokens/expire", {{"user", "alice@example.com"}});
   });
@@ -341,7 +341,7 @@ BOOST_AUTO_TEST_CASE(a_malformed_list_item_is_skipped_with_its_reason_and_the_sy
   test::CountingPipeline pipeline;
   BreakingTransport transport;
   transport.break_pages = {1, 2};
-  test::SyncEnv env(sim.api_base(), creds, directory, dir.file("sync.db"), &pipeline, {}, {}, {}, &transport);
+  test::SyncEnv env(sim.api_base(), creds, directory, dir.store("sync.db"), &pipeline, {}, {}, {}, &transport);
   auto ids = visible_ids(sim, "alice@example.com");
   BOOST_REQUIRE(ids.size() > 24u);  // three pages at least, the first two full
 

@@ -2,11 +2,14 @@
 // as a separate process, so sync_kill_test can SIGKILL it mid-sync and start it again.
 //
 //   fb_sync_kill_helper --api-base URL --api-key KEY --db PATH [--mode backfill|incremental]
+//                       [--lease-ttl S]
+// PATH may be a PostgreSQL URL. --lease-ttl is the sync lease's time to live (sync.lease_ttl_s).
 //
 // Its pipeline records each mapping in helper_mapped(recording_id, content_version) of the same
 // file. Prints the job's status line; exits 0 when the job succeeded, 2 when it did not, 1 on
 // bad usage or setup errors.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -37,12 +40,14 @@ class RecordingPipeline : public MeetingPipeline {
 
 int main(int argc, char** argv) {
   std::string api_base, api_key, db_path, mode = "backfill";
+  SyncOptions options;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--api-base") api_base = argv[i + 1];
     else if (a == "--api-key") api_key = argv[i + 1];
     else if (a == "--db") db_path = argv[i + 1];
     else if (a == "--mode") mode = argv[i + 1];
+    else if (a == "--lease-ttl") options.lease_ttl_s = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 1;
@@ -66,7 +71,7 @@ int main(int argc, char** argv) {
   });
   if (!made.ok()) return 1;
   RecordingPipeline pipeline(**side);
-  test::SyncEnv env(api_base, creds, directory, db_path, &pipeline);
+  test::SyncEnv env(api_base, creds, directory, db_path, &pipeline, options);
   auto job = mode == "incremental" ? env.engine->incremental(1, "helper") : env.engine->backfill(1, "helper");
   if (!job.ok()) {
     std::printf("error %s\n", job.status().to_string().c_str());

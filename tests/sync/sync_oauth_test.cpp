@@ -18,7 +18,7 @@ using namespace fb::detail;
 BOOST_AUTO_TEST_CASE(token_manager_refreshes_mid_sync_and_a_revoked_grant_stops_syncing) {
   test::SimProcess sim({"--meetings", "60"});
   test::TempDir dir;
-  const std::string path = dir.file("bridge.db");
+  const std::string path = dir.store("bridge.db");
   auto db = Db::open(path).value();
   TokenConfig tc;
   tc.key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -95,6 +95,10 @@ struct SyncConfig {
   // webhook worker) once the claim expires. Must exceed the longest mapping (the scripts' time
   // budget plus the CRM calls it makes), or a slow mapping may run twice.
   int mapping_claim_ttl_s = 600;
+  // lease_ttl_s: one sync per integration at a time, in the whole fleet: a running sync holds a lease
+  // in the store that it renews every third of this. A host that dies holding it blocks the
+  // integration's syncs this long at most (on SQLite, a dead process on the same machine not at all).
+  int lease_ttl_s = 120;
 };
 
 struct WebhookConfig {
