@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,20 @@
 namespace fb::detail {
 
 class ParsedJson;  // core/parsed_json.h
+class Db;          // store/db.h
+
+// What a pipeline's batch left to write in the batch's own transaction (issue 11): the scripts'
+// store.set/store.delete of the batch's hooks, which before were one write transaction each.
+class BatchWrites {
+ public:
+  virtual ~BatchWrites() = default;
+  // Makes the writes inside the caller's open transaction on db (they commit or roll back with
+  // it). When db is another database than the writes belong to, they are committed there on
+  // their own instead.
+  virtual Status apply(Db& db) = 0;
+  // Without a batch transaction to join: commits them now, in one transaction of their own.
+  virtual Status apply_now() = 0;
+};
 
 struct MeetingEvent {
   int64_t integration_id = 0;
@@ -43,6 +58,10 @@ class MeetingPipeline {
   // meeting the batch mapped (they are mapped again; the idempotency keys keep that harmless).
   virtual Status begin_batch(size_t meetings) { (void)meetings; return Status::Ok(); }
   virtual Status end_batch(bool ok) { (void)ok; return Status::Ok(); }
+  // After end_batch, on the same thread: the writes the batch's calls left for the batch's
+  // transaction (null: none). Between begin_batch and this call they are visible to the batch's
+  // later calls only.
+  virtual std::unique_ptr<BatchWrites> take_batch_writes() { return nullptr; }
 };
 
 // Read access to a recording's transcript and summary, through the cache and (when missing) the

@@ -25,7 +25,9 @@ class LuaPipeline final : public MeetingPipeline {
     std::lock_guard lock(mu_);
     hooks_ = std::move(h);
   }
+  // The scripts' store writes of a batch go into the batch's transaction (take_batch_writes).
   Status begin_batch(size_t meetings) override {
+    host_.begin_store_batch();
     auto h = hooks();
     return h && h->begin ? h->begin(meetings) : Status::Ok();
   }
@@ -33,6 +35,7 @@ class LuaPipeline final : public MeetingPipeline {
     auto h = hooks();
     return h && h->end ? h->end(ok) : Status::Ok();
   }
+  std::unique_ptr<BatchWrites> take_batch_writes() override { return host_.end_store_batch(); }
 
  private:
   std::shared_ptr<const CrmBatchHooks> hooks() {

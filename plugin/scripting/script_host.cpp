@@ -344,6 +344,10 @@ Status ScriptHost::run(const HookCall& call) {
   return st;
 }
 
+void ScriptHost::begin_store_batch() { store_->begin_batch(); }
+
+std::unique_ptr<BatchWrites> ScriptHost::end_store_batch() { return store_->end_batch(); }
+
 Status ScriptHost::meeting_hook(const char* hook, const MeetingEvent& event) {
   return run(meeting_hook_call(hook, event));
 }

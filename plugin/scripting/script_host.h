@@ -110,6 +110,11 @@ class ScriptHost {
                           const std::string& event_id = "");
   // Any hook with explicit arguments (the dry run uses it).
   Status run(const HookCall& call);
+  // The store module's writes of this thread's hooks, from begin_store_batch until
+  // end_store_batch, are kept for the batch's own transaction (ScriptStore's batches; LuaPipeline
+  // calls these around a batch).
+  void begin_store_batch();
+  std::unique_ptr<BatchWrites> end_store_batch();
 
   // Checks the files now (ignoring reload_interval_ms). Returns the current load status.
   Status reload();

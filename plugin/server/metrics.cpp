@@ -110,7 +110,8 @@ Status Metrics::with_db(const std::function<Status(Db&)>& fn) {
   std::lock_guard lock(db_mu_);
   if (!db_) {
     const StoreConfig& store = bridge_.config().store;
-    FB_ASSIGN(db_, Db::open(store.path, {.busy_timeout_ms = store.busy_timeout_ms, .read_only = true}));
+    // The configured store (store.url when set: a fleet's PostgreSQL, not the default SQLite file).
+    FB_ASSIGN(db_, Db::open(store.target(), {.busy_timeout_ms = store.busy_timeout_ms, .read_only = true, .pool_size = 1}));
   }
   Status s = db_->with([&] { return fn(*db_); });
   if (!s.ok()) db_.reset();  // open again next time: the file may have been replaced or repaired

@@ -298,7 +298,10 @@ Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& item
   return lease;
 }
 
-void MeetingDispatcher::run_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline) {
+namespace {
+
+// run_batch's pipeline calls: begin_batch, each item's hooks, end_batch.
+void call_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline) {
   Status begun = call_pipeline([&] { return pipeline.begin_batch(items.size()); });
   if (!begun.ok()) {
     (void)call_pipeline([&] { return pipeline.end_batch(false); });
@@ -341,6 +344,26 @@ void MeetingDispatcher::run_batch(std::vector<BatchItem>& items, MeetingPipeline
   }
 }
 
+}  // namespace
+
+void MeetingDispatcher::run_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline, BatchLease* lease) {
+  call_batch(items, pipeline);
+  std::unique_ptr<BatchWrites> writes;
+  try {
+    writes = pipeline.take_batch_writes();
+  } catch (const std::exception& e) {
+    FB_LOG(kError, "sync") << "the pipeline's batch writes are lost: " << e.what();
+  }
+  if (!writes) return;
+  if (lease) {
+    lease->writes_ = std::move(writes);
+    return;
+  }
+  if (Status s = writes->apply_now(); !s.ok()) {
+    FB_LOG(kError, "sync") << "cannot commit the scripts' store writes of a batch: " << s;
+  }
+}
+
 Result<BatchLease> MeetingDispatcher::map_batch(std::vector<BatchItem>& items, MeetingStore& store,
                                                 MeetingPipeline& pipeline) {
   FB_ASSIGN(BatchLease lease, prepare_batch(items, store));
@@ -348,7 +371,8 @@ Result<BatchLease> MeetingDispatcher::map_batch(std::vector<BatchItem>& items, M
   return lease;
 }
 
-Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, MeetingStore& store) {
+Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, MeetingStore& store,
+                                       const BatchLease* lease) {
   Db& db = store.db();
   return db.transaction([&]() -> Status {
     for (const BatchItem& it : items) {
@@ -372,6 +396,7 @@ Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, Meet
         FB_TRY(u.run());
       }
     }
+    if (lease && lease->writes_) FB_TRY(lease->writes_->apply(db).with_context("the scripts' store writes"));
     return Status::Ok();
   });
 }

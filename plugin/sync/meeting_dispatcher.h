@@ -108,7 +108,8 @@ class BatchLease {
  public:
   BatchLease() = default;
   ~BatchLease();
-  BatchLease(BatchLease&& o) noexcept : keys_(std::move(o.keys_)), integrations_(std::move(o.integrations_)) {
+  BatchLease(BatchLease&& o) noexcept
+      : keys_(std::move(o.keys_)), integrations_(std::move(o.integrations_)), writes_(std::move(o.writes_)) {
     o.keys_.clear();
     o.integrations_.clear();
   }
@@ -122,6 +123,7 @@ class BatchLease {
   friend class MeetingDispatcher;
   std::vector<std::string> keys_;
   std::vector<int64_t> integrations_;  // keys_[i] is a recording of integrations_[i]
+  std::unique_ptr<BatchWrites> writes_;  // what run_batch's pipeline left for record_batch
 };
 
 class MeetingDispatcher {
@@ -147,10 +149,15 @@ class MeetingDispatcher {
   // map_batch in two steps, for a caller with work between them (sync fetches content the
   // mapping needs): prepare_batch takes the locks and works out versions and needs_mapping;
   // run_batch calls the pipeline.
+  // run_batch calls the pipeline.
+  // The pipeline's batch writes (MeetingPipeline::take_batch_writes: the scripts' store.set) go
+  // into lease, for record_batch to make in the batch's transaction; without a lease they are
+  // committed at the end of run_batch, in one transaction of their own.
   Result<BatchLease> prepare_batch(std::vector<BatchItem>& items, MeetingStore& store);
-  void run_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline);
-  // REQUIRES: inside a transaction on store.db() (it joins it), with the lease still held.
-  Status record_batch(const std::vector<BatchItem>& items, MeetingStore& store);
+  void run_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline, BatchLease* lease = nullptr);
+  // REQUIRES: inside a transaction on store.db() (it joins it), with the lease still held. Also
+  // makes the lease's batch writes, so they commit or roll back with the batch.
+  Status record_batch(const std::vector<BatchItem>& items, MeetingStore& store, const BatchLease* lease = nullptr);
 
   // Where single dispatch() reads meetings stored by pointer.
   void set_content_loader(ContentLoader loader) { loader_ = std::move(loader); }

@@ -46,7 +46,7 @@ class RecordMeetings final : public InboxBatchWork {
  public:
   RecordMeetings(MeetingDispatcher& dispatcher, MeetingStore& store, std::vector<BatchItem> items, BatchLease lease)
       : dispatcher_(dispatcher), store_(store), items_(std::move(items)), lease_(std::move(lease)) {}
-  Status record() override { return dispatcher_.record_batch(items_, store_); }
+  Status record() override { return dispatcher_.record_batch(items_, store_, &lease_); }
   std::vector<BatchItem>& items() { return items_; }
   BatchLease& lease() { return lease_; }
 
@@ -137,7 +137,7 @@ std::unique_ptr<InboxBatchWork> MeetingEventHandler::handle_claimed(const std::v
     for (int64_t id : given_up) lease->release_integration(id);
   });
   try {
-    dispatcher_.run_batch(work->items(), pipeline_);
+    dispatcher_.run_batch(work->items(), pipeline_, &work->lease());
   } catch (...) {
     claim.on_give_up(nullptr);  // the lease goes with this frame
     throw;

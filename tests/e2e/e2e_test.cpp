@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
   const std::string crm = "http://127.0.0.1:" + std::to_string(port);
   SimProcess sim({"--meetings", "40", "--seed", "11", "--redirect-uri", crm + "/oauth/callback"});
   TempDir dir;
-  const std::string db_path = dir.file("bridge.db");
+  const std::string db_path = dir.store("bridge.db");
   const std::string api_token = "host-token-" + std::to_string(port);
 
   std::mutex log_mu;
@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
               {"frontend", {{"url", crm}}},
               {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'e'))}}},
               {"webhooks", {{"public_base_url", crm}}},
-              {"store", {{"path", db_path}}},
+              {"store", {{store_key(db_path), db_path}}},
               {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
               {"sync", {{"scheduler", false}}},
               {"server", {{"api_token", api_token}}},
@@ -234,7 +234,8 @@ BOOST_AUTO_TEST_CASE(connect_sync_webhook_disconnect_through_the_sidecar) {
   fb::detail::set_log_sink(nullptr);
 
   // 8. With debug logging on all along, no secret is in the logs or in the database files.
-  std::string files = read_file(db_path) + read_file(db_path + "-wal");
+  std::string files = stored_bytes(db_path);
+  BOOST_TEST(files.find("acme") != std::string::npos);  // the scan did read the rows
   for (const std::string& secret : {access_token, webhook_secret, std::string("sim-secret"), api_token}) {
     BOOST_TEST_INFO("secret of length " << secret.size());
     BOOST_TEST(files.find(secret) == std::string::npos);

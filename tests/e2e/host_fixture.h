@@ -28,10 +28,7 @@ inline const char* const kCrmOps[] = {"find_company_by_domain", "find_contact_by
                                       "create_task",            "create_deal",           "attach_recording"};
 
 // The "store" section of a config for a target (a SQLite file or a PostgreSQL URL).
-inline nlohmann::json store_settings(const std::string& target) {
-  if (target.rfind("postgres", 0) == 0) return {{"url", target}};
-  return {{"path", target}};
-}
+inline nlohmann::json store_settings(const std::string& target) { return {{store_key(target), target}}; }
 
 // webhooks.public_base_url is the sidecar's origin. `extra` is merged into the config last (a
 // "store" in it replaces the run's store).

@@ -82,7 +82,7 @@ BOOST_AUTO_TEST_CASE(a_script_looping_in_its_message_handler_does_not_stop_other
               {"frontend", {{"url", base}}},
               {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'k'))}}},
               {"webhooks", {{"public_base_url", base}, {"workers", 2}, {"backoff_base_ms", 60000}}},
-              {"store", {{"path", dir.file("bridge.db")}}},
+              {"store", {{store_key(dir.store("bridge.db")), dir.store("bridge.db")}}},
               // The time budget alone stops the loops: an instruction budget a fast machine would reach
               // first (50M in under 300 ms) is set out of reach, so the two limits cannot race.
               {"scripts", {{"dir", dir.file("scripts")}, {"time_limit_ms", 300}, {"instruction_limit", int64_t{1} << 50}, {"pool_size", 2}}},

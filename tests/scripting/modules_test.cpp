@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "scripting/script_store.h"
 #include "scripting_test_util.h"
 #include "store/db.h"
 
@@ -364,6 +365,72 @@ BOOST_AUTO_TEST_CASE(host_failures_and_misuse_are_lua_errors_not_crashes) {
   std::string broken = "{\"recording_id\": 5,";
   s = host->on_meeting(meeting_event(broken, 5));
   BOOST_TEST(s.message().find("the event's meeting JSON is malformed") != std::string::npos, s.message());
+}
+
+// A batch's store writes (issue 11) are kept on the batch's thread and made in the batch's own
+// transaction: they commit or roll back with it, and the key limit counts them meanwhile.
+BOOST_AUTO_TEST_CASE(a_batchs_store_writes_commit_or_roll_back_with_its_transaction) {
+  ScriptDir dir;
+  auto db = detail::Db::open(dir.root() + "/store.db");
+  BOOST_REQUIRE(db.ok());
+  auto store = detail::ScriptStore::open(db->get()).value();
+  auto get = [&](const std::string& key) { return store->get(1, key).value().value_or("absent"); };
+  auto elsewhere = [&](const std::string& key) {
+    std::string v;
+    std::thread([&] { v = get(key); }).join();
+    return v;
+  };
+  BOOST_REQUIRE(store->set(1, "a", "1").ok());
+  const int64_t commits = (*db)->commits();
+  store->begin_batch();
+  BOOST_REQUIRE(store->set(1, "b", "2").ok());
+  BOOST_REQUIRE(store->remove(1, "a").ok());
+  BOOST_TEST(get("b") == "2");  // this thread (the batch) reads its own writes
+  BOOST_TEST(get("a") == "absent");
+  BOOST_TEST(elsewhere("b") == "absent");  // no one else does before the commit
+  BOOST_TEST(elsewhere("a") == "1");
+  auto writes = store->end_batch();
+  BOOST_REQUIRE(writes);
+  BOOST_TEST((*db)->commits() == commits);  // nothing was committed on the way
+  BOOST_TEST(get("b") == "absent");
+  // The batch's transaction fails: its store writes go with it.
+  Status failed = (*db)->transaction([&]() -> Status {
+    FB_TRY(writes->apply(**db));
+    return Status::Unavailable("the batch could not be recorded");
+  });
+  BOOST_TEST(failed.code() == Code::kUnavailable);
+  BOOST_TEST(get("b") == "absent");
+  BOOST_TEST(get("a") == "1");
+  // It commits: so do they.
+  BOOST_REQUIRE((*db)->transaction([&] { return writes->apply(**db); }).ok());
+  BOOST_TEST(get("b") == "2");
+  BOOST_TEST(get("a") == "absent");
+  // A batch that wrote nothing has nothing to make.
+  store->begin_batch();
+  BOOST_TEST(store->get(1, "b").ok());
+  BOOST_TEST(!store->end_batch());
+
+  // The key limit counts the batch's keys: one short of the limit, a new key fits, a second does
+  // not, until the batch removes one.
+  BOOST_REQUIRE((*db)->transaction([&]() -> Status {
+    for (int64_t i = 0; i < detail::ScriptStore::kMaxKeysPerIntegration - 2; ++i) {
+      detail::Stmt& q = (*db)->prepare("INSERT INTO script_store VALUES (2, ?, '0', 0)");
+      q.reset().bind_all("k" + std::to_string(i));
+      FB_TRY(q.run());
+    }
+    return Status::Ok();
+  }).ok());
+  BOOST_REQUIRE(store->set(2, "one", "1").ok());  // immediate: 9,999 keys
+  store->begin_batch();
+  BOOST_REQUIRE(store->set(2, "x", "1").ok());
+  BOOST_TEST(store->set(2, "y", "1").code() == Code::kTooLarge);
+  BOOST_REQUIRE(store->set(2, "x", "2").ok());  // a key of the batch: no new key
+  BOOST_REQUIRE(store->remove(2, "k0").ok());
+  BOOST_REQUIRE(store->set(2, "y", "1").ok());
+  writes = store->end_batch();
+  BOOST_REQUIRE((*db)->transaction([&] { return writes->apply(**db); }).ok());
+  BOOST_TEST(store->get(2, "x").value().value_or("") == "2");
+  BOOST_TEST(store->get(2, "k0").value().value_or("absent") == "absent");
 }
 
 BOOST_AUTO_TEST_CASE(default_reactions_script) {

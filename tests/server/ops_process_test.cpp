@@ -17,6 +17,7 @@
 
 #include "crypto/encoding.h"
 #include "support/http.h"
+#include "support/serve_process.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -27,47 +28,6 @@ using namespace fb::test;
 namespace {
 
 const std::string kCli = std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge";
-
-// A child process with its stderr in a file; killed at the end if it is still running.
-class ServeProcess {
- public:
-  ServeProcess(const std::string& config, const std::string& stderr_path) {
-    pid_ = ::fork();
-    BOOST_REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(err, STDERR_FILENO);
-      ::dup2(null, STDOUT_FILENO);
-      ::execl(kCli.c_str(), kCli.c_str(), "serve", "--config", config.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-  }
-  ~ServeProcess() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // Waits up to timeout for the exit; the wait status, or -1 when it is still running.
-  int wait_exit(std::chrono::milliseconds timeout) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return status;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
 
 }  // namespace
 
@@ -86,13 +46,14 @@ BOOST_AUTO_TEST_CASE(sigterm_with_a_long_sync_running_exits_0_within_the_shutdow
       {"fathom", sim.fathom_settings(base + "/oauth/callback")},
       {"frontend", {{"url", base}}},
       {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 's'))}}},
-      {"store", {{"path", dir.file("serve.db")}}},
+      {"store", {{store_key(dir.store("serve.db")), dir.store("serve.db")}}},
       {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
       {"sync", {{"scheduler", false}, {"backfill_days", 3650}}},
       {"server", {{"port", port}, {"api_token", token}}},
       {"log", {{"format", "json"}, {"level", "info"}}}}.dump();
   const std::string log_path = dir.file("serve.log");
   ServeProcess serve(config, log_path);
+  BOOST_REQUIRE(serve.pid() > 0);
   BOOST_REQUIRE_MESSAGE(eventually([&] { return http_get(base + "/healthz").status == 200; }), read_file(log_path));
   HeaderMap auth{{"Authorization", "Bearer " + token}};
 

@@ -86,7 +86,7 @@ struct OpsEnv {
                 {"frontend", {{"url", base}}},
                 {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'o'))}}},
                 {"webhooks", {{"public_base_url", base}, {"event_deadline_s", event_deadline_s}}},
-                {"store", {{"path", dir.file("ops.db")}}},
+                {"store", {{store_key(dir.store("ops.db")), dir.store("ops.db")}}},
                 {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
                 {"sync", {{"scheduler", false}}},
                 {"server", {{"api_token", token}}},
@@ -185,7 +185,8 @@ BOOST_AUTO_TEST_CASE(broken_scripts_make_it_not_ready) {
   // Point a second bridge at the broken scripts: it opens (scripts are reported, not fatal).
   fb::Config c = env.bridge->config();
   c.scripts.dir = scripts.path();
-  c.store.path = env.dir.file("other.db");
+  const std::string own = env.dir.store("other.db");  // a store of its own, on the run's engine
+  (store_key(own) == "url" ? c.store.url : c.store.path) = own;
   auto other = fb::Bridge::open(c, {.background = false});
   if (!other.ok()) {
     BOOST_TEST_MESSAGE("bridge refuses broken scripts at open: " << other.status().to_string());
@@ -265,7 +266,8 @@ BOOST_AUTO_TEST_CASE(a_budget_stop_is_counted_by_its_limit) {
   fb::Config c = env.bridge->config();
   c.scripts.dir = scripts.path();
   c.scripts.time_limit_ms = 50;
-  c.store.path = env.dir.file("budget.db");
+  const std::string own = env.dir.store("budget.db");  // a store of its own, on the run's engine
+  (store_key(own) == "url" ? c.store.url : c.store.path) = own;
   auto other = fb::Bridge::open(c, {.background = false});
   BOOST_REQUIRE_MESSAGE(other.ok(), other.status().to_string());
   fb::detail::MeetingEvent ev;

@@ -123,7 +123,7 @@ struct UserEnv {
                 {"frontend", {{"url", kCrmOrigin}}},
                 {"tokens", {{"key", fb::detail::base64_encode(std::string(32, 'u'))}}},
                 {"webhooks", {{"public_base_url", base}}},
-                {"store", {{"path", dir.file("user.db")}}},
+                {"store", {{store_key(dir.store("user.db")), dir.store("user.db")}}},
                 {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
                 {"sync", {{"scheduler", false}}},
                 {"server", {{"api_token", "operator-token"}}},

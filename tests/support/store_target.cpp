@@ -28,6 +28,54 @@ std::string postgres_server_url() {
   return url;
 }
 
+std::string store_key(const std::string& target) {
+  return target.rfind("postgresql://", 0) == 0 || target.rfind("postgres://", 0) == 0 ? "url" : "path";
+}
+
+namespace {
+
+// Runs sql on c; the rows' first column, each followed by a newline.
+std::string query_text(PGconn* c, const std::string& sql) {
+  PGresult* r = PQexec(c, sql.c_str());
+  std::string out;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+    for (int i = 0; i < PQntuples(r); ++i) out.append(PQgetvalue(r, i, 0)).append("\n");
+  } else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    std::string m = PQresultErrorMessage(r);
+    PQclear(r);
+    throw std::runtime_error(sql + ": " + m);
+  }
+  PQclear(r);
+  return out;
+}
+
+}  // namespace
+
+std::string stored_bytes(const std::string& target) {
+  if (store_key(target) == "path") return read_file(target) + read_file(target + "-wal");
+  PGconn* c = PQconnectdb(target.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string m = PQerrorMessage(c);
+    PQfinish(c);
+    throw std::runtime_error("cannot reach " + target + ": " + m);
+  }
+  std::string out;
+  try {
+    query_text(c, "SET bytea_output = 'escape'");
+    std::string tables = query_text(c, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()");
+    size_t at = 0;
+    for (size_t nl; (nl = tables.find('\n', at)) != std::string::npos; at = nl + 1) {
+      const std::string t = tables.substr(at, nl - at);
+      out += query_text(c, "SELECT CAST(x AS TEXT) FROM \"" + t + "\" AS x");
+    }
+  } catch (...) {
+    PQfinish(c);
+    throw;
+  }
+  PQfinish(c);
+  return out;
+}
+
 std::string TempDir::store(const std::string& name) const {
   if (!store_engine_is_postgres()) return file(name);
   // FNV-1a of the path: the same directory and name give the same database in every process.

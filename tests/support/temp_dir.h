@@ -33,6 +33,15 @@ bool store_engine_is_postgres();
 // The server's URL for that run ("" on SQLite runs), to its maintenance database `postgres`.
 std::string postgres_server_url();
 
+// The config key naming a store target in the "store" section: "url" for a PostgreSQL URL, "path"
+// for a SQLite file, e.g. {"store": {{store_key(t), t}}} with t = dir.store("x.db").
+std::string store_key(const std::string& target);
+
+// Everything a store holds, for scans that look for a secret that must not be stored in clear:
+// a SQLite file with its WAL, or every row of every table of a PostgreSQL database as text (bytea
+// in escape form, so bytes that are printable read as themselves).
+std::string stored_bytes(const std::string& target);
+
 // The whole content of a file ("" when it cannot be read), e.g. a log or database file a test checks.
 std::string read_file(const std::string& path);
 

@@ -5,13 +5,18 @@
 #define BOOST_TEST_MODULE fb_webhooks_batch
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <mutex>
 #include <set>
 
 #include "fixture.h"
+#include "scripting/lua_pipeline.h"
+#include "scripting/script_host.h"
 #include "sync/meeting_dispatcher.h"
 #include "sync/meeting_store.h"
 #include "webhooks/meeting_handler.h"
@@ -93,6 +98,21 @@ struct Stack {
     }
   }
   int64_t done() { return scalar(*web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='done'"); }
+  // After the run: `batches` batches, each one commit of web.db; only the very first claim is a
+  // commit of its own (before it the starting worker's housekeeping may commit: reclaim, purge).
+  void check_one_commit_per_batch(int64_t commits_before, size_t batches) {
+    std::vector<int64_t> at;
+    {
+      std::lock_guard lk(mu);
+      at = commits_at_batch;
+    }
+    // On PostgreSQL the next batch's claim is a statement of its own, outside the fleet's write lock
+    // (inbox.h, "Claims and leases"): two commits per batch there.
+    const int64_t per_batch = store_engine_is_postgres() ? 2 : 1;
+    BOOST_REQUIRE_EQUAL(at.size(), batches);
+    BOOST_TEST(at.front() - commits_before >= 2);
+    for (size_t i = 1; i < at.size(); ++i) BOOST_TEST(at[i] - at[i - 1] == per_batch, "batch " << i);
+  }
 
   SystemClock clock;
   MeetingStack meetings;
@@ -113,6 +133,16 @@ uint64_t dir_bytes(const std::string& dir) {
   std::error_code ec;
   for (const auto& f : std::filesystem::directory_iterator(dir, ec)) n += f.file_size();
   return n;
+}
+
+std::string scalar_text(Db& db, const std::string& sql) {
+  std::string out;
+  Status s = db.with([&]() -> Status {
+    Stmt& q = db.prepare(sql);
+    return each_row(q, [&](const Stmt& r) { out = r.text(0); });
+  });
+  BOOST_REQUIRE_MESSAGE(s.ok(), s);
+  return out;
 }
 
 size_t occurrences(const std::string& haystack, const std::string& needle) {
@@ -136,20 +166,9 @@ BOOST_AUTO_TEST_CASE(a_batch_of_events_is_one_write_transaction) {
     BOOST_REQUIRE(wait_until([&] { return s.done() == kEvents; }, 30));
     pool.stop();
   }
-  std::vector<int64_t> at;
-  {
-    std::lock_guard lk(s.mu);
-    at = s.commits_at_batch;
-  }
   // 40 events in batches of 8: five batches, each committed once (its meetings, mapped versions,
-  // event outcomes and the next batch's claim); only the very first claim is a commit of its own
-  // (before it the starting worker's housekeeping may commit: reclaim, purge).
-  // On PostgreSQL the next batch's claim is a statement of its own, outside the fleet's write lock
-  // (inbox.h, "Claims and leases"): two commits per batch there.
-  const int64_t per_batch = store_engine_is_postgres() ? 2 : 1;
-  BOOST_REQUIRE_EQUAL(at.size(), 5u);
-  BOOST_TEST(at.front() - before >= 2);
-  for (size_t i = 1; i < at.size(); ++i) BOOST_TEST(at[i] - at[i - 1] == per_batch, "batch " << i);
+  // event outcomes and the next batch's claim).
+  s.check_one_commit_per_batch(before, 5);
   // Every event was mapped once, reacted to once, and its meeting recorded as mapped.
   BOOST_TEST(s.pipeline.mapped.size() == static_cast<size_t>(kEvents));
   for (const auto& [rec, n] : s.pipeline.mapped) BOOST_TEST(n == 1, "recording " << rec);
@@ -158,6 +177,71 @@ BOOST_AUTO_TEST_CASE(a_batch_of_events_is_one_write_transaction) {
   BOOST_TEST(s.pipeline.batches_ended.load() == 5);
   BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM sync_meetings WHERE mapped_version=1 AND content_version=1") ==
              kEvents);
+}
+
+// reactions.lua's store.set (issue 11): was a write transaction of its own per event, on the
+// scripts' connection, competing with the inbox writer for SQLite's one write lock. Now a batch's
+// store writes are made in the batch's own transaction: the scripts' connection commits nothing,
+// the batch is still one commit, and each event of a batch reads what the earlier ones wrote.
+BOOST_AUTO_TEST_CASE(the_scripts_store_writes_of_a_batch_are_part_of_its_one_transaction) {
+  constexpr int kBatch = 8, kEvents = 40;
+  Stack s(kBatch);
+  // The scripts' own connection to the same file, as the Bridge opens it (db_scripts).
+  auto scripts_db = Db::open(s.web.db->path());
+  BOOST_REQUIRE(scripts_db.ok());
+  std::filesystem::create_directories(s.web.dir.file("scripts"));
+  std::ofstream(s.web.dir.file("scripts/mapping.lua")) << "function on_meeting(m, ctx) end\n";
+  std::ofstream(s.web.dir.file("scripts/reactions.lua"))
+      << "function on_webhook(m, ctx)\n"
+         "  local n = store.get('seen') or 0\n"
+         "  assert(store.set('seen', n + 1))\n"
+         "  assert(store.set('last', m.recording_id))\n"
+         "  if n == 0 then assert(store.set('first', m.recording_id)) end\n"
+         "  assert(store.delete('first_gone'))\n"
+         "  crm.note({ n = n })\n"
+         "end\n";
+  ScriptHostOptions so;
+  so.config.dir = s.web.dir.file("scripts");
+  so.config.reload_interval_ms = 0;
+  so.db = scripts_db->get();
+  auto scripts = ScriptHost::open(std::move(so));
+  BOOST_REQUIRE_MESSAGE(scripts.ok(), scripts.status());
+  std::mutex mu;
+  std::vector<int64_t> seen;
+  BOOST_REQUIRE((*scripts)->register_crm_operation("note", [&](const CrmCall& c) -> Result<std::string> {
+                      auto n = nlohmann::json::parse(c.args_json)["n"].get<int64_t>();
+                      std::lock_guard lk(mu);
+                      seen.push_back(n);
+                      return std::string("{}");
+                    }).ok());
+  LuaPipeline pipeline(**scripts);
+  MeetingEventHandler handler(*s.store, *s.dispatcher, s.directory, pipeline);
+  // A key to delete, there before the batch.
+  BOOST_REQUIRE(s.web.db->with([&] {
+    return s.web.db->exec("INSERT INTO script_store VALUES (1, 'first_gone', '1', 0)");
+  }).ok());
+  s.append(9000, kEvents, [](int64_t rec) { return meeting_body(rec); });
+  const int64_t before = s.web.db->commits();
+  const int64_t scripts_before = (*scripts_db)->commits();
+  {
+    WorkerPool pool(*s.web.inbox, handler, s.clock, system_random(), s.options);
+    BOOST_REQUIRE(pool.start().ok());
+    BOOST_REQUIRE(wait_until([&] { return s.done() == kEvents; }, 30));
+    pool.stop();
+  }
+  s.check_one_commit_per_batch(before, 5);
+  BOOST_TEST((*scripts_db)->commits() - scripts_before == 0);
+  // Every event read the count the one before it wrote, in its batch and across batches.
+  std::sort(seen.begin(), seen.end());
+  BOOST_REQUIRE_EQUAL(seen.size(), static_cast<size_t>(kEvents));
+  for (int i = 0; i < kEvents; ++i) BOOST_TEST(seen[static_cast<size_t>(i)] == i);
+  auto value = [&](const std::string& key) {
+    return scalar_text(*s.web.db, "SELECT value FROM script_store WHERE integration_id=1 AND key='" + key + "'");
+  };
+  BOOST_TEST(value("seen") == std::to_string(kEvents));
+  BOOST_TEST(value("last") == std::to_string(9000 + kEvents - 1));
+  BOOST_TEST(value("first") == "9000");
+  BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM script_store WHERE key='first_gone'") == 0);
 }
 
 BOOST_AUTO_TEST_CASE(meeting_content_is_on_disk_once, *boost::unit_test::precondition(sqlite_only)) {
