@@ -13,10 +13,6 @@
 //       503 while it is down, every meeting mapped once after it returns, the hosts reconnect.
 // Registered only as fb_fleet_test_postgresql (a fleet needs the shared store).
 #define BOOST_TEST_MODULE fb_fleet
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -37,6 +33,7 @@
 #include "support/http.h"
 #include "support/idempotent_crm.h"
 #include "support/pg_server.h"
+#include "support/serve_process.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -47,37 +44,20 @@ using namespace fb::test;
 
 namespace {
 
-const std::string kCli = std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge";
 const std::string kToken = "fleet-token";
 
-// One app server: `fathom-bridge serve` with its stderr in a file, SIGKILLed at the end.
+// One app server: `fathom-bridge serve` with its stderr in a file, SIGKILLed at the end (or by kill()).
 class Host {
  public:
   Host(const std::string& config, const std::string& log, int port)
-      : log_(log), base_("http://127.0.0.1:" + std::to_string(port)) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(err, STDERR_FILENO);
-      ::dup2(null, STDOUT_FILENO);
-      ::execl(kCli.c_str(), kCli.c_str(), "serve", "--config", config.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-  }
-  ~Host() { kill(); }
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+      : proc_(std::make_unique<ServeProcess>(config, log)), log_(log),
+        base_("http://127.0.0.1:" + std::to_string(port)) {}
+  void kill() { proc_.reset(); }
   const std::string& base() const { return base_; }
   std::string log() const { return read_file(log_); }
 
  private:
-  pid_t pid_ = -1;
+  std::unique_ptr<ServeProcess> proc_;
   std::string log_, base_;
 };
 

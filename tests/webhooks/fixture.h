@@ -82,21 +82,6 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// The bytes the store keeps of the webhook registrations, for "no secret at rest" checks: the
-// SQLite file and its WAL, or on PostgreSQL the registrations' rows as stored (sealed columns raw).
-inline std::string stored_registrations(detail::Db& db) {
-  if (db.engine() == detail::Engine::kSqlite) return read_file(db.path()) + read_file(db.path() + "-wal");
-  std::string out;
-  BOOST_REQUIRE(db.with([&] {
-                  detail::Stmt& q = db.prepare(
-                      "SELECT path_token, secret_sealed, prev_secret_sealed FROM webhook_registrations");
-                  return detail::each_row(q, [&](const detail::Stmt& row) {
-                    out += row.text(0) + row.blob(1) + row.blob(2);
-                  });
-                }).ok());
-  return out;
-}
-
 // Polls cond every 10 ms until it holds or timeout_s passes.
 inline bool wait_until(const std::function<bool()>& cond, double timeout_s = 10) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);

@@ -325,7 +325,7 @@ BOOST_AUTO_TEST_CASE(secrets_are_sealed_at_rest) {
   std::string body = meeting_body(1);
   BOOST_REQUIRE(rx.post(signed_headers(kSecretA, "m", kNow, body), body).http_status == 200);
   BOOST_REQUIRE(rx.stack.registry->set_secret(rx.reg_id, SecretString(kSecretB)).ok());
-  std::string file = stored_registrations(*rx.stack.db);
+  std::string file = stored_bytes(rx.stack.db->path());
   BOOST_TEST(file.find(rx.path.substr(rx.path.rfind('/') + 1)) != std::string::npos);  // we did read the rows
   for (std::string secret : {std::string(kSecretA), std::string(kSecretB)}) {
     BOOST_TEST(file.find(secret.substr(6)) == std::string::npos);
