@@ -47,7 +47,8 @@ json job_to_json(const detail::JobRecord& j) {
           {"map_failures", j.map_failures},
           {"content_fetched", j.content_fetched},
           {"items_skipped", j.items_skipped},
-          {"skipped_items", j.skipped_items.empty() ? json::array() : json::parse(j.skipped_items, nullptr, false)}};
+          {"skipped_items", j.skipped_items.empty() ? json::array() : json::parse(j.skipped_items, nullptr, false)},
+          {"script_versions", j.script_versions.empty() ? json() : json::parse(j.script_versions, nullptr, false)}};
 }
 
 Result<std::unique_ptr<detail::Db>> open_db(const Config& c) {

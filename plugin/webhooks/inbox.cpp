@@ -859,10 +859,13 @@ Result<std::vector<InboxEvent>> Inbox::list(const InboxFilter& f) {
   std::vector<InboxEvent> out;
   Status s = db_.with([&] {
     Stmt& q = db_.prepare(std::string("SELECT ") + kColumns +
-                          " FROM webhook_inbox WHERE (?1='' OR status=?1) AND (?2=0 OR integration_id=?2)"
+                          ", script_versions FROM webhook_inbox WHERE (?1='' OR status=?1) AND (?2=0 OR integration_id=?2)"
                           " ORDER BY id DESC LIMIT ?3");
     q.bind(1, f.status).bind(2, f.integration_id).bind(3, f.limit);
-    return each_row(q, [&](const Stmt& row) { out.push_back(read_event(row)); });
+    return each_row(q, [&](const Stmt& row) {
+      out.push_back(read_event(row));
+      out.back().script_versions = row.text(11);
+    });
   });
   if (!s.ok()) return s;
   return out;
@@ -945,6 +948,8 @@ std::string events_to_json(const std::vector<InboxEvent>& events) {
                         {"next_attempt_at_ms", e.next_attempt_at_ms}};
     j["last_error"] = e.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.last_error);
     j["processed_at_ms"] = e.processed_at_ms ? nlohmann::json(e.processed_at_ms) : nlohmann::json(nullptr);
+    j["script_versions"] = e.script_versions.empty() ? nlohmann::json(nullptr)
+                                                     : nlohmann::json::parse(e.script_versions, nullptr, false);
     arr.push_back(std::move(j));
   }
   return arr.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

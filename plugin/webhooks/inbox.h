@@ -94,6 +94,9 @@ struct InboxEvent {
   int64_t claimed_at_ms = 0;    // claim() and finish_batch() only: when this claim took it
   std::string claim_token;      // claim() and finish_batch() only: the claim holding it
   std::string body;             // filled by claim() and get(id, true) only
+  // list() only: the script versions its last attempt's CRM operations ran on (issue 15), a JSON
+  // array of script version ids (0: the scripts folder); "" when it made none.
+  std::string script_versions;
   // claim() only: not ok when the body could not be loaded from the body log. kIo: the record is
   // damaged or missing (the event should be dead-lettered with this message); other codes may pass.
   Status body_status;
