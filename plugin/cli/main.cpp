@@ -141,19 +141,24 @@ fb::Result<std::unique_ptr<fb::Bridge>> open_bridge(const Options& o, bool backg
 }
 
 void print_jobs_table(const json& jobs) {
-  std::printf("%-6s %-11s %-12s %-10s %-20s %6s %6s %6s %6s  %s\n", "job", "integration", "mode", "status", "started",
-              "calls", "seen", "new", "mapped", "error");
+  std::printf("%-6s %-11s %-12s %-10s %-20s %6s %6s %6s %6s %-8s  %s\n", "job", "integration", "mode", "status",
+              "started", "calls", "seen", "new", "mapped", "scripts", "error");
   for (const auto& j : jobs) {
     auto num = [&](const char* k) { return j.contains(k) && j[k].is_number() ? j[k].get<int64_t>() : int64_t{0}; };
     auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
     std::string started = j.contains("started_at") && j["started_at"].is_number()
                               ? fb::detail::format_iso8601(j["started_at"].get<int64_t>())
                               : str("started_at");
-    std::printf("%-6lld %-11lld %-12s %-10s %-20s %6lld %6lld %6lld %6lld  %s\n", static_cast<long long>(num("id")),
+    // The script versions its CRM operations ran on (issue 15): "3,4"; "-" when it made none.
+    std::string scripts;
+    if (j.contains("script_versions") && j["script_versions"].is_array()) {
+      for (const auto& v : j["script_versions"]) scripts += (scripts.empty() ? "" : ",") + v.dump();
+    }
+    std::printf("%-6lld %-11lld %-12s %-10s %-20s %6lld %6lld %6lld %6lld %-8s  %s\n", static_cast<long long>(num("id")),
                 static_cast<long long>(num("integration_id")), str("mode").c_str(), str("status").c_str(),
                 started.c_str(), static_cast<long long>(num("api_calls")), static_cast<long long>(num("meetings_seen")),
                 static_cast<long long>(num("meetings_new")), static_cast<long long>(num("meetings_mapped")),
-                str("error").c_str());
+                scripts.empty() ? "-" : scripts.c_str(), str("error").c_str());
   }
 }
 

@@ -3,10 +3,13 @@
 // layer implements it with the admins' Lua rules, tests implement it directly.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fathom_bridge/status.h"
 
@@ -62,6 +65,38 @@ class MeetingPipeline {
   // transaction (null: none). Between begin_batch and this call they are visible to the batch's
   // later calls only.
   virtual std::unique_ptr<BatchWrites> take_batch_writes() { return nullptr; }
+};
+
+// Which script versions made CRM operations (issue 15: "which rule made this contact"). While a
+// CrmAttribution lives on a thread, every CRM operation the scripting layer makes on that thread
+// adds its script version (ScriptVersionStore id; 0: the scripts folder) to `into`, once, for
+// every CrmAttribution alive there (a sync run's and its meeting's). The job log and the webhook
+// event records store what they collected.
+class CrmAttribution {
+ public:
+  explicit CrmAttribution(std::vector<int64_t>* into) { stack().push_back(into); }
+  ~CrmAttribution() { stack().pop_back(); }
+  CrmAttribution(const CrmAttribution&) = delete;
+  CrmAttribution& operator=(const CrmAttribution&) = delete;
+  // Called for each CRM operation, on the thread that made it.
+  static void record(int64_t script_version) {
+    for (std::vector<int64_t>* v : stack()) {
+      if (std::find(v->begin(), v->end(), script_version) == v->end()) v->push_back(script_version);
+    }
+  }
+  // The versions as stored: a JSON array ("[3,4]"), or nullopt when no CRM operation was made.
+  static std::optional<std::string> to_json(const std::vector<int64_t>& versions) {
+    if (versions.empty()) return std::nullopt;
+    std::string out = "[";
+    for (int64_t v : versions) out += (out.size() > 1 ? "," : "") + std::to_string(v);
+    return out + "]";
+  }
+
+ private:
+  static std::vector<std::vector<int64_t>*>& stack() {
+    thread_local std::vector<std::vector<int64_t>*> s;
+    return s;
+  }
 };
 
 // Read access to a recording's transcript and summary, through the cache and (when missing) the

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "core/pipeline.h"
 #include "lua/lua_json.h"
 
 namespace fb::detail {
@@ -390,6 +391,7 @@ Result<std::string> ScriptState::crm_call(std::string_view op, std::string args_
   cc.user_id = id.user_id;
   cc.dry_run = services_->dry_run;
   cc.script_version = gen_->version_id();
+  if (!cc.dry_run) CrmAttribution::record(cc.script_version);  // the job log / webhook event record
   Result<std::string> r = it->second(cc);
   if (services_->crm_observer) services_->crm_observer(cc, r);
   return r;

@@ -314,6 +314,7 @@ void call_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline) {
       it.status = Status::Unavailable("given up by a stuck worker");
       continue;
     }
+    CrmAttribution attribution(&it.script_versions);
     if (it.upsert.needs_mapping) {
       MeetingEvent ev = event_of(it);
       it.map_error = call_pipeline([&] { return pipeline.on_meeting(ev); });

@@ -101,6 +101,7 @@ struct BatchItem {
   Status map_error;              // on_meeting's failure (recorded on the meeting)
   Status status;                 // the item's outcome: map_error, or the reaction's failure
   bool given_up = false;         // take() said false: none of the above applies
+  std::vector<int64_t> script_versions;  // the script versions its CRM operations ran on (issue 15)
 };
 
 // Holds the process-wide locks of a batch's recordings until it is destroyed (after the commit).

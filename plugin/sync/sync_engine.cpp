@@ -118,7 +118,7 @@ bool resumable(SyncMode requested, const std::string& checkpoint_mode) {
 constexpr const char* kJobColumns =
     "id, integration_id, tenant_id, user_id, mode, trigger, status, message, error_code, error_details, "
     "query_json, resumed_job_id, started_at, ended_at, api_calls, pages, meetings_seen, meetings_new, "
-    "meetings_changed, meetings_mapped, map_failures, content_fetched, items_skipped, skipped_items, cancel_requested_at, progress_at";
+    "meetings_changed, meetings_mapped, map_failures, content_fetched, items_skipped, skipped_items, cancel_requested_at, progress_at, script_versions";
 
 JobRecord read_job(const Stmt& q) {
   JobRecord j;
@@ -149,6 +149,7 @@ JobRecord read_job(const Stmt& q) {
   j.skipped_items = q.text(c++);
   j.cancel_requested_at = q.int64(c++);
   j.progress_at = q.int64(c++);
+  j.script_versions = q.text(c++);
   return j;
 }
 
@@ -220,6 +221,7 @@ struct SyncEngine::Run {
   MeetingQuery query;
   std::string query_json;
   std::string cursor;
+  std::vector<int64_t> script_versions;  // of its CRM operations (a CrmAttribution for the run)
   bool moves_high_water = false;  // open-ended listings (no created_before) advance the mark
   bool single = false;            // manual one-recording run: no checkpoint
   bool found = false;             // single: the recording was listed
@@ -312,6 +314,7 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request, const std::functio
 
   CallScope scope(&stop_);
   run.scope = &scope;
+  CrmAttribution attribution(&run.script_versions);
   Status outcome = plan(run);
   if (outcome.ok()) {
     FB_LOG(kInfo, "sync") << sync_mode_name(request.mode) << " sync of integration " << run.info.id << " (job "
@@ -675,11 +678,12 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
       Stmt& j = db_.prepare(
           "UPDATE sync_jobs SET status=?, message=?, error_code=?, error_details=?, ended_at=?, api_calls=?, "
           "pages=?, meetings_seen=?, meetings_new=?, meetings_changed=?, meetings_mapped=?, map_failures=?, "
-          "content_fetched=?, items_skipped=?, skipped_items=? WHERE id=?");
+          "content_fetched=?, items_skipped=?, skipped_items=?, script_versions=? WHERE id=?");
       j.bind_all(status, message, error_code.empty() ? std::optional<std::string>() : error_code,
                  details.empty() ? std::optional<std::string>() : details, now, calls, run.page_no, run.seen,
                  run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, run.skipped,
-                 run.skipped ? std::optional<std::string>(run.skipped_items.dump()) : std::nullopt, run.job_id);
+                 run.skipped ? std::optional<std::string>(run.skipped_items.dump()) : std::nullopt,
+                 CrmAttribution::to_json(run.script_versions), run.job_id);
       FB_TRY(j.run());
     }
     Stmt& s = db_.prepare(

@@ -113,6 +113,9 @@ struct JobRecord {
   std::string skipped_items;
   int64_t cancel_requested_at = 0;  // when cancel() was asked (Unix seconds; 0: never)
   int64_t progress_at = 0;          // the oldest created_at the listing has reached (0: none yet)
+  // The script versions its CRM operations ran on (issue 15), a JSON array of script version ids
+  // (0: the scripts folder) in the order first used; "" when it made none (or is still running).
+  std::string script_versions;
   static constexpr size_t kMaxSkippedListed = 50;
   // The run reached the end (some meetings may still have failed to map: see clean()).
   bool ok() const { return status == "succeeded" || status == "succeeded_with_errors"; }

@@ -134,6 +134,12 @@ CREATE INDEX sync_meetings_content_event ON sync_meetings(content_event_id) WHER
 ALTER TABLE sync_jobs ADD COLUMN cancel_requested_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sync_jobs ADD COLUMN progress_at INTEGER NOT NULL DEFAULT 0;
 )sql"},
+    // Every CRM operation is attributed to its script version (issue 15): the versions a job's
+    // CRM operations ran on, as a JSON array of script_versions ids (0: the scripts folder), in
+    // the order first used; NULL when it made none.
+    {5, R"sql(
+ALTER TABLE sync_jobs ADD COLUMN script_versions TEXT;
+)sql"},
 };
 
 Status migrate_sync_schema(Db& db) { return db.migrate("sync", kSyncMigrations); }

@@ -46,7 +46,18 @@ class RecordMeetings final : public InboxBatchWork {
  public:
   RecordMeetings(MeetingDispatcher& dispatcher, MeetingStore& store, std::vector<BatchItem> items, BatchLease lease)
       : dispatcher_(dispatcher), store_(store), items_(std::move(items)), lease_(std::move(lease)) {}
-  Status record() override { return dispatcher_.record_batch(items_, store_, &lease_); }
+  Status record() override {
+    FB_TRY(dispatcher_.record_batch(items_, store_, &lease_));
+    // Which script versions made each event's CRM operations (issue 15), on its inbox row, in the
+    // same transaction (the store is on the inbox's Db).
+    Db& db = store_.db();
+    for (const BatchItem& it : items_) {
+      if (it.given_up || it.script_versions.empty()) continue;
+      Stmt& q = db.prepare("UPDATE webhook_inbox SET script_versions=? WHERE id=?");
+      FB_TRY(q.bind_all(*CrmAttribution::to_json(it.script_versions), it.content_event_id).run());
+    }
+    return Status::Ok();
+  }
   std::vector<BatchItem>& items() { return items_; }
   BatchLease& lease() { return lease_; }
 

@@ -166,8 +166,7 @@ Config bridge_config(const TempDir& dir, const SimProcess& sim) {
   json cfg = {{"fathom", sim.fathom_settings("http://127.0.0.1:9/oauth/callback")},
               {"frontend", {{"url", "http://127.0.0.1:9"}}},
               {"tokens", {{"key", base64_encode(std::string(32, 'e'))}}},
-              {"store", fb::test::store_engine_is_postgres() ? json{{"url", dir.store("bridge.db")}}
-                                                             : json{{"path", dir.store("bridge.db")}}},
+              {"store", {{fb::test::store_key(dir.store("bridge.db")), dir.store("bridge.db")}}},
               {"scripts", {{"dir", std::string(FB_SOURCE_DIR) + "/scripts"}}},
               {"sync", {{"scheduler", false}}},
               {"log_level", "error"}};

@@ -63,8 +63,8 @@ const HeaderMap kAuth{{"Authorization", "Bearer feed-token"}};
 
 // The bridge's store: a SQLite file, or a PostgreSQL database of its own in the _postgresql run.
 json store_config(const TempDir& dir) {
-  if (store_engine_is_postgres()) return {{"url", dir.store("bridge.db")}};
-  return {{"path", dir.store("bridge.db")}};
+  const std::string target = dir.store("bridge.db");
+  return {{store_key(target), target}};
 }
 
 // `serve` wants a complete OAuth app; nothing here uses it (loopback port 9: nothing listens).

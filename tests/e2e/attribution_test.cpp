@@ -1,0 +1,125 @@
+// Every CRM operation is attributed to the script version that made it (issue 15): the sync job
+// log and the webhook event records say which stored versions their CRM operations ran on, and
+// they follow an activation.
+#include <boost/test/unit_test.hpp>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "e2e/host_fixture.h"
+#include "fathom_bridge/bridge.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+
+using nlohmann::json;
+using namespace fb::test;
+
+namespace {
+
+// The host's CRM, remembering the script version of every call it gets.
+struct VersionedCrm {
+  explicit VersionedCrm(Host& h) {
+    for (const char* op : kCrmOps) {
+      BOOST_REQUIRE(h.bridge->register_crm_operation(op, [this](const fb::CrmCall& c) -> fb::Result<std::string> {
+        std::lock_guard lock(mu);
+        versions.push_back(c.script_version);
+        return c.operation.rfind("find_", 0) == 0 ? std::string("null") : std::string(R"({"id":"x"})");
+      }).ok());
+    }
+  }
+  // The versions of the calls since the last take().
+  std::vector<int64_t> take() {
+    std::lock_guard lock(mu);
+    return std::exchange(versions, {});
+  }
+  std::mutex mu;
+  std::vector<int64_t> versions;
+};
+
+// Imports folder as a version of tenant's scripts and activates it; its id.
+int64_t activate_folder(Host& h, const std::string& tenant, const std::string& folder, const std::string& note) {
+  auto v = h.bridge->script_import(tenant, folder, "admin", note);
+  BOOST_REQUIRE_MESSAGE(v.ok(), v.status().to_string());
+  const int64_t id = json::parse(*v)["id"];
+  auto a = h.bridge->script_activate(tenant, id, "admin");
+  BOOST_REQUIRE_MESSAGE(a.ok(), a.status().to_string());
+  return id;
+}
+
+int64_t add_meeting(Host& h, bool with_webhook) {
+  json made = h.sim.admin("POST", "/_sim/meetings",
+                          {{"count", 1}, {"recorded_by", "alice@example.com"}, {"complete", with_webhook}});
+  return made["recording_ids"][0];
+}
+
+// A sync of the integration; the job's row as the job log lists it.
+json sync_job(Host& h, const fb::Caller& caller, int64_t integration) {
+  auto summary = h.bridge->sync(caller, integration, {});
+  BOOST_REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
+  const int64_t job = json::parse(*summary)["id"];
+  auto jobs = h.bridge->sync_jobs_json(integration, "", 20);
+  BOOST_REQUIRE(jobs.ok());
+  for (const json& j : json::parse(*jobs)) {
+    if (j["id"] == job) return j;
+  }
+  BOOST_FAIL("job " << job << " is not in the job log: " << *jobs);
+  return {};
+}
+
+// The done webhook event of recording_id, as the webhook event listing shows it (null until done).
+json webhook_event(Host& h, int64_t integration, int64_t recording_id) {
+  auto events = h.bridge->webhook_events_json("done", integration, 50);
+  BOOST_REQUIRE(events.ok());
+  for (const json& e : json::parse(*events)) {
+    if (e["recording_id"] == recording_id) return e;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(each_crm_operation_s_script_version_is_in_the_job_log_and_the_webhook_record) {
+  Host h(json::object(), {"--meetings", "2", "--seed", "9"});
+  VersionedCrm crm(h);
+  const fb::Caller alice{"acme", "alice", ""};
+  const int64_t id = h.connect("acme", "alice", "alice@example.com");
+
+  // A second version: the default scripts with one comment more (another content hash).
+  const std::string v2_dir = h.dir.file("scripts-v2");
+  BOOST_REQUIRE(std::system(("cp -r '" + std::string(FB_SOURCE_DIR) + "/scripts' '" + v2_dir + "'").c_str()) == 0);
+  std::ofstream(v2_dir + "/mapping.lua", std::ios::app) << "\n-- v2: the same rules, a new version\n";
+
+  std::vector<int64_t> seen;
+  for (const auto& [folder, note] : {std::pair{std::string(FB_SOURCE_DIR) + "/scripts", "v1"}, std::pair{v2_dir, "v2"}}) {
+    const int64_t version = activate_folder(h, "acme", folder, note);
+    seen.push_back(version);
+    const json expected = json::array({version});
+
+    // A sync that maps a new meeting (no webhook for it): its job says which version made its calls.
+    add_meeting(h, false);
+    (void)crm.take();
+    json job = sync_job(h, alice, id);
+    std::vector<int64_t> calls = crm.take();
+    BOOST_TEST_REQUIRE(!calls.empty(), "the " << note << " sync made no CRM call: " << job.dump());
+    for (int64_t v : calls) BOOST_TEST(v == version);
+    BOOST_TEST(job["script_versions"] == expected, note << " job: " << job.dump());
+
+    // A webhook for another new meeting: its event record says the same.
+    const int64_t recording = add_meeting(h, true);
+    BOOST_REQUIRE_MESSAGE(eventually([&] { return !webhook_event(h, id, recording).is_null(); }),
+                          "the " << note << " webhook was not processed");
+    calls = crm.take();
+    BOOST_TEST_REQUIRE(!calls.empty(), "the " << note << " webhook made no CRM call");
+    for (int64_t v : calls) BOOST_TEST(v == version);
+    const json event = webhook_event(h, id, recording);
+    BOOST_TEST(event["script_versions"] == expected, note << " event: " << event.dump());
+  }
+  BOOST_TEST(seen[0] != seen[1]);
+
+  // The CLI's / sidecar's listings are the same JSON: the job log over HTTP shows the attribution.
+  HttpReply jobs = h.get("/v1/sync/jobs?integration_id=" + std::to_string(id));
+  BOOST_TEST_REQUIRE(jobs.status == 200, jobs.body);
+  BOOST_TEST(jobs.body.find("\"script_versions\":[" + std::to_string(seen[1]) + "]") != std::string::npos, jobs.body);
+}
