@@ -201,6 +201,44 @@ const std::map<std::string, Op>& operations() {
          *t = take(out);
          return rc;
        }},
+      // Stored script versions (issue 15).
+      {"script_upload",
+       [](fb_bridge* b, Args& a, std::string* t) {
+         char* out = nullptr;
+         std::string files = a.doc("files");
+         int rc = fb_script_upload(b, a.str("tenant_id"), files.empty() ? nullptr : files.c_str(), a.str("author"),
+                                   a.str("note"), &out);
+         *t = take(out);
+         return rc;
+       }},
+      {"script_import",
+       [](fb_bridge* b, Args& a, std::string* t) {
+         char* out = nullptr;
+         int rc = fb_script_import(b, a.str("tenant_id"), a.str("folder"), a.str("author"), a.str("note"), &out);
+         *t = take(out);
+         return rc;
+       }},
+      {"script_versions",
+       [](fb_bridge* b, Args& a, std::string* t) {
+         char* out = nullptr;
+         int rc = fb_script_versions(b, a.str("tenant_id"), static_cast<int>(a.num("limit", 50)), &out);
+         *t = take(out);
+         return rc;
+       }},
+      {"script_activate",
+       [](fb_bridge* b, Args& a, std::string* t) {
+         char* out = nullptr;
+         int rc = fb_script_activate(b, a.str("tenant_id"), a.num("version_id"), a.str("author"), &out);
+         *t = take(out);
+         return rc;
+       }},
+      {"script_rollback",
+       [](fb_bridge* b, Args& a, std::string* t) {
+         char* out = nullptr;
+         int rc = fb_script_rollback(b, a.str("tenant_id"), a.str("author"), &out);
+         *t = take(out);
+         return rc;
+       }},
   };
   return ops;
 }

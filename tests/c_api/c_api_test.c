@@ -271,6 +271,70 @@ static void webhook_routes_test(void) {
   stop_sim();
 }
 
+/* The integer value of the first "key": in json (-1 when there is none). */
+static long long json_int(const char *json, const char *key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = json ? strstr(json, pat) : NULL;
+  return p && (p[strlen(pat)] == '-' || (p[strlen(pat)] >= '0' && p[strlen(pat)] <= '9')) ? atoll(p + strlen(pat)) : -1;
+}
+
+/* Stored script versions (issue 15) through fb_script_* and the same operations through fb_invoke:
+ * a broken upload names file and line and stores nothing; upload, list, activate, roll back. */
+static void script_versions_test(fb_bridge *b) {
+  char *out = NULL;
+  CHECK(fb_script_upload(b, "acme", "{\"mapping.lua\": \"function on_meeting(m, ctx)\\n  x = = 1\\nend\\n\"}", "alice",
+                         "broken", &out) == FB_SCRIPT);
+  CHECK(out == NULL);
+  CHECK(strstr(fb_errmsg(b), "mapping.lua:2") != NULL);
+  CHECK(fb_script_versions(b, "acme", 10, &out) == FB_OK);
+  CHECK(out != NULL && strcmp(out, "[]") == 0);
+  fb_string_free(out);
+
+  const char *v1 = "{\"mapping.lua\": \"function on_meeting(m, ctx) end\\n\"}";
+  CHECK(fb_script_upload(b, "acme", v1, "alice", "first", &out) == FB_OK);
+  const long long id1 = json_int(out, "id");
+  CHECK(id1 > 0);
+  CHECK(out != NULL && strstr(out, "\"author\":\"alice\"") != NULL);
+  fb_string_free(out);
+  char *again = NULL;  /* the same content gives the same version */
+  CHECK(fb_script_upload(b, "acme", v1, "bob", "again", &again) == FB_OK);
+  CHECK(json_int(again, "id") == id1);
+  fb_string_free(again);
+
+  CHECK(fb_script_rollback(b, "acme", "alice", &out) == FB_FAILED_PRECONDITION);  /* nothing active yet */
+  CHECK(fb_script_activate(b, "acme", 999999, "alice", &out) == FB_NOT_FOUND);
+  CHECK(fb_script_activate(b, "acme", id1, "alice", &out) == FB_OK);
+  CHECK(out != NULL && strstr(out, "\"kind\":\"activate\"") != NULL);
+  fb_string_free(out);
+  CHECK(fb_script_versions(b, "acme", 10, &out) == FB_OK);
+  CHECK(out != NULL && strstr(out, "\"active\":true") != NULL);
+  fb_string_free(out);
+
+  /* The same lifecycle through fb_invoke, with the same codes. */
+  CHECK(fb_invoke(b, "script_upload", "{\"tenant_id\": \"acme\", \"files\": {\"mapping.lua\": \"-- v2\\nfunction on_meeting(m, ctx) end\\n\"}, \"author\": \"carol\", \"note\": \"second\"}", &out) == FB_OK);
+  const long long id2 = json_int(out, "id");
+  CHECK(id2 > 0 && id2 != id1);
+  fb_string_free(out);
+  char args[256];
+  snprintf(args, sizeof args, "{\"tenant_id\": \"acme\", \"version_id\": %lld, \"author\": \"carol\"}", id2);
+  CHECK(fb_invoke(b, "script_activate", args, &out) == FB_OK);
+  fb_string_free(out);
+  CHECK(fb_invoke(b, "script_rollback", "{\"tenant_id\": \"acme\", \"author\": \"carol\"}", &out) == FB_OK);
+  CHECK(out != NULL && strstr(out, "\"kind\":\"rollback\"") != NULL);
+  CHECK(json_int(out, "version_id") == id1);
+  fb_string_free(out);
+  CHECK(fb_invoke(b, "script_versions", "{\"tenant_id\": \"acme\", \"limit\": 10}", &out) == FB_OK);
+  CHECK(out != NULL && strstr(out, "\"note\":\"second\"") != NULL);
+  fb_string_free(out);
+  CHECK(fb_invoke(b, "script_import", "{\"tenant_id\": \"acme\", \"folder\": \"" FB_SOURCE_DIR "/scripts\", \"author\": \"carol\"}", &out) == FB_OK);
+  CHECK(out != NULL && strstr(out, "mapping.lua") != NULL);
+  fb_string_free(out);
+  CHECK(fb_invoke(b, "script_upload", "{\"tenant_id\": \"acme\", \"files\": {\"mapping.lua\": \"x = = 1\"}}", &out) == FB_SCRIPT);
+  CHECK(out != NULL && strstr(out, "\"error\":\"script\"") != NULL);
+  fb_string_free(out);
+}
+
 int main(void) {
   snprintf(db_dir, sizeof db_dir, "/tmp/fb-c-api-XXXXXX");
   if (!mkdtemp(db_dir)) return 2;
@@ -410,6 +474,7 @@ int main(void) {
   CHECK(fb_access_token(b, "acme", "u1", 999, &token) == FB_NOT_FOUND);
   CHECK(token == NULL);
 
+  script_versions_test(b);
   CHECK(fb_bridge_close(b) == FB_OK);
 
   /* An API-key-only host needs no OAuth settings: open works, and the OAuth calls name the

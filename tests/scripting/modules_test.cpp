@@ -68,7 +68,7 @@ BOOST_AUTO_TEST_SUITE(modules)
 BOOST_AUTO_TEST_CASE(every_module_behaves_as_documented) {
   ScriptDir dir;
   dir.copy_in(source_path("tests/scripting/lua/modules_spec.lua"), "modules_spec.lua");
-  auto db = detail::Db::open(dir.root() + "/store.db");
+  auto db = detail::Db::open(dir.store());
   BOOST_REQUIRE(db.ok());
   FakeContent content;
   Captured logs;
@@ -371,7 +371,7 @@ BOOST_AUTO_TEST_CASE(host_failures_and_misuse_are_lua_errors_not_crashes) {
 // transaction: they commit or roll back with it, and the key limit counts them meanwhile.
 BOOST_AUTO_TEST_CASE(a_batchs_store_writes_commit_or_roll_back_with_its_transaction) {
   ScriptDir dir;
-  auto db = detail::Db::open(dir.root() + "/store.db");
+  auto db = detail::Db::open(dir.store());
   BOOST_REQUIRE(db.ok());
   auto store = detail::ScriptStore::open(db->get()).value();
   auto get = [&](const std::string& key) { return store->get(1, key).value().value_or("absent"); };
@@ -437,7 +437,7 @@ BOOST_AUTO_TEST_CASE(default_reactions_script) {
   ScriptDir dir;
   dir.write("mapping.lua", "function on_meeting() end\n");
   dir.copy_in(source_path("scripts/reactions.lua"), "reactions.lua");
-  auto db = detail::Db::open(dir.root() + "/store.db");
+  auto db = detail::Db::open(dir.store());
   BOOST_REQUIRE(db.ok());
   Captured logs;
   auto o = host_options(dir);

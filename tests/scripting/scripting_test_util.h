@@ -18,6 +18,7 @@
 
 #include "fathom_bridge/events.h"
 #include "scripting/script_host.h"
+#include "support/temp_dir.h"
 
 namespace fb::test {
 
@@ -41,6 +42,9 @@ class ScriptDir {
 
   std::string dir() const { return (root_ / "scripts").string(); }
   std::string root() const { return root_.string(); }
+  // The test's store `name`: a SQLite file, or in the suite's _postgresql run a PostgreSQL
+  // database of its own (TempDir::store; the same name gives the same store in every process).
+  std::string store(const std::string& name = "store.db") const { return stores_.store(name); }
   // Writes (replacing atomically, as editors do) a file relative to the scripts directory.
   void write(const std::string& rel, const std::string& text) const {
     fs::path p = root_ / "scripts" / rel;
@@ -69,6 +73,7 @@ class ScriptDir {
 
  private:
   fs::path root_;
+  TempDir stores_;
 };
 
 inline std::string source_path(const std::string& rel) { return std::string(FB_SOURCE_DIR) + "/" + rel; }

@@ -60,7 +60,7 @@ struct Fixture {
   std::string meeting = fixture("mixed.json");
   Fixture() {
     dir.write("mapping.lua", rule("folder"));
-    auto d = detail::Db::open(dir.root() + "/store.db");
+    auto d = detail::Db::open(dir.store());
     if (!d.ok()) throw std::runtime_error(d.status().to_string());
     db = std::move(d).value();
   }
@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(activation_reaches_every_worker_and_a_second_host_on_the_sa
   Fixture f;
   auto h = f.host();
   // A second host with its own connection to the same file (as another process would have).
-  auto db2 = detail::Db::open(f.dir.root() + "/store.db");
+  auto db2 = detail::Db::open(f.dir.store());
   BOOST_REQUIRE(db2.ok());
   auto h2 = f.host(db2->get());
   Tags tags, tags2;
@@ -302,6 +302,9 @@ BOOST_AUTO_TEST_CASE(an_event_in_flight_finishes_on_the_version_it_started_with)
   BOOST_TEST(tags.seen[2] == Seen("two", v2->id));
 }
 
+// A mapping.lua whose top level raises at line 4: a version that does not load.
+const char* const kFailsAtLoad = "function on_meeting(m, ctx)\n  crm.tag({rule = 'x'})\nend\nerror('no')\n";
+
 BOOST_AUTO_TEST_CASE(cold_start_with_a_broken_active_version_keeps_the_last_good_one) {
   Fixture f;
   int64_t good_id = 0, broken_id = 0;
@@ -313,7 +316,7 @@ BOOST_AUTO_TEST_CASE(cold_start_with_a_broken_active_version_keeps_the_last_good
     BOOST_REQUIRE(h->versions()->activate("", good_id, "ops").ok());
     // A version that stopped loading after it was stored (here stored without the upload's check,
     // as a version written by an older bridge or edited in the database would be).
-    auto broken = h->versions()->add("", files_of("function on_meeting(m, ctx)\n  crm.tag({rule = 'x'})\nend\nerror('no')\n"),
+    auto broken = h->versions()->add("", files_of(kFailsAtLoad),
                                      "ops", "broken");
     BOOST_REQUIRE(broken.ok());
     broken_id = broken->id;
@@ -331,6 +334,41 @@ BOOST_AUTO_TEST_CASE(cold_start_with_a_broken_active_version_keeps_the_last_good
   BOOST_TEST(data.at("version_running").get<int64_t>() == good_id);
   BOOST_TEST(data.at("line").get<int>() == 4);
   BOOST_TEST(data.at("file").get<std::string>() == "v" + std::to_string(broken_id) + "/mapping.lua");
+}
+
+// The same at run time: a broken version activated while a good one runs (by this process or
+// another on the store) never replaces it; script_rejected names the version and what keeps running.
+BOOST_AUTO_TEST_CASE(activating_a_broken_version_at_run_time_keeps_the_running_one) {
+  Fixture f;
+  auto h = f.host();
+  Tags tags;
+  tags.install(*h);
+  auto good = h->upload("", files_of(rule("good")), "ops", "");
+  BOOST_REQUIRE(good.ok());
+  BOOST_REQUIRE(h->versions()->activate("", good->id, "ops").ok());
+  BOOST_REQUIRE(h->refresh_versions().ok());
+  BOOST_TEST(f.run(*h, tags, "acme") == Seen("good", good->id));
+
+  auto broken = h->versions()->add("", files_of(kFailsAtLoad),
+                                   "ops", "broken");
+  BOOST_REQUIRE(broken.ok());
+  BOOST_REQUIRE(h->versions()->activate("", broken->id, "ops").ok());
+  Status refreshed = h->refresh_versions();
+  BOOST_TEST(!refreshed.ok());  // the refresh says it could not load the active version
+  BOOST_TEST(f.run(*h, tags, "acme", 2) == Seen("good", good->id));
+  auto rejected = f.events.of("script_rejected");
+  BOOST_REQUIRE_EQUAL(rejected.size(), 1u);
+  json data = json::parse(rejected.back().data_json);
+  BOOST_TEST(data.at("version").get<int64_t>() == broken->id);
+  BOOST_TEST(data.at("version_running").get<int64_t>() == good->id);
+  BOOST_TEST(data.at("file").get<std::string>() == "v" + std::to_string(broken->id) + "/mapping.lua");
+
+  // Rejected once, not at every refresh; rolling back puts the good version back as the active one.
+  (void)h->refresh_versions();
+  BOOST_TEST(f.events.of("script_rejected").size() == 1u);
+  BOOST_REQUIRE(h->versions()->rollback("", "ops").ok());
+  BOOST_REQUIRE(h->refresh_versions().ok());
+  BOOST_TEST(f.run(*h, tags, "acme", 3) == Seen("good", good->id));
 }
 
 BOOST_AUTO_TEST_CASE(import_reads_a_folder_with_its_modules) {
@@ -378,8 +416,8 @@ BOOST_AUTO_TEST_CASE(two_processes_sharing_one_store_pick_up_an_activation) {
     std::thread reader;
   };
   Proc procs[2];
-  std::string cmd = std::string(FB_BINARY_DIR) + "/tests/scripting/fb_script_version_worker " + f.dir.root() +
-                    "/store.db " + f.dir.dir() + " " + stop + " " + meeting_file;
+  std::string cmd = std::string(FB_BINARY_DIR) + "/tests/scripting/fb_script_version_worker '" + f.dir.store() +
+                    "' " + f.dir.dir() + " " + stop + " " + meeting_file;
   for (Proc& p : procs) {
     p.out = ::popen(cmd.c_str(), "r");
     BOOST_REQUIRE(p.out);

@@ -297,7 +297,10 @@ FB_API int fb_crm_complete(fb_bridge *b, int64_t call_id, int code, const char *
  * {tenant_id, user_id}; deactivate_expired {}; sync {tenant_id, user_id, integration_id, mode,
  * since, until, recording_id}; sync_start {the same}; sync_job {tenant_id, user_id, job_id};
  * sync_cancel {tenant_id, user_id, job_id}; tick {}; sync_jobs {filter}; webhook_events {filter};
- * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms}. */
+ * webhook_replay {event_id} -> {"count"}; scripts_reload {}; events_read {after, limit, wait_ms};
+ * script_upload {tenant_id, files (an object of path: text), author, note}; script_import
+ * {tenant_id, folder, author, note}; script_versions {tenant_id, limit}; script_activate
+ * {tenant_id, version_id, author}; script_rollback {tenant_id, author} (the fb_script_* below). */
 FB_API int fb_invoke(fb_bridge *b, const char *operation, const char *args_json, char **result_json);
 
 /* ---- Stored script versions (issue 15) ----
