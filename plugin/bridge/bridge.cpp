@@ -267,6 +267,7 @@ Result<std::unique_ptr<Bridge>> Bridge::open(const Config& config, OpenOptions o
   // Bodies beside the database file; in PostgreSQL, in the inbox's rows (a fleet shares them).
   if (m.db_webhooks->engine() == detail::Engine::kSqlite) io.body_dir = detail::default_body_dir(m.db_webhooks->path());
   io.commit_timeout_ms = config.webhooks.commit_timeout_ms;
+  io.claim_lease_ms = int64_t{config.webhooks.claim_lease_s} * 1000;
   m.inbox = std::make_unique<detail::Inbox>(*m.db_webhooks, m.clock, io);
   m.receiver = std::make_unique<detail::Receiver>(*m.registry, *m.inbox, m.clock, config.webhooks);
   FB_ASSIGN(m.webhook_meetings, detail::MeetingStore::open(*m.db_webhooks, m.clock));

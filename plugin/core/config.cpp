@@ -127,7 +127,7 @@ Status from_json(const json& root, Config* c) {
              .get("max_attempts", &w.max_attempts).get("backoff_base_ms", &w.backoff_base_ms)
              .get("backoff_max_ms", &w.backoff_max_ms).get("secret_grace_s", &w.secret_grace_s)
              .get("retention_days", &w.retention_days).get("commit_timeout_ms", &w.commit_timeout_ms)
-             .get("event_deadline_s", &w.event_deadline_s)
+             .get("event_deadline_s", &w.event_deadline_s).get("claim_lease_s", &w.claim_lease_s)
              .finish());
   auto& sc = c->scripts;
   FB_TRY(Section(root, "scripts")
@@ -318,6 +318,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.webhooks.tolerance_s, "webhooks.tolerance_s"));
   FB_TRY(check_positive(c.webhooks.event_deadline_s, "webhooks.event_deadline_s"));
   FB_TRY(check_positive(c.webhooks.commit_timeout_ms, "webhooks.commit_timeout_ms"));
+  FB_TRY(check_positive(c.webhooks.claim_lease_s, "webhooks.claim_lease_s"));
   if (c.webhooks.retention_days < 0) return Status::Config("setting 'webhooks.retention_days' must be >= 0");
   static const char* kTriggers[] = {"my_recordings", "shared_external_recordings", "my_shared_with_team_recordings",
                                     "shared_team_recordings"};

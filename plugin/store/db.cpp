@@ -44,8 +44,9 @@ Status Db::transaction(const std::function<Status()>& fn, bool immediate) {
   return framed([&] { return do_transaction(fn, immediate); });
 }
 
-Status Db::transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn) {
-  return framed([&] { return do_transaction_until(deadline, fn); });
+Status Db::transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                             bool immediate) {
+  return framed([&] { return do_transaction_until(deadline, fn, immediate); });
 }
 
 Status Db::framed(const std::function<Status()>& run) {
@@ -123,6 +124,8 @@ Result<std::optional<int64_t>> Db::first_int(std::string_view sql, std::string_v
   if (!r.ok()) return r.status();
   return v;
 }
+
+std::unique_ptr<DbNotifications> Db::listen(const std::string&) { return nullptr; }
 
 Result<int> Db::schema_version(std::string_view component) {
   int v = 0;

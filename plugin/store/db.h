@@ -144,6 +144,18 @@ Status each_row(Stmt& q, F&& on_row) {
   return Status::Ok();
 }
 
+// Notifications a Db::listen() connection received. wait() is for one thread; interrupt() for any.
+class DbNotifications {
+ public:
+  virtual ~DbNotifications() = default;
+  // Waits up to `timeout` for notifications; returns their payloads (empty: none, or interrupted).
+  // A lost connection is reopened by a later call (a notification sent meanwhile is missed: a
+  // listener keeps a slow poll for that).
+  virtual std::vector<std::string> wait(std::chrono::milliseconds timeout) = 0;
+  // Ends a wait() in progress (or the next one) at once.
+  virtual void interrupt() = 0;
+};
+
 class Db {
  public:
   virtual ~Db() = default;
@@ -171,10 +183,11 @@ class Db {
   // are the caller's concurrency control). A non-ok Status from fn, or an exception, rolls back.
   // Nested calls from the same thread join the outer transaction.
   Status transaction(const std::function<Status()>& fn, bool immediate = true);
-  // The same (immediate) for a caller that has promised an answer by `deadline`: waiting for a
-  // connection and for the write lock both end there, with kUnavailable, instead of after
+  // The same for a caller that has promised an answer by `deadline`: waiting for a connection
+  // and (immediate) for the write lock both end there, with kUnavailable, instead of after
   // busy_timeout_ms. The deadline does not bound fn itself.
-  Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn);
+  Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                           bool immediate = true);
   // Runs fn holding a connection, outside any explicit transaction (single statements are atomic
   // on their own).
   virtual Status with(const std::function<Status()>& fn) = 0;
@@ -226,6 +239,11 @@ class Db {
   // A Status for the last error on this thread's connection, prefixed with `what`.
   virtual Status last_error(std::string_view what) const = 0;
 
+  // Wake-ups across processes: a connection of its own that LISTENs on `channel` (PostgreSQL
+  // LISTEN/NOTIFY; a writer sends with `SELECT pg_notify(channel, payload)` in its transaction,
+  // delivered at commit). nullptr on SQLite, where a process wakes its own workers. Thread-safe.
+  virtual std::unique_ptr<DbNotifications> listen(const std::string& channel);
+
  protected:
   Db(std::string path, bool full_sync) : path_(std::move(path)), full_sync_(full_sync) {}
   void count_commit() { commits_.fetch_add(1, std::memory_order_relaxed); }
@@ -233,7 +251,7 @@ class Db {
   // after-commit queue): commit when fn returns ok (and then return ok), roll back otherwise.
   virtual Status do_transaction(const std::function<Status()>& fn, bool immediate) = 0;
   virtual Status do_transaction_until(std::chrono::steady_clock::time_point deadline,
-                                      const std::function<Status()>& fn) = 0;
+                                      const std::function<Status()>& fn, bool immediate) = 0;
   // The schema_migrations table, created when missing. Drivers call it from open().
   Status ensure_migrations_table();
   // The first column of the first row of sql with `arg` bound to ?1 (nullopt: no row). For the

@@ -11,6 +11,9 @@
 // both arrive as the column expects. Results are text: int64() reads integers and booleans,
 // text()/blob() decode bytea.
 #include <libpq-fe.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -178,9 +181,9 @@ class PgDb final : public Db {
   Status do_transaction(const std::function<Status()>& fn, bool immediate) override {
     return transact(fn, immediate, deadline_after(busy_timeout_ms_), false);
   }
-  Status do_transaction_until(std::chrono::steady_clock::time_point deadline,
-                              const std::function<Status()>& fn) override {
-    return transact(fn, true, deadline, true);
+  Status do_transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                              bool immediate) override {
+    return transact(fn, immediate, deadline, true);
   }
   Status with(const std::function<Status()>& fn) override {
     if (current()) return guarded(fn, "database work");
@@ -198,6 +201,7 @@ class PgDb final : public Db {
   }
   Result<bool> has_table(std::string_view table) override;
   Result<int64_t> highest_id_given(std::string_view table) override;
+  std::unique_ptr<DbNotifications> listen(const std::string& channel) override;
   Status last_error(std::string_view what) const override {
     PgConn* c = current();
     return Status::Io(std::string(what) + ": " + (c ? PQerrorMessage(c->c) : "no connection"));
@@ -285,20 +289,106 @@ thread_local std::vector<PgDb::Held> PgDb::held_;
 
 void quiet_notices(void*, const char*) {}  // "relation already exists, skipping" and the like
 
-Result<std::unique_ptr<PgConn>> PgDb::connect() {
+// A new connection to url (`shown`: the URL without its password, for the message).
+Result<PGconn*> open_connection(const std::string& url, const std::string& shown) {
   // Defaults before the URL (which is expanded from "dbname"), so that the URL's own values win.
   const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
-  const char* vals[] = {"10", "fathom-bridge", url_.c_str(), nullptr};
-  auto conn = std::make_unique<PgConn>();
-  conn->c = PQconnectdbParams(keys, vals, 1);
-  if (!conn->c) return Status::Unavailable("store " + path() + ": out of memory connecting");
-  if (PQstatus(conn->c) != CONNECTION_OK) {
-    std::string m = PQerrorMessage(conn->c);
+  const char* vals[] = {"10", "fathom-bridge", url.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, vals, 1);
+  if (!c) return Status::Unavailable("store " + shown + ": out of memory connecting");
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string m = PQerrorMessage(c);
+    PQfinish(c);
     while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
-    return Status::Unavailable("store " + path() + " is unreachable: " + m);
+    return Status::Unavailable("store " + shown + " is unreachable: " + m);
   }
-  PQsetNoticeProcessor(conn->c, quiet_notices, nullptr);
+  PQsetNoticeProcessor(c, quiet_notices, nullptr);
+  return c;
+}
+
+Result<std::unique_ptr<PgConn>> PgDb::connect() {
+  FB_ASSIGN(PGconn * c, open_connection(url_, path()));
+  auto conn = std::make_unique<PgConn>();
+  conn->c = c;
   return conn;
+}
+
+// LISTEN on a connection of its own; wait() polls its socket and an eventfd (interrupt()).
+class PgNotifications final : public DbNotifications {
+ public:
+  PgNotifications(std::string url, std::string shown, std::string channel)
+      : url_(std::move(url)), shown_(std::move(shown)), channel_(std::move(channel)),
+        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~PgNotifications() override {
+    if (c_) PQfinish(c_);
+    if (wake_ >= 0) ::close(wake_);
+  }
+
+  std::vector<std::string> wait(std::chrono::milliseconds timeout) override {
+    std::vector<std::string> got;
+    if (!c_ && !reconnect()) {
+      sleep_or_interrupt(timeout);  // the server is away: try again at the next call
+      return got;
+    }
+    drain(&got);
+    if (!got.empty()) return got;
+    pollfd fds[2] = {{PQsocket(c_), POLLIN, 0}, {wake_, POLLIN, 0}};
+    int n = ::poll(fds, 2, static_cast<int>(timeout.count()));
+    if (n > 0 && (fds[1].revents & POLLIN)) clear_wake();
+    if (n > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP))) {
+      if (!PQconsumeInput(c_) || PQstatus(c_) != CONNECTION_OK) {
+        FB_LOG(kWarn, "store") << "lost the LISTEN connection to " << shown_ << " (reconnecting): " << PQerrorMessage(c_);
+        drop();
+        return got;
+      }
+      drain(&got);
+    }
+    return got;
+  }
+  void interrupt() override {
+    uint64_t one = 1;
+    (void)!::write(wake_, &one, sizeof one);
+  }
+
+ private:
+  bool reconnect() {
+    auto made = open_connection(url_, shown_);
+    if (!made.ok()) return false;
+    c_ = *made;
+    char* quoted = PQescapeIdentifier(c_, channel_.c_str(), channel_.size());
+    PGresult* r = PQexec(c_, (std::string("LISTEN ") + (quoted ? quoted : "\"\"")).c_str());
+    if (quoted) PQfreemem(quoted);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) drop();
+    return ok;
+  }
+  void drop() {
+    if (c_) PQfinish(c_);
+    c_ = nullptr;
+  }
+  void drain(std::vector<std::string>* out) {
+    while (PGnotify* n = PQnotifies(c_)) {
+      out->emplace_back(n->extra ? n->extra : "");
+      PQfreemem(n);
+    }
+  }
+  void sleep_or_interrupt(std::chrono::milliseconds timeout) {
+    pollfd fd = {wake_, POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(timeout.count())) > 0) clear_wake();
+  }
+  void clear_wake() {
+    uint64_t v;
+    (void)!::read(wake_, &v, sizeof v);
+  }
+
+  const std::string url_, shown_, channel_;
+  const int wake_;
+  PGconn* c_ = nullptr;
+};
+
+std::unique_ptr<DbNotifications> PgDb::listen(const std::string& channel) {
+  return std::make_unique<PgNotifications>(url_, path(), channel);
 }
 
 Result<PgConn*> PgDb::acquire(Clock::time_point deadline) {

@@ -88,8 +88,8 @@ class SqliteDb final : public Db {
     std::lock_guard lock(mu_);
     return run_transaction(fn, immediate);
   }
-  Status do_transaction_until(std::chrono::steady_clock::time_point deadline,
-                              const std::function<Status()>& fn) override;
+  Status do_transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
+                              bool immediate) override;
   Status with(const std::function<Status()>& fn) override {
     std::lock_guard lock(mu_);
     return guarded(fn, "database work");
@@ -165,12 +165,12 @@ Status SqliteDb::init(const DbOptions& options) {
 }
 
 Status SqliteDb::do_transaction_until(std::chrono::steady_clock::time_point deadline,
-                                      const std::function<Status()>& fn) {
+                                      const std::function<Status()>& fn, bool immediate) {
   std::unique_lock lock(mu_, std::defer_lock);
   if (!lock.try_lock_until(deadline)) {
     return Status::Unavailable("database '" + path() + "': the connection stayed busy past the deadline");
   }
-  if (tx_depth_ > 0) return run_transaction(fn, true);
+  if (tx_depth_ > 0 || !immediate) return run_transaction(fn, immediate);
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   if (left.count() <= 0) return Status::Unavailable("database '" + path() + "': no time left before the deadline");
   // Only BEGIN IMMEDIATE waits for another connection (in WAL mode it takes the write lock), so

@@ -8,7 +8,10 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "core/log.h"
 #include "core/thread_name.h"
@@ -47,6 +50,29 @@ constexpr const char* kMovable = "(status IN ('pending','dead'))";
 constexpr const char* kMovableWithMeetings =
     "(status IN ('pending','dead') OR (status='done' AND EXISTS"
     " (SELECT 1 FROM sync_meetings WHERE content_event_id=webhook_inbox.id)))";
+
+// The PostgreSQL channel of inbox wake-ups; the payload is the sending inbox's id.
+constexpr const char* kChannel = "fb_webhook_inbox";
+
+// A list bound as one JSON array, as rows of `value`: each engine unpacks it with its own function.
+std::string json_values(const Db& db, bool integers) {
+  if (db.engine() == Engine::kPostgres) {
+    return integers ? "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS JSON)))"
+                    : "(SELECT value FROM json_array_elements_text(CAST(? AS JSON)))";
+  }
+  return "(SELECT value FROM json_each(?))";
+}
+
+// This inbox's id in claim tokens and notifications: random, so a restarted host is a new owner.
+std::string new_owner_id() {
+  std::random_device rd;
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  return buf;
+}
+
+// The claim columns back to "no claim".
+constexpr const char* kNoClaim = "claimed_at=NULL, claim_token=NULL, lease_until=NULL";
 
 InboxEvent read_event(const Stmt& q) {
   InboxEvent e;
@@ -105,8 +131,10 @@ struct Inbox::Pending {
   }
 };
 
-Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock), options_(options) {
+Inbox::Inbox(Db& db, Clock& clock, InboxOptions options)
+    : db_(db), clock_(clock), options_(options), owner_(new_owner_id()) {
   if (options_.max_batch == 0) options_.max_batch = 1;
+  options_.claim_lease_ms = std::max<int64_t>(1, options_.claim_lease_ms);
   if (!options_.body_dir.empty()) {
     log_ = std::make_unique<BodyLog>(
         BodyLogOptions{.dir = options_.body_dir, .segment_bytes = options_.segment_bytes, .sync = db_.full_sync()});
@@ -131,9 +159,44 @@ Inbox::Inbox(Db& db, Clock& clock, InboxOptions options) : db_(db), clock_(clock
     name_this_thread("fb-inbox");
     writer_loop();
   });
+  // Other hosts' new events wake this host's workers through LISTEN/NOTIFY, not through polling:
+  // with a fleet of hosts each polling often, the idle ones would load the shared server with
+  // empty claims; a notification costs one message per commit that added events. The workers
+  // keep their slow poll (WorkerOptions::poll_interval_ms) for retries coming due and for
+  // notifications missed while this connection was down.
+  notifications_ = db_.listen(kChannel);
+  if (notifications_) {
+    listener_thread_ = std::thread([this] {
+      name_this_thread("fb-inbox-listen");
+      listen_loop();
+    });
+  }
+}
+
+void Inbox::listen_loop() {
+  while (!listen_stop_.load()) {
+    bool others = false;
+    for (const std::string& from : notifications_->wait(std::chrono::milliseconds(5000))) others |= from != owner_;
+    if (!others) continue;  // our own commits woke our workers already
+    std::lock_guard lk(listener_mu_);
+    if (listener_) listener_();
+  }
+}
+
+Status Inbox::notify_others() {
+  if (db_.engine() != Engine::kPostgres) return Status::Ok();
+  return db_.with([&] {
+    Stmt& q = db_.prepare("SELECT pg_notify(?, ?)");
+    return q.bind(1, kChannel).bind(2, owner_).run();
+  });
 }
 
 Inbox::~Inbox() {
+  if (listener_thread_.joinable()) {
+    listen_stop_ = true;
+    notifications_->interrupt();
+    listener_thread_.join();
+  }
   {
     std::lock_guard lk(mu_);
     stop_ = true;
@@ -264,9 +327,15 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
     }
   }
   if (deadline == std::chrono::steady_clock::time_point::max()) return;
+  // On PostgreSQL without the fleet's write lock: hosts insert side by side, and the unique
+  // (integration_id, webhook_id) with ON CONFLICT DO NOTHING settles a webhook-id delivered to two
+  // hosts at once (the second waits for the first's commit and finds its row). Rows are inserted
+  // in key order, so two hosts' batches never wait for each other in a cycle.
+  const bool fleet = db_.engine() == Engine::kPostgres;
   Status s = db_.transaction_until(deadline, [&]() -> Status {
     // Repeats are answered from the row already there before any body is written: a repeat's body
     // would be an orphan in the body log. We hold the write lock, so nothing can insert between.
+    // (Without a body log the insert itself finds them.)
     // kRepeat: known already (or timed out); kTwin: an earlier delivery of this batch has its id.
     constexpr int kRepeat = -1, kTwin = -2;
     slots_.assign(batch.size(), kRepeat);
@@ -283,8 +352,10 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
     for (size_t i = 0; i < batch.size(); ++i) {
       Pending* p = batch[i];
       if (!p->status.ok()) continue;
-      FB_ASSIGN(bool known, find_existing(p));
-      if (known) continue;
+      if (log_) {
+        FB_ASSIGN(bool known, find_existing(p));
+        if (known) continue;
+      }
       const Delivery& d = *p->delivery;
       if (!fresh.emplace(d.integration_id, d.webhook_id).second) {
         slots_[i] = kTwin;
@@ -297,14 +368,18 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
     // written (and synced, under full_sync).
     if (log_ && !records_.empty()) FB_TRY(log_->append(records_, &segment_, &offsets_));
     Stmt& ins = db_.prepare(kInsert);
+    std::vector<size_t> order;
     for (size_t i = 0; i < batch.size(); ++i) {
+      if (slots_[i] >= 0) order.push_back(i);
+    }
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const Delivery &x = *batch[a]->delivery, &y = *batch[b]->delivery;
+      return std::tie(x.integration_id, x.webhook_id) < std::tie(y.integration_id, y.webhook_id);
+    });
+    bool inserted = false;
+    for (size_t i : order) {
       Pending* p = batch[i];
       const int slot = slots_[i];
-      if (slot == kRepeat) continue;
-      if (slot == kTwin) {  // inserted above, by its twin
-        FB_TRY(find_existing(p).status());
-        continue;
-      }
       const Delivery& d = *p->delivery;
       ins.bind(1, d.integration_id).bind(2, d.webhook_id).bind(3, d.registration_id).bind(4, d.recording_id);
       ins.bind(5, p->now_ms).bind(7, p->now_ms);
@@ -322,12 +397,16 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
       FB_TRY(ins.run());
       if (db_.changes() == 1) {
         p->result = {db_.last_insert_rowid(), false};
+        inserted = true;
       } else {
         FB_TRY(find_existing(p).status());
       }
     }
-    return Status::Ok();
-  });
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (slots_[i] == kTwin) FB_TRY(find_existing(batch[i]).status());  // inserted above, by its twin
+    }
+    return inserted ? notify_others() : Status::Ok();
+  }, /*immediate=*/!fleet);
   if (!s.ok()) {
     FB_LOG(kError, "webhooks") << "inbox commit of " << batch.size() << " deliveries failed: " << s.message();
     Status failed(s.is(Code::kUnavailable) ? Code::kUnavailable : Code::kIo,
@@ -340,9 +419,43 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
 
 Status Inbox::claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs) {
   if (max <= 0) return Status::Ok();
-  int64_t now = clock_.now_ms();
-  // Ids first, then one single-row UPDATE each: a multi-row UPDATE would make SQLite open a
-  // statement journal (a temporary file) on every claim.
+  const int64_t now = clock_.now_ms();
+  const std::string token = owner_ + "." + std::to_string(++claims_);
+  const size_t first = out->size();
+  auto read = [&](const Stmt& row) {
+    out->push_back(read_event(row));
+    out->back().body = row.blob(11);
+    out->back().claimed_at_ms = now;
+    out->back().claim_token = token;
+    if (!row.is_null(12)) refs->push_back({out->size() - 1, row.text(12), row.int64(13), row.int64(14)});
+  };
+  constexpr const char* kReturning =
+      " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
+      " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length";
+  if (db_.engine() == Engine::kPostgres) {
+    // One statement, no write lock: rows another host is claiming at this moment are skipped, not
+    // waited for, and a row is claimed by one host only.
+    Stmt& take = db_.prepare(
+        std::string("UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=?1, claim_token=?2,"
+                    " lease_until=?3 WHERE id IN (SELECT id FROM webhook_inbox WHERE status='pending' AND"
+                    " next_attempt_at<=?1 ORDER BY next_attempt_at, id LIMIT ?4 FOR UPDATE SKIP LOCKED)") +
+        kReturning);
+    take.bind(1, now).bind(2, token).bind(3, now + options_.claim_lease_ms).bind(4, max);
+    FB_TRY(each_row(take, read));
+    // RETURNING has no order: oldest due first, as on SQLite.
+    std::vector<InboxEvent> got(std::make_move_iterator(out->begin() + static_cast<std::ptrdiff_t>(first)),
+                                std::make_move_iterator(out->end()));
+    std::vector<size_t> idx(got.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+      return std::tie(got[a].next_attempt_at_ms, got[a].id) < std::tie(got[b].next_attempt_at_ms, got[b].id);
+    });
+    out->resize(first);
+    for (size_t i : idx) out->push_back(std::move(got[i]));
+    return Status::Ok();  // no body log on PostgreSQL: refs stays empty
+  }
+  // SQLite, under the write lock: ids first, then one single-row UPDATE each (a multi-row UPDATE
+  // would make SQLite open a statement journal, a temporary file, on every claim).
   std::vector<int64_t> ids;
   Stmt& due = db_.prepare(
       "SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? ORDER BY next_attempt_at, id"
@@ -350,17 +463,12 @@ Status Inbox::claim_rows(int max, std::vector<InboxEvent>* out, std::vector<Body
   due.bind(1, now).bind(2, max);
   FB_TRY(each_row(due, [&](const Stmt& row) { ids.push_back(row.int64(0)); }));
   Stmt& take = db_.prepare(
-      "UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=? WHERE id=?"
-      " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
-      " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length");
+      std::string("UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=?, claim_token=?,"
+                  " lease_until=? WHERE id=?") +
+      kReturning);
   for (int64_t id : ids) {
-    take.bind(1, now).bind(2, id);
-    FB_TRY(each_row(take, [&](const Stmt& row) {
-      out->push_back(read_event(row));
-      out->back().body = row.blob(11);
-      out->back().claimed_at_ms = now;
-      if (!row.is_null(12)) refs->push_back({out->size() - 1, row.text(12), row.int64(13), row.int64(14)});
-    }));
+    take.bind(1, now).bind(2, token).bind(3, now + options_.claim_lease_ms).bind(4, id);
+    FB_TRY(each_row(take, read));
   }
   return Status::Ok();
 }
@@ -388,7 +496,9 @@ Result<std::vector<InboxEvent>> Inbox::claim(int max) {
     return each_row(q, [&](const Stmt&) { due = true; });
   }));
   if (!due) return out;
-  FB_TRY(db_.transaction([&] { return claim_rows(max, &out, &refs); }));
+  auto take = [&] { return claim_rows(max, &out, &refs); };
+  // PostgreSQL: one statement, atomic on its own, outside the write lock.
+  FB_TRY(db_.engine() == Engine::kPostgres ? db_.with(take) : db_.transaction(take));
   load_bodies(out, refs);
   return out;
 }
@@ -397,23 +507,88 @@ Result<std::vector<InboxEvent>> Inbox::finish_batch(const std::vector<EventOutco
                                                     const std::function<Status()>& record, int claim_next) {
   std::vector<InboxEvent> out;
   std::vector<BodyAt> refs;
-  Status committed = db_.transaction([&]() -> Status {
-    if (record) FB_TRY(record());
+  const bool fleet = db_.engine() == Engine::kPostgres;
+  auto book = [&]() -> Status {
+    if (record) {
+      // The handler's writes cover the whole batch: if another host took some of its events over
+      // (this host's lease ran out), it records them itself, so this batch records nothing. The
+      // worker then gives its remaining events back for retry (their marks still apply).
+      FB_ASSIGN(size_t lost, lost_claims(outcomes));
+      if (lost > 0) {
+        return Status::Conflict(std::to_string(lost) + " of the batch's " + std::to_string(outcomes.size()) +
+                                " webhook event(s) were taken over by another worker after their claim lease (" +
+                                std::to_string(options_.claim_lease_ms) + " ms) ran out");
+      }
+      FB_TRY(record());
+    }
     for (const EventOutcome& o : outcomes) FB_TRY(mark(o));
-    return claim_rows(claim_next, &out, &refs);
-  });
-  if (!committed.ok()) return committed;
-  load_bodies(out, refs);
+    return fleet ? Status::Ok() : claim_rows(claim_next, &out, &refs);
+  };
+  if (!fleet) {
+    FB_TRY(db_.transaction(book));
+    load_bodies(out, refs);
+    return out;
+  }
+  // PostgreSQL: the fleet's write lock only when the handler writes (its read-modify-write of the
+  // meetings needs it); the marks are single-row updates fenced by the claim token. The next
+  // claim is a transaction of its own, outside the lock.
+  FB_TRY(db_.transaction(book, /*immediate=*/static_cast<bool>(record)));
+  if (claim_next > 0) {
+    Status claimed = db_.with([&] { return claim_rows(claim_next, &out, &refs); });
+    if (!claimed.ok()) {
+      FB_LOG(kError, "webhooks") << "cannot claim webhook events: " << claimed.message();
+      out.clear();
+    }
+  }
   return out;
 }
 
-Status Inbox::mark(const EventOutcome& o) {
-  switch (o.kind) {
-    case EventOutcome::kDone: return mark_done(o.event_id);
-    case EventOutcome::kRetry: return mark_retry(o.event_id, o.error, o.next_attempt_at_ms);
-    case EventOutcome::kDead: return mark_dead(o.event_id, o.error);
+Result<size_t> Inbox::lost_claims(const std::vector<EventOutcome>& outcomes) {
+  std::map<std::string, std::vector<int64_t>> by_claim;
+  for (const EventOutcome& o : outcomes) {
+    if (!o.claim_token.empty()) by_claim[o.claim_token].push_back(o.event_id);
   }
-  return Status::Internal("unknown event outcome");
+  size_t held = 0, asked = 0;
+  for (const auto& [token, ids] : by_claim) {
+    asked += ids.size();
+    Stmt& q = db_.prepare(std::string("SELECT id FROM webhook_inbox WHERE claim_token=? AND status='processing'"
+                                      " AND id IN ") +
+                          json_values(db_, true) + (db_.engine() == Engine::kPostgres ? " FOR UPDATE" : ""));
+    q.bind(1, token).bind(2, nlohmann::json(ids).dump());
+    FB_TRY(each_row(q, [&](const Stmt&) { ++held; }));
+  }
+  return asked - held;
+}
+
+Status Inbox::mark(const EventOutcome& o) {
+  // With a claim token: only while that claim holds the event (a fencing token; a host whose
+  // lease was taken over changes nothing). `?N` is the token's parameter.
+  auto fenced = [](const std::string& update, int n) {
+    const std::string t = "?" + std::to_string(n);
+    return update + " AND (" + t + "='' OR (claim_token=" + t + " AND status='processing'))";
+  };
+  const std::string no_claim = kNoClaim;
+  return db_.with([&] {
+    switch (o.kind) {
+      case EventOutcome::kDone: {
+        Stmt& q = db_.prepare(fenced(
+            "UPDATE webhook_inbox SET status='done', processed_at=?1, last_error=NULL, " + no_claim + " WHERE id=?2", 3));
+        return q.bind(1, clock_.now_ms()).bind(2, o.event_id).bind(3, o.claim_token).run();
+      }
+      case EventOutcome::kRetry: {
+        Stmt& q = db_.prepare(fenced("UPDATE webhook_inbox SET status='pending', next_attempt_at=?1, last_error=?2, " +
+                                         no_claim + " WHERE id=?3",
+                                     4));
+        return q.bind(1, o.next_attempt_at_ms).bind(2, o.error).bind(3, o.event_id).bind(4, o.claim_token).run();
+      }
+      case EventOutcome::kDead: {
+        Stmt& q = db_.prepare(
+            fenced("UPDATE webhook_inbox SET status='dead', last_error=?1, " + no_claim + " WHERE id=?2", 3));
+        return q.bind(1, o.error).bind(2, o.event_id).bind(3, o.claim_token).run();
+      }
+    }
+    return Status::Internal("unknown event outcome");
+  });
 }
 
 Status Inbox::load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length) {
@@ -442,39 +617,49 @@ Status Inbox::load_body(InboxEvent& e, const std::string& segment, int64_t offse
   return Status::Ok();
 }
 
-Status Inbox::mark_done(int64_t event_id) {
-  return db_.with([&] {
-    Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='done', processed_at=?, last_error=NULL, claimed_at=NULL WHERE id=?");
-    return q.bind(1, clock_.now_ms()).bind(2, event_id).run();
-  });
-}
+Status Inbox::mark_done(int64_t event_id) { return mark({event_id, EventOutcome::kDone, {}, 0, {}}); }
 
 Status Inbox::mark_retry(int64_t event_id, std::string_view error, int64_t next_attempt_at_ms) {
-  return db_.with([&] {
-    Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='pending', next_attempt_at=?, last_error=?, claimed_at=NULL WHERE id=?");
-    return q.bind(1, next_attempt_at_ms).bind(2, error).bind(3, event_id).run();
-  });
+  return mark({event_id, EventOutcome::kRetry, std::string(error), next_attempt_at_ms, {}});
 }
 
 Status Inbox::mark_dead(int64_t event_id, std::string_view error) {
-  return db_.with([&] {
-    Stmt& q = db_.prepare("UPDATE webhook_inbox SET status='dead', last_error=?, claimed_at=NULL WHERE id=?");
-    return q.bind(1, error).bind(2, event_id).run();
-  });
+  return mark({event_id, EventOutcome::kDead, std::string(error), 0, {}});
 }
 
 Result<int> Inbox::reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held) {
   int n = 0;
   Status s = db_.with([&] {
-    // The held ids travel as one JSON array; each engine has its own function to unpack it.
-    Stmt& q = db_.prepare(
-        std::string("UPDATE webhook_inbox SET status='pending', claimed_at=NULL WHERE status='processing' AND claimed_at<=?"
-                    " AND id NOT IN ") +
-        (db_.engine() == Engine::kPostgres ? "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS JSON)))"
-                                           : "(SELECT value FROM json_each(?))"));
+    Stmt& q = db_.prepare(std::string("UPDATE webhook_inbox SET status='pending', ") + kNoClaim +
+                          " WHERE status='processing' AND claimed_at<=? AND id NOT IN " + json_values(db_, true));
     FB_TRY(q.bind(1, claimed_before_ms).bind(2, nlohmann::json(held).dump()).run());
+    n = db_.changes();
+    return n > 0 ? notify_others() : Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+Result<int> Inbox::reclaim_expired(const std::vector<int64_t>& held) {
+  int n = 0;
+  Status s = db_.with([&] {
+    Stmt& q = db_.prepare(std::string("UPDATE webhook_inbox SET status='pending', ") + kNoClaim +
+                          " WHERE status='processing' AND lease_until<=? AND id NOT IN " + json_values(db_, true));
+    FB_TRY(q.bind(1, clock_.now_ms()).bind(2, nlohmann::json(held).dump()).run());
+    n = db_.changes();
+    return n > 0 ? notify_others() : Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+Result<int> Inbox::renew(const std::vector<std::string>& claim_tokens) {
+  if (claim_tokens.empty()) return 0;
+  int n = 0;
+  Status s = db_.with([&] {
+    Stmt& q = db_.prepare("UPDATE webhook_inbox SET lease_until=? WHERE status='processing' AND claim_token IN " +
+                          json_values(db_, false));
+    FB_TRY(q.bind(1, clock_.now_ms() + options_.claim_lease_ms).bind(2, nlohmann::json(claim_tokens).dump()).run());
     n = db_.changes();
     return Status::Ok();
   });
@@ -487,13 +672,13 @@ Result<int> Inbox::release(const std::vector<std::pair<int64_t, int64_t>>& event
   // One single-row UPDATE per event, as claim_rows does (no statement journal).
   Status s = db_.transaction([&]() -> Status {
     Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='pending', attempts=MAX(attempts-1, 0), claimed_at=NULL"
+        std::string("UPDATE webhook_inbox SET status='pending', attempts=MAX(attempts-1, 0), ") + kNoClaim +
         " WHERE id=? AND status='processing' AND claimed_at=?");
     for (const auto& [id, claimed_at] : events) {
       FB_TRY(q.bind(1, id).bind(2, claimed_at).run());
       n += db_.changes();
     }
-    return Status::Ok();
+    return n > 0 ? notify_others() : Status::Ok();
   });
   if (!s.ok()) return s;
   return n;
@@ -714,21 +899,21 @@ Status Inbox::replay(int64_t event_id) {
     if (e.status == "processing") {
       return Status::FailedPrecondition("webhook event " + std::to_string(event_id) + " is being processed now");
     }
-    Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='pending', attempts=0, next_attempt_at=?, claimed_at=NULL WHERE id=?");
-    return q.bind(1, clock_.now_ms()).bind(2, event_id).run();
+    Stmt& q = db_.prepare(std::string("UPDATE webhook_inbox SET status='pending', attempts=0, next_attempt_at=?, ") +
+                          kNoClaim + " WHERE id=?");
+    FB_TRY(q.bind(1, clock_.now_ms()).bind(2, event_id).run());
+    return notify_others();
   });
 }
 
 Result<int> Inbox::replay_dead(int64_t integration_id) {
   int n = 0;
   Status s = db_.with([&] {
-    Stmt& q = db_.prepare(
-        "UPDATE webhook_inbox SET status='pending', attempts=0, next_attempt_at=?, claimed_at=NULL"
-        " WHERE status='dead' AND (?2=0 OR integration_id=?2)");
+    Stmt& q = db_.prepare(std::string("UPDATE webhook_inbox SET status='pending', attempts=0, next_attempt_at=?, ") +
+                          kNoClaim + " WHERE status='dead' AND (?2=0 OR integration_id=?2)");
     FB_TRY(q.bind(1, clock_.now_ms()).bind(2, integration_id).run());
     n = db_.changes();
-    return Status::Ok();
+    return n > 0 ? notify_others() : Status::Ok();
   });
   if (!s.ok()) return s;
   return n;

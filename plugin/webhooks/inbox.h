@@ -16,6 +16,18 @@
 // with a later next_attempt_at, or dead (dead letter) with last_error. replay() puts an event back
 // to pending. reclaim() returns events left in processing by a crashed process to pending.
 //
+// Claims and leases (issue 12, a fleet of hosts on one PostgreSQL store): a claim gives its events a
+// claim token (this inbox's random id and a claim number) and a lease until now + claim_lease_ms,
+// which the holder renews (renew(); the WorkerPool does, for every event a live thread holds).
+// reclaim_expired() returns events whose lease ran out (a dead or cut-off host) to pending, for any
+// host. An outcome carrying a claim token is recorded only while that claim still holds the event:
+// a host whose lease was taken over records nothing over the new owner (finish_batch). On
+// PostgreSQL a claim is one UPDATE over `FOR UPDATE SKIP LOCKED` rows outside the fleet's write
+// lock, so two hosts never take the same event and claimers never wait for each other; deliveries
+// are inserted without that lock too (the unique (integration_id, webhook_id) with ON CONFLICT DO
+// NOTHING dedupes across hosts), and each commit that adds or returns events NOTIFYs the other
+// hosts (LISTEN on a connection of this inbox's own; see the commit listener).
+//
 // Bodies: with InboxOptions::body_dir set, bodies live in an append-only body log (body_log.h)
 // instead of the body column: a group commit takes the write lock, writes the bodies of the batch's
 // new deliveries with one pwritev (fdatasync'ed when the Db is full_sync), then inserts and commits
@@ -29,6 +41,7 @@
 // then queues on its mutex instead of SQLite's sleeping busy handler. The Db must outlive the Inbox.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -79,6 +92,7 @@ struct InboxEvent {
   std::string last_error;
   int64_t processed_at_ms = 0;  // 0 when not done
   int64_t claimed_at_ms = 0;    // claim() and finish_batch() only: when this claim took it
+  std::string claim_token;      // claim() and finish_batch() only: the claim holding it
   std::string body;             // filled by claim() and get(id, true) only
   // list() only: the script versions its last attempt's CRM operations ran on (issue 15), a JSON
   // array of script version ids (0: the scripts folder); "" when it made none.
@@ -102,6 +116,9 @@ struct EventOutcome {
   Kind kind = kDone;
   std::string error;                // kRetry, kDead
   int64_t next_attempt_at_ms = 0;   // kRetry
+  // The claim the outcome is for (InboxEvent::claim_token): recorded only while that claim still
+  // holds the event. "": unconditional (an event this caller owns by other means).
+  std::string claim_token;
 };
 
 struct InboxFilter {
@@ -131,6 +148,9 @@ struct InboxOptions {
   // that the sender gets a 503 and retries instead of timing out (Svix waits about 15 s).
   // webhooks.commit_timeout_ms.
   int commit_timeout_ms = 3000;
+  // How long a claim holds its events without renew() (webhooks.claim_lease_s): a host that dies
+  // holding events leaves them to the others this long after its last renewal.
+  int64_t claim_lease_ms = 60'000;
 };
 
 // "<db_path>-webhook-bodies" for a database file, "" for ":memory:" and "file:" URIs.
@@ -158,7 +178,8 @@ class Inbox {
   void append_async(const Delivery& delivery, AppendCallback done);
 
   // Called on the writer thread after a batch that added new events (a WorkerPool subscribes itself
-  // to wake its workers). Must be quick. Replacing it (or clearing it with nullptr) waits for a
+  // to wake its workers), and, on PostgreSQL, on this inbox's LISTEN thread when another host's
+  // commit added events or put some back to pending. Must be quick. Replacing it (or clearing it with nullptr) waits for a
   // call in progress, so the old listener is never called after this returns.
   void set_commit_listener(std::function<void()> listener);
 
@@ -178,6 +199,13 @@ class Inbox {
   // Returns events in processing claimed at or before claimed_before_ms to pending, except those in
   // `held` (events a live thread still works on, e.g. one stuck in a CRM call). Returns how many.
   Result<int> reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held = {});
+  // Returns events in processing whose claim lease ended (now >= lease_until) to pending, except
+  // those in `held`. Any host may call it. Returns how many.
+  Result<int> reclaim_expired(const std::vector<int64_t>& held = {});
+  // Extends the lease of every event still in processing under these claims to now +
+  // claim_lease_ms. Returns how many events it extended.
+  Result<int> renew(const std::vector<std::string>& claim_tokens);
+  int64_t claim_lease_ms() const { return options_.claim_lease_ms; }
   // Gives claimed events back before any work on them (a stuck worker's batch, WorkerPool): each
   // goes back to pending as it was before that claim (attempts - 1, due when it was), so another
   // worker takes it at once. Only rows still in processing under that same claim (claimed_at) change.
@@ -231,6 +259,13 @@ class Inbox {
   Status claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs);
   void load_bodies(std::vector<InboxEvent>& events, const std::vector<BodyAt>& refs);
   Status mark(const EventOutcome& o);
+  // Of `events` (id, claim token), how many are not held by that claim any more (a lease taken
+  // over). On PostgreSQL the held rows stay locked until the transaction ends. REQUIRES: inside a
+  // transaction on db_.
+  Result<size_t> lost_claims(const std::vector<EventOutcome>& outcomes);
+  // PostgreSQL: tells the other hosts' inboxes that events became due (pg_notify, sent at commit).
+  Status notify_others();
+  void listen_loop();
   Result<int> inline_bodies(const std::string& segment, const SegmentLock& lock, const char* movable);
   Result<bool> has_meetings_table();
 
@@ -250,6 +285,12 @@ class Inbox {
   std::vector<int64_t> offsets_;         // writer thread: where append() put them
   std::vector<int> slots_;               // writer thread: each delivery's record (or why none)
   std::string segment_;                  // writer thread: the segment append() used
+
+  const std::string owner_;             // this inbox's random id: its claim tokens start with it
+  std::atomic<uint64_t> claims_{0};      // claim numbers
+  std::unique_ptr<DbNotifications> notifications_;  // PostgreSQL: LISTEN, used by listener_thread_
+  std::atomic<bool> listen_stop_{false};
+  std::thread listener_thread_;
 
   std::unique_ptr<Db> checkpoint_db_;  // own connection, used by checkpointer_ only
   std::mutex ckpt_mu_;

@@ -53,6 +53,15 @@ Status migrate_webhooks(Db& db) {
        // The script versions the event's CRM operations ran on, in its last attempt (issue 15):
        // a JSON array of script_versions ids (0: the scripts folder); NULL when it made none.
        "ALTER TABLE webhook_inbox ADD COLUMN script_versions TEXT;"},
+      {4,
+       // Claim leases (issue 12): which claim holds an event in processing (claim_token: the
+       // claiming inbox and its claim number, a fencing token for the outcome) and until when
+       // (lease_until, Unix ms; its holder renews it while it works). Events claimed before this
+       // step have no lease: expired at once.
+       "ALTER TABLE webhook_inbox ADD COLUMN claim_token TEXT;"
+       "ALTER TABLE webhook_inbox ADD COLUMN lease_until INTEGER;"
+       "UPDATE webhook_inbox SET lease_until=COALESCE(claimed_at, 0) WHERE status='processing';"
+       "CREATE INDEX webhook_inbox_lease ON webhook_inbox(lease_until) WHERE status='processing';"},
   };
   return db.migrate("webhooks", kSteps);
 }

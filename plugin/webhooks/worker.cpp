@@ -44,7 +44,10 @@ Status WorkerPool::start() {
   std::lock_guard lk(mu_);
   if (started_) return Status::Ok();
   if (options_.reclaim_on_start) {
-    FB_ASSIGN(int n, inbox_.reclaim(clock_.now_ms()));
+    // SQLite: one process runs workers per database file, so whatever is in processing now was
+    // left by a crash. PostgreSQL: the other hosts' claims are alive; only expired leases return.
+    FB_ASSIGN(int n, inbox_.db().engine() == Engine::kSqlite ? inbox_.reclaim(clock_.now_ms())
+                                                             : inbox_.reclaim_expired());
     if (n > 0) {
       FB_LOG(kWarn, "webhooks") << "reclaimed " << n << " webhook event(s) left in processing by a crash";
     }
@@ -162,7 +165,9 @@ std::unique_ptr<InboxBatchWork> InboxEventHandler::handle_claimed(const std::vec
 
 BatchClaim::BatchClaim(const std::vector<InboxEvent>& events) {
   entries_.reserve(events.size());
-  for (const InboxEvent& e : events) entries_.push_back({e.id, e.integration_id, e.claimed_at_ms, State::kOpen});
+  for (const InboxEvent& e : events) {
+    entries_.push_back({e.id, e.integration_id, e.claimed_at_ms, State::kOpen, e.claim_token});
+  }
 }
 
 bool BatchClaim::take(int64_t event_id) {
@@ -348,9 +353,9 @@ EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
   // A body the log cannot give back (damaged or missing) will not come back on a later attempt, and
   // a payload that cannot be parsed will not parse on the next one either.
   if (e.attempts >= options_.max_attempts || s.is(Code::kMalformed) || (!e.body_status.ok() && s.is(Code::kIo))) {
-    return {e.id, EventOutcome::kDead, std::move(error), 0};
+    return {e.id, EventOutcome::kDead, std::move(error), 0, e.claim_token};
   }
-  return {e.id, EventOutcome::kRetry, std::move(error), clock_.now_ms() + backoff_ms(e.attempts)};
+  return {e.id, EventOutcome::kRetry, std::move(error), clock_.now_ms() + backoff_ms(e.attempts), e.claim_token};
 }
 
 std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events, int claim_next, WorkerThread* self,
@@ -393,8 +398,9 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
       std::fill(results.begin(), results.end(), Status::Internal("unknown exception in webhook handler"));
     }
     for (size_t k = 0; k < runnable.size(); ++k) {
-      outcomes[where[k]] = results[k].ok() ? EventOutcome{runnable[k]->id, EventOutcome::kDone, {}, 0}
-                                           : failed(*runnable[k], results[k]);
+      outcomes[where[k]] = results[k].ok()
+                               ? EventOutcome{runnable[k]->id, EventOutcome::kDone, {}, 0, runnable[k]->claim_token}
+                               : failed(*runnable[k], results[k]);
     }
   }
   // From here on nothing is given up: the batch is what this thread still owns.
@@ -526,27 +532,8 @@ void WorkerPool::loop(WorkerThread* self) {
       if (fate != Fate::kAbandoned) leave();
       return;
     }
+    maintain_claims();
     int64_t now = clock_.now_ms();
-    int64_t last = last_stale_check_ms_.load();
-    if (now - last >= options_.poll_interval_ms && last_stale_check_ms_.compare_exchange_strong(last, now)) {
-      // Not the events a thread of ours still holds: one stuck in a CRM call for longer than
-      // stale_claim_ms is alive, and its events must not be mapped a second time meanwhile.
-      std::vector<int64_t> held;
-      {
-        std::lock_guard lk(mu_);
-        for (const WorkerThread& t : threads_) {
-          if (!t.claim) continue;
-          std::lock_guard ck(t.claim->mu_);
-          for (const auto& e : t.claim->entries_) {
-            if (e.state != BatchClaim::State::kGivenUp) held.push_back(e.id);
-          }
-        }
-      }
-      auto n = inbox_.reclaim(now - options_.stale_claim_ms, held);
-      if (n.ok() && *n > 0) {
-        FB_LOG(kWarn, "webhooks") << "reclaimed " << *n << " webhook event(s) stuck in processing";
-      }
-    }
     int64_t last_purge = last_purge_ms_.load();
     if (now - last_purge >= options_.purge_interval_ms && last_purge_ms_.compare_exchange_strong(last_purge, now)) {
       if (auto n = purge_expired(); !n.ok()) {
@@ -585,6 +572,44 @@ void WorkerPool::loop(WorkerThread* self) {
   }
 }
 
+void WorkerPool::maintain_claims() {
+  // Often enough to renew a lease well before it ends, and to take over a dead host's events
+  // soon after theirs did.
+  const int64_t every = std::max<int64_t>(1, std::min(options_.poll_interval_ms, inbox_.claim_lease_ms() / 3));
+  const int64_t now = clock_.now_ms();
+  int64_t last = last_stale_check_ms_.load();
+  if (now - last < every || !last_stale_check_ms_.compare_exchange_strong(last, now)) return;
+  // The events the pool's threads hold (one stuck in a CRM call included: it is alive, and its
+  // events must not be mapped a second time meanwhile) keep their leases; they are never
+  // reclaimed by this pool either.
+  std::vector<int64_t> held;
+  std::vector<std::string> claims;
+  {
+    std::lock_guard lk(mu_);
+    for (const WorkerThread& t : threads_) {
+      if (!t.claim) continue;
+      std::lock_guard ck(t.claim->mu_);
+      for (const auto& e : t.claim->entries_) {
+        if (e.state == BatchClaim::State::kGivenUp) continue;
+        held.push_back(e.id);
+        if (std::find(claims.begin(), claims.end(), e.claim_token) == claims.end()) claims.push_back(e.claim_token);
+      }
+    }
+  }
+  if (!claims.empty()) {
+    if (auto r = inbox_.renew(claims); !r.ok()) {
+      FB_LOG(kWarn, "webhooks") << "cannot renew the claim lease of " << held.size()
+                                << " webhook event(s): " << r.status().message();
+    }
+  }
+  auto n = inbox_.reclaim_expired(held);
+  if (n.ok() && *n > 0) {
+    FB_LOG(kWarn, "webhooks") << "reclaimed " << *n << " webhook event(s) whose claim lease ran out"
+                              << " (a worker or host that stopped renewing it)";
+    notify();
+  }
+}
+
 void WorkerPool::supervise() {
   // Checks every tenth of the deadline (within 10 ms .. 1 s), and whenever notify() wakes it (a
   // test that moves a fake clock past the deadline).
@@ -598,6 +623,7 @@ void WorkerPool::supervise() {
     }
     check_stuck();
     release_given_up();
+    maintain_claims();
     // Threads that left (surplus replacements) are joined here, not at stop().
     std::list<WorkerThread> gone;
     {

@@ -13,10 +13,10 @@
 // Done events older than retention_ms are deleted (checked every purge_interval_ms; dead letters
 // stay until replayed), then the inbox's body log is collected (Inbox::collect_body_segments). An
 // event whose body the log cannot give back (kIo: damaged or missing) is dead-lettered at once. start() first returns events left in "processing" by a crashed process to
-// "pending" (one process
-// runs workers per database); while running, events stuck in processing longer than
-// stale_claim_ms are reclaimed too (except those a live thread of the pool holds: a stuck one keeps
-// its events). The pool subscribes to its inbox's commit listener (one pool per
+// "pending" (SQLite: one process runs workers per database file; PostgreSQL: only events whose
+// claim lease ran out, the other hosts' claims are alive); while running, the pool renews the claim
+// leases of the events its threads hold (a stuck one keeps its events) and returns events whose
+// lease ran out, a dead host's, to pending (Inbox::reclaim_expired). The pool subscribes to its inbox's commit listener (one pool per
 // inbox), so new events wake the workers at once instead of at the next poll.
 //
 // Stuck workers (issue 10): a script's budget stops a script, but not host code it called (a CRM
@@ -105,6 +105,7 @@ class BatchClaim {
     int64_t integration_id;
     int64_t claimed_at_ms;
     State state;
+    std::string claim_token;
   };
   struct GiveUp {
     bool closed = false;                               // the worker finished first: nothing given up
@@ -152,7 +153,6 @@ struct WorkerOptions {
   // share that commit; 32 keeps a batch's mapping time short (bench/README.md, "End to end").
   int claim_batch = 32;
   int64_t poll_interval_ms = 1000;         // longest sleep when nothing is due
-  int64_t stale_claim_ms = 30 * 60 * 1000; // reclaim events processing longer than this
   bool reclaim_on_start = true;
   // Tests only: called on the worker's thread right after each batch's transaction committed.
   std::function<void()> on_batch_committed;
@@ -243,6 +243,9 @@ class WorkerPool {
   std::vector<InboxEvent> process_batch(std::vector<InboxEvent> events, int claim_next,
                                         WorkerThread* self = nullptr, Fate* fate = nullptr);
   void supervise();
+  // Renews the claim leases of the events the pool's threads hold and returns events whose lease
+  // ran out (any host's) to pending; at most every min(poll_interval_ms, lease / 3).
+  void maintain_claims();
   // Finds batches past event_deadline_ms: gives up their untaken events, writes the thread off
   // (and starts a replacement unless stopping), releases the events and reports. Supervisor, or
   // stop() once the supervisor has stopped.

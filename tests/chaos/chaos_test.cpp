@@ -38,8 +38,8 @@
 
 #include "core/log.h"
 #include "crypto/encoding.h"
-#include "server/http_server.h"
 #include "support/http.h"
+#include "support/idempotent_crm.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -60,73 +60,6 @@ int env_int(const char* name, int fallback) {
 constexpr int kClaimTtlS = 5;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// The CRM the host posts every crm.<op> call to (server.crm_url), in this process so it outlives
-// every kill of the host. It behaves like a real CRM with an idempotency store: a repeated key
-// gets its first answer (a duplicate absorbed); a meeting's activity logged under two different
-// keys is a meeting mapped twice.
-class Crm {
- public:
-  Crm() : server_(options()) {
-    server_.route("POST", "/crm", [this](const fb::detail::ServerRequest& req, fb::detail::ServerResponse& res) {
-      res.set_content(call(std::string(req.body)), "application/json");
-    });
-    if (!server_.start().ok()) throw std::runtime_error("CRM server did not start");
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()) + "/crm"; }
-
-  // Activities logged per (integration, recording).
-  std::map<std::pair<int64_t, int64_t>, int> activities() {
-    std::lock_guard lock(mu_);
-    return activities_;
-  }
-  int64_t calls() {
-    std::lock_guard lock(mu_);
-    return calls_;
-  }
-  int64_t replays() {
-    std::lock_guard lock(mu_);
-    return replays_;
-  }
-
- private:
-  static fb::detail::HttpServerOptions options() {
-    fb::detail::HttpServerOptions o;
-    o.threads = 8;
-    o.io_threads = 1;
-    return o;
-  }
-  std::string call(const std::string& body) {
-    json c = json::parse(body, nullptr, false);
-    std::lock_guard lock(mu_);
-    ++calls_;
-    if (c.is_discarded() || !c.contains("idempotency_key")) return R"({"error":"malformed"})";
-    const std::string key = c["idempotency_key"];
-    if (auto it = by_key_.find(key); it != by_key_.end()) {
-      ++replays_;
-      return it->second;
-    }
-    const std::string op = c.value("operation", "");
-    json result = nullptr;
-    if (op.rfind("find_", 0) != 0) {
-      result = {{"id", op + "_" + std::to_string(++seq_)}};
-      if (op == "log_activity") {
-        int64_t integration = c.value("integration_id", int64_t{0});
-        int64_t recording = c["args"].value("recording_id", int64_t{0});
-        ++activities_[{integration, recording}];
-      }
-    }
-    std::string answer = result.dump();
-    by_key_[key] = answer;
-    return answer;
-  }
-
-  fb::detail::HttpServer server_;
-  std::mutex mu_;
-  std::map<std::string, std::string> by_key_;
-  std::map<std::pair<int64_t, int64_t>, int> activities_;
-  int64_t calls_ = 0, replays_ = 0, seq_ = 0;
-};
 
 // `fathom-bridge serve --config FILE` as a child process that the test kills and restarts.
 class Host {
@@ -325,7 +258,7 @@ struct Deployment {
   int port;
   TempDir dir;
   SimProcess sim;
-  Crm crm;
+  IdempotentCrm crm;  // the CRM the host posts every crm.<op> call to, outliving every kill
   std::string api_token, db_path, config_path;
   std::unique_ptr<Host> host;
 };

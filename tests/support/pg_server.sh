@@ -5,13 +5,15 @@
 #          at all), on a random port number (it names the socket file), and write the URL the
 #          tests connect with to DIR/url. A server already running in DIR is reused.
 #   stop:  stop the server (fast shutdown) and delete DIR.
+#   halt:  stop the server (fast shutdown), keeping DIR: a test's "PostgreSQL is down".
+#   resume: start a halted server again, on the same port and socket.
 #
 # CTest runs `start` as the setup of the fixture "postgresql" and `stop` as its cleanup, so every
 # suite labelled postgresql in one ctest run shares one server (each test makes its own databases,
 # see tests/support/store_target.h). PostgreSQL refuses to run as root: as root, the server runs
 # as the user `postgres` (created by Debian's postgresql package), which then owns DIR.
 set -euo pipefail
-cmd=${1:?start|stop}
+cmd=${1:?start|stop|halt|resume}
 dir=${2:?directory}
 bin=${FB_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 if [ ! -x "$bin/initdb" ]; then
@@ -59,5 +61,12 @@ EOF
     [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
     rm -rf "$dir"
     ;;
-  *) echo "usage: pg_server.sh start|stop DIR" >&2; exit 2 ;;
+  halt)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+  resume)
+    port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' "$dir/url")
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w -t 30 start >/dev/null
+    ;;
+  *) echo "usage: pg_server.sh start|stop|halt|resume DIR" >&2; exit 2 ;;
 esac

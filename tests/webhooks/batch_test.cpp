@@ -106,9 +106,12 @@ struct Stack {
       std::lock_guard lk(mu);
       at = commits_at_batch;
     }
+    // On PostgreSQL the next batch's claim is a statement of its own, outside the fleet's write lock
+    // (inbox.h, "Claims and leases"): two commits per batch there.
+    const int64_t per_batch = store_engine_is_postgres() ? 2 : 1;
     BOOST_REQUIRE_EQUAL(at.size(), batches);
     BOOST_TEST(at.front() - commits_before >= 2);
-    for (size_t i = 1; i < at.size(); ++i) BOOST_TEST(at[i] - at[i - 1] == 1, "batch " << i);
+    for (size_t i = 1; i < at.size(); ++i) BOOST_TEST(at[i] - at[i - 1] == per_batch, "batch " << i);
   }
 
   SystemClock clock;
@@ -241,7 +244,7 @@ BOOST_AUTO_TEST_CASE(the_scripts_store_writes_of_a_batch_are_part_of_its_one_tra
   BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM script_store WHERE key='first_gone'") == 0);
 }
 
-BOOST_AUTO_TEST_CASE(meeting_content_is_on_disk_once) {
+BOOST_AUTO_TEST_CASE(meeting_content_is_on_disk_once, *boost::unit_test::precondition(sqlite_only)) {
   constexpr int kEvents = 16;
   Stack s(8);
   s.append(7000, kEvents, [](int64_t rec) { return big_meeting(rec, "marker-of-" + std::to_string(rec) + "-x"); });

@@ -167,7 +167,7 @@ class Recorder final : public InboxEventHandler {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(body_log)
+BOOST_AUTO_TEST_SUITE(body_log, *boost::unit_test::precondition(sqlite_only))
 
 BOOST_AUTO_TEST_CASE(bodies_round_trip_byte_exactly_outside_sqlite) {
   LogStack s;

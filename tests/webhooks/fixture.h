@@ -1,4 +1,6 @@
-// fixture.h: a webhook stack over a real SQLite file in a temp dir, for the webhook tests.
+// fixture.h: a webhook stack over a real store for the webhook tests: a SQLite file in a temp dir,
+// or, in the suites' "_postgresql" runs, a database of its own on the throwaway PostgreSQL
+// (TempDir::store).
 #pragma once
 
 #include <boost/test/unit_test.hpp>
@@ -31,6 +33,14 @@ using detail::SecretString;
 inline const char* kSecretA = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY";
 // Another valid secret (24 bytes), for "wrong secret" and rotation.
 inline const char* kSecretB = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// A test case about SQLite itself (its files, WAL, body log, locks): skipped on PostgreSQL runs.
+// Use: BOOST_AUTO_TEST_CASE(name, *boost::unit_test::precondition(sqlite_only)).
+inline boost::test_tools::assertion_result sqlite_only(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(!store_engine_is_postgres());
+  r.message() << "about SQLite's files (this run is on PostgreSQL)";
+  return r;
+}
 
 inline std::string meeting_body(int64_t recording_id, const std::string& title = "Weekly sync") {
   return R"({"title":")" + title + R"(","meeting_title":null,"recording_id":)" + std::to_string(recording_id) +
@@ -86,11 +96,11 @@ inline void add_test_key(detail::Sealer& sealer) {
   BOOST_REQUIRE(sealer.add_key("t1", SecretString(std::string(32, '\x42'))).ok());
 }
 
-// Db + registry + inbox + receiver over a file in a fresh temp dir.
+// Db + registry + inbox + receiver over a fresh store (TempDir::store).
 struct WebhookStack {
   explicit WebhookStack(detail::Clock& clk, Config cfg = Config()) : clock(clk), config(std::move(cfg)) {
-    auto opened = detail::Db::open(dir.file("bridge.db"));
-    BOOST_REQUIRE(opened.ok());
+    auto opened = detail::Db::open(dir.store("bridge.db"));
+    BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status());
     db = std::move(*opened);
     BOOST_REQUIRE(detail::migrate_webhooks(*db).ok());
     add_test_key(sealer);

@@ -1,5 +1,5 @@
-// meeting_stack.h: the webhook processing stack as the Bridge has it, over a real SQLite file: the
-// inbox with its body log, and a MeetingStore + MeetingDispatcher on the inbox's connection that
+// meeting_stack.h: the webhook processing stack as the Bridge has it, over a real store: the
+// inbox with its body log (SQLite; bodies in the rows on PostgreSQL), and a MeetingStore + MeetingDispatcher on the inbox's connection that
 // read meetings stored by pointer from it. For the batch and stuck-worker tests.
 #pragma once
 
@@ -17,7 +17,7 @@ struct MeetingStack {
     web.receiver.reset();
     web.inbox.reset();
     detail::InboxOptions io;
-    io.body_dir = detail::default_body_dir(web.db->path());
+    if (web.db->engine() == detail::Engine::kSqlite) io.body_dir = detail::default_body_dir(web.db->path());
     web.inbox = std::make_unique<detail::Inbox>(*web.db, clock, io);
     auto st = detail::MeetingStore::open(*web.db, clock);
     BOOST_REQUIRE(st.ok());

@@ -209,7 +209,7 @@ BOOST_AUTO_TEST_CASE(register_receive_process_and_unregister) {
   // Its secret is stored sealed: neither the text nor the key bytes are in the database file.
   std::string secret = h["secret"].get<std::string>();
   BOOST_REQUIRE(secret.rfind("whsec_", 0) == 0);
-  std::string file = read_file(b.stack->db->path()) + read_file(b.stack->db->path() + "-wal");
+  std::string file = stored_bytes(b.stack->db->path());
   BOOST_TEST(file.find(reg->path_token) != std::string::npos);  // the row is there...
   BOOST_TEST(file.find(secret.substr(6)) == std::string::npos);  // ...the secret is not
   BOOST_TEST(file.find(*base64_decode(secret.substr(6))) == std::string::npos);

@@ -126,6 +126,10 @@ struct WebhookConfig {
   // commit_timeout_ms: a delivery whose commit cannot start this soon (a locked database) is
   // answered 503 so the sender retries, well before its own timeout (about 15 s).
   int commit_timeout_ms = 3000;
+  // claim_lease_s: how long a worker's claim holds its webhook events without renewal (renewed
+  // every third of it while the worker lives). A host that dies holding events leaves them to the
+  // other hosts of a fleet (or to its own next start, on SQLite) this long after its last renewal.
+  int claim_lease_s = 60;
 };
 
 struct ScriptConfig {

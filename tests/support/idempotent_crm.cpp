@@ -1,0 +1,93 @@
+#include "support/idempotent_crm.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+
+namespace fb::test {
+
+struct IdempotentCrm::Impl {
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  mutable std::mutex mu;
+  std::map<std::string, std::string> by_key;  // guarded by mu
+  std::map<std::pair<int64_t, int64_t>, int> activities;
+  int64_t calls = 0, replays = 0, seq = 0;
+  int delay_ms = 0;
+
+  std::string call(const std::string& body) {
+    int delay = 0;
+    {
+      std::lock_guard lock(mu);
+      delay = delay_ms;
+    }
+    if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    nlohmann::json c = nlohmann::json::parse(body, nullptr, false);
+    std::lock_guard lock(mu);
+    ++calls;
+    if (c.is_discarded() || !c.contains("idempotency_key")) return R"({"error":"malformed"})";
+    const std::string key = c["idempotency_key"];
+    if (auto it = by_key.find(key); it != by_key.end()) {
+      ++replays;
+      return it->second;
+    }
+    const std::string op = c.value("operation", "");
+    nlohmann::json result = nullptr;
+    if (op.rfind("find_", 0) != 0) {
+      result = {{"id", op + "_" + std::to_string(++seq)}};
+      if (op == "log_activity") {
+        int64_t integration = c.value("integration_id", int64_t{0});
+        int64_t recording = c["args"].value("recording_id", int64_t{0});
+        ++activities[{integration, recording}];
+      }
+    }
+    std::string answer = result.dump();
+    by_key[key] = answer;
+    return answer;
+  }
+};
+
+IdempotentCrm::IdempotentCrm() : impl_(std::make_unique<Impl>()) {
+  impl_->server.Post("/crm", [this](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(impl_->call(req.body), "application/json");
+  });
+  impl_->server.new_task_queue = [] { return new httplib::ThreadPool(8); };
+  impl_->port = impl_->server.bind_to_any_port("127.0.0.1");
+  if (impl_->port <= 0) throw std::runtime_error("IdempotentCrm: cannot bind a loopback port");
+  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  while (!impl_->server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+IdempotentCrm::~IdempotentCrm() {
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::string IdempotentCrm::url() const { return "http://127.0.0.1:" + std::to_string(impl_->port) + "/crm"; }
+
+std::map<std::pair<int64_t, int64_t>, int> IdempotentCrm::activities() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->activities;
+}
+
+int64_t IdempotentCrm::calls() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->calls;
+}
+
+int64_t IdempotentCrm::replays() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->replays;
+}
+
+void IdempotentCrm::set_delay_ms(int ms) {
+  std::lock_guard lock(impl_->mu);
+  impl_->delay_ms = ms;
+}
+
+}  // namespace fb::test
