@@ -3,6 +3,7 @@
 
     bench/e2e/run.py BUILD_DIR [--duration 10] [--rounds 2] [--systems host,serve,node]
                      [--sync-meetings 10000] [--conns 32] [--base-lib DIR --systems host-base,host,...]
+    bench/e2e/run.py BUILD_DIR --steady 5000 [--steady-seconds 60] [--sync-meetings 0]
 
 Systems, run one after the other and interleaved (host, serve, node, host, serve, node, ...), each
 fed the same kind of signed 20 KB deliveries (bench/webhooks' generator) by wrk:
@@ -274,6 +275,52 @@ def run_system(name, a, work, sim_url, alice_key, round_no):
     }, crm_db
 
 
+def run_steady(a, work, sim_url, alice_key):
+    """--steady RATE: e2e_host fed at a steady RATE deliveries/s for --steady-seconds by paced_send
+    (wrk cannot pace); every second, how many are mapped and the backlog (due so far - mapped)."""
+    rate, secs = a.steady, a.steady_seconds
+    deliveries = f"{work}/deliveries-steady"
+    subprocess.run([f"{a.build}/bench/webhooks/fb_webhook_bench_gen", "--secret", SECRET, "--count",
+                    str(rate * secs + 1), "--size", "20000", "--bodies", "64", "--out", deliveries],
+                   check=True, capture_output=True)
+    crm_db = f"{work}/crm-steady.db"
+    cfg = bridge_config(work, "steady", sim_url)
+    p = Proc([f"{a.build}/bench/e2e/e2e_host", "webhooks", "--config", cfg, "--crm-db", crm_db, "--schema",
+              f"{HERE}/crm_schema.sql", "--api-key", alice_key, "--secret", SECRET],
+             env=MALLOC_ENV, stderr_path=f"{work}/steady.err")
+    samples = []
+    try:
+        _, port, path = p.line.split()
+        load0, c0 = loadavg(), cpu_of(p.p.pid)[0]
+        sender = subprocess.Popen([f"{a.build}/bench/e2e/paced_send", "--port", port, "--path", path, "--dir",
+                                   deliveries, "--rate", str(rate), "--seconds", str(secs), "--conns", str(a.conns)],
+                                  stdout=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        while sender.poll() is None:
+            time.sleep(1.0)
+            t = time.monotonic() - t0
+            m = activities(crm_db)
+            samples.append({"t": round(t, 1), "mapped": m, "backlog": max(0, int(min(t, secs) * rate) - m)})
+        report = json.loads(sender.stdout.read().strip().splitlines()[-1])
+        t_sent = time.monotonic()
+        mapped, t_last = activities(crm_db), time.monotonic()
+        while time.monotonic() - t_sent < a.drain_timeout:
+            time.sleep(0.1)
+            n = activities(crm_db)
+            if n != mapped:
+                mapped, t_last = n, time.monotonic()
+            elif (mapped >= report["ok"] and time.monotonic() - t_last > 1.0) or time.monotonic() - t_last > 30:
+                break
+        cpu = cpu_of(p.p.pid)[0] - c0
+    finally:
+        p.stop()
+        shutil.rmtree(deliveries, ignore_errors=True)
+    return {"rate": rate, "seconds": secs, "sender": report, "mapped": mapped, "drain_after_send_s": t_last - t_sent,
+            "cpu_us_per_event": 1e6 * cpu / max(mapped, 1), "load": f"{load0:.1f}-{loadavg():.1f}",
+            "backlog_every_10s": [x["backlog"] for x in samples if int(x["t"]) % 10 == 0][:8],
+            "samples": samples}
+
+
 def run_sync(a, work, sim, sim_url, keys):
     crm_db = f"{work}/crm-sync.db"
     cfg = bridge_config(work, "sync", sim_url)
@@ -305,6 +352,10 @@ def main():
     ap.add_argument("--max-rate", type=int, default=20000, help="deliveries generated per second of a run")
     ap.add_argument("--drain-timeout", type=int, default=900)
     ap.add_argument("--json", help="also write every figure to this file")
+    ap.add_argument("--steady", type=int, default=0,
+                    help="instead of the comparison: feed e2e_host STEADY deliveries/s (bench/e2e/paced_send) "
+                         "and report the backlog every second")
+    ap.add_argument("--steady-seconds", type=int, default=60)
     ap.add_argument("--base-lib", help="directory of another libfathom_bridge.so for the system host-base "
                                        "(an A/B of a library change in the same run)")
     a = ap.parse_args()
@@ -324,6 +375,14 @@ def main():
                     "--rate-limit", "100000000"], stderr_path=f"{work}/sim.err")
         sim_url = sim.line.rsplit(" ", 1)[1]
         users = {u["email"]: u["api_key"] for u in http_json(sim_url + "/_sim/users")}
+        if a.steady:
+            log(f"== steady: {a.steady} deliveries/s for {a.steady_seconds} s into host")
+            st = run_steady(a, work, sim_url, users["alice@example.com"])
+            print(json.dumps({k: v for k, v in st.items() if k != "samples"}))
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump(st, f, indent=1)
+            return
         for rnd in range(1, a.rounds + 1):
             dbs = {}
             for name in systems:

@@ -35,10 +35,31 @@ std::string format_iso8601(int64_t unix_s) {
   return buf;
 }
 
+namespace {
+
+// The digits at text[at, at + n) as a number, or -1 when one of them is not a digit.
+int fixed_digits(const std::string& text, size_t at, size_t n) {
+  int v = 0;
+  for (size_t i = at; i < at + n; ++i) {
+    if (text[i] < '0' || text[i] > '9') return -1;
+    v = v * 10 + (text[i] - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
 bool parse_iso8601(const std::string& text, int64_t* unix_s) {
   int y, mo, d, h, mi, s;
   int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6) {
+  // "YYYY-MM-DDTHH:MM:SS" exactly, as Fathom sends every time, read directly (the worker parses
+  // five per meeting); any other shape goes through sscanf, which also accepts shorter fields.
+  if (text.size() >= 19 && text[4] == '-' && text[7] == '-' && text[10] == 'T' && text[13] == ':' &&
+      text[16] == ':' && (y = fixed_digits(text, 0, 4)) >= 0 && (mo = fixed_digits(text, 5, 2)) >= 0 &&
+      (d = fixed_digits(text, 8, 2)) >= 0 && (h = fixed_digits(text, 11, 2)) >= 0 &&
+      (mi = fixed_digits(text, 14, 2)) >= 0 && (s = fixed_digits(text, 17, 2)) >= 0) {
+    consumed = 19;
+  } else if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;

@@ -315,14 +315,28 @@ bool string_or_absent(const simdjson::dom::object& o, const char* key) {
 // runs transcript_item_from for the message.
 bool transcript_item_ok(const element& el) {
   if (el.type() != element_type::OBJECT) return false;
-  simdjson::dom::object o = as_object(el);
-  element sp;
-  if (!o.at_key("speaker").get(sp) && sp.type() != element_type::NULL_VALUE) {
-    if (sp.type() != element_type::OBJECT) return false;
-    simdjson::dom::object s = as_object(sp);
-    if (!string_or_absent(s, "display_name") || !string_or_absent(s, "matched_calendar_invitee_email")) return false;
+  // One pass over the members; as Obj::find (at_key), only the first member of a name counts.
+  bool speaker = false, text = false, timestamp = false;
+  auto string_or_null = [](const element& v) {
+    return v.type() == element_type::STRING || v.type() == element_type::NULL_VALUE;
+  };
+  for (auto field : as_object(el)) {
+    if (!speaker && field.key == "speaker") {
+      speaker = true;
+      const element& sp = field.value;
+      if (sp.type() == element_type::NULL_VALUE) continue;
+      if (sp.type() != element_type::OBJECT) return false;
+      simdjson::dom::object s = as_object(sp);
+      if (!string_or_absent(s, "display_name") || !string_or_absent(s, "matched_calendar_invitee_email")) return false;
+    } else if (!text && field.key == "text") {
+      text = true;
+      if (!string_or_null(field.value)) return false;
+    } else if (!timestamp && field.key == "timestamp") {
+      timestamp = true;
+      if (!string_or_null(field.value)) return false;
+    }
   }
-  return string_or_absent(o, "text") && string_or_absent(o, "timestamp");
+  return true;
 }
 
 Result<Meeting> meeting_from(const element& el, const std::string& path, std::string raw,

@@ -71,6 +71,18 @@ BOOST_AUTO_TEST_CASE(iso8601_parse_and_format) {
   BOOST_TEST(!parse_iso8601("2025-03-01 17:01:30", &t));
   BOOST_TEST(!parse_iso8601("2025-13-01T17:01:30Z", &t));
   BOOST_TEST(!parse_iso8601("2025-03-01T17:01:30Zjunk", &t));
+  // Shapes off the exact "YYYY-MM-DDTHH:MM:SS" read the same as before its fast path (sscanf's).
+  BOOST_REQUIRE(parse_iso8601("2025-3-1T17:01:30Z", &t));
+  BOOST_TEST(t == 1740848490);
+  BOOST_REQUIRE(parse_iso8601(" 2025-03-01T17:01:30z", &t));
+  BOOST_TEST(t == 1740848490);
+  BOOST_REQUIRE(parse_iso8601("2025-03-01T16:31:30-00:30", &t));
+  BOOST_TEST(t == 1740848490);
+  BOOST_TEST(!parse_iso8601("2025-03-01T17:01:3", &t));
+  BOOST_TEST(!parse_iso8601("2025-03-01T17:61:30Z", &t));
+  BOOST_TEST(!parse_iso8601("2025-03-01T17:01:30", &t));
+  BOOST_TEST(!parse_iso8601("2025-03-01T17:01:30.Z5", &t));
+  BOOST_TEST(!parse_iso8601("", &t));
 }
 
 BOOST_AUTO_TEST_CASE(html_escape_and_http_ascii_helpers) {
