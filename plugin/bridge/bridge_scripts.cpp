@@ -98,9 +98,18 @@ Result<std::string> Bridge::script_rollback(const std::string& tenant_id, const 
 }
 
 Result<std::string> Bridge::script_validate(const std::string& tenant_id, int64_t version_id, int meetings) {
+  return script_validate(tenant_id, version_id, meetings, 0, 0);
+}
+
+Result<std::string> Bridge::script_validate(const std::string& tenant_id, int64_t version_id, int meetings,
+                                            int64_t since_s, int64_t until_s) {
   FB_TRY(check_scope(tenant_id));
   if (meetings <= 0 || meetings > 1000) {
     return Status::InvalidArgument("meetings must be 1..1000, not " + std::to_string(meetings));
+  }
+  if (since_s < 0 || until_s < 0 || (since_s > 0 && until_s > 0 && since_s >= until_s)) {
+    return Status::InvalidArgument("the validation period must have since < until (Unix seconds, 0: open), not " +
+                                   std::to_string(since_s) + ".." + std::to_string(until_s));
   }
   Status why;
   detail::ScriptVersionStore* v = store_of(*impl_, &why);
@@ -123,7 +132,7 @@ Result<std::string> Bridge::script_validate(const std::string& tenant_id, int64_
   FB_ASSIGN(auto integrations, impl_->integrations->list(tenant_id, ""));
   std::vector<detail::ValidationMeeting> recent;
   for (const auto& integration : integrations) {
-    FB_ASSIGN(auto stored, impl_->meetings->list(integration.id, meetings));
+    FB_ASSIGN(auto stored, impl_->meetings->list_created(integration.id, since_s, until_s, meetings));
     for (const auto& m : stored) {
       if (m.raw_json.empty()) continue;  // content no longer kept
       recent.push_back({m.integration_id, integration.tenant_id, integration.user_id, m.recording_id,
@@ -148,6 +157,8 @@ Result<std::string> Bridge::script_validate(const std::string& tenant_id, int64_
   out["candidate_version"] = version_id;
   out["running_version"] = running_id ? json(running_id) : json(nullptr);
   out["scope"] = tenant_id.empty() ? json(nullptr) : json(tenant_id);
+  out["since"] = since_s ? json(since_s) : json(nullptr);
+  out["until"] = until_s ? json(until_s) : json(nullptr);
   return out.dump();
 }
 

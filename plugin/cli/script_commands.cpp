@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
+
 namespace fb::cli {
 namespace {
 
@@ -103,8 +105,9 @@ const char* const kScriptVersionUsage =
     "  script list [--tenant T] [--limit N] [--json]     versions, newest first (* = active)\n"
     "  script activate VERSION [--tenant T] [--author A]  every process on the store within ~0.5 s\n"
     "  script rollback [--tenant T] [--author A]          back to the previously active version\n"
-    "  script validate VERSION [--tenant T] [--meetings N] [--json]   dry-run VERSION and the running version\n"
-    "                over the N (50) most recent stored meetings: CRM operations added, removed, changed\n"
+    "  script validate VERSION [--tenant T] [--meetings N] [--since ISO] [--until ISO] [--json]\n"
+    "                dry-run VERSION and the running version over the N (50) most recent stored meetings\n"
+    "                (created in [since, until) when given): CRM operations added, removed, changed\n"
     "  (no --tenant: the default scripts, which tenants without their own version run)\n";
 
 bool is_script_version_command(const std::string& sub) {
@@ -189,7 +192,16 @@ int script_version_command(Bridge& bridge, const std::string& sub, const std::ve
       err << "fathom-bridge: script validate needs one VERSION id (and --meetings N > 0)\n";
       return 2;
     }
-    auto r = bridge.script_validate(tenant, id, meetings);
+    int64_t period[2] = {0, 0};  // --since / --until: meetings created in that period (ISO 8601)
+    for (int i = 0; i < 2; ++i) {
+      const char* key = i == 0 ? "since" : "until";
+      if (!values.count(key)) continue;
+      if (!fb::detail::parse_iso8601(value(values, key, ""), &period[i])) {
+        err << "fathom-bridge: script validate --" << key << " is not an ISO 8601 time\n";
+        return 2;
+      }
+    }
+    auto r = bridge.script_validate(tenant, id, meetings, period[0], period[1]);
     if (!r.ok()) return refused(err, r.status());
     if (values.count("json")) {
       out << json::parse(*r).dump(2) << "\n";

@@ -80,7 +80,17 @@ void mount_script_routes(HttpServer& svr, Bridge& bridge) {
       return send_error(res, Status::InvalidArgument("'version_id' must be an integer"));
     }
     int meetings = b.contains("meetings") && b["meetings"].is_number_integer() ? b["meetings"].get<int>() : 50;
-    reply(res, bridge.script_validate(tenant, b["version_id"].get<int64_t>(), meetings));
+    // The period (issue 15): "since" / "until" as Unix seconds, meetings created in [since, until).
+    int64_t period[2] = {0, 0};
+    for (int i = 0; i < 2; ++i) {
+      const char* key = i == 0 ? "since" : "until";
+      if (!b.contains(key) || b[key].is_null()) continue;
+      if (!b[key].is_number_integer()) {
+        return send_error(res, Status::InvalidArgument(std::string("'") + key + "' must be Unix seconds"));
+      }
+      period[i] = b[key].get<int64_t>();
+    }
+    reply(res, bridge.script_validate(tenant, b["version_id"].get<int64_t>(), meetings, period[0], period[1]));
   });
 }
 

@@ -242,12 +242,22 @@ Result<StoredMeeting> MeetingStore::get(int64_t integration_id, int64_t recordin
 }
 
 Result<std::vector<StoredMeeting>> MeetingStore::list(int64_t integration_id, int limit, int offset) {
+  return list_where(integration_id, 0, 0, limit, offset);
+}
+
+Result<std::vector<StoredMeeting>> MeetingStore::list_created(int64_t integration_id, int64_t since_s,
+                                                              int64_t until_s, int limit) {
+  return list_where(integration_id, since_s, until_s, limit, 0);
+}
+
+Result<std::vector<StoredMeeting>> MeetingStore::list_where(int64_t integration_id, int64_t since_s,
+                                                            int64_t until_s, int limit, int offset) {
   std::vector<StoredMeeting> out;
   FB_TRY(db_.with([&]() -> Status {
     Stmt& q = db_.prepare(std::string("SELECT ") + kMeetingColumns +
-                          " FROM sync_meetings WHERE integration_id=? "
-                          "ORDER BY created_at DESC, recording_id DESC LIMIT ? OFFSET ?");
-    q.bind_all(integration_id, limit, offset);
+                          " FROM sync_meetings WHERE integration_id=?1 AND created_at >= ?2 AND (?3 = 0 OR created_at < ?3) "
+                          "ORDER BY created_at DESC, recording_id DESC LIMIT ?4 OFFSET ?5");
+    q.bind_all(integration_id, since_s, until_s, limit, offset);
     return each_row(q, [&](const Stmt& r) { out.push_back(read_meeting(r)); });
   }));
   for (StoredMeeting& m : out) {

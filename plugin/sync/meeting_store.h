@@ -113,6 +113,8 @@ class MeetingStore {
   Result<StoredMeeting> get(int64_t integration_id, int64_t recording_id);
   // Newest first (created_at desc), at most limit rows from offset.
   Result<std::vector<StoredMeeting>> list(int64_t integration_id, int limit = 100, int offset = 0);
+  // The same for the meetings created in [since_s, until_s) (Unix seconds; 0: open), newest first.
+  Result<std::vector<StoredMeeting>> list_created(int64_t integration_id, int64_t since_s, int64_t until_s, int limit);
   Result<int64_t> count(int64_t integration_id);
   // Recording ids with mapped_version < content_version, oldest first.
   Result<std::vector<int64_t>> unmapped(int64_t integration_id, int limit = 1000);
@@ -126,6 +128,9 @@ class MeetingStore {
   Db& db() { return db_; }
 
  private:
+  // list() and list_created(): created_at in [since_s, until_s) (0: open).
+  Result<std::vector<StoredMeeting>> list_where(int64_t integration_id, int64_t since_s, int64_t until_s, int limit,
+                                                int offset);
   MeetingStore(Db& db, Clock& clock) : db_(db), clock_(clock) {}
   // raw_json of a row, or its pointer resolved through the loader.
   Result<std::string> resolve(std::string raw_json, int64_t content_event_id);

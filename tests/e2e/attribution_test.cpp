@@ -1,6 +1,7 @@
 // Every CRM operation is attributed to the script version that made it (issue 15): the sync job
 // log and the webhook event records say which stored versions their CRM operations ran on, and
 // they follow an activation.
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <fstream>
 #include <mutex>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "e2e/host_fixture.h"
 #include "fathom_bridge/bridge.h"
 #include "support/temp_dir.h"
@@ -122,4 +124,52 @@ BOOST_AUTO_TEST_CASE(each_crm_operation_s_script_version_is_in_the_job_log_and_t
   HttpReply jobs = h.get("/v1/sync/jobs?integration_id=" + std::to_string(id));
   BOOST_TEST_REQUIRE(jobs.status == 200, jobs.body);
   BOOST_TEST(jobs.body.find("\"script_versions\":[" + std::to_string(seen[1]) + "]") != std::string::npos, jobs.body);
+}
+
+// Validation over a period (issue 15: "validate against last week's meetings"): only the stored
+// meetings created in [since, until) are dry-run, through the C++ API and the sidecar.
+BOOST_AUTO_TEST_CASE(validation_over_a_period_dry_runs_only_the_meetings_created_in_it) {
+  Host h(json::object(), {"--meetings", "1", "--seed", "9"});
+  const fb::Caller alice{"acme", "alice", ""};
+  const int64_t id = h.connect("acme", "alice", "alice@example.com");
+  auto made = [&](const char* created_at) -> int64_t {
+    json m = h.sim.admin("POST", "/_sim/meetings",
+                         {{"count", 1}, {"recorded_by", "alice@example.com"}, {"created_at", created_at}});
+    return m["recording_ids"][0];
+  };
+  const int64_t january = made("2024-01-10T10:00:00Z");
+  const int64_t march = made("2024-03-10T10:00:00Z");
+  int64_t jan1 = 0, feb1 = 0, mar1 = 0, apr1 = 0;
+  BOOST_REQUIRE(fb::detail::parse_iso8601("2024-01-01T00:00:00Z", &jan1) &&
+                fb::detail::parse_iso8601("2024-02-01T00:00:00Z", &feb1) &&
+                fb::detail::parse_iso8601("2024-03-01T00:00:00Z", &mar1) &&
+                fb::detail::parse_iso8601("2024-04-01T00:00:00Z", &apr1));
+  auto synced = h.bridge->sync(alice, id, {"manual", jan1, apr1, 0});
+  BOOST_REQUIRE_MESSAGE(synced.ok(), synced.status().to_string());
+  auto v = h.bridge->script_import("acme", std::string(FB_SOURCE_DIR) + "/scripts", "admin", "candidate");
+  BOOST_REQUIRE_MESSAGE(v.ok(), v.status().to_string());
+  const int64_t version = json::parse(*v)["id"];
+
+  auto recordings = [&](int64_t since, int64_t until) {
+    auto r = h.bridge->script_validate("acme", version, 50, since, until);
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    const json report = json::parse(*r);
+    std::vector<int64_t> ids;
+    for (const json& m : report["meetings"]) ids.push_back(m["recording_id"]);
+    return ids;
+  };
+  BOOST_TEST(recordings(mar1, apr1) == std::vector<int64_t>{march});
+  BOOST_TEST(recordings(jan1, feb1) == std::vector<int64_t>{january});
+  BOOST_TEST(recordings(feb1, mar1).empty());
+  const std::vector<int64_t> all = recordings(0, 0);
+  BOOST_TEST(std::count(all.begin(), all.end(), january) == 1);
+  BOOST_TEST(std::count(all.begin(), all.end(), march) == 1);
+  BOOST_TEST(h.bridge->script_validate("acme", version, 50, apr1, mar1).status().code() == fb::Code::kInvalidArgument);
+
+  HttpReply http = h.post("/v1/scripts/validate", {{"tenant_id", "acme"}, {"version_id", version}, {"since", mar1}, {"until", apr1}});
+  BOOST_TEST_REQUIRE(http.status == 200, http.body);
+  json out = http.json();
+  BOOST_TEST(out["meetings"].size() == 1u);
+  BOOST_TEST(out["meetings"][0]["recording_id"] == march);
+  BOOST_TEST(out["since"] == mar1);
 }

@@ -190,6 +190,10 @@ class Bridge {
   // "before", "after"}], "unchanged", "error"?}], "summary": {"meetings", "meetings_changed",
   // "added", "removed", "changed", "unchanged", "errors"}}.
   Result<std::string> script_validate(const std::string& tenant_id, int64_t version_id, int meetings);
+  // The same over the `meetings` most recent stored meetings created in [since_s, until_s) (Unix
+  // seconds; 0: open), e.g. last week's: the version is checked against a chosen period.
+  Result<std::string> script_validate(const std::string& tenant_id, int64_t version_id, int meetings,
+                                      int64_t since_s, int64_t until_s);
 
   // ---- the durable event feed ----
   // {"events": [{"id", "type", ..., "created_at"}], "next"}: events with id > after_id, oldest
