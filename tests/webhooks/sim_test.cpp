@@ -220,6 +220,9 @@ BOOST_AUTO_TEST_CASE(register_receive_process_and_unregister) {
   BOOST_REQUIRE(wait_until([&] { return b.pipeline.reactions_for(rec) == 1; }));
   BOOST_TEST(b.pipeline.mapped_for(rec) == 1);
   BOOST_TEST(!b.pipeline.bad());
+  // The hooks run inside the worker's batch, whose meeting rows commit with it: read them once the
+  // event is done (on PostgreSQL another connection does not see them earlier).
+  BOOST_REQUIRE(wait_until([&] { return b.stack->inbox->list({"done", kIntegration, 10})->size() == 1u; }));
   auto stored = b.store->get(kIntegration, rec);
   BOOST_REQUIRE(stored.ok());
   BOOST_TEST(stored->last_source == "webhook");
