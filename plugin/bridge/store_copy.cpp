@@ -8,6 +8,7 @@
 #include "oauth/schema.h"
 #include "scripting/script_store.h"
 #include "scripting/script_versions.h"
+#include "store/pg_dialect.h"
 #include "sync/sync_schema.h"
 #include "webhooks/body_log.h"
 #include "webhooks/inbox.h"
@@ -143,7 +144,7 @@ Result<StoreCopyReport> copy_store(const std::string& from_path, const std::stri
                                    std::string(from_path.rfind("postgres", 0) == 0 ? "a PostgreSQL URL" : from_path));
   }
   if (!Db::is_postgres_url(to_url)) {
-    return Status::InvalidArgument("store copy: --to must be a postgresql:// URL (got '" + to_url + "')");
+    return Status::InvalidArgument("store copy: --to must be a postgresql:// URL (got '" + redact_url(to_url) + "')");
   }
   struct stat st {};
   if (from_path == ":memory:" || stat(from_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -36,23 +36,6 @@ constexpr Oid kByteaOid = 17;
 // whole fleet ("fb_write").
 constexpr const char* kWriteLock = "SELECT pg_advisory_xact_lock(7378415037781537893)";
 
-// The URL without its password, for messages.
-std::string redact(const std::string& url) {
-  std::string out = url;
-  size_t scheme = out.find("://");
-  size_t at = out.find('@', scheme == std::string::npos ? 0 : scheme + 3);
-  size_t slash = out.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  if (scheme != std::string::npos && at != std::string::npos && (slash == std::string::npos || at < slash)) {
-    size_t colon = out.find(':', scheme + 3);
-    if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-  }
-  for (size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
-    size_t e = out.find_first_of("& ", p);
-    out.replace(p + 9, (e == std::string::npos ? out.size() : e) - p - 9, "***");
-  }
-  return out;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -173,7 +156,7 @@ class PgStmt final : public StmtDriver {
 class PgDb final : public Db {
  public:
   PgDb(const std::string& url, const DbOptions& o)
-      : Db(redact(url), true), url_(url), pool_size_(o.pool_size < 1 ? 1 : o.pool_size),
+      : Db(redact_url(url), true), url_(url), pool_size_(o.pool_size < 1 ? 1 : o.pool_size),
         busy_timeout_ms_(o.busy_timeout_ms) {}
   ~PgDb() override = default;
 

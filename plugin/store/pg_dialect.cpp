@@ -137,4 +137,20 @@ std::string to_postgres_sql(std::string_view s, int* params) {
   return out;
 }
 
+std::string redact_url(const std::string& url) {
+  std::string out = url;
+  size_t scheme = out.find("://");
+  size_t at = out.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+  size_t slash = out.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (scheme != std::string::npos && at != std::string::npos && (slash == std::string::npos || at < slash)) {
+    size_t colon = out.find(':', scheme + 3);
+    if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+  }
+  for (size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+    size_t e = out.find_first_of("& ", p);
+    out.replace(p + 9, (e == std::string::npos ? out.size() : e) - p - 9, "***");
+  }
+  return out;
+}
+
 }  // namespace fb::detail

@@ -15,4 +15,8 @@ namespace fb::detail {
 // String literals, quoted identifiers and comments are copied unchanged.
 std::string to_postgres_sql(std::string_view sql, int* params = nullptr);
 
+// The URL (any scheme://user:password@host, or key=value form) with its password replaced by ***,
+// for messages: the driver names its store with it, and so does anything that echoes a URL back.
+std::string redact_url(const std::string& url);
+
 }  // namespace fb::detail

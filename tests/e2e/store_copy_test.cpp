@@ -158,6 +158,11 @@ BOOST_AUTO_TEST_CASE(wrong_stores_are_refused_by_name) {
   CommandResult to_file = run_cli("store copy --from " + dir.file("nope.db") + " --to " + dir.file("other.db"));
   BOOST_TEST(to_file.exit_code == 1);
   BOOST_TEST(to_file.output.find("--to must be a postgresql:// URL") != std::string::npos);
+  // A mistyped scheme is named in the refusal without the URL's password.
+  CommandResult typo = run_cli("store copy --from " + dir.file("nope.db") + " --to postgresq://fb:s3cret@db.internal/fb");
+  BOOST_TEST(typo.exit_code == 1);
+  BOOST_TEST(typo.output.find("postgresq://fb:***@db.internal/fb") != std::string::npos, typo.output);
+  BOOST_TEST(typo.output.find("s3cret") == std::string::npos);
   CommandResult usage = run_cli("store copy --from " + dir.file("nope.db"));
   BOOST_TEST(usage.exit_code == 2);
 }
