@@ -24,8 +24,12 @@ set(FB_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fathom_bridge)
 set(FB_EXPORTS_MAP ${CMAKE_CURRENT_LIST_DIR}/fathom_bridge.map)
 set_target_properties(fathom_bridge PROPERTIES C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden
                                                VISIBILITY_INLINES_HIDDEN ON)
-target_link_options(fathom_bridge PRIVATE "LINKER:--version-script=${FB_EXPORTS_MAP}" "LINKER:--exclude-libs,ALL"
-                                          "LINKER:--no-undefined")
+target_link_options(fathom_bridge PRIVATE "LINKER:--version-script=${FB_EXPORTS_MAP}" "LINKER:--exclude-libs,ALL")
+# Every symbol resolved at link time, except in a clang sanitizer build (the asan stage): clang links
+# its sanitizer runtime into executables only, so the library's __asan_* calls resolve when loaded.
+if(NOT (FB_SANITIZE AND CMAKE_CXX_COMPILER_ID MATCHES "Clang"))
+  target_link_options(fathom_bridge PRIVATE "LINKER:--no-undefined")
+endif()
 set_property(TARGET fathom_bridge APPEND PROPERTY LINK_DEPENDS ${FB_EXPORTS_MAP})
 # In the build tree the header comes from the source tree; installed, from <prefix>/include.
 set_property(TARGET fathom_bridge PROPERTY INTERFACE_INCLUDE_DIRECTORIES

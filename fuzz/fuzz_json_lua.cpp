@@ -50,7 +50,7 @@ int body(lua_State* L) {
 
   // The lazy object, twice: once read through __index and pairs, once encoded directly.
   for (int read_first = 0; read_first < 2; ++read_first) {
-    fb::lua::LazyJsonSource src{job->text, job->generation, kDepth};
+    fb::lua::LazyJsonSource src{.text = job->text, .generation = job->generation, .max_depth = kDepth};
     if (!fb::lua::push_json_object_lazy(L, &src, {"transcript", "action_items"}, 0, &err)) {
       fail("lazy push refused what the eager push accepted", std::string(job->text), err);
     }
@@ -67,7 +67,7 @@ int body(lua_State* L) {
   }
 
   // Read after its event: a member never built must raise, not read the (gone) text.
-  fb::lua::LazyJsonSource src{job->text, job->generation, kDepth};
+  fb::lua::LazyJsonSource src{.text = job->text, .generation = job->generation, .max_depth = kDepth};
   if (fb::lua::push_json_object_lazy(L, &src, {"transcript"}, 0, &err) && lua_istable(L, -1)) {
     src.text = std::string_view();  // the event's text is gone
     ++src.generation;

@@ -2,30 +2,40 @@
 // writes the same row again and returns the same result.
 #include "crm_tables.h"
 
+#include <simdjson.h>
+
+#include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
+#include <initializer_list>
 #include <sstream>
 #include <stdexcept>
-
-using json = nlohmann::json;
 
 namespace e2e {
 
 namespace {
 
-std::string text(const json& args, const char* key) {
-  auto it = args.find(key);
-  return it != args.end() && it->is_string() ? it->get<std::string>() : std::string();
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+// The string at key, or nullopt-like false when missing or not a string.
+bool str(const object& args, const char* key, std::string_view* v) {
+  return args[key].get_string().get(*v) == simdjson::SUCCESS;
 }
 
-void bind_text(sqlite3_stmt* s, int i, const json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || !it->is_string()) {
-    sqlite3_bind_null(s, i);
+std::string text(const object& args, const char* key) {
+  std::string_view v;
+  return str(args, key, &v) ? std::string(v) : std::string();
+}
+
+// Bound without a copy: the parse's strings live until this thread's next parse, and the
+// statement is stepped before that (stmt() clears the bindings before its next use).
+void bind_text(sqlite3_stmt* s, int i, const object& args, const char* key) {
+  std::string_view v;
+  if (str(args, key, &v)) {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   } else {
-    const std::string& v = it->get_ref<const std::string&>();
-    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_null(s, i);
   }
 }
 
@@ -33,29 +43,81 @@ void bind_str(sqlite3_stmt* s, int i, const std::string& v) {
   sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
 }
 
-void bind_int(sqlite3_stmt* s, int i, const json& args, const char* key) {
-  auto it = args.find(key);
-  if (it != args.end() && it->is_number()) {
-    sqlite3_bind_int64(s, i, it->get<int64_t>());
+// An integer argument (a number with a fraction is cut to its integer part), else NULL.
+bool integer(const object& args, const char* key, int64_t* n) {
+  element e;
+  if (args[key].get(e) != simdjson::SUCCESS) return false;
+  if (e.get_int64().get(*n) == simdjson::SUCCESS) return true;
+  double d;
+  if (e.get_double().get(d) != simdjson::SUCCESS) return false;
+  *n = static_cast<int64_t>(d);
+  return true;
+}
+
+void bind_int(sqlite3_stmt* s, int i, const object& args, const char* key) {
+  int64_t n;
+  if (integer(args, key, &n)) {
+    sqlite3_bind_int64(s, i, n);
   } else {
     sqlite3_bind_null(s, i);
   }
 }
 
 // An array argument as compact JSON text ("[]" when missing).
-std::string array_text(const json& args, const char* key) {
-  auto it = args.find(key);
-  return it != args.end() && it->is_array() ? it->dump() : std::string("[]");
+std::string array_text(const object& args, const char* key) {
+  simdjson::dom::array a;
+  return args[key].get_array().get(a) == simdjson::SUCCESS ? simdjson::to_string(a) : std::string("[]");
 }
 
-json column(sqlite3_stmt* s, int i) {
-  if (sqlite3_column_type(s, i) == SQLITE_NULL) return nullptr;
-  return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, i)));
+// Appends v as a JSON string.
+void quote(std::string& out, std::string_view v) {
+  out.push_back('"');
+  for (char c : v) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// A JSON object of string (or null) members: {"k": "v", ...}.
+std::string object_of(std::initializer_list<std::pair<const char*, const std::string_view*>> members) {
+  std::string out = "{";
+  for (const auto& [k, v] : members) {
+    if (out.size() > 1) out.push_back(',');
+    quote(out, k);
+    out.push_back(':');
+    if (v) {
+      quote(out, *v);
+    } else {
+      out += "null";
+    }
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string_view column(sqlite3_stmt* s, int i, bool* null) {
+  *null = sqlite3_column_type(s, i) == SQLITE_NULL;
+  if (*null) return {};
+  return {reinterpret_cast<const char*>(sqlite3_column_text(s, i)), static_cast<size_t>(sqlite3_column_bytes(s, i))};
 }
 
 }  // namespace
 
-std::string args_of(const char* call_json) {
+std::string_view args_of(const char* call_json) {
   const char* a = std::strstr(call_json, "\"args\":");
   if (!a) return "{}";
   a += 7;
@@ -75,7 +137,7 @@ std::string args_of(const char* call_json) {
     } else if (c == '{' || c == '[') {
       ++depth;
     } else if ((c == '}' || c == ']') && --depth == 0) {
-      return std::string(a, p + 1);
+      return std::string_view(a, static_cast<size_t>(p + 1 - a));
     }
   }
   return "{}";
@@ -132,15 +194,17 @@ bool CrmTables::end_batch(bool commit) {
   return ok;
 }
 
-bool CrmTables::call(const std::string& op, const std::string& args_json, std::string* result) {
+bool CrmTables::call(const std::string& op, std::string_view args_json, std::string* result) {
   if (batch_owner_ == std::this_thread::get_id()) return run(op, args_json, result);
   std::lock_guard<std::mutex> lock(mu_);
   return run(op, args_json, result);  // autocommit: one transaction per call
 }
 
-bool CrmTables::run(const std::string& op, const std::string& args_json, std::string* result) {
-  json args = json::parse(args_json, nullptr, false);
-  if (!args.is_object()) {
+bool CrmTables::run(const std::string& op, std::string_view args_json, std::string* result) {
+  // simdjson, not a JSON tree library: the CRM side of a call is the host's cost per event too.
+  thread_local simdjson::dom::parser parser;
+  object args;
+  if (parser.parse(args_json.data(), args_json.size()).get_object().get(args) != simdjson::SUCCESS) {
     *result = op + ": arguments are not a JSON object";
     return false;
   }
@@ -163,9 +227,12 @@ bool CrmTables::run(const std::string& op, const std::string& args_json, std::st
       return true;
     }
     if (rc != SQLITE_ROW) return step_done(s);
-    json row = {{"id", column(s, 0)}, {company ? "domain" : "email", column(s, 1)}, {"name", column(s, 2)}};
-    if (!company) row["company_id"] = column(s, 3);
-    *result = row.dump();
+    bool null[4];
+    std::string_view v[4];
+    for (int i = 0; i < (company ? 3 : 4); ++i) v[i] = column(s, i, &null[i]);
+    auto at = [&](int i) { return null[i] ? nullptr : &v[i]; };
+    *result = company ? object_of({{"id", at(0)}, {"domain", at(1)}, {"name", at(2)}})
+                      : object_of({{"id", at(0)}, {"email", at(1)}, {"name", at(2)}, {"company_id", at(3)}});
     return true;
   }
   if (op == "upsert_company") {
@@ -178,7 +245,10 @@ bool CrmTables::run(const std::string& op, const std::string& args_json, std::st
     bind_str(s, 2, domain);
     bind_text(s, 3, args, "name");
     if (!step_done(s)) return false;
-    *result = json{{"id", "co:" + domain}, {"domain", domain}, {"name", args.value("name", json(nullptr))}}.dump();
+    const std::string id = "co:" + domain;
+    const std::string_view idv = id, dv = domain;
+    std::string_view name;
+    *result = object_of({{"id", &idv}, {"domain", &dv}, {"name", str(args, "name", &name) ? &name : nullptr}});
     return true;
   }
   if (op == "upsert_contact") {
@@ -193,13 +263,15 @@ bool CrmTables::run(const std::string& op, const std::string& args_json, std::st
     bind_text(s, 3, args, "name");
     bind_text(s, 4, args, "company_id");
     if (!step_done(s)) return false;
-    *result = json{{"id", "ct:" + email}, {"email", email}}.dump();
+    const std::string id = "ct:" + email;
+    const std::string_view idv = id, ev = email;
+    *result = object_of({{"id", &idv}, {"email", &ev}});
     return true;
   }
   if (op == "log_activity") {
-    auto rid = args.find("recording_id");
-    if (rid == args.end() || !rid->is_number()) return *result = "log_activity: recording_id is required", false;
-    std::string id = "act:" + std::to_string(rid->get<int64_t>());
+    int64_t rid;
+    if (!integer(args, "recording_id", &rid)) return *result = "log_activity: recording_id is required", false;
+    std::string id = "act:" + std::to_string(rid);
     sqlite3_stmt* s = stmt(
         "INSERT INTO activities (id, recording_id, type, title, started_at, ended_at, duration_s, share_url, url, "
         "summary, owner_email, contact_ids, company_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -219,7 +291,10 @@ bool CrmTables::run(const std::string& op, const std::string& args_json, std::st
     bind_str(s, 12, array_text(args, "contact_ids"));
     bind_str(s, 13, array_text(args, "company_ids"));
     if (!step_done(s)) return false;
-    *result = json{{"id", id}}.dump();
+    {
+      const std::string_view idv = id;
+      *result = object_of({{"id", &idv}});
+    }
     return true;
   }
   if (op == "create_task") {
@@ -236,13 +311,16 @@ bool CrmTables::run(const std::string& op, const std::string& args_json, std::st
     bind_text(s, 5, args, "assignee_email");
     bind_text(s, 6, args, "playback_url");
     if (!step_done(s)) return false;
-    *result = json{{"id", id}}.dump();
+    {
+      const std::string_view idv = id;
+      *result = object_of({{"id", &idv}});
+    }
     return true;
   }
   if (op == "attach_recording") {
-    auto rid = args.find("recording_id");
+    int64_t rid;
     std::string id = "att:" + text(args, "record_type") + ":" + text(args, "record_id") + ":" +
-                     (rid != args.end() && rid->is_number() ? std::to_string(rid->get<int64_t>()) : "");
+                     (integer(args, "recording_id", &rid) ? std::to_string(rid) : "");
     sqlite3_stmt* s = stmt(
         "INSERT INTO attachments (id, record_type, record_id, recording_id, share_url, title) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET share_url = excluded.share_url, "
@@ -254,7 +332,10 @@ bool CrmTables::run(const std::string& op, const std::string& args_json, std::st
     bind_text(s, 5, args, "share_url");
     bind_text(s, 6, args, "title");
     if (!step_done(s)) return false;
-    *result = json{{"id", id}}.dump();
+    {
+      const std::string_view idv = id;
+      *result = object_of({{"id", &idv}});
+    }
     return true;
   }
   if (op == "find_deal") {  // this CRM keeps no deals

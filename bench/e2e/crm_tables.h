@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace e2e {
@@ -24,7 +25,7 @@ class CrmTables {
   // result's JSON text ("null" for a find that found nothing); else false and *result = a message.
   // Thread-safe: inside a batch of the calling thread it joins that batch's transaction, otherwise
   // it is a transaction of its own.
-  bool call(const std::string& operation, const std::string& args_json, std::string* result);
+  bool call(const std::string& operation, std::string_view args_json, std::string* result);
 
   // A batch: one write transaction around every call the calling thread makes until end_batch.
   // Batches of different threads take turns (SQLite has one writer).
@@ -34,7 +35,7 @@ class CrmTables {
  private:
   bool exec(const char* sql);
   sqlite3_stmt* stmt(const char* sql);
-  bool run(const std::string& op, const std::string& args_json, std::string* result);
+  bool run(const std::string& op, std::string_view args_json, std::string* result);
 
   sqlite3* db_ = nullptr;
   std::mutex mu_;                      // held by the thread whose batch is open
@@ -45,6 +46,7 @@ class CrmTables {
 // The "args" member of a CRM call's JSON text ({"operation", "args": {...}, ...}, as the bridge
 // sends it) as JSON text, "{}" without one. A scan for the member and its matching bracket: the host
 // does not parse the whole call a second time.
-std::string args_of(const char* call_json);
+// The "args" member of a CRM call's JSON (a view into it).
+std::string_view args_of(const char* call_json);
 
 }  // namespace e2e

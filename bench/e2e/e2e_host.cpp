@@ -3,8 +3,10 @@
 // batch callbacks make each batch's CRM writes one CRM transaction.
 //
 //   e2e_host webhooks --config FILE --crm-db FILE --schema FILE --api-key KEY --secret whsec_...
-//       Serves webhook deliveries (cpp-httplib, as a host would) and hands each to
-//       fb_webhook_receive. First stdout line: "listening <port> <route path>". Stops on SIGTERM.
+//       Serves webhook deliveries and hands each to the bridge: by default one epoll thread and
+//       fb_webhook_receive_async (webhook_loop.h); with --http threads, cpp-httplib with a thread
+//       per connection, each blocked in fb_webhook_receive (the host of the earlier figures).
+//       First stdout line: "listening <port> <route path>". Stops on SIGTERM.
 //   e2e_host sync --config FILE --crm-db FILE --schema FILE --api-key KEY [--api-key KEY...]
 //       Connects each API key and runs one backfill each through the real mapping, then prints
 //       one JSON line: {"meetings", "wall_s", "cpu_s", "jobs": [...]}.
@@ -20,6 +22,7 @@
 
 #include "crm_tables.h"
 #include "serve.h"
+#include "webhook_loop.h"
 #include "fathom_bridge/fathom_bridge.h"
 
 namespace {
@@ -134,6 +137,11 @@ int main(int argc, char** argv) {
   size_t at = r.find("\"path\":\"");
   std::string path = r.substr(at + 8, r.find('"', at + 8) - at - 8);
 
+  if (arg(argc, argv, "--http", "loop") == "loop") {
+    int rc = e2e::WebhookLoop(b, path).run(stop_signals, " " + path);
+    fb_bridge_close(b);
+    return rc;
+  }
   httplib::Server svr;
   svr.Post(path, [b](const httplib::Request& req, httplib::Response& res) {
     std::vector<const char*> names, values;

@@ -12,7 +12,9 @@ fed the same kind of signed 20 KB deliveries (bench/webhooks' generator) by wrk:
   serve  `fathom-bridge serve` with the CRM over HTTP: e2e_crm_server, the same tables
   node   node/receiver.mjs: node:http + standardwebhooks + the mapping in JS + better-sqlite3
 Variants for experiments: host-base (e2e_host on the library in --base-lib, for an A/B of a library
-change in one run) and host-noreact (without reactions.lua). Then the sync path: a backfill of
+change in one run), host-noreact (without reactions.lua) and host-threads (e2e_host serving HTTP with
+cpp-httplib, a thread per connection blocked in fb_webhook_receive, as before issue 11's last round;
+host serves from one epoll thread through fb_webhook_receive_async). Then the sync path: a backfill of
 --sync-meetings meetings from fathom-sim (rate limit lifted) through the real mapping into e2e_host.
 
 Figures per system: deliveries/s and p50/p99 (wrk); CPU per delivery while ingesting (the
@@ -144,6 +146,21 @@ def activities(db):
         return 0
 
 
+
+def wait_drained(count, expected, since, timeout, poll=0.1):
+    """Polls count() until it reaches expected and has not moved for 1 s, it has not moved for 30 s
+    (stuck, or wrk ran out of deliveries and resent some), or timeout s have passed since `since`.
+    Returns the last count and when it last changed."""
+    n, t_last = count(), time.monotonic()
+    while time.monotonic() - since < timeout:
+        time.sleep(poll)
+        m = count()
+        if m != n:
+            n, t_last = m, time.monotonic()
+        elif (n >= expected and time.monotonic() - t_last > 1.0) or time.monotonic() - t_last > 30:
+            break
+    return n, t_last
+
 def dump(db):
     """The CRM rows: {table: {id: row}}."""
     c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -199,14 +216,16 @@ def run_system(name, a, work, sim_url, alice_key, round_no):
     schema = f"{HERE}/crm_schema.sql"
     procs, worker_pids = [], []
     try:
-        if name in ("host", "host-base", "host-noreact"):
+        if name in ("host", "host-base", "host-noreact", "host-threads"):
             # host-noreact: without reactions.lua, to see what the default reaction hook costs
             cfg = bridge_config(work, tag, sim_url,
                                 {"scripts": {"reactions": ""}} if name == "host-noreact" else None)
             # host-base: the same host on another build of the library (A/B in one run)
             env = {**MALLOC_ENV, **({"LD_LIBRARY_PATH": a.base_lib} if name == "host-base" else {})}
-            p = Proc([f"{a.build}/bench/e2e/e2e_host", "webhooks", "--config", cfg, "--crm-db", crm_db, "--schema",
-                      schema, "--api-key", alice_key, "--secret", SECRET], env=env, stderr_path=f"{work}/{tag}.err")
+            host = a.base_host if name == "host-base" and a.base_host else f"{a.build}/bench/e2e/e2e_host"
+            p = Proc([host, "webhooks", "--config", cfg, "--crm-db", crm_db, "--schema",
+                      schema, "--api-key", alice_key, "--secret", SECRET] +
+                     (["--http", "threads"] if name == "host-threads" else []), env=env, stderr_path=f"{work}/{tag}.err")
             procs.append(p)
             _, port, path = p.line.split()
         elif name == "serve":
@@ -240,17 +259,7 @@ def run_system(name, a, work, sim_url, alice_key, round_no):
         load1 = loadavg()
         # Until the last delivery is an activity in the CRM: at least wrk's count (wrk does not count
         # answers still in flight when it stops, which were accepted too), and no new one for 1 s.
-        mapped = activities(crm_db)
-        t_last = time.monotonic()
-        while time.monotonic() - t_wrk < a.drain_timeout:
-            time.sleep(0.05)
-            n = activities(crm_db)
-            if n != mapped:
-                mapped, t_last = n, time.monotonic()
-            elif mapped >= accepted and time.monotonic() - t_last > 1.0:
-                break
-            elif time.monotonic() - t_last > 30:  # stuck (or wrk ran out of deliveries and resent some)
-                break
+        mapped, t_last = wait_drained(lambda: activities(crm_db), accepted, t_wrk, a.drain_timeout, poll=0.05)
         c2 = {pid: cpu_of(pid) for pid in pids}
     finally:
         for q in procs:
@@ -303,14 +312,7 @@ def run_steady(a, work, sim_url, alice_key):
             samples.append({"t": round(t, 1), "mapped": m, "backlog": max(0, int(min(t, secs) * rate) - m)})
         report = json.loads(sender.stdout.read().strip().splitlines()[-1])
         t_sent = time.monotonic()
-        mapped, t_last = activities(crm_db), time.monotonic()
-        while time.monotonic() - t_sent < a.drain_timeout:
-            time.sleep(0.1)
-            n = activities(crm_db)
-            if n != mapped:
-                mapped, t_last = n, time.monotonic()
-            elif (mapped >= report["ok"] and time.monotonic() - t_last > 1.0) or time.monotonic() - t_last > 30:
-                break
+        mapped, t_last = wait_drained(lambda: activities(crm_db), report["ok"], t_sent, a.drain_timeout)
         cpu = cpu_of(p.p.pid)[0] - c0
     finally:
         p.stop()
@@ -321,19 +323,23 @@ def run_steady(a, work, sim_url, alice_key):
             "samples": samples}
 
 
-def run_sync(a, work, sim, sim_url, keys):
-    crm_db = f"{work}/crm-sync.db"
-    cfg = bridge_config(work, "sync", sim_url)
+def run_sync(a, work, sim, sim_url, keys, base=False):
+    """The backfill into e2e_host; base: the --base-host binary on the --base-lib library."""
+    tag = "sync-base" if base else "sync"
+    crm_db = f"{work}/crm-{tag}.db"
+    cfg = bridge_config(work, tag, sim_url)
     s0 = cpu_of(sim.p.pid)[0]
     load0 = loadavg()
-    out = subprocess.run([f"{a.build}/bench/e2e/e2e_host", "sync", "--config", cfg, "--crm-db", crm_db, "--schema",
+    host = (a.base_host or f"{a.build}/bench/e2e/e2e_host") if base else f"{a.build}/bench/e2e/e2e_host"
+    env = {**os.environ, **MALLOC_ENV, **({"LD_LIBRARY_PATH": a.base_lib} if base and a.base_lib else {})}
+    out = subprocess.run([host, "sync", "--config", cfg, "--crm-db", crm_db, "--schema",
                           f"{HERE}/crm_schema.sql"] + sum((["--api-key", k] for k in keys), []),
-                         capture_output=True, text=True, env={**os.environ, **MALLOC_ENV})
+                         capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError("e2e_host sync failed: " + out.stderr[-2000:])
     r = json.loads(out.stdout.strip().splitlines()[-1])
     meetings = sum(j.get("meetings_seen", j.get("meetings", 0)) for j in r["jobs"])
-    return {"meetings": a.sync_meetings, "jobs": [{k: j.get(k) for k in ("status", "meetings_seen", "meetings_mapped",
+    return {"system": tag, "meetings": a.sync_meetings, "jobs": [{k: j.get(k) for k in ("status", "meetings_seen", "meetings_mapped",
                                                                             "map_failures", "api_calls")
                                                   if k in j} for j in r["jobs"]],
             "reported": meetings, "activities": activities(crm_db), "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
@@ -358,6 +364,8 @@ def main():
     ap.add_argument("--steady-seconds", type=int, default=60)
     ap.add_argument("--base-lib", help="directory of another libfathom_bridge.so for the system host-base "
                                        "(an A/B of a library change in the same run)")
+    ap.add_argument("--base-host", help="another e2e_host binary for the system host-base (with --base-lib: the "
+                                        "whole host as it was), also run for the sync backfill (sync-base)")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     systems = [s for s in a.systems.split(",") if s]
@@ -369,7 +377,7 @@ def main():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=f"{HERE}/node", check=True)
     work = tempfile.mkdtemp(prefix="fb-e2e-bench-")
     sim = None
-    results, checks, sync = [], [], None
+    results, checks, sync, syncs = [], [], None, []
     try:
         sim = Proc([f"{a.build}/tests/sim/fathom-sim", "--port", "0", "--quiet", "--meetings", str(a.sync_meetings),
                     "--rate-limit", "100000000"], stderr_path=f"{work}/sim.err")
@@ -404,8 +412,14 @@ def main():
                     shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
         if a.sync_meetings > 0:
             log("== sync backfill")
-            sync = run_sync(a, work, sim, sim_url, [users["alice@example.com"], users["carol@example.com"]])
-            log(json.dumps(sync))
+            keys = [users["alice@example.com"], users["carol@example.com"]]
+            syncs = []
+            if a.base_host:  # before and after, one after the other on the same fathom-sim
+                syncs.append(run_sync(a, work, sim, sim_url, keys, base=True))
+                log(json.dumps(syncs[-1]))
+            syncs.append(run_sync(a, work, sim, sim_url, keys))
+            log(json.dumps(syncs[-1]))
+            sync = syncs[-1]
     finally:
         if sim:
             sim.stop()
@@ -424,14 +438,14 @@ def main():
     for c in checks:
         print(f"\nround {c['round']}: CRM rows {'IDENTICAL' if c['same'] else 'DIFFERENT'} across systems "
               f"({c['common_recordings']:,} recordings mapped by all, plus companies and contacts): {c['digests']}")
-    if sync:
-        print(f"\nsync backfill: {sync['meetings']:,} meetings from fathom-sim through scripts/mapping.lua into "
+    for sync in syncs:
+        print(f"\n{sync['system']} backfill: {sync['meetings']:,} meetings from fathom-sim through scripts/mapping.lua into "
               f"e2e_host: {sync['wall_s']:.2f} s = {sync['per_s']:,.0f} meetings/s, {sync['cpu_us']:,.0f} µs CPU "
               f"per meeting (host process; fathom-sim used {sync['sim_cpu_s']:.2f} s), "
               f"{sync['activities']:,} activities, load {sync['load']}; jobs {sync['jobs']}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"runs": results, "checks": checks, "sync": sync}, f, indent=1)
+            json.dump({"runs": results, "checks": checks, "sync": syncs}, f, indent=1)
     ok = all(c["same"] for c in checks) and all(r["mapped"] >= r["accepted"] for r in results)
     sys.exit(0 if ok else 1)
 

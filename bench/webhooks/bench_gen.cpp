@@ -1,6 +1,7 @@
 // fb_webhook_bench_gen: precomputes signed webhook deliveries for wrk (whose LuaJIT has no HMAC).
 //
 //   fb_webhook_bench_gen --secret whsec_... --count N --size BYTES --bodies K --out DIR [--ts UNIX]
+//                        [--first-recording ID]
 //
 // Writes K Meeting body templates of about BYTES each (a realistic payload: invitees, a transcript
 // long enough for the size, a summary, action items), split around the recording id into
@@ -86,6 +87,9 @@ int main(int argc, char** argv) {
   long size = std::stol(arg(argc, argv, "--size", "20000"));
   long bodies = std::stol(arg(argc, argv, "--bodies", "64"));
   long ts = std::stol(arg(argc, argv, "--ts", std::to_string(std::time(nullptr)).c_str()));
+  // Several hosts' sets of one run: each its own recordings (--first-recording), not the same
+  // meetings delivered again under other webhook-ids.
+  long first = std::stol(arg(argc, argv, "--first-recording", "100000000"));
   if (secret.empty() || out.empty() || count <= 0 || size <= 0 || bodies <= 0) {
     std::cerr << "usage: fb_webhook_bench_gen --secret whsec_... --count N --size BYTES --bodies K --out DIR\n";
     return 2;
@@ -114,7 +118,7 @@ int main(int argc, char** argv) {
   for (long i = 0; i < count; ++i) {
     std::string id = "msg_bench_" + tag + "_" + std::to_string(i);
     long k = i % bodies;
-    std::string rid = std::to_string(100000000 + i);
+    std::string rid = std::to_string(first + i);
     const auto& [pre, post] = parts[static_cast<size_t>(k)];
     body.assign(pre).append(rid).append(post);
     req << id << ' ' << t << ' ' << key->sign(id, t, body) << ' ' << k << ' ' << rid << '\n';

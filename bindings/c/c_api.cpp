@@ -337,6 +337,13 @@ bool parse_sync_request(fb_bridge* b, const char* mode, const char* options_json
     }
     req->recording_id = o["recording_id"].get<int64_t>();
   }
+  if (o.contains("wait_if_running")) {
+    if (!o["wait_if_running"].is_boolean()) {
+      *rc = fail(b, FB_INVALID_ARGUMENT, "options.wait_if_running must be true or false");
+      return false;
+    }
+    req->wait_if_running = o["wait_if_running"].get<bool>();
+  }
   return true;
 }
 
@@ -395,6 +402,17 @@ int fb_sync_jobs(fb_bridge* b, const char* filter_json, char** jobs_json) {
   });
 }
 
+namespace {
+// A delivery's headers as fb_webhook_receive(_async) get them: n name/value pairs, NULL read as "".
+std::vector<std::pair<std::string, std::string>> headers_of(const char* const* names, const char* const* values,
+                                                            size_t n) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  headers.reserve(n);
+  for (size_t i = 0; i < n; ++i) headers.emplace_back(names[i] ? names[i] : "", values[i] ? values[i] : "");
+  return headers;
+}
+}  // namespace
+
 int fb_webhook_receive(fb_bridge* b, const char* path, const char* const* header_names,
                        const char* const* header_values, size_t n_headers, const char* body, size_t body_len,
                        int* http_status, char** response_body) {
@@ -403,15 +421,26 @@ int fb_webhook_receive(fb_bridge* b, const char* path, const char* const* header
   *http_status = 500;
   return guarded(b, [&](fb::Bridge& br) {
     if (n_headers > 0 && (!header_names || !header_values)) return fail(b, FB_MISUSE, "header arrays are NULL");
-    std::vector<std::pair<std::string, std::string>> headers;
-    headers.reserve(n_headers);
-    for (size_t i = 0; i < n_headers; ++i) {
-      headers.emplace_back(header_names[i] ? header_names[i] : "", header_values[i] ? header_values[i] : "");
-    }
+    std::vector<std::pair<std::string, std::string>> headers = headers_of(header_names, header_values, n_headers);
     fb::WebhookReply r = br.receive_webhook(path ? path : "", headers, std::string_view(body ? body : "", body ? body_len : 0));
     *http_status = r.http_status;
     *response_body = dup(r.body);
     return r.code == fb::Code::kOk ? FB_OK : fail(b, static_cast<int>(r.code), r.body);
+  });
+}
+
+int fb_webhook_receive_async(fb_bridge* b, const char* path, const char* const* header_names,
+                             const char* const* header_values, size_t n_headers, const char* body, size_t body_len,
+                             fb_webhook_done_fn done, void* user_data) {
+  if (!done) return fail(b, FB_MISUSE, "done is required");
+  return guarded(b, [&](fb::Bridge& br) {
+    if (n_headers > 0 && (!header_names || !header_values)) return fail(b, FB_MISUSE, "header arrays are NULL");
+    std::vector<std::pair<std::string, std::string>> headers = headers_of(header_names, header_values, n_headers);
+    br.receive_webhook_async(path ? path : "", std::move(headers), std::string_view(body ? body : "", body ? body_len : 0),
+                             [done, user_data](const fb::WebhookReply& r) {
+                               done(user_data, static_cast<int>(r.code), r.http_status, r.body.c_str());
+                             });
+    return FB_OK;
   });
 }
 

@@ -54,7 +54,9 @@ int store_set(lua_State* L) {
   std::string_view key = key_arg(L);
   if (lua_isnoneornil(L, 2)) return store_delete(L);
   std::string value;
-  encode_json(L, 2, host(L).max_depth(), &value);
+  // Bounded while encoding: a table that shares one subtree many times ({t, t} forty levels deep)
+  // is small in Lua and exabytes as text. kMaxValue + 2 refuses nothing the check below accepts.
+  encode_json(L, 2, host(L).max_depth(), &value, kMaxValue + 2, "store values over 64 KiB are refused");
   if (value.size() > kMaxValue) luaL_argerror(L, 2, "value is over 64 KiB when encoded");
   auto r = guard_host_call<bool>(L, [&](LuaHost& h) -> Result<bool> {
     FB_TRY(h.store_set(key, value));

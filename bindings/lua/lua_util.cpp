@@ -120,11 +120,22 @@ int util_is_external(lua_State* L) {
   return 1;
 }
 
-// Unix seconds of arg idx (ISO 8601 string or number); false with a message on bad text.
+// Unix seconds of 1000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times a four-digit year holds.
+// Outside them (or NaN) a number would be cast to int64_t (undefined; in practice INT64_MIN) or
+// printed as a five-digit or negative year.
+constexpr lua_Number kMinTime = -30610224000.0;
+constexpr lua_Number kMaxTime = 253402300799.0;
+
+bool in_time_range(lua_Number t) { return t >= kMinTime && t <= kMaxTime; }  // false for NaN
+
+// Unix seconds of arg idx (ISO 8601 string or number); false with a message on bad text or a
+// number out of range.
 bool time_arg(lua_State* L, int idx, lua_Number* out, std::string* why) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     *out = lua_tonumber(L, idx);
-    return true;
+    if (in_time_range(*out)) return true;
+    *why = "time out of range (argument #" + std::to_string(idx) + " is not between the years 1000 and 9999)";
+    return false;
   }
   if (lua_type(L, idx) != LUA_TSTRING) {
     if (lua_isnoneornil(L, idx) || is_null(L, idx)) {
@@ -155,7 +166,7 @@ int util_parse_time(lua_State* L) {
 // util.format_time(unix_seconds) -> "2025-03-01T17:01:30Z". Raises on a non-number.
 int util_format_time(lua_State* L) {
   lua_Number t = luaL_checknumber(L, 1);
-  if (!std::isfinite(t)) return luaL_argerror(L, 1, "not a finite time");
+  if (!in_time_range(t)) return luaL_argerror(L, 1, "not a time between the years 1000 and 9999");
   std::string s = detail::format_iso8601(static_cast<int64_t>(std::floor(t)));
   lua_pushlstring(L, s.data(), s.size());
   return 1;

@@ -501,7 +501,9 @@ void mount_routes(httplib::Server& svr, fb_bridge* b, const std::string& widget_
     json s = user_status(b);
     if (s["integration"].is_null()) return send_json(res, 404, {{"error", "not_found"}, {"message", "Fathom is not connected"}});
     char* job = nullptr;
-    int rc = fb_sync(b, kTenant, kUser, s["integration"]["integration_id"].get<int64_t>(), "incremental", nullptr, &job);
+    // "Sync now" right after connecting finds the scheduler's first sync running: show its result.
+    int rc = fb_sync(b, kTenant, kUser, s["integration"]["integration_id"].get<int64_t>(), "incremental",
+                     "{\"wait_if_running\": true}", &job);
     if (rc != FB_OK) return send_json(res, 409, {{"error", fb_code_name(rc)}, {"message", fb_errmsg(b)}});
     send_json(res, 200, json::parse(take(job)));
   });

@@ -2,6 +2,7 @@
 #include "fathom_bridge/bridge.h"
 
 #include <algorithm>
+#include <chrono>
 #include <future>
 #include <thread>
 #include <nlohmann/json.hpp>
@@ -492,8 +493,33 @@ Result<std::string> Bridge::sync(const Caller& caller, int64_t integration_id, c
   FB_ASSIGN(detail::IntegrationRecord rec, impl_->owned(caller, integration_id));
   FB_ASSIGN(detail::SyncRequest r, engine_request(integration_id, request));
   tell_sync_end(*impl_, rec, r);
-  FB_ASSIGN(detail::JobRecord job, impl_->sync->run(r));
-  return announce_sync(*impl_, rec, job);
+  // The running job a wait_if_running call waits for: seen running under the lease that refused
+  // this run (the job is logged just after its lease is taken, so until then there is none).
+  int64_t joined = 0;
+  for (;;) {
+    if (joined != 0) {
+      // The lease first, then the job: the job's end and the lease's release commit together, so a
+      // job still running after its lease was seen free or lapsed lost its owner. Only then does
+      // this call run a sync of its own (taking the lease over); otherwise it returns that job.
+      FB_ASSIGN(detail::SyncState st, impl_->sync->state(integration_id));
+      FB_ASSIGN(detail::JobRecord seen, impl_->sync->job(joined));
+      // Its owner told the host and ran on_sync_complete: this caller only gets the record.
+      if (seen.status != "running") return dump_lenient(job_to_json(seen));
+      if (st.lease_until > impl_->clock.now_s()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+    }
+    auto job = impl_->sync->run(r);
+    if (job.ok()) return announce_sync(*impl_, rec, *job);
+    if (!request.wait_if_running || !job.status().is(Code::kConflict)) return job.status();
+    if (joined == 0) {
+      FB_ASSIGN(detail::SyncState st, impl_->sync->state(integration_id));
+      auto last = st.last_job_id > 0 ? impl_->sync->job(st.last_job_id) : Result<detail::JobRecord>(Status::NotFound(""));
+      if (last.ok() && last->status == "running") joined = last->id;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 Result<std::string> Bridge::sync_start(const Caller& caller, int64_t integration_id, const SyncRequest& request) {
@@ -578,6 +604,16 @@ WebhookReply Bridge::receive_webhook(const std::string& path,
                                      std::string_view body) {
   detail::ReceiveResult r = impl_->receiver->handle(path, headers, body);
   return WebhookReply{r.http_status, std::string(r.reason), r.code()};
+}
+
+void Bridge::receive_webhook_async(const std::string& path, std::vector<std::pair<std::string, std::string>> headers,
+                                   std::string_view body, std::function<void(const WebhookReply&)> done) {
+  // The delivery views its webhook-id header until the commit: the headers live as long as done.
+  auto held = std::make_shared<const std::vector<std::pair<std::string, std::string>>>(std::move(headers));
+  impl_->receiver->handle_async(path, detail::find_delivery_headers(*held), body,
+                                [held, done = std::move(done)](const detail::ReceiveResult& r) {
+                                  done(WebhookReply{r.http_status, std::string(r.reason), r.code()});
+                                });
 }
 
 Result<std::string> Bridge::webhook_events_json(const std::string& status, int64_t integration_id, int limit) {

@@ -10,8 +10,12 @@
 // body to a log call: take SecretString, which cannot be formatted, and log ids and sizes instead.
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -89,5 +93,78 @@ class LogLine {
 // Turns the stream expression into void so both arms of FB_LOG's ?: have one type.
 struct LogVoidify {
   void operator&(std::ostream&) {}
+};
+}  // namespace fb::detail
+
+namespace fb::detail {
+// Aggregates a line that would repeat once per request while something stays broken (the store
+// down, every delivery failing the same way): the first occurrence is written, then at most one
+// per interval, which says how many were left out since the last one written.
+//   if (int64_t more; throttle.admit(clock.mono_ms(), &more)) FB_LOG(kError, "x") << "... " << more;
+// end_run() closes a run of failures (the thing works again): it returns how many occurred since
+// the run began (0 when none) and lets the next failure be written at once. Thread-safe; admit()
+// without a cause is lock-free (under a race one extra line may be written or one count shifted to
+// the next line), admit() with a cause takes a lock.
+class LogThrottle {
+ public:
+  LogThrottle() : LogThrottle(1000) {}
+  explicit LogThrottle(int64_t interval_ms) : interval_ms_(interval_ms) {}
+  // Counts one occurrence at now_ms (monotonic). True when it is to be written; *left_out then
+  // holds how many occurrences were not written since the previous line.
+  bool admit(int64_t now_ms, int64_t* left_out) {
+    run_.fetch_add(1, std::memory_order_relaxed);
+    int64_t last = last_ms_.load(std::memory_order_relaxed);
+    if ((last == kNever || now_ms - last >= interval_ms_) && last_ms_.compare_exchange_strong(last, now_ms)) {
+      *left_out = left_out_.exchange(0);
+      return true;
+    }
+    left_out_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  // As admit(now_ms, left_out), for a line that names its cause: a cause not yet written in the
+  // current interval is written at once (up to kCauses distinct ones an interval), since a new
+  // reason is news to whoever reads the log (a locked table, then a read-only database); the same
+  // cause again waits for the interval like any repeat. Takes a lock: for failure paths only.
+  bool admit(int64_t now_ms, int64_t* left_out, std::string_view cause) {
+    const size_t h = std::hash<std::string_view>{}(cause);
+    std::lock_guard lk(causes_mu_);
+    run_.fetch_add(1, std::memory_order_relaxed);
+    const int64_t last = last_ms_.load(std::memory_order_relaxed);
+    const bool new_interval = last == kNever || now_ms - last >= interval_ms_;
+    if (new_interval) n_causes_ = 0;
+    const auto written = causes_.begin() + static_cast<std::ptrdiff_t>(n_causes_);
+    const bool seen = std::find(causes_.begin(), written, h) != written;
+    if (new_interval || (!seen && n_causes_ < kCauses)) {
+      if (new_interval) last_ms_.store(now_ms);
+      if (!seen) causes_[n_causes_++] = h;
+      *left_out = left_out_.exchange(0);
+      return true;
+    }
+    left_out_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  int64_t end_run() {
+    if (run_.load(std::memory_order_relaxed) == 0) return 0;  // the common case: nothing to close
+    last_ms_.store(kNever);
+    left_out_.store(0);
+    return run_.exchange(0);
+  }
+
+  // The end of a throttled line: "; N more since the last report", or nothing when none was left out.
+  static std::string left_out_note(int64_t left_out) {
+    return left_out ? "; " + std::to_string(left_out) + " more since the last report" : std::string();
+  }
+
+  static constexpr size_t kCauses = 4;
+
+ private:
+  static constexpr int64_t kNever = INT64_MIN;
+  const int64_t interval_ms_;
+  std::atomic<int64_t> last_ms_{kNever};
+  std::atomic<int64_t> left_out_{0};
+  std::atomic<int64_t> run_{0};
+  std::mutex causes_mu_;                // admit() with a cause
+  std::array<size_t, kCauses> causes_{};  // hashes of the causes written in the current interval
+  size_t n_causes_ = 0;
 };
 }  // namespace fb::detail

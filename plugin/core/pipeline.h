@@ -53,6 +53,14 @@ class MeetingPipeline {
   virtual Status on_meeting(const MeetingEvent& event) = 0;
   // Reacts to a verified webhook delivery after its meeting was stored (reactions.lua).
   virtual Status on_webhook(const MeetingEvent& event) { (void)event; return Status::Ok(); }
+  // on_meeting, then, when it succeeded, on_webhook for the same event (a webhook event that is
+  // mapped and reacted to), whose outcome goes to *reaction. Returns on_meeting's. A pipeline may
+  // share work between the two: the Lua pipeline runs both on one Lua state.
+  virtual Status on_meeting_then_webhook(const MeetingEvent& event, Status* reaction) {
+    Status mapped = on_meeting(event);
+    if (mapped.ok()) *reaction = on_webhook(event);
+    return mapped;
+  }
   // Around the calls of one batch (issue 11): begin_batch before its first on_meeting/on_webhook,
   // end_batch after its last, on the same thread, so a host can make the CRM writes of a batch one
   // transaction of its own. end_batch(true) must make those writes durable before it returns (the

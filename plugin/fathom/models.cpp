@@ -458,7 +458,11 @@ Result<Meeting> parse_meeting(const ParsedJson& json, MeetingCopy copy) {
 Result<Page<Meeting>> parse_meeting_page(std::string_view json) {
   return page_from<Meeting>(
       json, "meetings",
-      [](const element& item, const std::string& path) { return meeting_from(item, path, simdjson::minify(item)); },
+      // raw_json is the stored copy; the parts are in it, so they are not minified a second time
+      // each (parts_sent says which were listed).
+      [](const element& item, const std::string& path) {
+        return meeting_from(item, path, simdjson::minify(item), MeetingCopy::kNone);
+      },
       true);
 }
 

@@ -158,7 +158,9 @@ enum class MeetingCopy {
 // checks, messages and fields as parse_meeting(json.text()), less what `copy` leaves out.
 // REQUIRES: json.ok().
 Result<Meeting> parse_meeting(const ParsedJson& json, MeetingCopy copy);
-// Fails only when the page itself is malformed; a bad item goes to Page::skipped.
+// Fails only when the page itself is malformed; a bad item goes to Page::skipped. Each item has its
+// raw_json (minified) but not its parts as separate text (the *_json strings stay ""; parts_sent
+// and has_* say what was listed).
 Result<Page<Meeting>> parse_meeting_page(std::string_view json);
 // Body of GET /recordings/{id}/transcript: {"transcript": [...]}. raw_out (optional) receives the
 // JSON array text.

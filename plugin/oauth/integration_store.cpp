@@ -513,8 +513,14 @@ std::vector<IntegrationInfo> IntegrationStore::list_active() {
                           " FROM integrations WHERE is_active=1 AND status='active' ORDER BY id");
     return each_row(q, [&](const Stmt& r) { out.push_back(to_info(read_record(r))); });
   });
+  // The first failure, then a line a minute with the count (at once for a new reason), and one
+  // line when listing works again.
   if (!s.ok()) {
-    FB_LOG(kError, "oauth") << "listing active integrations failed: " << s;
+    if (int64_t more = 0; list_failures_.admit(clock_.mono_ms(), &more, s.message())) {
+      FB_LOG(kError, "oauth") << "listing active integrations failed: " << s << LogThrottle::left_out_note(more);
+    }
+  } else if (int64_t failed = list_failures_.end_run()) {
+    FB_LOG(kInfo, "oauth") << "active integrations can be listed again after " << failed << " failed attempts";
   }
   return out;
 }

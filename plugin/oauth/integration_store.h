@@ -25,6 +25,7 @@
 
 #include "core/clock.h"
 #include "core/integration_directory.h"
+#include "core/log.h"
 #include "core/principal.h"
 #include "core/secret.h"
 #include "crypto/sealer.h"
@@ -85,6 +86,7 @@ struct TokenGrant {
   SecretString access_token;
   SecretString refresh_token;  // may be empty when Fathom sent none
   int64_t expires_at = 0;      // Unix seconds
+  std::string token_type;      // as answered ("" when absent); see is_bearer_token_type
 };
 
 struct FathomIdentity {
@@ -218,6 +220,9 @@ class IntegrationStore final : public IntegrationDirectory {
   Db& db_;
   const Sealer& sealer_;
   Clock& clock_;
+  // list_active() failures: the scheduler lists every second, so a store outage would otherwise
+  // write an ERROR line a second.
+  LogThrottle list_failures_{60'000};
 };
 
 }  // namespace fb::detail

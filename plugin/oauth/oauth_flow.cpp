@@ -229,6 +229,15 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
   }
   auto it = p.find("state");
   if (it == p.end() || it->second.empty()) {
+    // An error answer without the state (RFC 6749 4.1.2.1 requires it back) cannot be tied to a
+    // sign-in either, but the user should still learn what Fathom said, e.g. that access was denied.
+    if (auto e = p.find("error"); e != p.end()) {
+      const std::string code = printable_ascii(e->second) ? e->second.substr(0, 64) : "invalid";
+      return fail(r, Code::kInvalidArgument, "state_missing",
+                  std::string(code == "access_denied" ? "Access was denied at Fathom" : "Fathom answered '" + code + "'") +
+                      ", and its response has no state, so nothing was connected. Please start connecting again "
+                      "from the CRM.");
+    }
     return fail(r, Code::kInvalidArgument, "state_missing",
                 "The sign-in response has no state. Please start connecting again from the CRM.");
   }
@@ -378,6 +387,16 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
     return fail(r, grant.code(), "token_exchange_failed",
                 "Fathom could not be reached to finish connecting (" + std::string(code_name(grant.code())) +
                     "). Please try again.");
+  }
+  if (!is_bearer_token_type(grant->token_type)) {
+    // RFC 6749 7.1: a token of a type we do not understand must not be used, and ours would go out
+    // as a Bearer token. Nothing is stored; the grant stays unused at Fathom.
+    audit(0, r.tenant_id, r.user_id, "connect_failed",
+          "Fathom issued an access token of type '" + grant->token_type + "'; only Bearer tokens are used");
+    return fail(r, Code::kMalformed, "unsupported_token_type",
+                "Fathom issued an access token of type '" + grant->token_type +
+                    "', which this server cannot use (it uses Bearer tokens only), so nothing was connected. "
+                    "Please tell your administrator.");
   }
   // The connection and its events commit together (issue 13).
   Result<ConnectOutcome> saved = Status::Internal("not saved");

@@ -56,6 +56,8 @@ struct AuthorizeRequest {
 //   iss_mismatch        kRejected            the response names another issuer (RFC 9207 mix-up)
 //   iss_missing         kRejected            no iss although fathom.require_iss is on
 //   invalid_grant       kInvalidGrant        Fathom refused the code (expired, used)
+//   unsupported_token_type kMalformed        Fathom issued a token_type other than Bearer (RFC 6749
+//                                            7.1: never used; nothing is stored)
 //   configuration_error kConfig / kUnauthenticated  OAuth settings missing, or Fathom refused the
 //                                            app's client_id/client_secret (invalid_client, 401)
 //   token_exchange_failed  (the exchange's code)  network, 429/5xx, or no answer within

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
@@ -30,6 +31,27 @@ bool unknown_outcome_status(int status) { return status == 504; }
 
 void wipe(std::string& s) { std::fill(s.begin(), s.end(), '\0'); }
 
+// The access token's lifetime when the answer gives none we can use.
+constexpr int64_t kAssumedExpiresInS = 3600;
+
+// expires_in as a number or a numeric string (some servers quote it); 0 when absent or unusable.
+int64_t expires_in_seconds(const nlohmann::json& body) {
+  auto it = body.find("expires_in");
+  if (it == body.end()) return 0;
+  double v = 0;
+  if (it->is_number()) {
+    v = it->get<double>();
+  } else if (it->is_string()) {
+    const std::string& s = it->get_ref<const std::string&>();
+    char* end = nullptr;
+    v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0') return 0;
+  }
+  // Bounded before the conversion (a double beyond int64 is undefined behaviour): ten years.
+  if (!(v >= 1)) return 0;
+  return static_cast<int64_t>(std::min(v, 10.0 * 365 * 86400));
+}
+
 }  // namespace
 
 TokenEndpointOptions TokenEndpointOptions::from_config(const Config& c) {
@@ -54,6 +76,8 @@ std::string scrub_secrets(std::string text, const std::vector<const SecretString
   }
   return text;
 }
+
+bool is_bearer_token_type(std::string_view t) { return t.empty() || ascii_iequals(t, "bearer"); }
 
 int64_t full_jitter_backoff_ms(int retry, int base_ms, int max_ms, Random& random) {
   double cap = static_cast<double>(std::max(0, base_ms)) * static_cast<double>(int64_t{1} << std::min(retry, 30));
@@ -144,19 +168,24 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
           return Status::Malformed("token endpoint answered HTTP " + std::to_string(res.status) +
                                    " without an access_token");
         }
-        int64_t expires_in = 0;
-        if (body.contains("expires_in") && body["expires_in"].is_number()) {
-          expires_in = body["expires_in"].get<int64_t>();
-        } else if (body.contains("expires_in") && body["expires_in"].is_string()) {
-          expires_in = std::atoll(body["expires_in"].get_ref<const std::string&>().c_str());
+        // expires_in is only RECOMMENDED (RFC 6749 5.1). Refusing an answer without a usable one
+        // would throw away a refresh token the server has already rotated, and with it the grant:
+        // assume a lifetime instead (a shorter real one ends in a 401, which refreshes).
+        int64_t expires_in = expires_in_seconds(body);
+        if (expires_in <= 0) {
+          FB_LOG(kWarn, "oauth") << "token endpoint answered grant_type=" << grant_type
+                                 << " without a positive expires_in; assuming " << kAssumedExpiresInS << " s";
+          expires_in = kAssumedExpiresInS;
         }
-        if (expires_in <= 0) return Status::Malformed("token endpoint answered without a positive expires_in");
         TokenGrant g;
         g.access_token = SecretString(body["access_token"].get<std::string>());
         if (body.contains("refresh_token") && body["refresh_token"].is_string()) {
           g.refresh_token = SecretString(body["refresh_token"].get<std::string>());
         }
         g.expires_at = clock_.now_s() + expires_in;
+        if (auto t = body.find("token_type"); t != body.end()) {
+          g.token_type = t->is_string() ? printable(t->get_ref<const std::string&>(), 40) : printable(t->dump(), 40);
+        }
         wipe(res.body);
         return g;
       }

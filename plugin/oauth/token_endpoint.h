@@ -27,7 +27,10 @@
 //   kConfig            fathom.client_id or fathom.client_secret is not set (nothing was sent)
 //   kInvalidArgument   another 4xx (invalid_request, unsupported_grant_type, ...)
 //   kUnavailable / kTimeout / kRateLimited   network errors, 5xx / no answer / 429
-//   kMalformed         a 2xx whose body lacks access_token or a positive expires_in
+//   kMalformed         a 2xx whose body lacks access_token (one without a usable expires_in is
+//                      accepted with an assumed lifetime of 3600 s, and a warning is logged). A
+//                      token_type other than Bearer is returned in the grant, not refused here: a
+//                      refresh answer has rotated the refresh token, which the caller must keep.
 //   kCancelled         before_attempt refused to go on (e.g. the refresh lease was lost)
 // Messages carry the HTTP status and the OAuth error code and description, scrubbed of the
 // code, refresh token and client secret; never a token.
@@ -38,6 +41,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -99,6 +103,11 @@ class TokenEndpoint {
   Random& random_;
   const TokenEndpointOptions options_;
 };
+
+// Whether a token response's token_type is one this bridge can use: "Bearer" in any case (RFC
+// 6749 5.1: case-insensitive), or absent (Fathom's is unverified). RFC 6749 7.1: a client must not
+// use a token of a type it does not understand, and every token is sent as a Bearer token.
+bool is_bearer_token_type(std::string_view token_type);
 
 // Replaces every occurrence of each non-empty secret in text with "[redacted]".
 std::string scrub_secrets(std::string text, const std::vector<const SecretString*>& secrets);

@@ -265,6 +265,38 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       return grant.status();
     }
     if (grant.ok()) {
+      // RFC 6749 section 6: a server that does not rotate sends no new refresh token, and the
+      // client keeps using the one it has.
+      if (grant->refresh_token.empty()) grant.value().refresh_token = secrets->refresh_token;
+      if (!is_bearer_token_type(grant->token_type)) {
+        // RFC 6749 7.1: the new access token is of a type we do not understand and is never used.
+        // The server has rotated the refresh token all the same: refusing the answer outright
+        // would leave only the spent one and lose the grant. So the new refresh token is stored
+        // beside the current access token, and the failure is recorded and cools down.
+        const std::string error = "Fathom answered the refresh with an access token of type '" + grant->token_type +
+                                  "', which is not used (only Bearer tokens are); the rotated refresh token is kept";
+        TokenGrant keep;
+        keep.access_token = std::move(secrets->access_token);
+        keep.refresh_token = std::move(grant.value().refresh_token);
+        keep.expires_at = row.token_expires_at;
+        const int64_t until = clock_.now_s() + options_.failure_cooldown_s * (int64_t{1} << std::min<int64_t>(row.refresh_failures, 2));
+        IntegrationRecord seen = row;
+        seen.refresh_failures = 0;  // no "connection_recovered" audit: this refresh failed
+        Result<bool> swapped = Status::Internal("not committed");
+        Status stored = store_.transaction([&]() -> Status {
+          swapped = store_.commit_refresh(seen, keep);
+          FB_TRY(swapped.status());
+          return *swapped ? store_.record_refresh_failure(id, owner_, error, until) : Status::Ok();
+        });
+        FB_TRY(stored);
+        ++refresh_failures_;
+        FB_LOG(kWarn, "oauth") << "integration " << id << ": " << error << "; cooling down until "
+                               << format_iso8601(until);
+        FB_ASSIGN(IntegrationRecord now_row, store_.load(id));
+        FB_TRY(usable(now_row));
+        if (!*swapped) return credential_of(now_row);  // another writer replaced the pair first
+        return fallback(now_row, Status::Malformed("integration " + id_str(id) + ": " + error), force);
+      }
       Result<bool> swapped = Status::Internal("not committed");
       // The pair must be stored before anyone uses it; a busy database gets a few more tries.
       for (int i = 0; i < 3; ++i) {

@@ -243,6 +243,7 @@ void StateLimits::record_stop(lua_State* L, StopReason reason) {
 void StateLimits::arm_every_instruction(lua_State* L) {
   std::lock_guard lock(arm_mu_);
   armed_ = true;
+  hook_every_.store(1, std::memory_order_relaxed);
   lua_sethook(L, &StateLimits::hook, LUA_MASKCOUNT, 1);
 }
 
@@ -256,6 +257,7 @@ void StateLimits::begin_call() {
   if (limits_.always_armed) {
     std::lock_guard lock(arm_mu_);
     armed_ = true;
+    hook_every_.store(kHookEvery, std::memory_order_relaxed);
     lua_sethook(L_, &StateLimits::hook, LUA_MASKCOUNT, kHookEvery);
   }
   active_.store(true, std::memory_order_release);
@@ -269,6 +271,7 @@ void StateLimits::end_call() {
       lua_sethook(L_, nullptr, 0, 0);
       armed_ = false;
     }
+    hook_every_.store(kHookEvery, std::memory_order_relaxed);
   }
   used_snapshot_.store(used_, std::memory_order_relaxed);
   peak_snapshot_.store(peak_, std::memory_order_relaxed);
@@ -290,14 +293,28 @@ int64_t StateLimits::script_ns(int64_t now) const {
 void StateLimits::watchdog_check(int64_t now) {
   if (!active_.load(std::memory_order_acquire)) return;
   std::lock_guard lock(arm_mu_);
-  if (!active_.load(std::memory_order_acquire) || armed_) return;
+  if (!active_.load(std::memory_order_acquire) || hook_every_.load(std::memory_order_relaxed) == 1) return;
   if (host_since_.load(std::memory_order_relaxed) != 0) return;  // in a host call: nothing to interrupt
-  if (script_ns(now) < static_cast<int64_t>(limits_.watchdog_ms) * 1'000'000) return;
+  int64_t used = script_ns(now);
+  if (!armed_) {
+    if (used < static_cast<int64_t>(limits_.watchdog_ms) * 1'000'000) return;
+    arm_from_watchdog(kHookEvery);
+    armed_ = true;
+    return;
+  }
+  // Armed, and over the time budget without the hook having seen it: C calls between two hooks
+  // (a sort, a long string.rep) can take seconds each, and a thousand instructions hold hundreds
+  // of them. From now on the hook looks at every instruction, so the next one stops the call.
+  if (used > static_cast<int64_t>(limits_.time_limit_ms) * 1'000'000) arm_from_watchdog(1);
+}
+
+// Watchdog thread, arm_mu_ held: sets the count hook of the running call (see limits.h).
+void StateLimits::arm_from_watchdog(int every) {
   arming_.exchange(1, std::memory_order_seq_cst);  // an RMW: see wait_while_arming
   if (kUseMembarrier && membarrier_ready()) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-  lua_sethook(L_, &StateLimits::hook, LUA_MASKCOUNT, kHookEvery);
+  hook_every_.store(every, std::memory_order_relaxed);
+  lua_sethook(L_, &StateLimits::hook, LUA_MASKCOUNT, every);
   arming_.store(0, std::memory_order_release);
-  armed_ = true;
 }
 
 void StateLimits::hook(lua_State* L, lua_Debug* ar) {
@@ -312,7 +329,7 @@ void StateLimits::on_hook(lua_State* L) {
     lua_pushlstring(L, stop_message_.data(), stop_message_.size());
     lua_error(L);
   }
-  instructions_ += kHookEvery;
+  instructions_ += hook_every_.load(std::memory_order_relaxed);
   if (instructions_ > limits_.instruction_limit) trip(L, StopReason::kInstructions);
   if (script_ns(now_ns()) > static_cast<int64_t>(limits_.time_limit_ms) * 1'000'000) trip(L, StopReason::kTime);
   lua_Debug ar;

@@ -114,7 +114,9 @@ class StateLimits {
   void host_begin();
   void host_end();
 
-  // Watchdog thread: arms the hook when the running call has used watchdog_ms of script time.
+  // Watchdog thread: arms the hook when the running call has used watchdog_ms of script time, and
+  // makes it fire on every instruction once the call is over its time budget (C calls between two
+  // hooks could otherwise overrun it by hundreds of times their own cost).
   void watchdog_check(int64_t now_ns);
   bool active() const { return active_.load(std::memory_order_acquire); }
 
@@ -136,6 +138,7 @@ class StateLimits {
   [[noreturn]] void trip(lua_State* L, StopReason reason);
   void record_stop(lua_State* L, StopReason reason);
   void arm_every_instruction(lua_State* L);
+  void arm_from_watchdog(int every);
   void on_refused(size_t nsize);
   int64_t script_ns(int64_t now) const;
   void wait_while_arming();
@@ -153,6 +156,7 @@ class StateLimits {
   // Arming (shared with the watchdog).
   std::mutex arm_mu_;
   bool armed_ = false;                // guarded by arm_mu_
+  std::atomic<int> hook_every_{kHookEvery};  // the hook's count; 1 once stopped or over the time budget
   std::atomic<int> arming_{0};        // 1 while the watchdog is inside lua_sethook: frees wait
   std::atomic<bool> active_{false};
   std::atomic<int64_t> start_ns_{0};

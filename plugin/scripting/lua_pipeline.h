@@ -19,6 +19,9 @@ class LuaPipeline final : public MeetingPipeline {
   explicit LuaPipeline(ScriptHost& host) : host_(host) {}
   Status on_meeting(const MeetingEvent& event) override { return host_.on_meeting(event); }
   Status on_webhook(const MeetingEvent& event) override { return host_.on_webhook(event); }
+  Status on_meeting_then_webhook(const MeetingEvent& event, Status* reaction) override {
+    return host_.on_meeting_then_webhook(event, reaction);
+  }
   // The host's batch hooks (Bridge::set_crm_batch_hooks), around each batch's script calls.
   void set_batch_hooks(CrmBatchHooks hooks) {
     auto h = std::make_shared<const CrmBatchHooks>(std::move(hooks));

@@ -1,6 +1,8 @@
 #include "scripting/sandbox.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "lua/lua_host.h"
 #include "lua/lua_json.h"
@@ -49,10 +51,21 @@ int readonly_write(lua_State* L) {
                     lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
 }
 
-// __pairs of a read-only proxy: iterate the library itself. Upvalue 1 is the library.
+// The iterator of a proxy's pairs(): next over the table in upvalue 1, whatever the state
+// argument, so the real table is never handed to the script.
+int proxy_next(lua_State* L) {
+  lua_settop(L, 2);
+  if (lua_next(L, lua_upvalueindex(1))) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+// __pairs of a proxy: iterate the table behind it. Upvalue 1 is proxy_next over that table. The
+// state returned is the proxy itself: returning the real table (as `next, real, nil`) let
+// `local _, real = pairs(string)` write into the library every later event shares.
 int proxy_pairs(lua_State* L) {
-  lua_getglobal(L, "next");  // the state's real globals hold the pristine next
   lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
 }
@@ -74,6 +87,7 @@ void push_proxy_meta(lua_State* L, int idx, const char* protected_as) {
   lua_pushvalue(L, newindex);
   lua_setfield(L, -2, "__newindex");
   lua_pushvalue(L, idx);
+  lua_pushcclosure(L, proxy_next, 1);
   lua_pushcclosure(L, proxy_pairs, 1);
   lua_setfield(L, -2, "__pairs");
   lua_pushstring(L, protected_as);
@@ -237,6 +251,55 @@ int safe_collectgarbage(lua_State* L) {
   return 1;
 }
 
+// ---------------------------------------------------------------- table library loops
+
+// table.move, insert, remove and sort loop in C, where no count hook fires, for as many elements as
+// a range or the table's length says; moving or shifting nils stores and allocates nothing, so
+// neither the memory cap nor the time budget saw `table.move({}, 1, math.maxinteger - 1, 1, {})`
+// or a __len of 2^50, and the worker never came back. No table a script can build holds more
+// elements than its memory cap has 16-byte slots for, so a longer range is refused; a __len is
+// refused outright, because the original calls it again after any check of ours.
+lua_Integer max_table_elements(lua_State* L) {
+  void* ud = nullptr;
+  if (lua_getallocf(L, &ud) != &StateLimits::alloc) return lua_Integer{1} << 24;
+  return std::max<lua_Integer>(static_cast<const StateLimits*>(ud)->limits().memory_limit_bytes / 16, 1024);
+}
+
+// Upvalue 1: the library's function; upvalue 2: its name ("table.move"). Checks, then runs it in
+// this same call, so its errors still name 'move' or 'table.move'.
+int bounded_table_call(lua_State* L) {
+  const char* name = lua_tostring(L, lua_upvalueindex(2));
+  if (std::strcmp(name, "table.move") == 0) {
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer max = max_table_elements(L);
+    if (e >= f) {
+      auto n = static_cast<lua_Unsigned>(e) - static_cast<lua_Unsigned>(f) + 1u;
+      if (n == 0 || n > static_cast<lua_Unsigned>(max)) {
+        return luaL_error(L, "table.move: a range of %s elements is more than a script's table can hold (%I with "
+                             "scripts.memory_limit_bytes)",
+                          std::to_string(n).c_str(), max);
+      }
+    }
+  } else if (lua_type(L, 1) == LUA_TTABLE && luaL_getmetafield(L, 1, "__len") != LUA_TNIL) {
+    return luaL_error(L, "%s: a table with a __len metamethod is not allowed in scripts (its length would bound a loop "
+                         "the time budget cannot stop)",
+                      name);
+  }
+  return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+// Replaces table.move/insert/remove/sort in the library table at idx by bounded_table_call.
+void bound_table_loops(lua_State* L, int idx) {
+  idx = lua_absindex(L, idx);
+  for (const char* f : {"move", "insert", "remove", "sort"}) {
+    lua_getfield(L, idx, f);
+    lua_pushfstring(L, "table.%s", f);
+    lua_pushcclosure(L, bounded_table_call, 2);
+    lua_setfield(L, idx, f);
+  }
+}
+
 void copy_field(lua_State* L, int from, int to, const char* name) {
   from = lua_absindex(L, from);
   to = lua_absindex(L, to);
@@ -275,6 +338,9 @@ void open_sandbox(lua_State* L, const SandboxOptions& options) {
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 2);
   lua::install_null_metatable(L);
+  lua_getfield(L, g, LUA_TABLIBNAME);
+  bound_table_loops(L, -1);
+  lua_pop(L, 1);
 
   // Pristine values: everything a base is built from.
   lua_createtable(L, 0, 40);

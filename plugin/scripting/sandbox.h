@@ -5,7 +5,8 @@
 // chunks only, never the state's globals), setmetatable (no __gc: a finalizer would run outside
 // any budget), rawset (refuses the sandbox's own tables), collectgarbage ("count" only), print
 // (log.info) and require (the host's, scripts directory only); the string, table, math and utf8
-// libraries (string.dump removed, the pattern functions bounded: lua_pattern.h); os.time,
+// libraries (string.dump removed, the pattern functions bounded: lua_pattern.h; table.move's range bounded by
+// the memory cap, table.insert/remove/sort refuse a table with __len); os.time,
 // os.date and os.clock; and the modules json, crm, fathom, log, util, store. Not there: io, debug,
 // package, coroutine, dofile, loadfile, os.execute/getenv/remove/exit, ...
 //

@@ -60,7 +60,8 @@ Result<std::unique_ptr<ScriptHost>> ScriptHost::open(ScriptHostOptions options) 
   h->dir_ = *dir;
   h->prefix_ = h->options_.display_prefix.empty() ? last_component(c.dir) : h->options_.display_prefix;
   FB_ASSIGN(h->store_, ScriptStore::open(h->options_.dry_run ? nullptr : h->options_.db));
-  if (c.hook_mode != "always") h->watchdog_ = std::make_unique<Watchdog>(c.watchdog_ms);
+  // In "always" mode too: it makes the hook fire on every instruction once a call is over its time.
+  h->watchdog_ = std::make_unique<Watchdog>(c.watchdog_ms);
 
   StateServices& s = h->services_;
   s.config = c;
@@ -309,7 +310,9 @@ void ScriptHost::adopt(std::unique_ptr<ScriptState> state) {
   pool_cv_.notify_one();
 }
 
-Status ScriptHost::run(const HookCall& call) {
+Status ScriptHost::run(const HookCall& call) { return run_calls(call, nullptr, nullptr); }
+
+Status ScriptHost::run_calls(const HookCall& call, const HookCall* then, Status* then_status) {
   (void)check_files(false);
   (void)check_versions(false);
   auto gen = generation_for(call.id.tenant_id);
@@ -322,25 +325,28 @@ Status ScriptHost::run(const HookCall& call) {
     return Status::Script(state.status().message());
   }
   std::unique_ptr<ScriptState> s = std::move(state).value();
-  if (!s->defines(call.id.hook)) {
-    release(std::move(s));
-    return Status::Ok();
-  }
-  Status st = s->call(call);
+  Status st = call_on(*s, call);
+  if (then != nullptr && st.ok()) *then_status = call_on(*s, *then);
+  release(std::move(s));
+  return st;
+}
+
+Status ScriptHost::call_on(ScriptState& s, const HookCall& call) {
+  if (!s.defines(call.id.hook)) return Status::Ok();
+  Status st = s.call(call);
   events_.fetch_add(1, std::memory_order_relaxed);
-  convert_ns_.fetch_add(s->last_timings().convert_ns, std::memory_order_relaxed);
-  script_ns_.fetch_add(s->last_timings().script_ns, std::memory_order_relaxed);
+  convert_ns_.fetch_add(s.last_timings().convert_ns, std::memory_order_relaxed);
+  script_ns_.fetch_add(s.last_timings().script_ns, std::memory_order_relaxed);
   if (!st.ok()) {
     failures_.fetch_add(1, std::memory_order_relaxed);
-    if (StopReason why = s->last_stop(); why != StopReason::kNone) {
+    if (StopReason why = s.last_stop(); why != StopReason::kNone) {
       budget_stops_[static_cast<size_t>(why) - 1].fetch_add(1, std::memory_order_relaxed);
     }
     if (!options_.dry_run) {
       FB_LOG(kWarn, "scripting") << st.message();
     }
-    FB_LOG(kDebug, "scripting") << s->last_traceback();
+    FB_LOG(kDebug, "scripting") << s.last_traceback();
   }
-  release(std::move(s));
   return st;
 }
 
@@ -354,6 +360,11 @@ Status ScriptHost::meeting_hook(const char* hook, const MeetingEvent& event) {
 
 Status ScriptHost::on_meeting(const MeetingEvent& event) { return meeting_hook("on_meeting", event); }
 Status ScriptHost::on_webhook(const MeetingEvent& event) { return meeting_hook("on_webhook", event); }
+
+Status ScriptHost::on_meeting_then_webhook(const MeetingEvent& event, Status* reaction) {
+  const HookCall react = meeting_hook_call("on_webhook", event);
+  return run_calls(meeting_hook_call("on_meeting", event), &react, reaction);
+}
 
 Status ScriptHost::integration_hook(const char* hook, const IntegrationRef& integration, HookArgs args,
                                     std::string_view text, const std::string& event_id) {

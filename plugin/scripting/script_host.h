@@ -102,6 +102,11 @@ class ScriptHost {
   // current second).
   Status on_meeting(const MeetingEvent& event);   // on_meeting(meeting, ctx), mapping.lua
   Status on_webhook(const MeetingEvent& event);   // on_webhook(meeting, ctx), reactions.lua
+  // Both, for one event, on one state (one trip through the pool): on_meeting, then (when it
+  // succeeded) on_webhook, whose outcome goes to *reaction. Each hook gets a meeting table of its
+  // own (sharing one, with a check that on_meeting left it unchanged, cost as much as building a
+  // second: bench/README.md, issue 11's e2e section).
+  Status on_meeting_then_webhook(const MeetingEvent& event, Status* reaction);
   Status on_connect(const IntegrationRef& integration, const std::string& event_id = "");
   Status on_disconnect(const IntegrationRef& integration, const std::string& event_id = "");
   Status on_token_failure(const IntegrationRef& integration, std::string_view reason, const std::string& event_id = "");
@@ -161,6 +166,12 @@ class ScriptHost {
   void adopt(std::unique_ptr<ScriptState> state);
   void emit(const std::string& type, const std::string& detail, const std::string& data_json);
   Status meeting_hook(const char* hook, const MeetingEvent& event);
+  // run(), and then, when call succeeded and `then` is given, `then` on the same state, its
+  // outcome in *then_status.
+  Status run_calls(const HookCall& call, const HookCall* then, Status* then_status);
+  // One hook call on s with the host's bookkeeping (stats, failure log); Ok when s's scripts do
+  // not define the hook.
+  Status call_on(ScriptState& s, const HookCall& call);
   Status integration_hook(const char* hook, const IntegrationRef& integration, HookArgs args, std::string_view text,
                           const std::string& event_id);
 

@@ -81,7 +81,7 @@ struct StateServices {
   CrmObserver crm_observer;
   bool dry_run = false;
   SandboxMode mode = SandboxMode::kReadOnlyProxies;
-  Watchdog* watchdog = nullptr;  // null in hook_mode "always"
+  Watchdog* watchdog = nullptr;  // null: no watchdog (hook_mode "always" then checks only every kHookEvery)
 };
 
 class ScriptState final : public lua::LuaHost {

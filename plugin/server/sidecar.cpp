@@ -264,6 +264,10 @@ void mount_host_routes(HttpServer& svr, Bridge& bridge) {
     if (b.contains("async") && !b["async"].is_boolean()) {
       return send_error(res, Status::InvalidArgument("field 'async' must be true or false"));
     }
+    if (b.contains("wait_if_running") && !b["wait_if_running"].is_boolean()) {
+      return send_error(res, Status::InvalidArgument("field 'wait_if_running' must be true or false"));
+    }
+    sr.wait_if_running = b.value("wait_if_running", false);
     if (!b.value("async", false)) return send_result(res, bridge.sync(c, id, sr));
     // Started: 202 with the job (watch it at /v1/sync/job, stop it at /v1/sync/cancel).
     auto job = bridge.sync_start(c, id, sr);

@@ -183,6 +183,8 @@ Status mount_user_routes(HttpServer& server, Bridge& bridge) {
       }
       sr.mode = body["mode"];
     }
+    // The widget's "Sync now" during a scheduled sync (or a second click) gets that sync's result.
+    sr.wait_if_running = true;
     auto r = api->bridge.sync(caller_of(who), id, sr);
     if (!r.ok()) return send_error(res, r.status());
     res.status = 200;

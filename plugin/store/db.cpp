@@ -5,8 +5,25 @@
 #include <ctime>
 
 #include "core/log.h"
+#include "store/stmt_runs.h"
 
 namespace fb::detail {
+
+namespace {
+thread_local uint64_t t_stmt_runs = 0;
+}  // namespace
+
+uint64_t stmt_runs_on_this_thread() { return t_stmt_runs; }
+
+Result<bool> Stmt::step() {
+  if (!started_) {
+    started_ = true;
+    ++t_stmt_runs;
+  }
+  Result<bool> r = d_->step();
+  if (!r.ok() || !*r) started_ = false;  // ended: the next step executes it again
+  return r;
+}
 
 Status Stmt::run() {
   for (;;) {

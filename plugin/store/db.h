@@ -101,10 +101,10 @@ class Stmt {
   }
 
   // Executes one step: true when a row is ready, false when done.
-  Result<bool> step() { return d_->step(); }
+  Result<bool> step();
   // Steps to completion (for statements without rows), then resets.
   Status run();
-  Stmt& reset() { return d_->reset(), *this; }
+  Stmt& reset() { return started_ = false, d_->reset(), *this; }
 
   int64_t int64(int col) const { return d_->int64(col); }
   double real(int col) const { return d_->real(col); }
@@ -116,6 +116,7 @@ class Stmt {
 
  private:
   std::unique_ptr<StmtDriver> d_;
+  bool started_ = false;  // stepped since its last reset or end (stmt_runs.h counts executions)
 };
 
 struct Migration {
@@ -185,7 +186,9 @@ class Db {
   Status transaction(const std::function<Status()>& fn, bool immediate = true);
   // The same for a caller that has promised an answer by `deadline`: waiting for a connection
   // and (immediate) for the write lock both end there, with kUnavailable, instead of after
-  // busy_timeout_ms. The deadline does not bound fn itself.
+  // busy_timeout_ms. The deadline does not bound fn itself, except on PostgreSQL its lock waits
+  // (a table another session holds locked): each ends at the deadline at the latest, failing
+  // fn's statement (on SQLite the busy timeout bounds them).
   Status transaction_until(std::chrono::steady_clock::time_point deadline, const std::function<Status()>& fn,
                            bool immediate = true);
   // Runs fn holding a connection, outside any explicit transaction (single statements are atomic

@@ -8,13 +8,17 @@
 //
 // Values travel as text, except bytea parameters (sent binary). The parameter types come from the
 // server (PQdescribePrepared), so a blob bound to a BYTEA column and a number bound to a TEXT one
-// both arrive as the column expects. Results are text: int64() reads integers and booleans,
-// text()/blob() decode bytea.
+// both arrive as the column expects. Results are text (int64() reads integers and booleans,
+// text()/blob() decode bytea's hex), except for a prepared statement that returns a bytea column
+// and only columns of the types binary_column() knows: its results come binary, so that a body
+// travels as its bytes instead of twice as many hex digits the server encodes and we decode (the
+// inbox's claims, issue 12).
 #include <libpq-fe.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <bit>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -32,9 +36,31 @@ namespace {
 
 constexpr Oid kBoolOid = 16;
 constexpr Oid kByteaOid = 17;
+constexpr Oid kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23, kTextOid = 25, kOidOid = 26;
+constexpr Oid kFloat4Oid = 700, kFloat8Oid = 701, kVarcharOid = 1043;
+
+// The result types whose binary form the accessors below decode.
+bool binary_column(Oid t) {
+  switch (t) {
+    case kBoolOid: case kByteaOid: case kInt8Oid: case kInt2Oid: case kInt4Oid: case kTextOid: case kOidOid:
+    case kFloat4Oid: case kFloat8Oid: case kVarcharOid:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A big-endian integer of n bytes (network order, as PostgreSQL's binary format sends them).
+uint64_t big_endian(const char* v, int n) {
+  uint64_t x = 0;
+  for (int i = 0; i < n; ++i) x = x << 8 | static_cast<unsigned char>(v[i]);
+  return x;
+}
+
+bool is_text_type(Oid t) { return t == kTextOid || t == kVarcharOid || t == kByteaOid; }
 // The store-wide write lock of an immediate transaction: pg_advisory_xact_lock(k), one key for the
-// whole fleet ("fb_write").
-constexpr const char* kWriteLock = "SELECT pg_advisory_xact_lock(7378415037781537893)";
+// whole fleet ("fb_write", pg_dialect.h).
+const std::string kWriteLock = "SELECT pg_advisory_xact_lock(" + std::to_string(kFleetWriteLockKey) + ")";
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -68,6 +94,9 @@ struct PgConn {
   PGconn* c = nullptr;
   std::unordered_map<std::string, Stmt> cache;
   int tx_depth = 0;
+  // The first error of the open transaction: once a statement failed, PostgreSQL answers every
+  // later one with "current transaction is aborted" (25P02), which would hide the cause.
+  Status tx_error;
   int last_changes = 0;
   int next_name = 0;
   ~PgConn() {
@@ -82,8 +111,9 @@ class PgDb;
 class PgStmt final : public StmtDriver {
  public:
   // A server-side prepared statement (`name`), or (name empty) a one-off run with PQexecParams.
-  PgStmt(PgDb* db, PgConn* conn, std::string name, std::string sql, std::vector<Oid> types)
-      : db_(db), conn_(conn), name_(std::move(name)), sql_(std::move(sql)), types_(std::move(types)) {
+  PgStmt(PgDb* db, PgConn* conn, std::string name, std::string sql, std::vector<Oid> types, bool binary = false)
+      : db_(db), conn_(conn), name_(std::move(name)), sql_(std::move(sql)), types_(std::move(types)),
+        binary_(binary) {
     values_.resize(types_.size());
     set_.assign(types_.size(), 0);
     blob_.assign(types_.size(), 0);
@@ -117,17 +147,45 @@ class PgStmt final : public StmtDriver {
   int64_t int64(int col) const override {
     if (PQgetisnull(res_, row_, col)) return 0;
     const char* v = PQgetvalue(res_, row_, col);
-    if (PQftype(res_, col) == kBoolOid) return v[0] == 't';
+    const Oid t = PQftype(res_, col);
+    if (binary_) {
+      switch (t) {
+        case kInt8Oid: return static_cast<int64_t>(big_endian(v, 8));
+        case kInt4Oid: return static_cast<int32_t>(big_endian(v, 4));
+        case kOidOid: return static_cast<uint32_t>(big_endian(v, 4));
+        case kInt2Oid: return static_cast<int16_t>(big_endian(v, 2));
+        case kBoolOid: return v[0] != 0;
+        case kFloat4Oid: case kFloat8Oid: return static_cast<int64_t>(real(col));
+        default: break;  // text: a value is followed by a zero byte in either format
+      }
+    }
+    if (t == kBoolOid) return v[0] == 't';
     return std::strtoll(v, nullptr, 10);
   }
   double real(int col) const override {
-    return PQgetisnull(res_, row_, col) ? 0.0 : std::strtod(PQgetvalue(res_, row_, col), nullptr);
+    if (PQgetisnull(res_, row_, col)) return 0.0;
+    const char* v = PQgetvalue(res_, row_, col);
+    const Oid t = PQftype(res_, col);
+    if (binary_ && t == kFloat8Oid) return std::bit_cast<double>(big_endian(v, 8));
+    if (binary_ && t == kFloat4Oid) return std::bit_cast<float>(static_cast<uint32_t>(big_endian(v, 4)));
+    if (binary_ && !is_text_type(t)) return static_cast<double>(int64(col));
+    return std::strtod(v, nullptr);
   }
   std::string text(int col) const override {
     if (PQgetisnull(res_, row_, col)) return {};
     const char* v = PQgetvalue(res_, row_, col);
     int len = PQgetlength(res_, row_, col);
-    if (PQftype(res_, col) == kByteaOid) return decode_bytea(v, len);
+    const Oid t = PQftype(res_, col);
+    if (binary_ && !is_text_type(t)) {  // a number or boolean read as text: as the text format has it
+      if (t == kBoolOid) return v[0] ? "t" : "f";
+      if (t == kFloat4Oid || t == kFloat8Oid) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.17g", real(col));
+        return buf;
+      }
+      return std::to_string(int64(col));
+    }
+    if (t == kByteaOid && !binary_) return decode_bytea(v, len);
     return std::string(v, static_cast<size_t>(len));
   }
   std::string blob(int col) const override { return text(col); }
@@ -147,6 +205,7 @@ class PgStmt final : public StmtDriver {
   std::vector<Oid> types_;
   std::vector<std::string> values_;
   std::vector<char> set_, blob_;
+  bool binary_ = false;  // results in binary format (see the top of this file)
   PGresult* res_ = nullptr;
   int row_ = 0, rows_ = 0;
   bool started_ = false;
@@ -205,12 +264,19 @@ class PgDb final : public Db {
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     if (!what.empty()) msg = std::string(what) + ": " + msg;
     std::string s = state ? state : "";
+    if (s == "25P02" && !c->tx_error.ok()) return c->tx_error;  // aborted by that error: say it again
+    Status e;
     if (c->bad() || s.rfind("08", 0) == 0 || s == "57P01" || s == "57P02" || s == "57P03") {
-      return Status::Unavailable("store " + path() + " is unreachable: " + msg);
+      e = Status::Unavailable("store " + path() + " is unreachable: " + msg);
+    } else if (s.rfind("23", 0) == 0) {
+      e = Status::AlreadyExists("postgresql: " + msg);
+    } else if (s == "40001" || s == "40P01" || s == "55P03") {
+      e = Status(Code::kConflict, "postgresql: " + msg);
+    } else {
+      e = Status::Io("postgresql: " + msg);
     }
-    if (s.rfind("23", 0) == 0) return Status::AlreadyExists("postgresql: " + msg);
-    if (s == "40001" || s == "40P01" || s == "55P03") return Status(Code::kConflict, "postgresql: " + msg);
-    return Status::Io("postgresql: " + msg);
+    if (c->tx_depth > 0 && c->tx_error.ok()) c->tx_error = e;
+    return e;
   }
 
   // Bookkeeping after a statement on c succeeded.
@@ -441,11 +507,16 @@ Status PgDb::transact(const std::function<Status()>& fn, bool immediate, Clock::
 Status PgDb::run_transaction(PgConn* c, const std::function<Status()>& fn, bool immediate,
                              Clock::time_point deadline, bool until) {
   std::string begin = "BEGIN";
-  if (immediate) {
-    // The write lock waits at most until the deadline (the lock timeout is for that wait only).
+  if (immediate || until) {
+    // The write lock waits at most until the deadline. A caller with a deadline of its own
+    // (transaction_until) also gets every lock wait inside the transaction bounded by it: a table
+    // another session holds locked would otherwise keep it waiting without end, where SQLite's busy
+    // timeout ends the wait. For the others the lock timeout is for the write lock only.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return Status::Unavailable("store " + path() + ": no time left before the deadline");
-    begin += "; SET LOCAL lock_timeout = " + std::to_string(left) + "; " + kWriteLock + "; SET LOCAL lock_timeout = 0";
+    begin += "; SET LOCAL lock_timeout = " + std::to_string(left);
+    if (immediate) begin += std::string("; ") + kWriteLock;
+    if (!until) begin += "; SET LOCAL lock_timeout = 0";
   }
   Status b = simple(c, begin);
   if (!b.ok()) {
@@ -458,6 +529,7 @@ Status PgDb::run_transaction(PgConn* c, const std::function<Status()>& fn, bool 
     return b;
   }
   c->tx_depth = 1;
+  c->tx_error = Status::Ok();
   Status s = guarded(fn, "transaction");
   c->tx_depth = 0;
   if (s.ok()) {
@@ -487,11 +559,18 @@ Stmt& PgDb::prepare(std::string_view sql) {
   Status failed = ok ? Status::Ok() : error_of(c, r);
   PQclear(r);
   std::vector<Oid> types;
+  bool binary = false;
   if (ok) {
     PGresult* d = PQdescribePrepared(c->c, name.c_str());
     ok = PQresultStatus(d) == PGRES_COMMAND_OK;
     if (ok) {
       for (int i = 0; i < PQnparams(d); ++i) types.push_back(PQparamtype(d, i));
+      bool all_known = true;
+      for (int i = 0; i < PQnfields(d); ++i) {
+        binary |= PQftype(d, i) == kByteaOid;
+        all_known &= binary_column(PQftype(d, i));
+      }
+      binary &= all_known;
     } else {
       failed = error_of(c, d);
     }
@@ -507,7 +586,7 @@ Stmt& PgDb::prepare(std::string_view sql) {
     auto [pos, _] = c->cache.emplace("\x01" + name, Stmt(std::make_unique<PgStmt>(failed)));
     return pos->second;
   }
-  auto [pos, _] = c->cache.emplace(std::string(sql), Stmt(std::make_unique<PgStmt>(this, c, name, "", std::move(types))));
+  auto [pos, _] = c->cache.emplace(std::string(sql), Stmt(std::make_unique<PgStmt>(this, c, name, "", std::move(types), binary)));
   return pos->second;
 }
 
@@ -536,7 +615,7 @@ Result<bool> PgStmt::step() {
     fmts[i] = binary ? 1 : 0;
   }
   res_ = name_.empty() ? PQexecParams(conn_->c, sql_.c_str(), n, types.data(), vals.data(), lens.data(), fmts.data(), 0)
-                       : PQexecPrepared(conn_->c, name_.c_str(), n, vals.data(), lens.data(), fmts.data(), 0);
+                       : PQexecPrepared(conn_->c, name_.c_str(), n, vals.data(), lens.data(), fmts.data(), binary_);
   ExecStatusType st = PQresultStatus(res_);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     Status e = db_->error_of(conn_, res_);

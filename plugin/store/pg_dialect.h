@@ -3,10 +3,18 @@
 // its own (tests/core/pg_dialect_test.cpp).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace fb::detail {
+
+// The fleet's write lock: an immediate transaction takes pg_advisory_xact_lock(kFleetWriteLockKey)
+// (pg_db.cpp), one writer at a time in the whole fleet. A writer that orders its own writes with
+// finer locks may hold it shared instead (pg_advisory_xact_lock_shared): then it waits for, and
+// holds off, the immediate transactions, but not the other shared holders (the webhook inbox's
+// batch recordings, plugin/webhooks/inbox.cpp).
+inline constexpr int64_t kFleetWriteLockKey = 7378415037781537893;
 
 // Rewrites one or more SQLite-dialect statements for PostgreSQL: `?` placeholders become $1, $2,
 // ... and `?NNN` becomes $NNN (the highest number goes into *params when given); INTEGER PRIMARY KEY [AUTOINCREMENT] becomes BIGSERIAL

@@ -278,18 +278,13 @@ Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& item
     it.map_error = Status::Ok();
     it.status = Status::Ok();
     MeetingState& st = state[recording_key(store.db().path(), it.integration.id, it.meeting.recording_id)];
+    it.stored = st;
+    st = state_after_upsert(std::move(st), it.meeting);
     it.upsert = {};
     it.upsert.recording_id = it.meeting.recording_id;
-    if (st.found && st.content_hash == it.meeting.core_hash) {
-      it.upsert.content_version = st.content_version;
-    } else {
-      it.upsert.created = !st.found;
-      it.upsert.changed = true;
-      it.upsert.content_version = st.content_version + 1;
-      st.found = true;
-      st.content_hash = it.meeting.core_hash;
-      st.content_version = it.upsert.content_version;
-    }
+    it.upsert.content_version = st.content_version;
+    it.upsert.created = !it.stored.found;
+    it.upsert.changed = st.content_version != it.stored.content_version;
     it.upsert.needs_mapping = st.mapped_version < it.upsert.content_version;
     if (it.upsert.needs_mapping) {
       st.mapped_version = it.upsert.content_version;  // a later item of the batch does not map it again
@@ -317,13 +312,21 @@ void call_batch(std::vector<BatchItem>& items, MeetingPipeline& pipeline) {
     CrmAttribution attribution(&it.script_versions);
     if (it.upsert.needs_mapping) {
       MeetingEvent ev = event_of(it);
-      it.map_error = call_pipeline([&] { return pipeline.on_meeting(ev); });
+      // Mapped and reacted to in one pipeline call (the Lua pipeline: on one Lua state).
+      Status reaction;
+      it.map_error = call_pipeline([&] {
+        return it.react ? pipeline.on_meeting_then_webhook(ev, &reaction) : pipeline.on_meeting(ev);
+      });
       if (it.map_error.ok()) {
         it.mapped = true;
       } else {
         FB_LOG(kWarn, "sync") << "mapping meeting " << it.meeting.recording_id << " v" << it.upsert.content_version
                               << " of integration " << it.integration.id << " failed: " << it.map_error;
         it.status = it.map_error.with_context("mapping pipeline");
+        continue;
+      }
+      if (it.react) {
+        if (!reaction.ok()) it.status = reaction.with_context("webhook reaction");
         continue;
       }
     }
@@ -378,16 +381,13 @@ Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, Meet
   return db.transaction([&]() -> Status {
     for (const BatchItem& it : items) {
       if (it.given_up) continue;  // another worker has it
-      FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id).status());
-      if (it.mapped) {
-        // Only while the stored content is the one that was mapped (another process may have
-        // stored a newer version meanwhile: that one stays unmapped).
-        Stmt& u = db.prepare(
-            "UPDATE sync_meetings SET mapped_version=MAX(mapped_version, content_version), mapped_at=?, "
-            "map_error=NULL, map_attempts=0 WHERE integration_id=? AND recording_id=? AND content_hash=?");
-        u.bind_all(clock_.now_s(), it.integration.id, it.meeting.recording_id, it.meeting.core_hash);
-        FB_TRY(u.run());
-      } else if (!it.map_error.ok()) {
+      // A mapped meeting is stored and marked mapped in one statement: the upsert has just made
+      // the stored content this one, so the mark is for the content that was mapped (another
+      // process's newer version, stored after this commit, stays unmapped). It writes on the state
+      // prepare_batch read (no read first), unless another process has changed the row since.
+      const std::optional<int64_t> mapped_at = it.mapped ? std::optional<int64_t>(clock_.now_s()) : std::nullopt;
+      FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id, mapped_at, &it.stored).status());
+      if (!it.mapped && !it.map_error.ok()) {
         std::string err = it.map_error.to_string();
         if (err.size() > options_.max_error_chars) err.resize(options_.max_error_chars);
         Stmt& u = db.prepare(

@@ -97,6 +97,7 @@ struct BatchItem {
   std::function<bool()> take;
   // Set by map_batch:
   UpsertResult upsert;           // the version as worked out from what was stored
+  MeetingState stored;           // the row as prepare_batch expects it before this item's upsert
   bool mapped = false;           // on_meeting accepted upsert.content_version in this batch
   Status map_error;              // on_meeting's failure (recorded on the meeting)
   Status status;                 // the item's outcome: map_error, or the reaction's failure

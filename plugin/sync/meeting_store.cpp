@@ -1,6 +1,7 @@
 #include "sync/meeting_store.h"
 
 #include <algorithm>
+#include <array>
 #include <set>
 
 #include "sync/sync_schema.h"
@@ -101,94 +102,160 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, std::string_vi
 
 Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting& m, std::string_view source,
                                           int64_t content_event_id) {
+  return upsert(integration_id, m, source, content_event_id, std::nullopt);
+}
+
+namespace {
+
+// Same content: whether a copy with `parts` replaces the stored one (it carries strictly more).
+bool richer_copy(int parts, int stored_parts) { return (parts & stored_parts) == stored_parts && parts != stored_parts; }
+
+// What the mark of a mapped meeting adds to an upsert's UPDATE.
+constexpr const char* kMarkMapped =
+    ", mapped_version=MAX(mapped_version, content_version), mapped_at=?, map_error=NULL, map_attempts=0";
+
+// The UPDATE of a stored meeting whose content is unchanged, by [swap][mark][guard]: swap puts the
+// richer copy in place, mark records it mapped, guard writes only while the row is in the state
+// the caller read (hash, version, parts).
+const std::string& same_content_sql(bool swap, bool mark, bool guard) {
+  static const auto* sqls = [] {
+    auto* out = new std::array<std::string, 8>();
+    for (int i = 0; i < 8; ++i) {
+      std::string& sql = (*out)[static_cast<size_t>(i)];
+      sql = "UPDATE sync_meetings SET ";
+      if (i & 4) sql += "raw_json=?, content_event_id=?, content_parts=?, ";
+      sql += "last_seen_at=?, last_source=?";
+      if (i & 2) sql += kMarkMapped;
+      sql += " WHERE integration_id=? AND recording_id=?";
+      if (i & 1) sql += " AND content_hash=? AND content_version=? AND content_parts=?";
+    }
+    return out;
+  }();
+  return (*sqls)[(swap ? 4 : 0) | (mark ? 2 : 0) | (guard ? 1 : 0)];
+}
+
+// A new meeting, or a new content version: one statement for both (an insert, or on conflict the
+// new version); guard: only over the row in the state the caller read (not found: no row).
+const std::string& new_content_sql(bool guard) {
+  static const std::string kSql =
+      "INSERT INTO sync_meetings(integration_id, recording_id, title, meeting_title, url, share_url, created_at, "
+      "scheduled_start, scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, "
+      "recorded_by_team, invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, "
+      "content_hash, content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at, "
+      "content_event_id, content_parts, mapped_version, mapped_at) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+      "ON CONFLICT(integration_id, recording_id) DO UPDATE SET title=excluded.title, "
+      "meeting_title=excluded.meeting_title, url=excluded.url, share_url=excluded.share_url, "
+      "created_at=excluded.created_at, scheduled_start=excluded.scheduled_start, "
+      "scheduled_end=excluded.scheduled_end, recording_start=excluded.recording_start, "
+      "recording_end=excluded.recording_end, recorded_by_email=excluded.recorded_by_email, "
+      "recorded_by_name=excluded.recorded_by_name, recorded_by_team=excluded.recorded_by_team, "
+      "invitees_domains_type=excluded.invitees_domains_type, transcript_language=excluded.transcript_language, "
+      "invitee_count=excluded.invitee_count, external_domains=excluded.external_domains, "
+      "raw_json=excluded.raw_json, content_hash=excluded.content_hash, "
+      "content_version=excluded.content_version, map_error=NULL, map_attempts=0, "
+      "last_source=excluded.last_source, last_seen_at=excluded.last_seen_at, updated_at=excluded.updated_at, "
+      "content_event_id=excluded.content_event_id, content_parts=excluded.content_parts, "
+      "mapped_version=MAX(sync_meetings.mapped_version, excluded.mapped_version), "
+      "mapped_at=COALESCE(excluded.mapped_at, sync_meetings.mapped_at)";
+  static const std::string kGuarded =
+      kSql + " WHERE sync_meetings.content_hash=? AND sync_meetings.content_version=?";
+  return guard ? kGuarded : kSql;
+}
+
+}  // namespace
+
+MeetingState state_after_upsert(MeetingState st, const Meeting& m) {
+  const int parts = content_parts_of(m);
+  if (st.found && st.content_hash == m.core_hash) {
+    if (richer_copy(parts, st.content_parts)) st.content_parts = parts;
+    return st;
+  }
+  st.found = true;
+  st.content_hash = m.core_hash;
+  ++st.content_version;
+  st.content_parts = parts;
+  return st;
+}
+
+Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting& m, std::string_view source,
+                                          int64_t content_event_id, std::optional<int64_t> mapped_at,
+                                          const MeetingState* stored) {
   UpsertResult out;
-  out.recording_id = m.recording_id;
   const int64_t now = clock_.now_s();
   const int parts = content_parts_of(m);
   // By pointer: the body log already holds these bytes, so the row gets none of them.
   const std::string_view raw = content_event_id > 0 ? std::string_view("") : std::string_view(m.raw_json);
   const std::optional<int64_t> pointer = content_event_id > 0 ? std::optional<int64_t>(content_event_id) : std::nullopt;
-  Status s = db_.transaction([&]() -> Status {
-    Stmt& sel = db_.prepare(
-        "SELECT content_hash, content_version, mapped_version, content_parts FROM sync_meetings "
-        "WHERE integration_id=? AND recording_id=?");
-    sel.bind_all(integration_id, m.recording_id);
-    FB_ASSIGN(bool found, sel.step());
-    std::string old_hash;
-    int64_t old_version = 0, mapped = 0;
-    int old_parts = 0;
-    if (found) {
-      old_hash = sel.text(0);
-      old_version = sel.int64(1);
-      mapped = sel.int64(2);
-      old_parts = static_cast<int>(sel.int64(3));
-    }
-    sel.reset();
-    if (found && old_hash == m.core_hash) {
-      out.content_version = old_version;
-      out.needs_mapping = mapped < old_version;
+  // The one write over the stored state st. guarded: only while the row is still in st; false
+  // when it was not (nothing written).
+  auto write = [&](const MeetingState& st, bool guarded) -> Result<bool> {
+    out = {};
+    out.recording_id = m.recording_id;
+    int n = 0;
+    auto bind = [&n](Stmt& q, const auto&... v) { (q.bind(++n, v), ...); };
+    Stmt* q = nullptr;
+    if (st.found && st.content_hash == m.core_hash) {
+      out.content_version = st.content_version;
+      out.needs_mapping = st.mapped_version < st.content_version;
       // Same content: keep the stored copy unless this one carries strictly more parts.
-      if ((parts & old_parts) == old_parts && parts != old_parts) {
-        Stmt& swap = db_.prepare(
-            "UPDATE sync_meetings SET raw_json=?, content_event_id=?, content_parts=?, last_seen_at=?, last_source=? "
-            "WHERE integration_id=? AND recording_id=?");
-        swap.bind_all(raw, pointer, parts, now, source, integration_id, m.recording_id);
-        return swap.run();
-      }
-      Stmt& touch = db_.prepare(
-          "UPDATE sync_meetings SET last_seen_at=?, last_source=? WHERE integration_id=? AND recording_id=?");
-      touch.bind_all(now, source, integration_id, m.recording_id);
-      return touch.run();
+      const bool swap = richer_copy(parts, st.content_parts);
+      q = &db_.prepare(same_content_sql(swap, mapped_at.has_value(), guarded));
+      if (swap) bind(*q, raw, pointer, parts);
+      bind(*q, now, source);
+      if (mapped_at) bind(*q, *mapped_at);
+      bind(*q, integration_id, m.recording_id);
+      if (guarded) bind(*q, st.content_hash, st.content_version, st.content_parts);
+    } else {
+      out.created = !st.found;
+      out.changed = true;
+      out.content_version = st.content_version + 1;
+      out.needs_mapping = true;
+      q = &db_.prepare(new_content_sql(guarded));
+      bind(*q, integration_id, m.recording_id, m.title, m.meeting_title, m.url, m.share_url, m.created_at_s,
+           m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, m.recorded_by.email,
+           m.recorded_by.name, m.recorded_by.team, m.calendar_invitees_domains_type, m.transcript_language,
+           static_cast<int64_t>(m.calendar_invitees.size()), external_domains(m), raw, m.core_hash,
+           out.content_version, source, source, now, now, now, pointer, parts,
+           mapped_at ? out.content_version : int64_t{0}, mapped_at);
+      // Not found: no stored row is in that state, so a row stored meanwhile is left alone.
+      if (guarded) bind(*q, st.found ? st.content_hash : std::string(), st.found ? st.content_version : int64_t{0});
     }
-    out.created = !found;
-    out.changed = true;
-    out.content_version = old_version + 1;
-    out.needs_mapping = true;
-    // One statement for both cases: an insert, or on conflict a new content version.
-    Stmt& up = db_.prepare(
-        "INSERT INTO sync_meetings(integration_id, recording_id, title, meeting_title, url, share_url, created_at, "
-        "scheduled_start, scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, "
-        "recorded_by_team, invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, "
-        "content_hash, content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at, "
-        "content_event_id, content_parts) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT(integration_id, recording_id) DO UPDATE SET title=excluded.title, "
-        "meeting_title=excluded.meeting_title, url=excluded.url, share_url=excluded.share_url, "
-        "created_at=excluded.created_at, scheduled_start=excluded.scheduled_start, "
-        "scheduled_end=excluded.scheduled_end, recording_start=excluded.recording_start, "
-        "recording_end=excluded.recording_end, recorded_by_email=excluded.recorded_by_email, "
-        "recorded_by_name=excluded.recorded_by_name, recorded_by_team=excluded.recorded_by_team, "
-        "invitees_domains_type=excluded.invitees_domains_type, transcript_language=excluded.transcript_language, "
-        "invitee_count=excluded.invitee_count, external_domains=excluded.external_domains, "
-        "raw_json=excluded.raw_json, content_hash=excluded.content_hash, "
-        "content_version=excluded.content_version, map_error=NULL, map_attempts=0, "
-        "last_source=excluded.last_source, last_seen_at=excluded.last_seen_at, updated_at=excluded.updated_at, "
-        "content_event_id=excluded.content_event_id, content_parts=excluded.content_parts");
-    up.bind_all(integration_id, m.recording_id, m.title, m.meeting_title, m.url, m.share_url, m.created_at_s,
-                m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, m.recorded_by.email,
-                m.recorded_by.name, m.recorded_by.team, m.calendar_invitees_domains_type, m.transcript_language,
-                static_cast<int64_t>(m.calendar_invitees.size()), external_domains(m), raw, m.core_hash,
-                out.content_version, source, source, now, now, now, pointer, parts);
-    return up.run();
+    FB_TRY(q->run());
+    return !guarded || db_.changes() > 0;
+  };
+  Status s = db_.transaction([&]() -> Status {
+    if (stored) {
+      FB_ASSIGN(bool wrote, write(*stored, true));
+      if (wrote) return Status::Ok();
+      // Another process wrote the meeting after the caller read it: read it now, as below.
+    }
+    MeetingState st;
+    FB_TRY(read_state(integration_id, m.recording_id, st));
+    return write(st, false).status();
   });
   if (!s.ok()) return s.with_context("storing meeting " + std::to_string(m.recording_id));
+  if (mapped_at) out.needs_mapping = false;
   return out;
+}
+
+Status MeetingStore::read_state(int64_t integration_id, int64_t recording_id, MeetingState& st) {
+  Stmt& q = db_.prepare(
+      "SELECT content_hash, content_version, mapped_version, content_parts FROM sync_meetings "
+      "WHERE integration_id=? AND recording_id=?");
+  q.bind_all(integration_id, recording_id);
+  return each_row(q, [&](const Stmt& r) {
+    st.found = true;
+    st.content_hash = r.text(0);
+    st.content_version = r.int64(1);
+    st.mapped_version = r.int64(2);
+    st.content_parts = static_cast<int>(r.int64(3));
+  });
 }
 
 Result<MeetingState> MeetingStore::state(int64_t integration_id, int64_t recording_id) {
   MeetingState st;
-  FB_TRY(db_.with([&]() -> Status {
-    Stmt& q = db_.prepare(
-        "SELECT content_hash, content_version, mapped_version FROM sync_meetings "
-        "WHERE integration_id=? AND recording_id=?");
-    q.bind_all(integration_id, recording_id);
-    return each_row(q, [&](const Stmt& r) {
-      st.found = true;
-      st.content_hash = r.text(0);
-      st.content_version = r.int64(1);
-      st.mapped_version = r.int64(2);
-    });
-  }));
+  FB_TRY(db_.with([&] { return read_state(integration_id, recording_id, st); }));
   return st;
 }
 

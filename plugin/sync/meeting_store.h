@@ -83,7 +83,13 @@ struct MeetingState {
   std::string content_hash;
   int64_t content_version = 0;
   int64_t mapped_version = 0;
+  int content_parts = 0;  // ContentPart bits of the stored copy
 };
+
+// The state of a meeting's row after upserting m over `stored` (the content that upsert keeps:
+// a new version when the hash differs, the richer copy when it does not). The mapped version is
+// left as it was.
+MeetingState state_after_upsert(MeetingState stored, const Meeting& m);
 
 // Gives back the body of a webhook_inbox row (the webhook body log), for meetings stored by
 // pointer. Set by whoever wires the inbox to the store (the Bridge, tests).
@@ -101,7 +107,17 @@ class MeetingStore {
   // content_event_id > 0 the JSON is not written: the row points at that inbox row's body.
   Result<UpsertResult> upsert(int64_t integration_id, const Meeting& meeting, std::string_view source,
                               int64_t content_event_id = 0);
-  // The stored hash and versions (found = false when the meeting is not stored). A read.
+  // Same, and, with mapped_at, records in the same statement that this content was mapped at
+  // mapped_at (seconds): mapped_version rises to the content version, map_error and map_attempts
+  // are cleared (the batch path records a mapped meeting with one statement, not two).
+  // With `stored`, the state the caller has just read (state(), then its own earlier upserts of
+  // the same recording applied: MeetingDispatcher::prepare_batch) the upsert does not read the row
+  // again: its one write is conditional on the row still being in that state, and only when another
+  // process has changed it meanwhile is the row read and written again, as without `stored`.
+  Result<UpsertResult> upsert(int64_t integration_id, const Meeting& meeting, std::string_view source,
+                              int64_t content_event_id, std::optional<int64_t> mapped_at,
+                              const MeetingState* stored = nullptr);
+  // The stored hash, versions and parts (found = false when the meeting is not stored). A read.
   Result<MeetingState> state(int64_t integration_id, int64_t recording_id);
 
   // Where meetings stored by pointer are read from (thread-safe to call once before use).
@@ -132,6 +148,9 @@ class MeetingStore {
   Result<std::vector<StoredMeeting>> list_where(int64_t integration_id, int64_t since_s, int64_t until_s, int limit,
                                                 int offset);
   MeetingStore(Db& db, Clock& clock) : db_(db), clock_(clock) {}
+  // The row's hash, versions and parts into st (left as it is when not found). REQUIRES: inside
+  // db_.with() or db_.transaction().
+  Status read_state(int64_t integration_id, int64_t recording_id, MeetingState& st);
   // raw_json of a row, or its pointer resolved through the loader.
   Result<std::string> resolve(std::string raw_json, int64_t content_event_id);
 

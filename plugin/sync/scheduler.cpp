@@ -60,14 +60,27 @@ TickReport SyncScheduler::tick(int64_t now_s) {
     }
   }
   std::vector<int64_t> due;
+  int64_t unreadable = 0;
+  Status first_unreadable;
+  int64_t first_unreadable_id = 0;
   for (const IntegrationInfo& info : directory_.list_active()) {
     auto st = engine_.state(info.id);
     if (!st.ok()) {
-      FB_LOG(kError, "sync") << "reading the sync state of integration " << info.id << ": " << st.status();
+      if (unreadable++ == 0) first_unreadable = st.status(), first_unreadable_id = info.id;
       continue;
     }
     if (st->last_attempt_at > 0 && now_s - st->last_attempt_at < options_.interval_s) continue;
     due.push_back(info.id);
+  }
+  // One line a tick at most (not one per integration), and while it lasts one a minute.
+  if (unreadable > 0) {
+    if (int64_t more = 0; state_failures_.admit(clock_.mono_ms(), &more, first_unreadable.message())) {
+      FB_LOG(kError, "sync") << "reading the sync state of " << unreadable << " integration(s) failed (integration "
+                             << first_unreadable_id << ": " << first_unreadable << ")"
+                             << LogThrottle::left_out_note(more);
+    }
+  } else if (int64_t failed = state_failures_.end_run()) {
+    FB_LOG(kInfo, "sync") << "sync states can be read again after " << failed << " failed scheduler ticks";
   }
   std::atomic<size_t> next{0};
   std::atomic<int> run{0}, failed{0};

@@ -24,6 +24,7 @@
 
 #include "core/clock.h"
 #include "core/integration_directory.h"
+#include "core/log.h"
 #include "fathom_bridge/config.h"
 #include "sync/sync_engine.h"
 
@@ -73,6 +74,7 @@ class SyncScheduler {
   std::function<void()> keepalive_;
   int64_t last_keepalive_ = 0;  // touched only by the ticking thread
   std::atomic<bool> stop_{false};
+  LogThrottle state_failures_{60'000};  // ticks that could not read sync states
   std::mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;

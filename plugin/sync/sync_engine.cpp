@@ -518,9 +518,12 @@ Status SyncEngine::list_pages(Run& run) {
 Status SyncEngine::fetch_for_mapping(Run& run, const std::vector<BatchItem>& items) {
   for (const BatchItem& it : items) {
     if (!it.upsert.needs_mapping) continue;
+    // What the listing carried: parts_sent (the page parser keeps no separate copy of the parts).
+    const int sent = content_parts_of(it.meeting);
+    auto carried = [&](ContentKind k) { return (sent & (1 << static_cast<int>(k))) != 0; };
     for (auto [wanted, kind, have] :
-         {std::tuple{options_.fetch_transcripts, ContentKind::kTranscript, !it.meeting.transcript_json.empty()},
-          std::tuple{options_.fetch_summaries, ContentKind::kSummary, !it.meeting.default_summary_json.empty()}}) {
+         {std::tuple{options_.fetch_transcripts, ContentKind::kTranscript, carried(ContentKind::kTranscript)},
+          std::tuple{options_.fetch_summaries, ContentKind::kSummary, carried(ContentKind::kSummary)}}) {
       if (!wanted || have) continue;  // the listed meeting carries it: stored with it, once
       FB_TRY(fetch_content(run, it.meeting.recording_id, kind));
     }

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <iterator>
 #include <random>
 #include <map>
 #include <set>
@@ -15,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/thread_name.h"
+#include "store/pg_dialect.h"
 
 namespace fb::detail {
 
@@ -332,7 +335,8 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
   // hosts at once (the second waits for the first's commit and finds its row). Rows are inserted
   // in key order, so two hosts' batches never wait for each other in a cycle.
   const bool fleet = db_.engine() == Engine::kPostgres;
-  Status s = db_.transaction_until(deadline, [&]() -> Status {
+  Status s = fleet && !log_ ? db_.transaction_until(deadline, [&] { return insert_rows_postgres(batch); }, false)
+                            : db_.transaction_until(deadline, [&]() -> Status {
     // Repeats are answered from the row already there before any body is written: a repeat's body
     // would be an orphan in the body log. We hold the write lock, so nothing can insert between.
     // (Without a body log the insert itself finds them.)
@@ -407,14 +411,96 @@ void Inbox::write_batch(std::vector<Pending*>& batch) {
     }
     return inserted ? notify_others() : Status::Ok();
   }, /*immediate=*/!fleet);
-  if (!s.ok()) {
-    FB_LOG(kError, "webhooks") << "inbox commit of " << batch.size() << " deliveries failed: " << s.message();
+  if (s.ok()) {
+    if (int64_t failed = commit_failures_.end_run()) {
+      FB_LOG(kInfo, "webhooks") << "webhook inbox commits work again after " << failed << " failed commits";
+    }
+  } else {
+    // Every batch fails the same way while the store is down: the first failure, then a line a minute
+    // (and at once when the reason changes: a locked table, then a read-only database).
+    if (int64_t more = 0; commit_failures_.admit(clock_.mono_ms(), &more, s.message())) {
+      FB_LOG(kError, "webhooks") << "inbox commit of " << batch.size() << " deliveries failed: " << s.message()
+                                 << LogThrottle::left_out_note(more);
+    }
     Status failed(s.is(Code::kUnavailable) ? Code::kUnavailable : Code::kIo,
                   "webhook inbox commit failed: " + s.message());
     for (Pending* p : batch) {
       if (p->status.ok()) p->status = failed;
     }
   }
+}
+
+namespace {
+
+// The most rows insert_rows_postgres() puts in one statement (7 parameters each).
+constexpr size_t kMaxRowsPerInsert = 512;
+
+// PostgreSQL: an INSERT of up to `rows` deliveries (rows a power of two: a connection prepares at
+// most ten of these); parameters 7k+1..7k+7 are row k's integration_id, webhook_id,
+// registration_id, recording_id, received_at (also its first due time), body, and why it is
+// unprocessable (NULL: pending, else a dead letter with that reason); a row with a NULL
+// integration_id is padding and left out. Rows go in VALUES order (the caller's key order). It
+// returns (id, integration_id, webhook_id) of each row it inserted and pg_notify()s the last two
+// parameters' channel and payload for them (PostgreSQL sends one notification per transaction).
+std::string postgres_insert_sql(size_t rows) {
+  std::string sql =
+      "WITH ins AS (INSERT INTO webhook_inbox(integration_id, webhook_id, registration_id, recording_id, received_at,"
+      " body, next_attempt_at, status, last_error) SELECT i, w, r, rec, t, b, t,"
+      " CASE WHEN e IS NULL THEN 'pending' ELSE 'dead' END, e FROM (VALUES ";
+  for (size_t k = 0; k < rows; ++k) {
+    sql += k ? ", " : "";
+    sql += "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT),"
+           " CAST(? AS BYTEA), CAST(? AS TEXT))";
+  }
+  sql += ") AS v(i, w, r, rec, t, b, e) WHERE i IS NOT NULL ON CONFLICT(integration_id, webhook_id) DO NOTHING"
+         " RETURNING id, integration_id, webhook_id) SELECT id, integration_id, webhook_id, pg_notify(?, ?) FROM ins";
+  return sql;
+}
+
+}  // namespace
+
+Status Inbox::insert_rows_postgres(std::vector<Pending*>& batch) {
+  using Key = std::pair<int64_t, std::string_view>;
+  auto key = [](const Pending* p) { return Key(p->delivery->integration_id, p->delivery->webhook_id); };
+  std::vector<Pending*> sorted;
+  for (Pending* p : batch) {
+    if (p->status.ok()) sorted.push_back(p);
+  }
+  std::stable_sort(sorted.begin(), sorted.end(), [&](const Pending* a, const Pending* b) { return key(a) < key(b); });
+  std::vector<Pending*> rows;  // one per webhook-id, in key order; a twin is answered from its row
+  for (Pending* p : sorted) {
+    if (rows.empty() || key(rows.back()) != key(p)) rows.push_back(p);
+  }
+  std::map<std::pair<int64_t, std::string>, int64_t> ids;  // what the statements inserted
+  for (size_t first = 0; first < rows.size(); first += kMaxRowsPerInsert) {
+    const size_t n = std::min(rows.size() - first, kMaxRowsPerInsert);
+    const size_t padded = std::bit_ceil(n);
+    Stmt& ins = db_.prepare(postgres_insert_sql(padded));
+    for (size_t k = 0; k < n; ++k) {
+      const Pending* p = rows[first + k];
+      const Delivery& d = *p->delivery;
+      const int at = static_cast<int>(7 * k);
+      ins.bind(at + 1, d.integration_id).bind(at + 2, d.webhook_id).bind(at + 3, d.registration_id);
+      ins.bind(at + 4, d.recording_id).bind(at + 5, p->now_ms).bind_blob(at + 6, d.body);
+      if (!d.unprocessable.empty()) ins.bind(at + 7, d.unprocessable);
+    }
+    ins.bind(static_cast<int>(7 * padded + 1), kChannel).bind(static_cast<int>(7 * padded + 2), owner_);
+    FB_TRY(each_row(ins, [&](const Stmt& row) { ids[{row.int64(1), row.text(2)}] = row.int64(0); }));
+  }
+  // The others: a webhook-id already in the inbox (committed by another host, which this insert
+  // waited for) or given twice in this batch.
+  Stmt& find = db_.prepare(kFindExisting);
+  for (Pending* p : sorted) {
+    auto it = ids.find({p->delivery->integration_id, std::string(p->delivery->webhook_id)});
+    if (it != ids.end() && it->second != 0) {
+      p->result = {it->second, false};
+      it->second = 0;  // a twin later in the batch is a duplicate of this one
+      continue;
+    }
+    find.bind(1, p->delivery->integration_id).bind(2, p->delivery->webhook_id);
+    FB_TRY(each_row(find, [&](const Stmt& row) { p->result = {row.int64(0), true}; }));
+  }
+  return Status::Ok();
 }
 
 Status Inbox::claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs) {
@@ -429,46 +515,37 @@ Status Inbox::claim_rows(int max, std::vector<InboxEvent>* out, std::vector<Body
     out->back().claim_token = token;
     if (!row.is_null(12)) refs->push_back({out->size() - 1, row.text(12), row.int64(13), row.int64(14)});
   };
-  constexpr const char* kReturning =
-      " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
-      " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length";
-  if (db_.engine() == Engine::kPostgres) {
-    // One statement, no write lock: rows another host is claiming at this moment are skipped, not
-    // waited for, and a row is claimed by one host only.
-    Stmt& take = db_.prepare(
-        std::string("UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=?1, claim_token=?2,"
-                    " lease_until=?3 WHERE id IN (SELECT id FROM webhook_inbox WHERE status='pending' AND"
-                    " next_attempt_at<=?1 ORDER BY next_attempt_at, id LIMIT ?4 FOR UPDATE SKIP LOCKED)") +
-        kReturning);
-    take.bind(1, now).bind(2, token).bind(3, now + options_.claim_lease_ms).bind(4, max);
-    FB_TRY(each_row(take, read));
-    // RETURNING has no order: oldest due first, as on SQLite.
-    std::vector<InboxEvent> got(std::make_move_iterator(out->begin() + static_cast<std::ptrdiff_t>(first)),
-                                std::make_move_iterator(out->end()));
-    std::vector<size_t> idx(got.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-      return std::tie(got[a].next_attempt_at_ms, got[a].id) < std::tie(got[b].next_attempt_at_ms, got[b].id);
-    });
-    out->resize(first);
-    for (size_t i : idx) out->push_back(std::move(got[i]));
-    return Status::Ok();  // no body log on PostgreSQL: refs stays empty
-  }
-  // SQLite, under the write lock: ids first, then one single-row UPDATE each (a multi-row UPDATE
-  // would make SQLite open a statement journal, a temporary file, on every claim).
-  std::vector<int64_t> ids;
-  Stmt& due = db_.prepare(
-      "SELECT id FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? ORDER BY next_attempt_at, id"
-      " LIMIT ?");
-  due.bind(1, now).bind(2, max);
-  FB_TRY(each_row(due, [&](const Stmt& row) { ids.push_back(row.int64(0)); }));
+  // One statement on both engines: the due rows, marked and returned with their bodies. On
+  // PostgreSQL without the write lock: rows another host is claiming at this moment are skipped,
+  // not waited for, and a row is claimed by one host only. (On SQLite the statement journal of a
+  // multi-row UPDATE stays in memory below 64 KiB, SQLITE_STMTJRNL_SPILL: a claim's rows and index
+  // entries fit in it.)
   Stmt& take = db_.prepare(
-      std::string("UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=?, claim_token=?,"
-                  " lease_until=? WHERE id=?") +
-      kReturning);
-  for (int64_t id : ids) {
-    take.bind(1, now).bind(2, token).bind(3, now + options_.claim_lease_ms).bind(4, id);
-    FB_TRY(each_row(take, read));
+      std::string("UPDATE webhook_inbox SET status='processing', attempts=attempts+1, claimed_at=?1, claim_token=?2,"
+                  " lease_until=?3 WHERE id IN (SELECT id FROM webhook_inbox WHERE status='pending' AND"
+                  " next_attempt_at<=?1 ORDER BY next_attempt_at, id LIMIT ?4") +
+      (db_.engine() == Engine::kPostgres ? " FOR UPDATE SKIP LOCKED)" : ")") +
+      " RETURNING id, integration_id, registration_id, webhook_id, recording_id, received_at, status, attempts,"
+      " next_attempt_at, last_error, processed_at, body, body_segment, body_offset, body_length");
+  take.bind(1, now).bind(2, token).bind(3, now + options_.claim_lease_ms).bind(4, max);
+  FB_TRY(each_row(take, read));
+  // RETURNING has no order: oldest due first.
+  std::vector<size_t> idx(out->size() - first);
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = first + i;
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+    const InboxEvent &x = (*out)[a], &y = (*out)[b];
+    return std::tie(x.next_attempt_at_ms, x.id) < std::tie(y.next_attempt_at_ms, y.id);
+  });
+  std::vector<size_t> where(out->size(), 0);  // where each row goes: refs follow their events
+  std::vector<InboxEvent> got;
+  for (size_t k = 0; k < idx.size(); ++k) {
+    where[idx[k]] = first + k;
+    got.push_back(std::move((*out)[idx[k]]));
+  }
+  out->resize(first);
+  std::move(got.begin(), got.end(), std::back_inserter(*out));
+  for (BodyAt& r : *refs) {
+    if (r.index >= first) r.index = where[r.index];
   }
   return Status::Ok();
 }
@@ -488,7 +565,14 @@ void Inbox::load_bodies(std::vector<InboxEvent>& events, const std::vector<BodyA
 Result<std::vector<InboxEvent>> Inbox::claim(int max) {
   std::vector<InboxEvent> out;
   std::vector<BodyAt> refs;
-  // An idle worker polls: look before taking the write lock, so that polling commits nothing.
+  auto take = [&] { return claim_rows(max, &out, &refs); };
+  if (db_.engine() == Engine::kPostgres) {
+    // One statement, atomic on its own, outside the write lock; an idle poll's empty UPDATE writes
+    // nothing.
+    FB_TRY(db_.with(take));
+    return out;  // no body log on PostgreSQL
+  }
+  // SQLite: an idle worker polls: look before taking the write lock, so that polling commits nothing.
   bool due = false;
   FB_TRY(db_.with([&] {
     Stmt& q = db_.prepare("SELECT 1 FROM webhook_inbox WHERE status='pending' AND next_attempt_at<=? LIMIT 1");
@@ -496,9 +580,7 @@ Result<std::vector<InboxEvent>> Inbox::claim(int max) {
     return each_row(q, [&](const Stmt&) { due = true; });
   }));
   if (!due) return out;
-  auto take = [&] { return claim_rows(max, &out, &refs); };
-  // PostgreSQL: one statement, atomic on its own, outside the write lock.
-  FB_TRY(db_.engine() == Engine::kPostgres ? db_.with(take) : db_.transaction(take));
+  FB_TRY(db_.transaction(take));
   load_bodies(out, refs);
   return out;
 }
@@ -508,12 +590,26 @@ Result<std::vector<InboxEvent>> Inbox::finish_batch(const std::vector<EventOutco
   std::vector<InboxEvent> out;
   std::vector<BodyAt> refs;
   const bool fleet = db_.engine() == Engine::kPostgres;
+  // PostgreSQL: the marks are fenced by the claim token and need no lock of the fleet. The
+  // handler's writes (the batch's meetings: a read-modify-write of each) are made under the fleet's
+  // write lock held SHARED, which holds off every immediate transaction (a sync page writing the
+  // same meetings), plus a lock per recording of the batch, taken in key order, so that two hosts
+  // recording batches of other meetings do not wait for each other, and two with a meeting in
+  // common do it one after the other without a deadlock. A batch with a dead letter takes the
+  // write lock itself: dead letters are told on the event feed, whose ids must commit in order.
+  // The next claim is a transaction of its own.
+  bool dead_letters = false;
+  for (const EventOutcome& o : outcomes) dead_letters |= o.kind == EventOutcome::kDead;
+  const bool immediate = !fleet || (record && dead_letters);
   auto book = [&]() -> Status {
+    // The marks first (with the recordings' locks on PostgreSQL): a row the handler's writes lock
+    // that every batch writes (a script's store key) is then held only until the commit, not while
+    // the marks run too.
+    FB_ASSIGN(size_t lost, mark_all(outcomes, fleet && record && !immediate));
     if (record) {
       // The handler's writes cover the whole batch: if another host took some of its events over
-      // (this host's lease ran out), it records them itself, so this batch records nothing. The
-      // worker then gives its remaining events back for retry (their marks still apply).
-      FB_ASSIGN(size_t lost, lost_claims(outcomes));
+      // (this host's lease ran out), it records them itself, so this batch records nothing (the
+      // marks roll back with it). The worker then gives its remaining events back for retry.
       if (lost > 0) {
         return Status::Conflict(std::to_string(lost) + " of the batch's " + std::to_string(outcomes.size()) +
                                 " webhook event(s) were taken over by another worker after their claim lease (" +
@@ -521,18 +617,13 @@ Result<std::vector<InboxEvent>> Inbox::finish_batch(const std::vector<EventOutco
       }
       FB_TRY(record());
     }
-    for (const EventOutcome& o : outcomes) FB_TRY(mark(o));
     return fleet ? Status::Ok() : claim_rows(claim_next, &out, &refs);
   };
+  FB_TRY(db_.transaction(book, immediate));
   if (!fleet) {
-    FB_TRY(db_.transaction(book));
     load_bodies(out, refs);
     return out;
   }
-  // PostgreSQL: the fleet's write lock only when the handler writes (its read-modify-write of the
-  // meetings needs it); the marks are single-row updates fenced by the claim token. The next
-  // claim is a transaction of its own, outside the lock.
-  FB_TRY(db_.transaction(book, /*immediate=*/static_cast<bool>(record)));
   if (claim_next > 0) {
     Status claimed = db_.with([&] { return claim_rows(claim_next, &out, &refs); });
     if (!claimed.ok()) {
@@ -543,52 +634,59 @@ Result<std::vector<InboxEvent>> Inbox::finish_batch(const std::vector<EventOutco
   return out;
 }
 
-Result<size_t> Inbox::lost_claims(const std::vector<EventOutcome>& outcomes) {
-  std::map<std::string, std::vector<int64_t>> by_claim;
+Result<size_t> Inbox::mark_all(const std::vector<EventOutcome>& outcomes, bool lock_recordings) {
+  if (outcomes.empty() && !lock_recordings) return 0;
+  // Every outcome in one UPDATE, from a JSON list: k the new status, e last_error, n the retry's
+  // due time, t the claim token ("": unconditional). With a claim token an outcome applies only
+  // while that claim still holds the event (a fencing token: a host whose lease was taken over
+  // changes nothing).
+  nlohmann::json list = nlohmann::json::array();
+  std::set<int64_t> fenced;
   for (const EventOutcome& o : outcomes) {
-    if (!o.claim_token.empty()) by_claim[o.claim_token].push_back(o.event_id);
+    const char* kind = o.kind == EventOutcome::kDone ? "done" : o.kind == EventOutcome::kRetry ? "pending" : "dead";
+    list.push_back({{"id", o.event_id},
+                    {"k", kind},
+                    {"e", o.kind == EventOutcome::kDone ? nlohmann::json(nullptr) : nlohmann::json(o.error)},
+                    {"n", o.next_attempt_at_ms},
+                    {"t", o.claim_token}});
+    if (!o.claim_token.empty()) fenced.insert(o.event_id);
   }
-  size_t held = 0, asked = 0;
-  for (const auto& [token, ids] : by_claim) {
-    asked += ids.size();
-    Stmt& q = db_.prepare(std::string("SELECT id FROM webhook_inbox WHERE claim_token=? AND status='processing'"
-                                      " AND id IN ") +
-                          json_values(db_, true) + (db_.engine() == Engine::kPostgres ? " FOR UPDATE" : ""));
-    q.bind(1, token).bind(2, nlohmann::json(ids).dump());
-    FB_TRY(each_row(q, [&](const Stmt&) { ++held; }));
-  }
-  return asked - held;
-}
-
-Status Inbox::mark(const EventOutcome& o) {
-  // With a claim token: only while that claim holds the event (a fencing token; a host whose
-  // lease was taken over changes nothing). `?N` is the token's parameter.
-  auto fenced = [](const std::string& update, int n) {
-    const std::string t = "?" + std::to_string(n);
-    return update + " AND (" + t + "='' OR (claim_token=" + t + " AND status='processing'))";
-  };
-  const std::string no_claim = kNoClaim;
-  return db_.with([&] {
-    switch (o.kind) {
-      case EventOutcome::kDone: {
-        Stmt& q = db_.prepare(fenced(
-            "UPDATE webhook_inbox SET status='done', processed_at=?1, last_error=NULL, " + no_claim + " WHERE id=?2", 3));
-        return q.bind(1, clock_.now_ms()).bind(2, o.event_id).bind(3, o.claim_token).run();
-      }
-      case EventOutcome::kRetry: {
-        Stmt& q = db_.prepare(fenced("UPDATE webhook_inbox SET status='pending', next_attempt_at=?1, last_error=?2, " +
-                                         no_claim + " WHERE id=?3",
-                                     4));
-        return q.bind(1, o.next_attempt_at_ms).bind(2, o.error).bind(3, o.event_id).bind(4, o.claim_token).run();
-      }
-      case EventOutcome::kDead: {
-        Stmt& q = db_.prepare(
-            fenced("UPDATE webhook_inbox SET status='dead', last_error=?1, " + no_claim + " WHERE id=?2", 3));
-        return q.bind(1, o.error).bind(2, o.event_id).bind(3, o.claim_token).run();
-      }
+  constexpr const char* kSet =
+      " SET status=o.k, processed_at=CASE WHEN o.k='done' THEN ?1 ELSE processed_at END,"
+      " next_attempt_at=CASE WHEN o.k='pending' THEN o.n ELSE next_attempt_at END, last_error=o.e, ";
+  constexpr const char* kFence = " AND (o.t='' OR (webhook_inbox.claim_token=o.t AND webhook_inbox.status='processing'))";
+  std::string sql;
+  if (db_.engine() == Engine::kPostgres) {
+    sql = "WITH o AS (SELECT * FROM json_to_recordset(CAST(?2 AS JSON)) AS o(id BIGINT, k TEXT, e TEXT, n BIGINT, t TEXT))";
+    std::string gate;
+    if (lock_recordings) {
+      // The fleet's write lock shared, then the lock of each recording of these events (advisory
+      // locks of the two-key space: the fleet's lock is a one-key lock, they never meet), one by
+      // one in key order by the aggregate. A condition on no row: the planner makes it a one-time
+      // filter evaluated before the UPDATE reads (and locks) any row, so a recording's locks are
+      // always taken before its events' rows.
+      sql += ", l AS (SELECT pg_advisory_xact_lock_shared(" + std::to_string(kFleetWriteLockKey) +
+             ") AS f, (SELECT COUNT(pg_advisory_xact_lock(k1, k2)) FROM (SELECT DISTINCT"
+             " CAST(integration_id % 2147483647 AS INT4) AS k1, hashint8(recording_id) AS k2"
+             " FROM webhook_inbox WHERE id IN (SELECT id FROM o) ORDER BY k1, k2) AS r) AS n)";
+      gate = " AND (SELECT n FROM l) >= 0";
     }
-    return Status::Internal("unknown event outcome");
+    sql += std::string(" UPDATE webhook_inbox") + kSet + kNoClaim + " FROM o WHERE webhook_inbox.id=o.id" + kFence +
+           gate + " RETURNING webhook_inbox.id";
+  } else {
+    sql = std::string("UPDATE webhook_inbox") + kSet + kNoClaim +
+          " FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.k') AS k,"
+          " json_extract(value, '$.e') AS e, json_extract(value, '$.n') AS n, json_extract(value, '$.t') AS t"
+          " FROM json_each(?2)) AS o WHERE webhook_inbox.id=o.id" + kFence + " RETURNING webhook_inbox.id";
+  }
+  size_t held = 0;
+  Status s = db_.with([&] {
+    Stmt& q = db_.prepare(sql);
+    q.bind(1, clock_.now_ms()).bind(2, list.dump());
+    return each_row(q, [&](const Stmt& row) { held += fenced.count(row.int64(0)); });
   });
+  if (!s.ok()) return s;
+  return fenced.size() - held;
 }
 
 Status Inbox::load_body(InboxEvent& e, const std::string& segment, int64_t offset, int64_t length) {
@@ -617,14 +715,14 @@ Status Inbox::load_body(InboxEvent& e, const std::string& segment, int64_t offse
   return Status::Ok();
 }
 
-Status Inbox::mark_done(int64_t event_id) { return mark({event_id, EventOutcome::kDone, {}, 0, {}}); }
+Status Inbox::mark_done(int64_t event_id) { return mark_all({{event_id, EventOutcome::kDone, {}, 0, {}}}).status(); }
 
 Status Inbox::mark_retry(int64_t event_id, std::string_view error, int64_t next_attempt_at_ms) {
-  return mark({event_id, EventOutcome::kRetry, std::string(error), next_attempt_at_ms, {}});
+  return mark_all({{event_id, EventOutcome::kRetry, std::string(error), next_attempt_at_ms, {}}}).status();
 }
 
 Status Inbox::mark_dead(int64_t event_id, std::string_view error) {
-  return mark({event_id, EventOutcome::kDead, std::string(error), 0, {}});
+  return mark_all({{event_id, EventOutcome::kDead, std::string(error), 0, {}}}).status();
 }
 
 Result<int> Inbox::reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held) {
@@ -669,7 +767,7 @@ Result<int> Inbox::renew(const std::vector<std::string>& claim_tokens) {
 
 Result<int> Inbox::release(const std::vector<std::pair<int64_t, int64_t>>& events) {
   int n = 0;
-  // One single-row UPDATE per event, as claim_rows does (no statement journal).
+  // One single-row UPDATE per event (a rare path: a stuck worker's batch).
   Status s = db_.transaction([&]() -> Status {
     Stmt& q = db_.prepare(
         std::string("UPDATE webhook_inbox SET status='pending', attempts=MAX(attempts-1, 0), ") + kNoClaim +
@@ -932,6 +1030,21 @@ Result<std::vector<std::pair<std::string, int64_t>>> Inbox::counts() {
   });
   if (!s.ok()) return s;
   return out;
+}
+
+Status set_script_versions(Db& db, const std::vector<std::pair<int64_t, std::string>>& versions) {
+  if (versions.empty()) return Status::Ok();
+  std::map<int64_t, std::string_view> last;
+  for (const auto& [id, json] : versions) last[id] = json;
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [id, json] : last) list.push_back({{"id", id}, {"v", json}});
+  Stmt& q = db.prepare(
+      db.engine() == Engine::kPostgres
+          ? "UPDATE webhook_inbox SET script_versions=o.v FROM json_to_recordset(CAST(? AS JSON)) AS o(id BIGINT, v TEXT)"
+            " WHERE webhook_inbox.id=o.id"
+          : "UPDATE webhook_inbox SET script_versions=o.v FROM (SELECT json_extract(value, '$.id') AS id,"
+            " json_extract(value, '$.v') AS v FROM json_each(?)) AS o WHERE webhook_inbox.id=o.id");
+  return q.bind(1, list.dump()).run();
 }
 
 std::string events_to_json(const std::vector<InboxEvent>& events) {

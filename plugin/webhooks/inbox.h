@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "fathom_bridge/status.h"
 #include "store/db.h"
 #include "webhooks/body_log.h"
@@ -246,6 +247,9 @@ class Inbox {
   struct Pending;
   void writer_loop();
   void write_batch(std::vector<Pending*>& batch);
+  // PostgreSQL with bodies in the rows: the batch's rows in one statement per 512 (REQUIRES: in a
+  // transaction on db_).
+  Status insert_rows_postgres(std::vector<Pending*>& batch);
   void checkpoint_loop();
   std::chrono::steady_clock::time_point commit_deadline() const;
   Status sync_wal();  // fdatasync of the database's -wal file (collector, synchronous=NORMAL)
@@ -255,14 +259,16 @@ class Inbox {
     std::string segment;
     int64_t offset, length;
   };
-  // REQUIRES: inside a transaction on db_. Claims rows; bodies in the log are listed in refs.
+  // Claims up to max due rows in one statement; bodies in the log are listed in refs. REQUIRES:
+  // inside a transaction on db_ (SQLite: an immediate one), or with() on PostgreSQL.
   Status claim_rows(int max, std::vector<InboxEvent>* out, std::vector<BodyAt>* refs);
   void load_bodies(std::vector<InboxEvent>& events, const std::vector<BodyAt>& refs);
-  Status mark(const EventOutcome& o);
-  // Of `events` (id, claim token), how many are not held by that claim any more (a lease taken
-  // over). On PostgreSQL the held rows stay locked until the transaction ends. REQUIRES: inside a
-  // transaction on db_.
-  Result<size_t> lost_claims(const std::vector<EventOutcome>& outcomes);
+  // Every outcome in one statement; with a claim token only while that claim holds the event.
+  // Returns how many of the outcomes with a claim token it did not apply (their claim was taken
+  // over). lock_recordings (PostgreSQL, inside finish_batch's transaction): the same statement
+  // first takes the fleet's write lock shared and the lock of each recording of these events, in
+  // key order, until the transaction ends.
+  Result<size_t> mark_all(const std::vector<EventOutcome>& outcomes, bool lock_recordings = false);
   // PostgreSQL: tells the other hosts' inboxes that events became due (pg_notify, sent at commit).
   Status notify_others();
   void listen_loop();
@@ -271,6 +277,7 @@ class Inbox {
 
   Db& db_;
   Clock& clock_;
+  LogThrottle commit_failures_{60'000};  // batches whose commit failed (the store down)
   InboxOptions options_;
   std::mutex listener_mu_;
   std::function<void()> listener_;  // guarded by listener_mu_
@@ -302,5 +309,11 @@ class Inbox {
 
 // JSON array of events (no bodies), as the list command prints them.
 std::string events_to_json(const std::vector<InboxEvent>& events);
+
+// Which script versions made each event's CRM operations (issue 15; InboxEvent::script_versions):
+// (event id, JSON array of script version ids) pairs, set on the events' rows by ONE statement
+// however many there are (the last pair of an id wins). REQUIRES: migrate_webhooks(db), and inside
+// transaction() or with() on db (a worker's batch: its transaction).
+Status set_script_versions(Db& db, const std::vector<std::pair<int64_t, std::string>>& versions);
 
 }  // namespace fb::detail

@@ -47,16 +47,18 @@ class RecordMeetings final : public InboxBatchWork {
   RecordMeetings(MeetingDispatcher& dispatcher, MeetingStore& store, std::vector<BatchItem> items, BatchLease lease)
       : dispatcher_(dispatcher), store_(store), items_(std::move(items)), lease_(std::move(lease)) {}
   Status record() override {
-    FB_TRY(dispatcher_.record_batch(items_, store_, &lease_));
     // Which script versions made each event's CRM operations (issue 15), on its inbox row, in the
-    // same transaction (the store is on the inbox's Db).
-    Db& db = store_.db();
+    // same transaction (the store is on the inbox's Db). Before the batch's meetings and script
+    // store writes: on PostgreSQL a store key every batch sets stays locked until the commit, and
+    // the other hosts' batches wait for it (issue 12).
+    // One statement for the batch (it was one per event: a round trip each on PostgreSQL).
+    std::vector<std::pair<int64_t, std::string>> versions;
     for (const BatchItem& it : items_) {
       if (it.given_up || it.script_versions.empty()) continue;
-      Stmt& q = db.prepare("UPDATE webhook_inbox SET script_versions=? WHERE id=?");
-      FB_TRY(q.bind_all(*CrmAttribution::to_json(it.script_versions), it.content_event_id).run());
+      versions.emplace_back(it.content_event_id, *CrmAttribution::to_json(it.script_versions));
     }
-    return Status::Ok();
+    FB_TRY(set_script_versions(store_.db(), versions));
+    return dispatcher_.record_batch(items_, store_, &lease_);
   }
   std::vector<BatchItem>& items() { return items_; }
   BatchLease& lease() { return lease_; }

@@ -30,6 +30,7 @@ const char* rejection_name(Rejection r) {
     case Rejection::kBadSignature: return "bad_signature";
     case Rejection::kMalformedJson: return "malformed_json";
     case Rejection::kStorage: return "storage";
+    case Rejection::kMalformedId: return "malformed_id";
     case Rejection::kCount: break;
   }
   return "unknown";
@@ -102,16 +103,11 @@ ReceiveResult Receiver::reject(Rejection r, std::string_view reason, int64_t int
   size_t i = kIndex(r);
   rejected_[i].fetch_add(1, std::memory_order_relaxed);
   // One line per reason per second at most: a flood of forged deliveries must not flood the log.
-  int64_t now = clock_.mono_ms();
-  int64_t last = last_log_ms_[i].load(std::memory_order_relaxed);
-  if (now - last >= 1000 && last_log_ms_[i].compare_exchange_strong(last, now)) {
-    int64_t more = unlogged_[i].exchange(0);
+  if (int64_t more = 0; log_throttles_[i].admit(clock_.mono_ms(), &more)) {
     FB_LOG(kWarn, "webhooks") << "rejected a webhook delivery: " << reason << " (integration "
                               << (integration_id ? std::to_string(integration_id) : std::string("unknown")) << ", "
                               << body_bytes << " bytes)"
                               << (more ? "; " + std::to_string(more) + " more like it since the last report" : "");
-  } else {
-    unlogged_[i].fetch_add(1, std::memory_order_relaxed);
   }
   int status = 400;
   switch (r) {
@@ -189,6 +185,8 @@ ReceiveResult Receiver::check(std::string_view path, const DeliveryHeaders& head
                                                            : "missing header webhook-signature";
       return reject(Rejection::kMissingHeader, reason, integration, raw_body.size());
     }
+    case VerifyResult::kMalformedId:
+      return reject(Rejection::kMalformedId, "malformed header webhook-id", integration, raw_body.size());
     case VerifyResult::kMalformedTimestamp:
       return reject(Rejection::kMalformedTimestamp, "malformed timestamp", integration, raw_body.size());
     case VerifyResult::kStaleTimestamp:

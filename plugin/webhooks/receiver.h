@@ -6,6 +6,8 @@
 //   unknown path                                   404 "unknown endpoint"
 //   body over webhooks.max_body_bytes              413 "payload too large"
 //   a webhook-id/-timestamp/-signature missing     400 "missing header webhook-id" (...)
+//   webhook-id over 1024 bytes or not visible      400 "malformed header webhook-id" (the inbox
+//   ASCII (kMaxWebhookIdBytes)                         keys on it; PostgreSQL cannot index it)
 //   timestamp not decimal seconds                  400 "malformed timestamp"
 //   timestamp too old / too new (tolerance_s)      401 "stale timestamp" / "future timestamp"
 //   no v1 signature matches a current key          401 "bad signature"
@@ -40,6 +42,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "fathom_bridge/config.h"
 #include "fathom_bridge/status.h"
 #include "webhooks/inbox.h"
@@ -59,6 +62,7 @@ enum class Rejection : int {
   kBadSignature,
   kMalformedJson,  // no longer answered (a verified body is kept, see above); its counter stays
   kStorage,
+  kMalformedId,  // webhook-id too long or not visible ASCII
   kCount,
 };
 
@@ -127,8 +131,7 @@ class Receiver {
   std::atomic<int64_t> duplicates_{0};
   std::atomic<int64_t> unprocessable_{0};
   std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> rejected_{};
-  std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> last_log_ms_{};
-  std::array<std::atomic<int64_t>, static_cast<size_t>(Rejection::kCount)> unlogged_{};
+  std::array<LogThrottle, static_cast<size_t>(Rejection::kCount)> log_throttles_;  // 1 s each
 };
 
 // What a delivery body is: a JSON object with an integer recording_id (simdjson, full

@@ -297,8 +297,16 @@ Result<std::shared_ptr<const Endpoint>> Registry::lookup(std::string_view token)
   }
   auto loaded = load(token);
   if (!loaded.ok()) {
-    FB_LOG(kError, "webhooks") << "cannot load a webhook registration: " << loaded.status().to_string();
+    // Every delivery fails the same way while the store is down: each still gets its 503, the log
+    // gets the first failure and then one line a minute (and at once when the reason changes).
+    if (int64_t left_out = 0; load_failures_.admit(clock_.mono_ms(), &left_out, loaded.status().message())) {
+      FB_LOG(kError, "webhooks") << "cannot load a webhook registration: " << loaded.status().to_string()
+                                 << LogThrottle::left_out_note(left_out);
+    }
     return loaded.status();
+  }
+  if (int64_t failed = load_failures_.end_run()) {
+    FB_LOG(kInfo, "webhooks") << "webhook registrations can be read again after " << failed << " failed lookups";
   }
   std::unique_lock lk(mu_);
   if (*loaded) {

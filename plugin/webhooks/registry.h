@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/random.h"
 #include "core/secret.h"
 #include "crypto/sealer.h"
@@ -144,6 +145,8 @@ class Registry {
   WebhookConfig config_;
   FathomClient* client_;
   RegistryOptions options_;
+
+  LogThrottle load_failures_{60'000};  // lookups that could not read the store
 
   std::shared_mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const Endpoint>, Hash, std::equal_to<>> cache_;  // guarded by mu_

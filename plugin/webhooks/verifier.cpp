@@ -143,6 +143,14 @@ DeliveryHeaders find_delivery_headers(const std::vector<std::pair<std::string, s
   return any_std ? std_h : svix_h;
 }
 
+bool valid_webhook_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxWebhookIdBytes) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 bool parse_unix_seconds(std::string_view text, int64_t* out) {
   if (text.empty() || text.size() > 18) return false;  // 18 digits cannot overflow int64
   int64_t v = 0;
@@ -162,6 +170,7 @@ const char* verify_result_name(VerifyResult r) {
     case VerifyResult::kStaleTimestamp: return "stale timestamp";
     case VerifyResult::kFutureTimestamp: return "future timestamp";
     case VerifyResult::kBadSignature: return "bad signature";
+    case VerifyResult::kMalformedId: return "malformed webhook-id";
   }
   return "unknown";
 }
@@ -176,6 +185,7 @@ VerifyResult verify_delivery(const DeliveryHeaders& h, std::string_view raw_body
     if (missing_header) *missing_header = missing;
     return VerifyResult::kMissingHeader;
   }
+  if (!valid_webhook_id(h.id)) return VerifyResult::kMalformedId;
   int64_t ts = 0;
   if (!parse_unix_seconds(h.timestamp, &ts)) return VerifyResult::kMalformedTimestamp;
   if (options.now_s - ts > options.tolerance_s) return VerifyResult::kStaleTimestamp;

@@ -69,7 +69,15 @@ enum class VerifyResult {
   kStaleTimestamp,      // older than the tolerance
   kFutureTimestamp,     // newer than the tolerance
   kBadSignature,        // no v1 entry matches any candidate key
+  kMalformedId,         // webhook-id longer than kMaxWebhookIdBytes or not visible ASCII
 };
+
+// The longest webhook-id accepted. The spec sets no bound (Svix ids are about 31 bytes), but the
+// inbox keys on the id: PostgreSQL cannot index an entry beyond about 2.7 KB, nor store bytes that
+// are not UTF-8 as text.
+constexpr size_t kMaxWebhookIdBytes = 1024;
+// Whether a webhook-id can be a key: 1 to kMaxWebhookIdBytes bytes of visible ASCII (0x21-0x7e).
+bool valid_webhook_id(std::string_view id);
 
 // A short, static, secret-free description ("stale timestamp").
 const char* verify_result_name(VerifyResult r);

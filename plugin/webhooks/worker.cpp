@@ -549,8 +549,16 @@ void WorkerPool::loop(WorkerThread* self) {
       auto events = inbox_.claim(options_.claim_batch);
       if (!events.ok()) {
         claimed = events.status();
-        FB_LOG(kError, "webhooks") << "cannot claim webhook events: " << claimed.message();
+        // Every worker fails every poll while the store is down: the first failure, then a line a minute
+        // (and at once when the reason changes).
+        if (int64_t more = 0; claim_failures_.admit(clock_.mono_ms(), &more, claimed.message())) {
+          FB_LOG(kError, "webhooks") << "cannot claim webhook events: " << claimed.message()
+                                     << LogThrottle::left_out_note(more);
+        }
       } else {
+        if (int64_t failed = claim_failures_.end_run()) {
+          FB_LOG(kInfo, "webhooks") << "webhook events can be claimed again after " << failed << " failed claims";
+        }
         batch = std::move(*events);
       }
     }
@@ -596,13 +604,24 @@ void WorkerPool::maintain_claims() {
       }
     }
   }
+  // Every few seconds while the store is down: the first failure, then a line a minute (and at
+  // once for a new reason), and one line when the store answers again.
+  Status renewed = Status::Ok();
   if (!claims.empty()) {
-    if (auto r = inbox_.renew(claims); !r.ok()) {
-      FB_LOG(kWarn, "webhooks") << "cannot renew the claim lease of " << held.size()
-                                << " webhook event(s): " << r.status().message();
-    }
+    if (auto r = inbox_.renew(claims); !r.ok()) renewed = r.status();
   }
   auto n = inbox_.reclaim_expired(held);
+  const Status failed = !renewed.ok() ? renewed : n.ok() ? Status::Ok() : n.status();
+  if (!failed.ok()) {
+    if (int64_t more = 0; lease_failures_.admit(clock_.mono_ms(), &more, failed.message())) {
+      FB_LOG(kWarn, "webhooks") << (!renewed.ok() ? "cannot renew the claim lease of " + std::to_string(held.size()) +
+                                                        " webhook event(s): "
+                                                  : std::string("cannot return expired webhook claims to the pool: "))
+                                << failed.message() << LogThrottle::left_out_note(more);
+    }
+  } else if (int64_t count = lease_failures_.end_run()) {
+    FB_LOG(kInfo, "webhooks") << "webhook claim leases can be kept again after " << count << " failed attempts";
+  }
   if (n.ok() && *n > 0) {
     FB_LOG(kWarn, "webhooks") << "reclaimed " << *n << " webhook event(s) whose claim lease ran out"
                               << " (a worker or host that stopped renewing it)";

@@ -59,6 +59,7 @@
 #include "core/clock.h"
 #include "core/event_bus.h"
 #include "core/integration_directory.h"
+#include "core/log.h"
 #include "core/latency_histogram.h"
 #include "core/random.h"
 #include "fathom_bridge/config.h"
@@ -284,6 +285,8 @@ class WorkerPool {
   std::atomic<int64_t> released_{0};
   std::atomic<int64_t> last_stale_check_ms_{0};
   std::atomic<int64_t> last_purge_ms_{0};
+  LogThrottle claim_failures_{60'000};  // claims that could not read the store
+  LogThrottle lease_failures_{60'000};  // lease renewals and reclaims that could not reach the store
 
   std::atomic<int64_t> processed_{0};
   std::atomic<int64_t> retried_{0};

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,32 @@ static int deliver_vector(fb_bridge *b, const char *path, int *status) {
   return rc;
 }
 
+/* fb_webhook_receive_async's answer, as a host's event loop would collect it. */
+struct async_answer {
+  _Atomic int calls;
+  int result, status;
+  char body[64];
+};
+
+static void on_async_answer(void *user_data, int result, int http_status, const char *response_body) {
+  struct async_answer *a = user_data;
+  a->result = result;
+  a->status = http_status;
+  snprintf(a->body, sizeof a->body, "%s", response_body ? response_body : "(null)");
+  atomic_fetch_add(&a->calls, 1);
+}
+
+/* Delivers the vector through fb_webhook_receive_async and waits (up to 10 s) for its answer. */
+static int deliver_vector_async(fb_bridge *b, const char *path, struct async_answer *a) {
+  const char *names[] = {"webhook-id", "webhook-timestamp", "webhook-signature"};
+  const char *values[] = {"msg_2SyntheticExampleId000001", "1740848520",
+                          "v1,6z0X8Q5GLN0fMq+UIIPAz9mJFTLGedv6XItPDDke9vI="};
+  atomic_store(&a->calls, 0);
+  int rc = fb_webhook_receive_async(b, path, names, values, 3, kVectorBody, strlen(kVectorBody), on_async_answer, a);
+  for (int i = 0; rc == FB_OK && i < 1000 && atomic_load(&a->calls) == 0; ++i) usleep(10000);
+  return rc;
+}
+
 /* Issue 10 point 7: webhook routes with a hand-made secret, rotation with a grace period, removal,
  * through the C ABI, with an API-key integration at fathom-sim. */
 static void webhook_routes_test(void) {
@@ -218,6 +245,19 @@ static void webhook_routes_test(void) {
   int status = 0;
   CHECK(deliver_vector(b, path, &status) == FB_OK); /* signed with the hand-made secret */
   CHECK(status == 200);
+  /* The same delivery without waiting for the commit: a repeat, answered from the writer thread;
+   * an unknown path is answered before the call returns; a NULL callback is misuse. */
+  struct async_answer answer;
+  CHECK(deliver_vector_async(b, path, &answer) == FB_OK);
+  CHECK(atomic_load(&answer.calls) == 1 && answer.result == FB_OK && answer.status == 200);
+  CHECK(strcmp(answer.body, "duplicate") == 0);
+  atomic_store(&answer.calls, 0);
+  const char *no_names[] = {"webhook-id"};
+  const char *no_values[] = {"msg_x"};
+  CHECK(fb_webhook_receive_async(b, "/webhooks/fathom/unknown", no_names, no_values, 1, "{}", 2, on_async_answer,
+                                 &answer) == FB_OK);
+  CHECK(atomic_load(&answer.calls) == 1 && answer.result == FB_NOT_FOUND && answer.status == 404);
+  CHECK(fb_webhook_receive_async(b, path, no_names, no_values, 1, "{}", 2, NULL, NULL) == FB_MISUSE);
 
   /* Rotation: the replaced secret stays accepted for the grace period. */
   CHECK(fb_webhook_route_rotate(b, "globex", "u7", route, kSecretB, &json) == FB_NOT_FOUND);
@@ -246,6 +286,8 @@ static void webhook_routes_test(void) {
    * ended job is refused, and another user's view of it is "not found". */
   CHECK(fb_sync_start(b, "acme", "u7", id, "backfill", NULL, NULL) == FB_MISUSE);
   CHECK(fb_sync_start(b, "acme", "u7", id, "sideways", NULL, &json) == FB_INVALID_ARGUMENT);
+  CHECK(fb_sync(b, "acme", "u7", id, "incremental", "{\"wait_if_running\": 1}", &json) == FB_INVALID_ARGUMENT);
+  CHECK(strstr(fb_errmsg(b), "wait_if_running") != NULL);
   CHECK(fb_sync_start(b, "acme", "u7", id, "backfill", NULL, &json) == FB_OK);
   const char *at = json ? strstr(json, "\"id\":") : NULL;
   long long job = at ? strtoll(at + 5, NULL, 10) : 0;

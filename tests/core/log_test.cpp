@@ -109,4 +109,28 @@ BOOST_AUTO_TEST_CASE(the_stderr_sink_writes_the_configured_format) {
   BOOST_TEST(std::regex_match(j["ts"].get<std::string>(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
 }
 
+// A failure that repeats is written once an interval; one with a new cause is written at once
+// (the PostgreSQL chaos test's locked table, then read-only database: the second reason was
+// hidden for a minute behind the first), at most kCauses of them an interval.
+BOOST_AUTO_TEST_CASE(a_throttled_failure_with_a_new_cause_is_written_at_once) {
+  fb::detail::LogThrottle t(60'000);
+  int64_t more = -1;
+  BOOST_TEST(t.admit(0, &more, "table locked"));
+  BOOST_TEST(more == 0);
+  BOOST_TEST(!t.admit(10, &more, "table locked"));
+  BOOST_TEST(!t.admit(20, &more, "table locked"));
+  BOOST_TEST(t.admit(30, &more, "read-only transaction"));
+  BOOST_TEST(more == 2);  // the two repeats left out before it
+  BOOST_TEST(!t.admit(40, &more, "read-only transaction"));
+  BOOST_TEST(!t.admit(50, &more, "table locked"));
+  BOOST_TEST(t.admit(60, &more, "server stopped"));
+  BOOST_TEST(t.admit(70, &more, "connection refused"));
+  BOOST_TEST(!t.admit(80, &more, "yet another reason"));  // four causes this interval already
+  BOOST_TEST(t.admit(60'000, &more, "table locked"));      // the next interval
+  BOOST_TEST(more == 1);  // the one over the cap
+  BOOST_TEST(t.end_run() == 10);
+  BOOST_TEST(t.admit(60'010, &more, "table locked"));  // a new run: written at once
+  BOOST_TEST(more == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -172,4 +172,29 @@ BOOST_AUTO_TEST_CASE(validation_over_a_period_dry_runs_only_the_meetings_created
   BOOST_TEST(out["meetings"].size() == 1u);
   BOOST_TEST(out["meetings"][0]["recording_id"] == march);
   BOOST_TEST(out["since"] == mar1);
+
+  // The command-line tool, another process on the same store: `script validate --since --until`.
+  const std::string cfg = h.dir.file("cli-config.json");
+  std::ofstream(cfg) << h.config_json.dump();
+  auto cli = [&](const std::string& args) {
+    CommandResult r = run_command(std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge script " + args +
+                                  " --tenant acme --config " + cfg + " 2>&1");
+    BOOST_REQUIRE(r.ran);
+    return r;
+  };
+  const std::string version_arg = std::to_string(version);
+  CommandResult march_only = cli("validate " + version_arg + " --since 2024-03-01T00:00:00Z --until 2024-04-01T00:00:00Z --json");
+  BOOST_TEST_REQUIRE(march_only.exit_code == 0, march_only.output);
+  const json cli_report = json::parse(march_only.output);
+  BOOST_TEST_REQUIRE(cli_report["meetings"].size() == 1u, march_only.output);
+  BOOST_TEST(cli_report["meetings"][0]["recording_id"] == march);
+  CommandResult february = cli("validate " + version_arg + " --since 2024-02-01T00:00:00Z --until 2024-03-01T00:00:00Z --json");
+  BOOST_TEST_REQUIRE(february.exit_code == 0, february.output);
+  BOOST_TEST(json::parse(february.output)["meetings"].empty(), february.output);
+  CommandResult not_a_time = cli("validate " + version_arg + " --since last-week");
+  BOOST_TEST(not_a_time.exit_code == 2);
+  BOOST_TEST(not_a_time.output.find("--since is not an ISO 8601 time") != std::string::npos, not_a_time.output);
+  CommandResult reversed = cli("validate " + version_arg + " --since 2024-04-01T00:00:00Z --until 2024-03-01T00:00:00Z");
+  BOOST_TEST(reversed.exit_code != 0);
+  BOOST_TEST(reversed.output.find("until") != std::string::npos, reversed.output);
 }

@@ -24,8 +24,14 @@ namespace {
 
 using Run = fb::test::CommandResult;
 
+std::string cli_command(const std::string& args) {
+  return std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge " + args + " 2>&1";
+}
+
+// On the test's thread only (Boost.Test's assertions are not thread-safe; from another thread run
+// fb::test::run_command(cli_command(...)) and check `ran` after joining it).
 Run run_cli(const std::string& args) {
-  Run r = fb::test::run_command(std::string(FB_BINARY_DIR) + "/plugin/cli/fathom-bridge " + args + " 2>&1");
+  Run r = fb::test::run_command(cli_command(args));
   BOOST_REQUIRE(r.ran);
   return r;
 }
@@ -337,15 +343,15 @@ BOOST_AUTO_TEST_CASE(a_long_sync_is_started_watched_and_cancelled_from_other_pro
   const std::string db = dir.store("cli.db");
 
   Run sync, watch;
-  std::thread syncing([&] { sync = run_cli("sync" + who + " --integration " + std::to_string(id) +
-                                           " --mode backfill --json --config " + cfg); });
+  std::thread syncing([&] { sync = fb::test::run_command(cli_command("sync" + who + " --integration " + std::to_string(id) +
+                                                                     " --mode backfill --json --config " + cfg)); });
   int64_t job = 0;
   BOOST_REQUIRE(fb::test::eventually([&] {
     for (const JobRow& r : job_rows(db)) if (r.status == "running" && r.pages >= 1) job = r.id;
     return job != 0;
   }, 30000));
   const std::string job_arg = " --job " + std::to_string(job) + who + " --config " + cfg;
-  std::thread watching([&] { watch = run_cli("sync watch" + job_arg); });
+  std::thread watching([&] { watch = fb::test::run_command(cli_command("sync watch" + job_arg)); });
   BOOST_REQUIRE(fb::test::eventually([&] {
     for (const JobRow& r : job_rows(db)) if (r.id == job && r.pages >= 4) return true;
     return false;
@@ -356,6 +362,7 @@ BOOST_AUTO_TEST_CASE(a_long_sync_is_started_watched_and_cancelled_from_other_pro
   BOOST_TEST(cancel.output.find("cancel requested") != std::string::npos);
   syncing.join();
   watching.join();
+  BOOST_REQUIRE(sync.ran && watch.ran);
 
   BOOST_TEST_INFO(sync.output);
   BOOST_TEST(sync.exit_code == 3);  // cancelled

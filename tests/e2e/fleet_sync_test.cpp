@@ -1,7 +1,8 @@
 // Sync across a fleet of bridges (issue 12): three fb::Bridge hosts with their sidecars on one store
 // (a PostgreSQL database in fb_e2e_test_postgresql, one SQLite file otherwise) and one fathom-sim.
 // The scheduler of every host runs; the integration is synced once per due time in the fleet. A
-// sync asked on one host while another host runs it is answered 409 "already running".
+// sync asked on one host while another host runs it is answered 409 "already running", or with
+// that sync's job when it ends if the caller asked to wait.
 // A system check of the wiring: the race it guards against (two hosts both deciding a due time
 // before either stamps it) is rare with real clocks, so the deterministic regression test is
 // tests/sync/sync_fleet_test.cpp, which holds one host between its decision and its sync.
@@ -60,6 +61,14 @@ BOOST_AUTO_TEST_CASE(three_bridges_sync_a_due_integration_once_per_due_time_and_
                  std::string::npos,
              refused.body);
   const int64_t job = started.json()["id"];
+  // Asked to wait, host 2 answers when host 1's sync ends, with that job (the widget's Sync now).
+  HttpReply waited = http_request({"POST", hosts[1]->origin + "/v1/sync", hosts[1]->auth(),
+                                   json{{"tenant_id", "acme"}, {"user_id", "u1"}, {"integration_id", id},
+                                        {"wait_if_running", true}}.dump(),
+                                   "application/json", 60});
+  BOOST_REQUIRE_MESSAGE(waited.status == 200, waited.status << " " << waited.body);
+  BOOST_TEST(waited.json()["id"] == job, waited.body);
+  BOOST_TEST(waited.json()["status"] == "succeeded", waited.body);
   BOOST_TEST(eventually([&] {
     HttpReply j = hosts[1]->post("/v1/sync/job", {{"tenant_id", "acme"}, {"user_id", "u1"}, {"job_id", job}});
     return j.status == 200 && j.json()["status"] == "succeeded";

@@ -56,6 +56,7 @@ struct Host {
                           {"log_level", "error"}};
     cfg.merge_patch(extra);
     if (extra.contains("store")) cfg["store"] = extra["store"];  // a store of its own replaces the run's
+    config_json = cfg;
     auto config = parse_config(cfg.dump(), false);
     BOOST_REQUIRE_MESSAGE(config.ok(), config.status().to_string());
     auto opened = Bridge::open(*config);
@@ -84,6 +85,8 @@ struct Host {
   }
 
   int port = free_port();
+  // The config the bridge was opened with (for a command-line tool on the same store).
+  nlohmann::json config_json;
   std::string origin = "http://127.0.0.1:" + std::to_string(port);
   std::string token = "host-test-token";
   std::unique_ptr<SimProcess> own_sim;

@@ -11,8 +11,11 @@
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -252,7 +255,9 @@ class VerifyingReceiver {
     waitpid(pid_, &st, 0);
   }
   int port_from_log() const {
-    std::ifstream in(log_);
+    auto lines = complete_lines();
+    if (lines.empty()) return 0;
+    std::istringstream in(lines[0]);
     std::string word;
     int port = 0;
     in >> word >> port;
@@ -260,10 +265,8 @@ class VerifyingReceiver {
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_from_log()) + path; }
   std::vector<json> requests(const std::string& path) const {
-    std::ifstream in(log_);
-    std::string line;
     std::vector<json> out;
-    while (std::getline(in, line)) {
+    for (const std::string& line : complete_lines()) {
       if (line.empty() || line[0] != '{') continue;
       json j = json::parse(line);
       if (j["path"] == path) out.push_back(j);
@@ -272,6 +275,18 @@ class VerifyingReceiver {
   }
 
  private:
+  // The log's lines that end in a newline: the receiver may be in the middle of appending the
+  // last one (a reader can see part of a write), and a half line is not a request yet.
+  std::vector<std::string> complete_lines() const {
+    std::ifstream in(log_, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> out;
+    for (size_t start = 0, nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+      out.push_back(text.substr(start, nl - start));
+    }
+    return out;
+  }
+
   std::string log_;
   pid_t pid_ = -1;
 };

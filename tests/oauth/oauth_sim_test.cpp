@@ -192,6 +192,12 @@ BOOST_AUTO_TEST_CASE(bad_states_are_refused_and_nothing_is_stored) {
   BOOST_TEST(forged.error == "state_unknown");
   // Missing.
   BOOST_TEST(s.flow->complete("code=abc").error == "state_missing");
+  // An error answer without its state still tells the user what Fathom said.
+  CallbackResult denied = s.flow->complete("error=access_denied&error_description=The+user+said+no");
+  BOOST_TEST(denied.error == "state_missing");
+  BOOST_TEST(denied.reason.rfind("Access was denied at Fathom, and its response has no state", 0) == 0, denied.reason);
+  CallbackResult odd = s.flow->complete("error=server_error");
+  BOOST_TEST(odd.reason.find("Fathom answered 'server_error'") != std::string::npos, odd.reason);
   // Expired: 10 minutes and a second later.
   std::string late = fresh_query(kAlice);
   clock.advance_ms(601 * 1000);

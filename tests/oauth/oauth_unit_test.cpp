@@ -14,9 +14,12 @@
 #include <thread>
 #include <tuple>
 
+#include <nlohmann/json.hpp>
+
 #include "crypto/hash.h"
 #include "oauth/schema.h"
 #include "oauth_fixture.h"
+#include "support/log_capture.h"
 #include "support/temp_dir.h"
 
 using namespace fb;
@@ -77,7 +80,7 @@ class LocalTokenServer final : public HttpTransport {
                    R"( already used"})";
         return res;
       }
-      live_refresh.erase(f["refresh_token"]);
+      if (rotate) live_refresh.erase(f["refresh_token"]);
     } else if (f["grant_type"] == "authorization_code") {
       if (!challenge.empty() && pkce_challenge_s256(f["code_verifier"]) != challenge) {
         res.status = 400;
@@ -89,8 +92,12 @@ class LocalTokenServer final : public HttpTransport {
     std::string at = "at-" + std::to_string(issued), rt = "rt-" + std::to_string(issued);
     live_refresh.insert(rt);
     res.status = 200;
-    res.body = R"({"access_token":")" + at + R"(","refresh_token":")" + rt + R"(","expires_in":)" +
-               std::to_string(ttl_s) + R"(,"token_type":"Bearer"})";
+    nlohmann::json body = {{"access_token", at}, {"refresh_token", rt}, {"expires_in", ttl_s}};
+    if (!token_type.empty()) body["token_type"] = token_type;
+    if (f["grant_type"] == "refresh_token") {
+      for (const auto& key : omit_on_refresh) body.erase(key);
+    }
+    res.body = body.dump();
     return res;
   }
 
@@ -107,6 +114,9 @@ class LocalTokenServer final : public HttpTransport {
   std::set<std::string> live_refresh;
   std::map<std::string, std::string> last_fields;
   std::function<void()> on_refresh;  // called (under mu) when a refresh request arrives
+  bool rotate = true;                 // false: a refresh token stays usable after a refresh
+  std::set<std::string> omit_on_refresh;  // keys left out of refresh answers (RFC 6749 5.1, 6)
+  std::string token_type = "Bearer";       // the answers' token_type ("" leaves it out)
 };
 
 std::string query_of(const std::string& url) { return url.substr(url.find('?') + 1); }
@@ -524,6 +534,28 @@ struct Connected {
   int64_t id = 0;
 };
 
+// The scheduler lists the active integrations every second: while the store cannot be read that
+// was an ERROR line a second. Now the first failure, then a line a minute with the count (at once
+// for a new reason), and one line when listing works again.
+BOOST_AUTO_TEST_CASE(a_failing_list_of_active_integrations_is_logged_once_a_minute_not_once_a_tick) {
+  Connected t;
+  fb::test::LogCapture logs;
+  auto exec = [&](const char* sql) { return t.s.db->with([&] { return t.s.db->exec(sql); }); };
+  auto lines = [&] { return logs.matching("listing active integrations failed"); };
+  BOOST_REQUIRE(exec("ALTER TABLE integrations RENAME TO integrations_away").ok());
+  for (int tick = 0; tick < 100; ++tick) BOOST_TEST(t.s.store->list_active().empty());
+  const size_t first = lines().size();
+  BOOST_TEST(first >= 1u);
+  BOOST_TEST(first <= 2u, logs.all());  // PostgreSQL: running the prepared statement, then preparing it
+  t.clock.advance_ms(60'000);
+  BOOST_TEST(t.s.store->list_active().empty());
+  BOOST_REQUIRE(lines().size() == first + 1);
+  BOOST_TEST(lines().back().find("more since the last report") != std::string::npos, lines().back());
+  BOOST_REQUIRE(exec("ALTER TABLE integrations_away RENAME TO integrations").ok());
+  BOOST_TEST(t.s.store->list_active().size() == 1u);
+  BOOST_TEST(logs.matching("active integrations can be listed again after").size() == 1u, logs.all());
+}
+
 // Point 2: every refresh answer is lost. The token may have rotated on the server, so the old
 // access token must not be handed out as valid, the integration must say so, and the token is
 // sent again only after the cool-down, where a refusal means reconnect_required.
@@ -570,6 +602,111 @@ BOOST_AUTO_TEST_CASE(one_lost_refresh_answer_is_confirmed_once_and_the_refusal_i
   BOOST_TEST(c.status().message().find("got no answer") != std::string::npos, c.status().message());
   BOOST_TEST(s.count_events("reconnect_required") == 1);
   BOOST_TEST(!s.store->load(id)->refresh_in_doubt);
+}
+
+// RFC 6749 section 6: the server MAY issue a new refresh token; when it does not, the client keeps
+// the one it has. A server that does not rotate (oidc-provider's rotateRefreshToken off, Google)
+// answers a refresh without refresh_token: dropping the stored one turned the next refresh into
+// reconnect_required.
+BOOST_AUTO_TEST_CASE(a_refresh_answer_without_a_refresh_token_keeps_the_old_one) {
+  Connected t;
+  auto [s, server, clock, id] = std::tie(t.s, t.server, t.clock, t.id);
+  server.rotate = false;
+  server.omit_on_refresh = {"refresh_token"};
+  for (int i = 0; i < 3; ++i) {
+    clock.advance_ms(3601 * 1000);  // expired: each call refreshes
+    auto c = s.tokens->credential(id);
+    BOOST_REQUIRE_MESSAGE(c.ok(), "refresh " << i << ": " << c.status().to_string());
+    BOOST_TEST(c->value.reveal() == "at-" + std::to_string(i + 2));
+  }
+  BOOST_TEST(server.requests == 3);
+  BOOST_TEST(s.store->load(id)->has_refresh_token);
+  BOOST_TEST(s.store->load(id)->status == "active");
+}
+
+// RFC 6749 section 5.1: expires_in is RECOMMENDED, not required. A refresh answer without it has
+// already rotated the refresh token on the server; refusing the answer threw the new pair away and
+// the next refresh, with the spent token, lost the grant. The pair is kept with an assumed lifetime.
+BOOST_AUTO_TEST_CASE(a_refresh_answer_without_expires_in_keeps_the_rotated_pair) {
+  Connected t;
+  auto [s, server, clock, id] = std::tie(t.s, t.server, t.clock, t.id);
+  server.omit_on_refresh = {"expires_in"};
+  auto c = s.tokens->force_refresh(id);
+  BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  BOOST_TEST(c->value.reveal() == "at-2");
+  auto row = s.store->load(id);
+  BOOST_TEST(row->token_expires_at == clock.now_s() + 3600);  // the assumed lifetime
+  server.omit_on_refresh.clear();
+  auto again = s.tokens->force_refresh(id);  // with rt-2, the rotated token
+  BOOST_REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+  BOOST_TEST(again->value.reveal() == "at-3");
+  BOOST_TEST(server.invalid_grants == 0);
+  BOOST_TEST(s.count_events("reconnect_required") == 0);
+}
+
+// RFC 6749 7.1: a client must not use an access token of a type it does not understand, and every
+// token goes out as "Authorization: Bearer". A code exchange answered with token_type "mac"
+// connected and the token was used as a Bearer token; now the callback refuses it by name and
+// stores nothing. A refresh answered so has already rotated the refresh token on the server:
+// the new refresh token is kept (refusing the whole answer would lose the grant), the new access
+// token is never used, and the failure is recorded and cools down. "bearer" in any case (5.1) and
+// no token_type at all (Fathom's is unverified) are Bearer.
+BOOST_AUTO_TEST_CASE(an_access_token_of_another_type_than_bearer_is_never_used) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  FakeClock clock;
+  OAuthStack s(dir.store("a.db"), local_config(), server, clock);
+  server.token_type = "mac";
+  auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
+  BOOST_REQUIRE(start.ok());
+  auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+  BOOST_TEST(!r.ok, "a 'mac' token was accepted as a Bearer token");
+  BOOST_TEST(r.error == "unsupported_token_type");
+  BOOST_TEST((r.code == Code::kMalformed));
+  BOOST_TEST(r.reason.find("'mac'") != std::string::npos, r.reason);
+  BOOST_TEST(s.count_rows("integrations") == 0);
+  BOOST_TEST(s.count_events("connected") == 0);
+  for (const char* bearer : {"bearer", "BEARER", ""}) {
+    server.token_type = bearer;
+    connect(s, {"acme", std::string("u-") + bearer});
+  }
+
+  server.token_type = "Bearer";
+  const int64_t id = connect(s, {"acme", "u2"});
+  auto before = s.tokens->credential(id);
+  BOOST_REQUIRE(before.ok());
+  const std::string old_token = before->value.reveal();
+  server.token_type = "DPoP";
+  auto forced = s.tokens->force_refresh(id);
+  BOOST_TEST(!forced.ok(), "a DPoP token was handed out as a Bearer token");
+  BOOST_TEST((forced.code() == Code::kMalformed));
+  BOOST_TEST(forced.status().message().find("'DPoP'") != std::string::npos, forced.status().message());
+  auto row = s.store->load(id);
+  BOOST_TEST(row->status == "active");
+  BOOST_TEST(row->refresh_failures == 1);
+  BOOST_TEST(row->last_refresh_error.find("'DPoP'") != std::string::npos, row->last_refresh_error);
+  auto current = s.tokens->credential(id);  // the current token, still valid, is used meanwhile
+  BOOST_REQUIRE_MESSAGE(current.ok(), current.status().to_string());
+  BOOST_TEST(current->value.reveal() == old_token);
+  BOOST_TEST(s.tokens->force_refresh(id).code() == Code::kUnavailable);  // cooling down: nothing sent
+  // After the cool-down, DPoP again: one more failure (the cool-down doubles), and the audit log
+  // never claims the refresh worked.
+  clock.advance_ms(901 * 1000);
+  BOOST_TEST(s.tokens->force_refresh(id).code() == Code::kMalformed);
+  BOOST_TEST(s.tokens->credential(id)->value.reveal() == old_token);
+  auto audit = s.store->audit_log({"acme", "u2"}, id);
+  BOOST_REQUIRE(audit.ok());
+  for (const auto& entry : audit.value()) BOOST_TEST(entry.event != "connection_recovered");
+  // After that cool-down Fathom answers Bearer again: the refresh token kept from the DPoP
+  // answers works (the spent one would be invalid_grant and the grant lost).
+  server.token_type = "Bearer";
+  clock.advance_ms(1801 * 1000);
+  auto again = s.tokens->force_refresh(id);
+  BOOST_REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+  BOOST_TEST(again->value.reveal() != old_token);
+  BOOST_TEST(server.invalid_grants == 0);
+  BOOST_TEST(s.count_events("reconnect_required") == 0);
+  BOOST_TEST(s.store->load(id)->refresh_failures == 0);
 }
 
 // Point 3: a code is single use; a failed exchange is never re-sent.

@@ -19,7 +19,21 @@ using namespace fb::test;
 
 namespace {
 
+// A hang, not a slow run: under a sanitizer Lua's C functions are many times slower (string.rep of
+// "x" is a million intercepted one-byte memcpy calls under TSan, about 20 ms each, and the hook
+// looks every 1000 instructions, so the stop comes 200 of them after the budget: 4-10 CPU-s), and a
+// loaded two-core CI machine gives the thread a fifth of a core. Seen: string_rep_heavy still
+// running after 60 s under TSan at load 9, 7 CPU-s used.
+#if defined(__has_feature)  // clang says so here; GCC defines __SANITIZE_*__
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FB_BUDGET_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || defined(FB_BUDGET_TEST_SANITIZED)
+constexpr auto kHang = std::chrono::seconds(300);
+#else
 constexpr auto kHang = std::chrono::seconds(60);
+#endif
 
 const char* const kBudgetScript = R"LUA(-- mapping.lua for the budget tests: the meeting title names the attack
 local function loop() while true do end end
@@ -211,6 +225,38 @@ BOOST_AUTO_TEST_CASE(xpcall_handler_loop_at_the_top_level_is_rejected) {
   BOOST_TEST(st.message().find("[load]") != std::string::npos, st.message());
 }
 
+BOOST_AUTO_TEST_CASE(c_calls_between_two_hooks_cannot_overrun_the_time_budget) {
+  // A sort of a million elements with a C comparator is one C call of about a second, and the
+  // hook looked at the clock every 1000 instructions, 250 such calls: a 200 ms budget ran for
+  // minutes (a 2 s one for 154 s). Now the watchdog makes the hook look at every instruction once
+  // the call is over its budget, so the stop comes after the sort that was running.
+  ScriptDir dir;
+  dir.write("mapping.lua", R"LUA(
+function on_meeting(m)
+  local big, sort, eq = {}, table.sort, rawequal
+  for i = 1, 1000000 do big[i] = i end
+  while true do
+    sort(big, eq) sort(big, eq) sort(big, eq) sort(big, eq) sort(big, eq)
+    sort(big, eq) sort(big, eq) sort(big, eq) sort(big, eq) sort(big, eq)
+  end
+end
+)LUA");
+  for (const char* mode : {"watchdog", "always"}) {
+    BOOST_TEST_CONTEXT("hook_mode " << mode) {
+      auto o = host_options(dir);
+      o.config.hook_mode = mode;
+      o.config.time_limit_ms = 200;
+      o.config.instruction_limit = int64_t{1} << 50;  // the clock stops it, nothing else
+      o.config.memory_limit_bytes = 64 << 20;
+      auto host = open_host(o);
+      std::string raw = meeting_titled("sorts", 1);
+      Status s = bounded(std::string("sorting in hook_mode ") + mode,
+                         [&] { return host->on_meeting(meeting_event(raw, 1)); });
+      BOOST_TEST(s.message().find("script exceeded its time budget of 200 ms") != std::string::npos, s.to_string());
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(xpcall_keeps_its_results_and_handler_when_nothing_stops) {
   // The guarded xpcall is still Lua's xpcall for ordinary errors and results.
   ScriptDir dir;
@@ -342,6 +388,79 @@ BOOST_AUTO_TEST_CASE(json_encode_is_bounded_too) {
   Status s = f.run("json_encode");
   BOOST_TEST(s.code() == Code::kScript);
   BOOST_TEST(s.message().find("the JSON text is over 16777216 bytes") != std::string::npos, s.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Loops inside Lua's C functions, where no count hook can fire: the table library's loops run as
+// long as a range or a __len says, touching no memory (nil values are neither stored nor
+// allocated), and store.set encoded its value before checking its size. Each of these ran past
+// every budget (a worker thread hung for good, or the host's encoding grew until the process ran
+// out of memory); now each is refused at once with an error naming the call.
+BOOST_AUTO_TEST_SUITE(c_loops)
+
+namespace {
+
+const char* const kCLoopScript = R"LUA(-- mapping.lua for the C loop tests: the meeting title names the attack
+local function huge_len(n) return setmetatable({}, { __len = function() return n end }) end
+local attacks = {}
+attacks.move_huge_range = function() table.move({}, 1, math.maxinteger - 1, 1, {}) end
+attacks.move_negative_range = function() table.move({}, math.mininteger + 2, -1, 1, {}) end
+attacks.insert_huge_len = function() table.insert(huge_len(1 << 50), 1, "x") end
+attacks.remove_huge_len = function() table.remove(huge_len(1 << 50), 1) end
+attacks.sort_huge_len = function() table.sort(huge_len((1 << 31) - 2), tonumber) end
+attacks.store_set_shared_subtree = function()
+  local t = { ("x"):rep(1000) }
+  for i = 1, 40 do t = { t, t } end  -- 80 tables, a 2^40 KB text
+  return store.set("k", t)
+end
+attacks.benign = function()
+  local t = table.move({ 1, 2, 3 }, 1, 3, 2)
+  table.insert(t, 1, 0)
+  table.remove(t, 2)
+  table.sort(t, function(a, b) return a > b end)
+  local kept = store.set("k", { a = ("y"):rep(60000) })
+  crm.note({ t = t, n = #t, kept = kept })
+end
+
+function on_meeting(m) attacks[m.title]() end
+)LUA";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(table_loops_and_store_encoding_no_hook_can_stop_are_refused) {
+  ScriptDir dir;
+  dir.write("mapping.lua", kCLoopScript);
+  auto o = host_options(dir);
+  o.config.time_limit_ms = 200;
+  auto host = open_host(o);
+  RecordingCrm crm;
+  crm.install(*host, {"note"});
+  const Attack attacks[] = {
+      {"move_huge_range", "table.move: a range of 9223372036854775806 elements"},
+      {"move_negative_range", "table.move: a range of 9223372036854775806 elements"},
+      {"insert_huge_len", "table.insert: a table with a __len metamethod"},
+      {"remove_huge_len", "table.remove: a table with a __len metamethod"},
+      {"sort_huge_len", "table.sort: a table with a __len metamethod"},
+      {"store_set_shared_subtree", "store values over 64 KiB are refused"},
+  };
+  int64_t rec = 1;
+  for (const Attack& a : attacks) {
+    BOOST_TEST_CONTEXT("attack " << a.name) {
+      std::string raw = meeting_titled(a.name, ++rec);
+      Status s = bounded(a.name, [&] { return host->on_meeting(meeting_event(raw, rec)); });
+      BOOST_TEST(s.code() == Code::kScript, s.to_string());
+      BOOST_TEST(s.message().find(a.expect) != std::string::npos, "want " << a.expect << " in: " << s.message());
+      BOOST_TEST(s.message().find("scripts/mapping.lua:") != std::string::npos, s.message());
+    }
+  }
+  // Ordinary uses of the same calls are unchanged.
+  std::string raw = meeting_titled("benign", ++rec);
+  Status s = host->on_meeting(meeting_event(raw, rec));
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  json n = crm.calls_of("note").at(0).args;
+  BOOST_TEST(n["t"] == json::parse("[3, 2, 1, 0]"));
+  BOOST_TEST(n["kept"] == true);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -36,6 +36,8 @@ attacks.string_metatable_set = function() getmetatable("").__index = {} end
 attacks.setmetatable_string = function() setmetatable("", {}) end
 attacks.shared_table = function() string.upper = function() return "pwned" end end
 attacks.shared_module = function() json.encode = function() return "pwned" end end
+attacks.pairs_real_library = function() local _, real = pairs(string) real.upper = function() return "pwned" end end
+attacks.pairs_real_module = function() local _, real = pairs(json) real.encode = function() return "pwned" end end
 attacks.shared_rawset = function() rawset(string, "upper", function() return "pwned" end) end
 attacks.global_write = function() leaked = "from a previous event" end
 attacks.env_rawset = function() rawset(_G, "leaked", "via rawset") end
@@ -93,6 +95,8 @@ const Attack kAttacks[] = {
     {"setmetatable_string", "bad argument #1 to 'setmetatable'"},
     {"shared_table", "attempt to modify read-only table 'string' (field 'upper')"},
     {"shared_module", "attempt to modify read-only table 'json' (field 'encode')"},
+    {"pairs_real_library", "attempt to modify read-only table 'string' (field 'upper')"},
+    {"pairs_real_module", "attempt to modify read-only table 'json' (field 'encode')"},
     {"shared_rawset", "protected by the sandbox"},
     {"global_write", "assignment to global 'leaked' outside the script's top level"},
     {"env_rawset", "protected by the sandbox"},
@@ -293,6 +297,7 @@ local attempts = {
   assign_hook = function() on_meeting = nil end,
   via_G = function() _G.counter = 99 end,
   rawset_G = function() rawset(_G, "counter", 99) end,
+  pairs_G = function() local _, g = pairs(_G) g.counter = 99 end,
   replace_table = function() settings = { mode = "b" } end,
 }
 function on_meeting(m)
@@ -308,7 +313,7 @@ end
   RecordingCrm crm;
   crm.install(*host, {"note"});
   int64_t rec = 1;
-  for (const char* attempt : {"assign", "assign_function", "assign_hook", "via_G", "rawset_G", "replace_table"}) {
+  for (const char* attempt : {"assign", "assign_function", "assign_hook", "via_G", "rawset_G", "pairs_G", "replace_table"}) {
     BOOST_TEST_CONTEXT(attempt) {
       std::string raw = json{{"title", attempt}, {"recording_id", ++rec}}.dump();
       Status s = host->on_meeting(meeting_event(raw, rec));

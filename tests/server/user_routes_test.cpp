@@ -376,6 +376,38 @@ BOOST_AUTO_TEST_CASE(a_user_sees_and_acts_on_their_own_integration_only) {
   BOOST_TEST(env.get("/fathom/status", alice).json()["state"] != "connected");
 }
 
+// "Sync now" pressed while a sync of the integration runs (the scheduler's first sync after a
+// connect, or an earlier click) answers with that sync's result when it ends, not 409 "already
+// running"; a direct sync() without wait_if_running is still refused.
+BOOST_AUTO_TEST_CASE(sync_now_during_a_running_sync_answers_with_that_syncs_result) {
+  UserEnv env;
+  const std::string alice = hs256(claims_for("acme", "alice"));
+  const int64_t id = env.connect(alice, "alice@example.com");
+  env.sim.config({{"latency_ms", 1000}});  // the running sync's three API calls take 3 s
+  const fb::Caller caller{"acme", "alice", "sales"};
+  fb::SyncRequest backfill;
+  backfill.mode = "backfill";
+  auto started = env.bridge->sync_start(caller, id, backfill);
+  BOOST_REQUIRE_MESSAGE(started.ok(), started.status().to_string());
+  const int64_t running = json::parse(*started)["id"];
+  BOOST_TEST(env.bridge->sync(caller, id, fb::SyncRequest{}).code() == fb::Code::kConflict);
+
+  HttpReply job = env.post("/fathom/sync", json::object(), alice);
+  env.sim.config({{"latency_ms", 0}});
+  BOOST_TEST_INFO(job.body);
+  BOOST_REQUIRE_EQUAL(job.status, 200);
+  BOOST_TEST(job.json()["id"] == running);
+  BOOST_TEST(job.json()["mode"] == "backfill");
+  BOOST_TEST(job.json()["status"] == "succeeded");
+  BOOST_TEST(job.json()["meetings_seen"].get<int64_t>() > 0);
+
+  // With nothing running, Sync now runs a sync of its own.
+  HttpReply next = env.post("/fathom/sync", json::object(), alice);
+  BOOST_REQUIRE_EQUAL(next.status, 200);
+  BOOST_TEST(next.json()["id"].get<int64_t>() > running);
+  BOOST_TEST(next.json()["mode"] == "incremental");
+}
+
 BOOST_AUTO_TEST_CASE(cors_answers_the_configured_origins_only_and_never_with_credentials) {
   UserEnv env;
   const std::string token = hs256(claims_for("acme", "u1"));

@@ -197,6 +197,7 @@ void Sender::attempt(Delivery d) {
   bool ok = res && res->status >= 200 && res->status < 300;
   rec["status"] = res ? res->status : 0;
   rec["ok"] = ok;
+  rec["done_ms"] = wall_ms();  // with at_ms: whether the attempt lay wholly inside an outage
   if (!res) rec["error"] = httplib::to_string(res.error());
   record_(rec);
 

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "store/db.h"
+#include "store/stmt_runs.h"
 #include "support/temp_dir.h"
 #include "sync/meeting_dispatcher.h"
 #include "sync/meeting_store.h"
@@ -79,6 +80,18 @@ struct Fixture {
   std::unique_ptr<MeetingDispatcher> dispatcher = MeetingDispatcher::open(*db, clock).value();
   IntegrationInfo integration{7, "tenant-a", "user-1", "", "api_key", "active", true, 0};
 };
+
+// Statements record_batch runs, in the caller's transaction, as the webhook path calls it.
+uint64_t record_batch_statements(Fixture& f, const std::vector<BatchItem>& items, const BatchLease& lease) {
+  uint64_t runs = 0;
+  BOOST_REQUIRE(f.db->transaction([&]() -> Status {
+                    const uint64_t before = stmt_runs_on_this_thread();
+                    Status s = f.dispatcher->record_batch(items, *f.store, &lease);
+                    runs = stmt_runs_on_this_thread() - before;
+                    return s;
+                  }).ok());
+  return runs;
+}
 
 }  // namespace
 
@@ -389,4 +402,72 @@ BOOST_FIXTURE_TEST_CASE(a_stalled_mappers_claim_is_taken_over_after_mapping_clai
   BOOST_TEST(outcomes == (std::vector<std::string>{"busy", "busy", "mapped"}), boost::test_tools::per_element());
   BOOST_TEST(taker.calls.size() == 1u);
   BOOST_TEST(store->get(7, 400)->mapped_version == 1);
+}
+
+// Issue 11: record_batch stores a mapped meeting and marks it mapped with one statement (it was an
+// upsert and then an UPDATE each), for a new meeting and for one already stored unmapped.
+// One statement per item, reading nothing first: prepare_batch has just read the stored state
+// (under the recording locks), so record_batch writes on that (guarded), also for a recording
+// that comes twice in the batch (a richer copy of the same content, then a new version).
+BOOST_FIXTURE_TEST_CASE(record_batch_stores_and_marks_a_mapped_meeting_in_one_statement, Fixture) {
+  BOOST_REQUIRE(store->upsert(7, meeting_json(402).dump(), "sync").ok());  // stored, not mapped yet
+  CountingPipeline p;
+  std::vector<BatchItem> items;
+  for (const json& m : {meeting_json(401), meeting_json(402), meeting_json(403), with_content(meeting_json(401)),
+                        meeting_json(402, "New title")}) {
+    BatchItem it;
+    it.integration = integration;
+    it.meeting = parse_meeting(m.dump()).value();
+    it.source = "webhook";
+    items.push_back(std::move(it));
+  }
+  BatchLease lease = dispatcher->map_batch(items, *store, p).value();
+  BOOST_TEST(p.calls.size() == 4u);  // 401, 402 and 403 at v1, then 402 at v2
+  const uint64_t runs = record_batch_statements(*this, items, lease);
+  BOOST_TEST(runs == items.size());
+  for (int64_t id : {401, 402, 403}) {
+    auto m = store->get(7, id).value();
+    BOOST_TEST(m.content_version == (id == 402 ? 2 : 1));
+    BOOST_TEST(m.mapped_version == m.content_version);
+    BOOST_TEST(m.mapped_at == clock.now_s());
+  }
+  BOOST_TEST(store->get(7, 401)->raw_json.find("\"transcript\"") != std::string::npos);  // the richer copy
+  BOOST_TEST(store->get(7, 402)->title == "New title");
+  BOOST_TEST(store->unmapped(7).value().empty());
+}
+
+// record_batch writes on the state prepare_batch read; another process may have written the
+// meeting in between (the recording locks are per process). Then it stores what it would have
+// stored had it read the row at commit time: the mapped content as a new version (never marking
+// the other process's unmapped version as mapped), and never a poorer copy over a richer one.
+BOOST_FIXTURE_TEST_CASE(record_batch_stores_right_when_another_connection_wrote_the_meeting_meanwhile, Fixture) {
+  BOOST_REQUIRE(store->upsert(7, meeting_json(501).dump(), "sync").ok());
+  CountingPipeline p;
+  std::vector<BatchItem> items;
+  for (int64_t id : {501, 502}) {
+    BatchItem it;
+    it.integration = integration;
+    it.meeting = parse_meeting(meeting_json(id).dump()).value();
+    it.source = "webhook";
+    items.push_back(std::move(it));
+  }
+  BatchLease lease = dispatcher->map_batch(items, *store, p).value();
+  BOOST_TEST(p.calls.size() == 2u);
+  {
+    auto db2 = Db::open(db->path()).value();
+    auto store2 = MeetingStore::open(*db2, clock).value();
+    BOOST_REQUIRE(store2->upsert(7, meeting_json(501, "Changed elsewhere").dump(), "sync").ok());  // v2, unmapped
+    BOOST_REQUIRE(store2->upsert(7, with_content(meeting_json(502)).dump(), "webhook").ok());  // richer, v1
+  }
+  const uint64_t runs = record_batch_statements(*this, items, lease);
+  BOOST_TEST(runs == 3 * items.size());  // each: the conditional write (no row), a read, the write
+  auto m501 = store->get(7, 501).value();
+  BOOST_TEST(m501.title == "Acme call");  // what was mapped, stored as the newest version
+  BOOST_TEST(m501.content_version == 3);
+  BOOST_TEST(m501.mapped_version == 3);
+  auto m502 = store->get(7, 502).value();
+  BOOST_TEST(m502.content_version == 1);
+  BOOST_TEST(m502.mapped_version == 1);
+  BOOST_TEST(m502.raw_json.find("\"transcript\"") != std::string::npos);  // the richer copy is kept
+  BOOST_TEST(store->unmapped(7).value().empty());
 }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fathom/sim_credentials.h"
+#include "support/log_capture.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
 #include "sync/scheduler.h"
@@ -535,6 +536,35 @@ BOOST_AUTO_TEST_CASE(scheduler_runs_due_integrations_and_the_keepalive) {
   threaded.stop();
   BOOST_TEST(done);
   BOOST_TEST(!threaded.running());
+}
+
+// The store down: every tick (a second apart) read each integration's sync state, failed, and
+// logged one ERROR line per integration per tick. Now one line naming how many, then a line a
+// minute with the count (at once for a new reason), and one when the states can be read again.
+BOOST_AUTO_TEST_CASE(unreadable_sync_states_are_logged_once_a_minute_not_per_integration_and_tick) {
+  FakeClock clock(system_clock().now_ms());
+  Env e({"--meetings", "2"}, {}, {}, &clock);
+  for (int64_t id = 3; id <= 10; ++id) e.directory.add(id);
+  SchedulerOptions so;
+  so.interval_s = 3600;
+  SyncScheduler sched(e.engine(), e.directory, clock, so);
+  test::LogCapture logs;
+  auto exec = [&](const char* sql) { return e.env->db->with([&] { return e.env->db->exec(sql); }); };
+  auto lines = [&] { return logs.matching("reading the sync state of"); };
+  BOOST_REQUIRE(exec("ALTER TABLE sync_state RENAME TO sync_state_away").ok());
+  for (int tick = 0; tick < 20; ++tick) BOOST_TEST(sched.tick(clock.now_s()).syncs_run == 0);
+  const size_t first = lines().size();
+  BOOST_TEST(first >= 1u);
+  BOOST_TEST(first <= 2u, logs.all());  // PostgreSQL: running the prepared statement, then preparing it
+  BOOST_TEST(lines().at(0).find("of 10 integration(s) failed") != std::string::npos, lines().at(0));
+  clock.advance_ms(60'000);
+  sched.tick(clock.now_s());
+  BOOST_REQUIRE(lines().size() == first + 1);
+  BOOST_TEST(lines().back().find("more since the last report") != std::string::npos, lines().back());
+  BOOST_REQUIRE(exec("ALTER TABLE sync_state_away RENAME TO sync_state").ok());
+  BOOST_TEST(logs.matching("sync states can be read again").empty());
+  sched.tick(clock.now_s());
+  BOOST_TEST(logs.matching("sync states can be read again after").size() == 1u, logs.all());
 }
 
 BOOST_AUTO_TEST_CASE(the_scheduler_syncs_due_integrations_concurrently_up_to_its_limit) {

@@ -82,6 +82,11 @@ struct Stack {
     options.workers = 1;
     options.claim_batch = claim_batch;
     options.reclaim_on_start = false;
+    // The pool's lease upkeep (renew, reclaim expired claims) is a commit of its own, run at most
+    // every min(poll interval, lease / 3): with the default 1 s, a run slower than that (a loaded
+    // machine) counted it between two batches. The events are all appended before a pool starts,
+    // so nothing here needs the poll; the upkeep then runs once, at the start.
+    options.poll_interval_ms = 60'000;
     options.on_batch_committed = [this] {
       std::lock_guard lk(mu);
       commits_at_batch.push_back(web.db->commits());
@@ -126,6 +131,20 @@ struct Stack {
   std::mutex mu;
   std::vector<int64_t> commits_at_batch;  // guarded by mu: Db::commits() after each batch's commit
 };
+
+// Writes the stack's scripts (mapping.lua, reactions.lua) and opens a ScriptHost on them; db: the
+// scripts' own store connection (null: the host opens none).
+Result<std::unique_ptr<ScriptHost>> open_scripts(Stack& s, const std::string& mapping,
+                                                 const std::string& reactions, Db* db = nullptr) {
+  std::filesystem::create_directories(s.web.dir.file("scripts"));
+  std::ofstream(s.web.dir.file("scripts/mapping.lua")) << mapping;
+  std::ofstream(s.web.dir.file("scripts/reactions.lua")) << reactions;
+  ScriptHostOptions so;
+  so.config.dir = s.web.dir.file("scripts");
+  so.config.reload_interval_ms = 0;
+  so.db = db;
+  return ScriptHost::open(std::move(so));
+}
 
 // Bytes in the files of a directory (the body log).
 uint64_t dir_bytes(const std::string& dir) {
@@ -189,22 +208,16 @@ BOOST_AUTO_TEST_CASE(the_scripts_store_writes_of_a_batch_are_part_of_its_one_tra
   // The scripts' own connection to the same file, as the Bridge opens it (db_scripts).
   auto scripts_db = Db::open(s.web.db->path());
   BOOST_REQUIRE(scripts_db.ok());
-  std::filesystem::create_directories(s.web.dir.file("scripts"));
-  std::ofstream(s.web.dir.file("scripts/mapping.lua")) << "function on_meeting(m, ctx) end\n";
-  std::ofstream(s.web.dir.file("scripts/reactions.lua"))
-      << "function on_webhook(m, ctx)\n"
-         "  local n = store.get('seen') or 0\n"
-         "  assert(store.set('seen', n + 1))\n"
-         "  assert(store.set('last', m.recording_id))\n"
-         "  if n == 0 then assert(store.set('first', m.recording_id)) end\n"
-         "  assert(store.delete('first_gone'))\n"
-         "  crm.note({ n = n })\n"
-         "end\n";
-  ScriptHostOptions so;
-  so.config.dir = s.web.dir.file("scripts");
-  so.config.reload_interval_ms = 0;
-  so.db = scripts_db->get();
-  auto scripts = ScriptHost::open(std::move(so));
+  auto scripts = open_scripts(s, "function on_meeting(m, ctx) end\n",
+                              "function on_webhook(m, ctx)\n"
+                              "  local n = store.get('seen') or 0\n"
+                              "  assert(store.set('seen', n + 1))\n"
+                              "  assert(store.set('last', m.recording_id))\n"
+                              "  if n == 0 then assert(store.set('first', m.recording_id)) end\n"
+                              "  assert(store.delete('first_gone'))\n"
+                              "  crm.note({ n = n })\n"
+                              "end\n",
+                              scripts_db->get());
   BOOST_REQUIRE_MESSAGE(scripts.ok(), scripts.status());
   std::mutex mu;
   std::vector<int64_t> seen;
@@ -286,6 +299,77 @@ BOOST_AUTO_TEST_CASE(meeting_content_is_on_disk_once, *boost::unit_test::precond
   // Retention keeps the event whose body is the meeting's content.
   BOOST_TEST(*s.web.inbox->purge_done(s.clock.now_ms() + 1) == 0);
   BOOST_TEST(s.store->get(1, 7003)->raw_json.find("marker-of-7003-x") != std::string::npos);
+}
+
+// The mapping and the reactions of a webhook event each see the meeting as Fathom sent it, whatever
+// the other wrote into its `meeting` table: at the top level, in nested tables (the recorder, the
+// attendees, the transcript, short or built on read), with rawset or setmetatable. (Both hooks run
+// in one call of the Lua pipeline, on one Lua state.)
+BOOST_AUTO_TEST_CASE(what_the_mapping_writes_into_its_meeting_is_not_what_the_reaction_sees) {
+  constexpr int kKinds = 10, kEvents = 2 * kKinds;
+  Stack s(8);
+  auto scripts = open_scripts(
+      s,
+      "function on_meeting(m, ctx)\n"
+      "  local kind = m.recording_id % 10\n"
+      "  if kind == 1 then m.title = 'changed by the mapping'\n"
+      "  elseif kind == 2 then m.recorded_by.email = 'mapping@changed.test'\n"
+      "  elseif kind == 3 then m.calendar_invitees[1].email = 'mapping@changed.test'\n"
+      "  elseif kind == 4 then table.insert(m.calendar_invitees, { email = 'added@changed.test' })\n"
+      "  elseif kind == 5 or kind == 6 then m.transcript[1].text = 'changed by the mapping'\n"
+      "  elseif kind == 7 then m.share_url = nil; m.added = true\n"
+      "  elseif kind == 8 then setmetatable(m.recorded_by, { __index = function() return 'phantom' end })\n"
+      "  elseif kind == 9 then rawset(m, 'title', 'changed by rawset')\n"
+      "  end\n"
+      "end\n",
+      "function on_webhook(m, ctx)\n"
+      "  crm.note({ rec = m.recording_id, title = m.title, email = m.recorded_by.email,\n"
+      "             invitee = m.calendar_invitees[1].email, invitees = #m.calendar_invitees,\n"
+      "             line = m.transcript[1].text, share_url = m.share_url, added = m.added,\n"
+      "             phantom = m.recorded_by.phantom })\n"
+      "  m.title = 'changed by the reaction'\n"
+      "end\n");
+  BOOST_REQUIRE_MESSAGE(scripts.ok(), scripts.status());
+  std::mutex mu;
+  std::map<int64_t, nlohmann::json> seen;
+  BOOST_REQUIRE((*scripts)
+                    ->register_crm_operation("note",
+                                             [&](const CrmCall& c) -> Result<std::string> {
+                                               auto args = nlohmann::json::parse(c.args_json);
+                                               std::lock_guard lk(mu);
+                                               seen[args["rec"].get<int64_t>()] = args;
+                                               return std::string("{}");
+                                             })
+                    .ok());
+  LuaPipeline pipeline(**scripts);
+  MeetingEventHandler handler(*s.store, *s.dispatcher, s.directory, pipeline);
+  s.append(8000, kEvents, [](int64_t rec) {
+    // kind 6: a transcript long enough to be built only when read
+    std::string body = rec % 10 == 6 ? big_meeting(rec, "marker") : meeting_body(rec);
+    const std::string none = R"("calendar_invitees":[])";
+    return body.replace(body.find(none), none.size(),
+                        R"("calendar_invitees":[{"name":"Bob","email":"bob@acme.test","is_external":true}])");
+  });
+  {
+    WorkerPool pool(*s.web.inbox, handler, s.clock, system_random(), s.options);
+    BOOST_REQUIRE(pool.start().ok());
+    BOOST_REQUIRE(wait_until([&] { return s.done() == kEvents; }, 30));
+    pool.stop();
+  }
+  BOOST_REQUIRE_EQUAL(seen.size(), static_cast<size_t>(kEvents));
+  for (const auto& [rec, m] : seen) {
+    BOOST_TEST_CONTEXT("recording " << rec) {
+      BOOST_TEST(m.value("title", "") == "Weekly sync");
+      BOOST_TEST(m.value("email", "") == "alice@example.com");
+      BOOST_TEST(m.value("invitee", "") == "bob@acme.test");
+      BOOST_TEST(m.value("invitees", 0) == 1);
+      BOOST_TEST(m.value("line", "") ==
+                 (rec % 10 == 6 ? "We talked about the quarterly plan and the next steps, item 0" : "Hello"));
+      BOOST_TEST(m.value("share_url", "") == "https://fathom.video/share/x");
+      BOOST_TEST(!m.contains("added"));
+      BOOST_TEST(!m.contains("phantom"));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -634,20 +634,14 @@ BOOST_AUTO_TEST_CASE(a_repeated_delivery_writes_no_body) {
   Delivery hold = d, twin = d;
   hold.webhook_id = hold_id;
   twin.webhook_id = twin_id;
-  std::mutex mu;
-  std::vector<Result<Appended>> twins;
-  std::promise<void> both;
+  Answers<Result<Appended>> answers(2);
   inbox->append_async(hold, [](Result<Appended>) {});
   BOOST_REQUIRE(wait_until([&] { return held.load(); }));
-  for (int i = 0; i < 2; ++i) {
-    inbox->append_async(twin, [&](Result<Appended> r) {
-      std::lock_guard lk(mu);
-      twins.push_back(std::move(r));
-      if (twins.size() == 2) both.set_value();
-    });
+  for (size_t i = 0; i < 2; ++i) {
+    inbox->append_async(twin, [&answers, i](Result<Appended> r) { answers.put(i, std::move(r)); });
   }
   release.set_value();
-  both.get_future().wait();
+  auto twins = answers.wait();
   inbox->set_commit_listener(nullptr);
   BOOST_REQUIRE(twins[0].ok());
   BOOST_REQUIRE(twins[1].ok());

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "fixture.h"
+#include "store/stmt_runs.h"
 #include "support/pg_server.h"
 #include "webhooks/worker.h"
 
@@ -214,6 +215,78 @@ BOOST_AUTO_TEST_CASE(concurrent_claims_never_share_an_event_and_skip_the_write_l
   BOOST_TEST(seconds < 9.0, "claims took " << seconds << " s");
 }
 
+// PostgreSQL: batch recordings do not take the fleet's write lock. Two hosts recording batches of
+// other meetings do it side by side; a batch with a meeting in common waits for the one recording
+// it (a lock per recording), and so does an immediate transaction (a sync page writing meetings:
+// the write lock held shared by the recordings).
+BOOST_AUTO_TEST_CASE(recordings_of_other_meetings_run_side_by_side_and_of_one_meeting_one_after_the_other) {
+  if (!store_engine_is_postgres()) return;  // SQLite has one writer
+  SystemClock clock;
+  WebhookStack s(clock);
+  OtherHost a(s, clock), b(s, clock), c(s, clock);
+  const std::string one = meeting_body(801), other = meeting_body(802);
+  BOOST_REQUIRE(a.inbox->append(delivery_of(1, "msg_rec_a", 801, one)).ok());
+  BOOST_REQUIRE(a.inbox->append(delivery_of(1, "msg_rec_b", 802, other)).ok());
+  BOOST_REQUIRE(a.inbox->append(delivery_of(1, "msg_rec_c", 801, one)).ok());  // the first's meeting again
+  auto claim_one = [](Inbox& inbox) {
+    auto got = inbox.claim(1);
+    BOOST_REQUIRE(got.ok());
+    BOOST_REQUIRE_EQUAL(got->size(), 1u);
+    return std::move(got->front());
+  };
+  const InboxEvent ea = claim_one(*a.inbox), eb = claim_one(*b.inbox), ec = claim_one(*c.inbox);
+  BOOST_REQUIRE(ea.recording_id == 801 && eb.recording_id == 802 && ec.recording_id == 801);
+  auto done = [](const InboxEvent& e) { return std::vector<EventOutcome>{{e.id, EventOutcome::kDone, {}, 0, e.claim_token}}; };
+
+  // A records and holds its transaction open.
+  std::promise<void> a_in, a_go;
+  std::shared_future<void> a_released = a_go.get_future().share();
+  auto fa = std::async(std::launch::async, [&] {
+    return a.inbox->finish_batch(done(ea), [&] {
+      a_in.set_value();
+      a_released.wait();
+      return Status::Ok();
+    }, 0).status();
+  });
+  a_in.get_future().wait();
+  // B (another meeting) records meanwhile.
+  std::atomic<bool> b_recorded{false}, c_recorded{false};
+  auto fb = std::async(std::launch::async, [&] {
+    return b.inbox->finish_batch(done(eb), [&] {
+      b_recorded = true;
+      return Status::Ok();
+    }, 0).status();
+  });
+  BOOST_TEST((fb.wait_for(std::chrono::seconds(20)) == std::future_status::ready), "B waited for A's recording");
+  BOOST_TEST(b_recorded.load());
+  // C (A's meeting) and an immediate transaction wait for A.
+  auto fc = std::async(std::launch::async, [&] {
+    return c.inbox->finish_batch(done(ec), [&] {
+      c_recorded = true;
+      return Status::Ok();
+    }, 0).status();
+  });
+  std::atomic<bool> immediate_ran{false};
+  auto fi = std::async(std::launch::async, [&] {
+    return s.db->transaction([&] {
+      immediate_ran = true;
+      return Status::Ok();
+    });
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  BOOST_TEST(!c_recorded.load(), "C recorded A's meeting while A's recording was open");
+  BOOST_TEST(!immediate_ran.load(), "an immediate transaction ran beside a recording");
+  a_go.set_value();
+  BOOST_TEST(fa.get().ok());
+  BOOST_TEST(fb.get().ok());
+  Status cs = fc.get();
+  BOOST_TEST(cs.ok(), cs);
+  BOOST_TEST(c_recorded.load());
+  BOOST_TEST(fi.get().ok());
+  BOOST_TEST(immediate_ran.load());
+  for (const InboxEvent* e : {&ea, &eb, &ec}) BOOST_TEST(s.inbox->get(e->id)->status == "done");
+}
+
 // PostgreSQL: a delivery stored by one host wakes another host's idle workers through
 // LISTEN/NOTIFY, long before their poll (60 s here) would have found it.
 BOOST_AUTO_TEST_CASE(a_delivery_on_one_host_wakes_the_workers_of_another) {
@@ -286,6 +359,95 @@ BOOST_AUTO_TEST_CASE(a_stopped_postgresql_answers_503_at_once_and_is_reconnected
   auto counts = inbox.counts();
   BOOST_REQUIRE_MESSAGE(counts.ok(), counts.status());
   BOOST_TEST(counts->at(0).second == 3);  // msg_before, msg_down_0 (once), msg_after: nothing else
+}
+
+// A claimed batch's bookkeeping costs the same statements (each a round trip on PostgreSQL)
+// whatever its size and mix of outcomes: the claim with its bodies is one statement, and
+// finish_batch's claim check, its marks (done, retry and dead letter alike) and the next claim are
+// two. They were one statement per event (SQLite's marks and claims) or per kind of outcome.
+BOOST_AUTO_TEST_CASE(a_batchs_claim_and_marks_cost_the_same_statements_whatever_its_size) {
+  FakeClock clock(1'700'000'000'000);
+  WebhookStack s(clock);
+  const bool pg = store_engine_is_postgres();
+  // Bodies are bytes, not text: every byte value comes back as sent.
+  std::string odd;
+  for (int b = 0; b < 256; ++b) odd += static_cast<char>(b);
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 20; ++i) bodies.push_back(i == 0 ? odd : meeting_body(300 + i));
+  for (int i = 0; i < 20; ++i) {
+    BOOST_REQUIRE(s.inbox->append(delivery_of(1, "msg_cost_" + std::to_string(i), 300 + i, bodies[i])).ok());
+    clock.advance_ms(1);  // due one after the other: claimed in this order
+  }
+  auto statements = [](const std::function<void()>& fn) {
+    const uint64_t before = stmt_runs_on_this_thread();
+    fn();
+    return stmt_runs_on_this_thread() - before;
+  };
+  std::vector<InboxEvent> got;
+  const uint64_t claim_cost = statements([&] { got = s.inbox->claim(8).value(); });
+  BOOST_REQUIRE_EQUAL(got.size(), 8u);
+  BOOST_TEST(claim_cost == (pg ? 1u : 2u));  // SQLite: a look first, so that an idle poll writes nothing
+  for (size_t i = 0; i < got.size(); ++i) BOOST_TEST(got[i].body == bodies[i], "event " << i);
+
+  // Six done, a retry and a dead letter, with the handler's writes.
+  std::vector<EventOutcome> outcomes;
+  for (size_t i = 0; i < got.size(); ++i) outcomes.push_back({got[i].id, EventOutcome::kDone, {}, 0, got[i].claim_token});
+  outcomes[3] = {got[3].id, EventOutcome::kRetry, "CRM said 503", clock.now_ms() + 60'000, got[3].claim_token};
+  outcomes[5] = {got[5].id, EventOutcome::kDead, "not a Meeting", 0, got[5].claim_token};
+  int recorded = 0;
+  auto record = [&] {
+    ++recorded;
+    return Status::Ok();
+  };
+  std::vector<InboxEvent> next;
+  const uint64_t finish_cost = statements([&] { next = s.inbox->finish_batch(outcomes, record, 8).value(); });
+  BOOST_TEST(finish_cost == 2u);
+  BOOST_TEST(recorded == 1);
+  BOOST_REQUIRE_EQUAL(next.size(), 8u);
+  for (size_t i = 0; i < next.size(); ++i) BOOST_TEST(next[i].body == bodies[8 + i], "event " << 8 + i);
+  for (size_t i = 0; i < got.size(); ++i) {
+    InboxEvent e = s.inbox->get(got[i].id).value();
+    const char* want = i == 3 ? "pending" : i == 5 ? "dead" : "done";
+    BOOST_TEST(e.status == want, "event " << i);
+    BOOST_TEST(e.last_error == (i == 3 ? "CRM said 503" : i == 5 ? "not a Meeting" : ""), "event " << i);
+    BOOST_TEST(e.processed_at_ms == (e.status == "done" ? clock.now_ms() : 0), "event " << i);
+    if (i == 3) BOOST_TEST(e.next_attempt_at_ms == clock.now_ms() + 60'000);
+  }
+  BOOST_TEST(*s.inbox->renew({got[0].claim_token}) == 0);  // nothing of that claim is held any more
+
+  // A batch of one costs the same.
+  const uint64_t one_cost = statements([&] {
+    BOOST_TEST(s.inbox->finish_batch({{next[0].id, EventOutcome::kDone, {}, 0, next[0].claim_token}}, record, 1)->size() == 1u);
+  });
+  BOOST_TEST(one_cost == 2u);
+  BOOST_TEST(s.inbox->get(next[0].id)->status == "done");
+}
+
+// The script versions of a batch's events (issue 15) are set by one statement, not one per event.
+BOOST_AUTO_TEST_CASE(a_batchs_script_versions_are_one_statement) {
+  FakeClock clock(1'700'000'000'000);
+  WebhookStack s(clock);
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    const std::string body = meeting_body(700 + i);
+    ids.push_back(s.inbox->append(delivery_of(1, "msg_sv_" + std::to_string(i), 700 + i, body))->event_id);
+  }
+  uint64_t statements = 0;
+  BOOST_REQUIRE(s.db->transaction([&] {
+                    const uint64_t before = stmt_runs_on_this_thread();
+                    Status st = set_script_versions(*s.db, {{ids[0], "[3]"}, {ids[1], "[0,3]"}, {ids[2], "[1]"}, {ids[2], "[4]"}});
+                    statements = stmt_runs_on_this_thread() - before;
+                    return st;
+                  }).ok());
+  BOOST_TEST(statements == 1u);
+  std::map<int64_t, std::string> got;
+  auto listed = s.inbox->list({});
+  BOOST_REQUIRE(listed.ok());
+  for (const InboxEvent& e : *listed) got[e.id] = e.script_versions;
+  BOOST_TEST(got[ids[0]] == "[3]");
+  BOOST_TEST(got[ids[1]] == "[0,3]");
+  BOOST_TEST(got[ids[2]] == "[4]");  // the last given for an event
+  BOOST_TEST(got[ids[3]] == "");     // none given: untouched
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,7 +1,7 @@
 // fb_webhook_crash_receiver: a webhook receiving process for the crash tests (crash_test.cpp).
 //
-//   fb_webhook_crash_receiver --db FILE --secret whsec_... --log FILE [--workers N] [--hang]
-//                             [--claim-batch N] [--die-after-batches K]
+//   fb_webhook_crash_receiver --db FILE|URL --secret whsec_... --log FILE [--workers N] [--hang]
+//                             [--claim-batch N] [--die-after-batches K] [--claim-lease-ms MS]
 //
 // Serves the webhook route on 127.0.0.1 (any port) over the real stack: Registry (one manual
 // registration of integration 1, created on the first run and reused after), Inbox, Receiver,
@@ -9,7 +9,9 @@
 // "<recording_id>" to the log file on each webhook reaction. --workers 0 acknowledges without ever
 // processing; --hang blocks every pipeline call forever (a crash while processing);
 // --die-after-batches K sends the process SIGKILL right after its K-th batch committed (a crash at a
-// batch boundary: the next batch is claimed, nothing of it mapped). Each mapping appends
+// batch boundary: the next batch is claimed, nothing of it mapped). --claim-lease-ms sets how long
+// a claim holds without renewal (webhooks.claim_lease_s): on PostgreSQL a restarted process takes
+// over its killed predecessor's claims only once their lease ran out. Each mapping appends
 // "map <recording_id>" to the log. The sealing key
 // is fixed so a restarted process opens the secret it stored. First stdout line:
 // "listening <port> <path>". Stops on SIGTERM.
@@ -90,7 +92,7 @@ int main(int argc, char** argv) {
   bool hang = false;
   for (int i = 1; i < argc; ++i) hang = hang || std::strcmp(argv[i], "--hang") == 0;
   if (db_path.empty() || secret.empty() || log.empty()) {
-    std::cerr << "usage: fb_webhook_crash_receiver --db FILE --secret whsec_... --log FILE [--workers N] [--hang]\n";
+    std::cerr << "usage: fb_webhook_crash_receiver --db FILE|URL --secret whsec_... --log FILE [--workers N] [--hang]\n";
     return 2;
   }
   sigset_t sigs;
@@ -121,7 +123,10 @@ int main(int argc, char** argv) {
     token = existing->front().path_token;
   }
   InboxOptions io;
-  io.body_dir = default_body_dir(db_path);  // as the Bridge does: the crash tests cover the body log
+  // As the Bridge does: the body log beside a SQLite file (the crash tests cover it); on PostgreSQL
+  // the bodies are in the rows.
+  if ((*db)->engine() == Engine::kSqlite) io.body_dir = default_body_dir(db_path);
+  io.claim_lease_ms = std::stoll(arg(argc, argv, "--claim-lease-ms", "60000"));
   Inbox inbox(**db, clock, io);
   Receiver receiver(registry, inbox, clock, config.webhooks);
   fb::test::OneIntegration directory;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -15,10 +16,13 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/random.h"
 #include "crypto/sealer.h"
 #include "store/db.h"
+#include "support/log_capture.h"
 #include "support/temp_dir.h"
+#include "support/wait.h"
 #include "webhooks/inbox.h"
 #include "webhooks/receiver.h"
 #include "webhooks/registry.h"

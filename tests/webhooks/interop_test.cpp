@@ -1,7 +1,11 @@
 // Deliveries from a third-party sender: tests/interop/deliver.mjs signs with the official Standard
 // Webhooks library (npm "standardwebhooks") and posts with Node's own HTTP client (keep-alive,
 // a chunked body, svix-* names, a 1 MB transcript) to our HTTP server; the bodies in the inbox
-// (the body log) must be byte for byte what Node sent. `./run test` installs the npm package.
+// (the body log on SQLite, bytea in the rows on PostgreSQL: the _postgresql variant) must be byte
+// for byte what Node sent. A strict peer's cases follow (deliver.mjs, over node:http): several
+// signatures with unknown versions, header case, the tolerance both ways, malformed timestamps,
+// zero-length and non-UTF-8 bodies, an over-long id, a reused id with another body. `./run test`
+// installs the npm package.
 #define BOOST_TEST_MODULE fb_webhooks_interop
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,6 +13,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "crypto/encoding.h"
 #include "fixture.h"
 #include "server/http_server.h"
 #include "server/webhook_routes.h"
@@ -25,13 +30,16 @@ BOOST_AUTO_TEST_CASE(standard_webhooks_library_and_node_http_client) {
                         "tests/interop/node_modules is missing: ./run test installs it (npm ci in tests/interop)");
   SystemClock clock;
   WebhookStack stack(clock);
-  // The production layout: bodies in the body log beside the database.
-  stack.receiver.reset();
-  stack.inbox.reset();
-  InboxOptions io;
-  io.body_dir = default_body_dir(stack.dir.file("bridge.db"));
-  stack.inbox = std::make_unique<Inbox>(*stack.db, clock, io);
-  stack.receiver = std::make_unique<Receiver>(*stack.registry, *stack.inbox, clock, stack.config.webhooks);
+  // The production layout: on SQLite, bodies in the body log beside the database; on PostgreSQL
+  // (fb_webhooks_interop_test_postgresql) in the inbox rows, as bytea.
+  if (!store_engine_is_postgres()) {
+    stack.receiver.reset();
+    stack.inbox.reset();
+    InboxOptions io;
+    io.body_dir = default_body_dir(stack.dir.file("bridge.db"));
+    stack.inbox = std::make_unique<Inbox>(*stack.db, clock, io);
+    stack.receiver = std::make_unique<Receiver>(*stack.registry, *stack.inbox, clock, stack.config.webhooks);
+  }
   const std::string path = stack.add_endpoint(21, kSecretA);
   HttpServerOptions so;
   so.port = 0;
@@ -50,13 +58,19 @@ BOOST_AUTO_TEST_CASE(standard_webhooks_library_and_node_http_client) {
   std::istringstream lines(out);
   std::string line;
   std::vector<json> accepted;
+  std::vector<json> stored;  // the strict peer's deliveries that must be stored
   while (std::getline(lines, line)) {
     if (line.empty()) continue;
     json r = json::parse(line);
     std::string kind = r["case"];
     ++by_case[kind];
     BOOST_TEST_CONTEXT(kind << " " << r["id"].get<std::string>()) {
-      if (kind == "tampered") {
+      if (r.contains("expect")) {  // the strict peer's cases say what they expect
+        BOOST_TEST(r["status"] == r["expect"]["status"]);
+        if (r["expect"].contains("result")) BOOST_TEST(r["result"] == r["expect"]["result"]);
+        if (r["expect"].contains("reason")) BOOST_TEST(r["reason"] == r["expect"]["reason"]);
+        if (r.contains("stored_b64")) stored.push_back(r);
+      } else if (kind == "tampered") {
         BOOST_TEST(r["status"] == 401);
         BOOST_TEST(r["reason"] == "bad signature");
       } else if (kind == "stale") {
@@ -79,7 +93,10 @@ BOOST_AUTO_TEST_CASE(standard_webhooks_library_and_node_http_client) {
   BOOST_TEST(by_case["tampered"] == 1);
   BOOST_TEST(by_case["stale"] == 1);
   BOOST_REQUIRE_EQUAL(accepted.size(), static_cast<size_t>(kCount + 3));
-  BOOST_TEST(stack.inbox_rows() == static_cast<int64_t>(accepted.size()));  // rejections stored nothing
+  BOOST_TEST(by_case["peer_multi"] == 1);  // the strict peer ran (19 cases)
+  BOOST_TEST(by_case["peer_same_id_other_body"] == 1);
+  BOOST_TEST(stored.size() == 5u);
+  BOOST_TEST(stack.inbox_rows() == static_cast<int64_t>(accepted.size() + stored.size()));  // rejections stored nothing
 
   // Every stored body is byte for byte what Node signed and sent.
   InboxFilter all;
@@ -94,6 +111,14 @@ BOOST_AUTO_TEST_CASE(standard_webhooks_library_and_node_http_client) {
     auto e = stack.inbox->get(ids[id], true);
     BOOST_REQUIRE(e.ok());
     BOOST_TEST(e->body == r["body"].get<std::string>(), id);
+  }
+  // The strict peer's stored deliveries hold the bytes it signed (the first body for the reused id).
+  for (const json& r : stored) {
+    const std::string id = r["id"];
+    BOOST_REQUIRE_MESSAGE(ids.count(id), "not in the inbox: " + id);
+    auto e = stack.inbox->get(ids[id], true);
+    BOOST_REQUIRE(e.ok());
+    BOOST_TEST(e->body == *base64_decode(r["stored_b64"].get<std::string>()), id);
   }
   server.stop();
 }

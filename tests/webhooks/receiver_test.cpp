@@ -29,25 +29,6 @@ struct Rx {
   int64_t rejected(Rejection r) { return stack.receiver->stats().rejected[static_cast<size_t>(r)]; }
 };
 
-// Captures log lines for the duration of a test.
-struct LogCapture {
-  LogCapture() {
-    set_log_sink([this](LogLevel, std::string_view c, std::string_view m) {
-      std::lock_guard lk(mu);
-      lines.push_back(std::string(c) + ": " + std::string(m));
-    });
-  }
-  ~LogCapture() { set_log_sink(nullptr); }
-  std::string all() {
-    std::lock_guard lk(mu);
-    std::string s;
-    for (auto& l : lines) s += l + "\n";
-    return s;
-  }
-  std::mutex mu;
-  std::vector<std::string> lines;
-};
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(receiver)
@@ -148,6 +129,45 @@ BOOST_AUTO_TEST_CASE(each_rejection_has_its_reason_and_stores_nothing) {
   BOOST_TEST(rx.stack.inbox_rows() == 1);
 }
 
+// A strict peer may send any webhook-id (the spec sets no bound), but the inbox keys on it: on
+// PostgreSQL an id beyond the b-tree's entry size (about 2.7 KB) or not valid UTF-8 failed the
+// insert, so the delivery (and every other delivery committed in the same batch) got 503 and
+// the sender retried it until it gave up. Such an id is refused before the store with a reason
+// naming the header, on both engines, and the deliveries beside it are unaffected.
+BOOST_AUTO_TEST_CASE(a_webhook_id_the_store_cannot_key_on_is_refused_with_its_reason) {
+  Rx rx;
+  const std::string body = meeting_body(4242);
+  // 6000 characters that do not compress (PostgreSQL compresses long index entries).
+  std::string long_id = "msg_";
+  uint64_t x = 88172645463325252ull;
+  while (long_id.size() < 6000) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    long_id += "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[x % 64];
+  }
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"6000 bytes", long_id},
+      {"not UTF-8", "msg_\xff\xfe"},
+      {"a control character", std::string("msg_\x01x")},
+  };
+  for (const auto& [what, id] : bad) {
+    auto r = rx.post(signed_headers(kSecretA, id, kNow, body), body);
+    BOOST_TEST(r.http_status == 400, what);
+    BOOST_TEST(std::string(r.reason) == "malformed header webhook-id", what);
+    BOOST_TEST((r.rejection == Rejection::kMalformedId), what);
+    BOOST_TEST((r.code() == Code::kRejected), what);
+    BOOST_TEST(rx.stack.inbox_rows() == 0, what << ": something was stored");
+  }
+  // A long id within the bound (1024 bytes) and the genuine delivery beside it go through.
+  const std::string kept = long_id.substr(0, 1024);
+  BOOST_TEST(rx.post(signed_headers(kSecretA, kept, kNow, body), body).http_status == 200);
+  auto again = rx.post(signed_headers(kSecretA, kept, kNow, body), body);
+  BOOST_TEST(again.http_status == 200);
+  BOOST_TEST(again.duplicate);
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "msg_fine", kNow, body), body).http_status == 200);
+  BOOST_TEST(rx.stack.inbox_rows() == 2);
+  BOOST_TEST(rx.rejected(Rejection::kMalformedId) == static_cast<int64_t>(bad.size()));
+}
+
 // Issue 10, point 5: a well-signed body of another shape (or behind a UTF-8 BOM) was answered 400
 // "malformed JSON", so the sender retried it and dropped it. It is kept: acknowledged, stored as a
 // dead letter whose reason says what it is, listed and replayable; "malformed JSON" only when it
@@ -159,6 +179,7 @@ BOOST_AUTO_TEST_CASE(a_verified_delivery_that_is_not_a_meeting_is_kept_as_a_dead
   };
   const std::vector<Case> cases = {
       {"not json", "malformed JSON"},
+      {"", "malformed JSON"},
       {R"({"recording_id":1} trailing)", "malformed JSON"},
       {"{\"recording_id\":1,\"t\":\"\xff\"}", "malformed JSON: invalid UTF-8"},
       {"[1,2]", "not a Meeting: the JSON is not an object"},
@@ -379,6 +400,64 @@ BOOST_AUTO_TEST_CASE(storage_failure_answers_503_so_the_sender_retries) {
   BOOST_TEST(r.http_status == 503);
   BOOST_TEST(r.reason == "storage unavailable");
   BOOST_TEST(rx.rejected(Rejection::kStorage) == 1);
+}
+
+// While the registrations cannot be read (the store down), every delivery is still answered 503,
+// but the log gets the failure once, then one line a minute with the count left out, and one line
+// when lookups work again: not one ERROR line per delivery (a flood of thousands a minute).
+BOOST_AUTO_TEST_CASE(an_unreadable_registry_is_logged_once_a_minute_not_once_a_delivery) {
+  Rx rx;
+  LogCapture logs;
+  auto exec = [&](const char* sql) { return rx.stack.db->with([&] { return rx.stack.db->exec(sql); }); };
+  BOOST_REQUIRE(exec("ALTER TABLE webhook_registrations RENAME TO webhook_registrations_away").ok());
+  auto failure_lines = [&] { return logs.matching("cannot load a webhook registration"); };
+  std::string body = meeting_body(5);
+  for (int i = 0; i < 50; ++i) {
+    auto r = rx.post(signed_headers(kSecretA, "msg_down_" + std::to_string(i), kNow, body), body);
+    BOOST_TEST(r.http_status == 503, "delivery " << i);
+  }
+  BOOST_TEST(rx.rejected(Rejection::kStorage) == 50);  // every one counted and answered
+  BOOST_TEST(failure_lines().size() == 1u);
+
+  rx.clock.advance_ms(60'000);
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "msg_down_50", kNow, body), body).http_status == 503);
+  auto lines = failure_lines();
+  BOOST_REQUIRE(lines.size() == 2u);
+  BOOST_TEST(lines[1].find("49 more") != std::string::npos, lines[1]);
+
+  BOOST_REQUIRE(exec("ALTER TABLE webhook_registrations_away RENAME TO webhook_registrations").ok());
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "msg_up", kNow, body), body).http_status == 200);
+  BOOST_TEST(logs.all().find("webhook registrations can be read again after 51 failed lookups") != std::string::npos,
+             logs.all());
+  // A later outage is reported at once again.
+  BOOST_REQUIRE(exec("ALTER TABLE webhook_registrations RENAME TO webhook_registrations_away").ok());
+  rx.stack.registry->invalidate();
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "msg_down_again", kNow, body), body).http_status == 503);
+  BOOST_TEST(failure_lines().size() == 3u);
+}
+
+// The registrations are cached, so in the first minute of an outage deliveries reach the inbox and
+// its commit fails: logged once, then once a minute with the count, and once when commits work again.
+BOOST_AUTO_TEST_CASE(failing_inbox_commits_are_logged_once_a_minute_not_once_a_batch) {
+  Rx rx;
+  std::string body = meeting_body(6);
+  BOOST_REQUIRE(rx.post(signed_headers(kSecretA, "msg_warm", kNow, body), body).http_status == 200);  // cached
+  LogCapture logs;
+  auto exec = [&](const char* sql) { return rx.stack.db->with([&] { return rx.stack.db->exec(sql); }); };
+  BOOST_REQUIRE(exec("ALTER TABLE webhook_inbox RENAME TO webhook_inbox_away").ok());
+  for (int i = 0; i < 20; ++i) {
+    auto r = rx.post(signed_headers(kSecretA, "msg_commit_" + std::to_string(i), kNow, body), body);
+    BOOST_TEST(r.http_status == 503, "delivery " << i);
+  }
+  BOOST_TEST(logs.matching("deliveries failed").size() == 1u, logs.all());
+  rx.clock.advance_ms(60'000);
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "msg_commit_20", kNow, body), body).http_status == 503);
+  auto lines = logs.matching("deliveries failed");
+  BOOST_REQUIRE(lines.size() == 2u);
+  BOOST_TEST(lines[1].find("19 more") != std::string::npos, lines[1]);
+  BOOST_REQUIRE(exec("ALTER TABLE webhook_inbox_away RENAME TO webhook_inbox").ok());
+  BOOST_TEST(rx.post(signed_headers(kSecretA, "msg_commit_ok", kNow, body), body).http_status == 200);
+  BOOST_TEST(!logs.matching("webhook inbox commits work again after 21 failed").empty(), logs.all());
 }
 
 // Issue 10, point 6: another connection holding the write lock (the Db's busy timeout is 10 s)

@@ -249,16 +249,22 @@ class BlockingHandler final : public InboxEventHandler {
   int entered_ = 0, returned_ = 0;
 };
 
+// One worker, no reclaim at start, the given deadline: the pool of the BlockingHandler cases.
+WorkerOptions one_blocked_worker(int64_t event_deadline_ms) {
+  WorkerOptions o;
+  o.workers = 1;
+  o.reclaim_on_start = false;
+  o.event_deadline_ms = event_deadline_ms;
+  return o;
+}
+
 BOOST_AUTO_TEST_CASE(stop_does_not_wait_forever_for_a_thread_stuck_in_a_host_call) {
   FakeClock clock;
   WebhookStack web(clock);
   // Outlives the pool on purpose: the abandoned thread returns into it after the pool is gone.
   static BlockingHandler handler;
   BOOST_REQUIRE(web.inbox->append({1, 1, "msg_1", 1, meeting_body(1)}).ok());
-  WorkerOptions o;
-  o.workers = 1;
-  o.reclaim_on_start = false;
-  o.event_deadline_ms = 300'000;
+  WorkerOptions o = one_blocked_worker(300'000);
   o.stuck_stop_wait_ms = 100;
   EventBus bus;
   std::atomic<int> stuck_events{0};
@@ -281,6 +287,46 @@ BOOST_AUTO_TEST_CASE(stop_does_not_wait_forever_for_a_thread_stuck_in_a_host_cal
   // The call returns after the pool is gone: the thread must touch nothing of it (ASan would say).
   BOOST_REQUIRE(handler.open_and_wait_returned(60));
   BOOST_TEST(scalar(*web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='processing'") == 1);
+}
+
+// While the store is down, the claim of an event in a long CRM call is renewed every poll interval:
+// the log gets the first failure, then a line a minute with the count (and one when the store
+// answers again), not a WARN line per renewal (3,600 an hour per held claim with the defaults).
+BOOST_AUTO_TEST_CASE(failing_lease_renewals_are_logged_once_a_minute_not_once_a_renewal) {
+  FakeClock clock(1'700'000'000'000);  // moves only when the test says so
+  WebhookStack web(clock);
+  BlockingHandler handler;
+  BOOST_REQUIRE(web.inbox->append({1, 1, "msg_1", 1, meeting_body(1)}).ok());
+  WorkerOptions o = one_blocked_worker(3'600'000);
+  o.poll_interval_ms = 1000;
+  WorkerPool pool(*web.inbox, handler, clock, system_random(), o);
+  BOOST_REQUIRE(pool.start().ok());
+  BOOST_REQUIRE(handler.wait_entered(60));
+  LogCapture logs;
+  auto exec = [&](const char* sql) { return web.db->with([&] { return web.db->exec(sql); }); };
+  auto lines = [&] { return logs.matching("cannot renew the claim lease"); };
+  BOOST_REQUIRE(exec("ALTER TABLE webhook_inbox RENAME TO webhook_inbox_away").ok());
+  for (int i = 0; i < 50; ++i) {  // fifty renewal intervals
+    clock.advance_ms(1001);
+    pool.notify();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_TEST(wait_until([&] { return !lines().empty(); }));
+  // A line per distinct reason (PostgreSQL may fail running, then preparing the statement).
+  const size_t first = lines().size();
+  BOOST_TEST(first <= 2u, logs.all());
+
+  clock.advance_ms(60'000);
+  pool.notify();
+  BOOST_TEST(wait_until([&] { return lines().size() > first; }));
+  BOOST_TEST(lines().at(first).find("more since the last report") != std::string::npos, lines().at(first));
+
+  BOOST_REQUIRE(exec("ALTER TABLE webhook_inbox_away RENAME TO webhook_inbox").ok());
+  clock.advance_ms(1001);
+  pool.notify();
+  BOOST_TEST(wait_until([&] { return !logs.matching("claim leases can be kept again").empty(); }), logs.all());
+  BOOST_REQUIRE(handler.open_and_wait_returned(60));
+  pool.stop();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

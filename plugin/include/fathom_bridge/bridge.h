@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,6 +67,11 @@ struct SyncRequest {
   int64_t since = 0;                 // manual: unix seconds, 0 = open
   int64_t until = 0;
   int64_t recording_id = 0;          // manual: one recording
+  // sync() only: when a sync of the integration is already running (in any process on the store),
+  // wait for it to end and return its job record instead of kConflict: a "Sync now" pressed while
+  // the scheduler or an earlier click is syncing shows that sync's result. When its owner died, the
+  // wait ends by running this sync once the lease is free.
+  bool wait_if_running = false;
 };
 
 struct OpenOptions {
@@ -130,7 +136,8 @@ class Bridge {
   Result<std::string> deactivate_expired();
 
   // ---- sync ----
-  // Runs one sync and waits for it; returns the job record as JSON.
+  // Runs one sync and waits for it; returns the job record as JSON. kConflict when a sync of the
+  // integration is already running, unless request.wait_if_running.
   Result<std::string> sync(const Caller& caller, int64_t integration_id, const SyncRequest& request);
   // Starts a sync on a thread of the bridge and returns at once with its job record as JSON
   // (status "running", or "skipped" when the integration cannot sync now); kConflict when a sync of
@@ -151,6 +158,12 @@ class Bridge {
   // ---- webhooks ----
   WebhookReply receive_webhook(const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers,
                                std::string_view body);
+  // receive_webhook for an event-loop server: done gets the answer exactly once, on this thread for a
+  // rejection, else on the inbox's writer thread once the delivery is durable (or could not be
+  // stored). body must stay valid until done is called; the headers are kept here. done must be
+  // quick and must not call into the Bridge (it runs before the inbox's next batch).
+  void receive_webhook_async(const std::string& path, std::vector<std::pair<std::string, std::string>> headers,
+                             std::string_view body, std::function<void(const WebhookReply&)> done);
   Result<std::string> webhook_events_json(const std::string& status, int64_t integration_id, int limit);
   // Replays one event by id, or all dead letters when event_id is "dead". Returns how many.
   Result<int> webhook_replay(const std::string& event_id);

@@ -172,7 +172,10 @@ FB_API int fb_deactivate_expired(fb_bridge *b, char **affected_json);
 /* ---- Sync ---- */
 
 /* Runs a sync now and waits for it. mode: "incremental", "backfill", or "manual"; options_json may
- * be NULL or {"since": ISO8601, "until": ISO8601, "recording_id": n}. *job_json is the job record. */
+ * be NULL or {"since": ISO8601, "until": ISO8601, "recording_id": n, "wait_if_running": bool}.
+ * *job_json is the job record. FB_CONFLICT when a sync of the integration is already running (in
+ * any process on the store), unless "wait_if_running" is true: then it waits for that sync to end and
+ * *job_json is its record (a "Sync now" pressed during a scheduled sync shows that sync's result). */
 FB_API int fb_sync(fb_bridge *b, const char *tenant_id, const char *user_id, int64_t integration_id,
                    const char *mode, const char *options_json, char **job_json);
 /* Runs due scheduled work once (incremental syncs, token keep-alive) for hosts that drive time. */
@@ -209,6 +212,19 @@ FB_API int fb_sync_cancel(fb_bridge *b, const char *tenant_id, const char *user_
 FB_API int fb_webhook_receive(fb_bridge *b, const char *path, const char *const *header_names,
                               const char *const *header_values, size_t n_headers, const char *body,
                               size_t body_len, int *http_status, char **response_body);
+/* fb_webhook_receive for a host whose HTTP server is an event loop: it does not wait for the commit.
+ * done(user_data, result, http_status, response_body) is called exactly once: before this returns
+ * when the delivery is refused (result and status as fb_webhook_receive would return and answer),
+ * else on a library thread (the inbox writer) once the delivery is durable (FB_OK, 2xx) or could
+ * not be stored (FB_UNAVAILABLE, 503); response_body is valid during the call only. body must
+ * stay valid until done is called; the headers are copied before this returns. done must be quick
+ * and must not call into the bridge. Every pending done runs before fb_bridge_close returns.
+ * Returns FB_OK when done was or will be called; otherwise (FB_MISUSE: NULL done, closed handle)
+ * done is not called. Thread-safe. */
+typedef void (*fb_webhook_done_fn)(void *user_data, int result, int http_status, const char *response_body);
+FB_API int fb_webhook_receive_async(fb_bridge *b, const char *path, const char *const *header_names,
+                                    const char *const *header_values, size_t n_headers, const char *body,
+                                    size_t body_len, fb_webhook_done_fn done, void *user_data);
 /* The webhook inbox: filter_json NULL or {"status": "pending"|"done"|"dead", "integration_id", "limit",
  * "tenant_id"}; without tenant_id every tenant's events (an operator view), with it only that tenant's. */
 FB_API int fb_webhook_events(fb_bridge *b, const char *filter_json, char **events_json);
