@@ -87,6 +87,11 @@ struct Stack {
     // machine) counted it between two batches. The events are all appended before a pool starts,
     // so nothing here needs the poll; the upkeep then runs once, at the start.
     options.poll_interval_ms = 60'000;
+    // The stuck-batch supervisor runs that same upkeep too, on its own thread: whichever of it and
+    // the worker comes first at the start does it. A supervisor scheduled late (a loaded machine)
+    // renewed the first batch's claim after that batch had committed, one commit more before
+    // batch 1 (failed so in a CI run). No batch here can be stuck, so there is no supervisor.
+    options.event_deadline_ms = 0;
     options.on_batch_committed = [this] {
       std::lock_guard lk(mu);
       commits_at_batch.push_back(web.db->commits());
