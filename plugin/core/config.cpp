@@ -139,6 +139,7 @@ Status from_json(const json& root, Config* c) {
              .get("watchdog_ms", &sc.watchdog_ms).get("reload_interval_ms", &sc.reload_interval_ms)
              .get("company_domains", &sc.company_domains)
              .get("fathom_calls_per_event", &sc.fathom_calls_per_event)
+             .get("crm_calls_per_event", &sc.crm_calls_per_event)
              .get("crm_max_bytes", &sc.crm_max_bytes)
              .finish());
   FB_TRY(Section(root, "store").get("path", &c->store.path).get("full_sync", &c->store.full_sync)
@@ -340,6 +341,7 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.scripts.max_pattern_subject, "scripts.max_pattern_subject"));
   FB_TRY(check_positive(c.scripts.watchdog_ms, "scripts.watchdog_ms"));
   FB_TRY(check_positive(c.scripts.crm_max_bytes, "scripts.crm_max_bytes"));
+  FB_TRY(check_positive(c.scripts.crm_calls_per_event, "scripts.crm_calls_per_event"));
   if (c.scripts.hook_mode != "watchdog" && c.scripts.hook_mode != "always")
     return Status::Config("setting 'scripts.hook_mode' must be \"watchdog\" or \"always\"");
   if (c.scripts.reload_interval_ms < 0) return Status::Config("setting 'scripts.reload_interval_ms' must be >= 0");

@@ -236,8 +236,18 @@ void StateLimits::record_stop(lua_State* L, StopReason reason) {
       stop_message_ += "script exceeded the call depth limit of " + std::to_string(limits_.max_call_depth) +
                        " (scripts.max_call_depth)";
       break;
+    case StopReason::kCrmCalls:
+      stop_message_ += "script exceeded its limit of " + std::to_string(limits_.crm_calls) +
+                       " CRM calls per event (scripts.crm_calls_per_event)";
+      break;
     case StopReason::kNone: break;
   }
+}
+
+void StateLimits::stop_crm_calls() {
+  if (stop_ != StopReason::kNone || !L_ || !active_.load(std::memory_order_relaxed)) return;
+  record_stop(L_, StopReason::kCrmCalls);
+  arm_every_instruction(L_);
 }
 
 void StateLimits::arm_every_instruction(lua_State* L) {

@@ -44,7 +44,7 @@
 
 namespace fb::detail {
 
-enum class StopReason { kNone, kTime, kInstructions, kMemory, kDepth };
+enum class StopReason { kNone, kTime, kInstructions, kMemory, kDepth, kCrmCalls };
 
 struct BudgetLimits {
   int64_t instruction_limit = 50'000'000;
@@ -53,6 +53,7 @@ struct BudgetLimits {
   int max_call_depth = 200;
   bool always_armed = false;  // hook_mode "always"
   int watchdog_ms = 10;
+  int crm_calls = 1000;  // scripts.crm_calls_per_event: only for stop_crm_calls()'s message
 };
 
 // Free lists of small blocks (up to 256 bytes, 16-byte classes) carved from 64 KiB chunks:
@@ -109,6 +110,11 @@ class StateLimits {
   StopReason stop_reason() const { return stop_; }
   // "scripts/x.lua:3: script exceeded its time budget of 2000 ms (scripts.time_limit_ms)".
   const std::string& stop_message() const { return stop_message_; }
+
+  // A limit the host counts (scripts.crm_calls_per_event) was exceeded inside a host call: records
+  // the stop like the memory cap does, so the script's next instruction raises it and no pcall can
+  // swallow it. The host call itself returns a failure. Owning thread, during a call.
+  void stop_crm_calls();
 
   // Host calls (CRM, store, fathom) do not count against the time budget.
   void host_begin();

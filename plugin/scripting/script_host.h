@@ -76,8 +76,9 @@ struct ScriptStats {
   int64_t convert_ns = 0;    // total time building Lua tables from JSON
   int64_t script_ns = 0;     // total time in hooks
   uint64_t state_memory_peak = 0;  // largest memory in use seen by one state, bytes
-  // Failed calls that a budget stopped, by StopReason - 1: time, instructions, memory, depth.
-  std::array<uint64_t, 4> budget_stops{};
+  // Failed calls that a budget stopped, by StopReason - 1: time, instructions, memory, depth,
+  // CRM calls (scripts.crm_calls_per_event).
+  std::array<uint64_t, 5> budget_stops{};
 };
 
 class ScriptHost {
@@ -208,7 +209,7 @@ class ScriptHost {
   int extra_states_ = 0;                            // guarded by pool_mu_: set_extra_states
 
   std::atomic<uint64_t> events_{0}, failures_{0}, reloads_{0}, rejections_{0}, states_created_{0};
-  std::array<std::atomic<uint64_t>, 4> budget_stops_{};  // by StopReason - 1
+  std::array<std::atomic<uint64_t>, 5> budget_stops_{};  // by StopReason - 1
   std::atomic<int64_t> convert_ns_{0}, script_ns_{0};
   std::atomic<uint64_t> memory_peak_{0};
 };

@@ -100,7 +100,8 @@ Result<std::unique_ptr<ScriptState>> ScriptState::create(const StateServices* se
   std::unique_ptr<ScriptState> s(new ScriptState(services, std::move(gen)));
   const ScriptConfig& c = services->config;
   s->limits_ = std::make_unique<StateLimits>(BudgetLimits{c.instruction_limit, c.time_limit_ms, c.memory_limit_bytes,
-                                                          c.max_call_depth, c.hook_mode == "always", c.watchdog_ms});
+                                                          c.max_call_depth, c.hook_mode == "always", c.watchdog_ms,
+                                                          c.crm_calls_per_event});
   s->L_ = lua_newstate(&StateLimits::alloc, s->limits_.get());
   if (!s->L_) return Status::Internal("cannot create a Lua state (out of memory)");
   s->limits_->attach(s->L_);
@@ -115,6 +116,7 @@ void ScriptState::begin_event(const HookCall* call) {
   call_ = call;
   ops_ = services_->crm ? services_->crm->snapshot() : std::make_shared<const CrmRegistry::Map>();
   crm_counts_.clear();
+  crm_calls_ = 0;
   fathom_cache_.clear();
   fathom_calls_ = 0;
   log_lines_ = 0;
@@ -379,6 +381,11 @@ Result<std::string> ScriptState::crm_call(std::string_view op, std::string args_
   if (!call_) return Status::FailedPrecondition("CRM operations can only be called from a hook, not at a script's top level");
   auto it = ops_->find(op);
   if (it == ops_->end()) return Status::NotFound("no such CRM operation");
+  if (++crm_calls_ > services_->config.crm_calls_per_event) {
+    limits_->stop_crm_calls();
+    return Status::RateLimited("at most " + std::to_string(services_->config.crm_calls_per_event) +
+                               " CRM calls per event (scripts.crm_calls_per_event)");
+  }
   int n = ++crm_counts_[std::string(op)];
   const EventIdentity& id = call_->id;
   CrmCall cc;

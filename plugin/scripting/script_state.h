@@ -150,6 +150,7 @@ class ScriptState final : public lua::LuaHost {
   std::map<std::string, int, std::less<>> crm_counts_;
   std::map<std::string, std::string> fathom_cache_;
   int fathom_calls_ = 0;
+  int crm_calls_ = 0;  // this hook call's crm.* calls (scripts.crm_calls_per_event)
   int log_lines_ = 0;
   std::vector<std::string> domains_;
   CallTimings timings_;

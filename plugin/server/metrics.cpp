@@ -193,7 +193,8 @@ std::string Metrics::render() {
              {{"time", static_cast<int64_t>(ss.budget_stops[0])},
               {"instructions", static_cast<int64_t>(ss.budget_stops[1])},
               {"memory", static_cast<int64_t>(ss.budget_stops[2])},
-              {"depth", static_cast<int64_t>(ss.budget_stops[3])}});
+              {"depth", static_cast<int64_t>(ss.budget_stops[3])},
+              {"crm_calls", static_cast<int64_t>(ss.budget_stops[4])}});
   p.family("fathom_bridge_scripts_generation", "gauge", "The loaded version of the scripts (0: none is valid).");
   p.sample("fathom_bridge_scripts_generation", static_cast<double>(ss.generation));
 

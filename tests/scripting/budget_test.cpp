@@ -297,7 +297,7 @@ struct CrmCopyFixture {
   std::vector<size_t> arg_sizes;  // what the CRM handler received
   size_t result_bytes = 16;
 
-  CrmCopyFixture(int64_t crm_max_bytes, int64_t memory_limit) {
+  CrmCopyFixture(int64_t crm_max_bytes, int64_t memory_limit, int crm_calls = 1000) {
     dir.write("mapping.lua", R"LUA(
 local big = ("x"):rep(2 << 20)  -- 2 MiB, made once at the top level
 local tests = {}
@@ -321,9 +321,21 @@ tests.json_encode = function()
   for i = 1, 12 do args[i] = big end  -- 24 MiB of text from 2 MiB of memory
   return json.encode(args)
 end
+-- CRM calls in a loop that catches every failure: only the cap on CRM calls ends it early (the
+-- time the CRM takes is not the script's, so the time budget would let millions through).
+tests.crm_loop_try = function()
+  while true do crm.try("sink", {}) end
+end
+tests.crm_loop_pcall = function()
+  while true do pcall(crm.call, "sink", {}) end
+end
+tests.crm_a_few = function()
+  for i = 1, 50 do crm.call("sink", { i = i }) end
+end
 function on_meeting(m) tests[m.title]() end
 )LUA");
     auto o = host_options(dir);
+    o.config.crm_calls_per_event = crm_calls;
     o.config.crm_max_bytes = crm_max_bytes;
     o.config.memory_limit_bytes = memory_limit;
     host = open_host(o);
@@ -381,6 +393,25 @@ BOOST_AUTO_TEST_CASE(the_hosts_copy_counts_against_the_memory_limit) {
   BOOST_TEST(f.arg_sizes.empty());
   // The charge was released: the next event runs.
   BOOST_TEST(f.run("within", 2).ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_loop_of_crm_calls_stops_at_the_cap_and_no_pcall_can_swallow_it) {
+  CrmCopyFixture f(4 << 20, 64 << 20, 50);
+  for (const char* test : {"crm_loop_try", "crm_loop_pcall"}) {
+    f.arg_sizes.clear();
+    Status s = f.run(test);
+    BOOST_TEST(s.code() == Code::kScript, test);
+    BOOST_TEST(s.message().find("script exceeded its limit of 50 CRM calls per event (scripts.crm_calls_per_event)") !=
+                   std::string::npos,
+               test << ": " << s.message());
+    BOOST_TEST(f.arg_sizes.size() == 50u, test);  // the 51st never reached the CRM
+  }
+  BOOST_TEST(f.host->stats().budget_stops[4] == 2u);
+  // The count is per event: the next one makes its 50 calls.
+  f.arg_sizes.clear();
+  Status s = f.run("crm_a_few", 2);
+  BOOST_TEST(s.ok(), s);
+  BOOST_TEST(f.arg_sizes.size() == 50u);
 }
 
 BOOST_AUTO_TEST_CASE(json_encode_is_bounded_too) {

@@ -152,6 +152,10 @@ struct ScriptConfig {
   // company_domains: our own email domains, for util.is_internal; empty: the recorder's domain.
   std::vector<std::string> company_domains;
   int fathom_calls_per_event = 4;           // fathom_calls_per_event: fathom.transcript/summary calls per event
+  // crm_calls_per_event: crm.* calls one hook call may make. The time budget leaves out the time
+  // the CRM takes, so without it a loop of CRM calls ran for as long as 2 s of its own Lua time
+  // allowed (millions of CRM writes for one meeting). Exceeding it stops the script like a budget.
+  int crm_calls_per_event = 1000;
   // crm_max_bytes: largest JSON text of one CRM call's arguments, and of its result. The host's
   // copy (the encoded arguments, the result text) also counts against memory_limit_bytes while
   // the call runs: arguments over either bound raise in the script, a larger result is the
