@@ -466,7 +466,12 @@ BOOST_AUTO_TEST_CASE(invalid_grant_after_a_stolen_lease_waits_for_the_thief) {
     BOOST_REQUIRE(b.store->take_lease(id, "thief", system_clock().now_ms() + 10'000).ok());
     server.live_refresh.clear();  // the thief spent it
     thief = std::thread([&, row = *seen] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // Commits once A waits on its lease (a fixed 200 ms let a thief finish first when A was
+      // scheduled late, and A then found the row moved without having waited). 30 s at most: a
+      // manager that never waits fails the lease_waits check below.
+      for (int i = 0; i < 3000 && a.tokens->stats().lease_waits == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       TokenGrant g{SecretString("at-thief"), SecretString("rt-thief"), system_clock().now_s() + 3600};
       auto committed = b.store->commit_refresh(row, g);
       thief_committed = committed.ok() && *committed;

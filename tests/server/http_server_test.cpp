@@ -23,6 +23,7 @@
 
 #include "server/http_server.h"
 #include "support/http.h"
+#include "support/wait.h"
 
 using namespace fb;
 using namespace fb::detail;
@@ -157,6 +158,7 @@ struct Served {
           }
           if (req.path == "/async/forget") return;  // dropped unanswered: the server answers 500
           // Answered later from another thread, which reads the request's views first.
+          async_started.fetch_add(1);
           std::string body(req.body);
           std::string path(req.path);
           auto shared = std::make_shared<Responder>(std::move(respond));
@@ -184,6 +186,7 @@ struct Served {
   }
   int port() { return server.port(); }
   std::atomic<int> async_delay_ms{5};
+  std::atomic<int> async_started{0};  // requests the delayed /async/ handler has taken
   HttpServer server;
 };
 
@@ -381,7 +384,9 @@ BOOST_AUTO_TEST_CASE(stop_with_an_answer_in_flight) {
     auto res = cli.Post("/async/slow", "x", "text/plain");
     return res ? res->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // stop() once the request is in the handler (a fixed wait before stop() let a client that
+  // connected late be closed as idle on a loaded machine).
+  BOOST_REQUIRE(fb::test::eventually([&] { return s->async_started.load() == 1; }));
   s->server.stop();  // waits for the answer in flight, then closes
   BOOST_TEST(reply.get() == 200);
   BOOST_TEST(!s->server.running());
@@ -397,7 +402,7 @@ BOOST_AUTO_TEST_CASE(stop_with_an_answer_in_flight) {
     auto res = cli.Post("/async/late", "x", "text/plain");
     return res ? res->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  BOOST_REQUIRE(fb::test::eventually([&] { return late.async_started.load() == 1; }));
   late.server.stop();
   BOOST_TEST(lreply.get() == -1);  // closed unanswered
   std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // the late answer arrives: no crash

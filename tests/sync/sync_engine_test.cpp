@@ -529,7 +529,7 @@ BOOST_AUTO_TEST_CASE(scheduler_runs_due_integrations_and_the_keepalive) {
   SyncScheduler threaded(e.engine(), e.directory, system_clock(), fast);
   threaded.start();
   bool done = false;
-  for (int i = 0; i < 500 && !done; ++i) {
+  for (int i = 0; i < 3000 && !done; ++i) {  // 30 s: a sanitizer build on a loaded machine
     done = !e.engine().recent_jobs({3}).value().empty() && e.engine().recent_jobs({3}).value()[0].ok();
     if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -604,7 +604,7 @@ BOOST_AUTO_TEST_CASE(stopping_the_scheduler_interrupts_a_sync_waiting_on_the_rat
   sched.start();
   // Two pages go through, then the limiter holds the third for about a minute.
   auto& lim = e.env->limiters.for_account(kAlice);
-  for (int i = 0; i < 500 && lim.snapshot().waits == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 3000 && lim.snapshot().waits == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   BOOST_REQUIRE(lim.snapshot().waits > 0);
   sched.stop();
   auto jobs = e.engine().recent_jobs({kAlice}).value();

@@ -150,13 +150,14 @@ BOOST_AUTO_TEST_CASE(a_due_integration_is_synced_once_per_due_time_by_a_fleet_of
   BOOST_TEST(f.scheduled_jobs() == 4);
 }
 
-// Host A's sync waits 5 s on its first page (longer than its lease's 3 s to live); host B asks for
+// Host A's sync waits 8 s on its first page (longer than its lease's 3 s to live); host B asks for
 // the same integration meanwhile and is told it is already running, by which host. A's lease is
 // renewed while it waits, so B does not take it over; once A is done, B's sync runs.
 BOOST_AUTO_TEST_CASE(concurrent_sync_requests_on_two_hosts_one_runs_the_other_is_told_it_is_already_running) {
   SyncOptions short_lease;
   short_lease.lease_ttl_s = 3;
-  Fleet f(2, {"--meetings", "6", "--latency", "5000"}, short_lease);
+  // B asks 4 s into A's wait: 4 s to spare for a thread woken late (TSan, a loaded machine).
+  Fleet f(2, {"--meetings", "6", "--latency", "8000"}, short_lease);
   Result<JobRecord> a = Status::Internal("not run");
   std::mutex mu;
   std::condition_variable cv;

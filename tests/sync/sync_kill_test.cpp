@@ -28,7 +28,7 @@ namespace {
 
 std::string helper_path() { return std::string(FB_BINARY_DIR) + "/tests/sync/fb_sync_kill_helper"; }
 
-constexpr int kLeaseTtlS = 8;  // the helpers' sync.lease_ttl_s
+constexpr int kLeaseTtlS = 15;  // the helpers' sync.lease_ttl_s: the restart (ASan, a loaded machine) must come well inside it
 
 std::vector<std::string> helper_args(const test::SimProcess& sim, const std::string& db) {
   return {helper_path(), "--api-base", sim.api_base(), "--api-key", sim.api_key("alice@example.com"), "--db", db,

@@ -255,23 +255,33 @@ BOOST_AUTO_TEST_CASE(failing_claims_are_logged_once_a_minute_not_once_a_poll) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a hundred polls or so
   // A line per distinct reason, not per poll: on PostgreSQL the first claim fails running its
   // prepared statement and the next ones preparing it again (two reasons, two lines).
-  const size_t first = logs.matching("cannot claim webhook events").size();
-  BOOST_TEST(first >= 1u);
-  BOOST_TEST(first <= 2u, logs.all());
+  BOOST_TEST(logs.matching("cannot claim webhook events").size() <= 2u, logs.all());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // as many polls again: nothing new
-  BOOST_TEST(logs.matching("cannot claim webhook events").size() == first, logs.all());
+  // (At most the two reasons still: workers starved during the first sleep may meet the second
+  // reason only now.)
+  const size_t first = logs.matching("cannot claim webhook events").size();
+  BOOST_TEST(first <= 2u, logs.all());
 
-  clock.advance_ms(60'000);
-  BOOST_TEST(wait_until([&] { return logs.matching("cannot claim webhook events").size() > first; }));
-  auto lines = logs.matching("cannot claim webhook events");
-  BOOST_TEST(lines.at(first).find("more since the last report") != std::string::npos, lines.at(first));
+  // A minute later the next failure is written with how many were left out. A round in which no
+  // worker got to poll between two lines (threads starved on a loaded machine) has none left out;
+  // the next round has.
+  bool counted = false;
+  for (int round = 0; round < 5 && !counted; ++round) {
+    const size_t before = logs.matching("cannot claim webhook events").size();
+    clock.advance_ms(60'000);
+    BOOST_REQUIRE(wait_until([&] { return logs.matching("cannot claim webhook events").size() > before; }));
+    counted = logs.matching("cannot claim webhook events").at(before).find("more since the last report") !=
+              std::string::npos;
+    if (!counted) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  BOOST_TEST(counted, logs.all());
 
   BOOST_REQUIRE(exec("ALTER TABLE webhook_inbox_away RENAME TO webhook_inbox").ok());
   BOOST_TEST(wait_until([&] { return !logs.matching("webhook events can be claimed again").empty(); }));
   int64_t id = deliver(s, path, "msg_after_outage", 7);
   BOOST_TEST(wait_until([&] { return status_of(s, id) == "done"; }));
   pool.stop();
-  BOOST_TEST(logs.matching("cannot claim webhook events").size() <= first + 2);  // one more, racing the rename
+  BOOST_TEST(logs.matching("cannot claim webhook events").size() <= first + 6);  // the rounds', one racing the rename
 }
 
 BOOST_AUTO_TEST_CASE(run_once_without_threads_and_list_filters) {
