@@ -218,6 +218,9 @@ BOOST_AUTO_TEST_CASE(xpcall_handler_loop_at_the_top_level_is_rejected) {
             "function on_meeting() end\n");
   auto o = host_options(dir);
   o.config.time_limit_ms = 200;
+  // The clock stops it, never the counter: an empty loop is one instruction an iteration, and the
+  // default 50 million of them took about as long as 200 ms (a CI run stopped it on the count).
+  o.config.instruction_limit = int64_t{1} << 50;
   auto host = bounded("loading a script whose top level loops in a message handler", [&] { return open_host(o); });
   Status st = host->load_status();
   BOOST_TEST(st.code() == Code::kScript, st.to_string());
