@@ -22,7 +22,7 @@ namespace {
 
 // The host's CRM, remembering the script version of every call it gets.
 struct VersionedCrm {
-  explicit VersionedCrm(Host& h) {
+  explicit VersionedCrm(Host& h) : host(h) {
     for (const char* op : kCrmOps) {
       BOOST_REQUIRE(h.bridge->register_crm_operation(op, [this](const fb::CrmCall& c) -> fb::Result<std::string> {
         std::lock_guard lock(mu);
@@ -36,6 +36,9 @@ struct VersionedCrm {
     std::lock_guard lock(mu);
     return std::exchange(versions, {});
   }
+  // Declared after the host, so destroyed first: the host's workers must be gone before mu is.
+  ~VersionedCrm() { host.shutdown(); }
+  Host& host;
   std::mutex mu;
   std::vector<int64_t> versions;
 };

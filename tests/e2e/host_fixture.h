@@ -40,8 +40,14 @@ struct Host {
   }
   // A host on a simulator another host shares (several hosts of one Fathom).
   Host(SimProcess& shared_sim, nlohmann::json extra) : sim(shared_sim) { open(extra); }
-  ~Host() {
+  ~Host() { shutdown(); }
+  // Stops the sidecar, then the bridge and its workers, which may be in a CRM handler this host (or
+  // a test's own CRM object) registered: members are destroyed in reverse order, so crm_calls and
+  // mu went before the bridge, while a webhook worker still counted into them (TSan saw it).
+  void shutdown() {
     if (sidecar) sidecar->stop();
+    sidecar.reset();
+    bridge.reset();
   }
 
   void open(const nlohmann::json& extra) {
