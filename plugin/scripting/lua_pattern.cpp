@@ -45,7 +45,9 @@ bool set_match(unsigned char c, const char* p, const char* close) {
     ++p;
   }
   while (p < close) {
-    if (*p == '%' && p + 1 < close) {
+    if (*p == '%') {
+      // As Lua's matchbracketclass: a '%' right before the closing ']' escapes that ']' (in
+      // "[+-%%]" the range '+'-'%' takes the first '%', so the second one matches ']').
       if (class_match(c, static_cast<unsigned char>(p[1]))) return found_means;
       p += 2;
     } else if (p + 2 < close && p[1] == '-') {
