@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/random.h"
+#include "core/thread_name.h"
 #include "sync/sync_schema.h"
 
 namespace fb::detail {
@@ -107,6 +108,89 @@ class LeaseKeeper {
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
   std::thread thread_;  // last: starts once the rest is set
+};
+
+// The next list page, fetched on its own thread while the run maps and stores the current one. A
+// backfill is a chain of "list a page, map it, commit it"; without this, Fathom's answer time and the
+// page's parse waited for the mapping and the other way round (bench/README.md, "Sync backfill").
+// At most one request is ahead, and only for a cursor Fathom has just handed out, so the run makes
+// the same requests in the same order as before; a page is still stored only after the one before
+// it committed, so checkpoints and resume are unchanged. A run that stops early (cancelled, failed)
+// has made at most one request it does not use, and counts it.
+class PageAhead {
+ public:
+  using Fetch = std::function<Result<Page<Meeting>>(const std::string& cursor)>;
+  PageAhead(Fetch fetch, const std::atomic<bool>* stop, const IntegrationInfo& info)
+      : fetch_(std::move(fetch)), stop_(stop), integration_(info.id), tenant_(info.tenant_id) {}
+  PageAhead(const PageAhead&) = delete;
+  PageAhead& operator=(const PageAhead&) = delete;
+  ~PageAhead() { close(); }
+
+  void request(std::string cursor) {
+    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+    std::lock_guard lk(mu_);
+    cursor_ = std::move(cursor);
+    wanted_ = true;
+    cv_.notify_all();
+  }
+  // The requested page. While it is on its way, cancelled() (the caller's stop conditions, which
+  // live on the caller's thread) is polled; once true, the request is abandoned: a rate-limit
+  // wait or retry backoff on the fetching thread ends with kCancelled.
+  Result<Page<Meeting>> take(const std::function<bool()>& cancelled) {
+    std::unique_lock lk(mu_);
+    while (!result_) {
+      if (!abandon_ && cancelled()) abandon_ = true;
+      cv_.wait_for(lk, std::chrono::milliseconds(20));
+    }
+    Result<Page<Meeting>> r = std::move(*result_);
+    result_.reset();
+    return r;
+  }
+  // Ends the thread (abandoning a request still on its way); calls() is final after this.
+  void close() {
+    {
+      std::lock_guard lk(mu_);
+      abandon_ = true;
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t calls() const { return calls_; }
+
+ private:
+  void loop() {
+    name_this_thread("fb-sync-ahead");
+    LogScope log_scope(integration_, tenant_);  // its log lines name the integration, as the run's do
+    CallScope stop_scope(stop_);
+    CallScope abandon_scope(&abandon_);
+    std::unique_lock lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return quit_ || wanted_; });
+      if (quit_) return;
+      wanted_ = false;
+      std::string cursor = std::move(cursor_);
+      lk.unlock();
+      Result<Page<Meeting>> r = fetch_(cursor);
+      lk.lock();
+      calls_ = stop_scope.calls();
+      result_.emplace(std::move(r));
+      cv_.notify_all();
+    }
+  }
+
+  Fetch fetch_;
+  const std::atomic<bool>* stop_;
+  int64_t integration_;
+  std::string tenant_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  std::string cursor_;
+  bool wanted_ = false, quit_ = false;
+  std::atomic<bool> abandon_{false};
+  std::optional<Result<Page<Meeting>>> result_;
+  std::atomic<int64_t> calls_{0};
 };
 
 bool resumable(SyncMode requested, const std::string& checkpoint_mode) {
@@ -230,6 +314,8 @@ struct SyncEngine::Run {
   int64_t progress_at = 0;  // the oldest created_at listed so far (sync_jobs.progress_at)
   std::string note;
   CallScope* scope = nullptr;
+  int64_t ahead_calls = 0;  // Fathom calls made by list_pages' PageAhead thread
+  int64_t calls() const { return (scope ? scope->calls() : 0) + ahead_calls; }
   int64_t seen = 0, created = 0, changed = 0, mapped = 0, map_failures = 0, content_fetched = 0;
   Status first_map_error;
   int64_t skipped = 0;
@@ -475,12 +561,29 @@ Status SyncEngine::plan(Run& run) {
 }
 
 Status SyncEngine::list_pages(Run& run) {
+  PageAhead ahead([&](const std::string& cursor) { return client_.list_meetings(run.info.id, run.query, cursor); },
+                  &stop_, run.info);
+  struct Closer {  // on every way out: the thread joined, its calls counted for finish()
+    PageAhead& ahead;
+    Run& run;
+    ~Closer() {
+      ahead.close();
+      run.ahead_calls = ahead.calls();
+    }
+  } closer{ahead, run};
   std::string cursor = run.cursor;
+  bool requested = false;  // the page at `cursor` is on its way on ahead's thread
+  auto stopping = [&] { return stop_ || CallScope::cancelled(); };
   for (;;) {
-    if (stop_ || CallScope::cancelled()) return Status::Cancelled("sync stopped by request");
+    if (stopping()) return Status::Cancelled("sync stopped by request");
     FB_TRY(check_cancel(run));
-    FB_ASSIGN(Page<Meeting> page, client_.list_meetings(run.info.id, run.query, cursor));
+    Result<Page<Meeting>> got = requested ? ahead.take(stopping) : client_.list_meetings(run.info.id, run.query, cursor);
+    run.ahead_calls = ahead.calls();
+    if (stopping()) return Status::Cancelled("sync stopped by request");
+    FB_ASSIGN(Page<Meeting> page, std::move(got));
     ++run.page_no;
+    requested = !page.last() && page.next_cursor != cursor;
+    if (requested) ahead.request(page.next_cursor);
     // A page is one batch: mapped first, then its meetings, their mapped versions and the
     // checkpoint commit together (a crash before that commit lists and maps the page again; the
     // idempotency keys make the second mapping harmless).
@@ -591,7 +694,7 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
         "UPDATE sync_jobs SET pages=pages+1, meetings_seen=meetings_seen+?, meetings_new=meetings_new+?, "
         "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=?, meetings_mapped=?, "
         "map_failures=?, progress_at=? WHERE id=?");
-    j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()), run.scope->calls(), run.mapped,
+    j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()), run.calls(), run.mapped,
                run.map_failures, reached, run.job_id);
     return j.run();
   });
@@ -636,7 +739,7 @@ Status SyncEngine::map_and_fetch(Run& run, const std::vector<int64_t>& ids) {
 
 Status SyncEngine::finish(Run& run, const Status& outcome) {
   const int64_t now = clock_.now_s();
-  const int64_t calls = run.scope ? run.scope->calls() : 0;
+  const int64_t calls = run.calls();
   std::string status, message, error_code, details;
   if (outcome.ok()) {
     // Meetings that failed to map are in the status, not only in the counts: a host or an

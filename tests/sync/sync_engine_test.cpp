@@ -1,7 +1,9 @@
 // SyncEngine against fathom-sim over real HTTP, into a real SQLite file.
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "fathom/sim_credentials.h"
 #include "support/log_capture.h"
@@ -29,6 +31,15 @@ std::set<int64_t> visible_ids(const test::SimProcess& sim, const std::string& em
 int64_t api_calls(const test::SimProcess& sim, const std::string& route) {
   json c = sim.counters();
   return c["api_calls"].value(route, int64_t{0});
+}
+
+// Waits (up to 10 s) until the sim has answered `n` requests with 200; false on the timeout.
+bool answered_ok(const test::SimProcess& sim, int n) {
+  for (int i = 0; i < 1000; ++i) {
+    if (sim.counters()["api_statuses"].value("200", 0) >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
 }
 
 std::set<int64_t> stored_ids(MeetingStore& store, int64_t integration) {
@@ -240,14 +251,64 @@ BOOST_AUTO_TEST_CASE(a_token_expiring_mid_sync_is_refreshed_transparently) {
   BOOST_TEST(job->api_calls == pages_for(ids.size()) + 1);
 }
 
+BOOST_AUTO_TEST_CASE(the_next_page_is_fetched_while_the_current_one_is_mapped_and_stored) {
+  Env e;
+  auto ids = visible_ids(e.sim, "alice@example.com");
+  const int64_t pages = pages_for(ids.size());
+  BOOST_REQUIRE_GE(pages, 3);
+  // The observer runs on the syncing thread after a page committed, before the run takes the next
+  // one; the next page is answered meanwhile only when it was asked for ahead.
+  std::vector<bool> next_answered;
+  e.engine().set_page_observer([&](int64_t, int64_t page, const Page<Meeting>&) {
+    if (page < pages) next_answered.push_back(answered_ok(e.sim, static_cast<int>(page) + 1));
+  });
+  auto job = e.engine().backfill(kAlice);
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "succeeded", job->message);
+  BOOST_TEST(next_answered == std::vector<bool>(static_cast<size_t>(pages - 1), true));
+  // Nothing requested twice or past the last page, and the job log counts every request.
+  BOOST_TEST(api_calls(e.sim, "GET /meetings") == pages);
+  BOOST_TEST(job->api_calls == pages);
+  BOOST_TEST(job->pages == pages);
+  BOOST_TEST(stored_ids(e.store(), kAlice) == ids);
+  BOOST_TEST(e.pipeline.max_per_version() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_abandons_the_page_asked_for_ahead_while_it_waits_for_the_rate_limit) {
+  // One call a minute, as Fathom's headers say: page 1 goes at once, page 2 (asked for ahead) waits
+  // for the window.
+  // The stop is the caller's (as the scheduler's is): a flag of a CallScope on the calling thread,
+  // which the thread fetching ahead does not see for itself.
+  Env e({"--meetings", "47", "--rate-limit", "1"});
+  std::atomic<bool> stop{false};
+  e.engine().set_page_observer([&](int64_t, int64_t page, const Page<Meeting>&) {
+    if (page == 1) stop = true;
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  CallScope caller(&stop);
+  auto job = e.engine().backfill(kAlice);
+  double took_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "cancelled", job->message);
+  BOOST_TEST(job->pages == 1);
+  BOOST_TEST(job->api_calls == 1);  // page 2's request never left: it was still waiting
+  BOOST_TEST(api_calls(e.sim, "GET /meetings") == 1);
+  BOOST_TEST(e.engine().state(kAlice)->checkpoint_pages == 1);
+  BOOST_TEST(took_s < 30.0, "the run waited " << took_s << " s for a page it no longer wanted");
+}
+
 BOOST_AUTO_TEST_CASE(the_job_log_records_failures_with_details_and_resumes_them) {
   FathomClientOptions co;
   co.max_attempts = 2;
   Env e({"--meetings", "47"}, {}, co);
   auto ids = visible_ids(e.sim, "alice@example.com");
-  // Page 3 fails for good: two 503s, and max_attempts is 2.
+  // Page 3 fails for good: two 503s, and max_attempts is 2. The run fetches a page ahead while it
+  // maps the one before (sync_engine.cpp, PageAhead): once page 1 is committed and page 2 answered,
+  // the next request is page 3's.
   e.engine().set_page_observer([&](int64_t, int64_t page, const Page<Meeting>&) {
-    if (page == 2) e.sim.admin("POST", "/_sim/faults", {{"status", 503}, {"count", 2}, {"path_prefix", "/external/v1/meetings"}});
+    if (page != 1) return;
+    BOOST_REQUIRE(answered_ok(e.sim, 2));
+    e.sim.admin("POST", "/_sim/faults", {{"status", 503}, {"count", 2}, {"path_prefix", "/external/v1/meetings"}});
   });
   auto failed = e.engine().backfill(kAlice, "test");
   BOOST_REQUIRE(failed.ok());
