@@ -171,11 +171,20 @@ class PageAhead {
       wanted_ = false;
       std::string cursor = std::move(cursor_);
       lk.unlock();
-      Result<Page<Meeting>> r = fetch_(cursor);
+      Result<Page<Meeting>> r = fetch(cursor);
       lk.lock();
       calls_ = stop_scope.calls();
       result_.emplace(std::move(r));
       cv_.notify_all();
+    }
+  }
+
+  // What escaped the fetch on the caller's thread reached the caller; here it must not end the process.
+  Result<Page<Meeting>> fetch(const std::string& cursor) {
+    try {
+      return fetch_(cursor);
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("listing Fathom meetings: ") + e.what());
     }
   }
 
