@@ -570,8 +570,8 @@ Status SyncEngine::plan(Run& run) {
 }
 
 Status SyncEngine::list_pages(Run& run) {
-  PageAhead ahead([&](const std::string& cursor) { return client_.list_meetings(run.info.id, run.query, cursor); },
-                  &stop_, run.info);
+  auto list = [&](const std::string& cursor) { return client_.list_meetings(run.info.id, run.query, cursor); };
+  PageAhead ahead(list, &stop_, run.info);
   struct Closer {  // on every way out: the thread joined, its calls counted for finish()
     PageAhead& ahead;
     Run& run;
@@ -586,7 +586,7 @@ Status SyncEngine::list_pages(Run& run) {
   for (;;) {
     if (stopping()) return Status::Cancelled("sync stopped by request");
     FB_TRY(check_cancel(run));
-    Result<Page<Meeting>> got = requested ? ahead.take(stopping) : client_.list_meetings(run.info.id, run.query, cursor);
+    Result<Page<Meeting>> got = requested ? ahead.take(stopping) : list(cursor);
     run.ahead_calls = ahead.calls();
     if (stopping()) return Status::Cancelled("sync stopped by request");
     FB_ASSIGN(Page<Meeting> page, std::move(got));

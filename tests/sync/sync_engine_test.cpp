@@ -3,12 +3,12 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "fathom/sim_credentials.h"
 #include "support/log_capture.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
+#include "support/wait.h"
 #include "sync/scheduler.h"
 #include "sync/sync_test_env.h"
 
@@ -35,11 +35,7 @@ int64_t api_calls(const test::SimProcess& sim, const std::string& route) {
 
 // Waits (up to 10 s) until the sim has answered `n` requests with 200; false on the timeout.
 bool answered_ok(const test::SimProcess& sim, int n) {
-  for (int i = 0; i < 1000; ++i) {
-    if (sim.counters()["api_statuses"].value("200", 0) >= n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+  return test::eventually([&] { return sim.counters()["api_statuses"].value("200", 0) >= n; }, 10'000);
 }
 
 std::set<int64_t> stored_ids(MeetingStore& store, int64_t integration) {
