@@ -46,6 +46,12 @@ bool printable_ascii(const std::string& s) {
   return true;
 }
 
+// A value from the authorization response shown in a message or audit line: at most `max`
+// characters, and only if it is printable ASCII (never control bytes or markup from the query).
+std::string shown_param(const std::string& v, size_t max, const char* otherwise) {
+  return printable_ascii(v) ? v.substr(0, max) : otherwise;
+}
+
 std::string join_url(const std::string& base, const std::string& path) {
   std::string b = base;
   while (!b.empty() && b.back() == '/') b.pop_back();
@@ -224,7 +230,7 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
     if (!p.emplace(k, v).second) {
       return fail(r, Code::kInvalidArgument, "invalid_request",
                   "The sign-in response repeats the parameter '" +
-                      (printable_ascii(k) ? k.substr(0, 40) : std::string("?")) + "'.");
+                      shown_param(k, 40, "?") + "'.");
     }
   }
   auto it = p.find("state");
@@ -232,7 +238,7 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
     // An error answer without the state (RFC 6749 4.1.2.1 requires it back) cannot be tied to a
     // sign-in either, but the user should still learn what Fathom said, e.g. that access was denied.
     if (auto e = p.find("error"); e != p.end()) {
-      const std::string code = printable_ascii(e->second) ? e->second.substr(0, 64) : "invalid";
+      const std::string code = shown_param(e->second, 64, "invalid");
       return fail(r, Code::kInvalidArgument, "state_missing",
                   std::string(code == "access_denied" ? "Access was denied at Fathom" : "Fathom answered '" + code + "'") +
                       ", and its response has no state, so nothing was connected. Please start connecting again "
@@ -326,7 +332,7 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
       same = theirs.ok() && ours.ok() && *theirs == *ours;
     }
     if (!same) {
-      const std::string shown = printable_ascii(iss->second) ? iss->second.substr(0, 100) : "?";
+      const std::string shown = shown_param(iss->second, 100, "?");
       audit(0, r.tenant_id, r.user_id, "connect_failed", "authorization response from issuer '" + shown +
                                                              "', not the configured one; refused");
       return fail(r, Code::kRejected, "iss_mismatch",
@@ -342,7 +348,7 @@ CallbackResult OAuthFlow::complete(std::string_view query, const Principal* call
 
   if (auto e = p.find("error"); e != p.end()) {
     const bool denied = e->second == "access_denied";
-    std::string code = printable_ascii(e->second) ? e->second.substr(0, 64) : "invalid";
+    const std::string code = shown_param(e->second, 64, "invalid");
     audit(0, r.tenant_id, r.user_id, denied ? "connect_denied" : "connect_failed",
           denied ? "the user denied access at Fathom" : "Fathom answered " + code);
     if (denied) {
