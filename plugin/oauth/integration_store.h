@@ -87,6 +87,12 @@ struct TokenGrant {
   SecretString refresh_token;  // may be empty when Fathom sent none
   int64_t expires_at = 0;      // Unix seconds
   std::string token_type;      // as answered ("" when absent); see is_bearer_token_type
+  // A 2xx answer whose access token cannot be used (TokenEndpoint::refresh only; exchange_code
+  // fails instead): why, else "". refresh_token is what the answer carried, if anything.
+  std::string unusable;
+  // With `unusable`: the answer could not be read at all, so whether the server rotated the
+  // refresh token is unknown (the refresh is in doubt, as after a lost answer).
+  bool rotation_unknown = false;
 };
 
 struct FathomIdentity {

@@ -31,6 +31,17 @@ bool unknown_outcome_status(int status) { return status == 504; }
 
 void wipe(std::string& s) { std::fill(s.begin(), s.end(), '\0'); }
 
+// An access token goes out in an Authorization header: visible ASCII only (RFC 6750 2.1's b64token
+// is stricter; this refuses what could break or inject into the header: controls, CR/LF, spaces,
+// non-ASCII bytes), at most 16 KiB.
+bool sendable_token(const std::string& t) {
+  if (t.empty() || t.size() > 16384) return false;
+  for (unsigned char c : t) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 // The access token's lifetime when the answer gives none we can use.
 constexpr int64_t kAssumedExpiresInS = 3600;
 
@@ -96,7 +107,10 @@ Result<TokenGrant> TokenEndpoint::exchange_code(const SecretString& code, const 
   if (!code_verifier.empty()) fields.emplace_back("code_verifier", code_verifier.reveal());
   // One send: a code is single use, and re-sending one the server already spent gets invalid_grant
   // at best and the grant revoked at worst.
-  return post("authorization_code", std::move(fields), {&code, &code_verifier}, stats, {}, 1, timeout_ms);
+  auto grant = post("authorization_code", std::move(fields), {&code, &code_verifier}, stats, {}, 1, timeout_ms);
+  // Nothing is stored yet, so an unusable answer simply fails the connect.
+  if (grant.ok() && !grant->unusable.empty()) return Status::Malformed(grant->unusable);
+  return grant;
 }
 
 Result<TokenGrant> TokenEndpoint::refresh(const SecretString& refresh_token, TokenCallStats* stats,
@@ -163,10 +177,28 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
       FB_LOG(kDebug, "oauth") << "token request grant_type=" << grant_type << " attempt " << attempt << "/"
                               << max_attempts << ": HTTP " << res.status << " (" << res.body.size() << " bytes)";
       if (res.status >= 200 && res.status < 300) {
-        if (!body.is_object() || !body.contains("access_token") || !body["access_token"].is_string() ||
-            body["access_token"].get_ref<const std::string&>().empty()) {
-          return Status::Malformed("token endpoint answered HTTP " + std::to_string(res.status) +
-                                   " without an access_token");
+        // A 2xx answer may have rotated the refresh token even when its access token is unusable:
+        // the refresh token it carries is read first, so the caller can keep it (RFC 6749 6).
+        std::string unusable;
+        if (!body.is_object()) {
+          unusable = "a body that is not a JSON object";
+        } else if (!body.contains("access_token") || !body["access_token"].is_string() ||
+                   body["access_token"].get_ref<const std::string&>().empty()) {
+          unusable = "no access_token";
+        } else if (!sendable_token(body["access_token"].get_ref<const std::string&>())) {
+          unusable = "an access_token that cannot be sent as a Bearer token (control, space or non-ASCII bytes)";
+        }
+        if (!unusable.empty()) {
+          TokenGrant g;
+          g.unusable = "token endpoint answered HTTP " + std::to_string(res.status) + " with " + unusable;
+          g.rotation_unknown = !body.is_object();
+          if (body.is_object()) {
+            if (auto rt = body.find("refresh_token"); rt != body.end() && rt->is_string()) {
+              g.refresh_token = SecretString(rt->get<std::string>());
+            }
+          }
+          wipe(res.body);
+          return g;
         }
         // expires_in is only RECOMMENDED (RFC 6749 5.1). Refusing an answer without a usable one
         // would throw away a refresh token the server has already rotated, and with it the grant:
@@ -202,7 +234,9 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
       std::string msg = "token endpoint answered HTTP " + std::to_string(res.status);
       if (!error.empty()) msg += " " + printable(error, 64);
       if (!description.empty()) msg += ": " + printable(scrub_secrets(description, scrub), 200);
-      if (error == "invalid_grant") {
+      // RFC 6749 5.2 answers errors with 400: an invalid_grant on a 5xx (or any non-4xx) status is
+      // a server fault, not a verdict on the grant, and is handled by its status below.
+      if (error == "invalid_grant" && res.status >= 400 && res.status < 500) {
         if (st.outcome_unknown) msg += " (after an earlier request of this call got no answer)";
         return Status::InvalidGrant(msg);
       }

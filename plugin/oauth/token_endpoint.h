@@ -87,7 +87,8 @@ class TokenEndpoint {
   Result<TokenGrant> exchange_code(const SecretString& code, const std::string& redirect_uri,
                                    const SecretString& code_verifier, TokenCallStats* stats = nullptr,
                                    int timeout_ms = 0);
-  // grant_type=refresh_token.
+  // grant_type=refresh_token. A 2xx answer without a usable access token is still returned (with
+  // TokenGrant::unusable set and whatever refresh token it carried): the server may have rotated.
   Result<TokenGrant> refresh(const SecretString& refresh_token, TokenCallStats* stats = nullptr,
                              const BeforeAttempt& before_attempt = {});
 

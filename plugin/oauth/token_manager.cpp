@@ -264,17 +264,29 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       (void)store_.release_lease(id, owner_);
       return grant.status();
     }
+    if (grant.ok() && grant->rotation_unknown) {
+      // A 2xx answer that could not be read: the server has probably rotated the refresh token and
+      // its new one is lost. As after a lost answer, the refresh is in doubt (the host is told) and
+      // the token is sent again only after the cool-down.
+      stats.outcome_unknown = true;
+      grant = Status::Malformed(grant->unusable);
+    }
     if (grant.ok()) {
       // RFC 6749 section 6: a server that does not rotate sends no new refresh token, and the
       // client keeps using the one it has.
       if (grant->refresh_token.empty()) grant.value().refresh_token = secrets->refresh_token;
-      if (!is_bearer_token_type(grant->token_type)) {
-        // RFC 6749 7.1: the new access token is of a type we do not understand and is never used.
-        // The server has rotated the refresh token all the same: refusing the answer outright
-        // would leave only the spent one and lose the grant. So the new refresh token is stored
-        // beside the current access token, and the failure is recorded and cools down.
-        const std::string error = "Fathom answered the refresh with an access token of type '" + grant->token_type +
-                                  "', which is not used (only Bearer tokens are); the rotated refresh token is kept";
+      if (!grant->unusable.empty() || !is_bearer_token_type(grant->token_type)) {
+        // RFC 6749 7.1: the new access token is of a type we do not understand (or missing, or
+        // not sendable) and is never used. The server has rotated the refresh token all the same:
+        // refusing the answer outright would leave only the spent one and lose the grant. So the
+        // new refresh token is stored beside the current access token, and the failure is recorded
+        // and cools down.
+        const std::string error =
+            (grant->unusable.empty() ? "Fathom answered the refresh with an access token of type '" +
+                                           grant->token_type + "', which is not used (only Bearer tokens are)"
+                                     : "Fathom answered the refresh without a usable access token (" +
+                                           grant->unusable + ")") +
+            "; the refresh token it answered (or, without one, the current one) is kept";
         TokenGrant keep;
         keep.access_token = std::move(secrets->access_token);
         keep.refresh_token = std::move(grant.value().refresh_token);
@@ -357,8 +369,8 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
       const bool after_unknown = stats.outcome_unknown || row.refresh_in_doubt;
       const std::string reason =
           "Fathom refused the refresh token (" + grant.status().message() + ")" +
-          (after_unknown ? " after a refresh request got no answer in time: that request had rotated the token, its "
-                           "answer was lost, and the grant is gone"
+          (after_unknown ? " after a refresh request got no answer in time (or one that could not be read): that "
+                           "request had rotated the token, its answer was lost, and the grant is gone"
                          : "") +
           "; the user must connect Fathom again";
       FB_ASSIGN(bool marked, mark_reconnect_required(row, reason));

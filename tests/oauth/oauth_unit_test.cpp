@@ -63,7 +63,7 @@ class LocalTokenServer final : public HttpTransport {
       res.status = failures.front();
       failures.erase(failures.begin());
       if (res.status == 429 && !retry_after.empty()) res.headers.emplace_back("Retry-After", retry_after);
-      res.body = R"({"error":"temporarily_unavailable"})";
+      res.body = failure_body;
       return res;
     }
     if (f["client_secret"] != "sim-secret") {
@@ -96,6 +96,10 @@ class LocalTokenServer final : public HttpTransport {
     if (!token_type.empty()) body["token_type"] = token_type;
     if (f["grant_type"] == "refresh_token") {
       for (const auto& key : omit_on_refresh) body.erase(key);
+      if (refresh_body) {
+        res.body = refresh_body(body);
+        return res;
+      }
     }
     res.body = body.dump();
     return res;
@@ -117,6 +121,9 @@ class LocalTokenServer final : public HttpTransport {
   bool rotate = true;                 // false: a refresh token stays usable after a refresh
   std::set<std::string> omit_on_refresh;  // keys left out of refresh answers (RFC 6749 5.1, 6)
   std::string token_type = "Bearer";       // the answers' token_type ("" leaves it out)
+  std::string failure_body = R"({"error":"temporarily_unavailable"})";  // the canned failures' body
+  // When set, a refresh answer's body (2xx) is what this makes of the JSON answer it would send.
+  std::function<std::string(const nlohmann::json&)> refresh_body;
 };
 
 std::string query_of(const std::string& url) { return url.substr(url.find('?') + 1); }
@@ -712,6 +719,96 @@ BOOST_AUTO_TEST_CASE(an_access_token_of_another_type_than_bearer_is_never_used) 
   BOOST_TEST(server.invalid_grants == 0);
   BOOST_TEST(s.count_events("reconnect_required") == 0);
   BOOST_TEST(s.store->load(id)->refresh_failures == 0);
+}
+
+// A 2xx refresh answer has rotated the refresh token on the server even when its access token is
+// unusable: missing, or with bytes that would break (or inject into) the Authorization header. The
+// answer's refresh token used to be dropped with it, so the next refresh replayed the spent one and
+// a server with replay detection revoked the grant. Now the new refresh token is kept, the unusable
+// access token is never sent, the current one is used meanwhile, and the failure cools down.
+BOOST_AUTO_TEST_CASE(a_refresh_answer_without_a_usable_access_token_keeps_its_refresh_token) {
+  const std::vector<std::pair<std::string, std::function<std::string(const nlohmann::json&)>>> cases = {
+      {"no access_token",
+       [](const nlohmann::json& j) {
+         nlohmann::json b = j;
+         b.erase("access_token");
+         return b.dump();
+       }},
+      {"cannot be sent",
+       [](const nlohmann::json& j) {
+         nlohmann::json b = j;
+         b["access_token"] = "at-evil\r\nX-Injected: yes";
+         return b.dump();
+       }},
+  };
+  for (const auto& [what, shape] : cases) {
+    BOOST_TEST_CONTEXT(what) {
+      Connected t;
+      auto [s, server, clock, id] = std::tie(t.s, t.server, t.clock, t.id);
+      const std::string old_token = s.tokens->credential(id)->value.reveal();
+      server.refresh_body = shape;
+      auto forced = s.tokens->force_refresh(id);
+      BOOST_TEST(!forced.ok());
+      BOOST_TEST((forced.code() == Code::kMalformed), forced.status().to_string());
+      BOOST_TEST(forced.status().message().find(what) != std::string::npos, forced.status().message());
+      auto row = s.store->load(id);
+      BOOST_TEST(row->status == "active");
+      BOOST_TEST(row->refresh_failures == 1);
+      BOOST_TEST(!row->refresh_in_doubt);
+      auto current = s.tokens->credential(id);  // the current token, still valid, is used meanwhile
+      BOOST_REQUIRE_MESSAGE(current.ok(), current.status().to_string());
+      BOOST_TEST(current->value.reveal() == old_token);
+      server.refresh_body = nullptr;
+      clock.advance_ms(901 * 1000);
+      auto again = s.tokens->force_refresh(id);  // with the refresh token of the unusable answer
+      BOOST_REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+      BOOST_TEST(again->value.reveal() == "at-3");
+      BOOST_TEST(server.invalid_grants == 0);
+      BOOST_TEST(s.count_events("reconnect_required") == 0);
+    }
+  }
+}
+
+// A 2xx refresh answer that cannot be read at all (here a form-urlencoded body) may have rotated
+// the refresh token, and its new one is lost with it. It is not an ordinary transient failure (that
+// handed out the current access token and, after the cool-down, replayed the spent refresh token
+// with no word of the 2xx): the refresh is in doubt, as after a lost answer, and the host is told.
+BOOST_AUTO_TEST_CASE(a_refresh_answer_that_cannot_be_read_puts_the_refresh_in_doubt) {
+  Connected t;
+  auto [s, server, clock, id] = std::tie(t.s, t.server, t.clock, t.id);
+  server.refresh_body = [](const nlohmann::json& j) {
+    return "access_token=" + j["access_token"].get<std::string>() +
+           "&refresh_token=" + j["refresh_token"].get<std::string>();
+  };
+  auto forced = s.tokens->force_refresh(id);
+  BOOST_TEST(!forced.ok());
+  BOOST_TEST(forced.status().message().find("not a JSON object") != std::string::npos, forced.status().message());
+  BOOST_TEST(s.store->load(id)->refresh_in_doubt);
+  BOOST_TEST(s.count_events("refresh_outcome_unknown") == 1);
+  BOOST_TEST(!s.tokens->credential(id).ok());  // the current access token is not used while in doubt
+  // After the cool-down the stored token goes once more; the server had rotated it, so the grant
+  // is gone, and the reason says why.
+  server.refresh_body = nullptr;
+  clock.advance_ms(901 * 1000);
+  auto again = s.tokens->force_refresh(id);
+  BOOST_TEST((again.code() == Code::kReconnectRequired), again.status().to_string());
+  BOOST_TEST(s.count_events("reconnect_required") == 1);
+  BOOST_TEST(s.store->load(id)->last_refresh_error.find("could not be read") != std::string::npos,
+             s.store->load(id)->last_refresh_error);
+}
+
+// RFC 6749 5.2 answers token errors with 400. An "invalid_grant" in a 5xx answer (a proxy's or a
+// failing server's) ended the integration at once; it is a server fault, retried by its status.
+BOOST_AUTO_TEST_CASE(invalid_grant_in_a_server_error_is_not_a_dead_grant) {
+  Connected t;
+  auto [s, server, id] = std::tie(t.s, t.server, t.id);
+  server.failure_body = R"({"error":"invalid_grant","error_description":"try later"})";
+  server.failures = {503, 500};
+  auto c = s.tokens->force_refresh(id);
+  BOOST_REQUIRE_MESSAGE(c.ok(), c.status().to_string());  // the third attempt refreshes
+  BOOST_TEST(server.requests == 3);
+  BOOST_TEST(s.store->load(id)->status == "active");
+  BOOST_TEST(s.count_events("reconnect_required") == 0);
 }
 
 // Point 3: a code is single use; a failed exchange is never re-sent.
