@@ -89,8 +89,12 @@ class Matcher {
     return r;
   }
 
-  void tick() {
-    if (++steps_ > max_steps_) {
+  // One step, or `n` for work that scans more than a few bytes of pattern or subject (a long
+  // [set] is scanned on every step, a back-reference compares its whole capture): the budget
+  // counts work, so an 8 KB set against a 1 MiB subject stops within it instead of running for
+  // half a minute in steps of one.
+  void tick(int64_t n = 1) {
+    if ((steps_ += n) > max_steps_) {
       luaL_error(L_, "pattern too complex (string.%s: over %I matching steps for a %I-byte subject)", fname_,
                  static_cast<lua_Integer>(max_steps_), static_cast<lua_Integer>(src_end_ - src_));
     }
@@ -188,6 +192,7 @@ class Matcher {
               p += 2;
               if (p >= pat_end_ || *p != '[') luaL_error(L_, "missing '[' after '%%f' in pattern");
               const char* ep = item_end(p);
+              tick(2 * item_weight(p, ep));  // the set is tested twice, before and at s
               unsigned char prev = s == src_ ? 0 : static_cast<unsigned char>(s[-1]);
               unsigned char cur = s < src_end_ ? static_cast<unsigned char>(*s) : 0;
               if (set_match(prev, p, ep - 1) || !set_match(cur, p, ep - 1)) return nullptr;
@@ -206,6 +211,8 @@ class Matcher {
           break;
       }
       const char* ep = item_end(p);
+      const int64_t extra = item_weight(p, ep) - 1;
+      if (extra > 0) tick(extra);
       bool m = single_match(s, p, ep);
       char q = ep < pat_end_ ? *ep : '\0';
       if (ep < pat_end_ && q == '?') {
@@ -227,8 +234,9 @@ class Matcher {
   // Greedy repetition: take as many as possible, then give back one at a time.
   const char* longest(const char* s, const char* p, const char* ep) {
     ptrdiff_t n = 0;
+    const int64_t w = item_weight(p, ep);
     while (single_match(s + n, p, ep)) {
-      tick();
+      tick(w);
       ++n;
     }
     for (; n >= 0; --n) {
@@ -239,12 +247,18 @@ class Matcher {
 
   // Lazy repetition: try the rest first, then take one more.
   const char* shortest(const char* s, const char* p, const char* ep) {
+    const int64_t w = item_weight(p, ep);
     for (;;) {
       if (const char* r = match(s, ep + 1)) return r;
+      tick(w);
       if (!single_match(s, p, ep)) return nullptr;
       ++s;
     }
   }
+
+  // The steps one match of the item p..ep costs: 1, and 1 more per 4 bytes of a longer item (a
+  // set is scanned to its end, and each %x in it is a class test).
+  static int64_t item_weight(const char* p, const char* ep) { return 1 + (ep - p) / 4; }
 
   const char* open_capture(const char* s, const char* p, ptrdiff_t what) {
     if (level_ >= kMaxCaptures) luaL_error(L_, "too many captures");
@@ -292,6 +306,7 @@ class Matcher {
     int l = digit - '1';
     if (l < 0 || l >= level_ || cap_[l].len == kCapOpen) luaL_error(L_, "invalid capture index %%%d", l + 1);
     ptrdiff_t len = cap_[l].len;
+    if (len > 64) tick(len / 64);
     if (len >= 0 && src_end_ - s >= len && std::memcmp(cap_[l].init, s, static_cast<size_t>(len)) == 0) {
       return s + len;
     }

@@ -5,6 +5,7 @@
 #include <lua.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -161,6 +162,29 @@ BOOST_AUTO_TEST_CASE(pathological_patterns_stop_with_a_clear_error) {
       BOOST_TEST(r.find("pattern too complex") != std::string::npos, r);
     }
   }
+}
+
+// Found by a hostile script: the budget counted one step per item, and an 8 KB [set] is scanned
+// on every step, so one find of it over a 1 MiB subject ran for 32 s (past the script's time
+// budget: the count hook cannot fire inside a C call). Long items and back-references now count
+// their work; both stop with the budget's error, in well under a second.
+BOOST_AUTO_TEST_CASE(long_sets_and_back_references_count_their_work) {
+  for (const char* code : {"return string.find(string.rep('x', 1048576), '[' .. string.rep('%d', 4000) .. ']')",
+                           "return string.find(string.rep('x', 1048576), '[^' .. string.rep('x', 8000) .. ']')",
+                           "return (string.gsub(string.rep('x', 1048576), '%f[' .. string.rep('%d', 4000) .. ']', ''))",
+                           "return string.find(string.rep('a', 1048576), '^(a*)%1x')"}) {
+    BOOST_TEST_CONTEXT(code) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::string r = run_bounded(code);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      BOOST_TEST(r.find("pattern too complex") != std::string::npos, r);
+      BOOST_TEST_MESSAGE(code << ": stopped after " << s << " s");
+    }
+  }
+  // A short set costs what it did: a 64 KiB subject of words and a common set still fit.
+  std::string r = run_bounded("local s = string.rep('ab_1-x ', 9000) local n = 0 "
+                              "for w in s:gmatch('[%w_%-]+') do n = n + 1 end return n");
+  BOOST_TEST(r == "ok:9000");
 }
 
 BOOST_AUTO_TEST_CASE(ordinary_large_work_fits_the_budget) {
