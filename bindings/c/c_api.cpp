@@ -266,6 +266,20 @@ int fb_connect_callback(fb_bridge* b, const char* query_string, char** result_js
   });
 }
 
+int fb_connect_callback_as(fb_bridge* b, const char* query_string, const char* tenant_id, const char* user_id,
+                           char** result_json) {
+  if (!result_json) return fail(b, FB_MISUSE, "result_json is required");
+  *result_json = nullptr;
+  return guarded(b, [&](fb::Bridge& br) {
+    if (!tenant_id || !*tenant_id || !user_id || !*user_id) {
+      return fail(b, FB_INVALID_ARGUMENT, "tenant_id and user_id (the CRM user signed in) are required");
+    }
+    fb::CallbackOutcome o = br.connect_callback(query_string ? query_string : "", caller_of(tenant_id, user_id));
+    *result_json = dup(o.to_json());
+    return o.ok ? FB_OK : fail(b, static_cast<int>(o.code), o.reason);
+  });
+}
+
 int fb_connect_api_key(fb_bridge* b, const char* tenant_id, const char* user_id, const char* api_key,
                        int64_t* integration_id) {
   return guarded(b, [&](fb::Bridge& br) {

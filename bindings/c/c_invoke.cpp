@@ -96,7 +96,11 @@ const std::map<std::string, Op>& operations() {
       {"connect_callback",
        [](fb_bridge* b, Args& a, std::string* t) {
          char* out = nullptr;
-         int rc = fb_connect_callback(b, a.str("query"), &out);
+         // With tenant_id and user_id: the CRM user signed in where the callback arrived.
+         const char* tenant = a.str("tenant_id");
+         const char* user = a.str("user_id");
+         int rc = tenant || user ? fb_connect_callback_as(b, a.str("query"), tenant, user, &out)
+                                 : fb_connect_callback(b, a.str("query"), &out);
          *t = take(out);
          return rc;
        }},

@@ -27,7 +27,7 @@ export class Bridge extends EventEmitter {
   events(options?: { after?: number; follow?: boolean; waitMs?: number; limit?: number }): AsyncGenerator<BridgeEvent>;
   readEvents(after?: number, options?: { limit?: number; waitMs?: number }): Promise<EventPage>;
   connectStart(tenantId: string, userId: string, options?: { teamId?: string | null; popup?: boolean }): Promise<string>;
-  connectCallback(queryString: string): Promise<Record<string, any>>;
+  connectCallback(queryString: string, signedIn?: { tenantId: string; userId: string }): Promise<Record<string, any>>;
   connectApiKey(tenantId: string, userId: string, apiKey: string): Promise<number>;
   disconnect(tenantId: string, userId: string, integrationId: number): Promise<void>;
   accessToken(tenantId: string, userId: string, integrationId: number): Promise<string>;

@@ -249,8 +249,14 @@ class Bridge extends EventEmitter {
   }
 
   // The outcome to serve ({ok, integration_id, http_status, body | location, ...}); resolves also
-  // for a refused callback (ok false, error and error_message say why).
-  connectCallback(queryString) { return this._invoke('connect_callback', { query: queryString }); }
+  // for a refused callback (ok false, error and error_message say why). signedIn ({tenantId,
+  // userId}): the CRM user signed in where the callback arrived; a state started by another user
+  // is refused ("state_foreign"). Pass it whenever the callback route runs inside the CRM's session.
+  connectCallback(queryString, signedIn) {
+    const args = { query: queryString };
+    if (signedIn) Object.assign(args, { tenant_id: signedIn.tenantId, user_id: signedIn.userId });
+    return this._invoke('connect_callback', args);
+  }
 
   async connectApiKey(tenantId, userId, apiKey) {
     return (await this._invoke('connect_api_key', { tenant_id: tenantId, user_id: userId, api_key: apiKey })).integration_id;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <optional>
 #include <thread>
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
@@ -330,8 +331,16 @@ Result<ConnectStart> Bridge::connect_start(const Caller& caller, ReturnMode mode
   return ConnectStart{r.url, r.expires_at};
 }
 
-CallbackOutcome Bridge::connect_callback(const std::string& query) {
-  detail::CallbackResult r = impl_->oauth->complete(query);
+CallbackOutcome Bridge::connect_callback(const std::string& query) { return complete_callback(query, nullptr); }
+
+CallbackOutcome Bridge::connect_callback(const std::string& query, const Caller& signed_in) {
+  return complete_callback(query, &signed_in);
+}
+
+CallbackOutcome Bridge::complete_callback(const std::string& query, const Caller* signed_in) {
+  std::optional<detail::Principal> p;
+  if (signed_in) p = principal_of(*signed_in);
+  detail::CallbackResult r = impl_->oauth->complete(query, p ? &*p : nullptr);
   if (r.ok) ensure_webhook(*impl_, r.integration_id);
   CallbackOutcome o;
   o.ok = r.ok;

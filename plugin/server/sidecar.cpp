@@ -214,6 +214,19 @@ void mount_host_routes(HttpServer& svr, Bridge& bridge) {
     if (!r.ok()) return send_error(res, r.status());
     send_json(res, 200, {{"authorize_url", r->authorize_url}, {"expires_at", r->expires_at}});
   });
+  // For a CRM that serves the callback URL itself, inside its own session: it forwards the query
+  // with the CRM user signed in there, and a state started by another user is refused
+  // (Bridge::connect_callback with signed_in). Answers the outcome the CRM serves to the browser:
+  // {"ok", "error", "reason", "http_status", "content_type", "body" | "location", ...}.
+  svr.route("POST", "/v1/connect/callback", [&bridge](const ServerRequest& req, ServerResponse& res) {
+    json b;
+    Caller c;
+    std::string query;
+    if (!body_object(req, res, &b) || !caller_of(b, &c, res) || !string_field(b, "query", true, &query, res)) return;
+    CallbackOutcome o = bridge.connect_callback(query, c);
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(o.to_json(), "application/json");
+  });
   svr.route("POST", "/v1/connect/api-key", [&bridge](const ServerRequest& req, ServerResponse& res) {
     json b;
     Caller c;

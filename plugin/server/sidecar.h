@@ -13,6 +13,8 @@
 // without it (token-health, sync/jobs, webhooks/events). Identifiers are checked as in the C ABI
 // (fathom_bridge.h, convention 8): 400 naming the field.
 //   POST /v1/connect/start        {tenant_id, user_id, team_id?, mode: "popup"|"redirect"} -> {authorize_url, expires_at}
+//   POST /v1/connect/callback     {tenant_id, user_id, query} -> the callback outcome to serve (the CRM
+//                                 forwards its callback request with the user signed in there)
 //   POST /v1/connect/api-key      {tenant_id, user_id, api_key} -> {integration_id}
 //   POST /v1/disconnect           {tenant_id, user_id, integration_id}
 //   POST /v1/access-token         {tenant_id, user_id, integration_id} -> {access_token}

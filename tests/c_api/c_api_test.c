@@ -447,6 +447,16 @@ int main(void) {
   CHECK(url == NULL);
   CHECK(strstr(fb_errmsg(b), "tenant_id") != NULL);
 
+  /* The callback with the CRM user signed in where it arrived: both ids are required, and a state
+   * that is not that user's is refused like any other (here: never issued). */
+  char *cb = (char *)1;
+  CHECK(fb_connect_callback_as(b, "code=c&state=pforged", "acme", NULL, &cb) == FB_INVALID_ARGUMENT);
+  CHECK(cb == NULL);
+  CHECK(strstr(fb_errmsg(b), "user_id") != NULL);
+  CHECK(fb_connect_callback_as(b, "code=c&state=pforged", "acme", "u1", &cb) != FB_OK);
+  CHECK(cb != NULL && strstr(cb, "\"error\":\"state_unknown\"") != NULL);
+  fb_string_free(cb);
+
   /* A forged state is refused, with a page to show and a reason. */
   char *result = NULL;
   rc = fb_connect_callback(b, "code=abc&state=forged-state-value", &result);

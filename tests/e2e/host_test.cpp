@@ -56,6 +56,58 @@ BOOST_AUTO_TEST_CASE(identifiers_that_are_not_utf8_are_refused_and_reports_keep_
   BOOST_TEST(ctl.body.find("tenant_id contains a control character") != std::string::npos);
 }
 
+// A sign-in link forwarded to another person: they approve at Fathom, and the callback arrives in
+// their browser, where another CRM user is signed in. A host that serves the callback inside its
+// own session passes that user (Bridge::connect_callback with signed_in, fb_connect_callback_as,
+// POST /v1/connect/callback), and the state of someone else is refused and burnt: the forwarded
+// link cannot connect the recipient's Fathom account to the sender's CRM user. Found by a strict
+// peer: without the signed-in user, any browser completed any user's flow.
+BOOST_AUTO_TEST_CASE(a_callback_brought_by_another_signed_in_user_is_refused) {
+  // The sim's registered redirect URI: the test plays the browser and hands the query over itself.
+  Host h(json{{"fathom", {{"redirect_uri", "http://127.0.0.1:8787/oauth/callback"}}}});
+  const fb::Caller sender{"acme", "u-sender", ""}, recipient{"acme", "u-recipient", ""};
+  auto query_for = [&](const fb::Caller& who) {
+    auto start = h.bridge->connect_start(who, fb::ReturnMode::kRedirect);
+    BOOST_REQUIRE_MESSAGE(start.ok(), start.status().to_string());
+    std::string location = h.sim.authorize_as(start->authorize_url, "alice@example.com", "approve");
+    return location.substr(location.find('?') + 1);
+  };
+  auto integrations = [&] { return json::parse(h.bridge->token_health_json("acme", "").value()).size(); };
+
+  // C++: the sender's state in the recipient's session.
+  const std::string forwarded = query_for(sender);
+  fb::CallbackOutcome refused = h.bridge->connect_callback(forwarded, recipient);
+  BOOST_TEST(!refused.ok);
+  BOOST_TEST(refused.error == "state_foreign");
+  BOOST_TEST((refused.code == fb::Code::kPermissionDenied));
+  BOOST_TEST(refused.location.find("fathom=error") != std::string::npos, refused.location);
+  BOOST_TEST(integrations() == 0u);
+  // Burnt: the sender cannot use it afterwards either (nor can a caller that names nobody).
+  BOOST_TEST(h.bridge->connect_callback(forwarded, sender).error == "state_used");
+  BOOST_TEST(h.bridge->connect_callback(forwarded).error == "state_used");
+  BOOST_TEST(integrations() == 0u);
+  // The user's own flow in the user's own session connects.
+  fb::CallbackOutcome own = h.bridge->connect_callback(query_for(recipient), recipient);
+  BOOST_TEST(own.ok, own.error << " " << own.reason);
+  BOOST_TEST(integrations() == 1u);
+
+  // The sidecar, for a CRM that forwards its callback request with the signed-in user.
+  HttpReply foreign = h.post("/v1/connect/callback", {{"tenant_id", "acme"}, {"user_id", "u-recipient"},
+                                                     {"query", query_for(sender)}});
+  BOOST_TEST(foreign.status == 200);
+  BOOST_TEST(foreign.json()["ok"] == false);
+  BOOST_TEST(foreign.json()["error"] == "state_foreign");
+  HttpReply mine = h.post("/v1/connect/callback", {{"tenant_id", "acme"}, {"user_id", "u-sender"},
+                                                  {"query", query_for(sender)}});
+  BOOST_TEST(mine.json()["ok"] == true, mine.body);
+  BOOST_TEST(!mine.json()["location"].get<std::string>().empty());
+  BOOST_TEST(integrations() == 2u);
+  BOOST_TEST(h.post("/v1/connect/callback", {{"tenant_id", "acme"}, {"user_id", "u-sender"}}).status == 400);
+  BOOST_TEST(http_post_json(h.origin + "/v1/connect/callback",
+                            {{"tenant_id", "acme"}, {"user_id", "u-sender"}, {"query", "code=x&state=y"}})
+                 .status == 401);
+}
+
 // Point 17: the sidecar's API token is operator-wide (documented); sync/jobs and webhooks/events
 // list every tenant without tenant_id and only that tenant's rows with it.
 BOOST_AUTO_TEST_CASE(sync_jobs_and_webhook_events_are_scoped_by_tenant_id) {

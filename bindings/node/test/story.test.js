@@ -70,9 +70,14 @@ test('the story against fathom-sim', async (t) => {
   assert.ok(await eventually(() => types().includes('connected') && types().includes('sync_completed')));
 
   // 3. OAuth connect for bob registers a Fathom webhook at our endpoint.
+  // The callback names the CRM user signed in where it arrived: bob's link in eve's session is refused.
+  const forwarded = await sim.authorizeAs(await bridge.connectStart('acme', 'u-bob', { popup: false }), 'bob@example.com');
+  const foreign = await bridge.connectCallback(new URL(forwarded).search.slice(1), { tenantId: 'acme', userId: 'u-eve' });
+  assert.equal(foreign.ok, false);
+  assert.equal(foreign.error, 'state_foreign', JSON.stringify(foreign));
   const url = await bridge.connectStart('acme', 'u-bob', { popup: false });
   const location = await sim.authorizeAs(url, 'bob@example.com');
-  const outcome = await bridge.connectCallback(new URL(location).search.slice(1));
+  const outcome = await bridge.connectCallback(new URL(location).search.slice(1), { tenantId: 'acme', userId: 'u-bob' });
   assert.equal(outcome.ok, true, JSON.stringify(outcome));
   const bob = outcome.integration_id;
   const hooks = await sim.admin('GET', '/_sim/webhooks');

@@ -221,12 +221,20 @@ class Bridge:
         self._check(rc)
         return url
 
-    def connect_callback(self, query_string):
+    def connect_callback(self, query_string, tenant_id=None, user_id=None):
         """Completes the flow from the callback's query string. Returns the outcome dict
         ({"ok", "integration_id", "http_status", "body" | "location", ...}) to serve, also for a
-        refused callback (then "ok" is false and "error" says why)."""
+        refused callback (then "ok" is false and "error" says why). tenant_id and user_id: the CRM
+        user signed in where the callback arrived; a state started by another user is refused
+        ("state_foreign"). Pass them whenever the callback route runs inside the CRM's session."""
         out = ctypes.c_void_p()
-        self._lib.fb_connect_callback(self._h(), _b(query_string), ctypes.byref(out))
+        if tenant_id is not None or user_id is not None:
+            rc = self._lib.fb_connect_callback_as(self._h(), _b(query_string), _b(tenant_id), _b(user_id),
+                                                  ctypes.byref(out))
+            if rc != 0 and not out.value:
+                self._check(rc)
+        else:
+            self._lib.fb_connect_callback(self._h(), _b(query_string), ctypes.byref(out))
         text = self._take(out)
         if text is None:
             self._check(7)

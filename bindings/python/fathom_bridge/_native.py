@@ -28,6 +28,7 @@ _SIGNATURES = {
     "fb_register_crm_operation": (_INT, [_P, _STR, CRM_FN, _P]),
     "fb_connect_start": (_INT, [_P, _STR, _STR, _STR, _INT, _OUT]),
     "fb_connect_callback": (_INT, [_P, _STR, _OUT]),
+    "fb_connect_callback_as": (_INT, [_P, _STR, _STR, _STR, _OUT]),
     "fb_connect_api_key": (_INT, [_P, _STR, _STR, _STR, ctypes.POINTER(_I64)]),
     "fb_disconnect": (_INT, [_P, _STR, _STR, _I64]),
     "fb_access_token": (_INT, [_P, _STR, _STR, _I64, _OUT]),

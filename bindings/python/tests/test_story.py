@@ -78,9 +78,15 @@ def test_the_story_against_fathom_sim(host):
             bridge.sync_job("globex", "u-alice", started["id"])
 
         # 3. OAuth connect for bob registers a Fathom webhook at our endpoint.
+        #    The callback names the CRM user signed in where it arrived: bob's link in eve's session
+        #    is refused.
         url = bridge.connect_start("acme", "u-bob", popup=False)
         location = sim.authorize_as(url, "bob@example.com")
-        outcome = bridge.connect_callback(urllib.parse.urlsplit(location).query)
+        foreign = bridge.connect_callback(urllib.parse.urlsplit(location).query, "acme", "u-eve")
+        assert not foreign["ok"] and foreign["error"] == "state_foreign", foreign
+        url = bridge.connect_start("acme", "u-bob", popup=False)
+        location = sim.authorize_as(url, "bob@example.com")
+        outcome = bridge.connect_callback(urllib.parse.urlsplit(location).query, "acme", "u-bob")
         assert outcome["ok"], outcome
         bob = outcome["integration_id"]
         hooks = sim.admin("GET", "/_sim/webhooks")

@@ -122,6 +122,12 @@ class Bridge {
   Result<ConnectStart> connect_start(const Caller& caller, ReturnMode mode);
   // query: the callback request's raw query string ("code=..&state=..").
   CallbackOutcome connect_callback(const std::string& query);
+  // The same, for a host whose callback route runs inside the CRM's own session: signed_in is the
+  // CRM user signed in in the browser that brought the callback. A state started by another user
+  // is refused ("state_foreign", and burnt), so a sign-in link forwarded to someone else cannot
+  // connect their Fathom account to the sender's CRM user (RFC 6749 10.12: the state is bound to
+  // the user agent's authenticated session). Hosts that can should always use this one.
+  CallbackOutcome connect_callback(const std::string& query, const Caller& signed_in);
   Result<int64_t> connect_api_key(const Caller& caller, const std::string& api_key);
   Status disconnect(const Caller& caller, int64_t integration_id);
 
@@ -250,6 +256,7 @@ class Bridge {
 
  private:
   explicit Bridge(std::unique_ptr<Impl> impl);
+  CallbackOutcome complete_callback(const std::string& query, const Caller* signed_in);
   std::unique_ptr<Impl> impl_;
 };
 

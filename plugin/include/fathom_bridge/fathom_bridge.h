@@ -148,6 +148,13 @@ FB_API int fb_connect_start(fb_bridge *b, const char *tenant_id, const char *use
  *  "content_type", "body" (the popup page HTML, for popup), "location" (for redirect)}.
  * The return code is FB_OK when the connection was stored, otherwise the reason's code. */
 FB_API int fb_connect_callback(fb_bridge *b, const char *query_string, char **result_json);
+/* The same, for a host whose callback route runs inside the CRM's own session: tenant_id and
+ * user_id name the CRM user signed in in the browser that brought the callback. A state started
+ * by another user is refused with "error": "state_foreign" (FB_PERMISSION_DENIED) and burnt, so a
+ * sign-in link forwarded to someone else cannot connect their Fathom account to the sender's CRM
+ * user (RFC 6749 10.12). Hosts that can should always use this one. */
+FB_API int fb_connect_callback_as(fb_bridge *b, const char *query_string, const char *tenant_id,
+                                  const char *user_id, char **result_json);
 /* Connects with a per-user Fathom API key (single-user setups). */
 FB_API int fb_connect_api_key(fb_bridge *b, const char *tenant_id, const char *user_id, const char *api_key,
                               int64_t *integration_id);
