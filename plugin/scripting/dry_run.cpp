@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "scripting/script_files.h"
 #include "scripting/script_host.h"
 
@@ -142,7 +143,7 @@ bool locate_script(const Options& o, std::string* dir, std::string* rel, std::st
 }
 
 std::string one_line(const std::string& s, size_t max = 400) {
-  std::string out = s.size() > max ? s.substr(0, max) + "..." : s;
+  std::string out = s.size() > max ? utf8_text(s, max) + "..." : utf8_text(s);
   for (char& c : out) {
     if (c == '\n') c = ' ';
   }

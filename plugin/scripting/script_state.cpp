@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/pipeline.h"
+#include "core/utf8.h"
 #include "lua/lua_json.h"
 
 namespace fb::detail {
@@ -146,7 +147,9 @@ Status ScriptState::run_protected(lua_CFunction fn, const std::string& context) 
   lua_settop(L_, base);
   if (rc == LUA_OK && msg.empty()) return Status::Ok();
   healthy_ = false;
-  if (msg.size() > kMaxErrorMessage) msg = msg.substr(0, kMaxErrorMessage) + "...";
+  // A script's error may quote any bytes (a meeting's, cut inside a character): as UTF-8, so the
+  // message can be stored and sent as JSON.
+  msg = msg.size() > kMaxErrorMessage ? utf8_text(msg, kMaxErrorMessage) + "..." : utf8_text(msg);
   return Status::Script(msg + " [" + context + "]");
 }
 

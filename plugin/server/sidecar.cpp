@@ -6,6 +6,7 @@
 #include "bridge/bridge_impl.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "crypto/hash.h"
 #include "http/http_client.h"
 #include "scripting/dry_run.h"
@@ -104,7 +105,7 @@ Status register_crm_forwarding(Bridge& bridge, std::shared_ptr<HttplibTransport>
       }
       FB_ASSIGN(HttpResponse resp, transport->send(req));
       if (resp.status / 100 != 2) {
-        std::string detail = resp.body.substr(0, 300);
+        std::string detail = utf8_text(resp.body, 300);  // the CRM's bytes: cut on a character
         return Status::Unavailable("CRM host answered " + std::to_string(resp.status) + " to " + call.operation +
                                    (detail.empty() ? "" : ": " + detail));
       }

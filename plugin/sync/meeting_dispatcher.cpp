@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "sync/sync_schema.h"
 
 namespace fb::detail {
@@ -206,8 +207,7 @@ Result<DispatchResult> MeetingDispatcher::dispatch(const IntegrationInfo& integr
         u.bind_all(clock_.now_s(), integration.id, recording_id, token);
         FB_TRY(u.run());
       } else {
-        std::string err = mapped.to_string();
-        if (err.size() > options_.max_error_chars) err.resize(options_.max_error_chars);
+        std::string err = utf8_text(mapped.to_string(), options_.max_error_chars);
         Stmt& u = db_.prepare(
             "UPDATE sync_meetings SET map_error=?, map_attempts=map_attempts+1, claim_token=NULL, "
             "claim_version=NULL, claim_until=NULL WHERE integration_id=? AND recording_id=? AND claim_token=?");
@@ -388,8 +388,7 @@ Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, Meet
       const std::optional<int64_t> mapped_at = it.mapped ? std::optional<int64_t>(clock_.now_s()) : std::nullopt;
       FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id, mapped_at, &it.stored).status());
       if (!it.mapped && !it.map_error.ok()) {
-        std::string err = it.map_error.to_string();
-        if (err.size() > options_.max_error_chars) err.resize(options_.max_error_chars);
+        std::string err = utf8_text(it.map_error.to_string(), options_.max_error_chars);
         Stmt& u = db.prepare(
             "UPDATE sync_meetings SET map_error=?, map_attempts=map_attempts+1 "
             "WHERE integration_id=? AND recording_id=? AND content_hash=?");

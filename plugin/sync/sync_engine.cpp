@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "core/thread_name.h"
+#include "core/utf8.h"
 #include "sync/sync_schema.h"
 
 namespace fb::detail {
@@ -770,21 +771,21 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
     status = outcome.is(Code::kCancelled)                              ? "cancelled"
              : outcome.is(Code::kReconnectRequired) && calls == 0      ? "skipped"
                                                                        : "failed";
-    message = outcome.message();
+    message = utf8_text(outcome.message());  // stored as text: never bytes that are not UTF-8
     error_code = code_name(outcome.code());
   }
   if (!outcome.ok() || run.map_failures > 0) {
     nlohmann::json d = {{"code", code_name(outcome.code())},
-                        {"message", outcome.message()},
+                        {"message", utf8_text(outcome.message())},
                         {"failed_page", outcome.ok() ? 0 : run.page_no + 1},
                         {"pages_committed", run.page_no},
                         {"resumed_job_id", run.resumed_job_id},
                         {"checkpoint_kept", !outcome.ok() && !run.single}};
     if (run.map_failures > 0) {
       d["map_failures"] = run.map_failures;
-      d["first_map_error"] = run.first_map_error.to_string();
+      d["first_map_error"] = utf8_text(run.first_map_error.to_string());
     }
-    details = d.dump();
+    details = d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   const bool failed = status == "failed";
   const std::string state_status = failed ? "failed" : "idle";
@@ -797,7 +798,8 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
       j.bind_all(status, message, error_code.empty() ? std::optional<std::string>() : error_code,
                  details.empty() ? std::optional<std::string>() : details, now, calls, run.page_no, run.seen,
                  run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, run.skipped,
-                 run.skipped ? std::optional<std::string>(run.skipped_items.dump()) : std::nullopt,
+                 run.skipped ? std::optional<std::string>(run.skipped_items.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+                             : std::nullopt,
                  CrmAttribution::to_json(run.script_versions), run.job_id);
       FB_TRY(j.run());
     }
@@ -808,7 +810,7 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
         "last_sync_at=CASE WHEN ? THEN ? ELSE last_sync_at END, meetings_new_total=meetings_new_total+?, "
         "meetings_changed_total=meetings_changed_total+?, api_calls_total=api_calls_total+?, updated_at=? "
         "WHERE integration_id=? AND lease_token=?");
-    s.bind_all(state_status, outcome.ok() ? std::optional<std::string>() : outcome.message(),
+    s.bind_all(state_status, outcome.ok() ? std::optional<std::string>() : message,
                outcome.ok() ? std::optional<std::string>() : std::string(code_name(outcome.code())),
                int64_t{failed}, int64_t{failed}, int64_t{outcome.ok()}, now, run.created, run.changed, calls, now,
                run.info.id, run.lease_token);

@@ -682,7 +682,7 @@ Result<size_t> Inbox::mark_all(const std::vector<EventOutcome>& outcomes, bool l
   size_t held = 0;
   Status s = db_.with([&] {
     Stmt& q = db_.prepare(sql);
-    q.bind(1, clock_.now_ms()).bind(2, list.dump());
+    q.bind(1, clock_.now_ms()).bind(2, list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return each_row(q, [&](const Stmt& row) { held += fenced.count(row.int64(0)); });
   });
   if (!s.ok()) return s;
@@ -1044,7 +1044,7 @@ Status set_script_versions(Db& db, const std::vector<std::pair<int64_t, std::str
             " WHERE webhook_inbox.id=o.id"
           : "UPDATE webhook_inbox SET script_versions=o.v FROM (SELECT json_extract(value, '$.id') AS id,"
             " json_extract(value, '$.v') AS v FROM json_each(?)) AS o WHERE webhook_inbox.id=o.id");
-  return q.bind(1, list.dump()).run();
+  return q.bind(1, list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).run();
 }
 
 std::string events_to_json(const std::vector<InboxEvent>& events) {

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/thread_name.h"
+#include "core/utf8.h"
 
 namespace fb::detail {
 
@@ -348,8 +349,9 @@ WorkerProgress WorkerPool::progress() const {
 }
 
 EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
-  std::string error = s.to_string();
-  if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
+  // Stored as JSON and text (PostgreSQL refuses bytes that are not UTF-8): a message quoting a CRM's
+  // or a meeting's bytes, or cut inside a character, must not fail the write that records it.
+  std::string error = utf8_text(s.to_string(), kMaxErrorBytes);
   // A body the log cannot give back (damaged or missing) will not come back on a later attempt, and
   // a payload that cannot be parsed will not parse on the next one either.
   if (e.attempts >= options_.max_attempts || s.is(Code::kMalformed) || (!e.body_status.ok() && s.is(Code::kIo))) {

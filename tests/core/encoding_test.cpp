@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "core/clock.h"
+#include "core/utf8.h"
 #include "crypto/encoding.h"
 #include "crypto/hash.h"
 
@@ -93,6 +94,21 @@ BOOST_AUTO_TEST_CASE(html_escape_and_http_ascii_helpers) {
   BOOST_TEST(trim_ows(" \t value \t") == "value");
   BOOST_TEST(trim_ows(" \t ").empty());
   BOOST_TEST(trim_ows("a b") == "a b");
+}
+
+// Text that goes into JSON or a PostgreSQL text value: cut on a character, ill-formed bytes replaced.
+BOOST_AUTO_TEST_CASE(utf8_text_cuts_on_characters_and_replaces_ill_formed_bytes) {
+  using fb::detail::utf8_text;
+  BOOST_TEST(utf8_text("plain ascii") == "plain ascii");
+  BOOST_TEST(utf8_text("caf\xC3\xA9", 4) == "caf");             // not half of the é
+  BOOST_TEST(utf8_text("caf\xC3\xA9", 5) == "caf\xC3\xA9");
+  BOOST_TEST(utf8_text("\xF0\x9F\x98\x80x", 3).empty());       // a 4-byte emoji does not fit in 3
+  BOOST_TEST(utf8_text("a\xFF" "b") == "a\xEF\xBF\xBD" "b");        // a byte that starts nothing
+  BOOST_TEST(utf8_text("a\xC3") == "a\xEF\xBF\xBD");             // a character cut by someone else
+  BOOST_TEST(utf8_text("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // an overlong '/'
+  BOOST_TEST(utf8_text("\xED\xA0\x80").size() == 9u);           // a surrogate: three replacements
+  BOOST_TEST(utf8_text("a\xFF", 3) == "a");                       // a replacement that does not fit
+  BOOST_TEST(utf8_text("abc", 0).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -2,6 +2,7 @@
 // replay once fixed, and reclaiming events abandoned in processing.
 #include <boost/test/unit_test.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/event_bus.h"
@@ -169,6 +170,38 @@ BOOST_AUTO_TEST_CASE(failing_handler_is_retried_dead_lettered_then_replayed) {
   BOOST_TEST(s.inbox->get(id)->attempts == 1);
   BOOST_TEST(pool.list({"dead", 0, 10})->empty());
   BOOST_TEST((pool.replay(999999).code() == Code::kNotFound));
+}
+
+// Found with a CRM that echoed an invitee's name in its error: the stored message (cut at 1,000
+// bytes) ended inside a character, writing the batch's outcome threw (JSON refuses bytes that are
+// not UTF-8; PostgreSQL refuses them as text), and the event stayed in 'processing' forever,
+// reclaimed and mapped again every lease, never dead-lettered, with the others of its batch. Now
+// the message is cut on a character and ill-formed bytes become U+FFFD: retried, then dead.
+BOOST_AUTO_TEST_CASE(an_error_cut_inside_a_character_or_not_utf8_is_recorded_and_retried) {
+  struct EchoingCrm final : InboxEventHandler {
+    Status handle(const InboxEvent&) override {
+      // A lone 0xFF, then ASCII up to a 2-byte character across the 1,000-byte cut.
+      const std::string head = "J\xFFrg ";
+      const std::string shown = Status::Unavailable(head).to_string();
+      return Status::Unavailable(head + std::string(999 - shown.size(), 'x') + "\xC3\xA9 end");
+    }
+  } crm;
+  SystemClock clock;
+  WebhookStack s(clock);
+  std::string path = s.add_endpoint(7, kSecretA);
+  WorkerPool pool(*s.inbox, crm, clock, system_random(), fast_options(2, 3));
+  BOOST_REQUIRE(pool.start().ok());
+  const int64_t id = deliver(s, path, "msg_utf8", 4343);
+  BOOST_REQUIRE_MESSAGE(wait_until([&] { return status_of(s, id) == "dead"; }), "status " << status_of(s, id));
+  auto e = s.inbox->get(id);
+  BOOST_REQUIRE(e.ok());
+  BOOST_TEST(e->attempts == 3);
+  BOOST_TEST(e->last_error.size() <= 1000u);
+  BOOST_TEST(e->last_error.find("\xC3") == std::string::npos, "the cut character's first byte was kept");
+  BOOST_TEST(e->last_error.find("J\xEF\xBF\xBDrg") != std::string::npos, e->last_error.substr(0, 40));
+  BOOST_TEST(e->last_error.rfind(std::string(20, 'x')) != std::string::npos);
+  BOOST_TEST(nlohmann::json(e->last_error).dump().size() > 0u);  // would throw on bytes that are not UTF-8
+  BOOST_TEST(pool.stats().retried == 2);
 }
 
 BOOST_AUTO_TEST_CASE(replay_all_dead_letters) {
