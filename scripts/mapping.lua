@@ -37,6 +37,10 @@ local PERSONAL_DOMAINS = {
 
 -- The activity keeps at most this many characters of Fathom's summary.
 local SUMMARY_MAX_CHARS = 20000
+-- At most this many contacts per meeting (a webinar's invitee list): each costs up to three CRM
+-- calls, and a meeting's calls must stay under scripts.crm_calls_per_event (1000 by default), or
+-- the meeting fails every attempt and is never mapped. The rest are left out, with a warning.
+local MAX_CONTACTS = 200
 
 -- ---------------------------------------------------------------- helpers
 
@@ -68,6 +72,11 @@ local function external_invitees(meeting)
     if email and util.is_external(invitee) then
       email = email:lower()
       if not seen[email] then
+        if #result >= MAX_CONTACTS then
+          log.warn("meeting", meeting.recording_id, "has more than", MAX_CONTACTS,
+                   "external invitees; only the first", MAX_CONTACTS, "become contacts")
+          break
+        end
         seen[email] = true
         result[#result + 1] = { email = email, name = text(invitee.name) }
       end
@@ -97,7 +106,12 @@ local function summary_of(meeting)
   end
   if type(s) ~= "table" then return nil end
   local md = text(s.markdown_formatted)
-  if md and #md > SUMMARY_MAX_CHARS then md = md:sub(1, SUMMARY_MAX_CHARS) .. "\n..." end
+  if md and #md > SUMMARY_MAX_CHARS then
+    -- Cut on a character: a cut inside a UTF-8 sequence is not text, and the CRM call refuses it.
+    local cut = SUMMARY_MAX_CHARS
+    while cut > 0 and (md:byte(cut + 1) & 0xC0) == 0x80 do cut = cut - 1 end
+    md = md:sub(1, cut) .. "\n..."
+  end
   return md
 end
 

@@ -125,6 +125,47 @@ BOOST_AUTO_TEST_CASE(many_invitees) {
   BOOST_TEST(f.crm.calls_of("attach_recording").size() == 1u);
 }
 
+// Found with a real-sized Fathom meeting: the summary was cut at 20,000 bytes inside an em dash,
+// the CRM call refused the string ("not valid UTF-8"), and the meeting was dead-lettered after the
+// company and contacts were written. The cut now falls on a character.
+BOOST_AUTO_TEST_CASE(a_long_summary_is_cut_on_a_character) {
+  for (int shift : {0, 1, 2}) {
+    BOOST_TEST_CONTEXT("em dash starting " << shift << " byte(s) before the cut") {
+      MappingFixture f;
+      json m = json::parse(fixture("mixed.json"));
+      std::string md = std::string(20000 - shift, 'a') + "\xE2\x80\x94" + std::string(100, 'b');
+      m["default_summary"] = {{"template_name", "general"}, {"markdown_formatted", md}};
+      Status s = f.map(m.dump(), 2101 + shift);
+      BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+      std::string summary = f.crm.calls_of("log_activity").at(0).args["summary"];
+      BOOST_TEST(summary.size() <= 20000u + 4u);
+      BOOST_TEST(summary.substr(summary.size() - 4) == "\n...");
+      const std::string body = summary.substr(0, summary.size() - 4);
+      BOOST_TEST((body == std::string(20000 - shift, 'a') || body == md.substr(0, 20003 - shift)));
+    }
+  }
+}
+
+// A webinar's 400 external invitees: every contact costs CRM calls, and past
+// scripts.crm_calls_per_event the meeting failed on every attempt (after ~1,000 CRM writes) and was
+// dead-lettered. The first 200 become contacts, and the activity is logged.
+BOOST_AUTO_TEST_CASE(a_meeting_with_hundreds_of_external_invitees_is_mapped) {
+  MappingFixture f;
+  json m = json::parse(fixture("mixed.json"));
+  m["calendar_invitees"] = json::array();
+  for (int i = 0; i < 400; ++i) {
+    m["calendar_invitees"].push_back({{"name", "Guest " + std::to_string(i)},
+                                      {"email", "guest" + std::to_string(i) + "@c" + std::to_string(i) + ".test"},
+                                      {"email_domain", "c" + std::to_string(i) + ".test"},
+                                      {"is_external", true}});
+  }
+  Status s = f.map(m.dump(), 2200);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  BOOST_TEST(f.crm.calls_of("upsert_contact").size() == 200u);
+  BOOST_REQUIRE_EQUAL(f.crm.calls_of("log_activity").size(), 1u);
+  BOOST_TEST(f.crm.calls_of("log_activity").at(0).args["contact_ids"].size() == 200u);
+}
+
 BOOST_AUTO_TEST_CASE(missing_fields) {
   MappingFixture f;
   std::string raw = fixture("missing_fields.json");

@@ -6,6 +6,7 @@
 const PERSONAL_DOMAINS = new Set(['gmail.com', 'googlemail.com', 'outlook.com', 'hotmail.com', 'live.com',
   'yahoo.com', 'icloud.com', 'me.com', 'proton.me', 'protonmail.com', 'aol.com', 'gmx.net']);
 const SUMMARY_MAX_BYTES = 20000;
+const MAX_CONTACTS = 200;  // as scripts/mapping.lua: a meeting's CRM calls stay under the script cap
 
 const present = (v) => v !== undefined && v !== null;
 const list = (v) => (Array.isArray(v) ? v : []);
@@ -48,6 +49,7 @@ function externalInvitees(meeting, domains) {
     if (email && isExternal(email, domains)) {
       email = email.toLowerCase();
       if (!seen.has(email)) {
+        if (result.length >= MAX_CONTACTS) break;
         seen.add(email);
         result.push({ email, name: text(invitee.name) });
       }
@@ -70,7 +72,10 @@ function summaryOf(meeting) {
   if (!present(s) || typeof s !== 'object') return null;  // no Fathom API here: no summary
   let md = text(s.markdown_formatted);
   if (md && Buffer.byteLength(md) > SUMMARY_MAX_BYTES) {
-    md = Buffer.from(md).subarray(0, SUMMARY_MAX_BYTES).toString() + '\n...';
+    const bytes = Buffer.from(md);
+    let cut = SUMMARY_MAX_BYTES;
+    while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--;  // on a character, as the Lua mapping
+    md = bytes.subarray(0, cut).toString() + '\n...';
   }
   return md;
 }
