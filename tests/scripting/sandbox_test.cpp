@@ -18,6 +18,8 @@ attacks.os_getenv = function() return os.getenv("HOME") end
 attacks.os_remove = function() return os.remove("/tmp/fb-pwned") end
 attacks.bytecode = function() return assert(load("\27LuaT\0\25\147\13\10\26\10\4\8\8", "x", "b")) end
 attacks.string_dump = function() return load(string.dump(function() return 1 end)) end
+attacks.load_huge = function() return assert(load(("x = 1 "):rep(200000))) end
+attacks.load_huge_reader = function() local n = 0 return assert(load(function() n = n + 1 if n <= 20 then return ("x = 1 "):rep(10000) end end)) end
 attacks.require_parent = function() return require("../outside") end
 attacks.require_absolute = function() return require("/etc/passwd") end
 attacks.require_symlink = function() return require("escape") end
@@ -77,6 +79,8 @@ const Attack kAttacks[] = {
     {"os_remove", "field 'remove'"},
     {"bytecode", "binary chunk"},
     {"string_dump", "field 'dump'"},
+    {"load_huge", "chunk of 1200000 bytes is over the limit of 1048576 bytes"},
+    {"load_huge_reader", "chunk is over the limit of 1048576 bytes"},
     {"require_parent", "invalid module name '../outside'"},
     {"require_absolute", "invalid module name '/etc/passwd'"},
     {"require_symlink", "resolves outside the scripts directory"},
