@@ -82,6 +82,24 @@ simdjson::dom::parser& thread_parser() {
   return parser;
 }
 
+bool push_json_text_with(simdjson::dom::parser& parser, lua_State* L, std::string_view text, int max_depth,
+                         std::string* error) {
+  simdjson::dom::element doc;
+  auto err = parser.parse(text.data(), text.size()).get(doc);
+  if (err) {
+    *error = std::string("malformed JSON: ") + simdjson::error_message(err);
+    return false;
+  }
+  int top = lua_gettop(L);
+  Pusher p(L, max_depth);
+  if (!p.push(doc, 0)) {
+    lua_settop(L, top);
+    *error = p.error();
+    return false;
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------- encoding
 
 bool valid_utf8(std::string_view s) {
@@ -357,8 +375,30 @@ int json_decode(lua_State* L) {
     return push_failure(L, Status::TooLarge("JSON text of " + std::to_string(len) + " bytes is over the limit of " +
                                             std::to_string(host(L).max_json_bytes())));
   }
+  // simdjson's document for the text (its tape, structural indexes and string buffer, ~14 bytes per
+  // byte of text) counts against the script's memory while it is built: a 16 MB text took ~200 MB
+  // the memory limit did not see. A text over 1 MiB is parsed on a parser of its own, freed after,
+  // so a worker thread does not keep that memory for its next events.
+  LuaHost& h = host(L);
+  const size_t parse_bytes = len * 14;
+  if (!h.charge_memory(parse_bytes)) {
+    return luaL_error(L, "json.decode: not enough script memory to parse %I bytes of JSON",
+                      static_cast<lua_Integer>(len));
+  }
+  struct Release {
+    LuaHost& h;
+    size_t n;
+    ~Release() { h.release_memory(n); }
+  } release{h, parse_bytes};
   std::string error;
-  if (!push_json_text(L, {s, len}, host(L).max_depth(), &error)) return push_failure(L, Status::Malformed(error));
+  bool pushed;
+  if (len > (size_t{1} << 20)) {
+    simdjson::dom::parser own;
+    pushed = push_json_text_with(own, L, {s, len}, h.max_depth(), &error);
+  } else {
+    pushed = push_json_text(L, {s, len}, h.max_depth(), &error);
+  }
+  if (!pushed) return push_failure(L, Status::Malformed(error));
   return 1;
 }
 
@@ -621,20 +661,7 @@ void materialize_lazy(lua_State* L, int idx) {
 }
 
 bool push_json_text(lua_State* L, std::string_view text, int max_depth, std::string* error) {
-  simdjson::dom::element doc;
-  auto err = thread_parser().parse(text.data(), text.size()).get(doc);
-  if (err) {
-    *error = std::string("malformed JSON: ") + simdjson::error_message(err);
-    return false;
-  }
-  int top = lua_gettop(L);
-  Pusher p(L, max_depth);
-  if (!p.push(doc, 0)) {
-    lua_settop(L, top);
-    *error = p.error();
-    return false;
-  }
-  return true;
+  return push_json_text_with(thread_parser(), L, text, max_depth, error);
 }
 
 void encode_json(lua_State* L, int idx, int max_depth, std::string* out, size_t max_bytes,

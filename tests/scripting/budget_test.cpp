@@ -324,6 +324,14 @@ tests.json_encode = function()
   for i = 1, 12 do args[i] = big end  -- 24 MiB of text from 2 MiB of memory
   return json.encode(args)
 end
+tests.json_decode_big = function()
+  local text = "[" .. ('"' .. ("x"):rep(1000) .. '",'):rep(6000) .. "1]"  -- 6 MB: ~84 MB to parse
+  return json.decode(text)
+end
+tests.json_decode_ok = function()
+  local text = "[" .. ('"' .. ("x"):rep(1000) .. '",'):rep(1500) .. "1]"  -- 1.5 MB, own parser
+  crm.note({ n = #json.decode(text) })
+end
 -- CRM calls in a loop that catches every failure: only the cap on CRM calls ends it early (the
 -- time the CRM takes is not the script's, so the time budget would let millions through).
 tests.crm_loop_try = function()
@@ -420,6 +428,20 @@ BOOST_AUTO_TEST_CASE(a_loop_of_crm_calls_stops_at_the_cap_and_no_pcall_can_swall
   Status s = f.run("crm_a_few", 2);
   BOOST_TEST(s.ok(), s);
   BOOST_TEST(f.arg_sizes.size() == 50u);
+}
+
+// Found by a hostile script: json.decode's parser (simdjson's document, ~14 bytes per byte of
+// text) was not counted, so a 16 MB decode under a 64 MiB limit took the process to 265 MB. It
+// counts now, and a large text's parser is freed after the call.
+BOOST_AUTO_TEST_CASE(json_decode_counts_its_parser_against_the_memory_limit) {
+  CrmCopyFixture f(4 << 20, 64 << 20);
+  Status s = f.run("json_decode_big");
+  BOOST_TEST(s.code() == Code::kScript);
+  BOOST_TEST(s.message().find("script exceeded its memory limit of 64 MiB") != std::string::npos, s.message());
+  Status ok = f.run("json_decode_ok", 2);  // the charge was released, and 1.5 MB fits
+  BOOST_REQUIRE_MESSAGE(ok.ok(), ok.to_string());
+  BOOST_REQUIRE_EQUAL(f.notes.size(), 1u);
+  BOOST_TEST(f.notes[0]["n"] == 1501);
 }
 
 BOOST_AUTO_TEST_CASE(json_encode_is_bounded_too) {
