@@ -54,6 +54,10 @@ class LuaHost {
   // ---- util ----
   // Our company's email domains (lowercase) for util.is_internal.
   virtual const std::vector<std::string>& company_domains() const = 0;
+  // True when company_domains() is not configured but the recorder's domain, taken as ours: then
+  // Fathom's own is_external flag on an invitee is trusted first (a gmail.com recorder's gmail.com
+  // client is external).
+  virtual bool company_domains_from_recorder() const { return false; }
 
   // ---- limits ----
   // Nesting bound for JSON encoding/decoding and other recursive bindings.

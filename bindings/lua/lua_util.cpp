@@ -84,9 +84,11 @@ int classify(lua_State* L) {
   }
   std::string domain = domain_of(email_arg(L, 1));
   if (domain.empty()) return -1;
-  bool have_domains = list_idx != 0 || !host(L).company_domains().empty();
+  bool have_domains =
+      list_idx != 0 || (!host(L).company_domains().empty() && !host(L).company_domains_from_recorder());
   if (!have_domains && lua_type(L, 1) == LUA_TTABLE) {
-    // No domains configured: trust Fathom's own is_external flag on an invitee.
+    // No domains configured (at most the recorder's, taken as ours): trust Fathom's own is_external
+    // flag on an invitee; the recorder's domain decides only for an address without one.
     lua_getfield(L, 1, "is_external");
     int flag = lua_type(L, -1) == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? 0 : 1) : -1;
     lua_pop(L, 1);

@@ -122,6 +122,7 @@ void ScriptState::begin_event(const HookCall* call) {
   fathom_calls_ = 0;
   log_lines_ = 0;
   domains_ = services_->company_domains;
+  domains_from_recorder_ = false;
   timings_ = {};
 }
 
@@ -295,7 +296,10 @@ int ScriptState::dispatch(lua_State* L) {
       }
       if (c.args == HookArgs::kMeeting && s.domains_.empty()) {
         std::string d = recorder_domain(L, -1);
-        if (!d.empty()) s.domains_.push_back(d);
+        if (!d.empty()) {
+          s.domains_.push_back(d);
+          s.domains_from_recorder_ = true;
+        }
       }
       break;
     }

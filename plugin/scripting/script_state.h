@@ -119,6 +119,7 @@ class ScriptState final : public lua::LuaHost {
   Status store_delete(std::string_view key) override;
   void log(LogLevel level, std::string_view script, std::string_view message) override;
   const std::vector<std::string>& company_domains() const override { return domains_; }
+  bool company_domains_from_recorder() const override { return domains_from_recorder_; }
   int max_depth() const override { return services_->config.max_call_depth; }
   int64_t max_json_bytes() const override { return 16 << 20; }
   int64_t max_crm_bytes() const override { return services_->config.crm_max_bytes; }
@@ -153,6 +154,7 @@ class ScriptState final : public lua::LuaHost {
   int crm_calls_ = 0;  // this hook call's crm.* calls (scripts.crm_calls_per_event)
   int log_lines_ = 0;
   std::vector<std::string> domains_;
+  bool domains_from_recorder_ = false;  // domains_ is the recorder's domain, not configured
   CallTimings timings_;
   std::string traceback_;
   std::set<std::string, std::less<>> hooks_;  // hooks the entry scripts define

@@ -15,9 +15,10 @@ struct MappingFixture {
   RecordingCrm crm;
   std::unique_ptr<detail::ScriptHost> host;
 
-  explicit MappingFixture(const std::string& example = "") {
+  explicit MappingFixture(const std::string& example = "", bool no_company_domains = false) {
     dir.copy_in(source_path("scripts/mapping.lua"), "mapping.lua");
     auto o = host_options(dir);
+    if (no_company_domains) o.config.company_domains.clear();  // the default: the recorder's domain
     if (!example.empty()) {
       dir.copy_in(source_path("examples/rules/" + example), example);
       o.config.mapping = example;
@@ -164,6 +165,29 @@ BOOST_AUTO_TEST_CASE(a_meeting_with_hundreds_of_external_invitees_is_mapped) {
   BOOST_TEST(f.crm.calls_of("upsert_contact").size() == 200u);
   BOOST_REQUIRE_EQUAL(f.crm.calls_of("log_activity").size(), 1u);
   BOOST_TEST(f.crm.calls_of("log_activity").at(0).args["contact_ids"].size() == 200u);
+}
+
+// No company domains configured, so the recorder's domain is taken as ours: it used to override
+// Fathom's is_external flag, and a gmail.com recorder's gmail.com client (external: true) got no
+// contact. The flag now decides where Fathom gives it.
+BOOST_AUTO_TEST_CASE(fathoms_is_external_flag_wins_over_the_recorders_domain) {
+  MappingFixture f("", /*no_company_domains=*/true);
+  json m = json::parse(fixture("mixed.json"));
+  m["recorded_by"] = {{"name", "Zoe"}, {"email", "zoe@gmail.com"}, {"email_domain", "gmail.com"}};
+  m["calendar_invitees"] = json::array({
+      {{"name", "Zoe"}, {"email", "zoe@gmail.com"}, {"email_domain", "gmail.com"}, {"is_external", false}},
+      {{"name", "Client"}, {"email", "client@gmail.com"}, {"email_domain", "gmail.com"}, {"is_external", true}},
+  });
+  Status s = f.map(m.dump(), 2300);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  auto contacts = f.crm.calls_of("upsert_contact");
+  BOOST_REQUIRE_EQUAL(contacts.size(), 1u);
+  BOOST_TEST(contacts[0].args["email"] == "client@gmail.com");
+  // Without the flag, the recorder's domain still decides: a gmail.com address is ours.
+  MappingFixture g("", true);
+  m["calendar_invitees"][1].erase("is_external");
+  BOOST_REQUIRE(g.map(m.dump(), 2301).ok());
+  BOOST_TEST(g.crm.calls_of("upsert_contact").empty());
 }
 
 BOOST_AUTO_TEST_CASE(missing_fields) {
