@@ -122,14 +122,19 @@ std::string SigningKey::sign(std::string_view id, std::string_view timestamp, st
 
 DeliveryHeaders find_delivery_headers(const std::vector<std::pair<std::string, std::string>>& headers) {
   DeliveryHeaders std_h, svix_h;
+  // A header given twice: the first line counts, as in the sidecar's ServerRequest::header, so the
+  // C ABI and the HTTP server give one delivery the same verdict.
+  auto first = [](std::string_view& slot, const std::string& value) {
+    if (slot.empty()) slot = value;
+  };
   for (const auto& [name, value] : headers) {
     if (value.empty()) continue;
-    if (ascii_iequals(name, "webhook-id")) std_h.id = value;
-    else if (ascii_iequals(name, "webhook-timestamp")) std_h.timestamp = value;
-    else if (ascii_iequals(name, "webhook-signature")) std_h.signature = value;
-    else if (ascii_iequals(name, "svix-id")) svix_h.id = value;
-    else if (ascii_iequals(name, "svix-timestamp")) svix_h.timestamp = value;
-    else if (ascii_iequals(name, "svix-signature")) svix_h.signature = value;
+    if (ascii_iequals(name, "webhook-id")) first(std_h.id, value);
+    else if (ascii_iequals(name, "webhook-timestamp")) first(std_h.timestamp, value);
+    else if (ascii_iequals(name, "webhook-signature")) first(std_h.signature, value);
+    else if (ascii_iequals(name, "svix-id")) first(svix_h.id, value);
+    else if (ascii_iequals(name, "svix-timestamp")) first(svix_h.timestamp, value);
+    else if (ascii_iequals(name, "svix-signature")) first(svix_h.signature, value);
   }
   // Each family is taken as a set (never webhook-id with svix-timestamp), as the svix library does:
   // the complete webhook-* set, else the complete svix-* set, else whatever webhook-* there is so

@@ -34,7 +34,8 @@ struct DeliveryHeaders {
 };
 
 // Finds the delivery headers in name/value pairs: names are case-insensitive; the webhook-* names
-// win over the svix-* names when both are present. The views point into `headers`.
+// win over the svix-* names when both are present; of a header given twice, the first line (as the
+// sidecar's HTTP server). The views point into `headers`.
 DeliveryHeaders find_delivery_headers(const std::vector<std::pair<std::string, std::string>>& headers);
 
 // One signing key, ready for use. Immutable after creation: thread-safe to share.

@@ -6,6 +6,7 @@
 #include "crypto/encoding.h"
 #include "crypto/hash.h"
 #include "fixture.h"
+#include "server/http_server.h"
 
 using namespace fb;
 using namespace fb::detail;
@@ -183,6 +184,21 @@ BOOST_AUTO_TEST_CASE(webhook_headers_win_over_svix_only_as_a_complete_set) {
   auto h = find_delivery_headers(partial);
   BOOST_TEST(h.id == "b");
   BOOST_TEST(h.timestamp == "2");
+}
+
+// A header given twice: the C ABI took the last line and the sidecar's HTTP server the first, so a
+// delivery with signature lines [bad, good] was accepted by one and refused by the other (a strict
+// peer's finding). Both take the first line now.
+BOOST_AUTO_TEST_CASE(of_a_header_given_twice_the_first_line_counts_as_in_the_http_server) {
+  HeaderList twice = {{"webhook-id", "first"},          {"Webhook-Id", "second"}, {"webhook-timestamp", "1"},
+                      {"webhook-signature", "v1,good"}, {"webhook-signature", "v1,bad"}};
+  auto h = find_delivery_headers(twice);
+  BOOST_TEST(h.id == "first");
+  BOOST_TEST(h.signature == "v1,good");
+  fb::detail::ServerRequest req;
+  for (const auto& [k, v] : twice) req.headers.emplace_back(k, v);
+  BOOST_TEST(req.header("webhook-id") == h.id);
+  BOOST_TEST(req.header("webhook-signature") == h.signature);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
