@@ -158,6 +158,7 @@ local function map(meeting, ctx, opts)
   -- Who owns the activity: a rule's choice, else the person who recorded the meeting.
   local recorder = present(meeting.recorded_by) and meeting.recorded_by or {}
   local owner_email = (opts.owner_email and opts.owner_email(domains, meeting)) or text(recorder.email)
+  owner_email = owner_email and owner_email:lower()  -- as the contacts' emails: one user, one address
 
   -- One activity for the meeting.
   local started = text(meeting.recording_start_time) or text(meeting.scheduled_start_time)
@@ -182,6 +183,7 @@ local function map(meeting, ctx, opts)
   for _, item in ipairs(list(meeting.action_items)) do
     if not (SKIP_COMPLETED_ACTION_ITEMS and item.completed == true) and text(item.description) then
       local assignee = present(item.assignee) and text(item.assignee.email) or nil
+      assignee = assignee and assignee:lower()
       if not (assignee and util.is_internal(assignee)) then assignee = owner_email end
       crm.create_task({
         title = item.description,

@@ -1,7 +1,9 @@
 // The log module: lines go to the host's log (FB_LOG, component "script") prefixed with the
 // script's name. Arguments are converted like print does; a line is cut at 4 KiB.
+#include <algorithm>
 #include <string>
 
+#include "core/utf8.h"
 #include "lua/lua_host.h"
 #include "lua/lua_modules.h"
 
@@ -17,13 +19,12 @@ int write(lua_State* L, detail::LogLevel level) {
     size_t len;
     const char* s = luaL_tolstring(L, i, &len);  // honours __tostring; json.null prints "null"
     if (i > 1) line += ' ';
-    line.append(s, len);
+    // Only what can still be shown: a 60 MB argument is not copied (outside the script's memory
+    // limit) to keep its first 4 KiB.
+    line.append(s, std::min(len, kMaxLine + 1 - std::min(line.size(), kMaxLine)));
     lua_pop(L, 1);
   }
-  if (line.size() > kMaxLine) {
-    line.resize(kMaxLine);
-    line += "...";
-  }
+  if (line.size() > kMaxLine) line = detail::utf8_text(line, kMaxLine) + "...";  // cut on a character
   std::string script = script_name(L, 1);
   host(L).log(level, script, line);
   return 0;

@@ -190,6 +190,24 @@ BOOST_AUTO_TEST_CASE(fathoms_is_external_flag_wins_over_the_recorders_domain) {
   BOOST_TEST(g.crm.calls_of("upsert_contact").empty());
 }
 
+// Contacts' emails were lowercased, the recorder's and the assignees' sent as Fathom gave them
+// ("Zoe+rec@Example.COM"): one person could be two CRM users. All are lowercase now.
+BOOST_AUTO_TEST_CASE(owner_and_assignee_emails_are_lowercase_like_the_contacts) {
+  MappingFixture f;
+  json m = json::parse(fixture("mixed.json"));
+  m["recorded_by"]["email"] = "Alice@Example.COM";
+  m["action_items"] = json::array({{{"description", "Send the deck"}, {"completed", false},
+                                    {"assignee", {{"name", "Carol"}, {"email", "Carol@EU.Example.com"}}}},
+                                   {{"description", "Call back"}, {"completed", false}, {"assignee", nullptr}}});
+  Status s = f.map(m.dump(), 2400);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  BOOST_TEST(f.crm.calls_of("log_activity").at(0).args["owner_email"] == "alice@example.com");
+  auto tasks = f.crm.calls_of("create_task");
+  BOOST_REQUIRE_EQUAL(tasks.size(), 2u);
+  BOOST_TEST(tasks[0].args["assignee_email"] == "carol@eu.example.com");
+  BOOST_TEST(tasks[1].args["assignee_email"] == "alice@example.com");
+}
+
 BOOST_AUTO_TEST_CASE(missing_fields) {
   MappingFixture f;
   std::string raw = fixture("missing_fields.json");

@@ -7,6 +7,7 @@
 
 #include "scripting/script_store.h"
 #include "scripting_test_util.h"
+#include "support/log_capture.h"
 #include "store/db.h"
 
 using namespace fb;
@@ -281,6 +282,29 @@ BOOST_AUTO_TEST_CASE(a_meeting_handed_down_parsed_is_the_table_its_text_gives) {
 // fuzz_json_lua findings (issue 16): json.encode wrote an integral float past the int64 range as
 // bare digits, which json.decode (and other strict parsers) reject as an integer out of range; and
 // -0.0 as "-0", which decodes as the integer 0 (encode(decode(x)) was not stable).
+// log.* keeps the first 4 KiB of a line: it copied every argument whole first (a hostile 60 MB one,
+// outside the script's memory limit) and cut the line inside a character.
+BOOST_AUTO_TEST_CASE(a_long_log_line_is_cut_on_a_character_without_copying_it_whole) {
+  ScriptDir dir;
+  dir.write("mapping.lua",
+            "function on_meeting(m, ctx)\n"
+            "  log.error('marker', ('x'):rep(4085) .. ('\\226\\128\\148'):rep(10), ('y'):rep(30 << 20))\n"
+            "end\n");
+  auto o = host_options(dir);
+  o.config.memory_limit_bytes = 128 << 20;  // string.rep's buffer doubles while it builds 30 MiB
+  auto host = open_host(o);
+  fb::test::LogCapture logs;
+  Status s = host->on_meeting(meeting_event(R"({"recording_id": 82, "title": "n"})", 82));
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  auto lines = logs.matching("marker");
+  BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+  const std::string& l = lines[0];
+  BOOST_TEST(l.size() < 4096u + 200u);
+  BOOST_TEST(l.substr(l.size() - 3) == "...");
+  BOOST_TEST(l.find("\xE2\x80\x94...") != std::string::npos, "cut inside the em dash");
+  BOOST_TEST(l.find('y') == std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(json_encode_of_a_huge_integral_float_decodes_again) {
   ScriptDir dir;
   dir.write("mapping.lua",

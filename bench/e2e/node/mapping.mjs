@@ -101,7 +101,7 @@ export function mapMeeting(meeting, crm, domains) {
   }
 
   const recorder = present(meeting.recorded_by) ? meeting.recorded_by : {};
-  const ownerEmail = text(recorder.email);
+  const ownerEmail = text(recorder.email)?.toLowerCase() ?? null;
   const started = text(meeting.recording_start_time) || text(meeting.scheduled_start_time);
   const ended = text(meeting.recording_end_time) || text(meeting.scheduled_end_time);
   const activity = crm.log_activity({
@@ -121,7 +121,7 @@ export function mapMeeting(meeting, crm, domains) {
 
   for (const item of list(meeting.action_items)) {
     if (item.completed !== true && text(item.description)) {
-      let assignee = present(item.assignee) ? text(item.assignee.email) : null;
+      let assignee = present(item.assignee) ? text(item.assignee.email)?.toLowerCase() ?? null : null;
       if (!(assignee && isInternal(assignee, domains))) assignee = ownerEmail;
       crm.create_task({
         title: item.description,
