@@ -158,7 +158,7 @@ local function map(meeting, ctx, opts)
   -- Who owns the activity: a rule's choice, else the person who recorded the meeting.
   local recorder = present(meeting.recorded_by) and meeting.recorded_by or {}
   local owner_email = (opts.owner_email and opts.owner_email(domains, meeting)) or text(recorder.email)
-  owner_email = owner_email and owner_email:lower()  -- as the contacts' emails: one user, one address
+  if type(owner_email) == "string" then owner_email = owner_email:lower() end  -- one user, one address
 
   -- One activity for the meeting.
   local started = text(meeting.recording_start_time) or text(meeting.scheduled_start_time)

@@ -96,11 +96,13 @@ const std::map<std::string, Op>& operations() {
       {"connect_callback",
        [](fb_bridge* b, Args& a, std::string* t) {
          char* out = nullptr;
-         // With tenant_id and user_id: the CRM user signed in where the callback arrived.
+         // With tenant_id or user_id present (even null): the CRM user signed in where the callback
+         // arrived, both required; a missing one fails closed rather than skipping the check.
+         const bool signed_in = a.j.contains("tenant_id") || a.j.contains("user_id");
          const char* tenant = a.str("tenant_id");
          const char* user = a.str("user_id");
-         int rc = tenant || user ? fb_connect_callback_as(b, a.str("query"), tenant, user, &out)
-                                 : fb_connect_callback(b, a.str("query"), &out);
+         int rc = signed_in ? fb_connect_callback_as(b, a.str("query"), tenant, user, &out)
+                            : fb_connect_callback(b, a.str("query"), &out);
          *t = take(out);
          return rc;
        }},

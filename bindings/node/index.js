@@ -254,7 +254,14 @@ class Bridge extends EventEmitter {
   // is refused ("state_foreign"). Pass it whenever the callback route runs inside the CRM's session.
   connectCallback(queryString, signedIn) {
     const args = { query: queryString };
-    if (signedIn) Object.assign(args, { tenant_id: signedIn.tenantId, user_id: signedIn.userId });
+    if (signedIn !== undefined) {
+      // Fail closed: a session without a user must not turn into the unchecked callback.
+      const ok = (v) => typeof v === 'string' && v !== '';
+      if (!signedIn || !ok(signedIn.tenantId) || !ok(signedIn.userId)) {
+        return Promise.reject(new FathomBridgeError(1, 'connectCallback: signedIn needs tenantId and userId'));
+      }
+      Object.assign(args, { tenant_id: signedIn.tenantId, user_id: signedIn.userId });
+    }
     return this._invoke('connect_callback', args);
   }
 

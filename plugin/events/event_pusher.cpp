@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "crypto/encoding.h"
 #include "crypto/hash.h"
 
@@ -132,7 +133,9 @@ Result<int> EventPusher::run_once() {
         error = resp.status().message();
       } else {
         status = resp->status;
-        if (status / 100 != 2) error = "HTTP " + std::to_string(status) + ": " + resp->body.substr(0, 200);
+        // The host's bytes, cut on a character: stored as text (PostgreSQL refuses bytes that are
+        // not UTF-8) and listed as JSON.
+        if (status / 100 != 2) error = "HTTP " + std::to_string(status) + ": " + utf8_text(resp->body, 200);
       }
     }
     const int attempts = d.attempts + 1;

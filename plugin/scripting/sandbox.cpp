@@ -193,15 +193,16 @@ int safe_rawset(lua_State* L) {
 
 // The most source text one load() compiles. Lua's parser matches gotos and labels against each
 // other in quadratic time inside one C call, where no budget hook fires: a hostile 23 MB chunk of
-// them kept the parser busy for 17 s past a 2 s budget. 1 MiB of source parses in milliseconds.
-constexpr size_t kMaxLoadBytes = size_t{1} << 20;
+// them kept the parser busy for 17 s past a 2 s budget, and 1 MiB of the densest blocks still took
+// over 2 s. The densest 256 KiB (one block of ~8,000 gotos and labels) parse in ~0.1 s.
+constexpr size_t kMaxLoadBytes = size_t{256} << 10;
 
 // A reader function's pieces, counted: upvalue 1 the script's reader, 2 the bytes read so far.
 int counted_reader(lua_State* L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_call(L, 0, 1);
   size_t n = 0;
-  if (lua_type(L, -1) == LUA_TSTRING) lua_tolstring(L, -1, &n);
+  if (lua_isstring(L, -1)) lua_tolstring(L, -1, &n);  // a number piece is text to the parser too
   const lua_Integer total = lua_tointeger(L, lua_upvalueindex(2)) + static_cast<lua_Integer>(n);
   if (static_cast<size_t>(total) > kMaxLoadBytes) {
     return luaL_error(L, "load: chunk is over the limit of %d bytes", static_cast<int>(kMaxLoadBytes));

@@ -767,6 +767,7 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
                  run.skipped_items[0]["reason"].get<std::string>() + ")";
     }
     if (!run.note.empty()) message += "; " + run.note;
+    message = utf8_text(message);  // a CRM's error or a malformed item's text: stored as text
   } else {
     status = outcome.is(Code::kCancelled)                              ? "cancelled"
              : outcome.is(Code::kReconnectRequired) && calls == 0      ? "skipped"

@@ -124,11 +124,11 @@ DeliveryHeaders find_delivery_headers(const std::vector<std::pair<std::string, s
   DeliveryHeaders std_h, svix_h;
   // A header given twice: the first line counts, as in the sidecar's ServerRequest::header, so the
   // C ABI and the HTTP server give one delivery the same verdict.
+  // (A slot never set has a null data(); an empty line sets it, as the sidecar's first match.)
   auto first = [](std::string_view& slot, const std::string& value) {
-    if (slot.empty()) slot = value;
+    if (slot.data() == nullptr) slot = value;
   };
   for (const auto& [name, value] : headers) {
-    if (value.empty()) continue;
     if (ascii_iequals(name, "webhook-id")) first(std_h.id, value);
     else if (ascii_iequals(name, "webhook-timestamp")) first(std_h.timestamp, value);
     else if (ascii_iequals(name, "webhook-signature")) first(std_h.signature, value);

@@ -180,10 +180,11 @@ BOOST_AUTO_TEST_CASE(failing_handler_is_retried_dead_lettered_then_replayed) {
 BOOST_AUTO_TEST_CASE(an_error_cut_inside_a_character_or_not_utf8_is_recorded_and_retried) {
   struct EchoingCrm final : InboxEventHandler {
     Status handle(const InboxEvent&) override {
-      // A lone 0xFF, then ASCII up to a 2-byte character across the 1,000-byte cut.
+      // A lone 0xFF (stored as the 3-byte U+FFFD), then ASCII up to a 2-byte character across the
+      // 1,000-byte cut.
       const std::string head = "J\xFFrg ";
       const std::string shown = Status::Unavailable(head).to_string();
-      return Status::Unavailable(head + std::string(999 - shown.size(), 'x') + "\xC3\xA9 end");
+      return Status::Unavailable(head + std::string(999 - 2 - shown.size(), 'x') + "\xC3\xA9 end");
     }
   } crm;
   SystemClock clock;

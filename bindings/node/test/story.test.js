@@ -75,6 +75,9 @@ test('the story against fathom-sim', async (t) => {
   const foreign = await bridge.connectCallback(new URL(forwarded).search.slice(1), { tenantId: 'acme', userId: 'u-eve' });
   assert.equal(foreign.ok, false);
   assert.equal(foreign.error, 'state_foreign', JSON.stringify(foreign));
+  // No user signed in (or a misspelt key): fails closed, never the unchecked callback.
+  await assert.rejects(bridge.connectCallback(new URL(forwarded).search.slice(1), { tenantId: 'acme' }),
+                       (e) => e.code === 'invalid_argument');
   const url = await bridge.connectStart('acme', 'u-bob', { popup: false });
   const location = await sim.authorizeAs(url, 'bob@example.com');
   const outcome = await bridge.connectCallback(new URL(location).search.slice(1), { tenantId: 'acme', userId: 'u-bob' });

@@ -82,6 +82,9 @@ def code_name(code):
     return load_library().fb_code_name(code).decode()
 
 
+_UNSET = object()  # an argument left out (None is a value: "no user signed in")
+
+
 def _b(s):
     return None if s is None else str(s).encode("utf-8")
 
@@ -221,14 +224,17 @@ class Bridge:
         self._check(rc)
         return url
 
-    def connect_callback(self, query_string, tenant_id=None, user_id=None):
+    def connect_callback(self, query_string, tenant_id=_UNSET, user_id=_UNSET):
         """Completes the flow from the callback's query string. Returns the outcome dict
         ({"ok", "integration_id", "http_status", "body" | "location", ...}) to serve, also for a
         refused callback (then "ok" is false and "error" says why). tenant_id and user_id: the CRM
         user signed in where the callback arrived; a state started by another user is refused
         ("state_foreign"). Pass them whenever the callback route runs inside the CRM's session."""
         out = ctypes.c_void_p()
-        if tenant_id is not None or user_id is not None:
+        if tenant_id is not _UNSET or user_id is not _UNSET:
+            # Given, even as None: checked against the state's user, and a missing one fails closed.
+            tenant_id = None if tenant_id is _UNSET else tenant_id
+            user_id = None if user_id is _UNSET else user_id
             rc = self._lib.fb_connect_callback_as(self._h(), _b(query_string), _b(tenant_id), _b(user_id),
                                                   ctypes.byref(out))
             if rc != 0 and not out.value:

@@ -84,6 +84,8 @@ def test_the_story_against_fathom_sim(host):
         location = sim.authorize_as(url, "bob@example.com")
         foreign = bridge.connect_callback(urllib.parse.urlsplit(location).query, "acme", "u-eve")
         assert not foreign["ok"] and foreign["error"] == "state_foreign", foreign
+        with pytest.raises(fathom_bridge.InvalidArgumentError):  # no user signed in: fails closed
+            bridge.connect_callback(urllib.parse.urlsplit(location).query, "acme", None)
         url = bridge.connect_start("acme", "u-bob", popup=False)
         location = sim.authorize_as(url, "bob@example.com")
         outcome = bridge.connect_callback(urllib.parse.urlsplit(location).query, "acme", "u-bob")
