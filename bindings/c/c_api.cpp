@@ -256,28 +256,38 @@ int fb_connect_start(fb_bridge* b, const char* tenant_id, const char* user_id, c
   });
 }
 
-int fb_connect_callback(fb_bridge* b, const char* query_string, char** result_json) {
+namespace {
+
+int answer_callback(fb_bridge* b, const fb::CallbackOutcome& o, char** result_json) {
+  *result_json = dup(o.to_json());
+  return o.ok ? FB_OK : fail(b, static_cast<int>(o.code), o.reason);
+}
+
+// fb_connect_callback(_as): the outcome as JSON; with signed_in, only for that CRM user (both ids
+// required).
+int connect_callback_json(fb_bridge* b, const char* query_string, bool signed_in, const char* tenant_id,
+                          const char* user_id, char** result_json) {
   if (!result_json) return fail(b, FB_MISUSE, "result_json is required");
   *result_json = nullptr;
   return guarded(b, [&](fb::Bridge& br) {
-    fb::CallbackOutcome o = br.connect_callback(query_string ? query_string : "");
-    *result_json = dup(o.to_json());
-    return o.ok ? FB_OK : fail(b, static_cast<int>(o.code), o.reason);
+    const std::string query = query_string ? query_string : "";
+    if (!signed_in) return answer_callback(b, br.connect_callback(query), result_json);
+    if (!tenant_id || !*tenant_id || !user_id || !*user_id) {
+      return fail(b, FB_INVALID_ARGUMENT, "tenant_id and user_id (the CRM user signed in) are required");
+    }
+    return answer_callback(b, br.connect_callback(query, caller_of(tenant_id, user_id)), result_json);
   });
+}
+
+}  // namespace
+
+int fb_connect_callback(fb_bridge* b, const char* query_string, char** result_json) {
+  return connect_callback_json(b, query_string, false, nullptr, nullptr, result_json);
 }
 
 int fb_connect_callback_as(fb_bridge* b, const char* query_string, const char* tenant_id, const char* user_id,
                            char** result_json) {
-  if (!result_json) return fail(b, FB_MISUSE, "result_json is required");
-  *result_json = nullptr;
-  return guarded(b, [&](fb::Bridge& br) {
-    if (!tenant_id || !*tenant_id || !user_id || !*user_id) {
-      return fail(b, FB_INVALID_ARGUMENT, "tenant_id and user_id (the CRM user signed in) are required");
-    }
-    fb::CallbackOutcome o = br.connect_callback(query_string ? query_string : "", caller_of(tenant_id, user_id));
-    *result_json = dup(o.to_json());
-    return o.ok ? FB_OK : fail(b, static_cast<int>(o.code), o.reason);
-  });
+  return connect_callback_json(b, query_string, true, tenant_id, user_id, result_json);
 }
 
 int fb_connect_api_key(fb_bridge* b, const char* tenant_id, const char* user_id, const char* api_key,
