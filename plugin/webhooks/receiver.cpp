@@ -86,7 +86,19 @@ MeetingCheck check_meeting_json(std::string_view body) {
   if (obj["recording_id"].get(id) != simdjson::SUCCESS) {
     out.problem = "not a Meeting: recording_id is missing";
   } else if (id.get(out.recording_id) != simdjson::SUCCESS) {
-    out.problem = "not a Meeting: recording_id is not an integer";
+    // The sync path's wording (fathom/models.cpp): an id past int64 is an integer, out of range.
+    // (problem is a view: static text only.)
+    using simdjson::dom::element_type;
+    switch (id.type()) {
+      case element_type::UINT64: out.problem = "not a Meeting: recording_id: integer out of range"; break;
+      case element_type::DOUBLE: out.problem = "not a Meeting: recording_id: expected integer, got number"; break;
+      case element_type::STRING: out.problem = "not a Meeting: recording_id: expected integer, got string"; break;
+      case element_type::BOOL: out.problem = "not a Meeting: recording_id: expected integer, got boolean"; break;
+      case element_type::NULL_VALUE: out.problem = "not a Meeting: recording_id: expected integer, got null"; break;
+      case element_type::ARRAY: out.problem = "not a Meeting: recording_id: expected integer, got array"; break;
+      case element_type::OBJECT: out.problem = "not a Meeting: recording_id: expected integer, got object"; break;
+      case element_type::INT64: out.problem = "not a Meeting: recording_id: expected integer"; break;
+    }
   }
   return out;
 }

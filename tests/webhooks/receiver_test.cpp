@@ -184,8 +184,11 @@ BOOST_AUTO_TEST_CASE(a_verified_delivery_that_is_not_a_meeting_is_kept_as_a_dead
       {"{\"recording_id\":1,\"t\":\"\xff\"}", "malformed JSON: invalid UTF-8"},
       {"[1,2]", "not a Meeting: the JSON is not an object"},
       {R"({"type":"ping","data":{}})", "not a Meeting: recording_id is missing"},
-      {R"({"recording_id":"12"})", "not a Meeting: recording_id is not an integer"},
-      {R"({"recording_id":1.5})", "not a Meeting: recording_id is not an integer"},
+      {R"({"recording_id":"12"})", "not a Meeting: recording_id: expected integer, got string"},
+      {R"({"recording_id":1.5})", "not a Meeting: recording_id: expected integer, got number"},
+      {R"({"recording_id":null})", "not a Meeting: recording_id: expected integer, got null"},
+      // Past int64: an integer all the same, as the sync path says (fathom/models.cpp).
+      {R"({"recording_id":18446744073709551615})", "not a Meeting: recording_id: integer out of range"},
   };
   std::vector<int64_t> ids;
   for (size_t i = 0; i < cases.size(); ++i) {
