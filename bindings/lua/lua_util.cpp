@@ -5,7 +5,10 @@
 #include <cctype>
 #include <cstdio>
 #include <cmath>
+#include <memory>
 #include <string>
+
+#include <idn2.h>
 
 #include "core/clock.h"
 #include "lua/lua_host.h"
@@ -21,14 +24,45 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// The domain of an email address in lowercase, or "" when there is none.
+// Whether a domain needs IDNA processing: a non-ASCII byte, or a label in its ASCII form ("xn--").
+bool international(std::string_view d) {
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (static_cast<unsigned char>(d[i]) >= 0x80) return true;
+    if ((i == 0 || d[i - 1] == '.') && d.size() - i >= 4 && (d[i] == 'x' || d[i] == 'X') &&
+        (d[i + 1] == 'n' || d[i + 1] == 'N') && d[i + 2] == '-' && d[i + 3] == '-') {
+      return true;
+    }
+  }
+  return false;
+}
+
+// One spelling per domain: lowercase, and an internationalised domain in its Unicode form whether
+// the address gave it so ("bücher.example", "BÜCHER.example") or in its ASCII form
+// ("xn--bcher-kva.example"), so that one company is not created twice (IDNA2008 with UTS #46
+// mapping, by libidn2). A name IDNA refuses is kept as given, lowercased: the address still maps.
+std::string normalize_domain(std::string_view d) {
+  std::string low = lower(d);
+  if (!international(low) || low.find('\0') != std::string::npos) return low;
+  char* ascii = nullptr;
+  if (idn2_lookup_u8(reinterpret_cast<const uint8_t*>(low.c_str()), reinterpret_cast<uint8_t**>(&ascii),
+                     IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) {
+    return low;
+  }
+  std::unique_ptr<char, decltype(&idn2_free)> a(ascii, &idn2_free);
+  char* unicode = nullptr;
+  if (idn2_to_unicode_8z8z(a.get(), &unicode, 0) != IDN2_OK) return low;
+  std::unique_ptr<char, decltype(&idn2_free)> u(unicode, &idn2_free);
+  return u.get();
+}
+
+// The domain of an email address, normalised (normalize_domain), or "" when there is none.
 std::string domain_of(std::string_view email) {
   size_t at = email.rfind('@');
   if (at == std::string_view::npos || at == 0 || at + 1 >= email.size()) return "";
   std::string_view d = email.substr(at + 1);
   while (!d.empty() && (d.back() == '.' || d.back() == ' ')) d.remove_suffix(1);
   if (d.empty() || d.find('.') == std::string_view::npos) return "";
-  return lower(d);
+  return normalize_domain(d);
 }
 
 // The email of arg idx: a string, an invitee-like table with an `email` field, nil or json.null.
@@ -53,7 +87,7 @@ std::string email_arg(lua_State* L, int idx) {
 
 bool domain_in(const std::string& domain, lua_State* L, int list_idx) {
   auto matches = [&](std::string_view ours) {
-    std::string o = lower(ours);
+    std::string o = normalize_domain(ours);
     return domain == o || (domain.size() > o.size() && domain.compare(domain.size() - o.size(), o.size(), o) == 0 &&
                            domain[domain.size() - o.size() - 1] == '.');
   };

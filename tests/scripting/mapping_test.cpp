@@ -190,6 +190,53 @@ BOOST_AUTO_TEST_CASE(fathoms_is_external_flag_wins_over_the_recorders_domain) {
   BOOST_TEST(g.crm.calls_of("upsert_contact").empty());
 }
 
+// An internationalised domain reaches Fathom in either form: as typed ("bücher.example", any case)
+// or in its ASCII form ("xn--bcher-kva.example"). It was two companies, "Bücher" and
+// "Xn--bcher-kva". Now one, by its Unicode form; a name IDNA refuses is kept as given.
+BOOST_AUTO_TEST_CASE(an_internationalised_domain_is_one_company_in_either_form) {
+  MappingFixture f;
+  json m = json::parse(fixture("mixed.json"));
+  m["calendar_invitees"] = json::array({
+      {{"name", "Jürgen"}, {"email", "jurgen@BÜCHER.example"}, {"is_external", true}},
+      {{"name", "J"}, {"email", "j@xn--bcher-kva.example"}, {"is_external", true}},
+      {{"name", "K"}, {"email", "k@bücher.example"}, {"is_external", true}},
+      // Not valid punycode: kept, lowercased.
+      {{"name", "Odd"}, {"email", "odd@XN--ZZ-.example"}, {"is_external", true}},
+  });
+  Status s = f.map(m.dump(), 2500);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  std::set<std::string> domains;
+  for (const auto& c : f.crm.calls_of("upsert_company")) domains.insert(c.args["domain"].get<std::string>());
+  BOOST_TEST(domains == (std::set<std::string>{"bücher.example", "xn--zz-.example"}));
+  BOOST_TEST(f.crm.calls_of("upsert_contact").size() == 4u);
+}
+
+// Our own domain in ASCII form in the settings still recognises its colleagues typed in Unicode.
+BOOST_AUTO_TEST_CASE(company_domains_match_an_internationalised_domain_in_either_form) {
+  ScriptDir dir;
+  dir.write("probe.lua", R"(
+    function on_meeting(meeting, ctx)
+      local out = {}
+      for _, e in ipairs({"a@MÜNCHEN.example", "b@xn--mnchen-3ya.example", "c@sub.münchen.example",
+                          "d@muenchen.example"}) do
+        out[#out + 1] = e .. "=" .. tostring(util.is_internal(e, {"xn--mnchen-3ya.example"})) .. "/" ..
+                        util.email_domain(e)
+      end
+      crm.log_activity({ recording_id = meeting.recording_id, title = table.concat(out, " ") })
+    end
+  )");
+  auto o = host_options(dir);
+  o.config.mapping = "probe.lua";
+  auto host = open_host(o);
+  RecordingCrm crm;
+  crm.install(*host);
+  Status s = host->on_meeting(meeting_event(fixture("mixed.json"), 2600, 1));
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+  BOOST_TEST(crm.calls_of("log_activity").at(0).args["title"] ==
+             "a@MÜNCHEN.example=true/münchen.example b@xn--mnchen-3ya.example=true/münchen.example "
+             "c@sub.münchen.example=true/sub.münchen.example d@muenchen.example=false/muenchen.example");
+}
+
 // Contacts' emails were lowercased, the recorder's and the assignees' sent as Fathom gave them
 // ("Zoe+rec@Example.COM"): one person could be two CRM users. All are lowercase now.
 BOOST_AUTO_TEST_CASE(owner_and_assignee_emails_are_lowercase_like_the_contacts) {

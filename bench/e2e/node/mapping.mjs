@@ -3,6 +3,8 @@
 // `crm` has the CRM operations as functions; `domains` are our own email domains
 // (scripts.company_domains in the bridge's config).
 
+import { domainToUnicode } from 'node:url';
+
 const PERSONAL_DOMAINS = new Set(['gmail.com', 'googlemail.com', 'outlook.com', 'hotmail.com', 'live.com',
   'yahoo.com', 'icloud.com', 'me.com', 'proton.me', 'protonmail.com', 'aol.com', 'gmx.net']);
 const SUMMARY_MAX_BYTES = 20000;
@@ -12,18 +14,30 @@ const present = (v) => v !== undefined && v !== null;
 const list = (v) => (Array.isArray(v) ? v : []);
 const text = (v) => (typeof v === 'string' && v !== '' ? v : null);
 
-// util.email_domain: the lowercase domain after the last '@', trailing dots/spaces dropped; null
-// without one or without a dot.
+// util.email_domain: the lowercase domain after the last '@', trailing dots/spaces dropped, an
+// internationalised one in its Unicode form (as the bridge does with libidn2); null without one or
+// without a dot.
+const INTERNATIONAL = /[^\x00-\x7f]|(^|\.)xn--/;
+function normalizeDomain(d) {
+  const low = d.replace(/[A-Z]+/g, (s) => s.toLowerCase());  // ASCII only, as the bridge
+  if (!INTERNATIONAL.test(low)) return low;
+  const unicode = domainToUnicode(low);
+  return unicode === '' ? low : unicode;
+}
+
 export function emailDomain(email) {
   if (typeof email !== 'string') return null;
   const at = email.lastIndexOf('@');
   if (at <= 0 || at + 1 >= email.length) return null;
   const d = email.slice(at + 1).replace(/[. ]+$/, '');
-  return d === '' || !d.includes('.') ? null : d.toLowerCase();
+  return d === '' || !d.includes('.') ? null : normalizeDomain(d);
 }
 
 function inDomains(domain, domains) {
-  return domains.some((o) => domain === o || domain.endsWith('.' + o));
+  return domains.some((ours) => {
+    const o = normalizeDomain(ours);
+    return domain === o || domain.endsWith('.' + o);
+  });
 }
 
 // util.is_internal / util.is_external with configured domains: unknown (no email) is neither.
