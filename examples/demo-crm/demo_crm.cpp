@@ -252,6 +252,20 @@ struct Args {
 const char* kTenant = "acme";
 const char* kUser = "u-alice";
 
+// Who is signed in to the demo CRM: its stand-in for a session is the cookie demo_user (the
+// scripted story's browsers are Alice, Bob and Carol); without it, the page's user, kUser. A real
+// CRM takes this from its own session, which the browser brings on Fathom's redirect.
+std::string signed_in_user(const httplib::Request& req) {
+  const std::string cookies = req.get_header_value("Cookie");
+  const std::string key = "demo_user=";
+  for (size_t at = cookies.find(key); at != std::string::npos; at = cookies.find(key, at + 1)) {
+    if (at != 0 && cookies[at - 1] != ' ' && cookies[at - 1] != ';') continue;
+    const size_t start = at + key.size(), end = cookies.find(';', start);
+    return cookies.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  }
+  return kUser;
+}
+
 std::string esc(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -528,7 +542,8 @@ void mount_routes(httplib::Server& svr, fb_bridge* b, const std::string& widget_
     if (auto q = req.target.find('?'); q != std::string::npos) query = req.target.substr(q + 1);
     char* out = nullptr;
     // The callback runs in the CRM's session: a sign-in link of another user is refused.
-    fb_connect_callback_as(b, query.c_str(), kTenant, kUser, &out);
+    const std::string user = signed_in_user(req);
+    fb_connect_callback_as(b, query.c_str(), kTenant, user.c_str(), &out);
     json r = json::parse(take(out));
     res.status = r.value("http_status", 200);
     if (r.contains("location") && !r["location"].get<std::string>().empty()) {
@@ -574,8 +589,9 @@ std::string form_escape(const std::string& v) {
 
 // Acts as the user's browser at Fathom: opens the authorize page, clicks Approve or Deny, and
 // follows the redirect back to our callback. Returns our callback's response.
+// crm_user: who is signed in to the CRM in that browser (its session cookie goes with the callback).
 httplib::Result browser_consent(const std::string& authorize_url, const std::string& fathom_user, bool approve,
-                                const std::string& crm_base) {
+                                const std::string& crm_base, const std::string& crm_user) {
   auto q = authorize_url.find('?');
   std::string origin = authorize_url.substr(0, authorize_url.find('/', authorize_url.find("://") + 3));
   std::string path = authorize_url.substr(origin.size(), q - origin.size());
@@ -590,7 +606,7 @@ httplib::Result browser_consent(const std::string& authorize_url, const std::str
   if (!decision || decision->status != 302) throw std::runtime_error("Fathom did not redirect after consent");
   std::string location = decision->get_header_value("Location");
   httplib::Client crm(crm_base);
-  return crm.Get(location.substr(crm_base.size()));
+  return crm.Get(location.substr(crm_base.size()), {{"Cookie", "demo_user=" + crm_user}});
 }
 
 template <typename F>
@@ -653,7 +669,7 @@ int scenario(fb_bridge* b, const Args& a) {
   if (fb_connect_start(b, "acme", "u-alice", nullptr, 1, &url) != FB_OK) throw std::runtime_error(fb_errmsg(b));
   std::string authorize = take(url);
   say("authorize URL: " + authorize.substr(0, authorize.find("state=") + 6) + "...");
-  auto page = browser_consent(authorize, "alice@example.com", true, crm);
+  auto page = browser_consent(authorize, "alice@example.com", true, crm, "u-alice");
   say("callback page: HTTP " + std::to_string(page->status) + ", posts to window.opener: " +
       (page->body.find("postMessage") != std::string::npos ? "yes" : "no"));
   int64_t alice = integration_of(b, "u-alice");
@@ -662,11 +678,11 @@ int scenario(fb_bridge* b, const Args& a) {
   step("2. Bob connects with the redirect flow; Carol denies access");
   url = nullptr;
   fb_connect_start(b, "acme", "u-bob", nullptr, 0, &url);
-  auto bob_page = browser_consent(take(url), "bob@example.com", true, crm);
+  auto bob_page = browser_consent(take(url), "bob@example.com", true, crm, "u-bob");
   say("bob's browser is sent to: " + bob_page->get_header_value("Location"));
   url = nullptr;
   fb_connect_start(b, "acme", "u-carol", nullptr, 0, &url);
-  auto carol_page = browser_consent(take(url), "carol@example.com", false, crm);
+  auto carol_page = browser_consent(take(url), "carol@example.com", false, crm, "u-carol");
   say("carol's browser is sent to: " + carol_page->get_header_value("Location"));
   int64_t bob = integration_of(b, "u-bob");
 
