@@ -18,9 +18,12 @@
 namespace fb::lua {
 namespace {
 
+// ASCII only, whatever locale the host set: a UTF-8 byte is never touched.
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   return out;
 }
 
@@ -43,16 +46,30 @@ bool international(std::string_view d) {
 std::string normalize_domain(std::string_view d) {
   std::string low = lower(d);
   if (!international(low) || low.find('\0') != std::string::npos) return low;
+  using Owned = std::unique_ptr<char, decltype(&idn2_free)>;
+  auto to_unicode = [](const char* ascii_form) -> std::string {
+    char* unicode = nullptr;
+    if (idn2_to_unicode_8z8z(ascii_form, &unicode, 0) != IDN2_OK) return "";
+    Owned u(unicode, &idn2_free);
+    return u.get();
+  };
   char* ascii = nullptr;
+  std::string out;
   if (idn2_lookup_u8(reinterpret_cast<const uint8_t*>(low.c_str()), reinterpret_cast<uint8_t**>(&ascii),
-                     IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) {
-    return low;
+                     IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) == IDN2_OK) {
+    Owned a(ascii, &idn2_free);
+    out = to_unicode(a.get());
+  } else if (static_cast<size_t>(std::count_if(low.begin(), low.end(), [](char c) {
+               return static_cast<unsigned char>(c) < 0x80;
+             })) == low.size()) {
+    // IDNA2008 refuses some names that are in use (an emoji label, "xn--ls8h.la"): the ASCII form
+    // is still decoded, so that it is the one company with the same name typed in Unicode.
+    out = to_unicode(low.c_str());
   }
-  std::unique_ptr<char, decltype(&idn2_free)> a(ascii, &idn2_free);
-  char* unicode = nullptr;
-  if (idn2_to_unicode_8z8z(a.get(), &unicode, 0) != IDN2_OK) return low;
-  std::unique_ptr<char, decltype(&idn2_free)> u(unicode, &idn2_free);
-  return u.get();
+  if (out.empty()) return low;
+  // A full stop IDNA maps to "." ("bücher.example。") must not leave a trailing dot.
+  while (!out.empty() && out.back() == '.') out.pop_back();
+  return out.empty() ? low : out;
 }
 
 // The domain of an email address, normalised (normalize_domain), or "" when there is none.

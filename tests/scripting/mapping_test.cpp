@@ -200,15 +200,20 @@ BOOST_AUTO_TEST_CASE(an_internationalised_domain_is_one_company_in_either_form) 
       {{"name", "Jürgen"}, {"email", "jurgen@BÜCHER.example"}, {"is_external", true}},
       {{"name", "J"}, {"email", "j@xn--bcher-kva.example"}, {"is_external", true}},
       {{"name", "K"}, {"email", "k@bücher.example"}, {"is_external", true}},
+      // An ideographic full stop at the end, which IDNA maps to ".": no trailing dot.
+      {{"name", "F"}, {"email", "f@BÜCHER.example\u3002"}, {"is_external", true}},
       // Not valid punycode: kept, lowercased.
       {{"name", "Odd"}, {"email", "odd@XN--ZZ-.example"}, {"is_external", true}},
+      // IDNA2008 refuses an emoji label; its ASCII form is still the same company.
+      {{"name", "E1"}, {"email", "e1@xn--ls8h.la"}, {"is_external", true}},
+      {{"name", "E2"}, {"email", "e2@\U0001F4A9.la"}, {"is_external", true}},
   });
   Status s = f.map(m.dump(), 2500);
   BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
   std::set<std::string> domains;
   for (const auto& c : f.crm.calls_of("upsert_company")) domains.insert(c.args["domain"].get<std::string>());
-  BOOST_TEST(domains == (std::set<std::string>{"bücher.example", "xn--zz-.example"}));
-  BOOST_TEST(f.crm.calls_of("upsert_contact").size() == 4u);
+  BOOST_TEST(domains == (std::set<std::string>{"bücher.example", "xn--zz-.example", "\U0001F4A9.la"}));
+  BOOST_TEST(f.crm.calls_of("upsert_contact").size() == 7u);
 }
 
 // Our own domain in ASCII form in the settings still recognises its colleagues typed in Unicode.

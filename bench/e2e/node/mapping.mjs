@@ -15,14 +15,17 @@ const list = (v) => (Array.isArray(v) ? v : []);
 const text = (v) => (typeof v === 'string' && v !== '' ? v : null);
 
 // util.email_domain: the lowercase domain after the last '@', trailing dots/spaces dropped, an
-// internationalised one in its Unicode form (as the bridge does with libidn2); null without one or
-// without a dot.
+// internationalised one in its Unicode form; null without one or without a dot. The bridge uses
+// libidn2 (IDNA2008); Node's URL host parser is more lenient, so only names that are plainly host
+// names are decoded here, and a decoding that leaves only ASCII is refused. For ASCII names without
+// "xn--" (every name bench/e2e sends) both give the same.
 const INTERNATIONAL = /[^\x00-\x7f]|(^|\.)xn--/;
+const HOST_NAME = /^([a-z0-9_-]|[^\x00-\x7f])+(\.([a-z0-9_-]|[^\x00-\x7f])+)*$/;
 function normalizeDomain(d) {
   const low = d.replace(/[A-Z]+/g, (s) => s.toLowerCase());  // ASCII only, as the bridge
-  if (!INTERNATIONAL.test(low)) return low;
-  const unicode = domainToUnicode(low);
-  return unicode === '' ? low : unicode;
+  if (!INTERNATIONAL.test(low) || !HOST_NAME.test(low) || /\.[0-9]+$/.test(low)) return low;
+  const unicode = domainToUnicode(low).replace(/\.+$/, '');
+  return unicode === '' || !/[^\x00-\x7f]/.test(unicode) ? low : unicode;
 }
 
 export function emailDomain(email) {
@@ -53,7 +56,7 @@ function duration(from, to) {
 
 function companyNameFromDomain(domain) {
   const label = domain.split('.')[0] || domain;
-  return label.charAt(0).toUpperCase() + label.slice(1);
+  return label.replace(/^[a-z]/, (c) => c.toUpperCase());  // the first byte, ASCII only, as Lua's upper()
 }
 
 function externalInvitees(meeting, domains) {
