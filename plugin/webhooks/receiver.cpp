@@ -97,8 +97,9 @@ MeetingCheck check_meeting_json(std::string_view body) {
       case element_type::NULL_VALUE: out.problem = "not a Meeting: recording_id: expected integer, got null"; break;
       case element_type::ARRAY: out.problem = "not a Meeting: recording_id: expected integer, got array"; break;
       case element_type::OBJECT: out.problem = "not a Meeting: recording_id: expected integer, got object"; break;
-      case element_type::INT64: out.problem = "not a Meeting: recording_id: expected integer"; break;
+      case element_type::INT64: break;
     }
+    if (out.problem.empty()) out.problem = "not a Meeting: recording_id: expected integer";
   }
   return out;
 }
