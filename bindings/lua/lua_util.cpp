@@ -2,7 +2,6 @@
 // invitees, ISO 8601 times and durations). Misuse (a table where a string belongs) raises;
 // unparsable input returns nil, message, code.
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <cmath>
 #include <memory>
@@ -11,6 +10,7 @@
 #include <idn2.h>
 
 #include "core/clock.h"
+#include "crypto/encoding.h"
 #include "lua/lua_host.h"
 #include "lua/lua_json.h"
 #include "lua/lua_modules.h"
@@ -21,9 +21,7 @@ namespace {
 // ASCII only, whatever locale the host set: a UTF-8 byte is never touched.
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : out) c = detail::ascii_lower(c);
   return out;
 }
 
@@ -59,9 +57,7 @@ std::string normalize_domain(std::string_view d) {
                      IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) == IDN2_OK) {
     Owned a(ascii, &idn2_free);
     out = to_unicode(a.get());
-  } else if (static_cast<size_t>(std::count_if(low.begin(), low.end(), [](char c) {
-               return static_cast<unsigned char>(c) < 0x80;
-             })) == low.size()) {
+  } else if (std::all_of(low.begin(), low.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
     // IDNA2008 refuses some names that are in use (an emoji label, "xn--ls8h.la"): the ASCII form
     // is still decoded, so that it is the one company with the same name typed in Unicode.
     out = to_unicode(low.c_str());
