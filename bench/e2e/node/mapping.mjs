@@ -1,7 +1,7 @@
 // mapping.mjs: scripts/mapping.lua ported to JavaScript for the Node receiver (bench/e2e system c),
 // step for step, with the same CRM calls and arguments, so every system writes the same CRM rows.
 // `crm` has the CRM operations as functions; `domains` are our own email domains
-// (scripts.company_domains in the bridge's config).
+// (scripts.company_domains in the bridge's config), each through normalizeDomain.
 
 import { domainToUnicode } from 'node:url';
 
@@ -21,7 +21,7 @@ const text = (v) => (typeof v === 'string' && v !== '' ? v : null);
 // "xn--" (every name bench/e2e sends) both give the same.
 const INTERNATIONAL = /[^\x00-\x7f]|(^|\.)xn--/;
 const HOST_NAME = /^([a-z0-9_-]|[^\x00-\x7f])+(\.([a-z0-9_-]|[^\x00-\x7f])+)*$/;
-function normalizeDomain(d) {
+export function normalizeDomain(d) {
   const low = d.replace(/[A-Z]+/g, (s) => s.toLowerCase());  // ASCII only, as the bridge
   if (!INTERNATIONAL.test(low) || !HOST_NAME.test(low) || /\.[0-9]+$/.test(low)) return low;
   const unicode = domainToUnicode(low).replace(/\.+$/, '');
@@ -36,11 +36,9 @@ export function emailDomain(email) {
   return d === '' || !d.includes('.') ? null : normalizeDomain(d);
 }
 
+// domains: normalised once by the caller (normalizeDomain), as the receiver does at start-up.
 function inDomains(domain, domains) {
-  return domains.some((ours) => {
-    const o = normalizeDomain(ours);
-    return domain === o || domain.endsWith('.' + o);
-  });
+  return domains.some((o) => domain === o || domain.endsWith('.' + o));
 }
 
 // util.is_internal / util.is_external with configured domains: unknown (no email) is neither.

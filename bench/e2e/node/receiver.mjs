@@ -10,7 +10,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { Webhook } from 'standardwebhooks';
-import { mapMeeting } from './mapping.mjs';
+import { mapMeeting, normalizeDomain } from './mapping.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -19,7 +19,7 @@ const arg = (name, fallback) => {
 
 const db = new Database(arg('--db'));
 db.exec(fs.readFileSync(arg('--schema'), 'utf8'));
-const domains = arg('--domains', 'example.com').split(',');
+const domains = arg('--domains', 'example.com').split(',').map(normalizeDomain);
 const wh = new Webhook(arg('--secret').replace(/^whsec_/, ''));
 
 const q = {
