@@ -738,12 +738,13 @@ Result<int> Inbox::reclaim(int64_t claimed_before_ms, const std::vector<int64_t>
   return n;
 }
 
-Result<int> Inbox::reclaim_expired(const std::vector<int64_t>& held) {
+Result<int> Inbox::reclaim_expired(const std::vector<int64_t>& held, std::optional<int64_t> as_of_ms) {
+  const int64_t as_of = as_of_ms.value_or(clock_.now_ms());
   int n = 0;
   Status s = db_.with([&] {
     Stmt& q = db_.prepare(std::string("UPDATE webhook_inbox SET status='pending', ") + kNoClaim +
                           " WHERE status='processing' AND lease_until<=? AND id NOT IN " + json_values(db_, true));
-    FB_TRY(q.bind(1, clock_.now_ms()).bind(2, nlohmann::json(held).dump()).run());
+    FB_TRY(q.bind(1, as_of).bind(2, nlohmann::json(held).dump()).run());
     n = db_.changes();
     return n > 0 ? notify_others() : Status::Ok();
   });

@@ -200,9 +200,11 @@ class Inbox {
   // Returns events in processing claimed at or before claimed_before_ms to pending, except those in
   // `held` (events a live thread still works on, e.g. one stuck in a CRM call). Returns how many.
   Result<int> reclaim(int64_t claimed_before_ms, const std::vector<int64_t>& held = {});
-  // Returns events in processing whose claim lease ended (now >= lease_until) to pending, except
-  // those in `held`. Any host may call it. Returns how many.
-  Result<int> reclaim_expired(const std::vector<int64_t>& held = {});
+  // Returns events in processing whose claim lease ended (lease_until <= as_of_ms, default now) to
+  // pending, except those in `held`. Any host may call it. Returns how many. A caller that gathers
+  // `held` first passes the time read before it: an event claimed after that has a lease that ends
+  // after it, so it is never taken from a claim `held` could not list yet.
+  Result<int> reclaim_expired(const std::vector<int64_t>& held = {}, std::optional<int64_t> as_of_ms = std::nullopt);
   // Extends the lease of every event still in processing under these claims to now +
   // claim_lease_ms. Returns how many events it extended.
   Result<int> renew(const std::vector<std::string>& claim_tokens);

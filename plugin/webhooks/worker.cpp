@@ -591,7 +591,9 @@ void WorkerPool::maintain_claims() {
   if (now - last < every || !last_stale_check_ms_.compare_exchange_strong(last, now)) return;
   // The events the pool's threads hold (one stuck in a CRM call included: it is alive, and its
   // events must not be mapped a second time meanwhile) keep their leases; they are never
-  // reclaimed by this pool either.
+  // reclaimed by this pool either. Expired means as of `now`, read before the threads' claims
+  // are gathered: a batch claimed after this list was taken (a slow store connection, a clock
+  // that moved meanwhile) has a lease ending after `now` and stays its worker's.
   std::vector<int64_t> held;
   std::vector<std::string> claims;
   {
@@ -612,7 +614,7 @@ void WorkerPool::maintain_claims() {
   if (!claims.empty()) {
     if (auto r = inbox_.renew(claims); !r.ok()) renewed = r.status();
   }
-  auto n = inbox_.reclaim_expired(held);
+  auto n = inbox_.reclaim_expired(held, now);
   const Status failed = !renewed.ok() ? renewed : n.ok() ? Status::Ok() : n.status();
   if (!failed.ok()) {
     if (int64_t more = 0; lease_failures_.admit(clock_.mono_ms(), &more, failed.message())) {

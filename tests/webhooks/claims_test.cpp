@@ -91,6 +91,8 @@ BOOST_AUTO_TEST_CASE(an_expired_lease_is_taken_over_and_the_old_owners_outcome_i
   clock.advance_ms(4'000);
   BOOST_TEST(*b.inbox->reclaim_expired() == 0);
   clock.advance_ms(1'000);                          // 9 s: A stopped renewing
+  // As of a moment before the lease ended (a pool that listed its held claims then): still A's.
+  BOOST_TEST(*b.inbox->reclaim_expired({}, clock.now_ms() - 1) == 0);
   BOOST_TEST(*b.inbox->reclaim_expired() == 1);
   auto second = b.inbox->claim(10);
   BOOST_REQUIRE(second.ok());
