@@ -52,7 +52,8 @@ class LuaHost {
   virtual void log(detail::LogLevel level, std::string_view script, std::string_view message) = 0;
 
   // ---- util ----
-  // Our company's email domains (lowercase) for util.is_internal.
+  // Our company's email domains for util.is_internal, each normalised once (normalize_domain in
+  // lua_modules.h): util compares an address's domain with them as they are.
   virtual const std::vector<std::string>& company_domains() const = 0;
   // True when company_domains() is not configured but the recorder's domain, taken as ours: then
   // Fathom's own is_external flag on an invitee is trusted first (a gmail.com recorder's gmail.com

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <lua.hpp>
+#include <string>
+#include <string_view>
 
 namespace fb::lua {
 
@@ -13,6 +15,10 @@ int luaopen_fb_fathom(lua_State* L);  // fathom: transcript, summary (read-only,
 int luaopen_fb_log(lua_State* L);     // log: debug, info, warn, error; and print
 int luaopen_fb_util(lua_State* L);    // util: email_domain, is_internal, is_external, parse_time, ...
 int luaopen_fb_store(lua_State* L);   // store: get, set, delete (per integration, SQLite)
+
+// One spelling per email domain, as util.email_domain gives it: lowercase, and an internationalised
+// domain in its Unicode form whichever form it was written in. A name IDNA refuses: lowercased.
+std::string normalize_domain(std::string_view domain);
 
 // print(...) for the sandbox: log.info with the script's name.
 int lua_print(lua_State* L);

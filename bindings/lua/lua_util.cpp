@@ -37,6 +37,8 @@ bool international(std::string_view d) {
   return false;
 }
 
+}  // namespace
+
 // One spelling per domain: lowercase, and an internationalised domain in its Unicode form whether
 // the address gave it so ("bücher.example", "BÜCHER.example") or in its ASCII form
 // ("xn--bcher-kva.example"), so that one company is not created twice (IDNA2008 with UTS #46
@@ -68,6 +70,8 @@ std::string normalize_domain(std::string_view d) {
   return out.empty() ? low : out;
 }
 
+namespace {
+
 // The domain of an email address, normalised (normalize_domain), or "" when there is none.
 std::string domain_of(std::string_view email) {
   size_t at = email.rfind('@');
@@ -98,12 +102,14 @@ std::string email_arg(lua_State* L, int idx) {
   }
 }
 
+// `domain` and `ours` normalised (normalize_domain): the same, or `domain` is a subdomain of it.
+bool same_or_under(const std::string& domain, std::string_view ours) {
+  return domain == ours || (domain.size() > ours.size() &&
+                            domain.compare(domain.size() - ours.size(), ours.size(), ours) == 0 &&
+                            domain[domain.size() - ours.size() - 1] == '.');
+}
+
 bool domain_in(const std::string& domain, lua_State* L, int list_idx) {
-  auto matches = [&](std::string_view ours) {
-    std::string o = normalize_domain(ours);
-    return domain == o || (domain.size() > o.size() && domain.compare(domain.size() - o.size(), o.size(), o) == 0 &&
-                           domain[domain.size() - o.size() - 1] == '.');
-  };
   if (list_idx != 0) {
     for (lua_Integer i = 1;; ++i) {
       if (lua_rawgeti(L, list_idx, i) == LUA_TNIL) {
@@ -111,13 +117,13 @@ bool domain_in(const std::string& domain, lua_State* L, int list_idx) {
         return false;
       }
       if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, list_idx, "domains must be strings");
-      bool m = matches(lua_tostring(L, -1));
+      bool m = same_or_under(domain, normalize_domain(lua_tostring(L, -1)));
       lua_pop(L, 1);
       if (m) return true;
     }
   }
-  for (const auto& d : host(L).company_domains()) {
-    if (matches(d)) return true;
+  for (const auto& d : host(L).company_domains()) {  // normalised when the host set them
+    if (same_or_under(domain, d)) return true;
   }
   return false;
 }

@@ -65,10 +65,7 @@ Result<std::unique_ptr<ScriptHost>> ScriptHost::open(ScriptHostOptions options) 
 
   StateServices& s = h->services_;
   s.config = c;
-  for (std::string d : c.company_domains) {
-    std::transform(d.begin(), d.end(), d.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    if (!d.empty()) s.company_domains.push_back(d);
-  }
+  s.company_domains = company_domains_of(c);
   s.crm = &h->crm_;
   s.store = h->store_.get();
   s.content = h->options_.content;

@@ -6,6 +6,7 @@
 #include "core/pipeline.h"
 #include "core/utf8.h"
 #include "lua/lua_json.h"
+#include "lua/lua_modules.h"
 
 namespace fb::detail {
 namespace {
@@ -75,11 +76,18 @@ std::string recorder_domain(lua_State* L, int meeting) {
     }
   }
   lua_pop(L, 1);
-  for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return d;
+  return d.empty() ? d : lua::normalize_domain(d);
 }
 
 }  // namespace
+
+std::vector<std::string> company_domains_of(const ScriptConfig& config) {
+  std::vector<std::string> out;
+  for (const std::string& d : config.company_domains) {
+    if (!d.empty()) out.push_back(lua::normalize_domain(d));
+  }
+  return out;
+}
 
 ScriptState::ScriptState(const StateServices* services, std::shared_ptr<Generation> gen)
     : services_(services), gen_(std::move(gen)) {}

@@ -70,10 +70,14 @@ using ScriptLogSink = std::function<void(LogLevel, std::string_view script, std:
 // Sees every CRM call and its outcome (dry runs, tests, tracing).
 using CrmObserver = std::function<void(const CrmCall&, const Result<std::string>&)>;
 
+// config.company_domains as util compares them: each normalised once (lua::normalize_domain:
+// lowercase, an internationalised domain in its Unicode form), empty ones left out.
+std::vector<std::string> company_domains_of(const ScriptConfig& config);
+
 // Shared by all states of a ScriptHost; outlives them.
 struct StateServices {
   ScriptConfig config;
-  std::vector<std::string> company_domains;  // lowercase
+  std::vector<std::string> company_domains;  // company_domains_of(config)
   CrmRegistry* crm = nullptr;
   ScriptStore* store = nullptr;
   MeetingContentSource* content = nullptr;  // null: fathom.* returns nil, "unavailable"

@@ -31,10 +31,7 @@ Result<json> dry_run_meetings(const ScriptConfig& config, const ScriptFiles& fil
   if (config.hook_mode != "always") watchdog = std::make_unique<Watchdog>(config.watchdog_ms);
   StateServices s;
   s.config = config;
-  for (std::string d : config.company_domains) {
-    std::transform(d.begin(), d.end(), d.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    if (!d.empty()) s.company_domains.push_back(d);
-  }
+  s.company_domains = company_domains_of(config);
   s.crm = &crm;
   s.store = store.get();
   s.dry_run = true;

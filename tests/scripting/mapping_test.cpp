@@ -242,6 +242,42 @@ BOOST_AUTO_TEST_CASE(company_domains_match_an_internationalised_domain_in_either
              "c@sub.münchen.example=true/sub.münchen.example d@muenchen.example=false/muenchen.example");
 }
 
+// The configured domains and the recorder's are normalised once, when set (they were lowercased
+// there and normalised again on every util.is_internal check): either form of an IDN, any case.
+BOOST_AUTO_TEST_CASE(configured_and_recorder_domains_are_spelt_as_util_email_domain_spells_them) {
+  ScriptDir dir;
+  dir.write("probe.lua", R"(
+    function on_meeting(meeting, ctx)
+      local out = { table.concat(ctx.company_domains, ",") }
+      for _, e in ipairs({"a@MÜNCHEN.example", "b@sub.xn--mnchen-3ya.example", "c@muenchen.example"}) do
+        out[#out + 1] = e .. "=" .. tostring(util.is_internal(e))
+      end
+      crm.log_activity({ recording_id = meeting.recording_id, title = table.concat(out, " ") })
+    end
+  )");
+  const std::string expected = "münchen.example a@MÜNCHEN.example=true b@sub.xn--mnchen-3ya.example=true "
+                               "c@muenchen.example=false";
+  // The probe's title with these company domains, for a meeting recorded by `recorder`.
+  auto probe = [&](std::vector<std::string> domains, const json& recorder, int64_t rec) {
+    json m = json::parse(fixture("mixed.json"));
+    m["recorded_by"] = recorder;
+    auto o = host_options(dir);
+    o.config.mapping = "probe.lua";
+    o.config.company_domains = std::move(domains);
+    auto host = open_host(o);
+    RecordingCrm crm;
+    crm.install(*host);
+    Status s = host->on_meeting(meeting_event(m.dump(), rec, 1));
+    BOOST_REQUIRE_MESSAGE(s.ok(), s.to_string());
+    return crm.calls_of("log_activity").at(0).args["title"].get<std::string>();
+  };
+  const json outsider = {{"name", "Zoe"}, {"email", "zoe@example.org"}, {"email_domain", "example.org"}};
+  BOOST_TEST(probe({"XN--MNCHEN-3YA.Example", ""}, outsider, 2700) == expected);
+  // None configured: the recorder's domain is ours.
+  const json recorder = {{"name", "Jürgen"}, {"email", "j@xn--mnchen-3ya.example"}, {"email_domain", "XN--MNCHEN-3YA.example"}};
+  BOOST_TEST(probe({}, recorder, 2701) == expected);
+}
+
 // Contacts' emails were lowercased, the recorder's and the assignees' sent as Fathom gave them
 // ("Zoe+rec@Example.COM"): one person could be two CRM users. All are lowercase now.
 BOOST_AUTO_TEST_CASE(owner_and_assignee_emails_are_lowercase_like_the_contacts) {
