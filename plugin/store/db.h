@@ -244,7 +244,9 @@ class Db {
 
   // Wake-ups across processes: a connection of its own that LISTENs on `channel` (PostgreSQL
   // LISTEN/NOTIFY; a writer sends with `SELECT pg_notify(channel, payload)` in its transaction,
-  // delivered at commit). nullptr on SQLite, where a process wakes its own workers. Thread-safe.
+  // delivered at commit). Listening when it returns (when the server answers): a notification
+  // committed after the call is not missed. nullptr on SQLite, where a process wakes its own
+  // workers. Thread-safe.
   virtual std::unique_ptr<DbNotifications> listen(const std::string& channel);
 
  protected:

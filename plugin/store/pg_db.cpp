@@ -398,8 +398,7 @@ class PgNotifications final : public DbNotifications {
     uint64_t one = 1;
     (void)!::write(wake_, &one, sizeof one);
   }
-
- private:
+  // Connects and LISTENs; false (wait() tries again) when the server is away.
   bool reconnect() {
     auto made = open_connection(url_, shown_);
     if (!made.ok()) return false;
@@ -412,6 +411,8 @@ class PgNotifications final : public DbNotifications {
     if (!ok) drop();
     return ok;
   }
+
+ private:
   void drop() {
     if (c_) PQfinish(c_);
     c_ = nullptr;
@@ -437,7 +438,12 @@ class PgNotifications final : public DbNotifications {
 };
 
 std::unique_ptr<DbNotifications> PgDb::listen(const std::string& channel) {
-  return std::make_unique<PgNotifications>(url_, path(), channel);
+  auto n = std::make_unique<PgNotifications>(url_, path(), channel);
+  // Listening before this returns: a notification sent after it (another host's new event) is
+  // kept for the first wait(), not lost while the listener thread starts and connects. A server
+  // that is away now is tried again by wait().
+  (void)n->reconnect();
+  return n;
 }
 
 Result<PgConn*> PgDb::acquire(Clock::time_point deadline) {
