@@ -51,7 +51,9 @@ BOOST_AUTO_TEST_CASE(three_bridges_sync_a_due_integration_once_per_due_time_and_
   hosts.clear();  // the schedulers stop: only the requests below run
   hosts.push_back(std::make_unique<Host>(sim, json{{"store", store_settings(store)}}));
   hosts.push_back(std::make_unique<Host>(sim, json{{"store", store_settings(store)}}));
-  sim.config({{"latency_ms", 1500}});
+  // Host 1's sync must still be running at both requests below: 4 s of page latency leaves room
+  // for a host slowed by a loaded machine.
+  sim.config({{"latency_ms", 4000}});
   HttpReply started = hosts[0]->post("/v1/sync", {{"tenant_id", "acme"}, {"user_id", "u1"}, {"integration_id", id},
                                                   {"mode", "backfill"}, {"async", true}});
   BOOST_REQUIRE_MESSAGE(started.status == 202, started.body);

@@ -394,7 +394,7 @@ BOOST_AUTO_TEST_CASE(stop_with_an_answer_in_flight) {
   HttpServerOptions quick;
   quick.write_timeout_s = 1;
   Served late(quick);
-  late.async_delay_ms = 1500;
+  late.async_delay_ms = 3000;  // 2 s past stop()'s 1 s wait: room for a stop() that starts late
   int lport = late.port();
   auto lreply = std::async(std::launch::async, [lport] {
     httplib::Client cli("127.0.0.1", lport);
@@ -405,7 +405,7 @@ BOOST_AUTO_TEST_CASE(stop_with_an_answer_in_flight) {
   BOOST_REQUIRE(fb::test::eventually([&] { return late.async_started.load() == 1; }));
   late.server.stop();
   BOOST_TEST(lreply.get() == -1);  // closed unanswered
-  std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // the late answer arrives: no crash
+  std::this_thread::sleep_for(std::chrono::milliseconds(3100));  // the late answer arrives: no crash
 }
 
 BOOST_AUTO_TEST_CASE(bind_errors_and_restart) {

@@ -639,6 +639,9 @@ BOOST_AUTO_TEST_CASE(the_scheduler_syncs_due_integrations_concurrently_up_to_its
   e.sim.admin("POST", "/_sim/counters/reset");
   SchedulerOptions parallel;
   parallel.concurrency = 3;
+  // Each incremental sync below is one call: 1.5 s each, so that the three threads' calls overlap
+  // even when a loaded machine starts them a second apart.
+  e.sim.config({{"latency_ms", 1500}});
   // An hour later all three are due again.
   auto r2 = SyncScheduler(e.engine(), e.directory, system_clock(), parallel).tick(system_clock().now_s() + 3600);
   BOOST_TEST(r2.syncs_run == 3);

@@ -150,14 +150,16 @@ BOOST_AUTO_TEST_CASE(a_due_integration_is_synced_once_per_due_time_by_a_fleet_of
   BOOST_TEST(f.scheduled_jobs() == 4);
 }
 
-// Host A's sync waits 8 s on its first page (longer than its lease's 3 s to live); host B asks for
+// Host A's sync waits 14 s on its first page (longer than its lease's 6 s to live); host B asks for
 // the same integration meanwhile and is told it is already running, by which host. A's lease is
 // renewed while it waits, so B does not take it over; once A is done, B's sync runs.
 BOOST_AUTO_TEST_CASE(concurrent_sync_requests_on_two_hosts_one_runs_the_other_is_told_it_is_already_running) {
   SyncOptions short_lease;
-  short_lease.lease_ttl_s = 3;
-  // B asks 4 s into A's wait: 4 s to spare for a thread woken late (TSan, a loaded machine).
-  Fleet f(2, {"--meetings", "6", "--latency", "8000"}, short_lease);
+  // Renewed every 2 s to 6 s ahead, in whole seconds: a renewal may come 3 s late (a starved
+  // thread, TSan) before B could take the lease over. B asks 7 s into A's wait, past the time to
+  // live: 7 s to spare for a thread woken late.
+  short_lease.lease_ttl_s = 6;
+  Fleet f(2, {"--meetings", "6", "--latency", "14000"}, short_lease);
   Result<JobRecord> a = Status::Internal("not run");
   std::mutex mu;
   std::condition_variable cv;
@@ -174,7 +176,7 @@ BOOST_AUTO_TEST_CASE(concurrent_sync_requests_on_two_hosts_one_runs_the_other_is
     BOOST_REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return started; }));
   }
   // Past A's lease time to live, while its first page is still on its way.
-  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(7000));
   auto b = f.hosts[1]->engine().backfill(kAlice, "host-b");
   BOOST_TEST(b.code() == Code::kConflict);
   BOOST_TEST(b.status().message().find("a sync of integration 1 is already running") != std::string::npos,
