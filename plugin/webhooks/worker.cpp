@@ -370,6 +370,7 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
   if (self) {
     std::lock_guard lk(mu_);
     self->claim = claim;
+    self->next.clear();  // this batch, held by claim from now on
   }
   int64_t integration = events.empty() ? 0 : events.front().integration_id;
   for (const InboxEvent& e : events) {
@@ -452,6 +453,7 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
     next = inbox_.finish_batch(outcomes, [&] { return tell(dead); }, claim_next);
   }
   work.reset();  // lets go of the batch's recordings
+  if (next.ok()) hold_next(self, *next);  // before the events and callbacks below, which may be slow
   if (!next.ok()) {
     // The events stay in processing and are reclaimed later; the handlers are idempotent per
     // content version, so running them again is harmless.
@@ -562,6 +564,7 @@ void WorkerPool::loop(WorkerThread* self) {
           FB_LOG(kInfo, "webhooks") << "webhook events can be claimed again after " << failed << " failed claims";
         }
         batch = std::move(*events);
+        hold_next(self, batch);
       }
     }
     if (!batch.empty()) {
@@ -582,6 +585,13 @@ void WorkerPool::loop(WorkerThread* self) {
   }
 }
 
+void WorkerPool::hold_next(WorkerThread* self, const std::vector<InboxEvent>& batch) {
+  if (!self) return;
+  std::lock_guard lk(mu_);
+  self->next.clear();
+  for (const InboxEvent& e : batch) self->next.emplace_back(e.id, e.claim_token);
+}
+
 void WorkerPool::maintain_claims() {
   // Often enough to renew a lease well before it ends, and to take over a dead host's events
   // soon after theirs did.
@@ -598,13 +608,16 @@ void WorkerPool::maintain_claims() {
   std::vector<std::string> claims;
   {
     std::lock_guard lk(mu_);
+    auto hold = [&](int64_t id, const std::string& token) {
+      held.push_back(id);
+      if (std::find(claims.begin(), claims.end(), token) == claims.end()) claims.push_back(token);
+    };
     for (const WorkerThread& t : threads_) {
+      for (const auto& [id, token] : t.next) hold(id, token);
       if (!t.claim) continue;
       std::lock_guard ck(t.claim->mu_);
       for (const auto& e : t.claim->entries_) {
-        if (e.state == BatchClaim::State::kGivenUp) continue;
-        held.push_back(e.id);
-        if (std::find(claims.begin(), claims.end(), e.claim_token) == claims.end()) claims.push_back(e.claim_token);
+        if (e.state != BatchClaim::State::kGivenUp) hold(e.id, e.claim_token);
       }
     }
   }

@@ -229,6 +229,9 @@ class WorkerPool {
   struct WorkerThread {
     std::thread thread;
     std::shared_ptr<BatchClaim> claim;  // the batch it is on; guarded by mu_
+    // Claimed and not yet on: the next batch, between its claim's commit and process_batch (the
+    // thread may purge meanwhile). Its leases are renewed and it is never reclaimed, like claim's.
+    std::vector<std::pair<int64_t, std::string>> next;  // (event id, claim token); guarded by mu_
     bool written_off = false;           // guarded by mu_: found stuck, replaced
     bool exited = false;                // guarded by mu_: left loop()
     bool abandoned = false;             // guarded by mu_: stop() gave up on it (detached)
@@ -237,6 +240,8 @@ class WorkerPool {
   enum class Fate { kOn, kWrittenOff, kAbandoned };
   void loop(WorkerThread* self);
   void start_thread_locked();  // REQUIRES: mu_ held
+  // Records `batch` as self's next batch (WorkerThread::next); no-op without self.
+  void hold_next(WorkerThread* self, const std::vector<InboxEvent>& batch);
   // Handles a claimed batch, commits its bookkeeping together with the claim of up to claim_next
   // further events, and returns those (empty when claim_next is 0 or the commit failed). With
   // self (a pool thread), the batch is watched by the supervisor; *fate says what became of the

@@ -4,7 +4,9 @@
 // stopped server answered with 503 at once and reconnected to by itself. A "host" here is an Inbox
 // on a Db of its own, as another process has.
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
@@ -55,6 +57,12 @@ class CountingHandler final : public InboxEventHandler {
   size_t distinct() {
     std::lock_guard lk(mu_);
     return calls_.size();
+  }
+  int most_calls() {  // of any one event
+    std::lock_guard lk(mu_);
+    int n = 0;
+    for (const auto& [id, c] : calls_) n = std::max(n, c);
+    return n;
   }
 
  private:
@@ -451,5 +459,61 @@ BOOST_AUTO_TEST_CASE(a_batchs_script_versions_are_one_statement) {
   BOOST_TEST(got[ids[2]] == "[4]");  // the last given for an event
   BOOST_TEST(got[ids[3]] == "");     // none given: untouched
 }
+
+// A worker's next batch is claimed in the commit that records the one before, and the thread is on
+// it only after that commit's aftermath (events told, a purge due): its leases were neither renewed
+// nor kept from reclaim meanwhile, so a thread held there past the lease had its claimed events
+// returned to pending and mapped twice. Held here in the commit callback past the lease.
+BOOST_AUTO_TEST_CASE(a_workers_next_batch_keeps_its_lease_before_the_worker_is_on_it) {
+  FakeClock clock(1'700'000'000'000);
+  WebhookStack s(clock);
+  for (int i = 0; i < 4; ++i) {
+    BOOST_REQUIRE(s.inbox->append(delivery_of(1, "msg_next_" + std::to_string(i), 60 + i, meeting_body(60 + i))).ok());
+  }
+  CountingHandler handler;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_callback = false, open = false;
+  int commits = 0;
+  WorkerOptions o;
+  o.workers = 1;
+  o.claim_batch = 2;
+  o.reclaim_on_start = false;
+  o.on_batch_committed = [&] {
+    std::unique_lock lk(mu);
+    if (++commits != 1) return;
+    in_callback = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return open; });
+  };
+  WorkerPool pool(*s.inbox, handler, clock, system_random(), o);
+  BOOST_REQUIRE(pool.start().ok());
+  {
+    std::unique_lock lk(mu);
+    BOOST_REQUIRE(cv.wait_for(lk, std::chrono::seconds(60), [&] { return in_callback; }));
+  }
+  auto count = [&](const std::string& where) {
+    return scalar(*s.db, "SELECT COUNT(*) FROM webhook_inbox WHERE " + where);
+  };
+  BOOST_TEST(count("status='done'") == 2);
+  BOOST_TEST(count("status='processing'") == 2);  // the next batch, claimed in that commit
+  clock.advance_ms(s.inbox->claim_lease_ms() + 1000);
+  pool.notify();
+  // The supervisor renews the next batch's leases, and returns none of it to pending.
+  const std::string renewed = "status='processing' AND lease_until>" + std::to_string(clock.now_ms());
+  BOOST_TEST(wait_until([&] { return count(renewed) == 2 || count("status='pending'") > 0; }, 30));
+  BOOST_TEST(count(renewed) == 2);
+  BOOST_TEST(count("status='pending'") == 0);
+  {
+    std::lock_guard lk(mu);
+    open = true;
+  }
+  cv.notify_all();
+  BOOST_TEST(wait_until([&] { return count("status='done'") == 4; }, 60));
+  pool.stop();
+  BOOST_TEST(handler.distinct() == 4u);
+  BOOST_TEST(handler.most_calls() == 1);  // every event handled once
+}
+
 
 BOOST_AUTO_TEST_SUITE_END()
