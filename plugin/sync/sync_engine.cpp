@@ -440,9 +440,10 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request, const std::functio
 
 Status SyncEngine::acquire_lease(Run& run) {
   run.lease_token = system_random().token(16);
-  const int64_t now = clock_.now_s();
   const int64_t id = run.info.id;
   return db_.transaction([&]() -> Status {
+    // Read once the transaction has the store: a wait for it must not age the lease it grants.
+    const int64_t now = clock_.now_s();
     Stmt& ins = db_.prepare("INSERT INTO sync_state(integration_id, updated_at) VALUES(?,?) ON CONFLICT DO NOTHING");
     ins.bind_all(id, now);
     FB_TRY(ins.run());

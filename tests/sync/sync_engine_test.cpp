@@ -2,6 +2,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "fathom/sim_credentials.h"
@@ -548,6 +551,62 @@ BOOST_AUTO_TEST_CASE(manual_range_and_single_recording) {
   BOOST_TEST(unknown->error_code == "not_found");
   BOOST_TEST(unknown->api_calls == 0);
   BOOST_TEST(e.engine().manual_range(kAlice, 10, 5).code() == Code::kInvalidArgument);
+}
+
+// The sync lease is granted for lease_ttl_s from when its transaction has the store, not from
+// before it waited for it: another writer holding the store (another host's transaction) while the
+// clock moves on must not shorten the new lease, or born expired it could be taken over at once.
+BOOST_AUTO_TEST_CASE(a_wait_for_the_store_does_not_shorten_the_sync_lease) {
+  FakeClock clock(system_clock().now_ms());
+  SyncOptions opts;
+  opts.lease_ttl_s = 60;
+  Env e({"--meetings", "12"}, opts, {}, &clock);
+  auto other = Db::open(e.dir.store("sync.db"));  // another writer on the same store
+  BOOST_REQUIRE_MESSAGE(other.ok(), other.status());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool holding = false, release = false;
+  std::thread writer([&] {
+    Status s = (*other)->transaction([&]() -> Status {
+      std::unique_lock lk(mu);
+      holding = true;
+      cv.notify_all();
+      cv.wait(lk, [&] { return release; });
+      return Status::Ok();
+    });
+    BOOST_CHECK_MESSAGE(s.ok(), s);
+  });
+  {
+    std::unique_lock lk(mu);
+    BOOST_REQUIRE(cv.wait_for(lk, std::chrono::seconds(30), [&] { return holding; }));
+  }
+  int64_t lease_until = 0, now_at_start = 0;
+  std::thread sync([&] {
+    auto job = e.engine().run({kAlice, SyncMode::kBackfill, 0, 0, 0, "test"}, [&](int64_t) {
+      now_at_start = clock.now_s();
+      Status s = (*other)->with([&]() -> Status {
+        auto st = (*other)->prepare_uncached("SELECT lease_until FROM sync_state WHERE integration_id=" +
+                                             std::to_string(kAlice));
+        if (!st.ok()) return st.status();
+        FB_ASSIGN(bool row, st->step());
+        lease_until = row ? st->int64(0) : -1;
+        return Status::Ok();
+      });
+      BOOST_CHECK_MESSAGE(s.ok(), s);
+    });
+    BOOST_CHECK_MESSAGE(job.ok(), job.status());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the sync waits for the store
+  clock.advance_ms(100'000);  // longer than the lease's time to live
+  {
+    std::lock_guard lk(mu);
+    release = true;
+  }
+  cv.notify_all();
+  writer.join();
+  sync.join();
+  BOOST_TEST(lease_until >= now_at_start + opts.lease_ttl_s - 1, "lease until " << lease_until << ", sync started at "
+                                                                               << now_at_start);
 }
 
 BOOST_AUTO_TEST_CASE(scheduler_runs_due_integrations_and_the_keepalive) {
