@@ -76,7 +76,7 @@ std::string recorder_domain(lua_State* L, int meeting) {
     }
   }
   lua_pop(L, 1);
-  return d.empty() ? d : lua::normalize_domain(d);
+  return lua::normalize_domain(d);  // "" stays ""
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "scripting/script_validation.h"
 
 #include <algorithm>
-#include <cctype>
 #include <map>
 #include <memory>
 
