@@ -1,5 +1,7 @@
 #include "sync/content_source.h"
 
+#include "core/log.h"
+
 namespace fb::detail {
 
 Result<std::string> CachedContentSource::transcript_json(int64_t integration_id, int64_t recording_id) {
@@ -45,10 +47,16 @@ Result<std::string> CachedContentSource::get(int64_t integration_id, int64_t rec
   FB_ASSIGN(std::optional<std::string> cached, store_.cached_content(integration_id, recording_id, kind));
   if (cached) return std::move(*cached);
   std::string raw;
-  if (kind == ContentKind::kTranscript) {
-    FB_TRY(client_.get_transcript(integration_id, recording_id, &raw).status());
-  } else {
-    FB_TRY(client_.get_summary(integration_id, recording_id, &raw).status());
+  Status got = kind == ContentKind::kTranscript ? client_.get_transcript(integration_id, recording_id, &raw).status()
+                                                : client_.get_summary(integration_id, recording_id, &raw).status();
+  if (!got.ok()) {
+    // The mapping goes on without it; a copy that brings it later is mapped again (meeting_store.h).
+    Status noted = store_.note_missed(integration_id, recording_id, kind);
+    if (!noted.ok()) {
+      FB_LOG(kWarn, "sync") << "recording that the " << content_kind_name(kind) << " of meeting " << recording_id
+                            << " was not got: " << noted;
+    }
+    return got;
   }
   FB_TRY(store_.put_content(integration_id, recording_id, kind, raw, "api"));
   {

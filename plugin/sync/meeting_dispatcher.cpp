@@ -278,6 +278,7 @@ Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& item
     it.map_error = Status::Ok();
     it.status = Status::Ok();
     MeetingState& st = state[recording_key(store.db().path(), it.integration.id, it.meeting.recording_id)];
+    FB_TRY(store.complete_state(it.integration.id, it.meeting, st));
     it.stored = st;
     st = state_after_upsert(std::move(st), it.meeting);
     it.upsert = {};
@@ -285,9 +286,17 @@ Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& item
     it.upsert.content_version = st.content_version;
     it.upsert.created = !it.stored.found;
     it.upsert.changed = st.content_version != it.stored.content_version;
-    it.upsert.needs_mapping = st.mapped_version < it.upsert.content_version;
+    // Only a copy carrying what is stored maps it: a poorer one (an OAuth listing after the
+    // webhook's full copy whose mapping failed) leaves that version to the richer copy's own
+    // event, or to the next sync's pending pass, which maps the stored copy.
+    it.upsert.needs_mapping =
+        st.mapped_version < it.upsert.content_version && carries_parts(content_parts_of(it.meeting), st.content_parts);
     if (it.upsert.needs_mapping) {
       st.mapped_version = it.upsert.content_version;  // a later item of the batch does not map it again
+      // That mapping has not run yet: a later, richer copy in this batch counts the parts it may
+      // ask for and not get as missed.
+      st.missed_parts |= (1 << static_cast<int>(ContentKind::kTranscript)) | (1 << static_cast<int>(ContentKind::kSummary));
+      st.missed_known = true;
     }
   }
   return lease;

@@ -89,6 +89,20 @@ int content_parts_of(const Meeting& m) {
          (m.crm_matches_json.empty() ? 0 : bit(ContentKind::kCrmMatches));
 }
 
+bool carries_parts(int parts, int of_parts) { return (parts & of_parts) == of_parts; }
+
+bool richer_copy(int parts, int stored_parts) { return carries_parts(parts, stored_parts) && parts != stored_parts; }
+
+namespace {
+// Parts that no API endpoint serves: a mapping has them only from the copy it is given.
+constexpr int kCopyOnlyParts =
+    (1 << static_cast<int>(ContentKind::kActionItems)) | (1 << static_cast<int>(ContentKind::kCrmMatches));
+}  // namespace
+
+bool next_version_copy(int parts, const MeetingState& st) {
+  return richer_copy(parts, st.content_parts) && (parts & ~st.content_parts & (kCopyOnlyParts | st.missed_parts)) != 0;
+}
+
 Result<std::unique_ptr<MeetingStore>> MeetingStore::open(Db& db, Clock& clock) {
   FB_TRY(migrate_sync_schema(db));
   return std::unique_ptr<MeetingStore>(new MeetingStore(db, clock));
@@ -107,31 +121,30 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
 
 namespace {
 
-// Same content: whether a copy with `parts` replaces the stored one (it carries strictly more).
-bool richer_copy(int parts, int stored_parts) { return (parts & stored_parts) == stored_parts && parts != stored_parts; }
-
-// What the mark of a mapped meeting adds to an upsert's UPDATE.
-constexpr const char* kMarkMapped =
-    ", mapped_version=MAX(mapped_version, content_version), mapped_at=?, map_error=NULL, map_attempts=0";
-
-// The UPDATE of a stored meeting whose content is unchanged, by [swap][mark][guard]: swap puts the
-// richer copy in place, mark records it mapped, guard writes only while the row is in the state
-// the caller read (hash, version, parts).
-const std::string& same_content_sql(bool swap, bool mark, bool guard) {
+// The UPDATE of a stored meeting whose core content is unchanged, by [swap][bump][mark][guard]:
+// swap puts the richer copy in place, bump makes it the next version (SET reads the row's old
+// values, so the mark then names content_version+1), mark records it mapped, guard writes only
+// while the row is in the state the caller read (hash, version, parts).
+const std::string& same_content_sql(bool swap, bool bump, bool mark, bool guard) {
   static const auto* sqls = [] {
-    auto* out = new std::array<std::string, 8>();
-    for (int i = 0; i < 8; ++i) {
+    auto* out = new std::array<std::string, 16>();
+    for (int i = 0; i < 16; ++i) {
       std::string& sql = (*out)[static_cast<size_t>(i)];
+      const bool sw = i & 8, bu = i & 4, ma = i & 2, gu = i & 1;
       sql = "UPDATE sync_meetings SET ";
-      if (i & 4) sql += "raw_json=?, content_event_id=?, content_parts=?, ";
+      if (sw) sql += "raw_json=?, content_event_id=?, content_parts=?, ";
+      if (bu) sql += "updated_at=?, content_version=content_version+1, map_error=NULL, map_attempts=0, ";
       sql += "last_seen_at=?, last_source=?";
-      if (i & 2) sql += kMarkMapped;
+      if (ma) {
+        sql += bu ? ", mapped_version=MAX(mapped_version, content_version+1), mapped_at=?"
+                  : ", mapped_version=MAX(mapped_version, content_version), mapped_at=?, map_error=NULL, map_attempts=0";
+      }
       sql += " WHERE integration_id=? AND recording_id=?";
-      if (i & 1) sql += " AND content_hash=? AND content_version=? AND content_parts=?";
+      if (gu) sql += " AND content_hash=? AND content_version=? AND content_parts=?";
     }
     return out;
   }();
-  return (*sqls)[(swap ? 4 : 0) | (mark ? 2 : 0) | (guard ? 1 : 0)];
+  return (*sqls)[(swap ? 8 : 0) | (bump ? 4 : 0) | (mark ? 2 : 0) | (guard ? 1 : 0)];
 }
 
 // A new meeting, or a new content version: one statement for both (an insert, or on conflict the
@@ -168,7 +181,10 @@ const std::string& new_content_sql(bool guard) {
 MeetingState state_after_upsert(MeetingState st, const Meeting& m) {
   const int parts = content_parts_of(m);
   if (st.found && st.content_hash == m.core_hash) {
-    if (richer_copy(parts, st.content_parts)) st.content_parts = parts;
+    if (richer_copy(parts, st.content_parts)) {
+      if (next_version_copy(parts, st)) ++st.content_version;
+      st.content_parts = parts;
+    }
     return st;
   }
   st.found = true;
@@ -189,21 +205,29 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
   const std::optional<int64_t> pointer = content_event_id > 0 ? std::optional<int64_t>(content_event_id) : std::nullopt;
   // The one write over the stored state st. guarded: only while the row is still in st; false
   // when it was not (nothing written).
-  auto write = [&](const MeetingState& st, bool guarded) -> Result<bool> {
+  bool marked = false;  // the write records this content mapped at mapped_at
+  auto write = [&](MeetingState st, bool guarded) -> Result<bool> {
+    FB_TRY(read_missed(integration_id, m, st));
     out = {};
     out.recording_id = m.recording_id;
     int n = 0;
     auto bind = [&n](Stmt& q, const auto&... v) { (q.bind(++n, v), ...); };
     Stmt* q = nullptr;
     if (st.found && st.content_hash == m.core_hash) {
-      out.content_version = st.content_version;
-      out.needs_mapping = st.mapped_version < st.content_version;
-      // Same content: keep the stored copy unless this one carries strictly more parts.
+      // Same core content: keep the stored copy unless this one carries strictly more parts; it
+      // is then the next version, mapped again, when it brings what the mapping could not have had.
       const bool swap = richer_copy(parts, st.content_parts);
-      q = &db_.prepare(same_content_sql(swap, mapped_at.has_value(), guarded));
+      const bool bump = next_version_copy(parts, st);
+      out.content_version = st.content_version + (bump ? 1 : 0);
+      out.changed = bump;
+      out.needs_mapping = bump || st.mapped_version < st.content_version;
+      // A poorer copy than the stored one does not mark the stored version mapped.
+      marked = mapped_at && carries_parts(parts, st.content_parts);
+      q = &db_.prepare(same_content_sql(swap, bump, marked, guarded));
       if (swap) bind(*q, raw, pointer, parts);
+      if (bump) bind(*q, now);
       bind(*q, now, source);
-      if (mapped_at) bind(*q, *mapped_at);
+      if (marked) bind(*q, *mapped_at);
       bind(*q, integration_id, m.recording_id);
       if (guarded) bind(*q, st.content_hash, st.content_version, st.content_parts);
     } else {
@@ -211,6 +235,7 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
       out.changed = true;
       out.content_version = st.content_version + 1;
       out.needs_mapping = true;
+      marked = mapped_at.has_value();
       q = &db_.prepare(new_content_sql(guarded));
       bind(*q, integration_id, m.recording_id, m.title, m.meeting_title, m.url, m.share_url, m.created_at_s,
            m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, m.recorded_by.email,
@@ -235,7 +260,7 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
     return write(st, false).status();
   });
   if (!s.ok()) return s.with_context("storing meeting " + std::to_string(m.recording_id));
-  if (mapped_at) out.needs_mapping = false;
+  if (marked) out.needs_mapping = false;
   return out;
 }
 
@@ -250,6 +275,39 @@ Status MeetingStore::read_state(int64_t integration_id, int64_t recording_id, Me
     st.content_version = r.int64(1);
     st.mapped_version = r.int64(2);
     st.content_parts = static_cast<int>(r.int64(3));
+  });
+}
+
+Status MeetingStore::read_missed(int64_t integration_id, const Meeting& m, MeetingState& st) {
+  if (st.missed_known || !st.found || st.content_hash != m.core_hash) return Status::Ok();
+  const int parts = content_parts_of(m);
+  // Needed only to tell whether a richer copy is a new version, and only when it brings no part
+  // that decides it alone: the common copies (the same or poorer) cost no read.
+  if (!richer_copy(parts, st.content_parts) || (parts & ~st.content_parts & kCopyOnlyParts) != 0) return Status::Ok();
+  Stmt& q = db_.prepare(
+      "SELECT kind FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND source='missed'");
+  q.bind_all(integration_id, m.recording_id);
+  FB_TRY(each_row(q, [&](const Stmt& r) {
+    const std::string kind = r.text(0);
+    for (ContentKind k : {ContentKind::kTranscript, ContentKind::kSummary}) {
+      if (kind == content_kind_name(k)) st.missed_parts |= 1 << static_cast<int>(k);
+    }
+  }));
+  st.missed_known = true;
+  return Status::Ok();
+}
+
+Status MeetingStore::complete_state(int64_t integration_id, const Meeting& m, MeetingState& st) {
+  return db_.with([&] { return read_missed(integration_id, m, st); });
+}
+
+Status MeetingStore::note_missed(int64_t integration_id, int64_t recording_id, ContentKind kind) {
+  return db_.transaction([&]() -> Status {
+    Stmt& q = db_.prepare(
+        "INSERT INTO sync_meeting_content(integration_id, recording_id, kind, json, source, fetched_at) "
+        "VALUES(?,?,?,'','missed',?) ON CONFLICT(integration_id, recording_id, kind) DO NOTHING");
+    q.bind_all(integration_id, recording_id, content_kind_name(kind), clock_.now_s());
+    return q.run();
   });
 }
 
@@ -361,7 +419,8 @@ Result<std::optional<std::string>> MeetingStore::cached_content(int64_t integrat
     if (!read.ok()) return read;
     if (parts & (1 << static_cast<int>(kind))) return Status::Ok();  // the meeting's own copy has it
     Stmt& q = db_.prepare(
-        "SELECT json FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND kind=?");
+        "SELECT json FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND kind=? "
+        "AND source<>'missed'");
     q.bind_all(integration_id, recording_id, content_kind_name(kind));
     return each_row(q, [&](const Stmt& r) { out = r.text(0); });
   }));

@@ -2,7 +2,8 @@
 //
 // One row per (integration_id, recording_id) in sync_meetings: where the Meeting JSON is, the
 // columns the CRM needs, a content hash and two versions:
-//   content_version  starts at 1 and grows by one each time the meeting's core content changes;
+//   content_version  starts at 1 and grows by one each time the meeting's core content changes,
+//                    or a richer copy brings what its mapping could not have had (see below);
 //   mapped_version   the highest content_version the mapping pipeline accepted (0 = never).
 // The hash covers the core fields only (Meeting::core_hash): the include_* parts (transcript,
 // default_summary, action_items, crm_matches) are left out, because OAuth list calls omit them
@@ -15,8 +16,15 @@
 // without a pointer) is written once into raw_json. content_parts records which include_* parts
 // that copy carries; cached_content() reads a part out of it, and sync_meeting_content holds only
 // what the API's own endpoints returned (put_content). When the hash is unchanged the stored
-// content is kept (a later, poorer copy never replaces a richer one) unless the new copy carries
-// strictly more parts; only last_seen_at/last_source move.
+// content is kept (a later, poorer copy never replaces a richer one) and only last_seen_at and
+// last_source move, unless the new copy carries strictly more parts: then it replaces the stored
+// copy. It is also the next content version, mapped again, when it brings a part the mapping of
+// the stored copy could not have had: action items or CRM matches (no endpoint serves them), or a
+// transcript or summary the mapping asked the API for and did not get (note_missed: a summary not
+// yet written when a sync mapped the meeting, which the webhook then brings). A richer copy that
+// brings only what the mapping could fetch (and did, or never asked for) maps nothing again. A
+// copy lacking a part of the stored one never maps the stored version (it is not that content),
+// and never marks it mapped.
 //
 // Thread-safe: every method runs in Db::transaction (nesting joins an outer transaction, so a
 // caller may upsert a whole page and its checkpoint atomically).
@@ -76,6 +84,10 @@ enum class ContentKind { kTranscript, kSummary, kActionItems, kCrmMatches };
 const char* content_kind_name(ContentKind kind);  // "transcript", "summary", "action_items", "crm_matches"
 // The include_* parts a parsed meeting carries, as bits (1 << ContentKind).
 int content_parts_of(const Meeting& m);
+// Whether a copy with `parts` carries every part of one with `of_parts`.
+bool carries_parts(int parts, int of_parts);
+// Whether it carries strictly more: a richer copy of the same core content.
+bool richer_copy(int parts, int stored_parts);
 
 // What the batch path reads about a stored meeting before it maps (MeetingDispatcher::map_batch).
 struct MeetingState {
@@ -84,11 +96,19 @@ struct MeetingState {
   int64_t content_version = 0;
   int64_t mapped_version = 0;
   int content_parts = 0;  // ContentPart bits of the stored copy
+  // Parts a mapping asked the API for and did not get (MeetingStore::note_missed); read only when
+  // a richer copy needs it (MeetingStore::complete_state), missed_known then true.
+  int missed_parts = 0;
+  bool missed_known = false;
 };
 
+// Whether a copy with `parts` of the stored meeting st (same core content) is its next version:
+// richer, and bringing a part the mapping of st's copy could not have had (st's missed parts read).
+bool next_version_copy(int parts, const MeetingState& st);
+
 // The state of a meeting's row after upserting m over `stored` (the content that upsert keeps:
-// a new version when the hash differs, the richer copy when it does not). The mapped version is
-// left as it was.
+// a new version when the hash differs or m is a richer copy, else the stored copy). The mapped
+// version is left as it was.
 MeetingState state_after_upsert(MeetingState stored, const Meeting& m);
 
 // Gives back the body of a webhook_inbox row (the webhook body log), for meetings stored by
@@ -119,6 +139,12 @@ class MeetingStore {
                               const MeetingState* stored = nullptr);
   // The stored hash, versions and parts (found = false when the meeting is not stored). A read.
   Result<MeetingState> state(int64_t integration_id, int64_t recording_id);
+  // Reads into st what upserting m over it needs beyond state(): the missed parts, when m is a
+  // richer copy that only they decide. Cheap when not needed (no read).
+  Status complete_state(int64_t integration_id, const Meeting& m, MeetingState& st);
+  // A mapping asked the API for this part of the meeting and did not get it (not written yet, or
+  // the call failed): a later copy that carries it is a new version (see the top of this file).
+  Status note_missed(int64_t integration_id, int64_t recording_id, ContentKind kind);
 
   // Where meetings stored by pointer are read from (thread-safe to call once before use).
   void set_content_loader(ContentLoader loader) { loader_ = std::move(loader); }
@@ -151,6 +177,7 @@ class MeetingStore {
   // The row's hash, versions and parts into st (left as it is when not found). REQUIRES: inside
   // db_.with() or db_.transaction().
   Status read_state(int64_t integration_id, int64_t recording_id, MeetingState& st);
+  Status read_missed(int64_t integration_id, const Meeting& m, MeetingState& st);
   // raw_json of a row, or its pointer resolved through the loader.
   Result<std::string> resolve(std::string raw_json, int64_t content_event_id);
 

@@ -143,6 +143,68 @@ BOOST_AUTO_TEST_CASE(sync_jobs_and_webhook_events_are_scoped_by_tenant_id) {
   BOOST_TEST(json::parse(*cpp)[0]["integration_id"] == acme);
 }
 
+// A meeting a sync mapped before Fathom had written its summary (the summary endpoint answered
+// 404, as for a meeting still being processed) gets it when Fathom's webhook brings the meeting
+// with its summary: that copy carries strictly more than the stored one, so it is the meeting's
+// next version and is mapped again, and the CRM's activity has the summary. A later delivery of
+// the same copy maps nothing.
+BOOST_AUTO_TEST_CASE(a_summary_that_comes_by_webhook_after_a_sync_mapped_the_meeting_reaches_the_crm) {
+  Host h;
+  std::vector<json> activities;
+  BOOST_REQUIRE(h.bridge->register_crm_operation("log_activity", [&](const fb::CrmCall& c) -> fb::Result<std::string> {
+    std::lock_guard lock(h.mu);
+    activities.push_back(json::parse(c.args_json));
+    return std::string(R"({"id":"act"})");
+  }).ok());
+  int64_t rec = 0;
+  auto logged = [&] {  // the activities logged for rec
+    std::lock_guard lock(h.mu);
+    std::vector<json> out;
+    for (const json& a : activities) {
+      if (a.value("recording_id", int64_t{0}) == rec) out.push_back(a);
+    }
+    return out;
+  };
+  const int64_t id = h.connect("acme", "u1", "alice@example.com");
+  // A meeting with an external invitee (the default mapping skips internal-only ones), not
+  // completed yet: no webhook so far.
+  json added = h.sim.admin("POST", "/_sim/meetings", {{"count", 6}, {"recorded_by", "alice@example.com"}});
+  json full;
+  for (const json& r : added["recording_ids"]) {
+    full = h.sim.admin("GET", "/_sim/meetings/" + std::to_string(r.get<int64_t>()));
+    if (full["calendar_invitees_domains_type"] == "one_or_more_external") {
+      rec = r.get<int64_t>();
+      break;
+    }
+  }
+  BOOST_REQUIRE_MESSAGE(rec != 0, "the simulator made no meeting with an external invitee");
+  const std::string summary = full["default_summary"]["markdown_formatted"].get<std::string>();
+  BOOST_REQUIRE(!summary.empty());
+
+  const std::string summary_path = "/external/v1/recordings/" + std::to_string(rec) + "/summary";
+  h.sim.admin("POST", "/_sim/faults", {{"status", 404}, {"count", 5}, {"path_prefix", summary_path}});
+  fb::SyncRequest backfill;
+  backfill.mode = "backfill";
+  auto job = h.bridge->sync({"acme", "u1", ""}, id, backfill);
+  BOOST_REQUIRE_MESSAGE(job.ok(), job.status().to_string());
+  BOOST_REQUIRE_MESSAGE(json::parse(*job)["status"] == "succeeded", *job);
+  BOOST_REQUIRE_EQUAL(logged().size(), 1u);
+  BOOST_TEST(logged()[0].value("summary", json()).is_null());  // Fathom had none to give
+  BOOST_TEST(h.sim.counters()["api_statuses"].value("404", 0) >= 1);
+  h.sim.admin("DELETE", "/_sim/faults");
+
+  // Fathom finishes the meeting and delivers it with its summary.
+  h.sim.admin("POST", "/_sim/meetings/" + std::to_string(rec) + "/complete");
+  BOOST_REQUIRE(eventually([&] { return logged().size() == 2u; }));
+  BOOST_TEST(logged()[1]["recording_id"] == rec);
+  BOOST_TEST(logged()[1]["summary"] == summary);
+
+  // The same copy again (a second completion: a new delivery) is not a new version.
+  h.sim.admin("POST", "/_sim/meetings/" + std::to_string(rec) + "/complete");
+  BOOST_REQUIRE(eventually([&] { return h.get("/v1/webhooks/events?status=done").json().size() == 2u; }));
+  BOOST_TEST(logged().size() == 2u);
+}
+
 // Point 7: an API-key connection registers its webhook through Fathom's API like an OAuth one
 // when a public URL is configured, and Fathom's deliveries for it are received and mapped.
 BOOST_AUTO_TEST_CASE(api_key_connections_register_their_webhook_through_the_api) {

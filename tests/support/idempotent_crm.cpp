@@ -7,8 +7,27 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
+#include <algorithm>
 
 namespace fb::test {
+
+namespace {
+
+// The content version in an idempotency key: "fb1:<integration>:rec<id>.v<version>:<hook>:..." (0
+// when the key has none).
+int64_t content_version_of(const std::string& key) {
+  const size_t rec = key.find(":rec");
+  const size_t v = rec == std::string::npos ? rec : key.find(".v", rec);
+  if (v == std::string::npos) return 0;
+  try {
+    return std::stoll(key.substr(v + 2));
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+}  // namespace
 
 struct IdempotentCrm::Impl {
   httplib::Server server;
@@ -16,7 +35,8 @@ struct IdempotentCrm::Impl {
   int port = 0;
   mutable std::mutex mu;
   std::map<std::string, std::string> by_key;  // guarded by mu
-  std::map<std::pair<int64_t, int64_t>, int> activities;
+  // Activities logged per (integration, recording, content version), each under a key of its own.
+  std::map<std::tuple<int64_t, int64_t, int64_t>, int> activities;
   int64_t calls = 0, replays = 0, seq = 0;
   int delay_ms = 0;
 
@@ -43,7 +63,7 @@ struct IdempotentCrm::Impl {
       if (op == "log_activity") {
         int64_t integration = c.value("integration_id", int64_t{0});
         int64_t recording = c["args"].value("recording_id", int64_t{0});
-        ++activities[{integration, recording}];
+        ++activities[{integration, recording, content_version_of(key)}];
       }
     }
     std::string answer = result.dump();
@@ -72,7 +92,19 @@ std::string IdempotentCrm::url() const { return "http://127.0.0.1:" + std::to_st
 
 std::map<std::pair<int64_t, int64_t>, int> IdempotentCrm::activities() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->activities;
+  std::map<std::pair<int64_t, int64_t>, int> out;
+  for (const auto& [k, n] : impl_->activities) {
+    int& most = out[{std::get<0>(k), std::get<1>(k)}];
+    most = std::max(most, n);
+  }
+  return out;
+}
+
+std::map<std::pair<int64_t, int64_t>, int> IdempotentCrm::versions() const {
+  std::lock_guard lock(impl_->mu);
+  std::map<std::pair<int64_t, int64_t>, int> out;
+  for (const auto& [k, n] : impl_->activities) ++out[{std::get<0>(k), std::get<1>(k)}];
+  return out;
 }
 
 int64_t IdempotentCrm::calls() const {

@@ -1,11 +1,13 @@
 // idempotent_crm.h: the CRM a `fathom-bridge serve` posts its crm.<op> calls to (server.crm_url),
 // on loopback in the test process, so that it outlives every kill of a host. It behaves like a real
 // CRM with an idempotency store: a repeated Idempotency-Key gets its first answer (a duplicate
-// absorbed); a meeting's activity logged under two different keys is a meeting mapped twice.
+// absorbed); one content version of a meeting whose activity is logged under two different keys is
+// a meeting mapped twice. A new content version (changed content, or a copy bringing what the
+// first mapping could not have: sync/meeting_store.h) is mapped again, under keys of its own.
 //
 //   IdempotentCrm crm;                       // listens on 127.0.0.1, a free port
 //   config: {"server": {"crm_url": crm.url()}}
-//   crm.activities()[{integration, recording}] == 1   // mapped exactly once
+//   crm.activities()[{integration, recording}] == 1   // each content version mapped exactly once
 //
 // Thread-safe.
 #pragma once
@@ -26,8 +28,11 @@ class IdempotentCrm {
   IdempotentCrm& operator=(const IdempotentCrm&) = delete;
 
   std::string url() const;  // "http://127.0.0.1:PORT/crm"
-  // Activities logged per (integration, recording), each under a key of its own.
+  // Per (integration, recording): the most activities one content version of it was logged as,
+  // each under a key of its own (1: mapped exactly once).
   std::map<std::pair<int64_t, int64_t>, int> activities() const;
+  // Per (integration, recording): how many content versions of it were mapped.
+  std::map<std::pair<int64_t, int64_t>, int> versions() const;
   int64_t calls() const;    // every call received
   int64_t replays() const;  // calls whose key was seen before (answered from the store)
   // Each call waits this long before it is answered (a CRM that takes its time).

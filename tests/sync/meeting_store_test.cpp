@@ -276,6 +276,73 @@ BOOST_FIXTURE_TEST_CASE(webhook_then_sync_is_one_version_and_fills_the_cache, Fi
   BOOST_TEST(store->get(7, 200)->last_source == "sync");
 }
 
+// The same core content in a copy carrying strictly more include_* parts is the next version,
+// mapped again, only when it brings what the mapping of the stored copy could not have had: a part
+// no endpoint serves (action items), or a transcript or summary the mapping asked the API for and
+// did not get (a summary not written yet when a sync mapped the meeting). A richer copy that brings
+// only parts the mapping could fetch is stored but maps nothing. In a batch, a poorer copy does not
+// map (nor mark mapped) a richer stored version that is still unmapped: that version is left to its
+// own event, or to the next sync's pending pass, which maps the stored copy.
+BOOST_FIXTURE_TEST_CASE(a_richer_copy_is_a_new_version_when_it_brings_what_the_mapping_could_not_have, Fixture) {
+  auto with = [](json m, std::initializer_list<const char*> parts) {
+    json full = with_content(m);
+    for (const char* p : parts) m[p] = full[p];
+    return m.dump();
+  };
+  CountingPipeline p;
+  BOOST_REQUIRE(store->upsert(7, meeting_json(250).dump(), "sync").ok());  // an OAuth listing: no parts
+  BOOST_REQUIRE(dispatcher->dispatch(integration, 250, p, "sync").ok());
+  // The transcript and summary the mapping could have fetched: stored, not a new version.
+  auto fetchable = store->upsert(7, with(meeting_json(250), {"transcript", "default_summary"}), "webhook").value();
+  BOOST_TEST(fetchable.content_version == 1);
+  BOOST_TEST(!fetchable.changed);
+  BOOST_TEST(!fetchable.needs_mapping);
+  BOOST_TEST(store->cached_content(7, 250, ContentKind::kSummary)->has_value());
+
+  // Another meeting, whose mapping asked for the summary and did not get it.
+  BOOST_REQUIRE(store->upsert(7, meeting_json(251).dump(), "sync").ok());
+  BOOST_REQUIRE(dispatcher->dispatch(integration, 251, p, "sync").ok());
+  BOOST_REQUIRE(store->note_missed(7, 251, ContentKind::kSummary).ok());
+  BOOST_TEST(!store->cached_content(7, 251, ContentKind::kSummary)->has_value());  // a miss is no content
+  auto transcript_only = store->upsert(7, with(meeting_json(251), {"transcript"}), "webhook").value();
+  BOOST_TEST(transcript_only.content_version == 1);  // brings nothing the mapping missed
+  auto summary = store->upsert(7, with(meeting_json(251), {"transcript", "default_summary"}), "webhook").value();
+  BOOST_TEST(summary.content_version == 2);
+  BOOST_TEST(summary.changed);
+  BOOST_TEST(summary.needs_mapping);
+  BOOST_TEST(store->unmapped(7).value() == std::vector<int64_t>{251});
+  BOOST_TEST(store->upsert(7, with(meeting_json(251), {"transcript", "default_summary"}), "webhook")->content_version == 2);
+
+  // Action items come only in copies: a copy that brings them is a new version.
+  auto items = store->upsert(7, with_content(meeting_json(250)).dump(), "webhook").value();
+  BOOST_TEST(items.content_version == 2);
+  BOOST_TEST(items.needs_mapping);
+  BOOST_TEST(store->upsert(7, with_content(meeting_json(250)).dump(), "webhook")->content_version == 2);
+  auto poorer = store->upsert(7, meeting_json(250).dump(), "sync").value();
+  BOOST_TEST(poorer.content_version == 2);
+  BOOST_TEST(!poorer.changed);
+
+  // A batch with the poorer copy: stored (seen), not mapped, version 2 still unmapped.
+  std::vector<BatchItem> batch(1);
+  batch[0].integration = integration;
+  batch[0].meeting = parse_meeting(meeting_json(250).dump()).value();
+  batch[0].source = "sync";
+  BatchLease lease = dispatcher->map_batch(batch, *store, p).value();
+  BOOST_TEST(!batch[0].upsert.needs_mapping);
+  BOOST_REQUIRE(dispatcher->record_batch(batch, *store, &lease).ok());
+  BOOST_TEST(p.calls.size() == 2u);
+  BOOST_TEST(store->get(7, 250)->mapped_version == 1);
+  // The pending pass maps the stored (richer) copies: each new version, once.
+  BOOST_TEST(dispatcher->dispatch_pending(integration, p, "sync")->mapped == 2);
+  BOOST_TEST(p.calls.size() == 4u);
+  for (int64_t id : {250, 251}) {
+    auto m = store->get(7, id).value();
+    BOOST_TEST(m.mapped_version == 2);
+    BOOST_TEST(m.raw_json.find("\"default_summary\"") != std::string::npos);
+  }
+  BOOST_TEST(store->unmapped(7).value().empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(dispatch_maps_each_version_once_and_records_failures, Fixture) {
   CountingPipeline p;
   BOOST_REQUIRE(store->upsert(7, meeting_json(300).dump(), "sync").ok());
@@ -409,6 +476,7 @@ BOOST_FIXTURE_TEST_CASE(a_stalled_mappers_claim_is_taken_over_after_mapping_clai
 // One statement per item, reading nothing first: prepare_batch has just read the stored state
 // (under the recording locks), so record_batch writes on that (guarded), also for a recording
 // that comes twice in the batch (a richer copy of the same content, then a new version).
+// The richer copy is the next version and is mapped again (its summary and transcript reach the CRM).
 BOOST_FIXTURE_TEST_CASE(record_batch_stores_and_marks_a_mapped_meeting_in_one_statement, Fixture) {
   BOOST_REQUIRE(store->upsert(7, meeting_json(402).dump(), "sync").ok());  // stored, not mapped yet
   CountingPipeline p;
@@ -422,12 +490,12 @@ BOOST_FIXTURE_TEST_CASE(record_batch_stores_and_marks_a_mapped_meeting_in_one_st
     items.push_back(std::move(it));
   }
   BatchLease lease = dispatcher->map_batch(items, *store, p).value();
-  BOOST_TEST(p.calls.size() == 4u);  // 401, 402 and 403 at v1, then 402 at v2
+  BOOST_TEST(p.calls.size() == 5u);  // 401, 402 and 403 at v1, then 401 (richer) and 402 at v2
   const uint64_t runs = record_batch_statements(*this, items, lease);
   BOOST_TEST(runs == items.size());
   for (int64_t id : {401, 402, 403}) {
     auto m = store->get(7, id).value();
-    BOOST_TEST(m.content_version == (id == 402 ? 2 : 1));
+    BOOST_TEST(m.content_version == (id == 403 ? 1 : 2));
     BOOST_TEST(m.mapped_version == m.content_version);
     BOOST_TEST(m.mapped_at == clock.now_s());
   }
@@ -439,7 +507,8 @@ BOOST_FIXTURE_TEST_CASE(record_batch_stores_and_marks_a_mapped_meeting_in_one_st
 // record_batch writes on the state prepare_batch read; another process may have written the
 // meeting in between (the recording locks are per process). Then it stores what it would have
 // stored had it read the row at commit time: the mapped content as a new version (never marking
-// the other process's unmapped version as mapped), and never a poorer copy over a richer one.
+// the other process's unmapped version as mapped), and never a poorer copy over a richer one (nor
+// marking the richer one mapped: the poorer copy is not what it holds).
 BOOST_FIXTURE_TEST_CASE(record_batch_stores_right_when_another_connection_wrote_the_meeting_meanwhile, Fixture) {
   BOOST_REQUIRE(store->upsert(7, meeting_json(501).dump(), "sync").ok());
   CountingPipeline p;
@@ -467,7 +536,7 @@ BOOST_FIXTURE_TEST_CASE(record_batch_stores_right_when_another_connection_wrote_
   BOOST_TEST(m501.mapped_version == 3);
   auto m502 = store->get(7, 502).value();
   BOOST_TEST(m502.content_version == 1);
-  BOOST_TEST(m502.mapped_version == 1);
+  BOOST_TEST(m502.mapped_version == 0);  // left to the richer copy's own mapping
   BOOST_TEST(m502.raw_json.find("\"transcript\"") != std::string::npos);  // the richer copy is kept
-  BOOST_TEST(store->unmapped(7).value().empty());
+  BOOST_TEST(store->unmapped(7).value() == std::vector<int64_t>{502});
 }
