@@ -100,7 +100,7 @@ constexpr int kCopyOnlyParts =
 }  // namespace
 
 bool next_version_copy(int parts, const MeetingState& st) {
-  return richer_copy(parts, st.content_parts) && (parts & ~st.content_parts & (kCopyOnlyParts | st.missed_parts)) != 0;
+  return richer_copy(parts, st.content_parts) && (parts & ~st.content_parts & (kCopyOnlyParts | st.missed_parts | st.missed_assumed)) != 0;
 }
 
 Result<std::unique_ptr<MeetingStore>> MeetingStore::open(Db& db, Clock& clock) {
@@ -206,8 +206,11 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
   // The one write over the stored state st. guarded: only while the row is still in st; false
   // when it was not (nothing written).
   bool marked = false;  // the write records this content mapped at mapped_at
-  auto write = [&](MeetingState st, bool guarded) -> Result<bool> {
+  static const std::optional<int64_t> kNotMapped;
+  // mark: mapped_at may be recorded (the row ends holding what was mapped, under its version).
+  auto write = [&](MeetingState st, bool guarded, bool mark) -> Result<bool> {
     FB_TRY(read_missed(integration_id, m, st));
+    const bool may_mark = mark && mapped_at.has_value();
     out = {};
     out.recording_id = m.recording_id;
     int n = 0;
@@ -222,7 +225,7 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
       out.changed = bump;
       out.needs_mapping = bump || st.mapped_version < st.content_version;
       // A poorer copy than the stored one does not mark the stored version mapped.
-      marked = mapped_at && carries_parts(parts, st.content_parts);
+      marked = may_mark && carries_parts(parts, st.content_parts);
       q = &db_.prepare(same_content_sql(swap, bump, marked, guarded));
       if (swap) bind(*q, raw, pointer, parts);
       if (bump) bind(*q, now);
@@ -235,29 +238,57 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
       out.changed = true;
       out.content_version = st.content_version + 1;
       out.needs_mapping = true;
-      marked = mapped_at.has_value();
+      marked = may_mark;
       q = &db_.prepare(new_content_sql(guarded));
       bind(*q, integration_id, m.recording_id, m.title, m.meeting_title, m.url, m.share_url, m.created_at_s,
            m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, m.recorded_by.email,
            m.recorded_by.name, m.recorded_by.team, m.calendar_invitees_domains_type, m.transcript_language,
            static_cast<int64_t>(m.calendar_invitees.size()), external_domains(m), raw, m.core_hash,
            out.content_version, source, source, now, now, now, pointer, parts,
-           mapped_at ? out.content_version : int64_t{0}, mapped_at);
+           marked ? out.content_version : int64_t{0}, marked ? mapped_at : kNotMapped);
       // Not found: no stored row is in that state, so a row stored meanwhile is left alone.
       if (guarded) bind(*q, st.found ? st.content_hash : std::string(), st.found ? st.content_version : int64_t{0});
     }
     FB_TRY(q->run());
-    return !guarded || db_.changes() > 0;
+    if (guarded && db_.changes() == 0) return false;
+    // A richer copy that is a new version brings what was missed: those misses are answered.
+    if (out.changed && st.found && st.content_hash == m.core_hash && st.missed_parts != 0) {
+      Stmt& d = db_.prepare(
+          "DELETE FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND source='missed'");
+      d.bind_all(integration_id, m.recording_id);
+      FB_TRY(d.run());
+    }
+    return true;
   };
   Status s = db_.transaction([&]() -> Status {
     if (stored) {
-      FB_ASSIGN(bool wrote, write(*stored, true));
+      FB_ASSIGN(bool wrote, write(*stored, true, true));
       if (wrote) return Status::Ok();
       // Another process wrote the meeting after the caller read it: read it now, as below.
     }
     MeetingState st;
     FB_TRY(read_state(integration_id, m.recording_id, st));
-    return write(st, false).status();
+    if (!stored || !mapped_at) return write(st, false, true).status();
+    // The mapping ran under the idempotency keys of the version `stored` predicted. It is recorded
+    // mapped only when the row ends at that version holding this very copy; otherwise another
+    // process's content may hold (or have used) those keys, so the row is left unmapped at a
+    // version above them, and the next sync's pending pass maps what is stored under keys of its own.
+    const int64_t keyed = state_after_upsert(*stored, m).content_version;
+    FB_TRY(read_missed(integration_id, m, st));
+    const MeetingState after = state_after_upsert(st, m);
+    const bool exact = after.content_version == keyed && after.content_hash == m.core_hash &&
+                       after.content_parts == parts && st.found && st.content_hash == m.core_hash &&
+                       carries_parts(parts, st.content_parts);
+    FB_TRY(write(st, false, exact).status());
+    if (exact || after.content_version > keyed) return Status::Ok();
+    Stmt& u = db_.prepare(
+        "UPDATE sync_meetings SET content_version=?, updated_at=?, map_error=NULL, map_attempts=0 "
+        "WHERE integration_id=? AND recording_id=? AND content_version<=?");
+    u.bind_all(keyed + 1, now, integration_id, m.recording_id, keyed);
+    FB_TRY(u.run());
+    out.content_version = keyed + 1;
+    out.needs_mapping = true;
+    return Status::Ok();
   });
   if (!s.ok()) return s.with_context("storing meeting " + std::to_string(m.recording_id));
   if (marked) out.needs_mapping = false;

@@ -100,6 +100,9 @@ struct MeetingState {
   // a richer copy needs it (MeetingStore::complete_state), missed_known then true.
   int missed_parts = 0;
   bool missed_known = false;
+  // Parts a mapping of this batch not yet run may ask for and not get (prepare_batch): counted as
+  // missed for a later copy in the same batch.
+  int missed_assumed = 0;
 };
 
 // Whether a copy with `parts` of the stored meeting st (same core content) is its next version:
@@ -133,7 +136,10 @@ class MeetingStore {
   // With `stored`, the state the caller has just read (state(), then its own earlier upserts of
   // the same recording applied: MeetingDispatcher::prepare_batch) the upsert does not read the row
   // again: its one write is conditional on the row still being in that state, and only when another
-  // process has changed it meanwhile is the row read and written again, as without `stored`.
+  // process has changed it meanwhile is the row read and written again, as without `stored`; the
+  // mapping (run under the keys of the version `stored` predicted) is then recorded only when the
+  // row ends at that version holding this very copy, else the row is left unmapped at a version
+  // above those keys (the next sync's pending pass maps it under keys of its own).
   Result<UpsertResult> upsert(int64_t integration_id, const Meeting& meeting, std::string_view source,
                               int64_t content_event_id, std::optional<int64_t> mapped_at,
                               const MeetingState* stored = nullptr);

@@ -100,10 +100,10 @@ std::map<std::pair<int64_t, int64_t>, int> IdempotentCrm::activities() const {
   return out;
 }
 
-std::map<std::pair<int64_t, int64_t>, int> IdempotentCrm::versions() const {
+std::map<std::pair<int64_t, int64_t>, std::set<int64_t>> IdempotentCrm::versions() const {
   std::lock_guard lock(impl_->mu);
-  std::map<std::pair<int64_t, int64_t>, int> out;
-  for (const auto& [k, n] : impl_->activities) ++out[{std::get<0>(k), std::get<1>(k)}];
+  std::map<std::pair<int64_t, int64_t>, std::set<int64_t>> out;
+  for (const auto& [k, n] : impl_->activities) out[{std::get<0>(k), std::get<1>(k)}].insert(std::get<2>(k));
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -31,8 +32,8 @@ class IdempotentCrm {
   // Per (integration, recording): the most activities one content version of it was logged as,
   // each under a key of its own (1: mapped exactly once).
   std::map<std::pair<int64_t, int64_t>, int> activities() const;
-  // Per (integration, recording): how many content versions of it were mapped.
-  std::map<std::pair<int64_t, int64_t>, int> versions() const;
+  // Per (integration, recording): the content versions of it that were mapped.
+  std::map<std::pair<int64_t, int64_t>, std::set<int64_t>> versions() const;
   int64_t calls() const;    // every call received
   int64_t replays() const;  // calls whose key was seen before (answered from the store)
   // Each call waits this long before it is answered (a CRM that takes its time).
