@@ -20,7 +20,7 @@ int64_t CachedContentSource::api_fetches() const {
 Result<std::string> CachedContentSource::get(int64_t integration_id, int64_t recording_id, ContentKind kind,
                                              bool* fetched) {
   if (fetched) *fetched = false;
-  if (kind != ContentKind::kTranscript && kind != ContentKind::kSummary) {
+  if (!(content_part(kind) & kFetchableParts)) {
     return Status::InvalidArgument(std::string("no API endpoint serves ") + content_kind_name(kind) +
                                    "; it arrives only with list calls or webhooks");
   }
@@ -53,8 +53,8 @@ Result<std::string> CachedContentSource::get(int64_t integration_id, int64_t rec
     // The mapping goes on without it; a copy that brings it later is mapped again (meeting_store.h).
     Status noted = store_.note_missed(integration_id, recording_id, kind);
     if (!noted.ok()) {
-      FB_LOG(kWarn, "sync") << "recording that the " << content_kind_name(kind) << " of meeting " << recording_id
-                            << " was not got: " << noted;
+      FB_LOG(kWarn, "sync") << "cannot record that the " << content_kind_name(kind) << " of meeting "
+                            << recording_id << " could not be fetched: " << noted;
     }
     return got;
   }

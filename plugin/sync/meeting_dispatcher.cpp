@@ -295,7 +295,7 @@ Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& item
       st.mapped_version = it.upsert.content_version;  // a later item of the batch does not map it again
       // That mapping has not run yet: a later, richer copy in this batch counts the parts it may
       // ask for and not get as missed.
-      st.missed_assumed = (1 << static_cast<int>(ContentKind::kTranscript)) | (1 << static_cast<int>(ContentKind::kSummary));
+      st.missed_assumed = kFetchableParts;
     }
   }
   return lease;

@@ -80,13 +80,12 @@ const char* content_kind_name(ContentKind kind) {
 }
 
 int content_parts_of(const Meeting& m) {
-  auto bit = [](ContentKind k) { return 1 << static_cast<int>(k); };
   // parts_sent: what the parser saw (the only record with MeetingCopy::kNone); the strings: what a
   // Meeting built by hand carries.
-  return m.parts_sent | (m.transcript_json.empty() ? 0 : bit(ContentKind::kTranscript)) |
-         (m.default_summary_json.empty() ? 0 : bit(ContentKind::kSummary)) |
-         (m.action_items_json.empty() ? 0 : bit(ContentKind::kActionItems)) |
-         (m.crm_matches_json.empty() ? 0 : bit(ContentKind::kCrmMatches));
+  return m.parts_sent | (m.transcript_json.empty() ? 0 : content_part(ContentKind::kTranscript)) |
+         (m.default_summary_json.empty() ? 0 : content_part(ContentKind::kSummary)) |
+         (m.action_items_json.empty() ? 0 : content_part(ContentKind::kActionItems)) |
+         (m.crm_matches_json.empty() ? 0 : content_part(ContentKind::kCrmMatches));
 }
 
 bool carries_parts(int parts, int of_parts) { return (parts & of_parts) == of_parts; }
@@ -94,9 +93,16 @@ bool carries_parts(int parts, int of_parts) { return (parts & of_parts) == of_pa
 bool richer_copy(int parts, int stored_parts) { return carries_parts(parts, stored_parts) && parts != stored_parts; }
 
 namespace {
-// Parts that no API endpoint serves: a mapping has them only from the copy it is given.
-constexpr int kCopyOnlyParts =
-    (1 << static_cast<int>(ContentKind::kActionItems)) | (1 << static_cast<int>(ContentKind::kCrmMatches));
+
+// Whether upserting m over st needs st's missed parts: m is a richer copy of the same core
+// content, and brings only parts an endpoint serves (a copy-only part decides it alone). The
+// common copies (the same, or poorer) need no read.
+bool needs_missed(const Meeting& m, const MeetingState& st) {
+  if (st.missed_known || !st.found || st.content_hash != m.core_hash) return false;
+  const int parts = content_parts_of(m);
+  return richer_copy(parts, st.content_parts) && (parts & ~st.content_parts & kCopyOnlyParts) == 0;
+}
+
 }  // namespace
 
 bool next_version_copy(int parts, const MeetingState& st) {
@@ -211,6 +217,7 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
   auto write = [&](MeetingState st, bool guarded, bool mark) -> Result<bool> {
     FB_TRY(read_missed(integration_id, m, st));
     const bool may_mark = mark && mapped_at.has_value();
+    bool answers_misses = false;
     out = {};
     out.recording_id = m.recording_id;
     int n = 0;
@@ -221,6 +228,7 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
       // is then the next version, mapped again, when it brings what the mapping could not have had.
       const bool swap = richer_copy(parts, st.content_parts);
       const bool bump = next_version_copy(parts, st);
+      answers_misses = bump && st.missed_parts != 0;
       out.content_version = st.content_version + (bump ? 1 : 0);
       out.changed = bump;
       out.needs_mapping = bump || st.mapped_version < st.content_version;
@@ -251,8 +259,7 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
     }
     FB_TRY(q->run());
     if (guarded && db_.changes() == 0) return false;
-    // A richer copy that is a new version brings what was missed: those misses are answered.
-    if (out.changed && st.found && st.content_hash == m.core_hash && st.missed_parts != 0) {
+    if (answers_misses) {  // the new version's copy brings what was missed: those misses are answered
       Stmt& d = db_.prepare(
           "DELETE FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND source='missed'");
       d.bind_all(integration_id, m.recording_id);
@@ -276,9 +283,8 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
     const int64_t keyed = state_after_upsert(*stored, m).content_version;
     FB_TRY(read_missed(integration_id, m, st));
     const MeetingState after = state_after_upsert(st, m);
-    const bool exact = after.content_version == keyed && after.content_hash == m.core_hash &&
-                       after.content_parts == parts && st.found && st.content_hash == m.core_hash &&
-                       carries_parts(parts, st.content_parts);
+    const bool exact =
+        st.content_hash == m.core_hash && after.content_version == keyed && after.content_parts == parts;
     FB_TRY(write(st, false, exact).status());
     if (exact || after.content_version > keyed) return Status::Ok();
     Stmt& u = db_.prepare(
@@ -310,18 +316,14 @@ Status MeetingStore::read_state(int64_t integration_id, int64_t recording_id, Me
 }
 
 Status MeetingStore::read_missed(int64_t integration_id, const Meeting& m, MeetingState& st) {
-  if (st.missed_known || !st.found || st.content_hash != m.core_hash) return Status::Ok();
-  const int parts = content_parts_of(m);
-  // Needed only to tell whether a richer copy is a new version, and only when it brings no part
-  // that decides it alone: the common copies (the same or poorer) cost no read.
-  if (!richer_copy(parts, st.content_parts) || (parts & ~st.content_parts & kCopyOnlyParts) != 0) return Status::Ok();
+  if (!needs_missed(m, st)) return Status::Ok();
   Stmt& q = db_.prepare(
       "SELECT kind FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND source='missed'");
   q.bind_all(integration_id, m.recording_id);
   FB_TRY(each_row(q, [&](const Stmt& r) {
     const std::string kind = r.text(0);
-    for (ContentKind k : {ContentKind::kTranscript, ContentKind::kSummary}) {
-      if (kind == content_kind_name(k)) st.missed_parts |= 1 << static_cast<int>(k);
+    for (ContentKind k : {ContentKind::kTranscript, ContentKind::kSummary}) {  // kFetchableParts
+      if (kind == content_kind_name(k)) st.missed_parts |= content_part(k);
     }
   }));
   st.missed_known = true;
@@ -329,6 +331,7 @@ Status MeetingStore::read_missed(int64_t integration_id, const Meeting& m, Meeti
 }
 
 Status MeetingStore::complete_state(int64_t integration_id, const Meeting& m, MeetingState& st) {
+  if (!needs_missed(m, st)) return Status::Ok();  // no store connection for the common copies
   return db_.with([&] { return read_missed(integration_id, m, st); });
 }
 
@@ -448,14 +451,14 @@ Result<std::optional<std::string>> MeetingStore::cached_content(int64_t integrat
     p.bind_all(integration_id, recording_id);
     Status read = each_row(p, [&](const Stmt& r) { parts = static_cast<int>(r.int64(0)); });
     if (!read.ok()) return read;
-    if (parts & (1 << static_cast<int>(kind))) return Status::Ok();  // the meeting's own copy has it
+    if (parts & content_part(kind)) return Status::Ok();  // the meeting's own copy has it
     Stmt& q = db_.prepare(
         "SELECT json FROM sync_meeting_content WHERE integration_id=? AND recording_id=? AND kind=? "
         "AND source<>'missed'");
     q.bind_all(integration_id, recording_id, content_kind_name(kind));
     return each_row(q, [&](const Stmt& r) { out = r.text(0); });
   }));
-  if (!(parts & (1 << static_cast<int>(kind)))) return out;
+  if (!(parts & content_part(kind))) return out;
   FB_ASSIGN(std::string raw, content_json(integration_id, recording_id));
   FB_ASSIGN(Meeting m, parse_meeting(raw));
   switch (kind) {

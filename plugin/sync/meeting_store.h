@@ -82,7 +82,13 @@ struct StoredMeeting {
 
 enum class ContentKind { kTranscript, kSummary, kActionItems, kCrmMatches };
 const char* content_kind_name(ContentKind kind);  // "transcript", "summary", "action_items", "crm_matches"
-// The include_* parts a parsed meeting carries, as bits (1 << ContentKind).
+// A part as a bit of content_parts.
+constexpr int content_part(ContentKind kind) { return 1 << static_cast<int>(kind); }
+// The parts an API endpoint serves (GET /recordings/{id}/transcript and /summary); the others come
+// only in a copy of the meeting (a listing or a webhook).
+constexpr int kFetchableParts = content_part(ContentKind::kTranscript) | content_part(ContentKind::kSummary);
+constexpr int kCopyOnlyParts = content_part(ContentKind::kActionItems) | content_part(ContentKind::kCrmMatches);
+// The include_* parts a parsed meeting carries, as bits (content_part).
 int content_parts_of(const Meeting& m);
 // Whether a copy with `parts` carries every part of one with `of_parts`.
 bool carries_parts(int parts, int of_parts);

@@ -634,7 +634,7 @@ Status SyncEngine::fetch_for_mapping(Run& run, const std::vector<BatchItem>& ite
     if (!it.upsert.needs_mapping) continue;
     // What the listing carried: parts_sent (the page parser keeps no separate copy of the parts).
     const int sent = content_parts_of(it.meeting);
-    auto carried = [&](ContentKind k) { return (sent & (1 << static_cast<int>(k))) != 0; };
+    auto carried = [&](ContentKind k) { return (sent & content_part(k)) != 0; };
     for (auto [wanted, kind, have] :
          {std::tuple{options_.fetch_transcripts, ContentKind::kTranscript, carried(ContentKind::kTranscript)},
           std::tuple{options_.fetch_summaries, ContentKind::kSummary, carried(ContentKind::kSummary)}}) {
