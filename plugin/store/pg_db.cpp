@@ -256,11 +256,28 @@ class PgDb final : public Db {
     return ensure_migrations_table();
   }
 
+  // The server's error from its fields, always in one form: "ERROR:  <message>[ at character N]"
+  // and its DETAIL and HINT lines. libpq's own text shows the position as "LINE 1: ..." with a
+  // caret when it still holds the query, and as "at character N" when it does not (a prepared
+  // statement run), so one failure read two ways would be two reasons to the log's limiter.
+  // Empty when res carries no server error (the connection failed).
+  static std::string server_message(const PGresult* res) {
+    const char* primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    if (primary == nullptr) return {};
+    const char* severity = PQresultErrorField(res, PG_DIAG_SEVERITY);
+    std::string m = std::string(severity ? severity : "ERROR") + ":  " + primary;
+    if (const char* pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION)) m += std::string(" at character ") + pos;
+    if (const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL)) m += std::string("\nDETAIL:  ") + detail;
+    if (const char* hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)) m += std::string("\nHINT:  ") + hint;
+    return m;
+  }
+
   // The Status for a failed command on c: SQLSTATE mapped to our codes, the store named when the
   // connection itself failed.
   Status error_of(PgConn* c, const PGresult* res, std::string_view what = {}) const {
     const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-    std::string msg = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(c->c);
+    std::string msg = server_message(res);
+    if (msg.empty()) msg = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(c->c);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     if (!what.empty()) msg = std::string(what) + ": " + msg;
     std::string s = state ? state : "";
