@@ -21,6 +21,7 @@
 using namespace fb;
 using namespace fb::detail;
 using fb::test::OAuthStack;
+using fb::test::query_of;
 using fb::test::SimProcess;
 using nlohmann::json;
 
@@ -70,8 +71,6 @@ std::string read_file(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
-
-std::string query_of(const std::string& location) { return location.substr(location.find('?') + 1); }
 
 struct LogCapture {
   LogCapture() {

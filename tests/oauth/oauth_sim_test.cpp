@@ -19,6 +19,7 @@
 using namespace fb;
 using namespace fb::detail;
 using fb::test::OAuthStack;
+using fb::test::query_of;
 using fb::test::SimProcess;
 using nlohmann::json;
 
@@ -27,11 +28,6 @@ namespace {
 const Principal kAlice{"acme", "u-alice", "sales"};
 const Principal kBob{"acme", "u-bob", "sales"};
 const Principal kGlobex{"globex", "u-alice", ""};
-
-std::string query_of(const std::string& location) {
-  size_t q = location.find('?');
-  return q == std::string::npos ? "" : location.substr(q + 1);
-}
 
 // Plays the user at Fathom's consent page and returns the callback's query string.
 std::string consent(const SimProcess& sim, const std::string& authorize_url, const std::string& email,

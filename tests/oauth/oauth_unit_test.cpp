@@ -19,12 +19,14 @@
 #include "crypto/hash.h"
 #include "oauth/schema.h"
 #include "oauth_fixture.h"
+#include "support/http.h"
 #include "support/log_capture.h"
 #include "support/temp_dir.h"
 
 using namespace fb;
 using namespace fb::detail;
 using fb::test::OAuthStack;
+using fb::test::query_param;
 
 namespace {
 
@@ -126,22 +128,12 @@ class LocalTokenServer final : public HttpTransport {
   std::function<std::string(const nlohmann::json&)> refresh_body;
 };
 
-std::string query_of(const std::string& url) { return url.substr(url.find('?') + 1); }
-
-std::string param(const std::string& url, const std::string& key) {
-  auto f = form_decode(query_of(url));
-  for (const auto& [k, v] : *f) {
-    if (k == key) return v;
-  }
-  return "";
-}
-
 // Connects `p` through the flow against the local token server: start, then the callback with a
 // code and the state from the authorize URL.
 int64_t connect(OAuthStack& s, const Principal& p, CallbackMode mode = CallbackMode::kPopup) {
   auto start = s.flow->start(p, mode);
   BOOST_REQUIRE_MESSAGE(start.ok(), start.status().to_string());
-  auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+  auto r = s.flow->complete("code=c-1&state=" + url_encode(query_param(start->url, "state")));
   BOOST_REQUIRE_MESSAGE(r.ok, r.error + ": " + r.reason);
   return r.integration_id;
 }
@@ -216,12 +208,12 @@ BOOST_AUTO_TEST_CASE(authorize_url_and_state_storage) {
   auto start = s.flow->start({"acme", "u1", "team-7"}, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
   BOOST_TEST(start->url.rfind("http://127.0.0.1:9/external/v1/oauth2/authorize?", 0) == 0);
-  BOOST_TEST(param(start->url, "client_id") == "sim-client");
-  BOOST_TEST(param(start->url, "redirect_uri") == fb::test::kRedirectUri);
-  BOOST_TEST(param(start->url, "response_type") == "code");
-  BOOST_TEST(param(start->url, "scope") == "public_api");
-  BOOST_TEST(param(start->url, "code_challenge").empty());  // PKCE is off by default
-  const std::string state = param(start->url, "state");
+  BOOST_TEST(query_param(start->url, "client_id") == "sim-client");
+  BOOST_TEST(query_param(start->url, "redirect_uri") == fb::test::kRedirectUri);
+  BOOST_TEST(query_param(start->url, "response_type") == "code");
+  BOOST_TEST(query_param(start->url, "scope") == "public_api");
+  BOOST_TEST(query_param(start->url, "code_challenge").empty());  // PKCE is off by default
+  const std::string state = query_param(start->url, "state");
   auto raw = base64url_decode(state.substr(1));
   BOOST_REQUIRE(raw.has_value());
   BOOST_TEST(raw->size() * 8 >= 128);
@@ -242,8 +234,8 @@ BOOST_AUTO_TEST_CASE(authorize_url_and_state_storage) {
   BOOST_TEST(team == "team-7");
   // Two starts never share a state.
   auto again = s.flow->start({"acme", "u1"}, CallbackMode::kRedirect);
-  BOOST_TEST(param(again->url, "state") != state);
-  BOOST_TEST(param(again->url, "state").front() == 'r');
+  BOOST_TEST(query_param(again->url, "state") != state);
+  BOOST_TEST(query_param(again->url, "state").front() == 'r');
 }
 
 BOOST_AUTO_TEST_CASE(pkce_verifier_reaches_the_token_endpoint) {
@@ -254,10 +246,10 @@ BOOST_AUTO_TEST_CASE(pkce_verifier_reaches_the_token_endpoint) {
   OAuthStack s(dir.store("a.db"), c, server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
-  BOOST_TEST(param(start->url, "code_challenge_method") == "S256");
-  server.challenge = param(start->url, "code_challenge");
+  BOOST_TEST(query_param(start->url, "code_challenge_method") == "S256");
+  server.challenge = query_param(start->url, "code_challenge");
   BOOST_TEST(server.challenge.size() == 43u);
-  auto r = s.flow->complete("code=c&state=" + url_encode(param(start->url, "state")));
+  auto r = s.flow->complete("code=c&state=" + url_encode(query_param(start->url, "state")));
   BOOST_TEST_REQUIRE(r.ok, r.reason);
   BOOST_TEST(pkce_challenge_s256(server.last_fields["code_verifier"]) == server.challenge);
   BOOST_TEST(server.last_fields["redirect_uri"] == fb::test::kRedirectUri);
@@ -269,13 +261,13 @@ BOOST_AUTO_TEST_CASE(malformed_callbacks_are_refused_before_any_exchange) {
   LocalTokenServer server;
   OAuthStack s(dir.store("a.db"), local_config(), server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
-  const std::string state = url_encode(param(start->url, "state"));
+  const std::string state = url_encode(query_param(start->url, "state"));
   BOOST_TEST(s.flow->complete("code=a&code=b&state=" + state).error == "invalid_request");
   BOOST_TEST(s.flow->complete("code=%zz&state=" + state).error == "invalid_request");
   BOOST_TEST(s.flow->complete("?state=" + state).error == "invalid_request");  // no code; state consumed
   BOOST_TEST(s.flow->complete("code=a&state=" + state).error == "state_used");
   auto other = s.flow->start({"acme", "u1"}, CallbackMode::kRedirect);
-  CallbackResult err = s.flow->complete("error=server_error&state=" + url_encode(param(other->url, "state")));
+  CallbackResult err = s.flow->complete("error=server_error&state=" + url_encode(query_param(other->url, "state")));
   BOOST_TEST(err.error == "authorization_error");
   BOOST_TEST((err.mode == CallbackMode::kRedirect));
   BOOST_TEST(err.reason.find("server_error") != std::string::npos);
@@ -673,7 +665,7 @@ BOOST_AUTO_TEST_CASE(an_access_token_of_another_type_than_bearer_is_never_used) 
   server.token_type = "mac";
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
-  auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+  auto r = s.flow->complete("code=c-1&state=" + url_encode(query_param(start->url, "state")));
   BOOST_TEST(!r.ok, "a 'mac' token was accepted as a Bearer token");
   BOOST_TEST(r.error == "unsupported_token_type");
   BOOST_TEST((r.code == Code::kMalformed));
@@ -824,7 +816,7 @@ BOOST_AUTO_TEST_CASE(an_authorization_code_is_sent_exactly_once) {
     BOOST_REQUIRE(start.ok());
     server.requests = 0;
     if (lost) server.lost_answers = 1; else server.failures = {503};
-    auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+    auto r = s.flow->complete("code=c-1&state=" + url_encode(query_param(start->url, "state")));
     BOOST_TEST(!r.ok);
     BOOST_TEST(r.error == "token_exchange_failed");
     BOOST_TEST(server.requests == 1, (lost ? "lost answer" : "503") << ": the code was sent " << server.requests
@@ -857,7 +849,7 @@ BOOST_AUTO_TEST_CASE(a_wrong_client_secret_is_reported_as_configuration) {
   OAuthStack s(dir.store("a.db"), fb::test::oauth_test_config("http://127.0.0.1:9", "wrong-secret-123"), server);
   auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
   BOOST_REQUIRE(start.ok());
-  auto r = s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")));
+  auto r = s.flow->complete("code=c-1&state=" + url_encode(query_param(start->url, "state")));
   BOOST_TEST(!r.ok);
   BOOST_TEST(r.error == "configuration_error");
   BOOST_TEST(r.reason.find("could not be reached") == std::string::npos, r.reason);
@@ -877,7 +869,7 @@ BOOST_AUTO_TEST_CASE(the_iss_of_a_callback_must_be_the_issuer) {
   auto callback = [&](OAuthStack& s, const std::string& extra) {
     auto start = s.flow->start({"acme", "u1"}, CallbackMode::kPopup);
     BOOST_REQUIRE(start.ok());
-    return s.flow->complete("code=c-1&state=" + url_encode(param(start->url, "state")) + extra);
+    return s.flow->complete("code=c-1&state=" + url_encode(query_param(start->url, "state")) + extra);
   };
   {
     // No issuer configured: iss must have the origin of the authorize URL.

@@ -114,13 +114,8 @@ function on_meeting(m, ctx)
 end
 )LUA";
 
-// Attacks and a substring of the error each must end with.
-struct Attack {
-  const char* name;
-  const char* expect;
-};
-
-const Attack kAttacks[] = {
+// Attacks on the CPU budget (Attack: scripting_test_util.h).
+const Attack kBudgetAttacks[] = {
     {"xpcall_handler_loops", "script exceeded its"},
     {"xpcall_handler_loops_in_a_statement", "script exceeded its"},
     {"xpcall_handler_pcalls_a_loop", "script exceeded its"},
@@ -167,10 +162,6 @@ auto bounded(const std::string& what, Fn fn) {
   return f.get();
 }
 
-std::string meeting_titled(const std::string& title, int64_t rec) {
-  return json{{"title", title}, {"recording_id", rec}}.dump();
-}
-
 void run_attacks(const std::string& hook_mode) {
   ScriptDir dir;
   dir.write("mapping.lua", kBudgetScript);
@@ -185,7 +176,7 @@ void run_attacks(const std::string& hook_mode) {
   RecordingCrm crm;
   crm.install(*host, {"note"});
   int64_t rec = 100;
-  for (const Attack& a : kAttacks) {
+  for (const Attack& a : kBudgetAttacks) {
     BOOST_TEST_CONTEXT("attack " << a.name << " (hook_mode " << hook_mode << ")") {
       ++rec;
       std::string raw = meeting_titled(a.name, rec);

@@ -67,11 +67,6 @@ function on_meeting(m, ctx)
 end
 )LUA";
 
-struct Attack {
-  const char* name;
-  const char* expect;  // a substring of the error
-};
-
 const Attack kAttacks[] = {
     {"io_open", "undefined global 'io'"},
     {"os_execute", "field 'execute'"},
@@ -115,10 +110,6 @@ int line_of(const std::string& text, const std::string& needle) {
   size_t at = text.find(needle);
   if (at == std::string::npos) return 0;
   return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(at), '\n'));
-}
-
-std::string meeting_titled(const std::string& title, int64_t rec) {
-  return json{{"title", title}, {"recording_id", rec}}.dump();
 }
 
 struct AttackFixture {

@@ -226,6 +226,18 @@ inline std::unique_ptr<detail::ScriptHost> open_host(detail::ScriptHostOptions o
 }
 
 // A MeetingEvent over json text kept alive by the caller.
+// A meeting with only a title and a recording id: what the attack and budget scripts read.
+inline std::string meeting_titled(const std::string& title, int64_t rec) {
+  return json{{"title", title}, {"recording_id", rec}}.dump();
+}
+
+// A hostile script's entry point (the script branches on the meeting's title) and a substring of
+// the error it must end with.
+struct Attack {
+  const char* name;
+  const char* expect;
+};
+
 inline detail::MeetingEvent meeting_event(const std::string& raw, int64_t recording_id, int64_t version = 1,
                                           int64_t integration_id = 7) {
   detail::MeetingEvent e;

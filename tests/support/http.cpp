@@ -221,6 +221,11 @@ std::string query_param(const std::string& url, const std::string& key) {
   return {};
 }
 
+std::string query_of(const std::string& url) {
+  size_t q = url.find('?');
+  return q == std::string::npos ? "" : url.substr(q + 1);
+}
+
 std::function<bool(size_t, httplib::DataSink&)> chunked_body(std::string body, size_t piece) {
   auto sent = std::make_shared<size_t>(0);
   return [body = std::move(body), piece, sent](size_t, httplib::DataSink& sink) {

@@ -71,5 +71,8 @@ std::string query_string(const std::vector<std::pair<std::string, std::string>>&
 std::vector<std::pair<std::string, std::string>> parse_query(const std::string& url_or_query);
 // First value of key in a URL's query, "" when absent.
 std::string query_param(const std::string& url, const std::string& key);
+// The raw query string of a URL (after '?'), "" when it has none: a callback's query as a browser
+// would send it.
+std::string query_of(const std::string& url);
 
 }  // namespace fb::test
