@@ -268,10 +268,17 @@ Result<BatchLease> MeetingDispatcher::prepare_batch(std::vector<BatchItem>& item
 
   // What is stored now, then each item in order: a later delivery of the same recording in this
   // batch sees what the earlier one left.
+  // One read per integration of the batch (one round trip on PostgreSQL), not one per meeting.
   std::map<std::string, MeetingState> state;
-  for (const auto& [key, i] : first) {
-    FB_ASSIGN(MeetingState st, store.state(items[i].integration.id, items[i].meeting.recording_id));
-    state.emplace(key, std::move(st));
+  std::map<int64_t, std::vector<int64_t>> by_integration;
+  for (const auto& [key, i] : first) by_integration[items[i].integration.id].push_back(items[i].meeting.recording_id);
+  for (const auto& [integration, recordings] : by_integration) {
+    FB_ASSIGN(auto read, store.states(integration, recordings));
+    for (int64_t recording : recordings) {
+      auto found = read.find(recording);
+      state.emplace(recording_key(store.db().path(), integration, recording),
+                    found != read.end() ? std::move(found->second) : MeetingState{});
+    }
   }
   for (BatchItem& it : items) {
     it.mapped = false;

@@ -351,6 +351,43 @@ Result<MeetingState> MeetingStore::state(int64_t integration_id, int64_t recordi
   return st;
 }
 
+Result<std::map<int64_t, MeetingState>> MeetingStore::states(int64_t integration_id,
+                                                             const std::vector<int64_t>& recording_ids) {
+  std::map<int64_t, MeetingState> out;
+  if (recording_ids.empty()) return out;
+  if (recording_ids.size() == 1) {  // a point read; the list form is for more
+    FB_ASSIGN(MeetingState st, state(integration_id, recording_ids.front()));
+    if (st.found) out.emplace(recording_ids.front(), std::move(st));
+    return out;
+  }
+  // The ids as one bound list (a PostgreSQL array, a JSON array for SQLite), so the statement is
+  // prepared once whatever the batch's size.
+  const bool pg = db_.engine() == Engine::kPostgres;
+  std::string list(1, pg ? '{' : '[');
+  for (size_t i = 0; i < recording_ids.size(); ++i) {
+    if (i) list += ',';
+    list += std::to_string(recording_ids[i]);
+  }
+  list += pg ? '}' : ']';
+  FB_TRY(db_.with([&] {
+    Stmt& q = db_.prepare(
+        pg ? "SELECT recording_id, content_hash, content_version, mapped_version, content_parts FROM sync_meetings "
+             "WHERE integration_id=? AND recording_id = ANY(CAST(? AS BIGINT[]))"
+            : "SELECT recording_id, content_hash, content_version, mapped_version, content_parts FROM sync_meetings "
+              "WHERE integration_id=? AND recording_id IN (SELECT value FROM json_each(?))");
+    q.bind_all(integration_id, list);
+    return each_row(q, [&](const Stmt& r) {
+      MeetingState& st = out[r.int64(0)];
+      st.found = true;
+      st.content_hash = r.text(1);
+      st.content_version = r.int64(2);
+      st.mapped_version = r.int64(3);
+      st.content_parts = static_cast<int>(r.int64(4));
+    });
+  }));
+  return out;
+}
+
 Result<std::string> MeetingStore::resolve(std::string raw_json, int64_t content_event_id) {
   if (content_event_id <= 0) return raw_json;
   if (!loader_) {

@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -151,6 +152,9 @@ class MeetingStore {
                               const MeetingState* stored = nullptr);
   // The stored hash, versions and parts (found = false when the meeting is not stored). A read.
   Result<MeetingState> state(int64_t integration_id, int64_t recording_id);
+  // state() of several meetings of one integration in one statement (a batch's reads: one round
+  // trip on PostgreSQL, not one per meeting), by recording id; a meeting not stored is absent.
+  Result<std::map<int64_t, MeetingState>> states(int64_t integration_id, const std::vector<int64_t>& recording_ids);
   // Reads into st what upserting m over it needs beyond state(): the missed parts, when m is a
   // richer copy that only they decide. Cheap when not needed (no read).
   Status complete_state(int64_t integration_id, const Meeting& m, MeetingState& st);

@@ -648,16 +648,18 @@ Result<size_t> Inbox::mark_all(const std::vector<EventOutcome>& outcomes, bool l
                     {"k", kind},
                     {"e", o.kind == EventOutcome::kDone ? nlohmann::json(nullptr) : nlohmann::json(o.error)},
                     {"n", o.next_attempt_at_ms},
-                    {"t", o.claim_token}});
+                    {"t", o.claim_token},
+                    {"v", o.script_versions.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.script_versions)}});
     if (!o.claim_token.empty()) fenced.insert(o.event_id);
   }
   constexpr const char* kSet =
       " SET status=o.k, processed_at=CASE WHEN o.k='done' THEN ?1 ELSE processed_at END,"
-      " next_attempt_at=CASE WHEN o.k='pending' THEN o.n ELSE next_attempt_at END, last_error=o.e, ";
+      " next_attempt_at=CASE WHEN o.k='pending' THEN o.n ELSE next_attempt_at END, last_error=o.e,"
+      " script_versions=COALESCE(o.v, webhook_inbox.script_versions), ";
   constexpr const char* kFence = " AND (o.t='' OR (webhook_inbox.claim_token=o.t AND webhook_inbox.status='processing'))";
   std::string sql;
   if (db_.engine() == Engine::kPostgres) {
-    sql = "WITH o AS (SELECT * FROM json_to_recordset(CAST(?2 AS JSON)) AS o(id BIGINT, k TEXT, e TEXT, n BIGINT, t TEXT))";
+    sql = "WITH o AS (SELECT * FROM json_to_recordset(CAST(?2 AS JSON)) AS o(id BIGINT, k TEXT, e TEXT, n BIGINT, t TEXT, v TEXT))";
     std::string gate;
     if (lock_recordings) {
       // The fleet's write lock shared, then the lock of each recording of these events (advisory
@@ -676,7 +678,8 @@ Result<size_t> Inbox::mark_all(const std::vector<EventOutcome>& outcomes, bool l
   } else {
     sql = std::string("UPDATE webhook_inbox") + kSet + kNoClaim +
           " FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.k') AS k,"
-          " json_extract(value, '$.e') AS e, json_extract(value, '$.n') AS n, json_extract(value, '$.t') AS t"
+          " json_extract(value, '$.e') AS e, json_extract(value, '$.n') AS n, json_extract(value, '$.t') AS t,"
+          " json_extract(value, '$.v') AS v"
           " FROM json_each(?2)) AS o WHERE webhook_inbox.id=o.id" + kFence + " RETURNING webhook_inbox.id";
   }
   size_t held = 0;

@@ -120,6 +120,9 @@ struct EventOutcome {
   // The claim the outcome is for (InboxEvent::claim_token): recorded only while that claim still
   // holds the event. "": unconditional (an event this caller owns by other means).
   std::string claim_token;
+  // The script versions that made the event's CRM operations (a JSON document, issue 15), written
+  // by the same statement as the outcome. "": the row's are left as they are.
+  std::string script_versions;
 };
 
 struct InboxFilter {

@@ -46,19 +46,20 @@ class RecordMeetings final : public InboxBatchWork {
  public:
   RecordMeetings(MeetingDispatcher& dispatcher, MeetingStore& store, std::vector<BatchItem> items, BatchLease lease)
       : dispatcher_(dispatcher), store_(store), items_(std::move(items)), lease_(std::move(lease)) {}
-  Status record() override {
-    // Which script versions made each event's CRM operations (issue 15), on its inbox row, in the
-    // same transaction (the store is on the inbox's Db). Before the batch's meetings and script
-    // store writes: on PostgreSQL a store key every batch sets stays locked until the commit, and
-    // the other hosts' batches wait for it (issue 12).
-    // One statement for the batch (it was one per event: a round trip each on PostgreSQL).
-    std::vector<std::pair<int64_t, std::string>> versions;
+  Status record() override { return dispatcher_.record_batch(items_, store_, &lease_); }
+  // Which script versions made each event's CRM operations (issue 15), for its inbox row: the
+  // worker's marks write them, in the batch's transaction (the store is on the inbox's Db), before
+  // the batch's meetings and script store writes (on PostgreSQL a store key every batch sets then
+  // stays locked only until the commit: issue 12), with no statement of their own.
+  void annotate(std::vector<EventOutcome>& outcomes) const override {
+    std::map<int64_t, std::string> by_event;  // the last item of an event counts, as set_script_versions
     for (const BatchItem& it : items_) {
       if (it.given_up || it.script_versions.empty()) continue;
-      versions.emplace_back(it.content_event_id, *CrmAttribution::to_json(it.script_versions));
+      by_event[it.content_event_id] = *CrmAttribution::to_json(it.script_versions);
     }
-    FB_TRY(set_script_versions(store_.db(), versions));
-    return dispatcher_.record_batch(items_, store_, &lease_);
+    for (EventOutcome& o : outcomes) {
+      if (auto v = by_event.find(o.event_id); v != by_event.end()) o.script_versions = v->second;
+    }
   }
   std::vector<BatchItem>& items() { return items_; }
   BatchLease& lease() { return lease_; }
@@ -82,7 +83,19 @@ ContentLoader inbox_content_loader(Inbox& inbox) {
 Status MeetingEventHandler::handle(const InboxEvent& e) {
   std::vector<Status> results(1);
   auto work = handle_batch({&e}, &results);
-  if (work) FB_TRY(store_.db().transaction([&] { return work->record(); }).with_context("storing the meeting"));
+  if (work) {
+    // No marks here (the caller marks, if it is an inbox's): the versions are written with the work.
+    std::vector<EventOutcome> outcome(1);
+    outcome[0].event_id = e.id;
+    work->annotate(outcome);
+    std::vector<std::pair<int64_t, std::string>> versions;
+    if (!outcome[0].script_versions.empty()) versions.emplace_back(e.id, std::move(outcome[0].script_versions));
+    Status recorded = store_.db().transaction([&]() -> Status {
+      FB_TRY(set_script_versions(store_.db(), versions));
+      return work->record();
+    });
+    FB_TRY(recorded.with_context("storing the meeting"));
+  }
   return results[0];
 }
 

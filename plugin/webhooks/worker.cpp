@@ -437,6 +437,7 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
   // Dead letters are told in the transaction that records them (issue 13); who they belong to is
   // looked up before it.
   std::vector<Event> dead = dead_letter_events(events, outcomes);
+  if (work) work->annotate(outcomes);
   auto next = inbox_.finish_batch(outcomes, [&]() -> Status {
     if (work) FB_TRY(work->record());
     return tell(dead);
@@ -448,6 +449,7 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
                                << " webhook event(s), retrying them: " << next.status().message();
     for (size_t i = 0; i < events.size(); ++i) {
       if (outcomes[i].kind == EventOutcome::kDone) outcomes[i] = failed(events[i], next.status());
+      outcomes[i].script_versions.clear();  // nothing of the work is recorded
     }
     dead = dead_letter_events(events, outcomes);
     next = inbox_.finish_batch(outcomes, [&] { return tell(dead); }, claim_next);

@@ -76,6 +76,11 @@ class InboxBatchWork {
  public:
   virtual ~InboxBatchWork() = default;
   virtual Status record() = 0;
+  // What the work knows of each event that its outcome carries (EventOutcome::script_versions),
+  // so that the marks write it in their statement, not record() in one more. The worker calls it
+  // before finish_batch; a caller that records without marks (MeetingEventHandler::handle) writes
+  // it itself.
+  virtual void annotate(std::vector<EventOutcome>& /*outcomes*/) const {}
 };
 
 // The events of one batch a worker is processing, shared with the pool's supervisor (see "Stuck

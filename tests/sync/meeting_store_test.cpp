@@ -519,6 +519,65 @@ BOOST_FIXTURE_TEST_CASE(record_batch_stores_and_marks_a_mapped_meeting_in_one_st
   BOOST_TEST(store->unmapped(7).value().empty());
 }
 
+// prepare_batch reads what is stored of a batch's meetings with one statement per integration of
+// the batch (a round trip each on PostgreSQL), not one per meeting, and each item gets its own
+// meeting's state: stored ones their versions, new ones none, a recording that comes twice what
+// its first copy leaves.
+BOOST_FIXTURE_TEST_CASE(prepare_batch_reads_a_batchs_meetings_with_one_statement_per_integration, Fixture) {
+  BOOST_REQUIRE(store->upsert(7, meeting_json(411).dump(), "sync").ok());
+  BOOST_REQUIRE(store->upsert(7, meeting_json(412).dump(), "sync").ok());
+  BOOST_REQUIRE(store->upsert(7, meeting_json(412, "Renamed").dump(), "sync").ok());  // 412 at v2
+  BOOST_REQUIRE(store->upsert(8, meeting_json(411).dump(), "sync").ok());             // another integration's 411
+  IntegrationInfo other = integration;
+  other.id = 8;
+  std::vector<BatchItem> items;
+  auto add = [&](const IntegrationInfo& info, const json& m) {
+    BatchItem it;
+    it.integration = info;
+    it.meeting = parse_meeting(m.dump()).value();
+    it.source = "webhook";
+    items.push_back(std::move(it));
+  };
+  add(integration, meeting_json(411));
+  add(integration, meeting_json(412, "Renamed"));
+  add(integration, meeting_json(413));
+  add(integration, meeting_json(413));
+  add(integration, meeting_json(414));
+
+  {
+    const uint64_t before = stmt_runs_on_this_thread();
+    auto lease = dispatcher->prepare_batch(items, *store);  // its recording locks go with this block
+    const uint64_t runs = stmt_runs_on_this_thread() - before;
+    BOOST_REQUIRE_MESSAGE(lease.ok(), lease.status());
+    BOOST_TEST(runs == 1u);
+  }
+  BOOST_TEST(items[0].stored.found);
+  BOOST_TEST(items[0].stored.content_version == 1);
+  BOOST_TEST(items[1].stored.found);
+  BOOST_TEST(items[1].stored.content_version == 2);
+  BOOST_TEST(items[1].upsert.content_version == 2);  // the stored copy again: no new version
+  BOOST_TEST(!items[2].stored.found);
+  BOOST_TEST(items[2].upsert.needs_mapping);
+  BOOST_TEST(items[3].stored.found);                  // what the first 413 of the batch leaves
+  BOOST_TEST(!items[3].upsert.needs_mapping);         // mapped by the first
+  BOOST_TEST(!items[4].stored.found);
+
+  // A batch of two integrations: one statement each, and integration 8's 411 is its own.
+  std::vector<BatchItem> mixed;
+  items.swap(mixed);
+  add(integration, meeting_json(413));
+  add(other, meeting_json(411));
+  add(other, meeting_json(415));
+  const uint64_t again = stmt_runs_on_this_thread();
+  auto lease2 = dispatcher->prepare_batch(items, *store);
+  BOOST_REQUIRE_MESSAGE(lease2.ok(), lease2.status());
+  BOOST_TEST(stmt_runs_on_this_thread() - again == 2u);
+  BOOST_TEST(!items[0].stored.found);
+  BOOST_TEST(items[1].stored.found);
+  BOOST_TEST(items[1].stored.content_version == 1);
+  BOOST_TEST(!items[2].stored.found);
+}
+
 // record_batch writes on the state prepare_batch read; another process may have written the
 // meeting in between (the recording locks are per process). Then it stores what it would have
 // stored had it read the row at commit time (the mapped content as a new version, and never a

@@ -404,6 +404,11 @@ BOOST_AUTO_TEST_CASE(a_batchs_claim_and_marks_cost_the_same_statements_whatever_
   for (size_t i = 0; i < got.size(); ++i) outcomes.push_back({got[i].id, EventOutcome::kDone, {}, 0, got[i].claim_token});
   outcomes[3] = {got[3].id, EventOutcome::kRetry, "CRM said 503", clock.now_ms() + 60'000, got[3].claim_token};
   outcomes[5] = {got[5].id, EventOutcome::kDead, "not a Meeting", 0, got[5].claim_token};
+  // The script versions that made an event's CRM operations travel with its outcome (no statement
+  // of their own); an outcome without them leaves the row's as they were.
+  outcomes[0].script_versions = "[3]";
+  outcomes[3].script_versions = "[0,3]";
+  BOOST_REQUIRE(s.db->transaction([&] { return set_script_versions(*s.db, {{got[1].id, "[9]"}}); }).ok());
   int recorded = 0;
   auto record = [&] {
     ++recorded;
@@ -415,6 +420,8 @@ BOOST_AUTO_TEST_CASE(a_batchs_claim_and_marks_cost_the_same_statements_whatever_
   BOOST_TEST(recorded == 1);
   BOOST_REQUIRE_EQUAL(next.size(), 8u);
   for (size_t i = 0; i < next.size(); ++i) BOOST_TEST(next[i].body == bodies[8 + i], "event " << 8 + i);
+  std::map<int64_t, std::string> versions;  // list() reads them
+  for (const InboxEvent& e : s.inbox->list({"", 0, 100}).value()) versions[e.id] = e.script_versions;
   for (size_t i = 0; i < got.size(); ++i) {
     InboxEvent e = s.inbox->get(got[i].id).value();
     const char* want = i == 3 ? "pending" : i == 5 ? "dead" : "done";
@@ -422,6 +429,7 @@ BOOST_AUTO_TEST_CASE(a_batchs_claim_and_marks_cost_the_same_statements_whatever_
     BOOST_TEST(e.last_error == (i == 3 ? "CRM said 503" : i == 5 ? "not a Meeting" : ""), "event " << i);
     BOOST_TEST(e.processed_at_ms == (e.status == "done" ? clock.now_ms() : 0), "event " << i);
     if (i == 3) BOOST_TEST(e.next_attempt_at_ms == clock.now_ms() + 60'000);
+    BOOST_TEST(versions[e.id] == (i == 0 ? "[3]" : i == 1 ? "[9]" : i == 3 ? "[0,3]" : ""), "event " << i);
   }
   BOOST_TEST(*s.inbox->renew({got[0].claim_token}) == 0);  // nothing of that claim is held any more
 
