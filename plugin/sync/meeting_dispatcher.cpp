@@ -394,14 +394,34 @@ Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, Meet
                                        const BatchLease* lease) {
   Db& db = store.db();
   return db.transaction([&]() -> Status {
-    for (const BatchItem& it : items) {
+    // The meetings prepare_batch found not stored (a webhook batch's usual case) first, together
+    // (one statement on PostgreSQL); the rest, and any of those another process stored meanwhile,
+    // one by one below.
+    std::vector<MeetingStore::NewMeeting> fresh;
+    std::vector<size_t> fresh_items;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const BatchItem& it = items[i];
+      if (it.given_up || it.stored.found) continue;
+      fresh.push_back({it.integration.id, &it.meeting, it.source, it.content_event_id,
+                       it.mapped ? std::optional<int64_t>(clock_.now_s()) : std::nullopt});
+      fresh_items.push_back(i);
+    }
+    auto inserted = store.insert_new(fresh);
+    if (!inserted.ok()) return inserted.status().with_context("storing the batch's new meetings");
+    std::vector<bool> done(items.size(), false);
+    for (size_t k = 0; k < fresh_items.size(); ++k) done[fresh_items[k]] = (*inserted)[k];
+    for (size_t i = 0; i < items.size(); ++i) {
+      const BatchItem& it = items[i];
       if (it.given_up) continue;  // another worker has it
       // A mapped meeting is stored and marked mapped in one statement: the upsert has just made
       // the stored content this one, so the mark is for the content that was mapped (another
       // process's newer version, stored after this commit, stays unmapped). It writes on the state
       // prepare_batch read (no read first), unless another process has changed the row since.
       const std::optional<int64_t> mapped_at = it.mapped ? std::optional<int64_t>(clock_.now_s()) : std::nullopt;
-      FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id, mapped_at, &it.stored).status());
+      if (!done[i]) {
+        FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id, mapped_at, &it.stored)
+                   .status());
+      }
       if (!it.mapped && !it.map_error.ok()) {
         std::string err = utf8_text(it.map_error.to_string(), options_.max_error_chars);
         Stmt& u = db.prepare(

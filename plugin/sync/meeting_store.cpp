@@ -4,6 +4,8 @@
 #include <array>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "sync/sync_schema.h"
 
 namespace fb::detail {
@@ -349,6 +351,67 @@ Result<MeetingState> MeetingStore::state(int64_t integration_id, int64_t recordi
   MeetingState st;
   FB_TRY(db_.with([&] { return read_state(integration_id, recording_id, st); }));
   return st;
+}
+
+Result<std::vector<bool>> MeetingStore::insert_new(const std::vector<NewMeeting>& rows) {
+  std::vector<bool> inserted(rows.size(), false);
+  if (rows.empty() || db_.engine() != Engine::kPostgres) return inserted;
+  // The rows as one JSON array whose members are named as the table's columns, read back with the
+  // table's own row type: new_content_sql's values, for a meeting at its first version.
+  static const std::string kColumns =
+      "integration_id, recording_id, title, meeting_title, url, share_url, created_at, scheduled_start, "
+      "scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, recorded_by_team, "
+      "invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, content_hash, "
+      "content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at, content_event_id, "
+      "content_parts, mapped_version, mapped_at";
+  static const std::string kSql = "INSERT INTO sync_meetings(" + kColumns + ") SELECT " + kColumns +
+                                  " FROM json_populate_recordset(CAST(NULL AS sync_meetings), CAST(? AS JSON))"
+                                  " ON CONFLICT(integration_id, recording_id) DO NOTHING"
+                                  " RETURNING integration_id, recording_id";
+  const int64_t now = clock_.now_s();
+  auto opt = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  std::string list = "[";
+  std::map<std::pair<int64_t, int64_t>, size_t> index;  // (integration, recording) -> rows[i]
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const NewMeeting& r = rows[i];
+    const Meeting& m = *r.meeting;
+    if (index.count({r.integration_id, m.recording_id})) continue;  // a second copy: upsert() decides it
+    nlohmann::json row = {
+        {"integration_id", r.integration_id}, {"recording_id", m.recording_id}, {"title", m.title},
+        {"meeting_title", opt(m.meeting_title)}, {"url", m.url}, {"share_url", m.share_url},
+        {"created_at", m.created_at_s}, {"scheduled_start", m.scheduled_start_s},
+        {"scheduled_end", m.scheduled_end_s}, {"recording_start", m.recording_start_s},
+        {"recording_end", m.recording_end_s}, {"recorded_by_email", m.recorded_by.email},
+        {"recorded_by_name", m.recorded_by.name}, {"recorded_by_team", opt(m.recorded_by.team)},
+        {"invitees_domains_type", m.calendar_invitees_domains_type}, {"transcript_language", m.transcript_language},
+        {"invitee_count", static_cast<int64_t>(m.calendar_invitees.size())}, {"external_domains", external_domains(m)},
+        {"raw_json", r.content_event_id > 0 ? std::string() : m.raw_json}, {"content_hash", m.core_hash},
+        {"content_version", 1}, {"first_source", r.source}, {"last_source", r.source}, {"first_seen_at", now},
+        {"last_seen_at", now}, {"updated_at", now},
+        {"content_event_id", r.content_event_id > 0 ? nlohmann::json(r.content_event_id) : nlohmann::json(nullptr)},
+        {"content_parts", content_parts_of(m)}, {"mapped_version", r.mapped_at ? 1 : 0},
+        {"mapped_at", r.mapped_at ? nlohmann::json(*r.mapped_at) : nlohmann::json(nullptr)}};
+    std::string text;
+    try {
+      text = row.dump();  // strict: text that is not UTF-8 is upsert()'s to refuse, by name
+    } catch (const nlohmann::json::exception&) {
+      continue;
+    }
+    if (text.find("\\u0000") != std::string::npos) continue;  // PostgreSQL text holds no NUL: upsert() says so
+    if (list.size() > 1) list += ',';
+    list += text;
+    index.emplace(std::make_pair(r.integration_id, m.recording_id), i);
+  }
+  list += ']';
+  if (index.empty()) return inserted;
+  FB_TRY(db_.transaction([&] {
+    Stmt& q = db_.prepare(kSql);
+    q.bind(1, list);
+    return each_row(q, [&](const Stmt& row) {
+      if (auto it = index.find({row.int64(0), row.int64(1)}); it != index.end()) inserted[it->second] = true;
+    });
+  }));
+  return inserted;
 }
 
 Result<std::map<int64_t, MeetingState>> MeetingStore::states(int64_t integration_id,

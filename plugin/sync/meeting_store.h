@@ -150,6 +150,21 @@ class MeetingStore {
   Result<UpsertResult> upsert(int64_t integration_id, const Meeting& meeting, std::string_view source,
                               int64_t content_event_id, std::optional<int64_t> mapped_at,
                               const MeetingState* stored = nullptr);
+  // A meeting the caller read as not stored (MeetingDispatcher::prepare_batch), for insert_new.
+  struct NewMeeting {
+    int64_t integration_id = 0;
+    const Meeting* meeting = nullptr;
+    std::string_view source;
+    int64_t content_event_id = 0;        // > 0: by pointer, as upsert()
+    std::optional<int64_t> mapped_at;    // recorded mapped at its first version, as upsert()
+  };
+  // Inserts such meetings with one statement on PostgreSQL (a batch's round trip, not one per
+  // meeting); [i] is true when rows[i] was inserted as upsert() with a not-found state would have.
+  // A meeting another process stored meanwhile is left alone (false), as is one this statement
+  // cannot carry (a NUL character): the caller upserts those one by one. On SQLite, where a
+  // statement costs no round trip and upsert() is one statement, it inserts nothing (all false).
+  // Inside the caller's transaction.
+  Result<std::vector<bool>> insert_new(const std::vector<NewMeeting>& rows);
   // The stored hash, versions and parts (found = false when the meeting is not stored). A read.
   Result<MeetingState> state(int64_t integration_id, int64_t recording_id);
   // state() of several meetings of one integration in one statement (a batch's reads: one round
