@@ -421,7 +421,9 @@ BOOST_AUTO_TEST_CASE(a_batchs_claim_and_marks_cost_the_same_statements_whatever_
   BOOST_REQUIRE_EQUAL(next.size(), 8u);
   for (size_t i = 0; i < next.size(); ++i) BOOST_TEST(next[i].body == bodies[8 + i], "event " << 8 + i);
   std::map<int64_t, std::string> versions;  // list() reads them
-  for (const InboxEvent& e : s.inbox->list({"", 0, 100}).value()) versions[e.id] = e.script_versions;
+  auto listed = s.inbox->list({"", 0, 100});
+  BOOST_REQUIRE(listed.ok());
+  for (const InboxEvent& e : *listed) versions[e.id] = e.script_versions;
   for (size_t i = 0; i < got.size(); ++i) {
     InboxEvent e = s.inbox->get(got[i].id).value();
     const char* want = i == 3 ? "pending" : i == 5 ? "dead" : "done";
