@@ -393,6 +393,7 @@ Result<BatchLease> MeetingDispatcher::map_batch(std::vector<BatchItem>& items, M
 Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, MeetingStore& store,
                                        const BatchLease* lease) {
   Db& db = store.db();
+  const int64_t now = clock_.now_s();
   return db.transaction([&]() -> Status {
     // The meetings prepare_batch found not stored (a webhook batch's usual case) first, together
     // (one statement on PostgreSQL); the rest, and any of those another process stored meanwhile,
@@ -403,7 +404,7 @@ Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, Meet
       const BatchItem& it = items[i];
       if (it.given_up || it.stored.found) continue;
       fresh.push_back({it.integration.id, &it.meeting, it.source, it.content_event_id,
-                       it.mapped ? std::optional<int64_t>(clock_.now_s()) : std::nullopt});
+                       it.mapped ? std::optional<int64_t>(now) : std::nullopt});
       fresh_items.push_back(i);
     }
     auto inserted = store.insert_new(fresh);
@@ -417,7 +418,7 @@ Status MeetingDispatcher::record_batch(const std::vector<BatchItem>& items, Meet
       // the stored content this one, so the mark is for the content that was mapped (another
       // process's newer version, stored after this commit, stays unmapped). It writes on the state
       // prepare_batch read (no read first), unless another process has changed the row since.
-      const std::optional<int64_t> mapped_at = it.mapped ? std::optional<int64_t>(clock_.now_s()) : std::nullopt;
+      const std::optional<int64_t> mapped_at = it.mapped ? std::optional<int64_t>(now) : std::nullopt;
       if (!done[i]) {
         FB_TRY(store.upsert(it.integration.id, it.meeting, it.source, it.content_event_id, mapped_at, &it.stored)
                    .status());

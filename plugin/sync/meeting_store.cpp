@@ -155,15 +155,19 @@ const std::string& same_content_sql(bool swap, bool bump, bool mark, bool guard)
   return (*sqls)[(swap ? 8 : 0) | (bump ? 4 : 0) | (mark ? 2 : 0) | (guard ? 1 : 0)];
 }
 
+// The columns a new meeting or a new content version writes (new_content_sql, insert_new).
+constexpr const char* kNewMeetingColumns =
+    "integration_id, recording_id, title, meeting_title, url, share_url, created_at, scheduled_start, "
+    "scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, recorded_by_team, "
+    "invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, content_hash, "
+    "content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at, content_event_id, "
+    "content_parts, mapped_version, mapped_at";
+
 // A new meeting, or a new content version: one statement for both (an insert, or on conflict the
 // new version); guard: only over the row in the state the caller read (not found: no row).
 const std::string& new_content_sql(bool guard) {
   static const std::string kSql =
-      "INSERT INTO sync_meetings(integration_id, recording_id, title, meeting_title, url, share_url, created_at, "
-      "scheduled_start, scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, "
-      "recorded_by_team, invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, "
-      "content_hash, content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at, "
-      "content_event_id, content_parts, mapped_version, mapped_at) "
+      std::string("INSERT INTO sync_meetings(") + kNewMeetingColumns + ") "
       "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(integration_id, recording_id) DO UPDATE SET title=excluded.title, "
       "meeting_title=excluded.meeting_title, url=excluded.url, share_url=excluded.share_url, "
@@ -358,13 +362,8 @@ Result<std::vector<bool>> MeetingStore::insert_new(const std::vector<NewMeeting>
   if (rows.empty() || db_.engine() != Engine::kPostgres) return inserted;
   // The rows as one JSON array whose members are named as the table's columns, read back with the
   // table's own row type: new_content_sql's values, for a meeting at its first version.
-  static const std::string kColumns =
-      "integration_id, recording_id, title, meeting_title, url, share_url, created_at, scheduled_start, "
-      "scheduled_end, recording_start, recording_end, recorded_by_email, recorded_by_name, recorded_by_team, "
-      "invitees_domains_type, transcript_language, invitee_count, external_domains, raw_json, content_hash, "
-      "content_version, first_source, last_source, first_seen_at, last_seen_at, updated_at, content_event_id, "
-      "content_parts, mapped_version, mapped_at";
-  static const std::string kSql = "INSERT INTO sync_meetings(" + kColumns + ") SELECT " + kColumns +
+  static const std::string kSql = std::string("INSERT INTO sync_meetings(") + kNewMeetingColumns + ") SELECT " +
+                                  kNewMeetingColumns +
                                   " FROM json_populate_recordset(CAST(NULL AS sync_meetings), CAST(? AS JSON))"
                                   " ON CONFLICT(integration_id, recording_id) DO NOTHING"
                                   " RETURNING integration_id, recording_id";
@@ -418,11 +417,6 @@ Result<std::map<int64_t, MeetingState>> MeetingStore::states(int64_t integration
                                                              const std::vector<int64_t>& recording_ids) {
   std::map<int64_t, MeetingState> out;
   if (recording_ids.empty()) return out;
-  if (recording_ids.size() == 1) {  // a point read; the list form is for more
-    FB_ASSIGN(MeetingState st, state(integration_id, recording_ids.front()));
-    if (st.found) out.emplace(recording_ids.front(), std::move(st));
-    return out;
-  }
   // The ids as one bound list (a PostgreSQL array, a JSON array for SQLite), so the statement is
   // prepared once whatever the batch's size.
   const bool pg = db_.engine() == Engine::kPostgres;
