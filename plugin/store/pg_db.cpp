@@ -110,10 +110,12 @@ class PgDb;
 
 class PgStmt final : public StmtDriver {
  public:
-  // A server-side prepared statement (`name`), or (name empty) a one-off run with PQexecParams.
+  // A server-side prepared statement (`name`; `sql` only names it in errors, by its beginning), or
+  // (name empty) a one-off run of `sql` with PQexecParams.
   PgStmt(PgDb* db, PgConn* conn, std::string name, std::string sql, std::vector<Oid> types, bool binary = false)
       : db_(db), conn_(conn), name_(std::move(name)), sql_(std::move(sql)), types_(std::move(types)),
         binary_(binary) {
+    if (!name_.empty() && sql_.size() > kSqlInErrors) sql_.resize(kSqlInErrors);
     values_.resize(types_.size());
     set_.assign(types_.size(), 0);
     blob_.assign(types_.size(), 0);
@@ -199,6 +201,7 @@ class PgStmt final : public StmtDriver {
     blob_[i - 1] = blob;
   }
 
+  static constexpr size_t kSqlInErrors = 60;
   PgDb* db_ = nullptr;
   PgConn* conn_ = nullptr;
   std::string name_, sql_;
@@ -609,7 +612,7 @@ Stmt& PgDb::prepare(std::string_view sql) {
     auto [pos, _] = c->cache.emplace("\x01" + name, Stmt(std::make_unique<PgStmt>(failed)));
     return pos->second;
   }
-  auto [pos, _] = c->cache.emplace(std::string(sql), Stmt(std::make_unique<PgStmt>(this, c, name, "", std::move(types), binary)));
+  auto [pos, _] = c->cache.emplace(std::string(sql), Stmt(std::make_unique<PgStmt>(this, c, name, translated, std::move(types), binary)));
   return pos->second;
 }
 
@@ -633,6 +636,13 @@ Result<bool> PgStmt::step() {
     if (!set_[i]) continue;  // NULL
     bool binary = types_[i] == kByteaOid || (types_[i] == 0 && blob_[i]);
     if (binary && types[i] == 0) types[i] = kByteaOid;
+    // libpq sends a text parameter up to its first NUL: the rest would be dropped without a word.
+    if (!binary && values_[i].find('\0') != std::string::npos) {
+      started_ = false;
+      return Status::InvalidArgument("postgresql: parameter " + std::to_string(i + 1) +
+                                     " is text with a NUL character, which PostgreSQL cannot store (in: " +
+                                     sql_.substr(0, kSqlInErrors) + "...)");
+    }
     vals[i] = values_[i].c_str();
     lens[i] = static_cast<int>(values_[i].size());
     fmts[i] = binary ? 1 : 0;

@@ -319,6 +319,42 @@ BOOST_AUTO_TEST_CASE(values_ids_and_commit_counts_behave_the_same_on_every_engin
   BOOST_TEST(d.commits() == commits_before + 6);  // the transaction, then five autocommit writes
 }
 
+// Text with a NUL character: SQLite stores it whole; libpq would send a text parameter only up to
+// its NUL and PostgreSQL would store the rest cut off without a word, so the PostgreSQL driver
+// refuses the statement, naming the parameter and the statement. Blobs carry NULs on both.
+BOOST_AUTO_TEST_CASE(text_with_a_nul_is_stored_whole_or_refused_by_name_never_cut) {
+  DbDir dir;
+  auto opened = Db::open(dir.store("nul.db"));
+  BOOST_REQUIRE(opened.ok());
+  Db& d = **opened;
+  BOOST_REQUIRE(d.migrate("nul", {{1, "CREATE TABLE nul(id INTEGER PRIMARY KEY, t TEXT, b BLOB)"}}).ok());
+  const std::string with_nul("before\0after", 12);
+  fb::Status put = d.transaction([&] {
+    return d.prepare("INSERT INTO nul(id, t, b) VALUES(1, ?, ?)").bind(1, with_nul).bind_blob(2, with_nul).run();
+  });
+  std::optional<std::string> stored;
+  BOOST_REQUIRE(d.with([&]() -> fb::Status {
+                   Stmt& q = d.prepare("SELECT t FROM nul WHERE id=1");
+                   FB_ASSIGN(bool row, q.step());
+                   if (row) stored = q.text(0);
+                   q.reset();
+                   return fb::Status::Ok();
+                 }).ok());
+  if (store_engine_is_postgres()) {
+    BOOST_TEST(put.code() == fb::Code::kInvalidArgument, put.to_string());
+    BOOST_TEST(put.message().find("parameter 1 is text with a NUL character") != std::string::npos, put.message());
+    BOOST_TEST(put.message().find("INSERT INTO nul") != std::string::npos, put.message());
+    BOOST_TEST(!stored.has_value());  // the transaction rolled back: no row, and no cut-off text
+    // The same value as a blob goes through, and the connection is fine afterwards.
+    BOOST_REQUIRE(d.transaction([&] {
+                     return d.prepare("INSERT INTO nul(id, b) VALUES(2, ?)").bind_blob(1, with_nul).run();
+                   }).ok());
+  } else {
+    BOOST_REQUIRE(put.ok());
+    BOOST_TEST(stored.value_or("") == with_nul);
+  }
+}
+
 // transaction_until() gives up with kUnavailable when another connection holds the write lock
 // past the deadline (a delivery is then answered 503), and the write lock serialises
 // read-modify-write transactions across connections.

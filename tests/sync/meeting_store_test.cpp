@@ -660,6 +660,52 @@ BOOST_FIXTURE_TEST_CASE(record_batch_stores_new_meetings_as_upsert_stores_each, 
   BOOST_TEST(store->unmapped(7).value() == (std::vector<int64_t>{604}));
 }
 
+// insert_new's one statement carries no meeting that PostgreSQL's text cannot hold (a NUL
+// character) or that is not UTF-8: the batch's other new meetings are inserted, and those are left
+// to upsert(), whose error names what was wrong (PostgreSQL) or which stores them (SQLite, where
+// insert_new inserts nothing). Without the exclusion, one such meeting would fail its batch's
+// statement, or its text would be cut at the NUL.
+BOOST_FIXTURE_TEST_CASE(insert_new_leaves_text_postgresql_cannot_hold_to_upsert, Fixture) {
+  const std::vector<std::pair<int64_t, std::string>> titles = {
+      {801, "Clean"}, {802, std::string("Nul\0inside", 10)}, {803, "Not \xff UTF-8"}, {804, "Clean too"}};
+  std::vector<Meeting> meetings;
+  for (const auto& [id, title] : titles) {
+    Meeting m = parse_meeting(meeting_json(id).dump()).value();
+    m.title = title;
+    meetings.push_back(std::move(m));
+  }
+  std::vector<MeetingStore::NewMeeting> rows;
+  for (const Meeting& m : meetings) rows.push_back({7, &m, "webhook", 0, std::nullopt});
+  std::vector<bool> inserted;
+  BOOST_REQUIRE(db->transaction([&]() -> Status {
+                    auto r = store->insert_new(rows);
+                    if (!r.ok()) return r.status();
+                    inserted = *r;
+                    return Status::Ok();
+                  }).ok());
+  const bool pg = test::store_engine_is_postgres();
+  BOOST_TEST(inserted == (pg ? std::vector<bool>{true, false, false, true} : std::vector<bool>(4, false)),
+             boost::test_tools::per_element());
+  for (size_t i = 0; i < meetings.size(); ++i) {
+    if (inserted[i]) continue;
+    Status st = store->upsert(7, meetings[i], "webhook", 0, std::nullopt).status();
+    const int64_t id = meetings[i].recording_id;
+    if (pg && id == 802) {
+      BOOST_TEST(st.message().find("text with a NUL character") != std::string::npos, st.to_string());
+    } else if (pg && id == 803) {
+      BOOST_TEST(st.message().find("UTF8") != std::string::npos, st.to_string());
+    } else {
+      BOOST_TEST(st.ok(), st.to_string());
+    }
+  }
+  for (const auto& [id, title] : titles) {
+    auto got = store->get(7, id);
+    const bool held = !pg || (id != 802 && id != 803);
+    BOOST_TEST(got.ok() == held, "recording " << id);
+    if (got.ok()) BOOST_TEST(got->title == title);  // whole, never cut
+  }
+}
+
 // record_batch writes on the state prepare_batch read; another process may have written the
 // meeting in between (the recording locks are per process). Then it stores what it would have
 // stored had it read the row at commit time (the mapped content as a new version, and never a
