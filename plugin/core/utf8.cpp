@@ -44,7 +44,7 @@ std::string utf8_text(std::string_view s, size_t max_bytes) {
   for (size_t i = 0; i < s.size();) {
     char32_t cp = 0;
     const size_t n = utf8_sequence(s, i, &cp);
-    const std::string_view piece = n ? s.substr(i, n) : kReplacement;
+    const std::string_view piece = n && cp != 0 ? s.substr(i, n) : kReplacement;
     if (out.size() + piece.size() > max_bytes) break;
     out.append(piece);
     i += n ? n : 1;

@@ -14,8 +14,9 @@ namespace fb::detail {
 // (Unicode 15, table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF).
 size_t utf8_sequence(std::string_view s, size_t i, char32_t* cp);
 
-// `s` as well-formed UTF-8 of at most max_bytes: each ill-formed byte becomes U+FFFD, and the cut
-// falls on a character boundary (never inside a character).
+// `s` as well-formed UTF-8 of at most max_bytes: each ill-formed byte, and NUL (which PostgreSQL
+// text cannot hold), becomes U+FFFD, and the cut falls on a character boundary (never inside a
+// character).
 std::string utf8_text(std::string_view s, size_t max_bytes = std::string::npos);
 
 }  // namespace fb::detail

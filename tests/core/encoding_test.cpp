@@ -96,7 +96,8 @@ BOOST_AUTO_TEST_CASE(html_escape_and_http_ascii_helpers) {
   BOOST_TEST(trim_ows("a b") == "a b");
 }
 
-// Text that goes into JSON or a PostgreSQL text value: cut on a character, ill-formed bytes replaced.
+// Text that goes into JSON or a PostgreSQL text value: cut on a character, ill-formed bytes and NUL
+// replaced.
 BOOST_AUTO_TEST_CASE(utf8_text_cuts_on_characters_and_replaces_ill_formed_bytes) {
   using fb::detail::utf8_text;
   BOOST_TEST(utf8_text("plain ascii") == "plain ascii");
@@ -109,6 +110,9 @@ BOOST_AUTO_TEST_CASE(utf8_text_cuts_on_characters_and_replaces_ill_formed_bytes)
   BOOST_TEST(utf8_text("\xED\xA0\x80").size() == 9u);           // a surrogate: three replacements
   BOOST_TEST(utf8_text("a\xFF", 3) == "a");                       // a replacement that does not fit
   BOOST_TEST(utf8_text("abc", 0).empty());
+  // NUL: well-formed UTF-8, but PostgreSQL's text cannot hold it (the driver refuses such a value),
+  // so an error message with one would fail the statement that records it.
+  BOOST_TEST(utf8_text(std::string("a\0b", 3)) == "a\xEF\xBF\xBD" "b");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
