@@ -24,12 +24,7 @@ namespace {
 // looks every 1000 instructions, so the stop comes 200 of them after the budget: 4-10 CPU-s), and a
 // loaded two-core CI machine gives the thread a fifth of a core. Seen: string_rep_heavy still
 // running after 60 s under TSan at load 9, 7 CPU-s used.
-#if defined(__has_feature)  // clang says so here; GCC defines __SANITIZE_*__
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define FB_BUDGET_TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || defined(FB_BUDGET_TEST_SANITIZED)
+#ifdef FB_TEST_SANITIZED
 constexpr auto kHang = std::chrono::seconds(300);
 #else
 constexpr auto kHang = std::chrono::seconds(60);

@@ -206,6 +206,7 @@ BOOST_AUTO_TEST_CASE(time_budget_stops_a_loop_that_catches_every_error) {
   // A budget far above what 300 ms can execute: the clock, not the counter, stops it.
   auto o = host_options(f.dir);
   o.config.instruction_limit = int64_t{1} << 50;
+  o.config.time_limit_ms = 300;
   f.host = open_host(o);
   f.crm.install(*f.host, {"note"});
   std::string raw = meeting_titled("loop_in_pcall", 5);
