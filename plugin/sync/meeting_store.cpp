@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "sync/sync_schema.h"
 
 namespace fb::detail {
@@ -68,6 +69,33 @@ std::string external_domains(const Meeting& m) {
   }
   return out;
 }
+
+// A meeting's text as its query columns hold it. PostgreSQL text holds no NUL (JSON's \u0000
+// parses to one) and only well-formed UTF-8, so such characters become U+FFFD here, on both engines
+// alike and in both writers (upsert, insert_new): a meeting is never refused for them. The content
+// keeps every byte: the body log or raw_json (JSON text, where a NUL is the escape \u0000), which
+// is what the mapping and content() read.
+struct ColumnText {
+  explicit ColumnText(const Meeting& m)
+      : title(utf8_text(m.title)),
+        meeting_title(opt(m.meeting_title)),
+        url(utf8_text(m.url)),
+        share_url(utf8_text(m.share_url)),
+        recorded_by_email(utf8_text(m.recorded_by.email)),
+        recorded_by_name(utf8_text(m.recorded_by.name)),
+        recorded_by_team(opt(m.recorded_by.team)),
+        invitees_domains_type(utf8_text(m.calendar_invitees_domains_type)),
+        transcript_language(utf8_text(m.transcript_language)),
+        external_domains(utf8_text(fb::detail::external_domains(m))) {}
+  static std::optional<std::string> opt(const std::optional<std::string>& v) {
+    return v ? std::optional<std::string>(utf8_text(*v)) : std::nullopt;
+  }
+  std::string title;
+  std::optional<std::string> meeting_title;
+  std::string url, share_url, recorded_by_email, recorded_by_name;
+  std::optional<std::string> recorded_by_team;
+  std::string invitees_domains_type, transcript_language, external_domains;
+};
 
 }  // namespace
 
@@ -254,10 +282,11 @@ Result<UpsertResult> MeetingStore::upsert(int64_t integration_id, const Meeting&
       out.needs_mapping = true;
       marked = may_mark;
       q = &db_.prepare(new_content_sql(guarded));
-      bind(*q, integration_id, m.recording_id, m.title, m.meeting_title, m.url, m.share_url, m.created_at_s,
-           m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, m.recorded_by.email,
-           m.recorded_by.name, m.recorded_by.team, m.calendar_invitees_domains_type, m.transcript_language,
-           static_cast<int64_t>(m.calendar_invitees.size()), external_domains(m), raw, m.core_hash,
+      const ColumnText t(m);
+      bind(*q, integration_id, m.recording_id, t.title, t.meeting_title, t.url, t.share_url, m.created_at_s,
+           m.scheduled_start_s, m.scheduled_end_s, m.recording_start_s, m.recording_end_s, t.recorded_by_email,
+           t.recorded_by_name, t.recorded_by_team, t.invitees_domains_type, t.transcript_language,
+           static_cast<int64_t>(m.calendar_invitees.size()), t.external_domains, raw, m.core_hash,
            out.content_version, source, source, now, now, now, pointer, parts,
            marked ? out.content_version : int64_t{0}, marked ? mapped_at : kNotMapped);
       // Not found: no stored row is in that state, so a row stored meanwhile is left alone.
@@ -375,15 +404,18 @@ Result<std::vector<bool>> MeetingStore::insert_new(const std::vector<NewMeeting>
     const NewMeeting& r = rows[i];
     const Meeting& m = *r.meeting;
     if (index.count({r.integration_id, m.recording_id})) continue;  // a second copy: upsert() decides it
+    // A raw copy with a NUL byte is no JSON (parse_meeting refuses it): upsert() says so, by name.
+    if (r.content_event_id <= 0 && m.raw_json.find('\0') != std::string::npos) continue;
+    const ColumnText t(m);
     nlohmann::json row = {
-        {"integration_id", r.integration_id}, {"recording_id", m.recording_id}, {"title", m.title},
-        {"meeting_title", opt(m.meeting_title)}, {"url", m.url}, {"share_url", m.share_url},
+        {"integration_id", r.integration_id}, {"recording_id", m.recording_id}, {"title", t.title},
+        {"meeting_title", opt(t.meeting_title)}, {"url", t.url}, {"share_url", t.share_url},
         {"created_at", m.created_at_s}, {"scheduled_start", m.scheduled_start_s},
         {"scheduled_end", m.scheduled_end_s}, {"recording_start", m.recording_start_s},
-        {"recording_end", m.recording_end_s}, {"recorded_by_email", m.recorded_by.email},
-        {"recorded_by_name", m.recorded_by.name}, {"recorded_by_team", opt(m.recorded_by.team)},
-        {"invitees_domains_type", m.calendar_invitees_domains_type}, {"transcript_language", m.transcript_language},
-        {"invitee_count", static_cast<int64_t>(m.calendar_invitees.size())}, {"external_domains", external_domains(m)},
+        {"recording_end", m.recording_end_s}, {"recorded_by_email", t.recorded_by_email},
+        {"recorded_by_name", t.recorded_by_name}, {"recorded_by_team", opt(t.recorded_by_team)},
+        {"invitees_domains_type", t.invitees_domains_type}, {"transcript_language", t.transcript_language},
+        {"invitee_count", static_cast<int64_t>(m.calendar_invitees.size())}, {"external_domains", t.external_domains},
         {"raw_json", r.content_event_id > 0 ? std::string() : m.raw_json}, {"content_hash", m.core_hash},
         {"content_version", 1}, {"first_source", r.source}, {"last_source", r.source}, {"first_seen_at", now},
         {"last_seen_at", now}, {"updated_at", now},
@@ -392,11 +424,10 @@ Result<std::vector<bool>> MeetingStore::insert_new(const std::vector<NewMeeting>
         {"mapped_at", r.mapped_at ? nlohmann::json(*r.mapped_at) : nlohmann::json(nullptr)}};
     std::string text;
     try {
-      text = row.dump();  // strict: text that is not UTF-8 is upsert()'s to refuse, by name
+      text = row.dump();  // strict: a raw copy that is not UTF-8 is upsert()'s to refuse, by name
     } catch (const nlohmann::json::exception&) {
       continue;
     }
-    if (text.find("\\u0000") != std::string::npos) continue;  // PostgreSQL text holds no NUL: upsert() says so
     if (list.size() > 1) list += ',';
     list += text;
     index.emplace(std::make_pair(r.integration_id, m.recording_id), i);
