@@ -442,6 +442,26 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
     if (work) FB_TRY(work->record());
     return tell(dead);
   }, claim_next);
+  if (!next.ok() && work && events.size() > 1 && !next.status().is(Code::kUnavailable) &&
+      !next.status().is(Code::kConflict) && !next.status().is(Code::kTimeout)) {
+    // One event's writes may be what failed (a meeting the store refuses): so that it does not take
+    // its batch with it toward retries and dead letters, each event is handled and recorded again,
+    // alone (the CRM answers the repeated calls from their idempotency keys, as on any retry). Not
+    // when the store is away or the claims were taken over: alone, each would fail the same way.
+    FB_LOG(kWarn, "webhooks") << "cannot record a batch of " << events.size()
+                              << " webhook event(s), recording them one by one: " << next.status().message();
+    work.reset();  // lets go of the batch's recordings, which the events alone lock again
+    std::vector<InboxEvent> claimed;
+    for (size_t i = 0; i < events.size(); ++i) {
+      std::vector<InboxEvent> one;
+      one.push_back(std::move(events[i]));
+      Fate one_fate = Fate::kOn;
+      claimed = process_batch(std::move(one), i + 1 == events.size() ? claim_next : 0, self, &one_fate);
+      if (fate) *fate = one_fate;
+      if (one_fate == Fate::kAbandoned) return {};  // the rest stay claimed, and are reclaimed after the lease
+    }
+    return claimed;
+  }
   if (!next.ok() && work) {
     // The handler's writes could not be recorded (the CRM side already has them: the retry maps
     // again under the same idempotency keys). Keep the events moving toward retry or dead letter.

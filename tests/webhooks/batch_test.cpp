@@ -169,6 +169,20 @@ std::string scalar_text(Db& db, const std::string& sql) {
   return out;
 }
 
+// The CRM operation "note": each call's args into *seen, by their "rec" (called from the workers).
+void register_notes(ScriptHost& scripts, std::map<int64_t, nlohmann::json>& seen) {
+  auto mu = std::make_shared<std::mutex>();
+  BOOST_REQUIRE(scripts
+                    .register_crm_operation("note",
+                                            [mu, &seen](const CrmCall& c) -> Result<std::string> {
+                                              auto args = nlohmann::json::parse(c.args_json);
+                                              std::lock_guard lk(*mu);
+                                              seen[args["rec"].get<int64_t>()] = args;
+                                              return std::string("{}");
+                                            })
+                    .ok());
+}
+
 size_t occurrences(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
   for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
@@ -335,17 +349,8 @@ BOOST_AUTO_TEST_CASE(what_the_mapping_writes_into_its_meeting_is_not_what_the_re
       "  m.title = 'changed by the reaction'\n"
       "end\n");
   BOOST_REQUIRE_MESSAGE(scripts.ok(), scripts.status());
-  std::mutex mu;
-  std::map<int64_t, nlohmann::json> seen;
-  BOOST_REQUIRE((*scripts)
-                    ->register_crm_operation("note",
-                                             [&](const CrmCall& c) -> Result<std::string> {
-                                               auto args = nlohmann::json::parse(c.args_json);
-                                               std::lock_guard lk(mu);
-                                               seen[args["rec"].get<int64_t>()] = args;
-                                               return std::string("{}");
-                                             })
-                    .ok());
+  std::map<int64_t, nlohmann::json> seen;  // what each crm.note call passed, by its args' rec
+  register_notes(**scripts, seen);
   LuaPipeline pipeline(**scripts);
   MeetingEventHandler handler(*s.store, *s.dispatcher, s.directory, pipeline);
   s.append(8000, kEvents, [](int64_t rec) {
@@ -375,6 +380,93 @@ BOOST_AUTO_TEST_CASE(what_the_mapping_writes_into_its_meeting_is_not_what_the_re
       BOOST_TEST(!m.contains("phantom"));
     }
   }
+}
+
+// A delivery whose meeting text holds a NUL (JSON's \u0000; PostgreSQL text cannot hold one) is
+// mapped on both engines like any other, and its batch with it: the mapping gets the text whole,
+// the meeting's query columns hold U+FFFD for the NUL. Before, on PostgreSQL, the meeting's write
+// failed and the event was retried until it was a dead letter.
+BOOST_AUTO_TEST_CASE(a_meeting_whose_text_holds_a_nul_is_mapped_with_its_batch_on_both_engines) {
+  constexpr int kEvents = 6;
+  Stack s(8);
+  auto scripts = open_scripts(s,
+                              "function on_meeting(m, ctx)\n"
+                              "  crm.note({ rec = m.recording_id, title = m.title, name = m.recorded_by.name })\n"
+                              "end\n",
+                              "function on_webhook(m, ctx) end\n");
+  BOOST_REQUIRE_MESSAGE(scripts.ok(), scripts.status());
+  std::map<int64_t, nlohmann::json> seen;  // what each crm.note call passed, by its args' rec
+  register_notes(**scripts, seen);
+  LuaPipeline pipeline(**scripts);
+  MeetingEventHandler handler(*s.store, *s.dispatcher, s.directory, pipeline);
+  s.append(8100, kEvents, [](int64_t rec) {
+    if (rec % 2 == 0) return meeting_body(rec);
+    std::string body = meeting_body(rec, "Weekly\\u0000sync");
+    const std::string name = R"("name":"Alice")";
+    BOOST_REQUIRE(body.find(name) != std::string::npos);
+    return body.replace(body.find(name), name.size(), R"("name":"Al\u0000ice")");
+  });
+  {
+    WorkerPool pool(*s.web.inbox, handler, s.clock, system_random(), s.options);
+    BOOST_REQUIRE(pool.start().ok());
+    BOOST_REQUIRE(wait_until([&] { return s.done() == kEvents; }, 30));
+    pool.stop();
+  }
+  BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status<>'done'") == 0);
+  BOOST_REQUIRE_EQUAL(seen.size(), static_cast<size_t>(kEvents));
+  for (const auto& [rec, m] : seen) {
+    const bool nul = rec % 2 == 1;
+    BOOST_TEST(m.value("title", "") == (nul ? std::string("Weekly\0sync", 11) : std::string("Weekly sync")),
+               "recording " << rec);
+    BOOST_TEST(m.value("name", "") == (nul ? std::string("Al\0ice", 6) : std::string("Alice")), "recording " << rec);
+    auto stored = s.store->get(1, rec);
+    BOOST_REQUIRE_MESSAGE(stored.ok(), stored.status());
+    BOOST_TEST(stored->title == (nul ? "Weekly\xEF\xBF\xBDsync" : "Weekly sync"), "recording " << rec);
+    BOOST_TEST(stored->mapped_version == 1, "recording " << rec);
+  }
+}
+
+// One event whose writes the store refuses (here a trigger refuses its meeting; in life, a meeting
+// an engine cannot hold) does not take its batch with it: the batch's record fails as a whole, its
+// events are then handled and recorded one by one, and only that event goes toward a retry, with
+// the store's error. Before, every event of the batch was retried with that error, and could end a
+// dead letter by sharing batches with it.
+BOOST_AUTO_TEST_CASE(an_event_the_store_refuses_does_not_take_its_batch_with_it) {
+  constexpr int kEvents = 6;
+  constexpr int64_t kFirst = 8201, kRefused = 8203;
+  Stack s(8);
+  const std::string refuse =
+      store_engine_is_postgres()
+          ? "CREATE FUNCTION refuse_meeting() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN "
+            "IF NEW.recording_id = 8203 THEN RAISE EXCEPTION ''the store refuses meeting 8203''; END IF; "
+            "RETURN NEW; END';"
+            "CREATE TRIGGER refuse_meeting BEFORE INSERT ON sync_meetings FOR EACH ROW EXECUTE FUNCTION refuse_meeting()"
+          : "CREATE TRIGGER refuse_meeting BEFORE INSERT ON sync_meetings WHEN NEW.recording_id = 8203 "
+            "BEGIN SELECT RAISE(ABORT, 'the store refuses meeting 8203'); END";
+  BOOST_REQUIRE(s.web.db->with([&] { return s.web.db->exec(refuse); }).ok());
+  s.append(kFirst, kEvents, [](int64_t rec) { return meeting_body(rec); });
+  {
+    WorkerPool pool(*s.web.inbox, *s.handler, s.clock, system_random(), s.options);
+    BOOST_REQUIRE(pool.start().ok());
+    BOOST_REQUIRE(wait_until([&] { return s.done() == kEvents - 1; }, 30));
+    pool.stop();
+  }
+  for (int64_t rec = kFirst; rec < kFirst + kEvents; ++rec) {
+    const std::string where = " FROM webhook_inbox WHERE recording_id=" + std::to_string(rec);
+    BOOST_TEST_CONTEXT("recording " << rec) {
+      BOOST_TEST(scalar(*s.web.db, "SELECT attempts" + where) == 1);  // none is retried for another's error
+      if (rec == kRefused) {
+        BOOST_TEST(scalar_text(*s.web.db, "SELECT status" + where) == "pending");
+        BOOST_TEST(scalar_text(*s.web.db, "SELECT last_error" + where).find("the store refuses meeting 8203") !=
+                   std::string::npos);
+      } else {
+        BOOST_TEST(scalar_text(*s.web.db, "SELECT status" + where) == "done");
+        BOOST_TEST(scalar(*s.web.db, "SELECT mapped_version FROM sync_meetings WHERE recording_id=" +
+                                         std::to_string(rec)) == 1);
+      }
+    }
+  }
+  BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM sync_meetings") == kEvents - 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
