@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/utf8.h"
 #include "events/event_store.h"
 #include "oauth/schema.h"
 #include "scripting/script_store.h"
@@ -217,7 +218,15 @@ Result<StoreCopyReport> copy_store(const std::string& from_path, const std::stri
                 }
                 case Kind::kReal: write.bind(b, r.real(static_cast<int>(i))); break;
                 case Kind::kBlob: write.bind_blob(b, r.blob(static_cast<int>(i))); break;
-                case Kind::kText: write.bind(b, r.text(static_cast<int>(i))); break;
+                case Kind::kText: {
+                  // SQLite holds text PostgreSQL cannot (a NUL, bytes that are not UTF-8), as a
+                  // meeting's title stored by an earlier version: stored with U+FFFD, and counted.
+                  std::string v = r.text(static_cast<int>(i));
+                  std::string mended = utf8_text(v);
+                  if (mended != v) ++report.texts_mended;
+                  write.bind(b, mended);
+                  break;
+                }
               }
             }
           }

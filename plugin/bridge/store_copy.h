@@ -32,6 +32,7 @@ struct StoreCopyReport {
   std::vector<TableCopy> tables;  // every table of the source, by name, with the rows copied
   int64_t bodies_moved = 0;       // webhook bodies read from the body log into their rows
   int64_t sequences_set = 0;      // id sequences advanced on the target
+  int64_t texts_mended = 0;       // text values with a NUL or bytes not UTF-8, stored with U+FFFD
   int64_t total_rows() const;
 };
 

@@ -32,7 +32,8 @@ int store_command(const std::vector<std::string>& positional, const std::map<std
     out << nlohmann::json{{"tables", tables},
                           {"rows", report->total_rows()},
                           {"bodies_moved", report->bodies_moved},
-                          {"sequences_set", report->sequences_set}}
+                          {"sequences_set", report->sequences_set},
+                          {"texts_mended", report->texts_mended}}
                .dump(2)
         << "\n";
     return 0;
@@ -47,6 +48,10 @@ int store_command(const std::vector<std::string>& positional, const std::map<std
   out << "copied " << report->total_rows() << " rows of " << report->tables.size() << " tables in one transaction ("
       << report->bodies_moved << " webhook bodies moved from the body log into their rows, " << report->sequences_set
       << " id sequences advanced)\n";
+  if (report->texts_mended > 0) {
+    out << report->texts_mended << " text value(s) held a NUL or bytes that are not UTF-8, which PostgreSQL text "
+        << "cannot: copied with U+FFFD in their place\n";
+  }
   return 0;
 }
 

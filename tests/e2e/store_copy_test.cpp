@@ -97,6 +97,11 @@ BOOST_AUTO_TEST_CASE(a_single_host_installation_moves_to_postgresql_and_keeps_wo
     BOOST_REQUIRE_GT(meetings_before, 1);
     // The body is in the body log, not in the row: the copy has to move it.
     BOOST_REQUIRE_EQUAL(scalar(*listed, "SELECT COUNT(*) FROM webhook_inbox WHERE body_segment IS NOT NULL"), 1);
+    // A title with a NUL, as versions before the meeting store's U+FFFD stored it on SQLite.
+    BOOST_REQUIRE(listed->with([&] {
+      return listed->exec("UPDATE sync_meetings SET title='Nul' || char(0) || 'inside' WHERE recording_id="
+                          "(SELECT MIN(recording_id) FROM sync_meetings)");
+    }).ok());
   }  // the single host stops
 
   CommandResult copied = run_cli("store copy --from " + sqlite + " --to '" + pg + "'");
@@ -121,6 +126,8 @@ BOOST_AUTO_TEST_CASE(a_single_host_installation_moves_to_postgresql_and_keeps_wo
   BOOST_TEST(scalar(*to, "SELECT COUNT(*) FROM integrations") == 2);
   BOOST_TEST(scalar(*to, "SELECT COUNT(*) FROM webhook_inbox WHERE body_segment IS NULL AND LENGTH(body) > 0") == 1);
   BOOST_TEST(copied.output.find("1 webhook bodies moved") != std::string::npos);
+  BOOST_TEST(copied.output.find("1 text value(s) held a NUL") != std::string::npos);
+  BOOST_TEST(scalar(*to, "SELECT COUNT(*) FROM sync_meetings WHERE title='Nul\xEF\xBF\xBDinside'") == 1);
 
   // A bridge on the PostgreSQL URL carries on where the single host stopped.
   const int64_t tokens_before = token_requests(sim);
