@@ -314,14 +314,17 @@ class BusyMark {
   }
   // The pool may be gone (an abandoned thread): the destructor touches nothing.
   void forget() { forgotten_ = true; }
-  ~BusyMark() {
+  // Done now, before the end of its scope (the batch goes on as other batches, with marks of their own).
+  void finish() {
     if (forgotten_) return;
+    forgotten_ = true;
     if (slot_ >= 0) {
       pool_.busy_since_ms_[slot_].store(0, std::memory_order_relaxed);
       pool_.busy_event_[slot_].store(0, std::memory_order_relaxed);
     }
     pool_.processing_latency_.observe_since(start_ns_);
   }
+  ~BusyMark() { finish(); }
   BusyMark(const BusyMark&) = delete;
   BusyMark& operator=(const BusyMark&) = delete;
 
@@ -360,8 +363,48 @@ EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
   return {e.id, EventOutcome::kRetry, std::move(error), clock_.now_ms() + backoff_ms(e.attempts), e.claim_token};
 }
 
+std::vector<InboxEvent> WorkerPool::record_one_by_one(std::vector<InboxEvent> events, const Status& error,
+                                                      int claim_next, WorkerThread* self, Fate* fate) {
+  FB_LOG(kWarn, "webhooks") << "cannot record a batch of " << events.size()
+                            << " webhook event(s), recording them one by one: " << error.message();
+  std::vector<InboxEvent> claimed;
+  int failed_in_a_row = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const bool written_off = fate && *fate == Fate::kWrittenOff;
+    if (written_off || failed_in_a_row == 2) {
+      std::vector<InboxEvent> rest(std::make_move_iterator(events.begin() + static_cast<ptrdiff_t>(i)),
+                                   std::make_move_iterator(events.end()));
+      if (written_off) {
+        // A surplus thread now (stuck on an event meanwhile): the rest go to the other workers.
+        std::vector<std::pair<int64_t, int64_t>> ids;
+        for (const InboxEvent& e : rest) ids.emplace_back(e.id, e.claimed_at_ms);
+        auto n = inbox_.release(ids);
+        if (!n.ok()) {
+          FB_LOG(kError, "webhooks") << "cannot give " << ids.size() << " webhook event(s) back to pending; they are "
+                                     << "reclaimed after their lease: " << n.status().message();
+        }
+        if (n.ok()) released_.fetch_add(*n);
+        notify();
+        return {};
+      }
+      // Two events in a row that fail alone: the store, not an event. The rest are one batch again,
+      // not split, toward a retry with its error if it fails the same way.
+      FB_LOG(kWarn, "webhooks") << "recording " << rest.size() << " webhook event(s) together again: two alone "
+                                << "failed in a row";
+      return process_batch(std::move(rest), claim_next, self, fate, nullptr, false);
+    }
+    std::vector<InboxEvent> one;
+    one.push_back(std::move(events[i]));
+    Status unrecorded;
+    claimed = process_batch(std::move(one), i + 1 == events.size() ? claim_next : 0, self, fate, &unrecorded);
+    if (fate && *fate == Fate::kAbandoned) return {};  // the rest stay claimed, reclaimed after the lease or at the next start
+    failed_in_a_row = unrecorded.ok() ? 0 : failed_in_a_row + 1;
+  }
+  return claimed;
+}
+
 std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events, int claim_next, WorkerThread* self,
-                                                  Fate* fate) {
+                                                  Fate* fate, Status* unrecorded, bool split) {
   // The batch is one unit of work on this thread: progress() sees it by its first event, and every
   // line logged for it names its integration when the events share one.
   BusyMark busy(*this, events.empty() ? 0 : events.front().id);
@@ -438,29 +481,23 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
   // looked up before it.
   std::vector<Event> dead = dead_letter_events(events, outcomes);
   if (work) work->annotate(outcomes);
+  bool record_failed = false;  // the handler's writes failed (not the marks, the commit or the feed)
   auto next = inbox_.finish_batch(outcomes, [&]() -> Status {
-    if (work) FB_TRY(work->record());
+    if (work) {
+      Status recorded = work->record();
+      record_failed = !recorded.ok();
+      FB_TRY(recorded);
+    }
     return tell(dead);
   }, claim_next);
-  if (!next.ok() && work && events.size() > 1 && !next.status().is(Code::kUnavailable) &&
-      !next.status().is(Code::kConflict) && !next.status().is(Code::kTimeout)) {
-    // One event's writes may be what failed (a meeting the store refuses): so that it does not take
-    // its batch with it toward retries and dead letters, each event is handled and recorded again,
-    // alone (the CRM answers the repeated calls from their idempotency keys, as on any retry). Not
-    // when the store is away or the claims were taken over: alone, each would fail the same way.
-    FB_LOG(kWarn, "webhooks") << "cannot record a batch of " << events.size()
-                              << " webhook event(s), recording them one by one: " << next.status().message();
-    work.reset();  // lets go of the batch's recordings, which the events alone lock again
-    std::vector<InboxEvent> claimed;
-    for (size_t i = 0; i < events.size(); ++i) {
-      std::vector<InboxEvent> one;
-      one.push_back(std::move(events[i]));
-      Fate one_fate = Fate::kOn;
-      claimed = process_batch(std::move(one), i + 1 == events.size() ? claim_next : 0, self, &one_fate);
-      if (fate) *fate = one_fate;
-      if (one_fate == Fate::kAbandoned) return {};  // the rest stay claimed, and are reclaimed after the lease
+  if (!next.ok() && record_failed) {
+    if (unrecorded) *unrecorded = next.status();
+    const Status& e = next.status();
+    if (split && events.size() > 1 && !e.is(Code::kUnavailable) && !e.is(Code::kConflict) && !e.is(Code::kTimeout)) {
+      work.reset();   // lets go of the batch's recordings, which the events alone lock again
+      busy.finish();  // each event alone is a batch of its own
+      return record_one_by_one(std::move(events), e, claim_next, self, fate);
     }
-    return claimed;
   }
   if (!next.ok() && work) {
     // The handler's writes could not be recorded (the CRM side already has them: the retry maps

@@ -61,12 +61,17 @@ class BlockingCrm {
     std::unique_lock lk(mu_);
     ++by_key_[c.idempotency_key];
     ++by_recording_[rec];
-    if (c.tenant_id == "a") {
+    if (c.tenant_id == "a" && ++a_calls_ >= block_from_) {
       ++a_entered_;
       cv_.notify_all();
       cv_.wait(lk, [&] { return open_; });
     }
     return std::string(R"({"id":"act"})");
+  }
+  // Tenant a's calls block from the n-th on (1: all of them).
+  void block_from(int n) {
+    std::lock_guard lk(mu_);
+    block_from_ = n;
   }
   void open() {
     std::lock_guard lk(mu_);
@@ -95,6 +100,7 @@ class BlockingCrm {
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = false;
+  int a_calls_ = 0, block_from_ = 1;
   int a_entered_ = 0;
   std::map<std::string, int> by_key_;
   std::map<int64_t, int> by_recording_;
@@ -217,6 +223,36 @@ BOOST_AUTO_TEST_CASE(a_crm_call_that_never_returns_does_not_stop_other_tenants_w
   BOOST_CHECK_EQUAL(scalar(*s.web.db, "SELECT COUNT(*) FROM sync_meetings WHERE mapped_version=1"), 5);
   // Reported once per stuck occurrence, not on every later check.
   BOOST_CHECK_EQUAL(s.of_type("worker_stuck").size(), 1u);
+}
+
+// A batch whose record failed is recorded event by event (worker.cpp, record_one_by_one). When the
+// thread is found stuck on one of them meanwhile, the events after it go back to pending for the
+// replacement worker once the stuck call returns (their attempt not counted), instead of waiting
+// for this surplus thread; the refused one alone is retried.
+BOOST_AUTO_TEST_CASE(a_thread_stuck_while_recording_a_batch_event_by_event_gives_the_rest_back) {
+  Stack s;
+  refuse_meetings(*s.web.db, "301");
+  s.crm.block_from(2);  // tenant a's call passes in the batch and blocks when its event runs alone
+  s.append(1, 300);
+  for (int64_t rec : {301, 302, 303}) s.append(2, rec);
+  WorkerPool pool(*s.web.inbox, *s.handler, s.clock, system_random(), s.options, &s.bus, &s.directory);
+  BOOST_REQUIRE(pool.start().ok());
+  BOOST_REQUIRE_MESSAGE(s.crm.wait_a_entered(60), "recording 300 never ran alone");
+  s.clock.advance_ms(s.options.event_deadline_ms + 1000);
+  pool.notify();
+  BOOST_REQUIRE(wait_until([&] { return s.of_type("worker_stuck").size() == 1; }, 60));
+  BOOST_TEST(s.count("done") == 0);  // the others wait for the stuck thread: it holds them
+  s.crm.open();
+  BOOST_REQUIRE_MESSAGE(wait_until([&] { return s.count("done") == 3; }, 60), "the inbox did not drain");
+  BOOST_REQUIRE(wait_until([&] { return s.count("pending") == 1; }, 60));
+  pool.stop();
+  BOOST_TEST(pool.stats().released == 3);  // 301-303, back to pending: then 302 and 303 done, 301 retried alone
+  for (int64_t rec : {300, 301, 302, 303}) {
+    const std::string where = " FROM webhook_inbox WHERE recording_id=" + std::to_string(rec);
+    BOOST_TEST(scalar(*s.web.db, "SELECT attempts" + where) == 1, "recording " << rec);
+  }
+  BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM webhook_inbox WHERE status='pending' AND recording_id=301") == 1);
+  BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM sync_meetings WHERE mapped_version=1") == 3);
 }
 
 // A handler whose every event blocks until the latch opens (a host call that never returns).
