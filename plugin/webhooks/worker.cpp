@@ -363,6 +363,14 @@ EventOutcome WorkerPool::failed(const InboxEvent& e, const Status& s) {
   return {e.id, EventOutcome::kRetry, std::move(error), clock_.now_ms() + backoff_ms(e.attempts), e.claim_token};
 }
 
+namespace {
+// A store that is away (unreachable, locked past the deadline) or claims taken over: no event is
+// to blame, and alone each would fail the same way.
+bool store_away(const Status& s) {
+  return s.is(Code::kUnavailable) || s.is(Code::kConflict) || s.is(Code::kTimeout);
+}
+}  // namespace
+
 std::vector<InboxEvent> WorkerPool::record_one_by_one(std::vector<InboxEvent> events, const Status& error,
                                                       int claim_next, WorkerThread* self, Fate* fate) {
   FB_LOG(kWarn, "webhooks") << "cannot record a batch of " << events.size()
@@ -398,6 +406,13 @@ std::vector<InboxEvent> WorkerPool::record_one_by_one(std::vector<InboxEvent> ev
     Status unrecorded;
     claimed = process_batch(std::move(one), i + 1 == events.size() ? claim_next : 0, self, fate, &unrecorded);
     if (fate && *fate == Fate::kAbandoned) return {};  // the rest stay claimed, reclaimed after the lease or at the next start
+    if (store_away(unrecorded)) {
+      // The store went away meanwhile: the rest stay claimed, like a batch whose outcome cannot be
+      // recorded, and are reclaimed after their lease (or at the next start).
+      FB_LOG(kError, "webhooks") << "cannot record " << events.size() - i - 1 << " webhook event(s) one by one: "
+                                 << unrecorded.message();
+      return {};
+    }
     failed_in_a_row = unrecorded.ok() ? 0 : failed_in_a_row + 1;
   }
   return claimed;
@@ -490,10 +505,12 @@ std::vector<InboxEvent> WorkerPool::process_batch(std::vector<InboxEvent> events
     }
     return tell(dead);
   }, claim_next);
+  if (!next.ok() && unrecorded) *unrecorded = next.status();
   if (!next.ok() && record_failed) {
-    if (unrecorded) *unrecorded = next.status();
+    // A thread written off already (stuck in this batch) does not split it: its events, now
+    // behind the others' work, go toward a retry below, their attempt counted.
     const Status& e = next.status();
-    if (split && events.size() > 1 && !e.is(Code::kUnavailable) && !e.is(Code::kConflict) && !e.is(Code::kTimeout)) {
+    if (split && !written_off && events.size() > 1 && !store_away(e)) {
       work.reset();   // lets go of the batch's recordings, which the events alone lock again
       busy.finish();  // each event alone is a batch of its own
       return record_one_by_one(std::move(events), e, claim_next, self, fate);

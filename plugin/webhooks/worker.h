@@ -251,8 +251,8 @@ class WorkerPool {
   // further events, and returns those (empty when claim_next is 0 or the commit failed). With
   // self (a pool thread), the batch is watched by the supervisor; *fate says what became of the
   // thread meanwhile (written off: it claimed nothing more; abandoned: it touched nothing).
-  // *unrecorded: the error, when the handler's writes could not be recorded. split: such a batch is
-  // then recorded one by one (record_one_by_one).
+  // *unrecorded: the error, when the batch's outcome could not be recorded at first. split: a batch
+  // whose handler writes failed is then recorded one by one (record_one_by_one).
   std::vector<InboxEvent> process_batch(std::vector<InboxEvent> events, int claim_next,
                                         WorkerThread* self = nullptr, Fate* fate = nullptr,
                                         Status* unrecorded = nullptr, bool split = true);
@@ -260,8 +260,9 @@ class WorkerPool {
   // meeting the store refuses). So that it does not take its batch with it toward retries and dead
   // letters, each event is handled and recorded again alone (the CRM answers the repeated calls
   // from their idempotency keys, as on any retry). Two in a row failing alone look like the store,
-  // not an event: the rest are then one batch again. A thread written off meanwhile (stuck on one
-  // of them) gives the rest back to pending, for the other workers, their attempt not counted.
+  // not an event: the rest are then one batch again; a store gone away leaves the rest claimed. A
+  // thread written off meanwhile (stuck on one of them) gives the rest back to pending, for the
+  // other workers, their attempt not counted.
   std::vector<InboxEvent> record_one_by_one(std::vector<InboxEvent> events, const Status& error, int claim_next,
                                             WorkerThread* self, Fate* fate);
   void supervise();
