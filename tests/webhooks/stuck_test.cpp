@@ -255,6 +255,32 @@ BOOST_AUTO_TEST_CASE(a_thread_stuck_while_recording_a_batch_event_by_event_gives
   BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*) FROM sync_meetings WHERE mapped_version=1") == 3);
 }
 
+// A thread written off in a batch that the store then refuses does not split it: the events it
+// still holds go toward a retry with their attempt counted, as before splits existed (given back
+// uncounted instead, a batch both stuck and refused would go round and never become a dead letter).
+BOOST_AUTO_TEST_CASE(a_thread_written_off_in_a_batch_the_store_refuses_retries_it_whole) {
+  Stack s;
+  refuse_meetings(*s.web.db, "401");
+  s.append(2, 401);  // refused when the batch is recorded
+  s.append(1, 400);  // tenant a: its CRM call blocks
+  WorkerPool pool(*s.web.inbox, *s.handler, s.clock, system_random(), s.options, &s.bus, &s.directory);
+  BOOST_REQUIRE(pool.start().ok());
+  BOOST_REQUIRE_MESSAGE(s.crm.wait_a_entered(60), "recording 400's CRM call never started");
+  s.clock.advance_ms(s.options.event_deadline_ms + 1000);
+  pool.notify();
+  BOOST_REQUIRE(wait_until([&] { return s.of_type("worker_stuck").size() == 1; }, 60));
+  s.crm.open();
+  BOOST_REQUIRE(wait_until([&] { return s.count("pending") == 2; }, 60));
+  pool.stop();
+  BOOST_TEST(pool.stats().released == 0);
+  for (int64_t rec : {400, 401}) {
+    const std::string where = " FROM webhook_inbox WHERE recording_id=" + std::to_string(rec);
+    BOOST_TEST(scalar(*s.web.db, "SELECT attempts" + where) == 1, "recording " << rec);
+    BOOST_TEST(scalar(*s.web.db, "SELECT COUNT(*)" + where + " AND last_error LIKE '%refuses%'") == 1,
+               "recording " << rec);
+  }
+}
+
 // A handler whose every event blocks until the latch opens (a host call that never returns).
 class BlockingHandler final : public InboxEventHandler {
  public:
