@@ -10,6 +10,9 @@
 //                               which the upper half is random jitter
 //   failed, attempts used up -> dead (dead letter) with the last error, and the event
 //   or failed with kMalformed   "webhook_dead_lettered" on the EventBus
+// When the handler's writes cannot be recorded (the store refuses one event's meeting, say), the
+// batch is handled and recorded again one event at a time (record_one_by_one), so that only the
+// refused event fails; not when the store is away, and not past two failing alone in a row.
 // Done events older than retention_ms are deleted (checked every purge_interval_ms; dead letters
 // stay until replayed), then the inbox's body log is collected (Inbox::collect_body_segments). An
 // event whose body the log cannot give back (kIo: damaged or missing) is dead-lettered at once. start() first returns events left in "processing" by a crashed process to
