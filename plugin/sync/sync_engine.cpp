@@ -320,7 +320,8 @@ struct SyncEngine::Run {
   bool single = false;            // manual one-recording run: no checkpoint
   bool found = false;             // single: the recording was listed
   int64_t pending_hw = 0;
-  int64_t page_no = 0;
+  int64_t page_no = 0;            // pages listed
+  int64_t pages_committed = 0;    // pages stored with their checkpoint
   int64_t progress_at = 0;  // the oldest created_at listed so far (sync_jobs.progress_at)
   std::string note;
   CallScope* scope = nullptr;
@@ -328,8 +329,11 @@ struct SyncEngine::Run {
   int64_t calls() const { return (scope ? scope->calls() : 0) + ahead_calls; }
   int64_t seen = 0, created = 0, changed = 0, mapped = 0, map_failures = 0, content_fetched = 0;
   Status first_map_error;
-  int64_t skipped = 0;
-  nlohmann::json skipped_items = nlohmann::json::array();  // the first JobRecord::kMaxSkippedListed
+  int64_t skipped = 0;     // malformed list items
+  std::string first_skipped;
+  int64_t refused = 0;     // meetings the store would not hold (store_page)
+  std::string first_refused;
+  nlohmann::json skipped_items = nlohmann::json::array();  // the first JobRecord::kMaxSkippedListed of both
 };
 
 Result<std::unique_ptr<SyncEngine>> SyncEngine::open(Db& db, FathomClient& client, IntegrationDirectory& directory,
@@ -660,73 +664,131 @@ Status SyncEngine::fetch_content(Run& run, int64_t rec, ContentKind kind) {
   return Status::Ok();
 }
 
+namespace {
+// A store that is away (unreachable, locked past the deadline) or a lease taken over: no meeting
+// is to blame, and alone each would fail the same way.
+bool store_away(const Status& s) {
+  return s.is(Code::kUnavailable) || s.is(Code::kConflict) || s.is(Code::kTimeout);
+}
+}  // namespace
+
 Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {
   const int64_t now = clock_.now_s();
-  int64_t seen = 0, created = 0, changed = 0, hw = run.pending_hw;
-  int64_t reached = run.progress_at;  // the oldest created_at listed so far
-  bool found = run.found;
-  Status s = db_.transaction([&]() -> Status {
-    FB_TRY(dispatcher_.record_batch(items, store_));
-    for (const BatchItem& it : items) {
-      const Meeting& m = it.meeting;
-      ++seen;
-      if (it.upsert.created) ++created;
-      else if (it.upsert.changed) ++changed;
-      if (run.moves_high_water) hw = std::max(hw, m.created_at_s);
-      if (m.created_at_s > 0 && (reached == 0 || m.created_at_s < reached)) reached = m.created_at_s;
-      if (m.recording_id == run.req.recording_id) found = true;
+  int64_t seen = 0, created = 0, changed = 0, hw = 0, reached = 0;
+  bool found = false;
+  std::vector<bool> refused(items.size(), false);  // by the store, when recorded alone
+  bool recorded = false;                           // the meetings are committed already, one by one
+  auto commit = [&] {
+    return db_.transaction([&]() -> Status {
+      seen = created = changed = 0;
+      hw = run.pending_hw;
+      reached = run.progress_at;  // the oldest created_at listed so far
+      found = run.found;
+      if (!recorded) FB_TRY(dispatcher_.record_batch(items, store_));
+      for (size_t i = 0; i < items.size(); ++i) {
+        const BatchItem& it = items[i];
+        const Meeting& m = it.meeting;
+        ++seen;
+        if (!refused[i] && it.upsert.created) ++created;
+        else if (!refused[i] && it.upsert.changed) ++changed;
+        if (run.moves_high_water) hw = std::max(hw, m.created_at_s);
+        if (m.created_at_s > 0 && (reached == 0 || m.created_at_s < reached)) reached = m.created_at_s;
+        if (m.recording_id == run.req.recording_id) found = true;
+      }
+      // The checkpoint commits with the page: a crash either loses both or keeps both.
+      if (run.single) {
+        Stmt& u = db_.prepare("UPDATE sync_state SET lease_until=? WHERE integration_id=? AND lease_token=?");
+        u.bind_all(now + options_.lease_ttl_s, run.info.id, run.lease_token);
+        FB_TRY(u.run());
+      } else if (page.last()) {
+        Stmt& u = db_.prepare(
+            "UPDATE sync_state SET checkpoint_mode=NULL, checkpoint_cursor=NULL, checkpoint_query=NULL, "
+            "checkpoint_job_id=NULL, checkpoint_pages=0, high_water=MAX(high_water, ?), pending_high_water=0, "
+            "lease_until=?, updated_at=? WHERE integration_id=? AND lease_token=?");
+        u.bind_all(hw, now + options_.lease_ttl_s, now, run.info.id, run.lease_token);
+        FB_TRY(u.run());
+      } else {
+        Stmt& u = db_.prepare(
+            "UPDATE sync_state SET checkpoint_mode=?, checkpoint_cursor=?, checkpoint_query=?, checkpoint_job_id=?, "
+            "checkpoint_pages=checkpoint_pages+1, pending_high_water=?, lease_until=?, updated_at=? "
+            "WHERE integration_id=? AND lease_token=?");
+        u.bind_all(run.checkpoint_mode, page.next_cursor, run.query_json, run.job_id, hw,
+                   now + options_.lease_ttl_s, now, run.info.id, run.lease_token);
+        FB_TRY(u.run());
+      }
+      if (db_.changes() != 1) {
+        return Status::Conflict("the sync lease of integration " + std::to_string(run.info.id) +
+                                " was taken over by another process; stopping");
+      }
+      const int64_t n_refused = std::count(refused.begin(), refused.end(), true);
+      Stmt& j = db_.prepare(
+          "UPDATE sync_jobs SET pages=pages+1, meetings_seen=meetings_seen+?, meetings_new=meetings_new+?, "
+          "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=?, meetings_mapped=?, "
+          "map_failures=?, progress_at=? WHERE id=?");
+      j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()) + n_refused, run.calls(),
+                 run.mapped, run.map_failures, reached, run.job_id);
+      return j.run();
+    });
+  };
+  Status s = commit();
+  // One meeting the store will not hold fails the page's transaction. Recorded one by one, that
+  // meeting is skipped, named in the job like a malformed item, and the rest of the page and the
+  // pages after it are stored: otherwise every later sync stops on the same page. Not when the
+  // store is away (nothing to blame on a meeting), and not when no meeting of the page can be
+  // recorded alone either (the store's problem, e.g. a full disk: the page fails, its checkpoint
+  // kept, as before).
+  std::vector<SkippedItem> refusals;
+  if (!s.ok() && items.size() > 1 && !store_away(s)) {
+    FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
+                          << ": cannot record its " << items.size() << " meetings together, recording them one by one: "
+                          << s.message();
+    size_t alone = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      Status one = dispatcher_.record_batch(std::vector<BatchItem>{items[i]}, store_);
+      if (one.ok()) {
+        ++alone;
+        continue;
+      }
+      if (store_away(one)) return one;  // the store went away meanwhile: the page fails, as above
+      refused[i] = true;
+      int64_t index = static_cast<int64_t>(i);  // its position among the page's items, malformed ones included
+      for (const SkippedItem& bad : page.skipped) index += bad.index <= index ? 1 : 0;
+      refusals.push_back({index, items[i].meeting.recording_id,
+                          "the store refused meeting " + std::to_string(items[i].meeting.recording_id) + ": " +
+                              one.message()});
     }
-    // The checkpoint commits with the page: a crash either loses both or keeps both.
-    if (run.single) {
-      Stmt& u = db_.prepare("UPDATE sync_state SET lease_until=? WHERE integration_id=? AND lease_token=?");
-      u.bind_all(now + options_.lease_ttl_s, run.info.id, run.lease_token);
-      FB_TRY(u.run());
-    } else if (page.last()) {
-      Stmt& u = db_.prepare(
-          "UPDATE sync_state SET checkpoint_mode=NULL, checkpoint_cursor=NULL, checkpoint_query=NULL, "
-          "checkpoint_job_id=NULL, checkpoint_pages=0, high_water=MAX(high_water, ?), pending_high_water=0, "
-          "lease_until=?, updated_at=? WHERE integration_id=? AND lease_token=?");
-      u.bind_all(hw, now + options_.lease_ttl_s, now, run.info.id, run.lease_token);
-      FB_TRY(u.run());
-    } else {
-      Stmt& u = db_.prepare(
-          "UPDATE sync_state SET checkpoint_mode=?, checkpoint_cursor=?, checkpoint_query=?, checkpoint_job_id=?, "
-          "checkpoint_pages=checkpoint_pages+1, pending_high_water=?, lease_until=?, updated_at=? "
-          "WHERE integration_id=? AND lease_token=?");
-      u.bind_all(run.checkpoint_mode, page.next_cursor, run.query_json, run.job_id, hw, now + options_.lease_ttl_s,
-                 now, run.info.id, run.lease_token);
-      FB_TRY(u.run());
-    }
-    if (db_.changes() != 1) {
-      return Status::Conflict("the sync lease of integration " + std::to_string(run.info.id) +
-                              " was taken over by another process; stopping");
-    }
-    Stmt& j = db_.prepare(
-        "UPDATE sync_jobs SET pages=pages+1, meetings_seen=meetings_seen+?, meetings_new=meetings_new+?, "
-        "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=?, meetings_mapped=?, "
-        "map_failures=?, progress_at=? WHERE id=?");
-    j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()), run.calls(), run.mapped,
-               run.map_failures, reached, run.job_id);
-    return j.run();
-  });
+    if (alone == 0) return s;
+    recorded = true;
+    s = commit();
+  }
   FB_TRY(s);
   run.progress_at = reached;
+  auto list = [&](const SkippedItem& item) {
+    if (run.skipped_items.size() < JobRecord::kMaxSkippedListed) {
+      run.skipped_items.push_back(
+          {{"page", run.page_no}, {"index", item.index}, {"recording_id", item.recording_id}, {"reason", item.reason}});
+    }
+  };
   for (const SkippedItem& item : page.skipped) {
     FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
                           << ": skipped item " << item.index
                           << (item.recording_id ? " (recording " + std::to_string(item.recording_id) + ")" : "")
                           << ": " << item.reason;
-    ++run.skipped;
-    if (run.skipped_items.size() < JobRecord::kMaxSkippedListed) {
-      run.skipped_items.push_back(
-          {{"page", run.page_no}, {"index", item.index}, {"recording_id", item.recording_id}, {"reason", item.reason}});
-    }
+    if (run.skipped++ == 0) run.first_skipped = item.reason;
+    list(item);
+  }
+  for (const SkippedItem& item : refusals) {
+    FB_LOG(kError, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
+                           << ": skipped item " << item.index << ": " << item.reason;
+    if (run.refused++ == 0) run.first_refused = item.reason;
+    list(item);
   }
   run.seen += seen;
   run.created += created;
   run.changed += changed;
   run.pending_hw = hw;
   run.found = found;
+  ++run.pages_committed;
   return Status::Ok();
 }
 
@@ -755,7 +817,7 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
   if (outcome.ok()) {
     // Meetings that failed to map are in the status, not only in the counts: a host or an
     // operator reading "succeeded" must be able to trust that everything reached the CRM.
-    status = run.map_failures > 0 ? "succeeded_with_errors" : "succeeded";
+    status = run.map_failures > 0 || run.refused > 0 ? "succeeded_with_errors" : "succeeded";
     message = std::to_string(run.page_no) + " pages, " + std::to_string(run.seen) + " meetings seen, " +
               std::to_string(run.created) + " new, " + std::to_string(run.changed) + " changed, " +
               std::to_string(run.mapped) + " mapped";
@@ -764,8 +826,10 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
                  run.first_map_error.to_string() + ")";
     }
     if (run.skipped > 0) {
-      message += ", " + std::to_string(run.skipped) + " malformed items skipped (first: " +
-                 run.skipped_items[0]["reason"].get<std::string>() + ")";
+      message += ", " + std::to_string(run.skipped) + " malformed items skipped (first: " + run.first_skipped + ")";
+    }
+    if (run.refused > 0) {
+      message += ", " + std::to_string(run.refused) + " meeting(s) not stored (first: " + run.first_refused + ")";
     }
     if (!run.note.empty()) message += "; " + run.note;
     message = utf8_text(message);  // a CRM's error or a malformed item's text: stored as text
@@ -776,16 +840,21 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
     message = utf8_text(outcome.message());  // stored as text: never bytes that are not UTF-8
     error_code = code_name(outcome.code());
   }
-  if (!outcome.ok() || run.map_failures > 0) {
+  if (!outcome.ok() || run.map_failures > 0 || run.refused > 0) {
     nlohmann::json d = {{"code", code_name(outcome.code())},
                         {"message", utf8_text(outcome.message())},
-                        {"failed_page", outcome.ok() ? 0 : run.page_no + 1},
-                        {"pages_committed", run.page_no},
+                        // page_no also counts a page that failed after it was listed
+                        {"failed_page", outcome.ok() ? 0 : run.pages_committed + 1},
+                        {"pages_committed", run.pages_committed},
                         {"resumed_job_id", run.resumed_job_id},
                         {"checkpoint_kept", !outcome.ok() && !run.single}};
     if (run.map_failures > 0) {
       d["map_failures"] = run.map_failures;
       d["first_map_error"] = utf8_text(run.first_map_error.to_string());
+    }
+    if (run.refused > 0) {  // listed in skipped_items with the others
+      d["meetings_not_stored"] = run.refused;
+      d["first_not_stored"] = utf8_text(run.first_refused);
     }
     details = d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
@@ -799,8 +868,9 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
           "content_fetched=?, items_skipped=?, skipped_items=?, script_versions=? WHERE id=?");
       j.bind_all(status, message, error_code.empty() ? std::optional<std::string>() : error_code,
                  details.empty() ? std::optional<std::string>() : details, now, calls, run.page_no, run.seen,
-                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, run.skipped,
-                 run.skipped ? std::optional<std::string>(run.skipped_items.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched,
+                 run.skipped + run.refused,
+                 run.skipped + run.refused ? std::optional<std::string>(run.skipped_items.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
                              : std::nullopt,
                  CrmAttribution::to_json(run.script_versions), run.job_id);
       FB_TRY(j.run());

@@ -29,7 +29,11 @@
 //
 // Every run is a row in sync_jobs (see JobRecord); recent_jobs() answers "which syncs failed,
 // when, for whom, and why". A list item that does not parse never stops a sync: it is skipped,
-// counted and listed with its reason in the job (items_skipped, skipped_items) and logged. IntegrationDirectory::record_sync is called after each success.
+// counted and listed with its reason in the job (items_skipped, skipped_items) and logged. Nor does
+// a meeting the store refuses to hold: its page is recorded again meeting by meeting, that one is
+// skipped and listed the same way, and the job ends "succeeded_with_errors" (details:
+// meetings_not_stored); a store that refuses every meeting of a page, or is away, fails the page
+// with its checkpoint kept. IntegrationDirectory::record_sync is called after each success.
 //
 // Thread-safe: run() may be called from several threads for different integrations.
 #pragma once
@@ -91,7 +95,8 @@ struct JobRecord {
   std::string tenant_id, user_id;  // for whom
   std::string mode;                // sync_mode_name
   std::string trigger;
-  // "running", "succeeded", "succeeded_with_errors" (paged to the end, but map_failures > 0),
+  // "running", "succeeded", "succeeded_with_errors" (paged to the end, but map_failures > 0 or a
+  // meeting the store refused; see error_details),
   // "failed", "skipped", "cancelled", or "interrupted" (its process died; a later run resumed
   // from its checkpoint).
   std::string status;
@@ -106,8 +111,8 @@ struct JobRecord {
   int64_t meetings_seen = 0, meetings_new = 0, meetings_changed = 0, meetings_mapped = 0;
   int64_t map_failures = 0;   // pipeline failures (those meetings stay unmapped and are retried)
   int64_t content_fetched = 0;  // transcripts/summaries fetched by the "always" settings
-  // List items that did not parse: left out (the rest of the page and the later pages are stored),
-  // counted here, and the first kMaxSkippedListed listed in skipped_items, a JSON array of
+  // List items that did not parse, and meetings the store refused to hold: left out (the rest of
+  // the page and the later pages are stored), counted here, and the first kMaxSkippedListed listed in skipped_items, a JSON array of
   // {page, index, recording_id (0: none usable), reason}; "" when none.
   int64_t items_skipped = 0;
   std::string skipped_items;

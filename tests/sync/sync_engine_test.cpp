@@ -9,6 +9,7 @@
 
 #include "fathom/sim_credentials.h"
 #include "support/log_capture.h"
+#include "support/refuse_meetings.h"
 #include "support/sim_process.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -444,6 +445,94 @@ BOOST_AUTO_TEST_CASE(a_malformed_list_item_is_skipped_with_its_reason_and_the_sy
   BOOST_REQUIRE(next.ok());
   BOOST_TEST(next->status == "succeeded", next->message);
   BOOST_TEST(next->items_skipped >= 1);
+}
+
+// "One bad item never blocks the rest", for a meeting the store will not hold (a trigger refuses
+// it here; in the field a constraint, a value the engine cannot store). Before, that meeting failed
+// its page's transaction: the job failed on that page, and every later sync resumed there and
+// failed again, so nothing after it was ever stored. Now the page is recorded meeting by meeting:
+// the refused one is skipped and named in the job, the rest of the page and the pages after it are
+// stored, and the job says it did not store everything. A store that refuses every meeting (full,
+// read-only) still fails the page, its checkpoint kept, and a later run resumes there.
+BOOST_AUTO_TEST_CASE(a_meeting_the_store_refuses_is_skipped_and_named_and_the_rest_are_stored) {
+  Env e;
+  const std::set<int64_t> listed = visible_ids(e.sim, "alice@example.com");
+  const std::vector<int64_t> ids(listed.begin(), listed.end());
+  BOOST_REQUIRE(ids.size() > 20u);  // three pages at least
+  const std::set<int64_t> refused = {ids[3], ids[14]};
+  test::refuse_meetings(*e.env->db, std::to_string(ids[3]) + "," + std::to_string(ids[14]));
+
+  auto job = e.engine().backfill(kAlice, "test");
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "succeeded_with_errors", job->message);
+  BOOST_TEST(job->pages == pages_for(ids.size()));
+  std::set<int64_t> expected(ids.begin(), ids.end());
+  for (int64_t id : refused) expected.erase(id);
+  BOOST_TEST(stored_ids(e.store(), kAlice) == expected);
+  BOOST_TEST(job->meetings_seen == static_cast<int64_t>(ids.size()));
+  BOOST_TEST(job->meetings_new == static_cast<int64_t>(expected.size()));
+  BOOST_TEST(job->items_skipped == 2);
+  BOOST_TEST(job->message.find("2 meeting(s) not stored (first: the store refused meeting ") != std::string::npos,
+             job->message);
+  BOOST_TEST(job->message.find("malformed") == std::string::npos, job->message);
+  json skipped = json::parse(job->skipped_items);
+  BOOST_REQUIRE(skipped.size() == 2u);
+  std::set<int64_t> named;
+  for (const json& s : skipped) {
+    const int64_t rec = s["recording_id"].get<int64_t>();
+    named.insert(rec);
+    BOOST_TEST(s["page"].get<int64_t>() >= 1);
+    const std::string reason = s["reason"].get<std::string>();
+    BOOST_TEST(reason.find("the store refused meeting " + std::to_string(rec) + ": ") == 0u, reason);
+    BOOST_TEST(reason.find("the store refuses") != std::string::npos, reason);  // the store's own words
+  }
+  BOOST_TEST(named == refused);
+  json details = json::parse(job->error_details);
+  BOOST_TEST(details["meetings_not_stored"] == 2);
+  // The mapping ran before the page was recorded: the CRM has every meeting, the refused ones too.
+  for (int64_t id : ids) BOOST_TEST(e.pipeline.mapped(id) == 1, "recording " << id);
+
+  // Later syncs are not stuck on it, and map nothing twice.
+  auto next = e.engine().incremental(kAlice, "test");
+  BOOST_REQUIRE(next.ok());
+  BOOST_TEST(next->ok(), next->message);
+  BOOST_TEST(stored_ids(e.store(), kAlice) == expected);
+  for (int64_t id : expected) BOOST_TEST(e.pipeline.mapped(id) == 1, "recording " << id);
+
+  // A store that takes the meetings again: a manual sync of the whole range stores them (and maps
+  // them again: the CRM's idempotency keys make that harmless).
+  test::accept_meetings(*e.env->db);
+  SyncRequest all;
+  all.integration_id = kAlice;
+  all.mode = SyncMode::kManual;
+  auto manual = e.engine().run(all);
+  BOOST_REQUIRE(manual.ok());
+  BOOST_TEST(manual->status == "succeeded", manual->message);
+  BOOST_TEST(stored_ids(e.store(), kAlice) == std::set<int64_t>(ids.begin(), ids.end()));
+}
+
+BOOST_AUTO_TEST_CASE(a_store_that_refuses_every_meeting_fails_the_page_and_keeps_its_checkpoint) {
+  Env e;
+  std::set<int64_t> ids = visible_ids(e.sim, "alice@example.com");
+  BOOST_REQUIRE(ids.size() > 20u);
+  test::refuse_meetings(*e.env->db, "");
+  auto job = e.engine().backfill(kAlice, "test");
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->status == "failed", job->message);
+  BOOST_TEST(job->message.find("the store refuses") != std::string::npos, job->message);
+  json details = json::parse(job->error_details);
+  BOOST_TEST(details["pages_committed"] == 0);
+  BOOST_TEST(details["failed_page"] == 1);
+  BOOST_TEST(details["checkpoint_kept"] == true);
+  BOOST_TEST(job->items_skipped == 0);
+  BOOST_TEST(stored_ids(e.store(), kAlice).empty());
+
+  // Nothing was skipped for it: once the store takes meetings again, the next run stores them all.
+  test::accept_meetings(*e.env->db);
+  auto next = e.engine().backfill(kAlice, "test");
+  BOOST_REQUIRE(next.ok());
+  BOOST_TEST(next->status == "succeeded", next->message);
+  BOOST_TEST(stored_ids(e.store(), kAlice) == ids);
 }
 
 BOOST_AUTO_TEST_CASE(mapping_failures_stay_unmapped_and_are_retried_next_run) {
