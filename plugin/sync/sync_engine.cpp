@@ -665,11 +665,11 @@ Status SyncEngine::fetch_content(Run& run, int64_t rec, ContentKind kind) {
 }
 
 namespace {
-// A store that is away (unreachable, locked past the deadline) or a lease taken over: no meeting
-// is to blame, and alone each would fail the same way.
-bool store_away(const Status& s) {
-  return s.is(Code::kUnavailable) || s.is(Code::kConflict) || s.is(Code::kTimeout);
-}
+// A row the store refuses by one of its rules (a constraint or a trigger: SQLite's
+// SQLITE_CONSTRAINT, PostgreSQL's class 23), which no retry changes: that meeting's fault. Anything
+// else (away, locked, full, read-only, out of memory, a statement timeout) is the store's, and may
+// pass: never a reason to give a meeting up.
+bool refuses_row(const Status& s) { return s.is(Code::kAlreadyExists); }
 }  // namespace
 
 Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {
@@ -733,15 +733,16 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
   Status s = commit();
   // One meeting the store will not hold fails the page's transaction. Recorded one by one, that
   // meeting is skipped, named in the job like a malformed item, and the rest of the page and the
-  // pages after it are stored: otherwise every later sync stops on the same page. Not when the
-  // store is away (nothing to blame on a meeting), and not when no meeting of the page can be
-  // recorded alone either (the store's problem, e.g. a full disk: the page fails, its checkpoint
-  // kept, as before).
+  // pages after it are stored: otherwise every later sync stops on the same page. Only for a
+  // refusal by the store's rules (refuses_row): any other error, on the page or on a meeting alone,
+  // fails the page with its checkpoint kept, as before, so an outage never costs a meeting. Nor
+  // when the store refuses every meeting of a page of several: a rule that holds for all of them is
+  // the store's, not a meeting's.
   std::vector<SkippedItem> refusals;
-  if (!s.ok() && items.size() > 1 && !store_away(s)) {
+  if (!s.ok() && refuses_row(s)) {
     FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
-                          << ": cannot record its " << items.size() << " meetings together, recording them one by one: "
-                          << s.message();
+                          << ": cannot record its " << items.size() << " meeting(s) together, recording them one by "
+                          << "one: " << s.message();
     size_t alone = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       Status one = dispatcher_.record_batch(std::vector<BatchItem>{items[i]}, store_);
@@ -749,7 +750,7 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
         ++alone;
         continue;
       }
-      if (store_away(one)) return one;  // the store went away meanwhile: the page fails, as above
+      if (!refuses_row(one)) return one;  // the store, not the meeting: the page fails, as above
       refused[i] = true;
       int64_t index = static_cast<int64_t>(i);  // its position among the page's items, malformed ones included
       for (const SkippedItem& bad : page.skipped) index += bad.index <= index ? 1 : 0;
@@ -757,7 +758,7 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
                           "the store refused meeting " + std::to_string(items[i].meeting.recording_id) + ": " +
                               one.message()});
     }
-    if (alone == 0) return s;
+    if (alone == 0 && items.size() > 1) return s;
     recorded = true;
     s = commit();
   }

@@ -30,10 +30,11 @@
 // Every run is a row in sync_jobs (see JobRecord); recent_jobs() answers "which syncs failed,
 // when, for whom, and why". A list item that does not parse never stops a sync: it is skipped,
 // counted and listed with its reason in the job (items_skipped, skipped_items) and logged. Nor does
-// a meeting the store refuses to hold: its page is recorded again meeting by meeting, that one is
-// skipped and listed the same way, and the job ends "succeeded_with_errors" (details:
-// meetings_not_stored); a store that refuses every meeting of a page, or is away, fails the page
-// with its checkpoint kept. IntegrationDirectory::record_sync is called after each success.
+// a meeting the store refuses by one of its rules (a constraint, a trigger): its page is recorded
+// again meeting by meeting, that one is skipped and listed the same way, and the job ends
+// "succeeded_with_errors" (details: meetings_not_stored). Any other store error (away, full,
+// read-only), or a rule that refuses every meeting of a page, fails the page with its checkpoint
+// kept. IntegrationDirectory::record_sync is called after each success.
 //
 // Thread-safe: run() may be called from several threads for different integrations.
 #pragma once
