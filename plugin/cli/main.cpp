@@ -51,7 +51,7 @@ commands:
        [--since ISO8601] [--until ISO8601] [--recording N] [--json]
        runs a sync, mapping through the CRM at server.crm_url, with its progress on stderr (a bar on
        a terminal, a line every few seconds otherwise); Ctrl-C cancels it at the next page.
-       Exit 0 succeeded, 1 failed / meetings failed to map / skipped, 3 cancelled
+       Exit 0 succeeded, 1 failed / meetings failed to map or not stored / skipped, 3 cancelled
   sync watch  --job N --tenant T --user U [--json]   follow a job run by any process on the store
                                                      (same exit codes; Ctrl-C stops following: 130)
   sync cancel --job N --tenant T --user U            ask a running job to stop at its next page

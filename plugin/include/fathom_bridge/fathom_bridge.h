@@ -189,7 +189,8 @@ FB_API int fb_sync(fb_bridge *b, const char *tenant_id, const char *user_id, int
 FB_API int fb_tick(fb_bridge *b);
 /* The sync job log, newest first. filter_json may be NULL or {"integration_id", "status", "limit",
  * "tenant_id"}. status is one of running, succeeded, succeeded_with_errors (the run reached the end
- * but "map_failures" meetings did not reach the CRM), failed, skipped, cancelled, interrupted.
+ * but "map_failures" meetings did not reach the CRM, or the store refused to hold some meetings:
+ * listed in "skipped_items" with the store's reason), failed, skipped, cancelled, interrupted.
  * Without tenant_id every tenant's jobs are listed (an operator view); with it only that tenant's. */
 FB_API int fb_sync_jobs(fb_bridge *b, const char *filter_json, char **jobs_json);
 /* Starts a sync on a thread of the bridge and returns at once: *job_json is its job record (as
