@@ -447,13 +447,13 @@ BOOST_AUTO_TEST_CASE(a_malformed_list_item_is_skipped_with_its_reason_and_the_sy
   BOOST_TEST(next->items_skipped >= 1);
 }
 
-// "One bad item never blocks the rest", for a meeting the store will not hold (a trigger refuses
-// it here; in the field a constraint, a value the engine cannot store). Before, that meeting failed
-// its page's transaction: the job failed on that page, and every later sync resumed there and
-// failed again, so nothing after it was ever stored. Now the page is recorded meeting by meeting:
-// the refused one is skipped and named in the job, the rest of the page and the pages after it are
-// stored, and the job says it did not store everything. A store that refuses every meeting (full,
-// read-only) still fails the page, its checkpoint kept, and a later run resumes there.
+// "One bad item never blocks the rest", for a meeting the store refuses by one of its rules (a
+// trigger here; in the field a constraint or a trigger an operator added). Before, that meeting
+// failed its page's transaction: the job failed on that page, and every later sync resumed there
+// and failed again, so nothing after it was ever stored. Now the page is recorded meeting by
+// meeting: the refused one is skipped and named in the job, the rest of the page and the pages
+// after it are stored, and the job says it did not store everything. A rule that refuses every
+// meeting of a page still fails it, its checkpoint kept (the next case).
 BOOST_AUTO_TEST_CASE(a_meeting_the_store_refuses_is_skipped_and_named_and_the_rest_are_stored) {
   Env e;
   const std::set<int64_t> listed = visible_ids(e.sim, "alice@example.com");
@@ -492,7 +492,8 @@ BOOST_AUTO_TEST_CASE(a_meeting_the_store_refuses_is_skipped_and_named_and_the_re
   // The mapping ran before the page was recorded: the CRM has every meeting, the refused ones too.
   for (int64_t id : ids) BOOST_TEST(e.pipeline.mapped(id) == 1, "recording " << id);
 
-  // Later syncs are not stuck on it, and map nothing twice.
+  // Later syncs are not stuck on it, and map no stored meeting twice (a refused one the overlap
+  // lists again is mapped again: it is not stored; the CRM's idempotency keys make that harmless).
   auto next = e.engine().incremental(kAlice, "test");
   BOOST_REQUIRE(next.ok());
   BOOST_TEST(next->ok(), next->message);
