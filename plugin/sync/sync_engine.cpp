@@ -670,6 +670,7 @@ namespace {
 // else (away, locked, full, read-only, out of memory, a statement timeout) is the store's, and may
 // pass: never a reason to give a meeting up.
 bool refuses_row(const Status& s) { return s.is(Code::kAlreadyExists); }
+constexpr size_t kMaxRefusalBytes = 1000;  // of a refused meeting's reason in the job
 }  // namespace
 
 Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {
@@ -742,7 +743,7 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
   if (!s.ok() && refuses_row(s)) {
     FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
                           << ": cannot record its " << items.size() << " meeting(s) together, recording them one by "
-                          << "one: " << s.message();
+                          << "one: " << utf8_text(s.message(), kMaxRefusalBytes);
     size_t alone = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       Status one = dispatcher_.record_batch(std::vector<BatchItem>{items[i]}, store_);
@@ -754,9 +755,11 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
       refused[i] = true;
       int64_t index = static_cast<int64_t>(i);  // its position among the page's items, malformed ones included
       for (const SkippedItem& bad : page.skipped) index += bad.index <= index ? 1 : 0;
+      // Cut: PostgreSQL's DETAIL for a refused row quotes the whole row, the meeting's JSON too.
       refusals.push_back({index, items[i].meeting.recording_id,
-                          "the store refused meeting " + std::to_string(items[i].meeting.recording_id) + ": " +
-                              one.message()});
+                          utf8_text("the store refused meeting " + std::to_string(items[i].meeting.recording_id) +
+                                        ": " + one.message(),
+                                    kMaxRefusalBytes)});
     }
     if (alone == 0 && items.size() > 1) return s;
     recorded = true;

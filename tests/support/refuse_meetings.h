@@ -19,6 +19,7 @@ enum class StoreFault {
 };
 
 // A trigger that makes the INSERT of the meetings of `recordings` (all when empty) fail with `fault`.
+// A refusal's message quotes 4 KB of "the row", as PostgreSQL's DETAIL of a refused row does.
 // One trigger of each kind at a time; accept_meetings takes them away.
 inline void refuse_meetings(detail::Db& db, const std::string& recordings, StoreFault fault = StoreFault::kRefuses) {
   const std::string when = recordings.empty() ? "true" : "NEW.recording_id IN (" + recordings + ")";
@@ -28,13 +29,15 @@ inline void refuse_meetings(detail::Db& db, const std::string& recordings, Store
       store_engine_is_postgres()
           ? "CREATE OR REPLACE FUNCTION " + name + "() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN IF " + when +
                 " THEN RAISE EXCEPTION " +
-                (refuses ? "''the store refuses meeting %'', NEW.recording_id USING ERRCODE = ''check_violation''"
+                (refuses ? "''the store refuses meeting %'', NEW.recording_id USING ERRCODE = ''check_violation'', "
+                           "DETAIL = ''Failing row contains ('' || repeat(''x'', 4000) || '')''"
                          : "''the store is full (meeting %)'', NEW.recording_id USING ERRCODE = ''disk_full''") +
                 "; END IF; RETURN NEW; END';"
                 "CREATE TRIGGER " + name + " BEFORE INSERT ON sync_meetings FOR EACH ROW EXECUTE FUNCTION " + name +
                 "()"
           : "CREATE TRIGGER " + name + " BEFORE INSERT ON sync_meetings WHEN " + when + " BEGIN " +
-                (refuses ? "SELECT RAISE(ABORT, 'the store refuses the meeting');"
+                (refuses ? "SELECT RAISE(ABORT, 'the store refuses the meeting; failing row (" + std::string(4000, 'x') +
+                               ")');"
                          : "SELECT json('the store is full');") +  // "malformed JSON": SQLITE_ERROR
                 " END";
   BOOST_REQUIRE(db.with([&] { return db.exec(sql); }).ok());

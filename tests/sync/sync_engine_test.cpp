@@ -484,6 +484,7 @@ BOOST_AUTO_TEST_CASE(a_meeting_the_store_refuses_is_skipped_and_named_and_the_re
     const std::string reason = s["reason"].get<std::string>();
     BOOST_TEST(reason.find("the store refused meeting " + std::to_string(rec) + ": ") == 0u, reason);
     BOOST_TEST(reason.find("the store refuses") != std::string::npos, reason);  // the store's own words
+    BOOST_TEST(reason.size() <= 1000u);  // not the whole row the store quotes
   }
   BOOST_TEST(named == refused);
   BOOST_TEST(job->error_code.empty());
