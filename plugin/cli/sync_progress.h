@@ -12,7 +12,8 @@
 // it (watching another process's job), SIGINT stops following (exit 130).
 //
 // Exit codes (also in the usage text): 0 succeeded; 1 failed, succeeded_with_errors (meetings
-// failed to map or were refused by the store), skipped or interrupted; 3 cancelled; 130 stopped following on SIGINT.
+// failed to map or were refused by the store), skipped or interrupted; 3 cancelled; 130 stopped
+// following on SIGINT.
 #pragma once
 
 #include <cstdint>

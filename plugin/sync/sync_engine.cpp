@@ -678,6 +678,7 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
   int64_t seen = 0, created = 0, changed = 0, hw = 0, reached = 0;
   bool found = false;
   std::vector<bool> refused(items.size(), false);  // by the store, when recorded alone
+  std::vector<SkippedItem> refusals;               // those, as the job lists them
   bool recorded = false;                           // the meetings are committed already, one by one
   auto commit = [&] {
     return db_.transaction([&]() -> Status {
@@ -721,12 +722,11 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
         return Status::Conflict("the sync lease of integration " + std::to_string(run.info.id) +
                                 " was taken over by another process; stopping");
       }
-      const int64_t n_refused = std::count(refused.begin(), refused.end(), true);
       Stmt& j = db_.prepare(
           "UPDATE sync_jobs SET pages=pages+1, meetings_seen=meetings_seen+?, meetings_new=meetings_new+?, "
           "meetings_changed=meetings_changed+?, items_skipped=items_skipped+?, api_calls=?, meetings_mapped=?, "
           "map_failures=?, progress_at=? WHERE id=?");
-      j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size()) + n_refused, run.calls(),
+      j.bind_all(seen, created, changed, static_cast<int64_t>(page.skipped.size() + refusals.size()), run.calls(),
                  run.mapped, run.map_failures, reached, run.job_id);
       return j.run();
     });
@@ -739,7 +739,6 @@ Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::ve
   // fails the page with its checkpoint kept, as before, so an outage never costs a meeting. Nor
   // when the store refuses every meeting of a page of several: a rule that holds for all of them is
   // the store's, not a meeting's.
-  std::vector<SkippedItem> refusals;
   if (!s.ok() && refuses_row(s)) {
     FB_LOG(kWarn, "sync") << "integration " << run.info.id << ", job " << run.job_id << ", page " << run.page_no
                           << ": cannot record its " << items.size() << " meeting(s) together, recording them one by "
@@ -870,12 +869,13 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
           "UPDATE sync_jobs SET status=?, message=?, error_code=?, error_details=?, ended_at=?, api_calls=?, "
           "pages=?, meetings_seen=?, meetings_new=?, meetings_changed=?, meetings_mapped=?, map_failures=?, "
           "content_fetched=?, items_skipped=?, skipped_items=?, script_versions=? WHERE id=?");
+      const int64_t skipped = run.skipped + run.refused;  // all listed in skipped_items (its first 50)
       j.bind_all(status, message, error_code.empty() ? std::optional<std::string>() : error_code,
                  details.empty() ? std::optional<std::string>() : details, now, calls, run.page_no, run.seen,
-                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched,
-                 run.skipped + run.refused,
-                 run.skipped + run.refused ? std::optional<std::string>(run.skipped_items.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
-                             : std::nullopt,
+                 run.created, run.changed, run.mapped, run.map_failures, run.content_fetched, skipped,
+                 skipped ? std::optional<std::string>(run.skipped_items.dump(-1, ' ', false,
+                                                                             nlohmann::json::error_handler_t::replace))
+                         : std::nullopt,
                  CrmAttribution::to_json(run.script_versions), run.job_id);
       FB_TRY(j.run());
     }

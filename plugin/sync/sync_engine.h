@@ -113,8 +113,9 @@ struct JobRecord {
   int64_t map_failures = 0;   // pipeline failures (those meetings stay unmapped and are retried)
   int64_t content_fetched = 0;  // transcripts/summaries fetched by the "always" settings
   // List items that did not parse, and meetings the store refused to hold: left out (the rest of
-  // the page and the later pages are stored), counted here, and the first kMaxSkippedListed listed in skipped_items, a JSON array of
-  // {page, index, recording_id (0: none usable), reason}; "" when none.
+  // the page and the later pages are stored), counted here, and the first kMaxSkippedListed listed
+  // in skipped_items, a JSON array of {page, index, recording_id (0: none usable), reason}; "" when
+  // none.
   int64_t items_skipped = 0;
   std::string skipped_items;
   int64_t cancel_requested_at = 0;  // when cancel() was asked (Unix seconds; 0: never)
