@@ -671,6 +671,13 @@ namespace {
 // pass: never a reason to give a meeting up.
 bool refuses_row(const Status& s) { return s.is(Code::kAlreadyExists); }
 constexpr size_t kMaxRefusalBytes = 1000;  // of a refused meeting's reason in the job
+// Of a job's message, error_details' message and the integration's last_error: a store's error
+// can quote a whole row (PostgreSQL's DETAIL "Failing row contains (...)", the meeting's JSON
+// included), a CRM's a whole page. Cut on a character, and marked.
+constexpr size_t kMaxMessageBytes = 2000;
+std::string job_text(std::string_view s) {
+  return s.size() > kMaxMessageBytes ? utf8_text(s, kMaxMessageBytes) + "... (cut)" : utf8_text(s);
+}
 }  // namespace
 
 Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {
@@ -835,17 +842,17 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
       message += ", " + std::to_string(run.refused) + " meeting(s) not stored (first: " + run.first_refused + ")";
     }
     if (!run.note.empty()) message += "; " + run.note;
-    message = utf8_text(message);  // a CRM's error or a malformed item's text: stored as text
+    message = job_text(message);  // a CRM's error or a malformed item's text: stored as text
   } else {
     status = outcome.is(Code::kCancelled)                              ? "cancelled"
              : outcome.is(Code::kReconnectRequired) && calls == 0      ? "skipped"
                                                                        : "failed";
-    message = utf8_text(outcome.message());  // stored as text: never bytes that are not UTF-8
+    message = job_text(outcome.message());  // stored as text: never bytes that are not UTF-8
     error_code = code_name(outcome.code());
   }
   if (!outcome.ok() || run.map_failures > 0 || run.refused > 0) {
     nlohmann::json d = {{"code", code_name(outcome.code())},
-                        {"message", utf8_text(outcome.message())},
+                        {"message", job_text(outcome.message())},
                         // page_no also counts a page that failed after it was listed
                         {"failed_page", outcome.ok() ? 0 : run.pages_committed + 1},
                         {"pages_committed", run.pages_committed},
@@ -853,7 +860,7 @@ Status SyncEngine::finish(Run& run, const Status& outcome) {
                         {"checkpoint_kept", !outcome.ok() && !run.single}};
     if (run.map_failures > 0) {
       d["map_failures"] = run.map_failures;
-      d["first_map_error"] = utf8_text(run.first_map_error.to_string());
+      d["first_map_error"] = job_text(run.first_map_error.to_string());
     }
     if (run.refused > 0) {  // listed in skipped_items with the others
       d["meetings_not_stored"] = run.refused;

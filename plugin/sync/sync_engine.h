@@ -101,7 +101,7 @@ struct JobRecord {
   // "failed", "skipped", "cancelled", or "interrupted" (its process died; a later run resumed
   // from its checkpoint).
   std::string status;
-  std::string message;        // one line for humans
+  std::string message;        // one line for humans (at most 2,000 bytes of an error, then "... (cut)")
   std::string error_code;     // code_name of the failure ("" on success)
   std::string error_details;  // JSON: {code, message, page, resumed, ...} ("" on success)
   std::string query_json;     // the filters that were paged

@@ -527,7 +527,12 @@ BOOST_AUTO_TEST_CASE(a_store_that_refuses_every_meeting_fails_the_page_and_keeps
   BOOST_REQUIRE(job.ok());
   BOOST_TEST(job->status == "failed", job->message);
   BOOST_TEST(job->message.find("the store refuses") != std::string::npos, job->message);
+  // The store's words quote 4 KB of "the row"; the job keeps 2,000 bytes of them, marked as cut.
+  BOOST_TEST(job->message.size() <= 2000u + std::string("... (cut)").size(), job->message.size());
+  BOOST_TEST(job->message.ends_with("... (cut)"));
   json details = json::parse(job->error_details);
+  BOOST_TEST(details["message"] == job->message);
+  BOOST_TEST(e.engine().state(kAlice).value().last_error == job->message);
   BOOST_TEST(details["pages_committed"] == 0);
   BOOST_TEST(details["failed_page"] == 1);
   BOOST_TEST(details["checkpoint_kept"] == true);
