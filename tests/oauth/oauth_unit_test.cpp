@@ -488,6 +488,47 @@ BOOST_AUTO_TEST_CASE(invalid_grant_after_a_stolen_lease_waits_for_the_thief) {
   BOOST_TEST(a.tokens->stats().lease_waits > 0);
 }
 
+// A strict peer's review (session 20): a token endpoint slower than the refresh lease. The lease
+// was taken for its length and renewed only between attempts, so while the first request was still
+// out another process found it expired, took it and sent the same single-use refresh token again:
+// two refresh requests, one refused (invalid_grant; a server with replay detection revokes the
+// grant instead, and one whose refusal came before the slow answer had the grant marked
+// "reconnect required" and the answer's new pair thrown away). Now the lease is renewed while the
+// request is out: the other process waits for the answer and uses its pair.
+BOOST_AUTO_TEST_CASE(a_token_endpoint_slower_than_the_lease_still_gets_one_refresh) {
+  fb::test::TempDir dir;
+  LocalTokenServer server;
+  Config c = local_config();
+  c.tokens.refresh_lock_ttl_s = 1;
+  OAuthStack a(dir.store("a.db"), c, server);
+  OAuthStack b(dir.store("a.db"), c, server);
+  int64_t id = connect(a, {"acme", "u1"});
+  BOOST_REQUIRE(server.requests == 1);
+  server.delay_ms = 3000;  // three leases
+  std::string a_got;       // asserted after join: Boost.Test is not thread-safe
+  std::thread slow([&] {
+    auto got = a.tokens->force_refresh(id);
+    a_got = got.ok() ? got->value.reveal() : got.status().to_string();
+  });
+  for (int i = 0; i < 1000 && server.requests < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  BOOST_REQUIRE(server.requests == 2);  // A's refresh is at the server
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the lease A took
+  auto row = b.store->load(id);
+  BOOST_REQUIRE(row.ok());
+  BOOST_TEST(row->refresh_lease_owner == a.tokens->owner_id());
+  BOOST_TEST(row->refresh_lease_until_ms > system_clock().now_ms());  // renewed while the request is out
+  auto b_got = b.tokens->force_refresh(id);
+  slow.join();
+  BOOST_REQUIRE_MESSAGE(b_got.ok(), b_got.status().to_string());
+  BOOST_TEST(a_got == "at-2");
+  BOOST_TEST(b_got->value.reveal() == "at-2");  // A's answer, waited for
+  BOOST_TEST(server.requests == 2);             // the code exchange and one refresh
+  BOOST_TEST(server.invalid_grants == 0);
+  BOOST_TEST(b.store->load(id)->status == "active");
+  BOOST_TEST(a.count_events("reconnect_required") == 0);
+  BOOST_TEST(b.tokens->stats().lease_waits > 0);
+}
+
 BOOST_AUTO_TEST_CASE(retry_after_is_honoured_and_attempts_are_bounded) {
   fb::test::TempDir dir;
   LocalTokenServer server;
