@@ -997,13 +997,16 @@ Result<InboxEvent> Inbox::get(int64_t event_id, bool with_body) {
 
 Status Inbox::replay(int64_t event_id) {
   return db_.transaction([&]() -> Status {
-    FB_ASSIGN(InboxEvent e, get(event_id));
-    if (e.status == "processing") {
+    // One guarded statement, not a read and then a write: on PostgreSQL a worker of any host claims
+    // outside the fleet's write lock, and a claim taken between the two would be wiped, its
+    // worker's outcome refused and the event's CRM calls made again.
+    Stmt& q = db_.prepare(std::string("UPDATE webhook_inbox SET status='pending', attempts=0, next_attempt_at=?, ") +
+                          kNoClaim + " WHERE id=? AND status<>'processing'");
+    FB_TRY(q.bind(1, clock_.now_ms()).bind(2, event_id).run());
+    if (db_.changes() == 0) {
+      FB_TRY(get(event_id).status());  // kNotFound when there is none (or it was purged)
       return Status::FailedPrecondition("webhook event " + std::to_string(event_id) + " is being processed now");
     }
-    Stmt& q = db_.prepare(std::string("UPDATE webhook_inbox SET status='pending', attempts=0, next_attempt_at=?, ") +
-                          kNoClaim + " WHERE id=?");
-    FB_TRY(q.bind(1, clock_.now_ms()).bind(2, event_id).run());
     return notify_others();
   });
 }

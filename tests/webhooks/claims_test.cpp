@@ -526,4 +526,66 @@ BOOST_AUTO_TEST_CASE(a_workers_next_batch_keeps_its_lease_before_the_worker_is_o
 }
 
 
+// A strict peer's review (session 20): replay() read an event's status and then reset it, two
+// statements. On PostgreSQL a worker of any host claims outside the fleet's write lock, so a claim
+// taken between the two was wiped: the worker's outcome was refused, its batch rolled back, and the
+// event's CRM calls made again by the next claimer. Now one guarded statement. One host claims the
+// event and puts it back due at once, over and over, while another replays it as fast as it can:
+// no outcome of the claimer is ever refused, and a replay of the event while it is claimed is
+// refused with the claim left standing. (On SQLite the replay holds the write lock a claim needs,
+// so the race was PostgreSQL's; the case runs on both.)
+BOOST_AUTO_TEST_CASE(a_replay_never_takes_an_event_from_the_worker_holding_it) {
+  SystemClock clock;
+  WebhookStack s(clock);
+  OtherHost a(s, clock), b(s, clock);
+  auto appended = a.inbox->append(delivery_of(1, "msg_replayed", 1, meeting_body(1)));
+  BOOST_REQUIRE(appended.ok());
+  const int64_t id = appended->event_id;
+  auto record = [] { return Status::Ok(); };
+
+  auto held = a.inbox->claim(1);
+  BOOST_REQUIRE(held.ok());
+  BOOST_REQUIRE_EQUAL(held->size(), 1u);
+  Status refused = b.inbox->replay(id);
+  BOOST_TEST((refused.code() == Code::kFailedPrecondition), refused);
+  BOOST_TEST(refused.message().find("being processed") != std::string::npos, refused);
+  BOOST_REQUIRE(a.inbox->finish_batch({{id, EventOutcome::kRetry, "again", clock.now_ms(), held->at(0).claim_token}},
+                                      record, 0).ok());  // the claim stood: its outcome is recorded
+  BOOST_TEST((b.inbox->replay(id + 1000).code() == Code::kNotFound));
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> replayed{0}, refusals{0}, other{0};
+  std::thread replayer([&] {
+    while (!stop) {
+      Status r = b.inbox->replay(id);
+      if (r.ok()) ++replayed;
+      else if (r.code() == Code::kFailedPrecondition) ++refusals;
+      else ++other;
+    }
+  });
+  int cycles = 0, taken = 0;
+  std::string first_taken;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < until) {
+    auto claimed = a.inbox->claim(1);
+    if (!claimed.ok() || claimed->empty()) continue;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the worker's work: replays meet the claim
+    auto finished = a.inbox->finish_batch(
+        {{id, EventOutcome::kRetry, "again", clock.now_ms(), claimed->at(0).claim_token}}, record, 0);
+    ++cycles;
+    if (!finished.ok()) {
+      if (taken++ == 0) first_taken = finished.status().to_string();
+    }
+  }
+  stop = true;
+  replayer.join();
+  BOOST_TEST(taken == 0, taken << " of " << cycles << " outcomes refused; first: " << first_taken);
+  BOOST_TEST(cycles > 20, cycles);
+  BOOST_TEST(other == 0);
+  if (store_engine_is_postgres()) {  // both sides met (SQLite's busy waits may let one side starve)
+    BOOST_TEST(replayed > 0);
+    BOOST_TEST(refusals > 0);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
