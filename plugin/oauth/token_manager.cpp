@@ -3,62 +3,35 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
 #include "core/log.h"
+#include "core/renewer.h"
 
 namespace fb::detail {
 namespace {
 
 std::string id_str(int64_t id) { return std::to_string(id); }
 
-// Holds a refresh lease while its request is out. The lease is what keeps every other process and
-// host from sending the same single-use refresh token (fathom-api.md 1.3); a token endpoint slower
-// than the lease (a slow proxy, an answer trickled in: the transport's timeouts are per read) let
-// another process take it over as expired and send the token again, which a rotating server answers
-// with invalid_grant (that process then marked a healthy grant "reconnect required" and the slow
-// answer's new pair was thrown away) or by revoking the grant. Renews the lease every third of its
-// length, from now (as take_lease sets it), until destroyed or the lease is no longer ours. A
-// process that dies stops renewing, so its lease still ends after at most its length.
-class LeaseKeeper {
- public:
-  LeaseKeeper(IntegrationStore& store, Clock& clock, int64_t id, const std::string& owner, int64_t lease_ms)
-      : thread_([this, &store, &clock, id, owner, lease_ms] {
-          const auto every = std::chrono::milliseconds(std::max<int64_t>(lease_ms / 3, 10));
-          std::unique_lock lock(mu_);
-          while (!stop_.wait_for(lock, every, [this] { return stopped_; })) {
-            lock.unlock();
-            Result<bool> held = store.renew_lease(id, owner, clock.now_ms() + lease_ms);
-            lock.lock();
-            if (!held.ok()) {  // tried again at the next beat, while the lease may still run
-              FB_LOG(kWarn, "oauth") << "integration " << id << ": renewing the refresh lease during the request: "
-                                     << held.status();
-            } else if (!*held) {
-              FB_LOG(kWarn, "oauth") << "integration " << id << ": the refresh lease was lost during the request";
-              return;
-            }
-          }
-        }) {}
-  ~LeaseKeeper() {
-    {
-      std::lock_guard lock(mu_);
-      stopped_ = true;
+// The renewal of a refresh lease while its request is out (a Renewer's, every third of the lease).
+// The lease is what keeps every other process and host from sending the same single-use refresh
+// token (fathom-api.md 1.3); a token endpoint slower than the lease (a slow proxy, an answer
+// trickled in: the transport's timeouts are per read) let another process take it over as expired
+// and send the token again, which a rotating server answers with invalid_grant (that process then
+// marked a healthy grant "reconnect required" and the slow answer's new pair was thrown away) or by
+// revoking the grant.
+std::function<bool()> refresh_lease_renewal(IntegrationStore& store, Clock& clock, int64_t id,
+                                            const std::string& owner, int64_t lease_ms) {
+  return [&store, &clock, id, owner, lease_ms] {
+    Result<bool> held = store.renew_lease(id, owner, clock.now_ms() + lease_ms);
+    if (!held.ok()) {
+      FB_LOG(kWarn, "oauth") << "integration " << id << ": renewing the refresh lease during the request: "
+                             << held.status();
+      return true;
     }
-    stop_.notify_all();
-    thread_.join();
-  }
-  LeaseKeeper(const LeaseKeeper&) = delete;
-  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
-
- private:
-  std::mutex mu_;
-  std::condition_variable stop_;
-  bool stopped_ = false;
-  std::thread thread_;  // last: starts once the members above exist
-};
+    if (!*held) FB_LOG(kWarn, "oauth") << "integration " << id << ": the refresh lease was lost during the request";
+    return *held;
+  };
+}
 
 }  // namespace
 
@@ -300,7 +273,9 @@ Result<Credential> TokenManager::refresh_shared(int64_t id, int64_t seen_version
     }
     TokenCallStats stats;
     auto grant = [&] {
-      LeaseKeeper keeper(store_, clock_, id, owner_, lease_ms);  // for as long as the request is out
+      // Renewed for as long as the request is out.
+      Renewer keeper(std::chrono::milliseconds(std::max<int64_t>(lease_ms / 3, 10)),
+                     refresh_lease_renewal(store_, clock_, id, owner_, lease_ms));
       return endpoint_.refresh(secrets->refresh_token, &stats, [&](int attempt) -> Status {
         if (attempt == 1) return Status::Ok();
         // A long backoff must not outlive the lease unnoticed: renew it, or stop before spending.

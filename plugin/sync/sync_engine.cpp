@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/random.h"
+#include "core/renewer.h"
 #include "core/thread_name.h"
 #include "core/utf8.h"
 #include "sync/sync_schema.h"
@@ -58,58 +59,26 @@ struct LiveLease {
   }
 };
 
-// Renews a running sync's lease every third of its time to live, on a thread of its own, so that a
-// page that takes long (rate-limit waits, slow content fetches) never lets it lapse while its
-// holder is alive. Stops at destruction (the run's end) or once the lease is no longer its own.
-class LeaseKeeper {
- public:
-  LeaseKeeper(Db& db, Clock& clock, int64_t integration_id, std::string token, int ttl_s)
-      : db_(db), clock_(clock), id_(integration_id), token_(std::move(token)), ttl_s_(ttl_s),
-        thread_([this] { loop(); }) {}
-  ~LeaseKeeper() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
+// The renewal of a running sync's lease (a Renewer's, every third of its time to live), so that a
+// page that takes long (rate-limit waits, slow content fetches) never lets it lapse while its holder
+// is alive. Ends once the lease is no longer the run's.
+std::function<bool()> sync_lease_renewal(Db& db, Clock& clock, int64_t id, std::string token, int ttl_s) {
+  return [&db, &clock, id, token = std::move(token), ttl_s] {
+    int changed = -1;
+    Status s = db.with([&]() -> Status {
+      Stmt& u = db.prepare("UPDATE sync_state SET lease_until=? WHERE integration_id=? AND lease_token=?");
+      u.bind_all(clock.now_s() + ttl_s, id, token);
+      FB_TRY(u.run());
+      changed = db.changes();
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      FB_LOG(kWarn, "sync") << "renewing the sync lease of integration " << id << ": " << s;  // tried again
+      return true;
     }
-    cv_.notify_all();
-    thread_.join();
-  }
-  LeaseKeeper(const LeaseKeeper&) = delete;
-  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
-
- private:
-  void loop() {
-    const auto period = std::chrono::milliseconds(std::max<int64_t>(200, ttl_s_ * 1000LL / 3));
-    std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
-      lock.unlock();
-      int changed = -1;
-      Status s = db_.with([&]() -> Status {
-        Stmt& u = db_.prepare("UPDATE sync_state SET lease_until=? WHERE integration_id=? AND lease_token=?");
-        u.bind_all(clock_.now_s() + ttl_s_, id_, token_);
-        FB_TRY(u.run());
-        changed = db_.changes();
-        return Status::Ok();
-      });
-      lock.lock();
-      if (!s.ok()) {
-        FB_LOG(kWarn, "sync") << "renewing the sync lease of integration " << id_ << ": " << s;  // tried again
-      } else if (changed == 0) {
-        return;  // finished, or taken over: the run's next page write finds out
-      }
-    }
-  }
-
-  Db& db_;
-  Clock& clock_;
-  const int64_t id_;
-  const std::string token_;
-  const int ttl_s_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread thread_;  // last: starts once the rest is set
-};
+    return changed != 0;  // 0: finished, or taken over: the run's next page write finds out
+  };
+}
 
 // The next list page, fetched on its own thread while the run maps and stores the current one. A
 // backfill is a chain of "list a page, map it, commit it"; without this, Fathom's answer time and the
@@ -403,7 +372,8 @@ Result<JobRecord> SyncEngine::run(const SyncRequest& request, const std::functio
 
   FB_TRY(acquire_lease(run));
   LiveLease live(run.lease_token);
-  LeaseKeeper keeper(db_, clock_, run.info.id, run.lease_token, options_.lease_ttl_s);
+  Renewer keeper(std::chrono::milliseconds(std::max<int64_t>(200, options_.lease_ttl_s * 1000LL / 3)),
+                 sync_lease_renewal(db_, clock_, run.info.id, run.lease_token, options_.lease_ttl_s));
   auto started = log_job_start(run, "running", "");
   if (!started.ok()) {
     (void)finish(run, started.status());
