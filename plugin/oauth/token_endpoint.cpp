@@ -176,7 +176,14 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
       auto body = nlohmann::json::parse(res.body, nullptr, /*allow_exceptions=*/false);
       FB_LOG(kDebug, "oauth") << "token request grant_type=" << grant_type << " attempt " << attempt << "/"
                               << max_attempts << ": HTTP " << res.status << " (" << res.body.size() << " bytes)";
-      if (res.status >= 200 && res.status < 300) {
+      // An error answer (RFC 6749 5.2) on a 2xx status, as some servers send (GitHub's): no token in
+      // it, an "error" code. Read as the 400 it means, so that an invalid_grant ends the grant
+      // instead of being retried after every cool-down forever.
+      const bool error_on_2xx = res.status >= 200 && res.status < 300 && body.is_object() &&
+                                !body.contains("access_token") && !body.contains("refresh_token") &&
+                                body.contains("error") && body["error"].is_string();
+      const int status = error_on_2xx ? 400 : res.status;
+      if (status >= 200 && status < 300) {
         // A 2xx answer may have rotated the refresh token even when its access token is unusable:
         // the refresh token it carries is read first, so the caller can keep it (RFC 6749 6).
         std::string unusable;
@@ -236,20 +243,20 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
       if (!description.empty()) msg += ": " + printable(scrub_secrets(description, scrub), 200);
       // RFC 6749 5.2 answers errors with 400: an invalid_grant on a 5xx (or any non-4xx) status is
       // a server fault, not a verdict on the grant, and is handled by its status below.
-      if (error == "invalid_grant" && res.status >= 400 && res.status < 500) {
+      if (error == "invalid_grant" && status >= 400 && status < 500) {
         if (st.outcome_unknown) msg += " (after an earlier request of this call got no answer)";
         return Status::InvalidGrant(msg);
       }
-      if (!transient_status(res.status)) {
-        if (error == "invalid_client" || res.status == 401) {
+      if (!transient_status(status)) {
+        if (error == "invalid_client" || status == 401) {
           return Status::Unauthenticated(
               "Fathom refused this app's client credentials: check the settings 'fathom.client_id' and "
               "'fathom.client_secret' (FATHOM_CLIENT_ID, FATHOM_CLIENT_SECRET); " + msg);
         }
         return Status::InvalidArgument(msg);
       }
-      unknown = unknown_outcome_status(res.status);
-      last = Status(res.status == 429 ? Code::kRateLimited : unknown ? Code::kTimeout : Code::kUnavailable, msg);
+      unknown = unknown_outcome_status(status);
+      last = Status(status == 429 ? Code::kRateLimited : unknown ? Code::kTimeout : Code::kUnavailable, msg);
       wait_ms = parse_retry_after_ms(res.header("Retry-After"), clock_.now_ms());
       if (wait_ms > options_.max_retry_after_ms) {
         return Status::RateLimited(msg + " (Retry-After " + std::to_string(wait_ms / 1000) + " s is too long to wait)");

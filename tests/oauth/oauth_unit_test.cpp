@@ -832,6 +832,40 @@ BOOST_AUTO_TEST_CASE(a_refresh_answer_that_cannot_be_read_puts_the_refresh_in_do
              s.store->load(id)->last_refresh_error);
 }
 
+// A strict peer's review (session 20): an error answer on a 2xx status (RFC 6749 5.2's body, sent
+// with 200 as some servers do, GitHub's among them) was read as "a token answer without an access
+// token": the old refresh token kept, a cool-down, and the dead token sent again after every
+// cool-down forever; the integration never became "reconnect required" and nobody was asked to
+// reconnect. It is the 400 it means: invalid_grant ends the grant at once, another error cools down.
+BOOST_AUTO_TEST_CASE(an_error_answer_with_a_2xx_status_is_read_as_the_error_it_is) {
+  {
+    Connected t;
+    auto [s, server, id] = std::tie(t.s, t.server, t.id);
+    server.refresh_body = [](const nlohmann::json&) {
+      return std::string(R"({"error":"invalid_grant","error_description":"refresh token revoked"})");
+    };
+    const int before = server.requests;
+    auto forced = s.tokens->force_refresh(id);
+    BOOST_TEST((forced.code() == Code::kReconnectRequired), forced.status().to_string());
+    BOOST_TEST(forced.status().message().find("refresh token revoked") != std::string::npos, forced.status().message());
+    BOOST_TEST(server.requests - before == 1);  // a verdict, not retried
+    BOOST_TEST(s.store->load(id)->status == "reconnect_required");
+    BOOST_TEST(s.count_events("reconnect_required") == 1);
+  }
+  {
+    Connected t;
+    auto [s, server, id] = std::tie(t.s, t.server, t.id);
+    server.refresh_body = [](const nlohmann::json&) { return std::string(R"({"error":"invalid_request"})"); };
+    auto forced = s.tokens->force_refresh(id);
+    BOOST_TEST(!forced.ok());
+    BOOST_TEST(forced.status().message().find("invalid_request") != std::string::npos, forced.status().message());
+    auto row = s.store->load(id);
+    BOOST_TEST(row->status == "active");  // not a verdict on the grant
+    BOOST_TEST(row->refresh_failures == 1);
+    BOOST_TEST(s.count_events("reconnect_required") == 0);
+  }
+}
+
 // RFC 6749 5.2 answers token errors with 400. An "invalid_grant" in a 5xx answer (a proxy's or a
 // failing server's) ended the integration at once; it is a server fault, retried by its status.
 BOOST_AUTO_TEST_CASE(invalid_grant_in_a_server_error_is_not_a_dead_grant) {
