@@ -28,7 +28,9 @@ std::function<bool()> refresh_lease_renewal(IntegrationStore& store, Clock& cloc
                              << held.status();
       return true;
     }
-    if (!*held) FB_LOG(kWarn, "oauth") << "integration " << id << ": the refresh lease was lost during the request";
+    if (!*held) {
+      FB_LOG(kWarn, "oauth") << "integration " << id << ": the refresh lease was lost during the request";
+    }
     return *held;
   };
 }

@@ -847,7 +847,8 @@ BOOST_AUTO_TEST_CASE(an_error_answer_with_a_2xx_status_is_read_as_the_error_it_i
     const int before = server.requests;
     auto forced = s.tokens->force_refresh(id);
     BOOST_TEST((forced.code() == Code::kReconnectRequired), forced.status().to_string());
-    BOOST_TEST(forced.status().message().find("refresh token revoked") != std::string::npos, forced.status().message());
+    BOOST_TEST(forced.status().message().find("refresh token revoked") != std::string::npos,
+               forced.status().message());
     BOOST_TEST(server.requests - before == 1);  // a verdict, not retried
     BOOST_TEST(s.store->load(id)->status == "reconnect_required");
     BOOST_TEST(s.count_events("reconnect_required") == 1);
@@ -858,7 +859,8 @@ BOOST_AUTO_TEST_CASE(an_error_answer_with_a_2xx_status_is_read_as_the_error_it_i
     server.refresh_body = [](const nlohmann::json&) { return std::string(R"({"error":"invalid_request"})"); };
     auto forced = s.tokens->force_refresh(id);
     BOOST_TEST(!forced.ok());
-    BOOST_TEST(forced.status().message().find("invalid_request") != std::string::npos, forced.status().message());
+    BOOST_TEST(forced.status().message().find("invalid_request") != std::string::npos,
+               forced.status().message());
     auto row = s.store->load(id);
     BOOST_TEST(row->status == "active");  // not a verdict on the grant
     BOOST_TEST(row->refresh_failures == 1);
