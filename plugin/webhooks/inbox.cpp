@@ -1005,7 +1005,8 @@ Status Inbox::replay(int64_t event_id) {
     FB_TRY(q.bind(1, clock_.now_ms()).bind(2, event_id).run());
     if (db_.changes() == 0) {
       FB_TRY(get(event_id).status());  // kNotFound when there is none (or it was purged)
-      return Status::FailedPrecondition("webhook event " + std::to_string(event_id) + " is being processed now");
+      return Status::FailedPrecondition("webhook event " + std::to_string(event_id) +
+                                        " is being processed now");
     }
     return notify_others();
   });

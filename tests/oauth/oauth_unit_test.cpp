@@ -510,7 +510,9 @@ BOOST_AUTO_TEST_CASE(a_token_endpoint_slower_than_the_lease_still_gets_one_refre
     auto got = a.tokens->force_refresh(id);
     a_got = got.ok() ? got->value.reveal() : got.status().to_string();
   });
-  for (int i = 0; i < 1000 && server.requests < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 1000 && server.requests < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   BOOST_REQUIRE(server.requests == 2);  // A's refresh is at the server
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the lease A took
   auto row = b.store->load(id);

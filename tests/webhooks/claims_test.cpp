@@ -549,8 +549,10 @@ BOOST_AUTO_TEST_CASE(a_replay_never_takes_an_event_from_the_worker_holding_it) {
   Status refused = b.inbox->replay(id);
   BOOST_TEST((refused.code() == Code::kFailedPrecondition), refused);
   BOOST_TEST(refused.message().find("being processed") != std::string::npos, refused);
-  BOOST_REQUIRE(a.inbox->finish_batch({{id, EventOutcome::kRetry, "again", clock.now_ms(), held->at(0).claim_token}},
-                                      record, 0).ok());  // the claim stood: its outcome is recorded
+  // The claim stood: its outcome is recorded.
+  const std::string token = held->at(0).claim_token;
+  BOOST_REQUIRE(
+      a.inbox->finish_batch({{id, EventOutcome::kRetry, "again", clock.now_ms(), token}}, record, 0).ok());
   BOOST_TEST((b.inbox->replay(id + 1000).code() == Code::kNotFound));
 
   std::atomic<bool> stop{false};
