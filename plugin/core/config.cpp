@@ -2,12 +2,15 @@
 // config file fails at start instead of silently using a default.
 #include "fathom_bridge/config.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/secret.h"
+#include "core/utf8.h"
 #include "crypto/sealer.h"
 #include "http/http_client.h"
 #include "store/db.h"
@@ -281,6 +284,20 @@ Status validate_config(const Config& c, ConfigRequirements req) {
   FB_TRY(check_positive(c.fathom.callback_timeout_ms, "fathom.callback_timeout_ms"));
   if (!c.frontend.url.empty()) FB_TRY(check_url(c.frontend.url, "frontend.url"));
   if (!c.webhooks.public_base_url.empty()) FB_TRY(check_url(c.webhooks.public_base_url, "webhooks.public_base_url"));
+  {
+    // The receiver's route and the URL registered at Fathom are prefix + "/" + token: without a
+    // leading '/' that URL was "https://hostwebhooks/...", and an empty prefix took every POST.
+    // (Trailing '/'s are dropped, as the registry does.)
+    const std::string& p = c.webhooks.path_prefix;
+    const std::string_view q = std::string_view(p).substr(0, p.find_last_not_of('/') + 1);
+    const bool chars = std::all_of(q.begin(), q.end(), [](unsigned char ch) {
+      return std::isalnum(ch) || ch == '/' || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+    });
+    if (q.size() < 2 || q.front() != '/' || q.find("//") != std::string::npos || !chars) {
+      return Status::Config("setting 'webhooks.path_prefix' must be a path like '/webhooks/fathom' (a leading "
+                            "'/'; letters, digits, '-', '.', '_', '~'), not '" + detail::utf8_text(p, 100) + "'");
+    }
+  }
   if (c.tokens.key.empty()) {
     return Status::Config("setting 'tokens.key' (FATHOM_BRIDGE_TOKEN_KEY) is missing: 32 random bytes, base64");
   }

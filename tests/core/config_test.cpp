@@ -46,6 +46,25 @@ BOOST_AUTO_TEST_CASE(defaults_follow_the_reference) {
   BOOST_TEST(c->webhooks.tolerance_s == 300);
 }
 
+// A strict peer's review (session 20): the prefix was not checked. Without a leading '/' the URL
+// registered at Fathom was "https://hostwebhooks/fathom/<token>" and no delivery matched the
+// route; an empty one mounted the receiver on every POST.
+BOOST_AUTO_TEST_CASE(the_webhook_path_prefix_must_be_a_path) {
+  for (const std::string good : {"/webhooks/fathom", "/hooks", "/a-b/c_d.e~f", "/webhooks/"}) {
+    auto c = fb::parse_config(R"({"tokens": {"key": ")" + kKey + R"("}, "webhooks": {"path_prefix": ")" + good +
+                                  R"("}})",
+                              false, {.oauth = false});
+    BOOST_TEST(c.ok(), good << ": " << c.status());
+  }
+  for (const std::string bad : {"", "/", "//", "webhooks/fathom", "//x", "/a//b", "/a b", "/x?y=1", "/x#y"}) {
+    auto c = fb::parse_config(R"({"tokens": {"key": ")" + kKey + R"("}, "webhooks": {"path_prefix": ")" + bad +
+                                  R"("}})",
+                              false, {.oauth = false});
+    BOOST_TEST((c.code() == fb::Code::kConfig), bad);
+    BOOST_TEST(c.status().message().find("webhooks.path_prefix") != std::string::npos, c.status().message());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(missing_settings_are_named) {
   auto c = fb::parse_config(R"({"tokens": {"key": ")" + kKey + R"("}})", false);
   BOOST_TEST(c.code() == fb::Code::kConfig);
