@@ -396,15 +396,17 @@ Status IntegrationStore::take_lease(int64_t integration_id, const std::string& o
   });
 }
 
-Result<bool> IntegrationStore::renew_lease(int64_t integration_id, const std::string& owner, int64_t until_ms) {
+Result<bool> IntegrationStore::renew_lease(int64_t integration_id, const std::string& owner, int64_t until_ms,
+                                           std::optional<std::chrono::steady_clock::time_point> deadline) {
   bool held = false;
-  Status s = db_.transaction([&]() -> Status {
+  auto renew = [&]() -> Status {
     Stmt& q = db_.prepare("UPDATE integrations SET refresh_lease_until=? WHERE id=? AND refresh_lease_owner=?");
     q.bind_all(until_ms, integration_id, owner);
     FB_TRY(q.run());
     held = db_.changes() == 1;
     return Status::Ok();
-  });
+  };
+  Status s = deadline ? db_.transaction_until(*deadline, renew) : db_.transaction(renew);
   FB_TRY(s);
   return held;
 }

@@ -17,9 +17,11 @@
 // database file.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -184,8 +186,10 @@ class IntegrationStore final : public IntegrationDirectory {
   Status transaction(const std::function<Status()>& fn);
   // Sets the refresh lease. REQUIRES: inside transaction() after load() showed it free or expired.
   Status take_lease(int64_t integration_id, const std::string& owner, int64_t until_ms);
-  // Extends the lease when `owner` still holds it; false when it was lost.
-  Result<bool> renew_lease(int64_t integration_id, const std::string& owner, int64_t until_ms);
+  // Extends the lease when `owner` still holds it; false when it was lost. With a deadline, waiting
+  // for the store ends there (kUnavailable), so a renewal never holds up its holder for long.
+  Result<bool> renew_lease(int64_t integration_id, const std::string& owner, int64_t until_ms,
+                           std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
   // Clears the lease when `owner` holds it.
   Status release_lease(int64_t integration_id, const std::string& owner);
   // Compare-and-swap: stores the new pair and bumps token_version to expected_version + 1 only

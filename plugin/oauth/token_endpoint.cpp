@@ -181,7 +181,8 @@ Result<TokenGrant> TokenEndpoint::post(const char* grant_type, std::vector<std::
       // instead of being retried after every cool-down forever.
       const bool error_on_2xx = res.status >= 200 && res.status < 300 && body.is_object() &&
                                 !body.contains("access_token") && !body.contains("refresh_token") &&
-                                body.contains("error") && body["error"].is_string();
+                                body.contains("error") && body["error"].is_string() &&
+                                !body["error"].get_ref<const std::string&>().empty();
       const int status = error_on_2xx ? 400 : res.status;
       if (status >= 200 && status < 300) {
         // A 2xx answer may have rotated the refresh token even when its access token is unusable:

@@ -18,11 +18,16 @@ std::string id_str(int64_t id) { return std::to_string(id); }
 // trickled in: the transport's timeouts are per read) let another process take it over as expired
 // and send the token again, which a rotating server answers with invalid_grant (that process then
 // marked a healthy grant "reconnect required" and the slow answer's new pair was thrown away) or by
-// revoking the grant.
+// revoking the grant. So while the holder lives, the others wait for its answer (a caller gives up
+// after two leases and 5 s with kUnavailable) rather than spend the token a second time.
 std::function<bool()> refresh_lease_renewal(IntegrationStore& store, Clock& clock, int64_t id,
                                             const std::string& owner, int64_t lease_ms) {
   return [&store, &clock, id, owner, lease_ms] {
-    Result<bool> held = store.renew_lease(id, owner, clock.now_ms() + lease_ms);
+    // Bounded (kUnavailable, tried again at the next beat): the holder's answer, and storing its new
+    // pair, wait for a renewal under way.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(std::min<int64_t>(lease_ms / 3, 2000));
+    Result<bool> held = store.renew_lease(id, owner, clock.now_ms() + lease_ms, deadline);
     if (!held.ok()) {
       FB_LOG(kWarn, "oauth") << "integration " << id << ": renewing the refresh lease during the request: "
                              << held.status();

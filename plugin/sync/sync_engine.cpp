@@ -646,7 +646,8 @@ constexpr size_t kMaxRefusalBytes = 1000;  // of a refused meeting's reason in t
 // included), a CRM's a whole page. Cut on a character, and marked.
 constexpr size_t kMaxMessageBytes = 2000;
 std::string job_text(std::string_view s) {
-  return s.size() > kMaxMessageBytes ? utf8_text(s, kMaxMessageBytes) + "... (cut)" : utf8_text(s);
+  std::string text = utf8_text(s);  // first: each ill-formed byte becomes three (U+FFFD)
+  return text.size() > kMaxMessageBytes ? utf8_text(text, kMaxMessageBytes) + "... (cut)" : text;
 }
 }  // namespace
 

@@ -868,6 +868,15 @@ BOOST_AUTO_TEST_CASE(an_error_answer_with_a_2xx_status_is_read_as_the_error_it_i
     BOOST_TEST(row->refresh_failures == 1);
     BOOST_TEST(s.count_events("reconnect_required") == 0);
   }
+  {
+    // An empty "error" is no error code: still a token answer without its token.
+    Connected t;
+    auto [s, server, id] = std::tie(t.s, t.server, t.id);
+    server.refresh_body = [](const nlohmann::json&) { return std::string(R"({"error":"","data":{}})"); };
+    auto forced = s.tokens->force_refresh(id);
+    BOOST_TEST((forced.code() == Code::kMalformed), forced.status().to_string());
+    BOOST_TEST(forced.status().message().find("no access_token") != std::string::npos, forced.status().message());
+  }
 }
 
 // RFC 6749 5.2 answers token errors with 400. An "invalid_grant" in a 5xx answer (a proxy's or a

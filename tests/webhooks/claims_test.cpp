@@ -563,6 +563,7 @@ BOOST_AUTO_TEST_CASE(a_replay_never_takes_an_event_from_the_worker_holding_it) {
       if (r.ok()) ++replayed;
       else if (r.code() == Code::kFailedPrecondition) ++refusals;
       else ++other;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));  // not a lock held back to back
     }
   });
   int cycles = 0, taken = 0;
@@ -575,16 +576,16 @@ BOOST_AUTO_TEST_CASE(a_replay_never_takes_an_event_from_the_worker_holding_it) {
     auto finished = a.inbox->finish_batch(
         {{id, EventOutcome::kRetry, "again", clock.now_ms(), claimed->at(0).claim_token}}, record, 0);
     ++cycles;
-    if (!finished.ok()) {
+    if (finished.code() == Code::kConflict) {  // its claim was wiped: the defect
       if (taken++ == 0) first_taken = finished.status().to_string();
     }
   }
   stop = true;
   replayer.join();
   BOOST_TEST(taken == 0, taken << " of " << cycles << " outcomes refused; first: " << first_taken);
-  BOOST_TEST(cycles > 20, cycles);
   BOOST_TEST(other == 0);
   if (store_engine_is_postgres()) {  // both sides met (SQLite's busy waits may let one side starve)
+    BOOST_TEST(cycles > 20, cycles);
     BOOST_TEST(replayed > 0);
     BOOST_TEST(refusals > 0);
   }
