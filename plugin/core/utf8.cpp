@@ -52,4 +52,10 @@ std::string utf8_text(std::string_view s, size_t max_bytes) {
   return out;
 }
 
+std::string utf8_excerpt(std::string_view s, size_t max_bytes, std::string_view marker) {
+  std::string text = utf8_text(s);
+  if (text.size() <= max_bytes) return text;
+  return utf8_text(text, max_bytes).append(marker);
+}
+
 }  // namespace fb::detail

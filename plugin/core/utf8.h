@@ -19,4 +19,9 @@ size_t utf8_sequence(std::string_view s, size_t i, char32_t* cp);
 // character).
 std::string utf8_text(std::string_view s, size_t max_bytes = std::string::npos);
 
+// `s` as utf8_text, and when that is longer than max_bytes, its first max_bytes (cut on a
+// character) followed by `marker`, so a reader knows text was left out. The bound holds after the
+// replacements (each ill-formed byte becomes three), not only on the bytes given.
+std::string utf8_excerpt(std::string_view s, size_t max_bytes, std::string_view marker = "...");
+
 }  // namespace fb::detail

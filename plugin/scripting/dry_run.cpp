@@ -143,7 +143,7 @@ bool locate_script(const Options& o, std::string* dir, std::string* rel, std::st
 }
 
 std::string one_line(const std::string& s, size_t max = 400) {
-  std::string out = s.size() > max ? utf8_text(s, max) + "..." : utf8_text(s);
+  std::string out = utf8_excerpt(s, max);
   for (char& c : out) {
     if (c == '\n') c = ' ';
   }

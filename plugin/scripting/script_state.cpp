@@ -158,7 +158,7 @@ Status ScriptState::run_protected(lua_CFunction fn, const std::string& context) 
   healthy_ = false;
   // A script's error may quote any bytes (a meeting's, cut inside a character): as UTF-8, so the
   // message can be stored and sent as JSON.
-  msg = msg.size() > kMaxErrorMessage ? utf8_text(msg, kMaxErrorMessage) + "..." : utf8_text(msg);
+  msg = utf8_excerpt(msg, kMaxErrorMessage);
   return Status::Script(msg + " [" + context + "]");
 }
 

@@ -645,10 +645,7 @@ constexpr size_t kMaxRefusalBytes = 1000;  // of a refused meeting's reason in t
 // can quote a whole row (PostgreSQL's DETAIL "Failing row contains (...)", the meeting's JSON
 // included), a CRM's a whole page. Cut on a character, and marked.
 constexpr size_t kMaxMessageBytes = 2000;
-std::string job_text(std::string_view s) {
-  std::string text = utf8_text(s);  // first: each ill-formed byte becomes three (U+FFFD)
-  return text.size() > kMaxMessageBytes ? utf8_text(text, kMaxMessageBytes) + "... (cut)" : text;
-}
+std::string job_text(std::string_view s) { return utf8_excerpt(s, kMaxMessageBytes, "... (cut)"); }
 }  // namespace
 
 Status SyncEngine::store_page(Run& run, const Page<Meeting>& page, const std::vector<BatchItem>& items) {

@@ -108,6 +108,12 @@ BOOST_AUTO_TEST_CASE(utf8_text_cuts_on_characters_and_replaces_ill_formed_bytes)
   BOOST_TEST(utf8_text("a\xC3") == "a\xEF\xBF\xBD");             // a character cut by someone else
   BOOST_TEST(utf8_text("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // an overlong '/'
   BOOST_TEST(utf8_text("\xED\xA0\x80").size() == 9u);           // a surrogate: three replacements
+  using fb::detail::utf8_excerpt;
+  BOOST_TEST(utf8_excerpt("short", 5) == "short");                 // all of it: no marker
+  BOOST_TEST(utf8_excerpt("caf\xC3\xA9s", 5, "[cut]") == "caf\xC3\xA9[cut]");
+  BOOST_TEST(utf8_excerpt("caf\xC3\xA9", 4) == "caf...");            // the cut falls before the é
+  // Four ill-formed bytes are twelve bytes of text: cut, although only four bytes were given.
+  BOOST_TEST(utf8_excerpt("\xFF\xFF\xFF\xFF", 6) == "\xEF\xBF\xBD\xEF\xBF\xBD...");
   BOOST_TEST(utf8_text("a\xFF", 3) == "a");                       // a replacement that does not fit
   BOOST_TEST(utf8_text("abc", 0).empty());
   // NUL: well-formed UTF-8, but PostgreSQL's text cannot hold it (the driver refuses such a value),
